@@ -1,0 +1,3 @@
+from hotspots.cli import main
+
+raise SystemExit(main())

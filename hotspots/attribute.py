@@ -1,0 +1,173 @@
+"""Attribute: which boundary areas each cell and hotspot spans.
+
+``read_boundaries`` loads every [[boundaries]] layer (any vector format, any
+CRS) into one GeoDataFrame in EPSG:27700 with columns ``layer``, ``area``,
+``geometry``. ``cell_areas`` gives each analysed cell the names of the areas it
+overlaps (``areas``, ';'-separated, all layers). ``hotspot_regions`` groups
+contiguous hot cells (``gi_class >= 2``, queen contiguity) into regions with
+columns ``region_id``, ``cells``, ``n``, ``weighted``, ``peak_z``, ``areas``,
+``cross_boundary`` and ``n_<evidence>``. ``area_summary`` is ``areas.csv``.
+"""
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy import ndimage
+
+from hotspots.config import Config
+from hotspots.errors import UserError
+from hotspots.grid import Grid
+
+BNG = "EPSG:27700"
+MIN_OVERLAP = 0.01  # a cell "touches" an area when at least 1 % of the cell lies in it
+
+
+def read_boundaries(cfg: Config) -> gpd.GeoDataFrame:
+    """All boundary layers of the config, reprojected to British National Grid."""
+    parts = []
+    for b in cfg.boundaries:
+        path = cfg.resolve(b.path)
+        if not path.exists():
+            raise UserError("the boundary file does not exist.", file=str(path))
+        try:
+            gdf = gpd.read_file(path, layer=b.layer) if b.layer else gpd.read_file(path)
+        except Exception as exc:  # pyogrio raises several types for unreadable files
+            raise UserError(f"the boundary file cannot be read ({exc}).", file=str(path)) from None
+        if b.name_field not in gdf.columns:
+            raise UserError(f"boundary layer '{b.id}' has no name field '{b.name_field}' "
+                            f"(fields: {', '.join(c for c in gdf.columns if c != 'geometry')}).",
+                            file=str(path), column=b.name_field)
+        if gdf.crs is None:
+            raise UserError(f"boundary layer '{b.id}' has no coordinate reference system (.prj missing?).",
+                            file=str(path))
+        gdf = gdf.to_crs(BNG)
+        gdf["geometry"] = shapely.make_valid(gdf.geometry.values)
+        parts.append(gpd.GeoDataFrame({"layer": b.id, "area": gdf[b.name_field].astype(str).str.strip(),
+                                       "geometry": gdf.geometry.values}, crs=BNG))
+    if not parts:
+        return gpd.GeoDataFrame({"layer": [], "area": []}, geometry=[], crs=BNG)
+    return pd.concat(parts, ignore_index=True)
+
+
+def study_area_from_layer(boundaries: gpd.GeoDataFrame, layer: str, names: list[str] | None,
+                          cfg_path: str) -> shapely.Geometry:
+    """The union of a boundary layer's areas (or only those named)."""
+    sel = boundaries[boundaries["layer"] == layer]
+    if names:
+        missing = sorted(set(names) - set(sel["area"]))
+        if missing:
+            raise UserError(f"[study] area_names: {', '.join(missing)} not found in boundary layer '{layer}' "
+                            f"(it has e.g. {', '.join(sorted(sel['area'])[:8])}).", file=cfg_path)
+        sel = sel[sel["area"].isin(names)]
+    return shapely.union_all(sel.geometry.values)
+
+
+def _touching(geoms: np.ndarray, boundaries: gpd.GeoDataFrame, min_share: float) -> list[list[str]]:
+    """For each geometry, the 'layer:area' keys of the boundary areas holding >= min_share of it."""
+    out: list[list[str]] = [[] for _ in range(len(geoms))]
+    if not len(boundaries) or not len(geoms):
+        return out
+    tree = shapely.STRtree(boundaries.geometry.values)
+    gi, bi = tree.query(geoms, predicate="intersects")
+    if len(gi):
+        share = shapely.area(shapely.intersection(geoms[gi], boundaries.geometry.values[bi]))
+        share = share / np.maximum(shapely.area(geoms[gi]), 1e-9)
+        layers = boundaries["layer"].to_numpy()
+        names = boundaries["area"].to_numpy()
+        for g, b, s in zip(gi, bi, share):
+            if s >= min_share:
+                out[g].append((layers[b], names[b]))
+    return [sorted(set(v)) for v in out]
+
+
+def _names(pairs: list[tuple[str, str]]) -> str:
+    return ";".join(dict.fromkeys(name for _, name in pairs))
+
+
+def _crosses(pairs: list[tuple[str, str]]) -> bool:
+    layers = [layer for layer, _ in pairs]
+    return any(layers.count(layer) >= 2 for layer in set(layers))
+
+
+def cell_areas(boxes: np.ndarray, boundaries: gpd.GeoDataFrame) -> tuple[list[str], list[list]]:
+    """``areas`` text per cell and the (layer, area) pairs behind it."""
+    pairs = _touching(boxes, boundaries, MIN_OVERLAP)
+    return [_names(p) for p in pairs], pairs
+
+
+def hotspot_regions(cells: gpd.GeoDataFrame, grid: Grid, cell_pairs: list[list]) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """Contiguous cells with ``gi_class >= 2`` as regions; returns (regions, region_id per cell)."""
+    hot = np.zeros(grid.mask.shape, dtype=bool)
+    rows, cols = grid.rows_cols
+    hot[rows, cols] = cells["gi_class"].to_numpy() >= 2
+    labels, count = ndimage.label(hot, structure=np.ones((3, 3), dtype=int))
+    lab = labels[rows, cols]
+    # Number regions by descending weighted count so R1 is the strongest.
+    order = []
+    for k in range(1, count + 1):
+        members = np.nonzero(lab == k)[0]
+        order.append((-cells["weighted"].to_numpy()[members].sum(), k))
+    rename = {k: f"R{i + 1}" for i, (_, k) in enumerate(sorted(order))}
+    region_of = np.array([rename.get(v, "") for v in lab], dtype=object)
+    ev_cols = [c for c in cells.columns if c.startswith("n_")]
+    recs = []
+    for k in sorted(rename, key=lambda k: int(rename[k][1:])):
+        members = np.nonzero(lab == k)[0]
+        sub = cells.iloc[members]
+        pairs = sorted({p for m in members for p in cell_pairs[m]})
+        rec = {"region_id": rename[k], "cells": len(members), "n": int(sub["n"].sum()),
+               "weighted": float(sub["weighted"].sum()), "peak_z": float(sub["gi_z"].max()),
+               "areas": _names(pairs), "cross_boundary": _crosses(pairs)}
+        rec.update({c: int(sub[c].sum()) for c in ev_cols})
+        rec["geometry"] = shapely.union_all(sub.geometry.values)
+        recs.append(rec)
+    cols_out = ["region_id", "cells", "n", "weighted", "peak_z", "areas", "cross_boundary", *ev_cols, "geometry"]
+    regions = gpd.GeoDataFrame(pd.DataFrame(recs, columns=cols_out), geometry="geometry", crs=BNG)
+    return regions, region_of
+
+
+def area_summary(cells: gpd.GeoDataFrame, cell_pairs: list[list], regions: gpd.GeoDataFrame,
+                 boundaries: gpd.GeoDataFrame) -> pd.DataFrame:
+    """``areas.csv``: per boundary area, the incidents and hot cells it holds and the regions touching it.
+
+    A cell on a boundary is counted in each area it touches, so totals over
+    areas can exceed the study total; ``n`` and ``weighted`` are shared out by
+    the share of the cell's area in each area.
+    """
+    recs = {}
+    keys = list(zip(boundaries["layer"], boundaries["area"]))
+    for key in keys:
+        recs[key] = {"layer": key[0], "area": key[1], "n": 0.0, "weighted": 0.0, "hot_cells": 0,
+                     "regions": set(), "cross_boundary_regions": set()}
+    boxes = cells.geometry.values
+    if len(boundaries) and len(boxes):
+        tree = shapely.STRtree(boundaries.geometry.values)
+        ci, bi = tree.query(boxes, predicate="intersects")
+        share = shapely.area(shapely.intersection(boxes[ci], boundaries.geometry.values[bi])) / shapely.area(boxes[ci])
+        n = cells["n"].to_numpy(float)
+        wsum = cells["weighted"].to_numpy(float)
+        hot = cells["gi_class"].to_numpy() >= 2
+        reg = cells["region_id"].to_numpy()
+        cross = dict(zip(regions["region_id"], regions["cross_boundary"]))
+        for c, b, s in zip(ci, bi, share):
+            if s < MIN_OVERLAP:
+                continue
+            r = recs[keys[b]]
+            r["n"] += n[c] * s
+            r["weighted"] += wsum[c] * s
+            r["hot_cells"] += int(hot[c])
+            if reg[c]:
+                r["regions"].add(reg[c])
+                if cross.get(reg[c]):
+                    r["cross_boundary_regions"].add(reg[c])
+    rows = []
+    for r in recs.values():
+        rows.append({**r, "n": round(r["n"], 1), "weighted": round(r["weighted"], 2),
+                     "regions": len(r["regions"]), "cross_boundary_regions": len(r["cross_boundary_regions"])})
+    cols = ["layer", "area", "n", "weighted", "hot_cells", "regions", "cross_boundary_regions"]
+    out = pd.DataFrame(rows, columns=cols)
+    # Areas the study area does not reach are left out.
+    touched = out["n"].gt(0) | out["hot_cells"].gt(0) | out["regions"].gt(0)
+    return out[touched].sort_values(["layer", "weighted"], ascending=[True, False]).reset_index(drop=True)

@@ -1,0 +1,151 @@
+"""The command line: parse arguments, call the pipeline, print a summary.
+
+Exit codes: 0 success, 1 user error (one paragraph naming file, row and
+column; no traceback unless --debug), 2 usage error (argparse).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from hotspots import __version__
+from hotspots.errors import UserError
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "london_city_fringe" / "partnership.toml"
+
+
+def _example_config() -> Path:
+    if EXAMPLE.is_file():
+        return EXAMPLE
+    raise UserError("the bundled example is not installed with this copy of hotspots.",
+                    hint="Run 'hotspots demo' from a clone of the repository (make demo).")
+
+
+def _print_accounting(summary, out=sys.stdout) -> None:
+    cols = ["source_id", "files", "rows_read", "rows_loaded", "rows_filtered", "rows_rejected"]
+    heads = ["source", "files", "read", "loaded", "filtered", "rejected"]
+    widths = [max(len(h), *(len(f"{v:,}" if isinstance(v, int) else str(v)) for v in summary[c]))
+              for h, c in zip(heads, cols)]
+    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(heads, widths))), file=out)
+    for rec in summary.to_dict(orient="records"):
+        cells = [str(rec[cols[0]]).ljust(widths[0])]
+        cells += [f"{int(rec[c]):,}".rjust(w) for c, w in zip(cols[1:], widths[1:])]
+        print("  ".join(cells), file=out)
+        if rec.get("top_reject_reasons"):
+            print(f"    top reject reasons: {rec['top_reject_reasons']}", file=out)
+
+
+def cmd_run(args, config: Path | None = None, default_out: Path | None = None) -> int:
+    from hotspots.config import load_config
+    from hotspots.pipeline import analyse, publish
+    from hotspots.progress import Progress
+
+    cfg = load_config(config or args.config)
+    out = Path(args.out) if args.out else (default_out or cfg.base / "output")
+    progress = Progress()
+    try:
+        result = analyse(cfg, progress)
+        with progress.step("publish"):
+            paths = publish(result, out)
+    finally:
+        progress.close()
+    _print_accounting(result.ledger.summary(result.accounting))
+    p = result.parameters
+    print(f"\ncell size {p['cell_size_m']['value']:g} m ({p['cell_size_m']['how']}); "
+          f"neighbourhood {p['neighbour_distance_m']['value']:.0f} m; FDR alpha {p['fdr_alpha']['value']:g}")
+    s = {"cells": result.grid.n, "hot": int((result.cells['gi_class'] >= 2).sum()),
+         "regions": len(result.regions),
+         "cross": int(result.regions['cross_boundary'].sum()) if len(result.regions) else 0}
+    print(f"{len(result.incidents):,} incidents on {s['cells']:,} cells: {s['hot']} hot cells (95 %+, FDR), "
+          f"{s['regions']} hotspot regions, {s['cross']} crossing a boundary.")
+    print(f"outputs in {paths['out']}")
+    for key, path in paths.items():
+        if key.startswith("map_"):
+            print(f"map ({key[4:]} tier): {path}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    return cmd_run(args, config=_example_config(), default_out=Path.cwd() / "hotspots-demo")
+
+
+def cmd_validate(args) -> int:
+    from hotspots.config import load_config
+    from hotspots.load import load_sources
+
+    cfg = load_config(args.config)
+    loaded = load_sources(cfg, keep_going=True)
+    acc = loaded.ledger.accounting(loaded.incidents)
+    _print_accounting(loaded.ledger.summary(acc))
+    print("\n(validate does not clip to the study area: 'run' may reject more rows as outside it.)")
+    for sid, message in loaded.ledger.failures.items():
+        print(f"\nsource '{sid}' FAILED: {message}")
+    return 1 if loaded.ledger.failures else 0
+
+
+def cmd_schemas(args) -> int:
+    from hotspots.schema import builtin_schemas, source_schema
+
+    print("built-in source schemas:")
+    for name, path in builtin_schemas().items():
+        print(f"  {name:24s} {source_schema(name).get('title', '')}")
+    if args.config:
+        from hotspots.config import load_config
+        cfg = load_config(args.config)
+        own = sorted({s.schema for s in cfg.sources if s.schema not in builtin_schemas()})
+        if own:
+            print(f"schemas of {cfg.path.name}:")
+            for name in own:
+                print(f"  {name:24s} {source_schema(name, cfg.base).get('title', '')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotspots", description="Multi-agency violence hotspot analysis: "
+                                     "load partner data, weight it, find hotspots across boundaries, publish maps.")
+    parser.add_argument("--version", action="version", version=f"hotspots {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the bundled City of London example and write all outputs")
+    p.add_argument("--out", help="output folder (default: hotspots-demo/ in the current folder)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="run the pipeline on a config")
+    p.add_argument("config", help="the partnership's TOML config")
+    p.add_argument("--out", help="output folder (default: output/ beside the config)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="load and check every source without analysing")
+    p.add_argument("config", help="the partnership's TOML config")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schemas", help="list the source schemas available")
+    p.add_argument("config", nargs="?", help="also list the schemas this config uses")
+    p.set_defaults(func=cmd_schemas)
+    for name, action in sub.choices.items():
+        action.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"hotspots: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("hotspots: interrupted", file=sys.stderr)
+        return 1
+    except Exception as exc:  # an unexpected failure still reaches the user as one paragraph
+        if args.debug:
+            raise
+        print(f"hotspots: internal error ({type(exc).__name__}: {exc}). This is a bug in hotspots; "
+              f"run again with --debug for the traceback and report it.", file=sys.stderr)
+        return 1

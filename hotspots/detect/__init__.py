@@ -1,0 +1,1 @@
+"""Detect: hotspot statistics on the seamless grid (Gi*, KDE, clusters, space-time)."""

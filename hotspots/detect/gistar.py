@@ -1,0 +1,116 @@
+"""Getis-Ord Gi* on a grid of cells, with Benjamini-Hochberg FDR control.
+
+Gi* includes the cell itself in its own neighbourhood and uses binary weights
+(1 within the neighbourhood distance, 0 beyond), as ArcGIS's Hot Spot Analysis
+and PySAL esda's ``G_Local(star=True, transform="B")`` do. The z-scores are the
+analytical (normal approximation) ones; ``tests/test_gistar.py`` checks them
+against esda to 1e-9.
+
+Written with a sparse matrix product rather than esda: on a 90,000-cell grid
+this is 2-4 ms against esda's 2 s with identical z (measured, see benchmarks/).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.stats import norm
+
+def neighbour_matrix(cols: np.ndarray, rows: np.ndarray, cell_size: float,
+                     distance: float) -> sp.csr_matrix:
+    """Binary neighbours (self included) of square cells within ``distance``.
+
+    ``cols``/``rows`` are the integer grid positions of the n analysed cells;
+    two cells are neighbours when their centres are at most ``distance`` metres
+    apart. Returns an n x n CSR matrix of 0/1 with ones on the diagonal.
+    """
+    cols = np.asarray(cols, dtype=np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
+    n = len(cols)
+    reach = int(np.floor(distance / cell_size + 1e-9))
+    # A dense lookup table of cell numbers, padded by the reach, so that each
+    # neighbour offset is one vectorised gather (no Python loop over cells).
+    c0, r0 = cols.min() - reach, rows.min() - reach
+    table = np.full((rows.max() - r0 + reach + 1, cols.max() - c0 + reach + 1), -1, dtype=np.int64)
+    table[rows - r0, cols - c0] = np.arange(n)
+    src, dst = [], []
+    for dc in range(-reach, reach + 1):
+        for dr in range(-reach, reach + 1):
+            if (dc * dc + dr * dr) * cell_size ** 2 > distance ** 2 + 1e-6:
+                continue
+            j = table[rows - r0 + dr, cols - c0 + dc]
+            ok = j >= 0
+            src.append(np.nonzero(ok)[0])
+            dst.append(j[ok])
+    src, dst = np.concatenate(src), np.concatenate(dst)
+    return sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+
+
+def gi_star(values: np.ndarray, w: sp.csr_matrix) -> np.ndarray:
+    """Gi* z-scores of ``values`` (one per cell) under binary weights ``w``.
+
+    ``w`` must include the diagonal (a cell is its own neighbour). Returns the
+    z-score per cell; cells are NaN when the values have no variance.
+    """
+    x = np.asarray(values, dtype=float)
+    n = x.size
+    xbar = x.mean()
+    s = np.sqrt((x * x).mean() - xbar * xbar)
+    wi = np.asarray(w.sum(axis=1)).ravel()
+    s1 = np.asarray(w.multiply(w).sum(axis=1)).ravel()
+    lag = w @ x
+    denom = s * np.sqrt((n * s1 - wi * wi) / (n - 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (lag - xbar * wi) / denom
+    z[~np.isfinite(z)] = np.nan if s == 0 else 0.0
+    return z
+
+
+def p_two_sided(z: np.ndarray) -> np.ndarray:
+    """Two-sided normal p-value of each z (NaN stays NaN)."""
+    return 2.0 * norm.sf(np.abs(z))
+
+
+def bh_qvalues(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values); NaN p gives NaN q."""
+    p = np.asarray(p, dtype=float)
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    m = int(ok.sum())
+    if m == 0:
+        return q
+    pv = p[ok]
+    order = np.argsort(pv)
+    ranked = pv[order] * m / np.arange(1, m + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(ranked, 1.0)
+    q[ok] = out
+    return q
+
+
+def gi_class(z: np.ndarray, q: np.ndarray, fdr_alpha: float = 0.05) -> np.ndarray:
+    """Gi_Bin-style class -3..3 from z and Benjamini-Hochberg q-values.
+
+    As ArcGIS's Hot Spot Analysis with its FDR correction: a cell is classed 3
+    (hot at 99 %) when q <= alpha/5, 2 (95 %) when q <= alpha, 1 (90 %) when
+    q <= 2 * alpha; negative for cold. With the default alpha 0.05 these are
+    the familiar 0.01 / 0.05 / 0.10 levels; regions use classes >= 2, that is
+    q <= fdr_alpha.
+    """
+    z = np.asarray(z, dtype=float)
+    q = np.asarray(q, dtype=float)
+    out = np.zeros(z.shape, dtype=np.int8)
+    sign = np.sign(np.nan_to_num(z)).astype(np.int8)
+    for level, mag in ((2 * fdr_alpha, 1), (fdr_alpha, 2), (fdr_alpha / 5, 3)):
+        sig = np.isfinite(q) & (q <= level)
+        out[sig] = sign[sig] * mag
+    return out
+
+
+def hotspot_gistar(weighted: np.ndarray, w: sp.csr_matrix, fdr_alpha: float = 0.05) -> dict[str, np.ndarray]:
+    """Gi* of the weighted counts per cell: ``gi_z``, ``gi_p`` (two-sided),
+    ``gi_q`` (Benjamini-Hochberg over all analysed cells) and ``gi_class``."""
+    z = gi_star(weighted, w)
+    p = p_two_sided(z)
+    q = bh_qvalues(p)
+    return {"gi_z": z, "gi_p": p, "gi_q": q, "gi_class": gi_class(z, q, fdr_alpha)}

@@ -1,0 +1,32 @@
+"""Merge records of the same incident that share a source reference.
+
+police.uk publishes the same crime more than once: adjacent ward queries of
+the API overlap, and a crime near a force boundary appears in both forces'
+data (the API's ``persistent_id`` equals the street CSV's ``Crime ID``). The
+first record (in config order, then file order) is kept, within the
+schema's dedupe scope (references of unrelated formats never collide); the others become
+rejects "duplicate of <incident_id>". Records without a reference are never
+merged here.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from hotspots.load.ledger import Ledger
+
+
+def merge_duplicates(incidents: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
+    """Keep the first of each ``source_ref``; record the rest as rejects."""
+    if "_dedupe" not in incidents or not len(incidents):
+        return incidents
+    ref = incidents["_dedupe"].fillna("")
+    has = ref != ""
+    dup = has & ref.duplicated(keep="first")
+    if not dup.any():
+        return incidents
+    first = incidents.loc[has & ~dup].set_index("_dedupe")["incident_id"]
+    gone = incidents[dup]
+    for (sid, path), grp in gone.groupby(["source_id", "_file"], sort=False):
+        ledger.reject(sid, path, grp["_row"].to_numpy(),
+                      ("duplicate of " + grp["_dedupe"].map(first)).to_numpy(), "source_ref")
+    return incidents[~dup].copy()

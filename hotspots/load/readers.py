@@ -1,0 +1,98 @@
+"""Read one partner file into a table of strings, whatever its format.
+
+Every reader returns a DataFrame whose values are strings (empty for blank
+cells) and an integer column ``_row``: the 1-based data row of the file (the
+first row after the header is row 1; for JSON, the position in the array).
+Format quirks are handled here and nowhere else.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from hotspots.errors import UserError
+
+
+def _finish(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.fillna("").astype(str)
+    # Blank cells holding only spaces (a spreadsheet habit) count as blank.
+    df = df.apply(lambda s: s.str.strip())
+    df.insert(0, "_row", range(1, len(df) + 1))
+    return df.reset_index(drop=True)
+
+
+def read_csv(path: Path, spec: dict) -> pd.DataFrame:
+    header = spec.get("header", 0)
+    names = spec.get("names")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=spec.get("encoding", "utf-8-sig"),
+                         sep=spec.get("delimiter", ","), header=None if names else header, names=names,
+                         engine="python" if len(spec.get("delimiter", ",")) > 1 else "c",
+                         skipinitialspace=False)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"the file is not {spec.get('encoding', 'utf-8')} text ({exc.reason} at byte {exc.start}).",
+                        file=str(path), hint="Set the schema's reader encoding (e.g. cp1252).") from None
+    except pd.errors.ParserError as exc:
+        raise UserError(f"the CSV cannot be parsed ({exc}).", file=str(path)) from None
+    except pd.errors.EmptyDataError:
+        raise UserError("the file is empty.", file=str(path)) from None
+    return _finish(df)
+
+
+def read_json(path: Path, spec: dict) -> pd.DataFrame:
+    try:
+        data = json.loads(path.read_text(encoding=spec.get("encoding", "utf-8")))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"the JSON cannot be parsed ({exc.msg} at line {exc.lineno} column {exc.colno}).",
+                        file=str(path)) from None
+    record_path = spec.get("records")
+    if record_path:
+        for key in record_path.split("."):
+            data = data.get(key, []) if isinstance(data, dict) else []
+    if not isinstance(data, list):
+        raise UserError("the JSON is not an array of records.", file=str(path))
+    if not data:
+        return _finish(pd.DataFrame())
+    return _finish(pd.json_normalize(data))
+
+
+def read_excel(path: Path, spec: dict) -> pd.DataFrame:
+    try:
+        df = pd.read_excel(path, sheet_name=spec.get("sheet", 0), header=spec.get("header", 0), dtype=str)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"the Excel file cannot be read ({exc}).", file=str(path)) from None
+    return _finish(df)
+
+
+def read_vector(path: Path, spec: dict) -> pd.DataFrame:
+    """GeoJSON / GeoPackage / shapefile of points: attributes plus ``_x``/``_y`` in the layer's CRS."""
+    import pyogrio
+    try:
+        gdf = pyogrio.read_dataframe(path, layer=spec.get("layer"))
+    except Exception as exc:  # pyogrio raises several error types for unreadable files
+        raise UserError(f"the vector file cannot be read ({exc}).", file=str(path)) from None
+    geom = gdf.geometry
+    attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    ok = geom.notna() & ~geom.is_empty
+    attrs["_x"] = ""
+    attrs["_y"] = ""
+    pts = geom[ok].representative_point()
+    attrs.loc[ok, "_x"] = pts.x.map(repr)
+    attrs.loc[ok, "_y"] = pts.y.map(repr)
+    attrs["_crs"] = gdf.crs.to_string() if gdf.crs else ""
+    return _finish(attrs)
+
+
+READERS = {"csv": read_csv, "json": read_json, "excel": read_excel, "vector": read_vector}
+
+
+def read_table(path: Path, reader: dict) -> pd.DataFrame:
+    """Read ``path`` with the schema's ``reader`` entry (``format`` plus options)."""
+    fmt = reader.get("format", "csv")
+    if fmt not in READERS:
+        raise UserError(f"unknown reader format '{fmt}' (have {', '.join(READERS)}).", file=str(path))
+    if not path.is_file():
+        raise UserError("the file does not exist.", file=str(path))
+    return READERS[fmt](path, reader)

@@ -1,0 +1,200 @@
+"""The partnership's HTML map: Folium, self-contained, one file per audience tier.
+
+Input: a pipeline ``Result``. Output: an HTML string that opens with no
+network (assets inlined by ``offline.make_self_contained``). Layers:
+boundaries with their names, Gi* cells by confidence, hotspot regions
+(cross-boundary ones highlighted), a legend and a methods panel. Only
+significant cells are drawn, so the file stays small at any data size.
+
+Every string that comes from an input (area names, source ids, categories,
+config text) goes through ``esc`` before it reaches Folium: Folium puts
+popups, tooltips and layer names into the page as raw HTML and JavaScript.
+"""
+from __future__ import annotations
+
+import html
+from datetime import datetime
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from hotspots.publish.offline import make_self_contained
+
+WGS84 = "EPSG:4326"
+GI_COLOURS = {3: "#b2182b", 2: "#ef8a62", 1: "#fddbc7", -1: "#d1e5f0", -2: "#67a9cf", -3: "#2166ac"}
+GI_LABELS = {3: "Hot spot, 99 % confidence", 2: "Hot spot, 95 %", 1: "Hot spot, 90 %",
+             -1: "Cold spot, 90 %", -2: "Cold spot, 95 %", -3: "Cold spot, 99 %"}
+CROSS_COLOUR = "#7b3294"
+
+
+def esc(value) -> str:
+    """Escape text for HTML, and neutralise ``$`` and backticks (template-literal payloads)."""
+    return html.escape(str(value), quote=True).replace("$", "&#36;").replace("`", "&#96;")
+
+
+def _web(gdf: gpd.GeoDataFrame, columns: list[str]) -> gpd.GeoDataFrame:
+    """The columns a layer shows, escaped, in WGS84 with coordinates rounded to ~0.1 m."""
+    out = gdf[columns + [gdf.geometry.name]].to_crs(WGS84)
+    for c in columns:
+        if out[c].dtype.kind in "OSUT" or str(out[c].dtype) in ("str", "string"):
+            out[c] = out[c].map(esc)
+    out = out.set_geometry(shapely.set_precision(out.geometry.values, 1e-6))
+    return out
+
+
+def _fmt(df: pd.DataFrame, col: str, digits: int) -> pd.Series:
+    return df[col].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}f}")
+
+
+def _cells_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
+    group = folium.FeatureGroup(name="Gi* hot and cold spots (cells)", show=True)
+    sig = cells[cells["gi_class"] != 0].copy()
+    if not len(sig):
+        return group
+    sig["z"] = _fmt(sig, "gi_z", 2)
+    sig["q"] = sig["gi_q"].map(lambda v: f"{v:.2g}")
+    sig["weighted_txt"] = _fmt(sig, "weighted", 1)
+    sig["confidence"] = sig["gi_class"].map(GI_LABELS)
+    data = _web(sig, ["cell_id", "gi_class", "confidence", "n", "weighted_txt", "z", "q", "areas", "region_id"])
+    folium.GeoJson(
+        data, name="gi_cells",
+        style_function=lambda f: {"fillColor": GI_COLOURS[f["properties"]["gi_class"]], "color": "#555555",
+                                  "weight": 0.3, "fillOpacity": 0.75},
+        popup=folium.GeoJsonPopup(
+            fields=["cell_id", "confidence", "n", "weighted_txt", "z", "q", "areas", "region_id"],
+            aliases=["Cell", "Gi*", "Incidents", "Weighted", "z", "q (FDR)", "Areas", "Region"],
+            localize=True),
+    ).add_to(group)
+    return group
+
+
+def _regions_layer(regions: gpd.GeoDataFrame) -> folium.FeatureGroup:
+    group = folium.FeatureGroup(name="Hotspot regions (purple: cross-boundary)", show=True)
+    if not len(regions):
+        return group
+    reg = regions.copy()
+    reg["weighted_txt"] = _fmt(reg, "weighted", 1)
+    reg["peak"] = _fmt(reg, "peak_z", 2)
+    reg["crosses"] = np.where(reg["cross_boundary"], "yes", "no")
+    data = _web(reg, ["region_id", "cells", "n", "weighted_txt", "peak", "areas", "crosses"])
+    folium.GeoJson(
+        data, name="regions",
+        style_function=lambda f: {"fill": False, "color": CROSS_COLOUR if f["properties"]["crosses"] == "yes"
+                                  else "#111111", "weight": 3.5 if f["properties"]["crosses"] == "yes" else 2,
+                                  "dashArray": "6 4" if f["properties"]["crosses"] == "yes" else None},
+        popup=folium.GeoJsonPopup(fields=["region_id", "cells", "n", "weighted_txt", "peak", "areas", "crosses"],
+                                  aliases=["Region", "Cells", "Incidents", "Weighted", "Peak z", "Areas",
+                                           "Crosses a boundary"]),
+    ).add_to(group)
+    return group
+
+
+def _boundaries_layer(boundaries: gpd.GeoDataFrame, study_area) -> folium.FeatureGroup:
+    group = folium.FeatureGroup(name="Boundaries (names)", show=True)
+    near = boundaries[boundaries.intersects(study_area.buffer(500))]
+    if not len(near):
+        return group
+    near = near.assign(geometry=near.geometry.simplify(5))
+    data = _web(near, ["layer", "area"])
+    folium.GeoJson(data, name="boundaries",
+                   style_function=lambda f: {"fill": False, "color": "#333333", "weight": 1.5, "opacity": 0.8},
+                   tooltip=folium.GeoJsonTooltip(fields=["area"], aliases=["Area"])).add_to(group)
+    labels = near.assign(geometry=near.geometry.intersection(study_area.buffer(300)).representative_point())
+    labels = labels[~labels.geometry.is_empty].to_crs(WGS84)
+    for _, row in labels.iterrows():
+        folium.Marker([row.geometry.y, row.geometry.x], icon=folium.DivIcon(
+            html=f'<div class="hs-label">{esc(row["area"])}</div>', icon_size=(140, 16), icon_anchor=(70, 8)),
+        ).add_to(group)
+    return group
+
+
+def _study_area_layer(area) -> folium.FeatureGroup:
+    group = folium.FeatureGroup(name="Study area", show=True)
+    gdf = gpd.GeoDataFrame(geometry=[area], crs="EPSG:27700").to_crs(WGS84)
+    folium.GeoJson(gdf, name="study_area", interactive=False,
+                   style_function=lambda f: {"fillColor": "#ffffff", "fillOpacity": 0.55, "color": "#888888",
+                                             "weight": 1, "dashArray": "2 3"}).add_to(group)
+    return group
+
+
+def _legend() -> str:
+    rows = "".join(f'<div><span class="hs-swatch" style="background:{GI_COLOURS[k]}"></span>{esc(v)}</div>'
+                   for k, v in GI_LABELS.items())
+    rows += (f'<div><span class="hs-swatch" style="background:none;border:2px solid #111"></span>Hotspot region</div>'
+             f'<div><span class="hs-swatch" style="background:none;border:2px dashed {CROSS_COLOUR}"></span>'
+             f'Region crossing a boundary</div>')
+    return f'<div class="hs-panel hs-legend" id="hs-legend"><b>Gi* (FDR-controlled)</b>{rows}</div>'
+
+
+def _methods(result) -> str:
+    cfg, p = result.cfg, result.parameters
+    acc = result.ledger.summary(result.accounting)
+    src = {s.id: s for s in cfg.sources}
+    rows = "".join(
+        f"<tr><td>{esc(r.source_id)}</td><td>{esc(src[r.source_id].schema)}</td>"
+        f"<td>{esc(src[r.source_id].evidence or '')}</td><td>{r.rows_read:,}</td><td>{r.rows_loaded:,}</td>"
+        f"<td>{r.rows_filtered:,}</td><td>{r.rows_rejected:,}</td><td>{esc(r.top_reject_reasons)}</td></tr>"
+        for r in acc.itertuples())
+    legal = "".join(f"<li>{esc(s.id)}: {esc(s.legal_basis or 'not recorded')}"
+                    f"{'; sharing agreement ' + esc(s.sharing_agreement) if s.sharing_agreement else ''}</li>"
+                    for s in cfg.sources)
+    w = result.weights
+    weights = ", ".join(f"{esc(k)} {v:g}" for k, v in w["evidence"].items())
+    srcw = ", ".join(f"{esc(k)} {v:g}" for k, v in w["sources"].items())
+    params = "".join(f"<li><b>{esc(k)}</b>: {esc(v['value'] if not isinstance(v['value'], float) else round(v['value'], 1))}"
+                     f" ({esc(v['how'])})</li>" for k, v in p.items())
+    attribution = "".join(f"<li>{esc(a)}</li>" for a in cfg.attribution)
+    return f"""
+<div class="hs-panel hs-methods" id="hs-methods"><details><summary><b>Methods and sources</b></summary>
+<p><b>{esc(cfg.name)}</b>: incidents from {esc(cfg.start_label)} to {esc(cfg.end_label)}. Map made
+{esc(datetime.now().strftime('%Y-%m-%d %H:%M'))} by hotspots.</p>
+<table><tr><th>Source</th><th>Schema</th><th>Evidence</th><th>Read</th><th>Loaded</th><th>Filtered</th>
+<th>Rejected</th><th>Top reject reasons</th></tr>{rows}</table>
+<p><b>Weights</b> (weight = source x evidence class x grade): evidence {weights}; sources {srcw}.
+Stop and search and other police activity is context, not risk (weight 0).</p>
+<p><b>Method</b>: Getis-Ord Gi* on one seamless grid across all boundaries, the cell included in its own
+neighbourhood, binary weights; p-values two-sided, Benjamini-Hochberg false discovery rate across cells;
+classes as ArcGIS's Gi_Bin. Locations from police.uk are anonymised snap points and dates are month-only.
+Coordinates reprojected with pyproj (about 2 m from the OS transformation).</p>
+<ul>{params}</ul>
+<p><b>Legal basis</b></p><ul>{legal}</ul>
+<p><b>Attribution</b></p><ul>{attribution}</ul>
+</details></div>"""
+
+
+CSS = """<style>
+.hs-panel{position:absolute;z-index:1000;background:rgba(255,255,255,.94);padding:6px 9px;border-radius:4px;
+ box-shadow:0 1px 5px rgba(0,0,0,.4);font:12px/1.35 sans-serif;}
+.hs-legend{bottom:48px;left:10px;}
+.hs-methods{top:10px;left:54px;max-width:46%;max-height:80%;overflow:auto;}
+.hs-methods table{border-collapse:collapse;font-size:11px}.hs-methods td,.hs-methods th{border:1px solid #ccc;padding:1px 4px}
+.hs-swatch{display:inline-block;width:14px;height:11px;margin-right:5px;vertical-align:middle;border:1px solid #777}
+.hs-label{font:bold 11px sans-serif;color:#333;text-align:center;text-shadow:0 0 3px #fff,0 0 3px #fff;white-space:nowrap}
+.leaflet-container{background:#f2f2ef}
+</style>"""
+
+
+def build_map(result, tier: str = "partner") -> str:
+    """The self-contained HTML of the ``tier`` map for a pipeline ``Result``."""
+    area_wgs = gpd.GeoSeries([result.study_area], crs="EPSG:27700").to_crs(WGS84)
+    minx, miny, maxx, maxy = area_wgs.total_bounds
+    tiles = result.cfg.outputs.get("tiles")
+    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=14, tiles=None,
+                   maxZoom=19, control_scale=True)
+    if tiles:
+        folium.TileLayer(tiles=str(tiles), attr=esc(result.cfg.outputs.get("tiles_attribution", "Base map")),
+                         name="Base map", max_zoom=19).add_to(m)
+    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    _study_area_layer(result.study_area).add_to(m)
+    _boundaries_layer(result.boundaries, result.study_area).add_to(m)
+    _cells_layer(result.cells).add_to(m)
+    _regions_layer(result.regions).add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    root = m.get_root()
+    root.header.add_child(folium.Element(CSS))
+    root.html.add_child(folium.Element(_legend() + _methods(result)))
+    root.title = esc(f"{result.cfg.name}: hotspots ({tier})")
+    return make_self_contained(root.render())

@@ -1,0 +1,112 @@
+"""The common incident schema, the category taxonomy and the source schemas.
+
+Everything here is read from ``data_schemas/``: the schema is data, this module
+only loads it and enforces it. ``enforce`` is the allow-list: only the fields
+of ``common.schema.json`` survive loading.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hotspots.errors import UserError
+
+
+def schemas_dir() -> Path:
+    """The folder of built-in schemas: the repository's ``data_schemas/``, installed
+    inside the package as ``hotspots/data_schemas``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "data_schemas", here.parent / "data_schemas"):
+        if (candidate / "common.schema.json").is_file():
+            return candidate
+    raise RuntimeError("data_schemas/ is missing from this installation of hotspots")
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+COMMON = _read_json(schemas_dir() / "common.schema.json")
+FIELDS = [f["name"] for f in COMMON["fields"]]
+_FIELD = {f["name"]: f for f in COMMON["fields"]}
+EVIDENCE_CLASSES = tuple(_FIELD["evidence"]["constraints"]["enum"])
+_TAX = _read_json(schemas_dir() / "taxonomy.json")
+TAXONOMY: dict[str, dict] = _TAX["categories"]
+CATEGORY_MAPS: dict[str, dict[str, str]] = _TAX["maps"]
+DEFAULT_WEIGHTS = _read_json(schemas_dir() / "weights.json")
+
+_DTYPES = {"string": "str", "integer": "Int64", "number": "float64", "datetime": "datetime64[ns]"}
+
+
+def builtin_schemas() -> dict[str, Path]:
+    """Names and paths of the built-in source schemas (every JSON file with a ``reader``)."""
+    out = {}
+    for p in sorted(schemas_dir().glob("*.json")):
+        spec = _read_json(p)
+        if "reader" in spec:
+            out[spec["name"]] = p
+    return out
+
+
+@lru_cache(maxsize=None)
+def _load_schema_file(path: str) -> dict:
+    try:
+        spec = _read_json(Path(path))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"the source schema cannot be read ({exc}).", file=path) from None
+    for key in ("name", "reader", "location", "date"):
+        if key not in spec:
+            raise UserError(f"the source schema has no '{key}' entry.", file=path)
+    return spec
+
+
+def source_schema(name: str, base: Path | None = None) -> dict:
+    """The source schema called ``name`` (built in) or at path ``name`` (relative to ``base``)."""
+    builtin = builtin_schemas()
+    if name in builtin:
+        return _load_schema_file(str(builtin[name]))
+    path = (base / name) if base is not None else Path(name)
+    if path.suffix == ".json" and path.is_file():
+        return _load_schema_file(str(path.resolve()))
+    raise UserError(f"unknown schema '{name}'.",
+                    hint=f"Built-in schemas: {', '.join(builtin)}; or give a path to a schema JSON file.")
+
+
+def empty_incidents() -> pd.DataFrame:
+    """An empty table with the common schema's columns and types."""
+    return pd.DataFrame({f: pd.Series(dtype=_DTYPES[_FIELD[f]["type"]]) for f in FIELDS})
+
+
+def enforce(df: pd.DataFrame) -> pd.DataFrame:
+    """Return ``df`` reduced to the common schema's fields, typed, and checked.
+
+    Columns that are not in the schema are dropped (the allow-list). Missing
+    optional fields are added empty. Raises ``ValueError`` when a required
+    field is missing or an enum is violated: that is a bug in a loader, not a
+    user error, because loaders reject bad rows before this point.
+    """
+    out = pd.DataFrame(index=df.index)
+    for name in FIELDS:
+        spec = _FIELD[name]
+        dtype = _DTYPES[spec["type"]]
+        cons = spec.get("constraints", {})
+        if name in df.columns:
+            col = df[name]
+        elif cons.get("required"):
+            raise ValueError(f"loader produced no '{name}' field")
+        else:
+            col = pd.Series(np.nan if dtype in ("float64", "Int64") else "", index=df.index)
+        if dtype == "str":
+            col = col.fillna("").astype(str)
+        else:
+            col = col.astype(dtype)
+        if "enum" in cons:
+            bad = ~col.isin(cons["enum"])
+            if bad.any():
+                raise ValueError(f"field '{name}' has values outside its enum: {sorted(set(col[bad]))[:5]}")
+        out[name] = col
+    return out
