@@ -23,7 +23,8 @@ def _example_config() -> Path:
                     hint="Run 'hotspots demo' from a clone of the repository (make demo).")
 
 
-def _print_accounting(summary, out=sys.stdout) -> None:
+def _print_accounting(summary, out=None) -> None:
+    out = out or sys.stdout
     cols = ["source_id", "files", "rows_read", "rows_loaded", "rows_filtered", "rows_rejected"]
     heads = ["source", "files", "read", "loaded", "filtered", "rejected"]
     widths = [max(len(h), *(len(f"{v:,}" if isinstance(v, int) else str(v)) for v in summary[c]))
@@ -126,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="also list the schemas this config uses")
     p.set_defaults(func=cmd_schemas)
     for name, action in sub.choices.items():
-        action.add_argument("--debug", action="store_true", help="show a traceback on errors")
+        action.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show a traceback on errors")
     return parser
 
 

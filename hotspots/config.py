@@ -6,6 +6,7 @@ Paths in the config are relative to the config file. Every problem is a
 from __future__ import annotations
 
 import glob
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,8 @@ def _period(value: Any, key: str, path: Path, end: bool) -> tuple[pd.Timestamp, 
     """Parse a month ("2018-01") or date ("2018-01-15"); for an end, return the exclusive bound."""
     text = str(value).strip()
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", text):
+            raise ValueError(text)
         if len(text) == 7:
             ts = pd.Timestamp(text + "-01")
             return (ts + pd.offsets.MonthBegin(1) if end else ts), text

@@ -57,6 +57,26 @@ class Grid:
         row = np.floor((np.asarray(y) - self.y0) / self.cell).astype(np.int64)
         return row, col
 
+    def assign(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The analysed cell number of each point, -1 outside the analysed cells.
+
+        A point exactly on the study area's right or top edge falls
+        arithmetically in the cell beyond; it is given to the cell on its
+        left or below, so that points on the edge of the area are not lost.
+        """
+        row, col = self.locate(x, y)
+        num = self.cell_number
+        out = np.full(len(row), -1, dtype=np.int64)
+        for dr, dc in ((0, 0), (0, -1), (-1, 0), (-1, -1)):
+            r, c = row + dr, col + dc
+            todo = out < 0
+            if dr or dc:  # only points lying exactly on that edge may move
+                todo &= ((dc == 0) | (np.asarray(x) == self.x0 + col * self.cell)) & \
+                        ((dr == 0) | (np.asarray(y) == self.y0 + row * self.cell))
+            ok = todo & (r >= 0) & (r < self.ny) & (c >= 0) & (c < self.nx)
+            out[ok] = num[r[ok], c[ok]]
+        return out
+
     def boxes(self) -> np.ndarray:
         """Shapely boxes of the analysed cells, in cell-number order."""
         rows, cols = self.rows_cols
@@ -112,18 +132,17 @@ def build_grid(area: BaseGeometry, cell: float) -> Grid:
 
 def in_area(grid: Grid, area: BaseGeometry, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """True for points inside ``area`` (boundary included); cheap for points in interior cells."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     row, col = grid.locate(x, y)
-    ok = (row >= 0) & (row < grid.ny) & (col >= 0) & (col < grid.nx)
-    result = np.zeros(len(row), dtype=bool)
-    r, c = row[ok], col[ok]
-    sure = grid.inside[r, c]
-    maybe = grid.mask[r, c] & ~sure
-    idx = np.nonzero(ok)[0]
-    result[idx[sure]] = True
+    on_grid = (row >= 0) & (row < grid.ny) & (col >= 0) & (col < grid.nx)
+    sure = np.zeros(len(x), dtype=bool)
+    sure[on_grid] = grid.inside[row[on_grid], col[on_grid]]
+    xmin, ymin, xmax, ymax = area.bounds
+    maybe = ~sure & (x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)
+    result = sure.copy()
     if maybe.any():
         shapely.prepare(area)
-        m = idx[maybe]
-        result[m] = shapely.intersects_xy(area, np.asarray(x)[m], np.asarray(y)[m])
+        result[maybe] = shapely.intersects_xy(area, x[maybe], y[maybe])
     return result
 
 

@@ -107,16 +107,16 @@ def analyse(cfg: Config, progress: Progress | None = None) -> Result:
     with progress.step("study area and grid"):
         area, cell, params, incidents = choose_study_area(cfg, incidents, boundaries, ledger)
         grid = gridmod.build_grid(area, cell)
-        inside = gridmod.in_area(grid, area, incidents["x"].to_numpy(), incidents["y"].to_numpy())
+        x, y = incidents["x"].to_numpy(), incidents["y"].to_numpy()
+        cell_no = grid.assign(x, y)
+        inside = gridmod.in_area(grid, area, x, y) & (cell_no >= 0)
         _reject(incidents, ~inside, "outside study area", ledger)
         incidents = incidents[inside]
         if not len(incidents):
             raise UserError("no incident lies inside the study area.", file=str(cfg.path))
         accounting = ledger.accounting(incidents)
-        row, col = grid.locate(incidents["x"].to_numpy(), incidents["y"].to_numpy())
-        cell_no = grid.cell_number[row, col]
         incidents = finish(incidents)
-        incidents["cell"] = cell_no
+        incidents["cell"] = cell_no[inside]
 
     with progress.step("weight"):
         table = weight.weight_table(cfg)
@@ -128,10 +128,18 @@ def analyse(cfg: Config, progress: Progress | None = None) -> Result:
                                                 else "queen ring: cell size x sqrt(2), the 8 surrounding cells")
         alpha = float(cfg.analysis.get("fdr_alpha", 0.05))
         params["fdr_alpha"] = _param(alpha, "set in the config" if "fdr_alpha" in cfg.analysis else "default 0.05")
+        inference = str(cfg.analysis.get("gi_inference", "permutation"))
+        if inference not in ("permutation", "normal"):
+            raise UserError(f"[analysis] gi_inference = '{inference}' should be 'permutation' or 'normal'.",
+                            file=str(cfg.path))
+        seed = int(cfg.analysis.get("seed", 0))
+        params["gi_inference"] = _param(inference, "randomisation null, 200,000 draws per neighbourhood size, "
+                                        f"seed {seed} (the normal curve is anti-conservative on sparse counts)"
+                                        if inference == "permutation" else "normal approximation, as ArcGIS")
         counts = hotspot_count(incidents, grid.n)
         rows, cols = grid.rows_cols
         w = neighbour_matrix(cols, rows, cell, dist)
-        stats = hotspot_gistar(counts["weighted"].to_numpy(), w, alpha)
+        stats = hotspot_gistar(counts["weighted"].to_numpy(), w, alpha, inference=inference, seed=seed)
         cells = counts.assign(**stats)
         cells.insert(0, "cell_id", [f"C{r}_{c}" for r, c in zip(rows, cols)])
         cells = gpd.GeoDataFrame(cells, geometry=grid.boxes(), crs=BNG)

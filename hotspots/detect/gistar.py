@@ -3,8 +3,16 @@
 Gi* includes the cell itself in its own neighbourhood and uses binary weights
 (1 within the neighbourhood distance, 0 beyond), as ArcGIS's Hot Spot Analysis
 and PySAL esda's ``G_Local(star=True, transform="B")`` do. The z-scores are the
-analytical (normal approximation) ones; ``tests/test_gistar.py`` checks them
-against esda to 1e-9.
+analytical ones; ``tests/test_gistar.py`` checks them against esda to 1e-9.
+
+p-values come from randomisation by default, not from the normal curve. On
+sparse counts (most cells holding 0 or 1 incidents, as on any fine crime
+grid) the normal approximation is badly anti-conservative: on a 40 x 40 grid
+of Poisson(0.5) counts, 41 % of pure-noise runs showed an FDR-significant
+hot cell with normal p-values, against 1 % with randomisation (measured;
+``tests/test_gistar.py`` pins it). The null is the one Gi*'s own moments
+assume: the cell values shuffled across the grid, so a neighbourhood of k
+cells sums k values drawn at random from all cells.
 
 Written with a sparse matrix product rather than esda: on a 90,000-cell grid
 this is 2-4 ms against esda's 2 s with identical z (measured, see benchmarks/).
@@ -70,6 +78,32 @@ def p_two_sided(z: np.ndarray) -> np.ndarray:
     return 2.0 * norm.sf(np.abs(z))
 
 
+def permutation_p(values: np.ndarray, w: sp.csr_matrix, draws: int = 200_000,
+                  seed: int = 0) -> np.ndarray:
+    """Two-sided randomisation p-value of each cell's neighbourhood sum.
+
+    For each distinct neighbourhood size k (few: 4, 6, 9 on a queen grid),
+    ``draws`` sums of k values drawn at random from all cells give the null
+    distribution once; each cell's p is read off it by binary search, so the
+    cost does not grow with the number of cells. The smallest p is
+    2 / (draws + 1) (1e-5 by default).
+    """
+    rng = np.random.default_rng(seed)
+    x = np.asarray(values, dtype=float)
+    wi = np.rint(np.asarray(w.sum(axis=1)).ravel()).astype(int)
+    lag = w @ x
+    p = np.ones(x.size)
+    tol = 1e-9 * max(1.0, float(np.abs(x).max(initial=0.0)))
+    for k in np.unique(wi):
+        sims = np.sort(x[rng.integers(0, x.size, size=(draws, k))].sum(axis=1))
+        sel = wi == k
+        obs = lag[sel]
+        upper = draws - np.searchsorted(sims, obs - tol, side="left")
+        lower = np.searchsorted(sims, obs + tol, side="right")
+        p[sel] = np.minimum(1.0, 2.0 * (np.minimum(upper, lower) + 1) / (draws + 1))
+    return p
+
+
 def bh_qvalues(p: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (q-values); NaN p gives NaN q."""
     p = np.asarray(p, dtype=float)
@@ -107,10 +141,16 @@ def gi_class(z: np.ndarray, q: np.ndarray, fdr_alpha: float = 0.05) -> np.ndarra
     return out
 
 
-def hotspot_gistar(weighted: np.ndarray, w: sp.csr_matrix, fdr_alpha: float = 0.05) -> dict[str, np.ndarray]:
-    """Gi* of the weighted counts per cell: ``gi_z``, ``gi_p`` (two-sided),
+def hotspot_gistar(weighted: np.ndarray, w: sp.csr_matrix, fdr_alpha: float = 0.05,
+                   inference: str = "permutation", draws: int = 200_000, seed: int = 0) -> dict[str, np.ndarray]:
+    """Gi* of the weighted counts per cell: ``gi_z``, ``gi_p`` (two-sided; by
+    randomisation, or ``inference="normal"`` for the normal curve as ArcGIS),
     ``gi_q`` (Benjamini-Hochberg over all analysed cells) and ``gi_class``."""
     z = gi_star(weighted, w)
-    p = p_two_sided(z)
+    if inference == "normal":
+        p = p_two_sided(z)
+    else:
+        p = permutation_p(weighted, w, draws, seed)
+        p[~np.isfinite(z)] = np.nan
     q = bh_qvalues(p)
     return {"gi_z": z, "gi_p": p, "gi_q": q, "gi_class": gi_class(z, q, fdr_alpha)}

@@ -62,12 +62,13 @@ class Ledger:
     def accounting(self, incidents: pd.DataFrame) -> pd.DataFrame:
         """One row per file: rows_read, rows_loaded, rows_filtered, rows_rejected (read = the other three)."""
         files = pd.DataFrame(self.files, columns=["source_id", "path", "sha256", "rows_read"])
-        loaded = incidents.groupby("_file").size() if len(incidents) else pd.Series(dtype=int)
-        rej = self.rejects.groupby("file").size()
-        fil = self.filtered.groupby("file").size()
-        files["rows_loaded"] = files["path"].map(loaded).fillna(0).astype(int)
-        files["rows_filtered"] = files["path"].map(fil).fillna(0).astype(int)
-        files["rows_rejected"] = files["path"].map(rej).fillna(0).astype(int)
+        # Counted by source and file together: two sources may read the same file.
+        key = pd.MultiIndex.from_frame(files[["source_id", "path"]])
+        loaded = incidents.groupby(["source_id", "_file"]).size() if len(incidents) else pd.Series(dtype=int)
+        rejected = self.rejects.groupby(["source_id", "file"]).size()
+        filtered = self.filtered.groupby(["source_id", "file"]).size()
+        for name, counts in (("rows_loaded", loaded), ("rows_filtered", filtered), ("rows_rejected", rejected)):
+            files[name] = counts.reindex(key).fillna(0).astype(int).to_numpy() if len(counts) else 0
         return files
 
     def summary(self, acc: pd.DataFrame, top: int = 3) -> pd.DataFrame:

@@ -52,7 +52,7 @@ def _column(raw: pd.DataFrame, names, path: str) -> pd.Series:
 def check_columns(raw: pd.DataFrame, schema: dict, path: str) -> None:
     """Raise a UserError naming the first required column the file lacks."""
     for col in schema.get("required_columns", []):
-        if col not in raw.columns and len(raw):
+        if col not in raw.columns and (len(raw) or len(raw.columns) > 1):
             have = ", ".join(c for c in raw.columns if c != "_row")
             raise UserError(f"the column '{col}' required by schema '{schema['name']}' is missing "
                             f"(the file has: {have}).", file=path, column=col)
@@ -131,8 +131,11 @@ def map_rows(raw: pd.DataFrame, schema: dict, source_id: str, evidence: str,
     yn = pd.to_numeric(ys, errors="coerce")
     reject((xs == "") | (ys == ""), "no coordinates", cols)
     reject(xn.isna() | yn.isna(), "unparseable coordinates", cols)
-    reject((xn == 0) | (yn == 0), "zero coordinates", cols)
     crs = loc.get("crs", "EPSG:4326" if loc["kind"] == "lonlat" else BNG)
+    # A zeroed location: (0, 0) in lon/lat (longitude 0 alone is the Greenwich meridian,
+    # a real place in London); either coordinate 0 in eastings/northings.
+    zero = ((xn == 0) & (yn == 0)) if loc["kind"] == "lonlat" else ((xn == 0) | (yn == 0))
+    reject(zero, "zero coordinates", cols)
     if loc["kind"] == "lonlat":
         reject((xn.abs() > 180) | (yn.abs() > 90), "coordinates out of range", cols)
     good = reason == ""

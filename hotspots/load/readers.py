@@ -16,7 +16,7 @@ from hotspots.errors import UserError
 
 
 def _finish(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.fillna("").astype(str)
+    df = df.astype(object).where(df.notna(), "").astype(str)
     # Blank cells holding only spaces (a spreadsheet habit) count as blank.
     df = df.apply(lambda s: s.str.strip())
     df.insert(0, "_row", range(1, len(df) + 1))

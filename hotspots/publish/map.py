@@ -62,7 +62,7 @@ def _cells_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
     folium.GeoJson(
         data, name="gi_cells",
         style_function=lambda f: {"fillColor": GI_COLOURS[f["properties"]["gi_class"]], "color": "#555555",
-                                  "weight": 0.3, "fillOpacity": 0.75},
+                                  "weight": 0.3, "fillOpacity": 0.75, "className": "hs-cell"},
         popup=folium.GeoJsonPopup(
             fields=["cell_id", "confidence", "n", "weighted_txt", "z", "q", "areas", "region_id"],
             aliases=["Cell", "Gi*", "Incidents", "Weighted", "z", "q (FDR)", "Areas", "Region"],
@@ -84,7 +84,8 @@ def _regions_layer(regions: gpd.GeoDataFrame) -> folium.FeatureGroup:
         data, name="regions",
         style_function=lambda f: {"fill": False, "color": CROSS_COLOUR if f["properties"]["crosses"] == "yes"
                                   else "#111111", "weight": 3.5 if f["properties"]["crosses"] == "yes" else 2,
-                                  "dashArray": "6 4" if f["properties"]["crosses"] == "yes" else None},
+                                  "dashArray": "6 4" if f["properties"]["crosses"] == "yes" else None,
+                                  "className": "hs-region"},
         popup=folium.GeoJsonPopup(fields=["region_id", "cells", "n", "weighted_txt", "peak", "areas", "crosses"],
                                   aliases=["Region", "Cells", "Incidents", "Weighted", "Peak z", "Areas",
                                            "Crosses a boundary"]),
@@ -100,7 +101,8 @@ def _boundaries_layer(boundaries: gpd.GeoDataFrame, study_area) -> folium.Featur
     near = near.assign(geometry=near.geometry.simplify(5))
     data = _web(near, ["layer", "area"])
     folium.GeoJson(data, name="boundaries",
-                   style_function=lambda f: {"fill": False, "color": "#333333", "weight": 1.5, "opacity": 0.8},
+                   style_function=lambda f: {"fill": False, "color": "#333333", "weight": 1.5, "opacity": 0.8,
+                                             "className": "hs-boundary"},
                    tooltip=folium.GeoJsonTooltip(fields=["area"], aliases=["Area"])).add_to(group)
     labels = near.assign(geometry=near.geometry.intersection(study_area.buffer(300)).representative_point())
     labels = labels[~labels.geometry.is_empty].to_crs(WGS84)

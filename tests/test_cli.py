@@ -1,0 +1,164 @@
+"""End to end through the command line, on the bundled example, and every error path."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+import pytest
+
+from hotspots.cli import main
+from tests.conftest import EXAMPLE
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "hotspots", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_demo_writes_every_output_and_exits_zero(demo_out):
+    code, stdout, out = demo_out
+    assert code == 0
+    for name in ("map.html", "hotspots.gpkg", "cells.geojson", "regions.geojson", "areas.csv",
+                 "rejects.csv", "manifest.json"):
+        assert (out / name).is_file(), name
+    assert f"map (partner tier): {out / 'map.html'}" in stdout
+    assert set(pyogrio.list_layers(out / "hotspots.gpkg")[:, 0]) >= {"cells", "regions", "boundaries"}
+
+
+def test_manifest_accounts_for_every_row_of_every_file(demo_out):
+    _, _, out = demo_out
+    m = json.loads((out / "manifest.json").read_text())
+    assert {"inputs", "parameters", "weights", "versions", "outputs", "started_at", "duration_s"} <= set(m)
+    assert len(m["inputs"]) == 24 + 42 + 24
+    for entry in m["inputs"]:
+        assert entry["rows_read"] == entry["rows_loaded"] + entry["rows_filtered"] + entry["rows_rejected"]
+        assert len(entry["sha256"]) == 64
+    rejects = pd.read_csv(out / "rejects.csv")
+    assert list(rejects.columns) == ["source_id", "file", "row", "reason", "columns"]
+    assert len(rejects) == sum(e["rows_rejected"] for e in m["inputs"])
+    for key in ("cell_size_m", "neighbour_distance_m", "fdr_alpha"):
+        assert "how" in m["parameters"][key]
+    assert m["parameters"]["cell_size_m"]["value"] == 150
+    assert {o["path"] for o in m["outputs"]} >= {"map.html", "hotspots.gpkg", "areas.csv"}
+    assert m["versions"]["python"].startswith("3.")
+
+
+def test_cells_have_the_documented_columns_and_the_geojson_is_wgs84(demo_out):
+    _, _, out = demo_out
+    cells = gpd.read_file(out / "hotspots.gpkg", layer="cells")
+    for col in ("cell_id", "n", "n_recorded_crime", "n_police_activity", "weighted", "gi_z", "gi_p", "gi_q",
+                "gi_class", "areas", "region_id"):
+        assert col in cells.columns, col
+    assert cells.crs.to_epsg() == 27700
+    assert set(cells["gi_class"].unique()) <= set(range(-3, 4))
+    web = gpd.read_file(out / "cells.geojson")
+    assert web.crs.to_epsg() == 4326 and len(web) == len(cells)
+    regions = gpd.read_file(out / "regions.geojson")
+    for col in ("region_id", "cells", "n", "weighted", "peak_z", "areas", "cross_boundary"):
+        assert col in regions.columns, col
+    areas = pd.read_csv(out / "areas.csv")
+    assert list(areas.columns) == ["layer", "area", "n", "weighted", "hot_cells", "regions",
+                                   "cross_boundary_regions"]
+
+
+def test_example_west_end_hotspot_crosses_the_camden_westminster_boundary(example_result):
+    regions = example_result.regions.set_index("region_id")
+    # The strongest region (Covent Garden / Leicester Square) straddles two boroughs.
+    assert bool(regions.loc["R1", "cross_boundary"]) is True
+    assert set(regions.loc["R1", "areas"].split(";")) == {"Camden", "Westminster"}
+    assert regions.loc["R1", "peak_z"] > 10
+    # every region's cells are hot at 95 % or more, and its counts add up
+    cells = example_result.cells
+    for r in regions.reset_index().itertuples():
+        members = cells[cells["region_id"] == r.region_id]
+        assert len(members) == r.cells and (members["gi_class"] >= 2).all()
+        assert members["weighted"].sum() == pytest.approx(r.weighted)
+
+
+def test_stop_search_demographics_never_reach_any_output(demo_out):
+    _, _, out = demo_out
+    forbidden = ("Gender", "Age range", "ethnicity", "Officer-defined", "Self-defined")
+    for path in out.iterdir():
+        if path.suffix in (".csv", ".json", ".geojson", ".html"):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for word in forbidden:
+                assert word not in text, (path.name, word)
+
+
+def test_python_dash_m_and_help_work():
+    r = run_cli("--help")
+    assert r.returncode == 0 and "validate" in r.stdout
+    for cmd in ("demo", "run", "validate", "schemas"):
+        assert run_cli(cmd, "--help").returncode == 0
+
+
+def test_usage_error_exits_two():
+    assert run_cli("frobnicate").returncode == 2
+    assert run_cli("run").returncode == 2
+
+
+def test_schemas_lists_the_built_in_police_formats(capsys):
+    assert main(["schemas"]) == 0
+    out = capsys.readouterr().out
+    for name in ("police_uk_street", "police_uk_api", "police_uk_stop_search"):
+        assert name in out
+
+
+def test_validate_prints_the_accounting_table_for_the_example(capsys):
+    assert main(["validate", str(EXAMPLE / "partnership.toml")]) == 0
+    out = capsys.readouterr().out
+    assert "city_police" in out and "met_police" in out and "18,347" in out and "22,417" in out
+
+
+def _write_config(tmp_path, body: str):
+    path = tmp_path / "p.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+SOURCE = f'''
+[study]
+start = "2018-01"
+end = "2018-02"
+[[sources]]
+id = "city"
+path = "{(EXAMPLE / 'data' / 'city_street').as_posix()}/2018-01-city-of-london-street.csv"
+schema = "police_uk_street"
+'''
+
+
+@pytest.mark.parametrize("body, words", [
+    ("[study\nstart=", ["p.toml", "not valid TOML"]),
+    (SOURCE.replace("police_uk_street", "no_such_schema"), ["unknown schema 'no_such_schema'"]),
+    (SOURCE.replace("2018-01-city", "1999-01-city"), ["'city'", "matches no file"]),
+    (SOURCE.replace('start = "2018-01"', 'start = "2030-01"').replace('end = "2018-02"', 'end = "2030-02"'),
+     ["no incident was loaded"]),
+    (SOURCE.replace('start = "2018-01"', 'start = "January"'), ["[study] start", "January"]),
+])
+def test_user_errors_are_one_paragraph_with_exit_one_and_no_traceback(tmp_path, body, words):
+    r = run_cli("run", str(_write_config(tmp_path, body)), "--out", str(tmp_path / "o"))
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.startswith("hotspots: error:")
+    for w in words:
+        assert w in r.stderr, (w, r.stderr)
+
+
+def test_missing_column_names_file_and_column(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Crime ID,Month,Longitude,Crime type\nx,2018-01,-0.1,Robbery\n")
+    body = SOURCE.replace(f"{(EXAMPLE / 'data' / 'city_street').as_posix()}/2018-01-city-of-london-street.csv",
+                          bad.as_posix())
+    r = run_cli("run", str(_write_config(tmp_path, body)))
+    assert r.returncode == 1
+    assert "bad.csv" in r.stderr and "'Latitude'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("--debug", "run", str(_write_config(tmp_path, body)))
+    assert "Traceback" in r.stderr
+
+
+def test_missing_config_file_is_a_user_error(tmp_path):
+    r = run_cli("run", str(tmp_path / "nope.toml"))
+    assert r.returncode == 1 and "nope.toml" in r.stderr and "does not exist" in r.stderr

@@ -1,0 +1,104 @@
+"""Gi* against PySAL esda, Benjamini-Hochberg against a hand computation, Gi_Bin classes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from hotspots.detect.gistar import bh_qvalues, gi_class, gi_star, hotspot_gistar, neighbour_matrix, p_two_sided
+
+
+def _esda_z(values, w):
+    esda = pytest.importorskip("esda")
+    libpysal = pytest.importorskip("libpysal")
+    n = w.shape[0]
+    W = libpysal.weights.WSP(sp.csr_matrix(w - sp.eye(n))).to_W(silence_warnings=True)
+    return esda.G_Local(values, W, transform="B", star=True, permutations=0).Zs
+
+
+@pytest.mark.parametrize("distance_cells", [np.sqrt(2), 2.0, 3.0])
+def test_gi_z_equals_esda_g_local_star_on_an_irregular_grid(distance_cells):
+    rng = np.random.default_rng(7)
+    mask = np.ones((30, 40), bool)
+    mask[:12, :15] = False           # an L-shaped study area
+    rows, cols = np.nonzero(mask)
+    values = rng.poisson(2.0, len(rows)).astype(float)
+    values[(rows > 20) & (cols > 30)] += 6   # a planted hot corner
+    w = neighbour_matrix(cols, rows, 150.0, 150.0 * distance_cells)
+    ours = gi_star(values, w)
+    ref = _esda_z(values, w)
+    assert np.max(np.abs(ours - ref)) < 1e-9
+
+
+def test_neighbour_matrix_queen_ring_has_nine_cells_inside_and_four_in_a_corner():
+    rows, cols = np.nonzero(np.ones((5, 5), bool))
+    w = neighbour_matrix(cols, rows, 100.0, 100.0 * np.sqrt(2))
+    counts = np.asarray(w.sum(axis=1)).ravel().reshape(5, 5)
+    assert counts[2, 2] == 9 and counts[0, 0] == 4 and counts[0, 2] == 6
+    assert (w.diagonal() == 1).all()
+
+
+def test_bh_qvalues_match_a_hand_computation():
+    p = np.array([0.01, 0.04, 0.03, 0.20, np.nan])
+    # sorted 0.01, 0.03, 0.04, 0.20 (m=4): 0.04, 0.06, 0.0533, 0.20 -> monotone: 0.04, 0.0533, 0.0533, 0.20
+    q = bh_qvalues(p)
+    assert q[0] == pytest.approx(0.04)
+    assert q[2] == pytest.approx(0.04 * 4 / 3)
+    assert q[1] == pytest.approx(0.04 * 4 / 3)
+    assert q[3] == pytest.approx(0.20)
+    assert np.isnan(q[4])
+
+
+def test_gi_class_follows_gi_bin_levels_on_q():
+    z = np.array([4.0, 2.5, 1.8, 0.5, -2.5, -4.0])
+    q = np.array([0.005, 0.03, 0.08, 0.5, 0.04, 0.001])
+    assert gi_class(z, q, 0.05).tolist() == [3, 2, 1, 0, -2, -3]
+
+
+def test_p_values_are_two_sided_normal():
+    assert p_two_sided(np.array([1.959963985]))[0] == pytest.approx(0.05, abs=1e-8)
+
+
+def _noise_false_alarm_rate(lam: float, inference: str, runs: int = 60) -> float:
+    rows, cols = np.nonzero(np.ones((40, 40), bool))
+    w = neighbour_matrix(cols, rows, 100.0, 100.0 * np.sqrt(2))
+    alarms = 0
+    for seed in range(runs):
+        values = np.random.default_rng(seed).poisson(lam, len(rows)).astype(float)
+        stats = hotspot_gistar(values, w, 0.05, inference=inference, draws=50_000, seed=seed)
+        alarms += bool((stats["gi_class"] >= 2).any())
+    return alarms / runs
+
+
+@pytest.mark.parametrize("lam", [0.5, 3.0])
+def test_pure_noise_gives_no_fdr_hot_cell_in_at_least_95_percent_of_runs(lam):
+    assert _noise_false_alarm_rate(lam, "permutation") <= 0.05
+
+
+def test_normal_p_values_are_anti_conservative_on_sparse_counts():
+    # Why randomisation is the default: the normal curve finds "hotspots" in noise.
+    assert _noise_false_alarm_rate(0.5, "normal") > 0.2
+
+
+def test_planted_hotspot_is_found_and_nothing_far_from_it():
+    rows, cols = np.nonzero(np.ones((40, 40), bool))
+    w = neighbour_matrix(cols, rows, 100.0, 100.0 * np.sqrt(2))
+    values = np.random.default_rng(3).poisson(3.0, len(rows)).astype(float)
+    block = (rows >= 10) & (rows < 13) & (cols >= 20) & (cols < 23)
+    values[block] += 8
+    cls = hotspot_gistar(values, w, 0.05)["gi_class"]
+    centre = (rows == 11) & (cols == 21)
+    assert cls[centre][0] == 3
+    assert (cls[block] >= 2).sum() >= 7
+    far = (np.abs(rows - 11) > 2) | (np.abs(cols - 21) > 2)
+    assert (cls[far] >= 2).sum() == 0
+
+
+def test_permutation_p_matches_the_exact_null_on_a_tiny_case():
+    # Two cells valued 1, eight valued 0; a neighbourhood of 2 cells sums 2 with
+    # probability (2/10)^2 = 0.04 under draws with replacement: two-sided p = 0.08.
+    values = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0], float)
+    w = sp.csr_matrix(np.eye(10) + np.diag(np.ones(9), 1))
+    from hotspots.detect.gistar import permutation_p
+    p = permutation_p(values, w, draws=400_000, seed=1)
+    assert p[0] == pytest.approx(0.08, abs=0.003)

@@ -1,0 +1,112 @@
+"""The grid and the boundary attribution, on constructed layouts with known answers."""
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from hotspots import attribute, grid as gridmod
+from hotspots.detect.counts import hotspot_count
+
+
+def test_points_on_cell_edges_are_counted_once_in_the_cell_above_and_right():
+    area = shapely.box(0, 0, 1000, 1000)
+    g = gridmod.build_grid(area, 100.0)
+    x = np.array([0.0, 100.0, 999.999, 550.0, 1000.0])
+    y = np.array([0.0, 100.0, 999.999, 550.0, 500.0])
+    row, col = g.locate(x, y)
+    assert list(zip(row, col)) == [(0, 0), (1, 1), (9, 9), (5, 5), (5, 10)]
+    inside = gridmod.in_area(g, area, x, y)
+    assert inside.tolist() == [True, True, True, True, True]   # the right edge belongs to the area
+    num = g.cell_number
+    assert g.assign(x, y).tolist() == [num[0, 0], num[1, 1], num[9, 9], num[5, 5], num[5, 9]]
+    assert g.assign(np.array([1000.5]), np.array([500.0])).tolist() == [-1]
+
+
+def test_grid_is_aligned_to_round_coordinates_and_masks_the_study_area():
+    area = shapely.Polygon([(530_020, 180_010), (531_000, 180_010), (531_000, 181_000), (530_020, 181_000)])
+    g = gridmod.build_grid(area, 150.0)
+    assert g.x0 % 150 == 0 and g.y0 % 150 == 0
+    assert g.n == g.nx * g.ny == 7 * 7
+    l_shape = shapely.Polygon([(0, 0), (600, 0), (600, 300), (300, 300), (300, 600), (0, 600)])
+    g2 = gridmod.build_grid(l_shape, 100.0)
+    assert g2.n == 36 - 9
+
+
+def test_cell_size_rule_is_the_shorter_side_over_fifty_rounded():
+    size, how = gridmod.choose_cell_size(shapely.box(0, 0, 20_000, 7_500))
+    assert size == 150.0   # 7,500 / 50 = 150
+    assert "/ 50" in how
+    size, _ = gridmod.choose_cell_size(shapely.box(0, 0, 1_000, 1_000))
+    assert size == 50.0    # 20 m would be finer than police.uk's snap points
+
+
+def test_strays_do_not_stretch_the_derived_study_area():
+    rng = np.random.default_rng(0)
+    x = rng.normal(532_000, 600, 5_000)
+    y = rng.normal(181_000, 600, 5_000)
+    x = np.append(x, [-100.0, 650_000.0, 532_000.0])   # far-away points (typos, another county)
+    y = np.append(y, [181_000.0, 181_000.0, 1_200_000.0])
+    keep, _ = gridmod.drop_strays(x, y)
+    assert keep[:5_000].mean() > 0.999 and not keep[5_000:].any()
+    area, inside = gridmod.derived_area(x[keep], y[keep], 150.0)
+    xmin, ymin, xmax, ymax = area.bounds
+    assert xmax - xmin < 8_000 and ymax - ymin < 8_000
+
+
+def test_counts_per_evidence_class_and_weighted_sum():
+    inc = pd.DataFrame({"cell": [0, 0, 1, 2, 2, 2], "weight": [1.0, 0.3, 1.0, 0.0, 1.0, 0.5],
+                        "evidence": ["recorded_crime", "community_report", "health", "police_activity",
+                                     "recorded_crime", "intelligence"]})
+    c = hotspot_count(inc, 4)
+    assert c["n"].tolist() == [2, 1, 2, 0]            # police activity (weight 0) is not risk
+    assert c["n_police_activity"].tolist() == [0, 0, 1, 0]
+    assert c["weighted"].tolist() == pytest.approx([1.3, 1.0, 1.5, 0.0])
+
+
+@pytest.fixture
+def two_boroughs():
+    west = shapely.box(0, 0, 500, 1000)
+    east = shapely.box(500, 0, 1000, 1000)
+    return gpd.GeoDataFrame({"layer": ["lad", "lad"], "area": ["West", "East"]},
+                            geometry=[west, east], crs="EPSG:27700")
+
+
+def test_regions_crossing_a_boundary_are_flagged_and_summarised(two_boroughs):
+    g = gridmod.build_grid(shapely.box(0, 0, 1000, 1000), 100.0)
+    n = g.n
+    rows, cols = g.rows_cols
+    cls = np.zeros(n, int)
+    cls[(rows == 5) & np.isin(cols, [3, 4, 5, 6])] = 3     # straddles x = 500
+    cls[(rows == 1) & (cols == 1)] = 2                     # wholly in West
+    cells = gpd.GeoDataFrame({"cell_id": [f"C{r}_{c}" for r, c in zip(rows, cols)], "n": 1,
+                              "weighted": np.where(cls > 0, 5.0, 1.0), "gi_z": cls * 1.0,
+                              "gi_class": cls, "n_recorded_crime": 1}, geometry=g.boxes(), crs="EPSG:27700")
+    names, pairs = attribute.cell_areas(cells.geometry.values, two_boroughs)
+    assert names[int(np.nonzero((rows == 5) & (cols == 4))[0][0])] == "West"
+    cells["areas"] = names
+    regions, region_of = attribute.hotspot_regions(cells, g, pairs)
+    assert regions["region_id"].tolist() == ["R1", "R2"]
+    assert regions.set_index("region_id").loc["R1", "cells"] == 4
+    assert bool(regions.set_index("region_id").loc["R1", "cross_boundary"]) is True
+    assert bool(regions.set_index("region_id").loc["R2", "cross_boundary"]) is False
+    assert set(regions.set_index("region_id").loc["R1", "areas"].split(";")) == {"West", "East"}
+    cells["region_id"] = region_of
+    areas = attribute.area_summary(cells, pairs, regions, two_boroughs).set_index("area")
+    assert areas.loc["West", "hot_cells"] == 3 and areas.loc["East", "hot_cells"] == 2
+    assert areas.loc["West", "regions"] == 2 and areas.loc["West", "cross_boundary_regions"] == 1
+    assert areas.loc["East", "n"] == 50 and areas.loc["West", "n"] == 50
+
+
+def test_boundaries_in_another_crs_are_reprojected(tmp_path, two_boroughs):
+    path = tmp_path / "wgs.geojson"
+    two_boroughs.assign(geometry=two_boroughs.geometry.translate(530_000, 180_000)).to_crs(4326).to_file(path)
+    from types import SimpleNamespace
+    from hotspots.config import Boundary
+    cfg = SimpleNamespace(boundaries=[Boundary(id="lad", path=str(path), name_field="area")],
+                          resolve=lambda p: tmp_path / p)
+    b = attribute.read_boundaries(cfg)
+    assert b.crs.to_epsg() == 27700
+    assert b.geometry.iloc[0].bounds[0] == pytest.approx(530_000, abs=1)

@@ -1,0 +1,117 @@
+"""The partner map in a real headless Chromium with every network request blocked."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hotspots.publish.map import esc
+from hotspots.publish.offline import external_references
+from tests.browser import chromium_available, open_offline
+
+needs_chromium = pytest.mark.skipif(not chromium_available(), reason="Debian's chromium is not installed")
+
+
+def test_map_references_nothing_outside_the_file(demo_out):
+    html = (demo_out[2] / "map.html").read_text(encoding="utf-8")
+    assert external_references(html) == []
+    assert len(html) < 5_000_000
+
+
+def test_esc_neutralises_markup_and_template_payloads():
+    assert esc('<img src=x onerror="alert(1)">') == "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"
+    assert esc("${alert(1)}`") == "&#36;{alert(1)}&#96;"
+
+
+@needs_chromium
+def test_map_draws_every_significant_cell_and_region_offline(demo_out, example_result):
+    cells = example_result.cells
+    n_sig = int((cells["gi_class"] != 0).sum())
+    n_regions = len(example_result.regions)
+    with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
+        page.wait_for_timeout(500)
+        assert errors == [] and blocked == []
+        assert page.locator("path.hs-cell").count() == n_sig
+        assert page.locator("path.hs-region").count() == n_regions
+        assert page.locator("path.hs-boundary").count() >= 5
+        labels = page.locator(".hs-label").all_inner_texts()
+        assert "City of London" in labels and "Camden" in labels
+
+
+TAG_FEATURES = """() => {
+  const map = Object.values(window).find(v => v instanceof L.Map);
+  map.eachLayer(l => {
+    if (l.feature && l.getElement && l.getElement()) {
+      const p = l.feature.properties;
+      l.getElement().setAttribute("data-id", p.cell_id || p.region_id || "");
+    }
+  });
+  return true;
+}"""
+
+
+def click_feature(page, feature_id: str) -> str:
+    """Click the drawn feature with that cell or region id; return its popup's text."""
+    page.wait_for_timeout(400)   # let the initial fitBounds settle
+    page.evaluate(TAG_FEATURES)
+    page.locator(f'path[data-id="{feature_id}"]').click(force=True)
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for(timeout=3000)
+    return popup.inner_text()
+
+
+@needs_chromium
+def test_clicking_a_hot_cell_and_a_region_shows_their_numbers(demo_out, example_result):
+    cells = example_result.cells
+    top = cells.sort_values("gi_z", ascending=False).iloc[0]
+    region = example_result.regions.iloc[0]
+    with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        text = click_feature(page, top["cell_id"])
+        assert top["cell_id"] in text
+        assert f"{top['gi_z']:.2f}" in text
+        assert re.search(rf"Incidents\s+{int(top['n']):,}\b", text), text
+        assert top["areas"] in text
+        page.keyboard.press("Escape")
+        # A region is an outline: click on its edge (its first vertex), as a user would.
+        page.evaluate(TAG_FEATURES)
+        rid = region["region_id"]
+        x, y = page.evaluate("""(rid) => {
+          const map = Object.values(window).find(v => v instanceof L.Map);
+          let pt = null;
+          map.eachLayer(l => { if (l.feature && l.feature.properties.region_id === rid && l.feature.properties.crosses !== undefined) {
+              let ll = l.getLatLngs(); while (Array.isArray(ll[0])) ll = ll[0];
+              const p = map.latLngToContainerPoint(ll[0]);
+              const r = map.getContainer().getBoundingClientRect();
+              pt = [r.left + p.x, r.top + p.y]; } });
+          return pt; }""", rid)
+        page.mouse.click(x, y)
+        popup = page.locator(".leaflet-popup-content", has_text="Crosses a boundary")
+        popup.wait_for(timeout=3000)
+        text = popup.inner_text()
+        assert f"Region\t{rid}" in text
+        assert f"{region['peak_z']:.2f}" in text and f"{int(region['n']):,}" in text
+        assert errors == []
+
+
+@needs_chromium
+def test_layers_toggle_off_and_on(demo_out):
+    with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
+        page.wait_for_timeout(300)
+        before = page.locator("path.hs-cell").count()
+        box = page.locator(".leaflet-control-layers-overlays label", has_text="Gi* hot and cold spots")
+        box.locator("input").click()
+        assert page.locator("path.hs-cell").count() == 0
+        box.locator("input").click()
+        assert page.locator("path.hs-cell").count() == before > 0
+        assert errors == []
+
+
+@needs_chromium
+def test_methods_panel_lists_sources_and_attribution(demo_out):
+    with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
+        page.locator("#hs-methods summary").click()
+        text = page.locator("#hs-methods").inner_text()
+        for word in ("city_police", "met_police", "city_stop_search", "Open Government Licence", "cell_size_m",
+                     "neighbour_distance_m", "fdr_alpha", "Benjamini-Hochberg"):
+            assert word in text, word
