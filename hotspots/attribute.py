@@ -97,6 +97,12 @@ def cell_areas(boxes: np.ndarray, boundaries: gpd.GeoDataFrame) -> tuple[list[st
     return [_names(p) for p in pairs], pairs
 
 
+def polygon_areas(geoms: np.ndarray, boundaries: gpd.GeoDataFrame) -> tuple[list[str], list[bool]]:
+    """For polygons such as clusters: the areas each overlaps and whether it crosses a boundary."""
+    pairs = _touching(np.asarray(geoms), boundaries, MIN_OVERLAP)
+    return [_names(p) for p in pairs], [_crosses(p) for p in pairs]
+
+
 def hotspot_regions(cells: gpd.GeoDataFrame, grid: Grid, cell_pairs: list[list]) -> tuple[gpd.GeoDataFrame, np.ndarray]:
     """Contiguous cells with ``gi_class >= 2`` as regions; returns (regions, region_id per cell)."""
     hot = np.zeros(grid.mask.shape, dtype=bool)

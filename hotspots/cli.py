@@ -86,6 +86,39 @@ def cmd_validate(args) -> int:
     return 1 if loaded.ledger.failures else 0
 
 
+def _months(text: str, flag: str):
+    """'2018-01:2018-12' -> (start, exclusive end)."""
+    from hotspots.config import _period
+    parts = str(text).split(":")
+    if len(parts) != 2:
+        raise UserError(f"{flag} '{text}' should be START:END, e.g. 2018-01:2018-12.")
+    where = Path(flag)
+    return _period(parts[0], flag, where, False)[0], _period(parts[1], flag, where, True)[0]
+
+
+def cmd_evaluate(args) -> int:
+    from hotspots.config import load_config
+    from hotspots.evaluate import FORMULAS
+    from hotspots.pipeline import evaluate_holdout
+    from hotspots.progress import Progress
+
+    cfg = load_config(args.config)
+    out = Path(args.out) if args.out else cfg.base / "output"
+    progress = Progress()
+    try:
+        table = evaluate_holdout(cfg, _months(args.train, "--train"), _months(args.test, "--test"), out, progress)
+    finally:
+        progress.close()
+    shown = table.copy()
+    shown["coverage"] = (shown["coverage"] * 100).map(lambda v: f"{v:g} %")
+    print(shown[["method", "coverage", "hit_rate", "pai", "pei", "rri"]].to_string(
+        index=False, float_format=lambda v: f"{v:.3f}"))
+    print()
+    print(FORMULAS)
+    print(f"wrote {out / 'evaluation.csv'} and {out / 'coverage.png'}")
+    return 0
+
+
 def cmd_schemas(args) -> int:
     from hotspots.schema import builtin_schemas, source_schema
 
@@ -122,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="load and check every source without analysing")
     p.add_argument("config", help="the partnership's TOML config")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("evaluate", help="fit on some months, score on the next: hit rate, PAI, PEI, RRI")
+    p.add_argument("config", help="the partnership's TOML config")
+    p.add_argument("--train", required=True, help="training months, e.g. 2018-01:2018-12")
+    p.add_argument("--test", required=True, help="test months, e.g. 2019-01:2019-03")
+    p.add_argument("--out", help="output folder (default: output/ beside the config)")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("schemas", help="list the source schemas available")
     p.add_argument("config", nargs="?", help="also list the schemas this config uses")

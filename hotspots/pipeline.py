@@ -18,8 +18,11 @@ import shapely
 
 from hotspots import attribute, grid as gridmod, weight
 from hotspots.config import Config
+from hotspots.detect.clusters import find_clusters
 from hotspots.detect.counts import hotspot_count
 from hotspots.detect.gistar import hotspot_gistar, neighbour_matrix
+from hotspots.detect.kde import choose_bandwidth, kde_grid
+from hotspots.detect.spacetime import emerging_classes, space_time_cube
 from hotspots.errors import UserError
 from hotspots.load import finish, load_sources
 from hotspots.load.ledger import Ledger
@@ -39,12 +42,15 @@ class Result:
     grid: gridmod.Grid
     cells: gpd.GeoDataFrame
     regions: gpd.GeoDataFrame
+    clusters: gpd.GeoDataFrame
     boundaries: gpd.GeoDataFrame
     areas: pd.DataFrame
     parameters: dict
     weights: dict
     started_at: str
     started: float
+    neighbours: object = None        # the sparse Gi* neighbour matrix over the analysed cells
+    kde_surface: np.ndarray | None = None   # (ny, nx) KDE, NaN outside the study area
     extra: dict = field(default_factory=dict)
 
 
@@ -144,16 +150,92 @@ def analyse(cfg: Config, progress: Progress | None = None) -> Result:
         cells.insert(0, "cell_id", [f"C{r}_{c}" for r, c in zip(rows, cols)])
         cells = gpd.GeoDataFrame(cells, geometry=grid.boxes(), crs=BNG)
 
+    with progress.step("density and trends"):
+        kde_surface = _kde(cfg, incidents, grid, cells, params)
+        clusters = _clusters(cfg, incidents, area, params)
+        _trends(cfg, incidents, grid, cells, w, alpha, seed, params)
+
     with progress.step("attribute to boundaries"):
         areas_txt, pairs = attribute.cell_areas(cells.geometry.values, boundaries)
         cells["areas"] = areas_txt
         regions, region_of = attribute.hotspot_regions(cells, grid, pairs)
         cells["region_id"] = region_of
         areas = attribute.area_summary(cells, pairs, regions, boundaries)
+        clusters["areas"], clusters["cross_boundary"] = attribute.polygon_areas(clusters.geometry.values, boundaries)
 
     return Result(cfg=cfg, incidents=incidents, ledger=ledger, accounting=accounting, study_area=area,
-                  grid=grid, cells=cells, regions=regions, boundaries=boundaries, areas=areas,
-                  parameters=params, weights=table, started_at=started_at, started=started)
+                  grid=grid, cells=cells, regions=regions, clusters=clusters, boundaries=boundaries, areas=areas,
+                  parameters=params, weights=table, started_at=started_at, started=started,
+                  neighbours=w, kde_surface=kde_surface)
+
+
+def _risk(incidents: pd.DataFrame) -> pd.DataFrame:
+    return incidents[incidents["weight"] > 0]
+
+
+def _kde(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd.GeoDataFrame,
+         params: dict) -> np.ndarray:
+    """Weighted KDE at the cell centres (``kde`` column); returns the (ny, nx) surface, NaN outside."""
+    risk = _risk(incidents)
+    kernel = str(cfg.analysis.get("kde_kernel", "quartic"))
+    if kernel not in ("quartic", "gaussian"):
+        raise UserError(f"[analysis] kde_kernel = '{kernel}' should be 'quartic' or 'gaussian'.", file=str(cfg.path))
+    x, y, w = risk["x"].to_numpy(), risk["y"].to_numpy(), risk["weight"].to_numpy()
+    if "bandwidth_m" in cfg.analysis:
+        bw, how = float(cfg.analysis["bandwidth_m"]), "set in the config"
+        if bw < grid.cell:
+            how += f" (warning: smaller than the {grid.cell:g} m cell: the surface will be spiky)"
+    else:
+        bw, how = choose_bandwidth(x, y, w, grid.cell)
+    params["bandwidth_m"] = _param(round(bw, 1), how)
+    params["kde_kernel"] = _param(kernel, "set in the config" if "kde_kernel" in cfg.analysis
+                                  else "default quartic (as ArcGIS Kernel Density and CrimeStat)")
+    surface = kde_grid(x, y, w, grid.x0, grid.y0, grid.cell, grid.nx, grid.ny, bw, kernel)
+    rows, cols = grid.rows_cols
+    cells["kde"] = surface[rows, cols]
+    return np.where(grid.mask, surface, np.nan)
+
+
+def _clusters(cfg: Config, incidents: pd.DataFrame, area, params: dict) -> gpd.GeoDataFrame:
+    """Density clusters (DBSCAN, and HDBSCAN when configured) as polygons with Monte Carlo p-values."""
+    methods = cfg.analysis.get("clusters", ["dbscan"])
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    risk = _risk(incidents)[["x", "y", "weight", "evidence"]]
+    n_sim = int(cfg.analysis.get("cluster_simulations", 199))
+    seed = int(cfg.analysis.get("seed", 0))
+    parts = []
+    for method in methods:
+        if method not in ("dbscan", "hdbscan"):
+            raise UserError(f"[analysis] clusters: '{method}' should be 'dbscan' or 'hdbscan'.", file=str(cfg.path))
+        found, used = find_clusters(risk, area, method=method, eps_m=cfg.analysis.get("cluster_eps_m"),
+                                    min_weight=cfg.analysis.get("cluster_min_weight"), n_sim=n_sim, seed=seed)
+        params[f"clusters_{method}"] = _param({k: v for k, v in used.items() if not k.endswith("_how")},
+                                              "; ".join(str(v) for k, v in used.items() if k.endswith("_how")))
+        parts.append(found)
+    clusters = pd.concat(parts, ignore_index=True) if parts else gpd.GeoDataFrame(geometry=[], crs=BNG)
+    n_cols = [c for c in clusters.columns if c.startswith("n_")]
+    clusters[n_cols] = clusters[n_cols].fillna(0).astype(int)
+    return gpd.GeoDataFrame(clusters, geometry="geometry", crs=BNG)
+
+
+def _trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd.GeoDataFrame, w,
+            alpha: float, seed: int, params: dict) -> None:
+    """Emerging hot spot classes per cell from monthly Gi* (``trend_class``, ``trend_z``, ``trend_p``)."""
+    risk = _risk(incidents)
+    month = risk["occurred_from"].dt.to_period("M")
+    first = pd.Period(cfg.start, "M")
+    n_periods = (pd.Period(cfg.end - pd.Timedelta(seconds=1), "M") - first).n + 1
+    period = (month - first).map(lambda d: d.n).to_numpy(np.int64)
+    cube = space_time_cube(risk["cell"].to_numpy(), period, risk["weight"].to_numpy(), grid.n, n_periods)
+    classes = emerging_classes(cube, w, alpha, inference="permutation", seed=seed)
+    cells["trend_class"] = classes["trend_class"].to_numpy()
+    cells["trend_z"] = classes["trend_z"].to_numpy()
+    cells["trend_p"] = classes["trend_p"].to_numpy()
+    how = ("monthly Gi* (randomisation p, BH per month), Mann-Kendall trend of each cell's z, classes after "
+           "ArcGIS Pro's Emerging Hot Spot Analysis")
+    if n_periods < 10:
+        how += f"; only {n_periods} months: fewer than the 10 steps the trend test needs, treat classes with caution"
+    params["space_time"] = _param(f"{n_periods} monthly steps", how)
 
 
 def publish(result: Result, out: Path) -> dict[str, Path]:
@@ -165,10 +247,10 @@ def publish(result: Result, out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     cells = result.cells.copy()
     cells["gi_class"] = cells["gi_class"].astype(int)
-    layers = {"cells": cells, "regions": result.regions,
+    layers = {"cells": cells, "regions": result.regions, "clusters": result.clusters,
               "boundaries": result.boundaries,
               "study_area": gpd.GeoDataFrame({"name": [result.cfg.name]}, geometry=[result.study_area], crs=BNG)}
-    written = [(p, "partner") for p in write_layers(layers, out, web=("cells", "regions"))]
+    written = [(p, "partner") for p in write_layers(layers, out, web=("cells", "regions", "clusters"))]
     written.append((write_csv(result.areas, out / "areas.csv"), "partner"))
     written.append((write_csv(result.ledger.rejects, out / "rejects.csv"), "analyst"))
     paths = {}
@@ -196,3 +278,67 @@ def publish(result: Result, out: Path) -> dict[str, Path]:
                                        started=result.started, extra=extra)
     paths["out"] = out
     return paths
+
+
+def evaluate_holdout(cfg: Config, train: tuple[pd.Timestamp, pd.Timestamp],
+                     test: tuple[pd.Timestamp, pd.Timestamp], out: Path,
+                     progress: Progress | None = None) -> pd.DataFrame:
+    """Fit on the training months, score on the test months (``hotspots evaluate``).
+
+    Each method ranks the cells by a score computed from the training
+    incidents only: ``gi_star`` (Gi* z of the weighted counts), ``kde``,
+    ``weighted_count``, ``previous_period`` (the naive baseline: counts in the
+    last training months, as many as the test has) and ``random``. The test
+    incidents (risk layers, weight > 0) are then counted in the cells each
+    method selects. Writes ``evaluation.csv`` and ``coverage.png`` to ``out``.
+    """
+    import dataclasses
+
+    from hotspots.detect.gistar import gi_star
+    from hotspots.evaluate import evaluate_methods, plot_coverage, random_score
+
+    (train_start, train_end), (test_start, test_end) = train, test
+    if not (train_start < train_end <= test_start < test_end):
+        raise UserError("--train must end before --test starts, each with its start before its end.",
+                        file=str(cfg.path))
+    whole = dataclasses.replace(cfg, start=train_start, end=test_end,
+                                start_label=str(train_start.date()), end_label=str(test_end.date()))
+    result = analyse(whole, progress)
+    risk = _risk(result.incidents)
+    when = risk["occurred_from"]
+    in_train = ((when >= train_start) & (when < train_end)).to_numpy()
+    in_test = ((when >= test_start) & (when < test_end)).to_numpy()
+    if not in_train.any() or not in_test.any():
+        raise UserError(f"no incident in the {'training' if not in_train.any() else 'test'} months "
+                        "inside the study area.", file=str(cfg.path))
+    n = result.grid.n
+    cell = risk["cell"].to_numpy()
+    weights = risk["weight"].to_numpy()
+    train_w = np.bincount(cell[in_train], weights=weights[in_train], minlength=n)
+    train_n = np.bincount(cell[in_train], minlength=n).astype(float)
+    test_n = np.bincount(cell[in_test], minlength=n).astype(float)
+    test_months = (test_end.to_period("M") - test_start.to_period("M")).n
+    recent_start = max(train_start, train_end - pd.DateOffset(months=test_months))
+    recent = in_train & (when >= recent_start).to_numpy()
+    g = result.grid
+    tr = risk[in_train]
+    kde = kde_grid(tr["x"].to_numpy(), tr["y"].to_numpy(), tr["weight"].to_numpy(), g.x0, g.y0, g.cell,
+                   g.nx, g.ny, result.parameters["bandwidth_m"]["value"],
+                   result.parameters["kde_kernel"]["value"])
+    rows, cols = g.rows_cols
+    seed = int(cfg.analysis.get("seed", 0))
+    scores = {
+        "gi_star": np.nan_to_num(gi_star(train_w, result.neighbours), nan=0.0),
+        "kde": kde[rows, cols],
+        "weighted_count": train_w,
+        "previous_period": np.bincount(cell[recent], weights=weights[recent], minlength=n),
+        "random": random_score(n, seed),
+    }
+    cell_area = shapely.area(shapely.intersection(g.boxes(), result.study_area))
+    table = evaluate_methods(scores, test_n, train_n, cell_area, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "evaluation.csv", index=False)
+    plot_coverage(scores, test_n, cell_area, out / "coverage.png", seed=seed,
+                  title=f"{cfg.name}: trained {train_start:%Y-%m}..{(train_end - pd.Timedelta(days=1)):%Y-%m}, "
+                        f"tested {test_start:%Y-%m}..{(test_end - pd.Timedelta(days=1)):%Y-%m}")
+    return table

@@ -89,7 +89,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.stats import norm
 
-from hotspots.detect.gistar import bh_qvalues, gi_class
+from hotspots.detect.gistar import bh_qvalues, gi_class, permutation_p
 
 #: Labels in a fixed order (hot, then cold, then none), for legends and tests.
 HOT_CLASSES = (
@@ -263,17 +263,25 @@ def gi_star_cube(cube: np.ndarray, w: sp.csr_matrix) -> np.ndarray:
     return z
 
 
-def period_classes(z: np.ndarray, fdr_alpha: float = 0.05) -> np.ndarray:
+def period_classes(z: np.ndarray, fdr_alpha: float = 0.05, cube: np.ndarray | None = None,
+                   w: sp.csr_matrix | None = None, draws: int = 50_000, seed: int = 0) -> np.ndarray:
     """Gi_Bin-style class (-3..3) per cell and period, BH-corrected per period.
 
     FDR is controlled within each time step separately (each step is one map
-    of n tests), as ArcGIS does for each time slice. Returns int8 (n, T).
+    of n tests), as ArcGIS does for each time slice. With ``cube`` and ``w``
+    the p-values come from randomisation (``gistar.permutation_p``), as for
+    the single-period map: monthly counts are sparse, where the normal curve
+    finds hot spots in noise. Without them, normal p-values. Returns int8 (n, T).
     """
     z = np.asarray(z, dtype=float)
     out = np.zeros(z.shape, dtype=np.int8)
     for t in range(z.shape[1]):
         col = z[:, t]
-        p = 2.0 * norm.sf(np.abs(col))
+        if cube is not None and w is not None:
+            p = permutation_p(cube[:, t], w, draws=draws, seed=seed + t)
+            p[~np.isfinite(col)] = np.nan
+        else:
+            p = 2.0 * norm.sf(np.abs(col))
         out[:, t] = gi_class(col, bh_qvalues(p), fdr_alpha)
     return out
 
@@ -319,7 +327,7 @@ def _label(last: np.ndarray, n_sig: np.ndarray, run: np.ndarray, n_other: np.nda
 
 
 def emerging_classes(cube: np.ndarray, w: sp.csr_matrix, fdr_alpha: float = 0.05,
-                     trend_alpha: float = 0.05) -> pd.DataFrame:
+                     trend_alpha: float = 0.05, inference: str = "normal", seed: int = 0) -> pd.DataFrame:
     """Classify every cell of a space-time cube as in Emerging Hot Spot Analysis.
 
     ``cube`` is (n_cells, n_periods) counts in time order (``space_time_cube``);
@@ -347,7 +355,10 @@ def emerging_classes(cube: np.ndarray, w: sp.csr_matrix, fdr_alpha: float = 0.05
         raise ValueError("w must be n_cells x n_cells")
 
     z = gi_star_cube(cube, w)
-    cls = period_classes(z, fdr_alpha)
+    if inference == "permutation":
+        cls = period_classes(z, fdr_alpha, cube=cube, w=w, seed=seed)
+    else:
+        cls = period_classes(z, fdr_alpha)
     hot = cls >= 2
     cold = cls <= -2
 

@@ -29,7 +29,8 @@ def read_csv(path: Path, spec: dict) -> pd.DataFrame:
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=spec.get("encoding", "utf-8-sig"),
                          sep=spec.get("delimiter", ","), header=None if names else header, names=names,
-                         engine="python" if len(spec.get("delimiter", ",")) > 1 else "c",
+                         # pandas' C parser takes only a one-byte separator (not `¬`, two bytes in UTF-8).
+                         engine="python" if len(spec.get("delimiter", ",").encode("utf-8")) > 1 else "c",
                          skipinitialspace=False)
     except UnicodeDecodeError as exc:
         raise UserError(f"the file is not {spec.get('encoding', 'utf-8')} text ({exc.reason} at byte {exc.start}).",

@@ -93,6 +93,110 @@ def _regions_layer(regions: gpd.GeoDataFrame) -> folium.FeatureGroup:
     return group
 
 
+def _kde_layer(result) -> folium.FeatureGroup | None:
+    """The KDE surface as one PNG image (a data URI): surfaces belong in images, not vectors.
+
+    The BNG grid is resampled onto a lon/lat-aligned raster (nearest cell) so
+    that the image lines up with the vector layers; the grid is rotated about
+    a degree from lon/lat in London, which would otherwise shift its edges.
+    """
+    surface = result.kde_surface
+    if surface is None or not np.isfinite(surface).any():
+        return None
+    import base64
+    import io
+
+    from matplotlib import colormaps
+    from matplotlib.image import imsave
+    from pyproj import Transformer
+
+    g = result.grid
+    to_wgs = Transformer.from_crs("EPSG:27700", WGS84, always_xy=True)
+    to_bng = Transformer.from_crs(WGS84, "EPSG:27700", always_xy=True)
+    lon0, lat0 = to_wgs.transform(g.x0, g.y0)
+    xs = [g.x0, g.x0 + g.nx * g.cell]
+    ys = [g.y0, g.y0 + g.ny * g.cell]
+    corners = np.array([to_wgs.transform(x, y) for x in xs for y in ys])
+    west, south = corners.min(axis=0)
+    east, north = corners.max(axis=0)
+    scale = 4  # image pixels per cell, roughly
+    width, height = max(g.nx * scale, 1), max(g.ny * scale, 1)
+    lon = west + (np.arange(width) + 0.5) * (east - west) / width
+    lat = north - (np.arange(height) + 0.5) * (north - south) / height
+    LON, LAT = np.meshgrid(lon, lat)
+    bx, by = to_bng.transform(LON, LAT)
+    col = np.floor((bx - g.x0) / g.cell).astype(int)
+    row = np.floor((by - g.y0) / g.cell).astype(int)
+    ok = (col >= 0) & (col < g.nx) & (row >= 0) & (row < g.ny)
+    values = np.full(LON.shape, np.nan)
+    values[ok] = surface[row[ok], col[ok]]
+    top = np.nanmax(values)
+    # Square-root scale: one very dense block would otherwise leave the rest invisible.
+    norm = np.sqrt(np.clip(values / top, 0, 1)) if top > 0 else np.zeros_like(values)
+    rgba = colormaps["YlOrRd"](norm)
+    rgba[..., 3] = np.where(np.isfinite(values) & (norm > 0.05), 0.2 + 0.65 * norm, 0.0)
+    buf = io.BytesIO()
+    imsave(buf, rgba, format="png")
+    uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    group = folium.FeatureGroup(name="Kernel density surface", show=False)
+    folium.raster_layers.ImageOverlay(uri, bounds=[[south, west], [north, east]], opacity=1.0,
+                                      interactive=False, zindex=2).add_to(group)
+    return group
+
+
+def _clusters_layer(clusters: gpd.GeoDataFrame) -> folium.FeatureGroup:
+    group = folium.FeatureGroup(name="Density clusters (p <= 0.05)", show=False)
+    sig = clusters[clusters["p_value"] <= 0.05] if len(clusters) else clusters
+    if not len(sig):
+        return group
+    sig = sig.copy()
+    sig["weighted_txt"] = _fmt(sig, "weighted", 1)
+    sig["p"] = sig["p_value"].map(lambda v: f"{v:.3f}")
+    sig["crosses"] = np.where(sig["cross_boundary"], "yes", "no")
+    data = _web(sig, ["cluster_id", "method", "n", "weighted_txt", "p", "areas", "crosses"])
+    folium.GeoJson(
+        data, name="clusters",
+        style_function=lambda f: {"fillColor": "#1b9e77", "fillOpacity": 0.25, "color": "#1b9e77", "weight": 2,
+                                  "className": "hs-cluster"},
+        popup=folium.GeoJsonPopup(fields=["cluster_id", "method", "n", "weighted_txt", "p", "areas", "crosses"],
+                                  aliases=["Cluster", "Method", "Incidents", "Weighted", "p (Monte Carlo)",
+                                           "Areas", "Crosses a boundary"]),
+    ).add_to(group)
+    return group
+
+
+TREND_COLOURS = {"new": "#fdae61", "consecutive": "#f46d43", "intensifying": "#a50026", "persistent": "#d73027",
+                 "diminishing": "#fee090", "sporadic": "#f4a582", "oscillating": "#c2a5cf", "historical": "#bababa"}
+
+
+def _trend_colour(label: str) -> str:
+    kind = label.split(" ")[0]
+    colour = TREND_COLOURS.get(kind, "#999999")
+    if "cold" in label:  # the cold twins in blues
+        colour = {"#fdae61": "#abd9e9", "#f46d43": "#74add1", "#a50026": "#313695", "#d73027": "#4575b4",
+                  "#fee090": "#e0f3f8", "#f4a582": "#92c5de"}.get(colour, colour)
+    return colour
+
+
+def _trends_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
+    group = folium.FeatureGroup(name="Emerging hot spot trends (monthly)", show=False)
+    if "trend_class" not in cells:
+        return group
+    sub = cells[cells["trend_class"] != "no pattern detected"].copy()
+    if not len(sub):
+        return group
+    sub["trend_txt"] = _fmt(sub, "trend_z", 2)
+    data = _web(sub, ["cell_id", "trend_class", "trend_txt", "n"])
+    folium.GeoJson(
+        data, name="trends",
+        style_function=lambda f: {"fillColor": _trend_colour(f["properties"]["trend_class"]), "fillOpacity": 0.8,
+                                  "color": "#444444", "weight": 0.4, "className": "hs-trend"},
+        popup=folium.GeoJsonPopup(fields=["cell_id", "trend_class", "trend_txt", "n"],
+                                  aliases=["Cell", "Trend class", "Mann-Kendall z", "Incidents"]),
+    ).add_to(group)
+    return group
+
+
 def _boundaries_layer(boundaries: gpd.GeoDataFrame, study_area) -> folium.FeatureGroup:
     group = folium.FeatureGroup(name="Boundaries (names)", show=True)
     near = boundaries[boundaries.intersects(study_area.buffer(500))]
@@ -117,17 +221,25 @@ def _study_area_layer(area) -> folium.FeatureGroup:
     group = folium.FeatureGroup(name="Study area", show=True)
     gdf = gpd.GeoDataFrame(geometry=[area], crs="EPSG:27700").to_crs(WGS84)
     folium.GeoJson(gdf, name="study_area", interactive=False,
-                   style_function=lambda f: {"fillColor": "#ffffff", "fillOpacity": 0.55, "color": "#888888",
+                   style_function=lambda f: {"fillColor": "#ffffff", "fillOpacity": 0.35, "color": "#888888",
                                              "weight": 1, "dashArray": "2 3"}).add_to(group)
     return group
 
 
-def _legend() -> str:
-    rows = "".join(f'<div><span class="hs-swatch" style="background:{GI_COLOURS[k]}"></span>{esc(v)}</div>'
-                   for k, v in GI_LABELS.items())
-    rows += (f'<div><span class="hs-swatch" style="background:none;border:2px solid #111"></span>Hotspot region</div>'
-             f'<div><span class="hs-swatch" style="background:none;border:2px dashed {CROSS_COLOUR}"></span>'
-             f'Region crossing a boundary</div>')
+def _swatch(colour: str, label: str, border: str = "1px solid #777") -> str:
+    return f'<div><span class="hs-swatch" style="background:{colour};border:{border}"></span>{esc(label)}</div>'
+
+
+def _legend(result) -> str:
+    rows = "".join(_swatch(GI_COLOURS[k], v) for k, v in GI_LABELS.items())
+    rows += _swatch("none", "Hotspot region", "2px solid #111")
+    rows += _swatch("none", "Region crossing a boundary", f"2px dashed {CROSS_COLOUR}")
+    rows += _swatch("rgba(27,158,119,.3)", "Density cluster (p <= 0.05)", "2px solid #1b9e77")
+    rows += '<div class="hs-ramp"><span>KDE: low</span><span class="hs-grad"></span><span>high (square-root scale)</span></div>'
+    present = sorted(set(result.cells.get("trend_class", pd.Series(dtype=str))) - {"no pattern detected"})
+    trends = "".join(_swatch(_trend_colour(t), t) for t in present)
+    if trends:
+        rows += f"<details><summary>Trend classes</summary>{trends}</details>"
     return f'<div class="hs-panel hs-legend" id="hs-legend"><b>Gi* (FDR-controlled)</b>{rows}</div>'
 
 
@@ -176,6 +288,7 @@ CSS = """<style>
 .hs-swatch{display:inline-block;width:14px;height:11px;margin-right:5px;vertical-align:middle;border:1px solid #777}
 .hs-label{font:bold 11px sans-serif;color:#333;text-align:center;text-shadow:0 0 3px #fff,0 0 3px #fff;white-space:nowrap}
 .leaflet-container{background:#f2f2ef}
+.hs-ramp{display:flex;align-items:center;gap:4px;margin-top:3px}.hs-grad{display:inline-block;width:70px;height:10px;background:linear-gradient(90deg,#ffffcc,#fd8d3c,#800026)}
 </style>"""
 
 
@@ -192,11 +305,16 @@ def build_map(result, tier: str = "partner") -> str:
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     _study_area_layer(result.study_area).add_to(m)
     _boundaries_layer(result.boundaries, result.study_area).add_to(m)
+    kde = _kde_layer(result)
+    if kde is not None:
+        kde.add_to(m)
     _cells_layer(result.cells).add_to(m)
+    _trends_layer(result.cells).add_to(m)
+    _clusters_layer(result.clusters).add_to(m)
     _regions_layer(result.regions).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     root = m.get_root()
     root.header.add_child(folium.Element(CSS))
-    root.html.add_child(folium.Element(_legend() + _methods(result)))
+    root.html.add_child(folium.Element(_legend(result) + _methods(result)))
     root.title = esc(f"{result.cfg.name}: hotspots ({tier})")
     return make_self_contained(root.render())
