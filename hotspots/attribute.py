@@ -4,7 +4,7 @@
 CRS) into one GeoDataFrame in EPSG:27700 with columns ``layer``, ``area``,
 ``geometry``. ``cell_areas`` gives each analysed cell the names of the areas it
 overlaps (``areas``, ';'-separated, all layers). ``hotspot_regions`` groups
-contiguous hot cells (``gi_class >= 2``, queen contiguity) into regions with
+contiguous hot cells (``gi_class >= 2``, cells sharing an edge or corner) into regions with
 columns ``region_id``, ``cells``, ``n``, ``weighted``, ``peak_z``, ``areas``,
 ``cross_boundary`` and ``n_<evidence>``. ``area_summary`` is ``areas.csv``.
 """
@@ -14,7 +14,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy import ndimage
 
 from hotspots.config import Config
 from hotspots.errors import UserError
@@ -105,11 +104,15 @@ def polygon_areas(geoms: np.ndarray, boundaries: gpd.GeoDataFrame) -> tuple[list
 
 def hotspot_regions(cells: gpd.GeoDataFrame, grid: Grid, cell_pairs: list[list]) -> tuple[gpd.GeoDataFrame, np.ndarray]:
     """Contiguous cells with ``gi_class >= 2`` as regions; returns (regions, region_id per cell)."""
-    hot = np.zeros(grid.mask.shape, dtype=bool)
-    rows, cols = grid.rows_cols
-    hot[rows, cols] = cells["gi_class"].to_numpy() >= 2
-    labels, count = ndimage.label(hot, structure=np.ones((3, 3), dtype=int))
-    lab = labels[rows, cols]
+    from scipy.sparse.csgraph import connected_components
+    hot = cells["gi_class"].to_numpy() >= 2
+    # Contiguous = sharing an edge or a corner (queen for squares, the six for hexagons).
+    touch = grid.neighbours(grid.touch_distance)
+    hot_idx = np.nonzero(hot)[0]
+    _, comp = connected_components(touch[hot_idx][:, hot_idx], directed=False)
+    lab = np.zeros(len(cells), dtype=np.int64)
+    lab[hot_idx] = comp + 1
+    count = int(comp.max() + 1) if len(comp) else 0
     # Number regions by descending weighted count so R1 is the strongest.
     order = []
     for k in range(1, count + 1):

@@ -1,4 +1,4 @@
-"""The study area and the one seamless grid laid over it.
+"""The study area and the one seamless grid laid over it (square or hexagonal cells).
 
 Input: incidents (``x``, ``y`` in EPSG:27700) and, optionally, a boundary
 layer naming the study area. Output: a ``Grid`` (origin, cell size, shape and
@@ -17,6 +17,25 @@ from shapely.geometry.base import BaseGeometry
 NICE_SIZES = (25, 50, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 1500, 2000, 2500, 5000)
 MIN_CELL_M = 50.0      # police.uk snap points are displaced by up to ~200 m: finer cells are noise
 MAX_CELLS = 1_000_000  # a guard against a grid that explodes
+
+
+@dataclass
+class Raster:
+    """A regular square lattice on which surfaces (KDE) are computed and drawn."""
+    x0: float
+    y0: float
+    cell: float
+    nx: int
+    ny: int
+
+    def sample(self, surface: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Values of ``surface`` (ny, nx) at points (nearest lattice cell; NaN off the lattice)."""
+        col = np.floor((np.asarray(x) - self.x0) / self.cell).astype(np.int64)
+        row = np.floor((np.asarray(y) - self.y0) / self.cell).astype(np.int64)
+        ok = (col >= 0) & (col < self.nx) & (row >= 0) & (row < self.ny)
+        out = np.full(len(col), np.nan)
+        out[ok] = surface[row[ok], col[ok]]
+        return out
 
 
 @dataclass
@@ -88,6 +107,114 @@ class Grid:
         rows, cols = self.rows_cols
         return self.x0 + (cols + 0.5) * self.cell, self.y0 + (rows + 0.5) * self.cell
 
+    shape = "square"
+
+    @property
+    def touch_distance(self) -> float:
+        """Centre distance of cells that share an edge or a corner (queen contiguity)."""
+        return self.cell * np.sqrt(2)
+
+    @property
+    def cell_area(self) -> float:
+        return self.cell ** 2
+
+    def neighbours(self, distance: float):
+        """Binary Gi* neighbours (self included) of the analysed cells within ``distance``."""
+        from hotspots.detect.gistar import neighbour_matrix
+        rows, cols = self.rows_cols
+        return neighbour_matrix(cols, rows, self.cell, distance)
+
+    def raster(self) -> Raster:
+        """The lattice for surfaces: the grid itself."""
+        return Raster(self.x0, self.y0, self.cell, self.nx, self.ny)
+
+
+SQRT3 = np.sqrt(3.0)
+
+
+@dataclass
+class HexGrid(Grid):
+    """Pointy-top hexagons in odd-row offset layout; ``cell`` is the distance between
+    adjacent centres (the width across flats, as sf's ``st_make_grid(square = FALSE)``).
+
+    Centre of (row j, column i): x = x0 + (i + 0.5 * (j odd)) * cell, y = y0 + j * cell * sqrt(3)/2,
+    so (x0, y0) is the centre of cell (0, 0). Each cell has six neighbours at
+    distance ``cell``: that is the contiguity of hexagons, and the default Gi*
+    neighbourhood is that ring.
+    """
+    shape = "hexagon"
+
+    @property
+    def row_step(self) -> float:
+        return self.cell * SQRT3 / 2
+
+    @property
+    def touch_distance(self) -> float:
+        return self.cell
+
+    @property
+    def cell_area(self) -> float:
+        return SQRT3 / 2 * self.cell ** 2
+
+    def locate(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column of the hexagon holding each point (cube rounding of axial coordinates)."""
+        r_size = self.cell / SQRT3                       # circumradius
+        px = np.asarray(x, dtype=float) - self.x0
+        py = np.asarray(y, dtype=float) - self.y0
+        q = (SQRT3 / 3 * px - py / 3) / r_size
+        r = (2 / 3 * py) / r_size
+        cx, cz = q, r
+        cy = -cx - cz
+        rx, ry, rz = np.round(cx), np.round(cy), np.round(cz)
+        dx, dy, dz = np.abs(rx - cx), np.abs(ry - cy), np.abs(rz - cz)
+        fix_x = (dx > dy) & (dx > dz)
+        fix_z = ~fix_x & (dz >= dy)
+        rx = np.where(fix_x, -ry - rz, rx)
+        rz = np.where(fix_z, -rx - ry, rz)
+        row = rz.astype(np.int64)
+        col = (rx + (row - (row & 1)) // 2).astype(np.int64)
+        return row, col
+
+    def assign(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        row, col = self.locate(x, y)
+        ok = (row >= 0) & (row < self.ny) & (col >= 0) & (col < self.nx)
+        out = np.full(len(row), -1, dtype=np.int64)
+        out[ok] = self.cell_number[row[ok], col[ok]]
+        return out
+
+    def centres(self) -> tuple[np.ndarray, np.ndarray]:
+        rows, cols = self.rows_cols
+        return self.x0 + (cols + 0.5 * (rows & 1)) * self.cell, self.y0 + rows * self.row_step
+
+    def boxes(self) -> np.ndarray:
+        cx, cy = self.centres()
+        return _hexagons(cx, cy, self.cell)
+
+    def neighbours(self, distance: float):
+        from hotspots.detect.gistar import neighbour_matrix_xy
+        cx, cy = self.centres()
+        return neighbour_matrix_xy(cx, cy, distance)
+
+    def raster(self) -> Raster:
+        """A square lattice at half the hexagon spacing over the grid's extent."""
+        step = self.cell / 2
+        x0 = self.x0 - self.cell
+        y0 = self.y0 - self.cell
+        nx = int(np.ceil((self.nx + 2) * self.cell / step))
+        ny = int(np.ceil((self.ny * self.row_step + 2 * self.cell) / step))
+        return Raster(x0, y0, step, nx, ny)
+
+
+def _hexagons(cx: np.ndarray, cy: np.ndarray, spacing: float) -> np.ndarray:
+    """Pointy-top hexagon polygons around the centres."""
+    r_size = spacing / SQRT3
+    angles = np.deg2rad(30 + 60 * np.arange(6))
+    xs = cx[:, None] + r_size * np.cos(angles)[None, :]
+    ys = cy[:, None] + r_size * np.sin(angles)[None, :]
+    coords = np.stack([xs, ys], axis=-1)
+    coords = np.concatenate([coords, coords[:, :1]], axis=1)
+    return shapely.polygons(coords)
+
 
 def nice_cell_size(value: float) -> float:
     """The nearest 'round' cell size to ``value`` metres."""
@@ -108,8 +235,10 @@ def choose_cell_size(area: BaseGeometry) -> tuple[float, str]:
     return size, how
 
 
-def build_grid(area: BaseGeometry, cell: float) -> Grid:
-    """Lay a grid of ``cell``-metre squares over ``area``; mask the cells that intersect it."""
+def build_grid(area: BaseGeometry, cell: float, shape: str = "square") -> Grid:
+    """Lay a grid of ``cell``-metre squares (or hexagons) over ``area``; mask the cells that intersect it."""
+    if shape == "hexagon":
+        return build_hex_grid(area, cell)
     xmin, ymin, xmax, ymax = area.bounds
     x0 = np.floor(xmin / cell) * cell
     y0 = np.floor(ymin / cell) * cell
@@ -128,6 +257,29 @@ def build_grid(area: BaseGeometry, cell: float) -> Grid:
         inter[edge] = frac > 1e-6
     inside = shapely.within(bx, area)
     return Grid(float(x0), float(y0), float(cell), nx, ny, inter, inside)
+
+
+def build_hex_grid(area: BaseGeometry, cell: float) -> HexGrid:
+    """Lay pointy-top hexagons (centre spacing ``cell``) over ``area``, aligned to round coordinates."""
+    xmin, ymin, xmax, ymax = area.bounds
+    row_step = cell * SQRT3 / 2
+    x0 = np.floor(xmin / cell) * cell - cell
+    y0 = np.floor(ymin / row_step) * row_step - row_step
+    nx = int(np.ceil((xmax - x0) / cell)) + 2
+    ny = int(np.ceil((ymax - y0) / row_step)) + 2
+    if nx * ny > MAX_CELLS * 4:
+        raise ValueError(f"a {cell:g} m hexagon grid over this study area would have {nx * ny:,} cells")
+    jj, ii = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
+    cx = x0 + (ii + 0.5 * (jj & 1)) * cell
+    cy = y0 + jj * row_step
+    hexes = _hexagons(cx.ravel(), cy.ravel(), cell)
+    shapely.prepare(area)
+    inter = shapely.intersects(area, hexes)
+    edge = inter & ~shapely.within(hexes, area)
+    if edge.any():
+        inter[edge] = shapely.area(shapely.intersection(hexes[edge], area)) / (SQRT3 / 2 * cell ** 2) > 1e-6
+    inside = shapely.within(hexes, area)
+    return HexGrid(float(x0), float(y0), float(cell), nx, ny, inter.reshape(ny, nx), inside.reshape(ny, nx))
 
 
 def in_area(grid: Grid, area: BaseGeometry, x: np.ndarray, y: np.ndarray) -> np.ndarray:

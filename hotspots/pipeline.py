@@ -20,7 +20,7 @@ from hotspots import attribute, grid as gridmod, weight
 from hotspots.config import Config
 from hotspots.detect.clusters import find_clusters
 from hotspots.detect.counts import hotspot_count
-from hotspots.detect.gistar import hotspot_gistar, neighbour_matrix
+from hotspots.detect.gistar import hotspot_gistar
 from hotspots.detect.kde import choose_bandwidth, kde_grid
 from hotspots.detect.spacetime import emerging_classes, space_time_cube
 from hotspots.errors import UserError
@@ -112,7 +112,11 @@ def analyse(cfg: Config, progress: Progress | None = None) -> Result:
 
     with progress.step("study area and grid"):
         area, cell, params, incidents = choose_study_area(cfg, incidents, boundaries, ledger)
-        grid = gridmod.build_grid(area, cell)
+        shape = str(cfg.analysis.get("cell_shape", "square"))
+        if shape not in ("square", "hexagon"):
+            raise UserError(f"[analysis] cell_shape = '{shape}' should be 'square' or 'hexagon'.", file=str(cfg.path))
+        params["cell_shape"] = _param(shape, "set in the config" if "cell_shape" in cfg.analysis else "default")
+        grid = gridmod.build_grid(area, cell, shape)
         x, y = incidents["x"].to_numpy(), incidents["y"].to_numpy()
         cell_no = grid.assign(x, y)
         inside = gridmod.in_area(grid, area, x, y) & (cell_no >= 0)
@@ -129,9 +133,11 @@ def analyse(cfg: Config, progress: Progress | None = None) -> Result:
         incidents = weight.apply_weights(incidents, table)
 
     with progress.step("detect hotspots"):
-        dist = float(cfg.analysis.get("neighbour_distance_m", cell * np.sqrt(2)))
+        dist = float(cfg.analysis.get("neighbour_distance_m", grid.touch_distance))
         params["neighbour_distance_m"] = _param(dist, "set in the config" if "neighbour_distance_m" in cfg.analysis
-                                                else "queen ring: cell size x sqrt(2), the 8 surrounding cells")
+                                                else "the ring of touching cells: the 8 around a square (cell x sqrt 2)"
+                                                if grid.shape == "square" else
+                                                "the ring of touching cells: the 6 around a hexagon (cell spacing)")
         alpha = float(cfg.analysis.get("fdr_alpha", 0.05))
         params["fdr_alpha"] = _param(alpha, "set in the config" if "fdr_alpha" in cfg.analysis else "default 0.05")
         inference = str(cfg.analysis.get("gi_inference", "permutation"))
@@ -144,10 +150,11 @@ def analyse(cfg: Config, progress: Progress | None = None) -> Result:
                                         if inference == "permutation" else "normal approximation, as ArcGIS")
         counts = hotspot_count(incidents, grid.n)
         rows, cols = grid.rows_cols
-        w = neighbour_matrix(cols, rows, cell, dist)
+        w = grid.neighbours(dist)
         stats = hotspot_gistar(counts["weighted"].to_numpy(), w, alpha, inference=inference, seed=seed)
         cells = counts.assign(**stats)
-        cells.insert(0, "cell_id", [f"C{r}_{c}" for r, c in zip(rows, cols)])
+        prefix = "C" if grid.shape == "square" else "H"
+        cells.insert(0, "cell_id", [f"{prefix}{r}_{c}" for r, c in zip(rows, cols)])
         cells = gpd.GeoDataFrame(cells, geometry=grid.boxes(), crs=BNG)
 
     with progress.step("density and trends"):
@@ -190,10 +197,14 @@ def _kde(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd.Ge
     params["bandwidth_m"] = _param(round(bw, 1), how)
     params["kde_kernel"] = _param(kernel, "set in the config" if "kde_kernel" in cfg.analysis
                                   else "default quartic (as ArcGIS Kernel Density and CrimeStat)")
-    surface = kde_grid(x, y, w, grid.x0, grid.y0, grid.cell, grid.nx, grid.ny, bw, kernel)
-    rows, cols = grid.rows_cols
-    cells["kde"] = surface[rows, cols]
-    return np.where(grid.mask, surface, np.nan)
+    raster = grid.raster()
+    surface = kde_grid(x, y, w, raster.x0, raster.y0, raster.cell, raster.nx, raster.ny, bw, kernel)
+    cx, cy = grid.centres()
+    cells["kde"] = raster.sample(surface, cx, cy)
+    # Outside the study area the surface is not drawn.
+    jj, ii = np.mgrid[0:raster.ny, 0:raster.nx]
+    inside = grid.assign(raster.x0 + (ii.ravel() + 0.5) * raster.cell, raster.y0 + (jj.ravel() + 0.5) * raster.cell)
+    return np.where(inside.reshape(surface.shape) >= 0, surface, np.nan)
 
 
 def _clusters(cfg: Config, incidents: pd.DataFrame, area, params: dict) -> gpd.GeoDataFrame:
@@ -322,14 +333,14 @@ def evaluate_holdout(cfg: Config, train: tuple[pd.Timestamp, pd.Timestamp],
     recent = in_train & (when >= recent_start).to_numpy()
     g = result.grid
     tr = risk[in_train]
-    kde = kde_grid(tr["x"].to_numpy(), tr["y"].to_numpy(), tr["weight"].to_numpy(), g.x0, g.y0, g.cell,
-                   g.nx, g.ny, result.parameters["bandwidth_m"]["value"],
+    raster = g.raster()
+    kde = kde_grid(tr["x"].to_numpy(), tr["y"].to_numpy(), tr["weight"].to_numpy(), raster.x0, raster.y0,
+                   raster.cell, raster.nx, raster.ny, result.parameters["bandwidth_m"]["value"],
                    result.parameters["kde_kernel"]["value"])
-    rows, cols = g.rows_cols
     seed = int(cfg.analysis.get("seed", 0))
     scores = {
         "gi_star": np.nan_to_num(gi_star(train_w, result.neighbours), nan=0.0),
-        "kde": kde[rows, cols],
+        "kde": raster.sample(kde, *g.centres()),
         "weighted_count": train_w,
         "previous_period": np.bincount(cell[recent], weights=weights[recent], minlength=n),
         "random": random_score(n, seed),

@@ -110,3 +110,52 @@ def test_boundaries_in_another_crs_are_reprojected(tmp_path, two_boroughs):
     b = attribute.read_boundaries(cfg)
     assert b.crs.to_epsg() == 27700
     assert b.geometry.iloc[0].bounds[0] == pytest.approx(530_000, abs=1)
+
+
+def test_hexagon_locate_is_the_nearest_centre():
+    g = gridmod.build_grid(shapely.box(0, 0, 2000, 1500), 100.0, shape="hexagon")
+    cx, cy = g.centres()
+    rng = np.random.default_rng(4)
+    x = rng.uniform(100, 1900, 5000)
+    y = rng.uniform(100, 1400, 5000)
+    got = g.assign(x, y)
+    nearest = np.argmin((x[:, None] - cx[None, :]) ** 2 + (y[:, None] - cy[None, :]) ** 2, axis=1)
+    assert (got == nearest).all()
+    # hexagons tile: each point lies in the polygon of its cell
+    polys = g.boxes()
+    assert shapely.contains_xy(polys[got], x, y).all()
+    assert polys[0].area == pytest.approx(np.sqrt(3) / 2 * 100 ** 2)
+
+
+def test_hexagon_neighbours_are_the_six_touching_cells_and_gi_matches_esda():
+    g = gridmod.build_grid(shapely.box(0, 0, 3000, 3000), 150.0, shape="hexagon")
+    w = g.neighbours(g.touch_distance)
+    counts = np.asarray(w.sum(axis=1)).ravel()
+    assert counts.max() == 7                       # six neighbours and the cell itself
+    polys = g.boxes()
+    i = int(np.argmax(counts))
+    touching = np.nonzero(shapely.distance(polys[i], polys) < 1e-6)[0]   # float edges: touch within 1 µm
+    assert set(w[i].indices) == set(touching) | {i}
+    esda = pytest.importorskip("esda")
+    libpysal = pytest.importorskip("libpysal")
+    import scipy.sparse as sp
+    from hotspots.detect.gistar import gi_star
+    values = np.random.default_rng(2).poisson(2.0, g.n).astype(float)
+    W = libpysal.weights.WSP(sp.csr_matrix(w - sp.eye(g.n))).to_W(silence_warnings=True)
+    ref = esda.G_Local(values, W, transform="B", star=True, permutations=0).Zs
+    assert np.max(np.abs(gi_star(values, w) - ref)) < 1e-9
+
+
+def test_pipeline_runs_on_hexagons(tmp_path):
+    from hotspots.config import load_config
+    from hotspots.pipeline import analyse
+    from tests.conftest import EXAMPLE
+    text = (EXAMPLE / "partnership.toml").read_text().replace('path = "data/', f'path = "{EXAMPLE.as_posix()}/data/')
+    text = text.replace("cell_size_m = 150", 'cell_size_m = 150\ncell_shape = "hexagon"\nclusters = []')
+    cfg_path = tmp_path / "hex.toml"
+    cfg_path.write_text(text)
+    r = analyse(load_config(cfg_path))
+    assert r.grid.shape == "hexagon" and r.cells["cell_id"].str.startswith("H").all()
+    assert r.parameters["neighbour_distance_m"]["value"] == 150
+    assert len(r.regions) >= 1 and (r.cells["kde"] >= 0).all()
+    assert r.cells["n"].sum() == (r.incidents["weight"] > 0).sum()

@@ -53,6 +53,17 @@ def neighbour_matrix(cols: np.ndarray, rows: np.ndarray, cell_size: float,
     return sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
 
 
+def neighbour_matrix_xy(cx: np.ndarray, cy: np.ndarray, distance: float) -> sp.csr_matrix:
+    """Binary neighbours (self included) of cells by centre distance (any cell shape, e.g. hexagons)."""
+    from scipy.spatial import cKDTree
+    tree = cKDTree(np.column_stack([cx, cy]))
+    pairs = tree.query_pairs(distance * (1 + 1e-9), output_type="ndarray")
+    n = len(cx)
+    src = np.concatenate([pairs[:, 0], pairs[:, 1], np.arange(n)])
+    dst = np.concatenate([pairs[:, 1], pairs[:, 0], np.arange(n)])
+    return sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+
+
 def gi_star(values: np.ndarray, w: sp.csr_matrix) -> np.ndarray:
     """Gi* z-scores of ``values`` (one per cell) under binary weights ``w``.
 

@@ -110,16 +110,15 @@ def _kde_layer(result) -> folium.FeatureGroup | None:
     from matplotlib.image import imsave
     from pyproj import Transformer
 
-    g = result.grid
+    g = result.grid.raster()
     to_wgs = Transformer.from_crs("EPSG:27700", WGS84, always_xy=True)
     to_bng = Transformer.from_crs(WGS84, "EPSG:27700", always_xy=True)
-    lon0, lat0 = to_wgs.transform(g.x0, g.y0)
     xs = [g.x0, g.x0 + g.nx * g.cell]
     ys = [g.y0, g.y0 + g.ny * g.cell]
     corners = np.array([to_wgs.transform(x, y) for x in xs for y in ys])
     west, south = corners.min(axis=0)
     east, north = corners.max(axis=0)
-    scale = 4  # image pixels per cell, roughly
+    scale = max(1, min(4, 1600 // max(g.nx, g.ny)))  # image pixels per lattice cell, bounded
     width, height = max(g.nx * scale, 1), max(g.ny * scale, 1)
     lon = west + (np.arange(width) + 0.5) * (east - west) / width
     lat = north - (np.arange(height) + 0.5) * (north - south) / height
