@@ -6,6 +6,7 @@ and calls these two; each stage lives in its own module.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ from hotspots.errors import UserError
 from hotspots.load import finish, load_sources
 from hotspots.load.ledger import Ledger
 from hotspots.progress import Progress
+from hotspots.tiers import PUBLIC, check_public, factual_mask, public_counts
 
 BNG = "EPSG:27700"
 
@@ -148,14 +150,7 @@ def analyse(cfg: Config, progress: Progress | None = None) -> Result:
         params["gi_inference"] = _param(inference, "randomisation null, 200,000 draws per neighbourhood size, "
                                         f"seed {seed} (the normal curve is anti-conservative on sparse counts)"
                                         if inference == "permutation" else "normal approximation, as ArcGIS")
-        counts = hotspot_count(incidents, grid.n)
-        rows, cols = grid.rows_cols
-        w = grid.neighbours(dist)
-        stats = hotspot_gistar(counts["weighted"].to_numpy(), w, alpha, inference=inference, seed=seed)
-        cells = counts.assign(**stats)
-        prefix = "C" if grid.shape == "square" else "H"
-        cells.insert(0, "cell_id", [f"{prefix}{r}_{c}" for r, c in zip(rows, cols)])
-        cells = gpd.GeoDataFrame(cells, geometry=grid.boxes(), crs=BNG)
+        cells, w = hotspot_grid(incidents, grid, dist, alpha, inference, seed)
 
     with progress.step("density and trends"):
         kde_surface = _kde(cfg, incidents, grid, cells, params)
@@ -163,17 +158,67 @@ def analyse(cfg: Config, progress: Progress | None = None) -> Result:
         _trends(cfg, incidents, grid, cells, w, alpha, seed, params)
 
     with progress.step("attribute to boundaries"):
-        areas_txt, pairs = attribute.cell_areas(cells.geometry.values, boundaries)
-        cells["areas"] = areas_txt
-        regions, region_of = attribute.hotspot_regions(cells, grid, pairs)
-        cells["region_id"] = region_of
-        areas = attribute.area_summary(cells, pairs, regions, boundaries)
+        cells, regions, areas = attribute_cells(cells, grid, boundaries)
         clusters["areas"], clusters["cross_boundary"] = attribute.polygon_areas(clusters.geometry.values, boundaries)
 
     return Result(cfg=cfg, incidents=incidents, ledger=ledger, accounting=accounting, study_area=area,
                   grid=grid, cells=cells, regions=regions, clusters=clusters, boundaries=boundaries, areas=areas,
                   parameters=params, weights=table, started_at=started_at, started=started,
                   neighbours=w, kde_surface=kde_surface)
+
+
+def hotspot_grid(incidents: pd.DataFrame, grid: gridmod.Grid, dist: float, alpha: float, inference: str,
+                 seed: int) -> tuple[gpd.GeoDataFrame, object]:
+    """Counts and Gi* on ``grid`` for incidents carrying their ``cell``; returns (cells, neighbour matrix)."""
+    counts = hotspot_count(incidents, grid.n)
+    rows, cols = grid.rows_cols
+    w = grid.neighbours(dist)
+    stats = hotspot_gistar(counts["weighted"].to_numpy(), w, alpha, inference=inference, seed=seed)
+    cells = counts.assign(**stats)
+    prefix = "C" if grid.shape == "square" else "H"
+    cells.insert(0, "cell_id", [f"{prefix}{r}_{c}" for r, c in zip(rows, cols)])
+    return gpd.GeoDataFrame(cells, geometry=grid.boxes(), crs=BNG), w
+
+
+def attribute_cells(cells: gpd.GeoDataFrame, grid: gridmod.Grid, boundaries: gpd.GeoDataFrame):
+    """Areas per cell, hotspot regions and the per-area summary; returns (cells, regions, areas)."""
+    areas_txt, pairs = attribute.cell_areas(cells.geometry.values, boundaries)
+    cells["areas"] = areas_txt
+    regions, region_of = attribute.hotspot_regions(cells, grid, pairs)
+    cells["region_id"] = region_of
+    return cells, regions, attribute.area_summary(cells, pairs, regions, boundaries)
+
+
+def public_view(result: Result) -> Result:
+    """The public tier's layers: the same incidents on cells of at least 400 m, hotspots
+    backed by at least one factual source, no clusters (their outlines follow points),
+    no KDE surface. Numbers are suppressed and rounded when shown (``tiers``)."""
+    check_public(result.cfg)
+    cell = max(PUBLIC["min_cell_m"], result.grid.cell)
+    grid = gridmod.build_grid(result.study_area, cell, result.grid.shape)
+    inc = result.incidents.copy()
+    inc["cell"] = grid.assign(inc["x"].to_numpy(), inc["y"].to_numpy())
+    inc = inc[inc["cell"] >= 0]
+    p = result.parameters
+    alpha = p["fdr_alpha"]["value"]
+    cells, w = hotspot_grid(inc, grid, grid.touch_distance, alpha, p["gi_inference"]["value"],
+                            int(result.cfg.analysis.get("seed", 0)))
+    cells, regions, areas = attribute_cells(cells, grid, result.boundaries)
+    # A hotspot that only anecdotal or intelligence sources support is not published.
+    anecdotal_only = regions.loc[~factual_mask(regions), "region_id"]
+    regions = regions[factual_mask(regions)].reset_index(drop=True)
+    cells.loc[cells["region_id"].isin(anecdotal_only), "gi_class"] = 0
+    cells.loc[cells["region_id"].isin(anecdotal_only), "region_id"] = ""
+    params = dict(p)
+    params["cell_size_m"] = _param(cell, f"public tier: at least {PUBLIC['min_cell_m']:g} m")
+    params["neighbour_distance_m"] = _param(grid.touch_distance, "the ring of touching cells")
+    for key in [k for k in params if k.startswith("clusters_") or k in ("bandwidth_m", "kde_kernel", "space_time")]:
+        params.pop(key)
+    empty = result.clusters.iloc[0:0]
+    return dataclasses.replace(result, grid=grid, cells=cells, regions=regions, areas=areas, clusters=empty,
+                               kde_surface=None, neighbours=w, parameters=params,
+                               extra={**result.extra, "tier": "public",
+                                      "withheld_anecdotal_only_regions": int(len(anecdotal_only))})
 
 
 def _risk(incidents: pd.DataFrame) -> pd.DataFrame:
@@ -251,26 +296,23 @@ def _trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd
 
 def publish(result: Result, out: Path) -> dict[str, Path]:
     """Write every output of ``result`` into ``out``; returns the paths by name."""
-    from hotspots.publish.exports import write_csv, write_layers
+    from hotspots.publish.exports import write_csv
     from hotspots.publish.manifest import write_manifest
     from hotspots.publish.map import build_map
 
     out.mkdir(parents=True, exist_ok=True)
-    cells = result.cells.copy()
-    cells["gi_class"] = cells["gi_class"].astype(int)
-    layers = {"cells": cells, "regions": result.regions, "clusters": result.clusters,
-              "boundaries": result.boundaries,
-              "study_area": gpd.GeoDataFrame({"name": [result.cfg.name]}, geometry=[result.study_area], crs=BNG)}
-    written = [(p, "partner") for p in write_layers(layers, out, web=("cells", "regions", "clusters"))]
-    written.append((write_csv(result.areas, out / "areas.csv"), "partner"))
+    views = {tier: (result if tier == "partner" else public_view(result)) for tier in result.cfg.tiers}
+    written = [(p, "partner") for p in _write_tables(result, out, public=False)]
     written.append((write_csv(result.ledger.rejects, out / "rejects.csv"), "analyst"))
     paths = {}
-    for tier in result.cfg.tiers:
+    for tier, view in views.items():
         name = "map.html" if tier == "partner" else f"map-{tier}.html"
         path = out / name
-        path.write_text(build_map(result, tier), encoding="utf-8")
+        path.write_text(build_map(view, tier), encoding="utf-8")
         written.append((path, tier))
         paths[f"map_{tier}"] = path
+        if tier == "public":
+            written += [(p, "public") for p in _write_tables(view, out / "public", public=True)]
     inputs = result.accounting.to_dict(orient="records")
     summary = {
         "incidents": int(len(result.incidents)),
@@ -291,6 +333,31 @@ def publish(result: Result, out: Path) -> dict[str, Path]:
     return paths
 
 
+def _write_tables(view: Result, out: Path, public: bool) -> list[Path]:
+    """The GIS layers and areas.csv of one tier (public: suppressed and rounded counts, no clusters)."""
+    from hotspots.publish.exports import write_csv, write_layers
+    out.mkdir(parents=True, exist_ok=True)
+    cells = view.cells.copy()
+    cells["gi_class"] = cells["gi_class"].astype(int)
+    regions, areas = view.regions.copy(), view.areas.copy()
+    layers = {"cells": cells, "regions": regions}
+    if public:
+        for frame in (cells, regions, areas):
+            for col in [c for c in frame.columns if c == "n" or c.startswith("n_") or c in
+                        ("weighted", "hot_cells", "regions", "cross_boundary_regions", "cells")]:
+                frame[col] = public_counts(frame[col])
+        for col in ("gi_p", "gi_q", "peak_z"):
+            cells.pop(col) if col in cells else regions.pop(col) if col in regions else None
+        cells["gi_z"] = cells["gi_z"].round(1)
+    else:
+        layers["clusters"] = view.clusters
+    layers["boundaries"] = view.boundaries
+    layers["study_area"] = gpd.GeoDataFrame({"name": [view.cfg.name]}, geometry=[view.study_area], crs=BNG)
+    written = write_layers(layers, out, web=("cells", "regions", "clusters"))
+    written.append(write_csv(areas, out / "areas.csv"))
+    return written
+
+
 def evaluate_holdout(cfg: Config, train: tuple[pd.Timestamp, pd.Timestamp],
                      test: tuple[pd.Timestamp, pd.Timestamp], out: Path,
                      progress: Progress | None = None) -> pd.DataFrame:
@@ -303,8 +370,6 @@ def evaluate_holdout(cfg: Config, train: tuple[pd.Timestamp, pd.Timestamp],
     incidents (risk layers, weight > 0) are then counted in the cells each
     method selects. Writes ``evaluation.csv`` and ``coverage.png`` to ``out``.
     """
-    import dataclasses
-
     from hotspots.detect.gistar import gi_star
     from hotspots.evaluate import evaluate_methods, plot_coverage, random_score
 

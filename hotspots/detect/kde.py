@@ -486,7 +486,8 @@ def kde_grid(x, y, w, x0, y0, cell, nx, ny, bandwidth, kernel: str = "quartic",
         # per point and centre it reaches; fft ~ 15 single-precision real FFTs
         # of the lattice (~4.5 ns x L log2 L in all) plus ~60 ns per point.
         n_centres = math.pi * (R / cell) ** 2 + 4 * R / cell + 1
-        cost_direct = 22e-9 * x.size * n_centres + 5e-9 * nx * ny
+        offsets = (2 * math.ceil(R / cell) + 3) ** 2
+        cost_direct = 22e-9 * x.size * n_centres + 2e-9 * nx * ny * offsets
         L = lattice_nodes(f)
         cost_fft = 4.5e-9 * L * math.log2(L) + 60e-9 * x.size
         method = "direct" if cost_direct < cost_fft else "fft"
@@ -533,8 +534,10 @@ def choose_bandwidth(x, y, w=None, cell=None) -> tuple[float, str]:
     * ``n`` = sum of the weights (the point count when unweighted), as ArcGIS
       does with a population field.
 
-    This is the rule ArcGIS Pro's Kernel Density tool documents for its default
-    search radius. If ``Dm`` is 0 (half the weight at one location, e.g. many
+    This is the rule ArcGIS's Kernel Density tool documents for its default
+    search radius (ArcMap 10.2.1 onwards and ArcGIS Pro, "How Kernel Density
+    works"). As ArcGIS warns, weights much larger than 1 inflate ``n`` and so
+    shrink the radius. If ``Dm`` is 0 (half the weight at one location, e.g. many
     incidents geocoded to one address) ``SD`` alone is used and the text says
     so. If ``cell`` is given and the bandwidth comes out smaller than it, the
     text carries a warning (the surface will be spiky/undersmoothed).
@@ -566,8 +569,9 @@ def choose_bandwidth(x, y, w=None, cell=None) -> tuple[float, str]:
         which = "standard distance" if sd <= k * dm else "sqrt(1/ln2) x median distance"
     else:
         spread = sd
-        which = "standard distance (median distance is 0: over half the weight at one spot)"
-        note = " Median distance was 0, so the standard distance alone was used."
+        which = "standard distance"
+        note = (" The median distance was 0 (half the weight at one location), so the "
+                "standard distance alone was used.")
     bw = 0.9 * spread * n ** -0.2
     how = (f"Bandwidth {bw:,.0f} m from ArcGIS Pro's spatial Silverman rule "
            f"0.9 x min(SD, sqrt(1/ln2) x Dm) x n^-0.2 with SD = {sd:,.0f} m, "

@@ -13,6 +13,7 @@ popups, tooltips and layer names into the page as raw HTML and JavaScript.
 from __future__ import annotations
 
 import html
+import json
 from datetime import datetime
 
 import folium
@@ -20,8 +21,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from branca.element import MacroElement
+from jinja2 import Template
 
 from hotspots.publish.offline import make_self_contained
+from hotspots.tiers import RULES_TEXT, public_count, public_counts
 
 WGS84 = "EPSG:4326"
 GI_COLOURS = {3: "#b2182b", 2: "#ef8a62", 1: "#fddbc7", -1: "#d1e5f0", -2: "#67a9cf", -3: "#2166ac"}
@@ -49,98 +53,224 @@ def _fmt(df: pd.DataFrame, col: str, digits: int) -> pd.Series:
     return df[col].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}f}")
 
 
-def _cells_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
+def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
     group = folium.FeatureGroup(name="Gi* hot and cold spots (cells)", show=True)
     sig = cells[cells["gi_class"] != 0].copy()
     if not len(sig):
         return group
-    sig["z"] = _fmt(sig, "gi_z", 2)
-    sig["q"] = sig["gi_q"].map(lambda v: f"{v:.2g}")
-    sig["weighted_txt"] = _fmt(sig, "weighted", 1)
     sig["confidence"] = sig["gi_class"].map(GI_LABELS)
-    data = _web(sig, ["cell_id", "gi_class", "confidence", "n", "weighted_txt", "z", "q", "areas", "region_id"])
+    if public:
+        sig["incidents"] = public_counts(sig["n"])
+        fields = ["cell_id", "confidence", "incidents", "areas", "region_id"]
+        aliases = ["Cell", "Gi*", "Incidents", "Areas", "Region"]
+    else:
+        sig["incidents"] = sig["n"].map(lambda v: f"{int(v):,}")
+        sig["weighted_txt"] = _fmt(sig, "weighted", 1)
+        sig["z"] = _fmt(sig, "gi_z", 2)
+        sig["q"] = sig["gi_q"].map(lambda v: f"{v:.2g}")
+        fields = ["cell_id", "confidence", "incidents", "weighted_txt", "z", "q", "areas", "region_id"]
+        aliases = ["Cell", "Gi*", "Incidents", "Weighted", "z", "q (FDR)", "Areas", "Region"]
+    data = _web(sig, ["gi_class", *fields])
     folium.GeoJson(
         data, name="gi_cells",
         style_function=lambda f: {"fillColor": GI_COLOURS[f["properties"]["gi_class"]], "color": "#555555",
                                   "weight": 0.3, "fillOpacity": 0.75, "className": "hs-cell"},
-        popup=folium.GeoJsonPopup(
-            fields=["cell_id", "confidence", "n", "weighted_txt", "z", "q", "areas", "region_id"],
-            aliases=["Cell", "Gi*", "Incidents", "Weighted", "z", "q (FDR)", "Areas", "Region"],
-            localize=True),
+        popup=folium.GeoJsonPopup(fields=fields, aliases=aliases),
     ).add_to(group)
     return group
 
 
-def _regions_layer(regions: gpd.GeoDataFrame) -> folium.FeatureGroup:
+def _regions_layer(regions: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
     group = folium.FeatureGroup(name="Hotspot regions (purple: cross-boundary)", show=True)
     if not len(regions):
         return group
     reg = regions.copy()
-    reg["weighted_txt"] = _fmt(reg, "weighted", 1)
-    reg["peak"] = _fmt(reg, "peak_z", 2)
     reg["crosses"] = np.where(reg["cross_boundary"], "yes", "no")
-    data = _web(reg, ["region_id", "cells", "n", "weighted_txt", "peak", "areas", "crosses"])
+    if public:
+        reg["incidents"] = public_counts(reg["n"])
+        fields = ["region_id", "incidents", "areas", "crosses"]
+        aliases = ["Region", "Incidents", "Areas", "Crosses a boundary"]
+    else:
+        reg["incidents"] = reg["n"].map(lambda v: f"{int(v):,}")
+        reg["weighted_txt"] = _fmt(reg, "weighted", 1)
+        reg["peak"] = _fmt(reg, "peak_z", 2)
+        ev = [c for c in reg.columns if c.startswith("n_")]
+        reg["evidence_mix"] = reg[ev].apply(lambda r: ", ".join(f"{c[2:]} {int(v):,}" for c, v in r.items() if v),
+                                            axis=1) if ev else ""
+        fields = ["region_id", "cells", "incidents", "weighted_txt", "peak", "evidence_mix", "areas", "crosses"]
+        aliases = ["Region", "Cells", "Incidents", "Weighted", "Peak z", "Evidence", "Areas", "Crosses a boundary"]
+    data = _web(reg, fields)
     folium.GeoJson(
         data, name="regions",
         style_function=lambda f: {"fill": False, "color": CROSS_COLOUR if f["properties"]["crosses"] == "yes"
                                   else "#111111", "weight": 3.5 if f["properties"]["crosses"] == "yes" else 2,
                                   "dashArray": "6 4" if f["properties"]["crosses"] == "yes" else None,
                                   "className": "hs-region"},
-        popup=folium.GeoJsonPopup(fields=["region_id", "cells", "n", "weighted_txt", "peak", "areas", "crosses"],
-                                  aliases=["Region", "Cells", "Incidents", "Weighted", "Peak z", "Areas",
-                                           "Crosses a boundary"]),
+        popup=folium.GeoJsonPopup(fields=fields, aliases=aliases),
     ).add_to(group)
     return group
 
 
-def _kde_layer(result) -> folium.FeatureGroup | None:
-    """The KDE surface as one PNG image (a data URI): surfaces belong in images, not vectors.
+def _lonlat_frame(lattice):
+    """A lon/lat-aligned pixel frame over a square BNG lattice, and each pixel's lattice row/column.
 
-    The BNG grid is resampled onto a lon/lat-aligned raster (nearest cell) so
-    that the image lines up with the vector layers; the grid is rotated about
-    a degree from lon/lat in London, which would otherwise shift its edges.
+    Images are resampled onto it (nearest lattice cell) so that they line up
+    with the vector layers: the BNG grid is rotated about a degree from
+    lon/lat in London, which would otherwise shift the image's edges.
     """
-    surface = result.kde_surface
-    if surface is None or not np.isfinite(surface).any():
-        return None
+    from pyproj import Transformer
+    to_wgs = Transformer.from_crs("EPSG:27700", WGS84, always_xy=True)
+    to_bng = Transformer.from_crs(WGS84, "EPSG:27700", always_xy=True)
+    xs = [lattice.x0, lattice.x0 + lattice.nx * lattice.cell]
+    ys = [lattice.y0, lattice.y0 + lattice.ny * lattice.cell]
+    corners = np.array([to_wgs.transform(x, y) for x in xs for y in ys])
+    west, south = corners.min(axis=0)
+    east, north = corners.max(axis=0)
+    scale = max(1, min(4, 1600 // max(lattice.nx, lattice.ny)))  # pixels per lattice cell, bounded
+    width, height = max(lattice.nx * scale, 1), max(lattice.ny * scale, 1)
+    lon = west + (np.arange(width) + 0.5) * (east - west) / width
+    lat = north - (np.arange(height) + 0.5) * (north - south) / height
+    bx, by = to_bng.transform(*np.meshgrid(lon, lat))
+    col = np.floor((bx - lattice.x0) / lattice.cell).astype(int)
+    row = np.floor((by - lattice.y0) / lattice.cell).astype(int)
+    ok = (col >= 0) & (col < lattice.nx) & (row >= 0) & (row < lattice.ny)
+    return [[south, west], [north, east]], row, col, ok
+
+
+def _png(values: np.ndarray, top: float, cmap: str) -> str:
+    """A data-URI PNG of ``values`` (NaN transparent) on a square-root colour scale up to ``top``."""
     import base64
     import io
 
     from matplotlib import colormaps
     from matplotlib.image import imsave
-    from pyproj import Transformer
-
-    g = result.grid.raster()
-    to_wgs = Transformer.from_crs("EPSG:27700", WGS84, always_xy=True)
-    to_bng = Transformer.from_crs(WGS84, "EPSG:27700", always_xy=True)
-    xs = [g.x0, g.x0 + g.nx * g.cell]
-    ys = [g.y0, g.y0 + g.ny * g.cell]
-    corners = np.array([to_wgs.transform(x, y) for x in xs for y in ys])
-    west, south = corners.min(axis=0)
-    east, north = corners.max(axis=0)
-    scale = max(1, min(4, 1600 // max(g.nx, g.ny)))  # image pixels per lattice cell, bounded
-    width, height = max(g.nx * scale, 1), max(g.ny * scale, 1)
-    lon = west + (np.arange(width) + 0.5) * (east - west) / width
-    lat = north - (np.arange(height) + 0.5) * (north - south) / height
-    LON, LAT = np.meshgrid(lon, lat)
-    bx, by = to_bng.transform(LON, LAT)
-    col = np.floor((bx - g.x0) / g.cell).astype(int)
-    row = np.floor((by - g.y0) / g.cell).astype(int)
-    ok = (col >= 0) & (col < g.nx) & (row >= 0) & (row < g.ny)
-    values = np.full(LON.shape, np.nan)
-    values[ok] = surface[row[ok], col[ok]]
-    top = np.nanmax(values)
-    # Square-root scale: one very dense block would otherwise leave the rest invisible.
-    norm = np.sqrt(np.clip(values / top, 0, 1)) if top > 0 else np.zeros_like(values)
-    rgba = colormaps["YlOrRd"](norm)
+    norm = np.sqrt(np.clip(np.nan_to_num(values) / top, 0, 1)) if top > 0 else np.zeros(values.shape)
+    rgba = colormaps[cmap](norm)
     rgba[..., 3] = np.where(np.isfinite(values) & (norm > 0.05), 0.2 + 0.65 * norm, 0.0)
     buf = io.BytesIO()
     imsave(buf, rgba, format="png")
-    uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _cell_pixels(result, frame) -> np.ndarray:
+    """For each pixel of ``frame``, the analysed cell it shows (-1 outside)."""
+    _, row, col, ok = frame
+    lattice = result.grid.raster()
+    cx = lattice.x0 + (col + 0.5) * lattice.cell
+    cy = lattice.y0 + (row + 0.5) * lattice.cell
+    cells = np.full(row.shape, -1, dtype=np.int64)
+    cells[ok] = result.grid.assign(cx[ok], cy[ok])
+    return cells
+
+
+def _kde_layer(result) -> folium.FeatureGroup | None:
+    """The KDE surface as one PNG image (a data URI): surfaces belong in images, not vectors."""
+    surface = result.kde_surface
+    if surface is None or not np.isfinite(surface).any():
+        return None
+    frame = _lonlat_frame(result.grid.raster())
+    bounds, row, col, ok = frame
+    values = np.full(row.shape, np.nan)
+    values[ok] = surface[row[ok], col[ok]]
     group = folium.FeatureGroup(name="Kernel density surface", show=False)
-    folium.raster_layers.ImageOverlay(uri, bounds=[[south, west], [north, east]], opacity=1.0,
+    folium.raster_layers.ImageOverlay(_png(values, np.nanmax(values), "YlOrRd"), bounds=bounds,
                                       interactive=False, zindex=2).add_to(group)
     return group
+
+
+def _evidence_layers(result, frame, pixels) -> list[folium.FeatureGroup]:
+    """One image layer per evidence class: incidents per cell, each class on its own toggle."""
+    bounds = frame[0]
+    groups = []
+    for col in sorted(c for c in result.cells.columns if c.startswith("n_")):
+        counts = result.cells[col].to_numpy(float)
+        if counts.sum() == 0:
+            continue
+        values = np.where(pixels >= 0, counts[np.clip(pixels, 0, None)], np.nan)
+        values[values == 0] = np.nan
+        group = folium.FeatureGroup(name=f"Evidence: {esc(col[2:].replace('_', ' '))}", show=False)
+        folium.raster_layers.ImageOverlay(_png(values, counts.max(), "PuBu"), bounds=bounds, interactive=False,
+                                          zindex=3).add_to(group)
+        groups.append(group)
+    return groups
+
+
+class MonthSlider(MacroElement):
+    """A month slider (with play) that swaps the image of a monthly-count overlay. Offline: plain JS."""
+    _template = Template("""
+{% macro script(this, kwargs) %}
+(function () {
+  var urls = {{ this.urls }}, labels = {{ this.labels }}, overlay = {{ this.overlay }};
+  var box = L.control({position: "bottomright"});
+  box.onAdd = function () {
+    var div = L.DomUtil.create("div", "hs-panel hs-time");
+    div.innerHTML = '<b>Incidents by month</b><br><button type="button" class="hs-play">Play</button> ' +
+      '<input type="range" class="hs-month" min="0" max="' + (urls.length - 1) + '" value="' + (urls.length - 1) +
+      '"> <span class="hs-month-label"></span>';
+    L.DomEvent.disableClickPropagation(div);
+    var input = div.querySelector(".hs-month"), label = div.querySelector(".hs-month-label");
+    var show = function (i) { overlay.setUrl(urls[i]); label.textContent = labels[i]; input.value = i; };
+    input.addEventListener("input", function () { show(+input.value); });
+    var timer = null;
+    div.querySelector(".hs-play").addEventListener("click", function () {
+      if (timer) { clearInterval(timer); timer = null; return; }
+      timer = setInterval(function () { show((+input.value + 1) % urls.length); }, 900);
+    });
+    show(urls.length - 1);
+    return div;
+  };
+  box.addTo({{ this._parent.get_name() }});
+})();
+{% endmacro %}
+""")
+
+    def __init__(self, overlay, urls: list[str], labels: list[str]):
+        super().__init__()
+        self._name = "MonthSlider"
+        self.overlay = overlay.get_name()
+        self.urls = json.dumps(urls)
+        self.labels = json.dumps([esc(t) for t in labels])
+
+
+def _time_layer(result, frame, pixels, m) -> folium.FeatureGroup | None:
+    """Incidents per cell for each month as images, switched by a slider (bounded size at any data volume)."""
+    inc = result.incidents[result.incidents["weight"] > 0]
+    if not len(inc):
+        return None
+    months = pd.period_range(result.cfg.start, result.cfg.end - pd.Timedelta(seconds=1), freq="M")
+    if len(months) < 2:
+        return None
+    idx = (inc["occurred_from"].dt.to_period("M") - months[0]).map(lambda d: d.n).to_numpy()
+    cube = np.zeros((result.grid.n, len(months)))
+    np.add.at(cube, (inc["cell"].to_numpy(), idx), 1.0)
+    top = cube.max()
+    urls = []
+    for t in range(len(months)):
+        counts = cube[:, t]
+        values = np.where(pixels >= 0, counts[np.clip(pixels, 0, None)], np.nan)
+        values[values == 0] = np.nan
+        urls.append(_png(values, top, "OrRd"))
+    group = folium.FeatureGroup(name="Incidents by month (slider)", show=False)
+    overlay = folium.raster_layers.ImageOverlay(urls[-1], bounds=frame[0], interactive=False, zindex=4)
+    overlay.add_to(group)
+    group.add_to(m)
+    m.add_child(MonthSlider(overlay, urls, [p.strftime("%B %Y") for p in months]))
+    return group
+
+
+def _areas_panel(result, public: bool) -> str:
+    """A collapsible table of the per-area summary (areas.csv)."""
+    areas = result.areas
+    if not len(areas):
+        return ""
+    fmt = public_count if public else (lambda v: f"{v:,.0f}")
+    rows = "".join(f"<tr><td>{esc(r.area)}</td><td>{esc(fmt(r.n))}</td><td>{esc(fmt(r.hot_cells) if public else r.hot_cells)}</td>"
+                   f"<td>{esc(fmt(r.regions) if public else r.regions)}</td>"
+                   f"<td>{esc(fmt(r.cross_boundary_regions) if public else r.cross_boundary_regions)}</td></tr>"
+                   for r in areas.itertuples())
+    return (f'<div class="hs-panel hs-areas" id="hs-areas"><details><summary><b>Areas</b></summary>'
+            f"<table><tr><th>Area</th><th>Incidents</th><th>Hot cells</th><th>Regions</th><th>Crossing</th></tr>"
+            f"{rows}</table></details></div>")
 
 
 def _clusters_layer(clusters: gpd.GeoDataFrame) -> folium.FeatureGroup:
@@ -229,12 +359,14 @@ def _swatch(colour: str, label: str, border: str = "1px solid #777") -> str:
     return f'<div><span class="hs-swatch" style="background:{colour};border:{border}"></span>{esc(label)}</div>'
 
 
-def _legend(result) -> str:
+def _legend(result, public: bool) -> str:
     rows = "".join(_swatch(GI_COLOURS[k], v) for k, v in GI_LABELS.items())
     rows += _swatch("none", "Hotspot region", "2px solid #111")
     rows += _swatch("none", "Region crossing a boundary", f"2px dashed {CROSS_COLOUR}")
-    rows += _swatch("rgba(27,158,119,.3)", "Density cluster (p <= 0.05)", "2px solid #1b9e77")
-    rows += '<div class="hs-ramp"><span>KDE: low</span><span class="hs-grad"></span><span>high (square-root scale)</span></div>'
+    if not public:
+        rows += _swatch("rgba(27,158,119,.3)", "Density cluster (p <= 0.05)", "2px solid #1b9e77")
+        rows += ('<div class="hs-ramp"><span>KDE, counts: low</span><span class="hs-grad"></span>'
+                 '<span>high (square-root scale)</span></div>')
     present = sorted(set(result.cells.get("trend_class", pd.Series(dtype=str))) - {"no pattern detected"})
     trends = "".join(_swatch(_trend_colour(t), t) for t in present)
     if trends:
@@ -242,14 +374,16 @@ def _legend(result) -> str:
     return f'<div class="hs-panel hs-legend" id="hs-legend"><b>Gi* (FDR-controlled)</b>{rows}</div>'
 
 
-def _methods(result) -> str:
+def _methods(result, public: bool) -> str:
     cfg, p = result.cfg, result.parameters
     acc = result.ledger.summary(result.accounting)
+    count = public_count if public else (lambda v: f"{v:,}")
     src = {s.id: s for s in cfg.sources}
     rows = "".join(
         f"<tr><td>{esc(r.source_id)}</td><td>{esc(src[r.source_id].schema)}</td>"
-        f"<td>{esc(src[r.source_id].evidence or '')}</td><td>{r.rows_read:,}</td><td>{r.rows_loaded:,}</td>"
-        f"<td>{r.rows_filtered:,}</td><td>{r.rows_rejected:,}</td><td>{esc(r.top_reject_reasons)}</td></tr>"
+        f"<td>{esc(src[r.source_id].evidence or '')}</td><td>{count(r.rows_read)}</td><td>{count(r.rows_loaded)}</td>"
+        f"<td>{count(r.rows_filtered)}</td><td>{count(r.rows_rejected)}</td>"
+        f"<td>{'' if public else esc(r.top_reject_reasons)}</td></tr>"
         for r in acc.itertuples())
     legal = "".join(f"<li>{esc(s.id)}: {esc(s.legal_basis or 'not recorded')}"
                     f"{'; sharing agreement ' + esc(s.sharing_agreement) if s.sharing_agreement else ''}</li>"
@@ -263,7 +397,7 @@ def _methods(result) -> str:
     return f"""
 <div class="hs-panel hs-methods" id="hs-methods"><details><summary><b>Methods and sources</b></summary>
 <p><b>{esc(cfg.name)}</b>: incidents from {esc(cfg.start_label)} to {esc(cfg.end_label)}. Map made
-{esc(datetime.now().strftime('%Y-%m-%d %H:%M'))} by hotspots.</p>
+{esc(datetime.now().strftime('%d %B %Y'))} by hotspots.</p>
 <table><tr><th>Source</th><th>Schema</th><th>Evidence</th><th>Read</th><th>Loaded</th><th>Filtered</th>
 <th>Rejected</th><th>Top reject reasons</th></tr>{rows}</table>
 <p><b>Weights</b> (weight = source x evidence class x grade): evidence {weights}; sources {srcw}.
@@ -273,6 +407,7 @@ neighbourhood, binary weights; p-values two-sided, Benjamini-Hochberg false disc
 classes as ArcGIS's Gi_Bin. Locations from police.uk are anonymised snap points and dates are month-only.
 Coordinates reprojected with pyproj (about 2 m from the OS transformation).</p>
 <ul>{params}</ul>
+<p><b>This map's audience</b>: {esc(RULES_TEXT if public else "partner tier: the partnership's members only; do not publish.")}</p>
 <p><b>Legal basis</b></p><ul>{legal}</ul>
 <p><b>Attribution</b></p><ul>{attribution}</ul>
 </details></div>"""
@@ -282,6 +417,9 @@ CSS = """<style>
 .hs-panel{position:absolute;z-index:1000;background:rgba(255,255,255,.94);padding:6px 9px;border-radius:4px;
  box-shadow:0 1px 5px rgba(0,0,0,.4);font:12px/1.35 sans-serif;}
 .hs-legend{bottom:48px;left:10px;}
+.hs-areas{top:10px;left:230px;max-height:40%;overflow:auto}.hs-areas table{border-collapse:collapse;font-size:11px}
+.hs-areas td,.hs-areas th{border:1px solid #ccc;padding:1px 4px}
+.hs-time{margin-bottom:8px}.hs-month{vertical-align:middle;width:150px}
 .hs-methods{top:10px;left:54px;max-width:46%;max-height:80%;overflow:auto;}
 .hs-methods table{border-collapse:collapse;font-size:11px}.hs-methods td,.hs-methods th{border:1px solid #ccc;padding:1px 4px}
 .hs-swatch{display:inline-block;width:14px;height:11px;margin-right:5px;vertical-align:middle;border:1px solid #777}
@@ -292,28 +430,37 @@ CSS = """<style>
 
 
 def build_map(result, tier: str = "partner") -> str:
-    """The self-contained HTML of the ``tier`` map for a pipeline ``Result``."""
+    """The self-contained HTML of the ``tier`` map for a pipeline ``Result`` (or its public view)."""
+    public = tier == "public"
     area_wgs = gpd.GeoSeries([result.study_area], crs="EPSG:27700").to_crs(WGS84)
     minx, miny, maxx, maxy = area_wgs.total_bounds
     tiles = result.cfg.outputs.get("tiles")
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=14, tiles=None,
-                   maxZoom=19, control_scale=True)
+                   maxZoom=19, control_scale=not public)
     if tiles:
         folium.TileLayer(tiles=str(tiles), attr=esc(result.cfg.outputs.get("tiles_attribution", "Base map")),
                          name="Base map", max_zoom=19).add_to(m)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     _study_area_layer(result.study_area).add_to(m)
     _boundaries_layer(result.boundaries, result.study_area).add_to(m)
-    kde = _kde_layer(result)
-    if kde is not None:
-        kde.add_to(m)
-    _cells_layer(result.cells).add_to(m)
-    _trends_layer(result.cells).add_to(m)
-    _clusters_layer(result.clusters).add_to(m)
-    _regions_layer(result.regions).add_to(m)
+    if not public:
+        kde = _kde_layer(result)
+        if kde is not None:
+            kde.add_to(m)
+        frame = _lonlat_frame(result.grid.raster())
+        pixels = _cell_pixels(result, frame)
+        for group in _evidence_layers(result, frame, pixels):
+            group.add_to(m)
+        _time_layer(result, frame, pixels, m)
+    _cells_layer(result.cells, public).add_to(m)
+    if not public:
+        _trends_layer(result.cells).add_to(m)
+        _clusters_layer(result.clusters).add_to(m)
+    _regions_layer(result.regions, public).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     root = m.get_root()
     root.header.add_child(folium.Element(CSS))
-    root.html.add_child(folium.Element(_legend(result) + _methods(result)))
+    root.html.add_child(folium.Element(_legend(result, public) + _methods(result, public) +
+                                       _areas_panel(result, public)))
     root.title = esc(f"{result.cfg.name}: hotspots ({tier})")
     return make_self_contained(root.render())

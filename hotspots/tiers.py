@@ -1,0 +1,72 @@
+"""Audience tiers: what each audience may see. The one place the tiers' rules live.
+
+``partner``: the analysis as run, for the partnership's members.
+``public``: aggregated and disclosure-controlled, after NHS Digital's rule for
+published counts: cells of at least 400 m, counts from one to seven
+suppressed and the rest rounded to the nearest five, a window of at least 12
+months, no incident points, no hotspot supported only by anecdotal or
+intelligence sources, no sexual-offence or domestic-abuse layer, and no
+building profile below the suppression threshold.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hotspots.errors import UserError
+from hotspots.schema import TAXONOMY
+
+PUBLIC = {
+    "min_cell_m": 400.0,
+    "suppress_below": 8,        # counts 1..7 are suppressed
+    "round_to": 5,
+    "min_months": 12,
+    "factual_evidence": ("recorded_crime", "health", "partner_record"),
+    "restricted_categories": tuple(sorted(c for c, v in TAXONOMY.items() if v.get("restricted"))),
+}
+SUPPRESSED = "<8"
+
+RULES_TEXT = ("Public tier: cells of at least 400 m; counts from one to seven are suppressed (shown as "
+              "\"<8\") and all other counts rounded to the nearest five (NHS Digital's rule); a window of "
+              "at least twelve months; no incident locations; hotspots supported only by anecdotal or "
+              "intelligence sources are not shown; no sexual offence or domestic abuse layer; buildings "
+              "are profiled only where counts reach the threshold.")
+
+
+def public_count(value) -> str:
+    """One count as the public may see it: '0', '<8', or rounded to the nearest 5."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return ""
+    v = float(value)
+    if v <= 0:
+        return "0"
+    if v < PUBLIC["suppress_below"]:
+        return SUPPRESSED
+    return str(int(PUBLIC["round_to"] * np.floor(v / PUBLIC["round_to"] + 0.5)))
+
+
+def public_counts(values: pd.Series) -> pd.Series:
+    """``public_count`` over a column."""
+    return values.map(public_count).astype(str)
+
+
+def study_months(start: pd.Timestamp, end: pd.Timestamp) -> int:
+    """Whole months from ``start`` to the exclusive ``end``."""
+    return (end.to_period("M") - start.to_period("M")).n
+
+
+def check_public(cfg) -> None:
+    """Raise a UserError when the config cannot meet the public tier's rules."""
+    months = study_months(cfg.start, cfg.end)
+    if months < PUBLIC["min_months"]:
+        raise UserError(f"the public tier needs a window of at least {PUBLIC['min_months']} months; the study "
+                        f"covers {months} ({cfg.start_label} to {cfg.end_label}).", file=str(cfg.path),
+                        hint="Lengthen [study] start/end, or remove \"public\" from [outputs] tiers.")
+
+
+def factual_mask(frame: pd.DataFrame) -> pd.Series:
+    """True for rows (regions, clusters) supported by at least one factual record."""
+    cols = [f"n_{e}" for e in PUBLIC["factual_evidence"] if f"n_{e}" in frame.columns]
+    if not cols:
+        return pd.Series(False, index=frame.index)
+    return frame[cols].sum(axis=1) > 0
