@@ -59,6 +59,7 @@ def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
     if not len(sig):
         return group
     sig["confidence"] = sig["gi_class"].map(GI_LABELS)
+    sig["fill"] = sig["gi_class"].map(GI_COLOURS)
     if public:
         sig["incidents"] = public_counts(sig["n"])
         fields = ["cell_id", "confidence", "incidents", "areas", "region_id"]
@@ -70,10 +71,10 @@ def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
         sig["q"] = sig["gi_q"].map(lambda v: f"{v:.2g}")
         fields = ["cell_id", "confidence", "incidents", "weighted_txt", "z", "q", "areas", "region_id"]
         aliases = ["Cell", "Gi*", "Incidents", "Weighted", "z", "q (FDR)", "Areas", "Region"]
-    data = _web(sig, ["gi_class", *fields])
+    data = _web(sig, ["fill", *fields])
     folium.GeoJson(
         data, name="gi_cells",
-        style_function=lambda f: {"fillColor": GI_COLOURS[f["properties"]["gi_class"]], "color": "#555555",
+        style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": "#555555",
                                   "weight": 0.3, "fillOpacity": 0.75, "className": "hs-cell"},
         popup=folium.GeoJsonPopup(fields=fields, aliases=aliases),
     ).add_to(group)
