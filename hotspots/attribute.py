@@ -96,6 +96,41 @@ def cell_areas(boxes: np.ndarray, boundaries: gpd.GeoDataFrame) -> tuple[list[st
     return [_names(p) for p in pairs], pairs
 
 
+def source_coverage(cfg: Config, boundaries: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Where each source's data stops: the union of the boundary areas its ``coverage`` names.
+
+    Returns ``source_id``, ``areas`` and geometry (EPSG:27700) for the sources that declare one.
+    """
+    recs = []
+    for src in cfg.sources:
+        if not src.coverage:
+            continue
+        sel = boundaries[boundaries["area"].isin(src.coverage)]
+        missing = sorted(set(src.coverage) - set(sel["area"]))
+        if missing:
+            raise UserError(f"[[sources]] '{src.id}' coverage names {', '.join(missing)}, not found in any "
+                            "boundary layer.", file=str(cfg.path))
+        recs.append({"source_id": src.id, "areas": ";".join(src.coverage),
+                     "geometry": shapely.union_all(sel.geometry.values)})
+    return gpd.GeoDataFrame(pd.DataFrame(recs, columns=["source_id", "areas", "geometry"]),
+                            geometry="geometry", crs=BNG)
+
+
+def cells_outside_coverage(boxes: np.ndarray, coverage: gpd.GeoDataFrame) -> list[str]:
+    """Per cell, the sources whose declared coverage does not reach it (';'-separated).
+
+    A hot spot that stops where a source's coverage stops may be an edge of
+    the data, not of the risk: the map draws these edges.
+    """
+    out = [[] for _ in range(len(boxes))]
+    for rec in coverage.itertuples():
+        shapely.prepare(rec.geometry)
+        reached = shapely.intersects(rec.geometry, boxes)
+        for i in np.nonzero(~reached)[0]:
+            out[i].append(rec.source_id)
+    return [";".join(v) for v in out]
+
+
 def polygon_areas(geoms: np.ndarray, boundaries: gpd.GeoDataFrame) -> tuple[list[str], list[bool]]:
     """For polygons such as clusters: the areas each overlaps and whether it crosses a boundary."""
     pairs = _touching(np.asarray(geoms), boundaries, MIN_OVERLAP)

@@ -28,6 +28,7 @@ from hotspots.errors import UserError
 from hotspots.load import finish, load_sources
 from hotspots.load.ledger import Ledger
 from hotspots.progress import Progress
+from hotspots.sensitivity import weight_sensitivity
 from hotspots.tiers import PUBLIC, check_public, factual_mask, public_counts
 
 BNG = "EPSG:27700"
@@ -53,6 +54,9 @@ class Result:
     started: float
     neighbours: object = None        # the sparse Gi* neighbour matrix over the analysed cells
     kde_surface: np.ndarray | None = None   # (ny, nx) KDE, NaN outside the study area
+    coverage: gpd.GeoDataFrame | None = None        # source_id, geometry: where a source declares its data stops
+    sensitivity: pd.DataFrame | None = None         # sensitivity.csv
+    sensitivity_regions: pd.DataFrame | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -160,11 +164,19 @@ def analyse(cfg: Config, progress: Progress | None = None) -> Result:
     with progress.step("attribute to boundaries"):
         cells, regions, areas = attribute_cells(cells, grid, boundaries)
         clusters["areas"], clusters["cross_boundary"] = attribute.polygon_areas(clusters.geometry.values, boundaries)
+        coverage = attribute.source_coverage(cfg, boundaries)
+        cells["outside_coverage_of"] = attribute.cells_outside_coverage(cells.geometry.values, coverage)
+
+    with progress.step("weighting sensitivity"):
+        sens, sens_regions, factual_cls = weight_sensitivity(incidents, table, w, grid.neighbours(grid.touch_distance),
+                                                             cells, alpha, inference, seed)
+        cells["gi_class_factual_only"] = factual_cls
 
     return Result(cfg=cfg, incidents=incidents, ledger=ledger, accounting=accounting, study_area=area,
                   grid=grid, cells=cells, regions=regions, clusters=clusters, boundaries=boundaries, areas=areas,
                   parameters=params, weights=table, started_at=started_at, started=started,
-                  neighbours=w, kde_surface=kde_surface)
+                  neighbours=w, kde_surface=kde_surface, coverage=coverage,
+                  sensitivity=sens, sensitivity_regions=sens_regions)
 
 
 def hotspot_grid(incidents: pd.DataFrame, grid: gridmod.Grid, dist: float, alpha: float, inference: str,
@@ -304,6 +316,8 @@ def publish(result: Result, out: Path) -> dict[str, Path]:
     views = {tier: (result if tier == "partner" else public_view(result)) for tier in result.cfg.tiers}
     written = [(p, "partner") for p in _write_tables(result, out, public=False)]
     written.append((write_csv(result.ledger.rejects, out / "rejects.csv"), "analyst"))
+    written.append((write_csv(result.sensitivity, out / "sensitivity.csv"), "partner"))
+    written.append((write_csv(result.sensitivity_regions, out / "sensitivity_regions.csv"), "partner"))
     paths = {}
     for tier, view in views.items():
         name = "map.html" if tier == "partner" else f"map-{tier}.html"

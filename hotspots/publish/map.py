@@ -327,6 +327,39 @@ def _trends_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
     return group
 
 
+def _factual_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
+    """Gi* hot spots when community reports and intelligence weigh nothing: the map's
+    "factual only" against the agreed weighting (the agreed cells layer)."""
+    if "gi_class_factual_only" not in cells:
+        return None
+    group = folium.FeatureGroup(name="Gi* hot spots: factual sources only", show=False)
+    hot = cells[cells["gi_class_factual_only"] >= 2].copy()
+    if len(hot):
+        hot["confidence"] = hot["gi_class_factual_only"].map(GI_LABELS)
+        hot["fill"] = hot["gi_class_factual_only"].map(GI_COLOURS)
+        data = _web(hot, ["cell_id", "confidence", "fill"])
+        folium.GeoJson(data, name="factual_cells",
+                       style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": "#222222",
+                                                 "weight": 0.8, "fillOpacity": 0.6, "className": "hs-factual"},
+                       popup=folium.GeoJsonPopup(fields=["cell_id", "confidence"],
+                                                 aliases=["Cell", "Gi* (factual sources only)"])).add_to(group)
+    return group
+
+
+def _coverage_layer(coverage) -> folium.FeatureGroup | None:
+    """Where a source's declared coverage stops: an edge of the data, not of the risk."""
+    if coverage is None or not len(coverage):
+        return None
+    group = folium.FeatureGroup(name="Coverage edges of sources", show=True)
+    data = _web(coverage.assign(label="Edge of " + coverage["source_id"] + "'s data (" + coverage["areas"] + ")"),
+                ["label"])
+    folium.GeoJson(data, name="coverage",
+                   style_function=lambda f: {"fill": False, "color": "#e6550d", "weight": 2.5, "dashArray": "2 6",
+                                             "className": "hs-coverage"},
+                   tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(group)
+    return group
+
+
 def _boundaries_layer(boundaries: gpd.GeoDataFrame, study_area) -> folium.FeatureGroup:
     group = folium.FeatureGroup(name="Boundaries (names)", show=True)
     near = boundaries[boundaries.intersects(study_area.buffer(500))]
@@ -368,6 +401,8 @@ def _legend(result, public: bool) -> str:
         rows += _swatch("rgba(27,158,119,.3)", "Density cluster (p <= 0.05)", "2px solid #1b9e77")
         rows += ('<div class="hs-ramp"><span>KDE, counts: low</span><span class="hs-grad"></span>'
                  '<span>high (square-root scale)</span></div>')
+        if result.coverage is not None and len(result.coverage):
+            rows += _swatch("none", "Edge of a source's coverage", "2px dotted #e6550d")
     present = sorted(set(result.cells.get("trend_class", pd.Series(dtype=str))) - {"no pattern detected"})
     trends = "".join(_swatch(_trend_colour(t), t) for t in present)
     if trends:
@@ -408,10 +443,26 @@ neighbourhood, binary weights; p-values two-sided, Benjamini-Hochberg false disc
 classes as ArcGIS's Gi_Bin. Locations from police.uk are anonymised snap points and dates are month-only.
 Coordinates reprojected with pyproj (about 2 m from the OS transformation).</p>
 <ul>{params}</ul>
+{_sensitivity_html(result) if not public else ""}
 <p><b>This map's audience</b>: {esc(RULES_TEXT if public else "partner tier: the partnership's members only; do not publish.")}</p>
 <p><b>Legal basis</b></p><ul>{legal}</ul>
 <p><b>Attribution</b></p><ul>{attribution}</ul>
 </details></div>"""
+
+
+def _sensitivity_html(result) -> str:
+    sens = result.sensitivity
+    if sens is None or not len(sens):
+        return ""
+    rows = "".join(f"<tr><td>{esc(r.scenario)}</td><td>{r.anecdotal_weight:g}</td><td>{r.hot_cells}</td>"
+                   f"<td>{r.regions}</td><td>{r.jaccard_with_agreed:.2f}</td></tr>" for r in sens.itertuples())
+    dep = result.sensitivity_regions
+    dep = dep[dep["depends_on_anecdotal"]]["region_id"].tolist() if dep is not None and len(dep) else []
+    note = (f"Regions that depend on anecdotal sources alone: {esc(', '.join(dep))}." if dep
+            else "No region depends on anecdotal sources alone.")
+    return (f"<p><b>Effect of the weights</b> (community reports and intelligence against recorded crime):</p>"
+            f"<table><tr><th>Scenario</th><th>Anecdotal weight</th><th>Hot cells</th><th>Regions</th>"
+            f"<th>Overlap with agreed (Jaccard)</th></tr>{rows}</table><p>{note}</p>")
 
 
 CSS = """<style>
@@ -455,8 +506,10 @@ def build_map(result, tier: str = "partner") -> str:
         _time_layer(result, frame, pixels, m)
     _cells_layer(result.cells, public).add_to(m)
     if not public:
-        _trends_layer(result.cells).add_to(m)
-        _clusters_layer(result.clusters).add_to(m)
+        for extra in (_factual_layer(result.cells), _trends_layer(result.cells), _clusters_layer(result.clusters),
+                      _coverage_layer(result.coverage)):
+            if extra is not None:
+                extra.add_to(m)
     _regions_layer(result.regions, public).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     root = m.get_root()
