@@ -6,6 +6,7 @@ column; no traceback unless --debug), 2 usage error (argparse).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import traceback
 from pathlib import Path
@@ -73,12 +74,20 @@ def cmd_demo(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    import pandas as pd
+
     from hotspots.config import load_config
     from hotspots.load import load_sources
 
     cfg = load_config(args.config)
     loaded = load_sources(cfg, keep_going=True)
     acc = loaded.ledger.accounting(loaded.incidents)
+    if cfg.key_buildings:
+        from hotspots.load.buildings import load_buildings
+        try:
+            acc = pd.concat([acc, load_buildings(cfg, loaded.ledger)[1]], ignore_index=True)
+        except UserError as exc:
+            loaded.ledger.failures["key_buildings"] = str(exc)
     _print_accounting(loaded.ledger.summary(acc))
     print("\n(validate does not clip to the study area: 'run' may reject more rows as outside it.)")
     for sid, message in loaded.ledger.failures.items():
@@ -125,6 +134,9 @@ def cmd_schemas(args) -> int:
     print("built-in source schemas:")
     for name, path in builtin_schemas().items():
         print(f"  {name:24s} {source_schema(name).get('title', '')}")
+    print("built-in key building schemas:")
+    for name, path in builtin_schemas("buildings").items():
+        print(f"  {name:24s} {json.loads(path.read_text(encoding='utf-8')).get('title', '')}")
     if args.config:
         from hotspots.config import load_config
         cfg = load_config(args.config)

@@ -26,7 +26,9 @@ from hotspots.detect.kde import choose_bandwidth, kde_grid
 from hotspots.detect.spacetime import emerging_classes, space_time_cube
 from hotspots.errors import UserError
 from hotspots.load import finish, load_sources
+from hotspots.load.buildings import load_buildings
 from hotspots.load.ledger import Ledger
+from hotspots.profile import options_from_config, profile_buildings, time_note
 from hotspots.progress import Progress
 from hotspots.sensitivity import weight_sensitivity
 from hotspots.tiers import PUBLIC, check_public, factual_mask, public_counts
@@ -57,6 +59,9 @@ class Result:
     coverage: gpd.GeoDataFrame | None = None        # source_id, geometry: where a source declares its data stops
     sensitivity: pd.DataFrame | None = None         # sensitivity.csv
     sensitivity_regions: pd.DataFrame | None = None
+    buildings: pd.DataFrame | None = None           # buildings.csv: one row per key building
+    building_types: pd.DataFrame | None = None      # building_types.csv
+    building_accounting: pd.DataFrame | None = None  # rows per building file
     extra: dict = field(default_factory=dict)
 
 
@@ -167,6 +172,9 @@ def analyse(cfg: Config, progress: Progress | None = None) -> Result:
         coverage = attribute.source_coverage(cfg, boundaries)
         cells["outside_coverage_of"] = attribute.cells_outside_coverage(cells.geometry.values, coverage)
 
+    with progress.step("profile key buildings"):
+        buildings, building_types, building_acc = _profile(cfg, incidents, area, regions, ledger, params)
+
     with progress.step("weighting sensitivity"):
         sens, sens_regions, factual_cls = weight_sensitivity(incidents, table, w, grid.neighbours(grid.touch_distance),
                                                              cells, alpha, inference, seed)
@@ -176,7 +184,8 @@ def analyse(cfg: Config, progress: Progress | None = None) -> Result:
                   grid=grid, cells=cells, regions=regions, clusters=clusters, boundaries=boundaries, areas=areas,
                   parameters=params, weights=table, started_at=started_at, started=started,
                   neighbours=w, kde_surface=kde_surface, coverage=coverage,
-                  sensitivity=sens, sensitivity_regions=sens_regions)
+                  sensitivity=sens, sensitivity_regions=sens_regions, buildings=buildings,
+                  building_types=building_types, building_accounting=building_acc)
 
 
 def hotspot_grid(incidents: pd.DataFrame, grid: gridmod.Grid, dist: float, alpha: float, inference: str,
@@ -231,6 +240,23 @@ def public_view(result: Result) -> Result:
                                kde_surface=None, neighbours=w, parameters=params,
                                extra={**result.extra, "tier": "public",
                                       "withheld_anecdotal_only_regions": int(len(anecdotal_only))})
+
+
+def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFrame, ledger: Ledger,
+             params: dict) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """Key buildings: load them and profile the risk around each (``hotspots.profile``)."""
+    if not cfg.key_buildings:
+        return None, None, None
+    buildings, accounting = load_buildings(cfg, ledger)
+    radii = sorted({r for kb in cfg.key_buildings for r in kb.radius_m})
+    table, types = profile_buildings(buildings, incidents, area, regions, radii, cfg.start, cfg.end,
+                                     options_from_config(cfg))
+    params["building_radii_m"] = _param(radii, "set in the config" if any("radius_m" in kb.options or kb.radius_m
+                                                                           for kb in cfg.key_buildings) else "default")
+    note = time_note(incidents)
+    params["building_time_profile"] = _param(note or "hour of day and day of week from minute-precision sources",
+                                             "only sources whose dates carry a time of day contribute")
+    return table, types, accounting
 
 
 def _risk(incidents: pd.DataFrame) -> pd.DataFrame:
@@ -316,6 +342,9 @@ def publish(result: Result, out: Path) -> dict[str, Path]:
     views = {tier: (result if tier == "partner" else public_view(result)) for tier in result.cfg.tiers}
     written = [(p, "partner") for p in _write_tables(result, out, public=False)]
     written.append((write_csv(result.ledger.rejects, out / "rejects.csv"), "analyst"))
+    if result.buildings is not None:
+        written.append((write_csv(result.buildings, out / "buildings.csv"), "partner"))
+        written.append((write_csv(result.building_types, out / "building_types.csv"), "partner"))
     written.append((write_csv(result.sensitivity, out / "sensitivity.csv"), "partner"))
     written.append((write_csv(result.sensitivity_regions, out / "sensitivity_regions.csv"), "partner"))
     paths = {}
@@ -328,6 +357,8 @@ def publish(result: Result, out: Path) -> dict[str, Path]:
         if tier == "public":
             written += [(p, "public") for p in _write_tables(view, out / "public", public=True)]
     inputs = result.accounting.to_dict(orient="records")
+    if result.building_accounting is not None:
+        inputs += result.building_accounting.to_dict(orient="records")
     summary = {
         "incidents": int(len(result.incidents)),
         "cells": int(result.grid.n),
@@ -365,6 +396,9 @@ def _write_tables(view: Result, out: Path, public: bool) -> list[Path]:
         cells["gi_z"] = cells["gi_z"].round(1)
     else:
         layers["clusters"] = view.clusters
+        if view.buildings is not None:
+            layers["buildings"] = gpd.GeoDataFrame(view.buildings, crs=BNG, geometry=gpd.points_from_xy(
+                view.buildings["x"], view.buildings["y"]))
     layers["boundaries"] = view.boundaries
     layers["study_area"] = gpd.GeoDataFrame({"name": [view.cfg.name]}, geometry=[view.study_area], crs=BNG)
     written = write_layers(layers, out, web=("cells", "regions", "clusters"))

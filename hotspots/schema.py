@@ -42,12 +42,16 @@ DEFAULT_WEIGHTS = _read_json(schemas_dir() / "weights.json")
 _DTYPES = {"string": "str", "integer": "Int64", "number": "float64", "datetime": "datetime64[ns]"}
 
 
-def builtin_schemas() -> dict[str, Path]:
-    """Names and paths of the built-in source schemas (every JSON file with a ``reader``)."""
+def builtin_schemas(kind: str = "incidents") -> dict[str, Path]:
+    """Names and paths of the built-in schemas of one ``kind`` (every JSON file with a ``reader``).
+
+    ``kind`` is "incidents" (partner extracts, the default) or "buildings" (key
+    building layers, whose schema files say ``"kind": "buildings"``).
+    """
     out = {}
     for p in sorted(schemas_dir().glob("*.json")):
         spec = _read_json(p)
-        if "reader" in spec:
+        if "reader" in spec and spec.get("kind", "incidents") == kind:
             out[spec["name"]] = p
     return out
 
@@ -74,6 +78,35 @@ def source_schema(name: str, base: Path | None = None) -> dict:
         return _load_schema_file(str(path.resolve()))
     raise UserError(f"unknown schema '{name}'.",
                     hint=f"Built-in schemas: {', '.join(builtin)}; or give a path to a schema JSON file.")
+
+
+@lru_cache(maxsize=None)
+def _load_building_schema_file(path: str) -> dict:
+    try:
+        spec = _read_json(Path(path))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"the key-building schema cannot be read ({exc}).", file=path) from None
+    if spec.get("kind") != "buildings":
+        raise UserError("the schema is not a key-building schema (it lacks \"kind\": \"buildings\").", file=path)
+    for key in ("name", "reader", "name_field", "location"):
+        if key not in spec:
+            raise UserError(f"the key-building schema has no '{key}' entry.", file=path)
+    return spec
+
+
+def building_schema(name: str, base: Path | None = None) -> dict:
+    """The key-building schema called ``name`` (built in) or at path ``name`` (relative to ``base``)."""
+    builtin = builtin_schemas("buildings")
+    if name in builtin:
+        return _load_building_schema_file(str(builtin[name]))
+    path = (base / name) if base is not None else Path(name)
+    if path.suffix == ".json" and path.is_file():
+        return _load_building_schema_file(str(path.resolve()))
+    if name in builtin_schemas("incidents"):
+        raise UserError(f"schema '{name}' is an incident schema, not a key-building schema.",
+                        hint=f"Key-building schemas: {', '.join(builtin)}.")
+    raise UserError(f"unknown key-building schema '{name}'.",
+                    hint=f"Built-in key-building schemas: {', '.join(builtin)}; or give a path to a schema JSON file.")
 
 
 def empty_incidents() -> pd.DataFrame:

@@ -6,7 +6,18 @@ as applied (for the manifest and the map's methods panel). Defaults are in
 ``data_schemas/weights.json``; the config's ``[weights]`` table overrides
 them (evidence classes by name; ``grades_3x5x2`` / ``grades_5x5x5`` subtables).
 Categories marked ``risk = false`` in the taxonomy (stop and search) weigh 0:
-where police look is not where harm is.
+where police look is not where harm is. A probable duplicate of another
+agency's record (``duplicate_of`` set by ``hotspots.load.linkage``) weighs 0:
+the incident is counted once, on the record kept.
+
+Optional factors (both off by default, both recorded in the table):
+
+- recency: ``[weights] recency_half_life_months = H`` multiplies by
+  0.5 ** (age / H), the age in months of 30.44 days from the middle of the
+  incident's date window to the end of the study period;
+- harm: ``[weights] harm = true`` multiplies by the severity factor of the
+  harmonised severity 1-4 (``harm_factors`` overrides the defaults of
+  ``weights.json``: 0.25, 0.5, 1, 2).
 """
 from __future__ import annotations
 
@@ -24,8 +35,24 @@ def weight_table(cfg: Config) -> dict:
     """The weighting table as it will be applied: defaults overridden by the config."""
     table = copy.deepcopy(DEFAULT_WEIGHTS)
     table.pop("description", None)
+    table["recency"]["reference"] = (cfg.end - pd.Timedelta(seconds=1)).strftime("%Y-%m-%d")
     for key, value in cfg.weights.items():
-        if key in EVIDENCE_CLASSES:
+        if key == "recency_half_life_months":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise UserError(f"[weights] recency_half_life_months should be a number of months > 0 (or 0 for "
+                                f"off), got {value!r}.", file=str(cfg.path))
+            table["recency"]["half_life_months"] = float(value) if value > 0 else None
+        elif key == "harm":
+            if not isinstance(value, bool):
+                raise UserError(f"[weights] harm should be true or false, got {value!r}.", file=str(cfg.path))
+            table["harm"]["enabled"] = value
+        elif key == "harm_factors":
+            if not isinstance(value, dict) or not all(str(k) in ("1", "2", "3", "4") and isinstance(v, (int, float))
+                                                      and v >= 0 for k, v in value.items()):
+                raise UserError("[weights] harm_factors should map severities \"1\"-\"4\" to numbers >= 0, "
+                                f"got {value!r}.", file=str(cfg.path))
+            table["harm"]["severity_factor"].update({str(k): float(v) for k, v in value.items()})
+        elif key in EVIDENCE_CLASSES:
             if not isinstance(value, (int, float)) or value < 0:
                 raise UserError(f"[weights] {key} should be a number >= 0, got {value!r}.", file=str(cfg.path))
             table["evidence"][key] = float(value)
@@ -34,11 +61,32 @@ def weight_table(cfg: Config) -> dict:
                 table[key][part].update({str(k): float(v) for k, v in value.get(part, {}).items()})
         else:
             raise UserError(f"[weights] has an unknown key '{key}' (evidence classes: "
-                            f"{', '.join(EVIDENCE_CLASSES)}; or grades_3x5x2 / grades_5x5x5).",
-                            file=str(cfg.path))
+                            f"{', '.join(EVIDENCE_CLASSES)}; or grades_3x5x2 / grades_5x5x5, "
+                            "recency_half_life_months, harm, harm_factors).", file=str(cfg.path))
     table["sources"] = {s.id: s.weight for s in cfg.sources}
     table["non_risk_categories"] = sorted(c for c, v in TAXONOMY.items() if v.get("risk") is False)
+    table["duplicates"] = "a probable duplicate of another agency's record (duplicate_of) weighs 0"
     return table
+
+
+def recency_factor(occurred_from: pd.Series, occurred_to: pd.Series, table: dict) -> np.ndarray:
+    """0.5 ** (age / half-life) per incident; 1 when recency is off (see the module docstring)."""
+    half = table.get("recency", {}).get("half_life_months")
+    if not half:
+        return np.ones(len(occurred_from))
+    mid = occurred_from + (occurred_to.fillna(occurred_from) - occurred_from) / 2
+    ref = pd.Timestamp(table["recency"]["reference"]) + pd.Timedelta(days=1)
+    age = ((ref - mid).dt.total_seconds() / (30.4375 * 86400)).clip(lower=0).fillna(0).to_numpy(float)
+    return 0.5 ** (age / float(half))
+
+
+def harm_factor(severity: pd.Series, table: dict) -> np.ndarray:
+    """The severity factor per incident; 1 when harm weighting is off (or the severity is unknown)."""
+    harm = table.get("harm", {})
+    if not harm.get("enabled"):
+        return np.ones(len(severity))
+    factors = {int(k): float(v) for k, v in harm["severity_factor"].items()}
+    return pd.to_numeric(severity, errors="coerce").map(factors).fillna(1.0).to_numpy(float)
 
 
 def grade_weight(grade_source: pd.Series, grade_intel: pd.Series, table: dict) -> np.ndarray:
@@ -66,6 +114,10 @@ def apply_weights(incidents: pd.DataFrame, table: dict) -> pd.DataFrame:
     w = out["source_id"].map(table["sources"]).fillna(1.0).to_numpy(float)
     w = w * out["evidence"].map(table["evidence"]).fillna(0.0).to_numpy(float)
     w = w * grade_weight(out["grade_source"], out["grade_intel"], table)
+    w = w * recency_factor(out["occurred_from"], out["occurred_to"], table)
+    w = w * harm_factor(out["severity"], table)
     w[out["category"].isin(table["non_risk_categories"]).to_numpy()] = 0.0
+    if "duplicate_of" in out:
+        w[(out["duplicate_of"].fillna("").astype(str) != "").to_numpy()] = 0.0
     out["weight"] = w
     return out

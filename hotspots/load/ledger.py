@@ -30,6 +30,7 @@ class Ledger:
     _rejects: list[pd.DataFrame] = field(default_factory=list)
     _filtered: list[pd.DataFrame] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # source_id -> message when it failed whole
+    _notes: list[pd.DataFrame] = field(default_factory=list)
 
     def add_file(self, source_id: str, path: Path, rows_read: int) -> int:
         """Register a file; returns its index (used in incident ids)."""
@@ -44,6 +45,21 @@ class Ledger:
     def filter(self, source_id: str, path: str, rows, reasons) -> None:
         self._filtered.append(pd.DataFrame({"source_id": source_id, "file": path, "row": rows,
                                             "reason": reasons}))
+
+    def note(self, source_id: str, path: str, rows, notes, columns) -> None:
+        """Record rows that were loaded after a correction (a swapped longitude and latitude put
+        back, an arrival time used for a blank assault date). Notes do not change the accounting."""
+        self._notes.append(pd.DataFrame({"source_id": source_id, "file": path, "row": rows,
+                                         "note": notes, "columns": columns}))
+
+    @property
+    def notes(self) -> pd.DataFrame:
+        """``source_id``, ``file``, ``row``, ``note``, ``columns`` of every corrected row that was loaded."""
+        parts = [n for n in self._notes if len(n)]
+        if not parts:
+            return pd.DataFrame(columns=["source_id", "file", "row", "note", "columns"])
+        return pd.concat(parts, ignore_index=True).sort_values(["source_id", "file", "row"],
+                                                               kind="stable").reset_index(drop=True)
 
     @property
     def rejects(self) -> pd.DataFrame:

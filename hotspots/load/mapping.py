@@ -1,50 +1,62 @@
 """Apply a declarative source schema (``data_schemas/*.json``) to a raw table.
 
-Input: the string table of ``readers.read_table`` (with ``_row``). Output: a
-DataFrame with the common schema's fields plus ``_row``, and a DataFrame of
-rejects (``_row``, ``reason``, ``columns``). Every row ends up in exactly one
-of the two. Filtering by the config (period, categories) happens later, in
-``hotspots.load``; here a row is only rejected when it cannot be read.
+Input: the string table of ``readers.read_table`` (with ``_row``). Output
+(``Mapped``): the rows in the common schema's fields plus ``_row`` and any
+internal ``_``-prefixed fields, the rejects (``_row``, ``reason``,
+``columns``), notes on rows that were loaded after a correction, and the
+geocoding match level of every row the geocoder was asked about. Every row ends
+up loaded or rejected. Filtering by the config (period, categories) happens
+later, in ``hotspots.load``; here a row is only rejected when it cannot be read.
 
 Schema entries used here:
-- ``fields``: common field -> ``{"column": name or [names, first non-empty]}``
-  optionally with ``"map": <taxonomy map>``, or ``{"value": constant}``.
-- ``date``: ``{"column", "format" (strftime or "ISO8601"), "precision"}``.
-- ``location``: ``{"kind": "lonlat" | "en", "x", "y", "crs", "precision", "precision_m"}``.
+
+- ``fields``: common field (or internal ``_name``) -> a spec:
+  ``{"value": constant}``, or ``{"column": name or [names, first non-empty]}``
+  or ``{"columns": {label: column}}`` (joined as "label: value; ..."), with
+  ``map`` (a taxonomy map name, a map of the schema's ``maps``, or an inline
+  table), ``case`` ("insensitive"), ``upper`` (true), ``allowed`` (values
+  accepted as they are), ``blank`` (the value of a blank cell, or "reject"),
+  ``unknown`` ("reject", the default with a map or ``allowed``; "default" or
+  "keep"), ``default`` and ``label`` (used in reasons). Reasons: "no <label>",
+  "unknown <label> '<value>'", "invalid <label> '<value>'".
+- ``date``: see ``hotspots.load.dates``.
+- ``location``: see ``hotspots.load.location``.
+- ``dedupe``: ``{"key": "source_ref", "scope"}`` or ``{"column", "scope"}``:
+  records with the same reference (kept internally, hashed) are one record.
+- ``gazetteer``: ``{"street": column, "strip": regex}``: the source's named
+  snap points feed the street gazetteer (police.uk "On or near ...").
 """
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
-from pyproj import Transformer
 
 from hotspots.errors import UserError
-from hotspots.schema import CATEGORY_MAPS, TAXONOMY
-
-BNG = "EPSG:27700"
-# A generous box around Great Britain in BNG metres: beyond it a point is a
-# stray (a typo, a swapped or zeroed coordinate), never a reason to grow the grid.
-GB_BOX = (-10_000.0, -10_000.0, 700_000.0, 1_250_000.0)
-
-_TRANSFORMERS: dict[str, Transformer] = {}
+from hotspots.load.dates import parse_when
+from hotspots.load.geocode import RULES, street_points
+from hotspots.load.location import BNG, GB_BOX, locate, to_bng  # noqa: F401  (re-exported)
+from hotspots.schema import CATEGORY_MAPS, EVIDENCE_CLASSES, TAXONOMY
 
 
-def to_bng(x: np.ndarray, y: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
-    """Reproject coordinates to British National Grid (pyproj without the OSTN15 grid: ~2 m off)."""
-    if crs.upper() in (BNG, "EPSG:27700"):
-        return x, y
-    if crs not in _TRANSFORMERS:
-        _TRANSFORMERS[crs] = Transformer.from_crs(crs, BNG, always_xy=True)
-    return _TRANSFORMERS[crs].transform(x, y)
+@dataclass
+class Mapped:
+    """One file mapped: see the module docstring."""
+    incidents: pd.DataFrame
+    rejects: pd.DataFrame          # _row, reason, columns
+    notes: pd.DataFrame            # _row, note, columns (loaded rows corrected on the way)
+    geocoded: pd.Series            # match level of every row the geocoder was asked about
 
 
-def _column(raw: pd.DataFrame, names, path: str) -> pd.Series:
+def _column(raw: pd.DataFrame, names) -> pd.Series:
     names = [names] if isinstance(names, str) else list(names)
     out = pd.Series("", index=raw.index, dtype=str)
     for name in reversed(names):
         if name not in raw.columns:
             continue
-        col = raw[name]
+        col = raw[name].fillna("").astype(str)
         out = col.where(col != "", out)
     return out
 
@@ -58,106 +70,156 @@ def check_columns(raw: pd.DataFrame, schema: dict, path: str) -> None:
                             f"(the file has: {have}).", file=path, column=col)
 
 
-def parse_dates(text: pd.Series, spec: dict) -> tuple[pd.Series, pd.Series, str]:
-    """Parse a date column; returns (occurred_from, occurred_to, precision). NaT where unparseable."""
-    fmt = spec.get("format", "ISO8601")
-    precision = spec.get("precision", "day")
-    if fmt == "ISO8601":
-        ts = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
-        # police.uk stamps UTC; profiles by hour need local (UK) clock time.
-        ts = ts.dt.tz_convert("Europe/London").dt.tz_localize(None)
-    else:
-        ts = pd.to_datetime(text, format=fmt, errors="coerce")
-    ts = ts.astype("datetime64[ns]")
-    if precision == "month":
-        start = ts.dt.to_period("M").dt.start_time
-        end = start + pd.offsets.MonthBegin(1) - pd.Timedelta(seconds=1)
-    elif precision == "day":
-        start = ts.dt.normalize()
-        end = start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
-    else:
-        start = end = ts
-    return start.astype("datetime64[ns]"), end.astype("datetime64[ns]"), precision
+def _map_table(spec: dict, schema: dict) -> dict | None:
+    table = spec.get("map")
+    if table is None or isinstance(table, dict):
+        return table
+    found = schema.get("maps", {}).get(table) or CATEGORY_MAPS.get(table)
+    if found is None:
+        raise UserError(f"the schema names an unknown map '{table}'.", file=schema.get("name"))
+    return found
 
 
-def map_rows(raw: pd.DataFrame, schema: dict, source_id: str, evidence: str,
-             path: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Map one file's raw rows onto the common schema; see the module docstring."""
+def _colname(spec: dict) -> str:
+    if "columns" in spec:
+        return ",".join(spec["columns"].values())
+    col = spec["column"]
+    return col if isinstance(col, str) else "/".join(col)
+
+
+def map_field(raw: pd.DataFrame, name: str, spec: dict, schema: dict) -> tuple[pd.Series, pd.Series, str]:
+    """One field: (values, reject reasons ("" where fine), columns named in rejects)."""
+    if "value" in spec:
+        return pd.Series(spec["value"], index=raw.index), pd.Series("", index=raw.index, dtype=str), ""
+    if "columns" in spec:
+        parts = [(label + ": " + _column(raw, col)).where(_column(raw, col) != "", "")
+                 for label, col in spec["columns"].items()]
+        text = parts[0]
+        for p in parts[1:]:
+            text = (text + "; " + p).where((text != "") & (p != ""), text + p)
+        return text, pd.Series("", index=raw.index, dtype=str), _colname(spec)
+    cols = _colname(spec)
+    text = _column(raw, spec["column"]).str.strip()
+    label = spec.get("label", name.strip("_").replace("_", " "))
+    insensitive = spec.get("case") == "insensitive"
+    key = text.str.lower().str.split().str.join(" ") if insensitive else text
+    if spec.get("upper"):
+        text = key = text.str.upper()
+    reason = pd.Series("", index=raw.index, dtype=str)
+    blank = text == ""
+    blank_rule = spec.get("blank", "reject" if name == "category" or spec.get("required") else "keep")
+    table = _map_table(spec, schema)
+    if table is not None:
+        lookup = {(" ".join(str(k).lower().split()) if insensitive else str(k)): v for k, v in table.items()}
+        values = key.map(lookup)
+        known = values.notna() | (blank & ("" not in lookup))
+        values = values.where(values.notna(), text)
+    elif "allowed" in spec:
+        values = text
+        known = text.isin([str(a) for a in spec["allowed"]]) | blank
+    else:
+        values, known = text, pd.Series(True, index=raw.index)
+    unknown_rule = spec.get("unknown", "reject" if (table is not None or "allowed" in spec) else "keep")
+    bad = ~known & ~blank
+    if unknown_rule == "reject":
+        reason[bad] = ("invalid " if "allowed" in spec else "unknown ") + label + " '" + text[bad] + "'"
+    elif unknown_rule == "default":
+        values = values.where(~bad, spec.get("default", ""))
+    if blank_rule == "reject" and not (table is not None and "" in table):
+        reason[blank] = f"no {label}"
+    elif blank_rule not in ("reject", "keep"):
+        values = values.where(~blank, blank_rule)
+    return values, reason, cols
+
+
+def street_source(schema: dict) -> dict:
+    """The schema's street-name column for the gazetteer (its own ``gazetteer`` entry, else
+    ``gazetteer.json`` ``street_sources``); empty when it names no streets."""
+    return schema.get("gazetteer") or RULES["street_sources"].get(schema.get("name", ""), {})
+
+
+def street_points_from(raw: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    """The named snap points of a police.uk table (schema ``gazetteer`` entry), for the street gazetteer."""
+    gz = street_source(schema)
+    if "street" not in gz or gz["street"] not in raw.columns:
+        return pd.DataFrame(columns=["name", "x", "y"])
+    where = locate(raw, schema["location"])
+    return street_points(raw[gz["street"]], where["x"].to_numpy(float), where["y"].to_numpy(float),
+                         gz.get("strip", ""))
+
+
+def map_rows(raw: pd.DataFrame, schema: dict, source_id: str, evidence: str, path: str,
+             geocoder=None, fixed_evidence: bool = False) -> Mapped:
+    """Map one file's raw rows onto the common schema; see the module docstring.
+
+    ``evidence`` is the source's evidence class. A per-row ``evidence`` field of
+    the schema (e.g. from a report type) takes precedence, with ``evidence`` for
+    blank cells, unless ``fixed_evidence`` (the config set the class).
+    """
     check_columns(raw, schema, path)
     out = pd.DataFrame({"_row": raw["_row"].to_numpy()}, index=raw.index)
-    reason = pd.Series("", index=raw.index, dtype=str)
-    columns = pd.Series("", index=raw.index, dtype=str)
+    reason = np.full(len(raw), "", dtype=object)
+    columns = np.full(len(raw), "", dtype=object)
 
-    def reject(mask: pd.Series, why, cols: str) -> None:
-        new = mask & (reason == "")
-        if isinstance(why, pd.Series):
+    def reject(why: pd.Series, cols) -> None:
+        """Record ``why`` ("" where fine) for rows not yet rejected; the first reason of a row wins."""
+        why = why.to_numpy(object)
+        new = (why != "") & (reason == "")
+        if new.any():
             reason[new] = why[new]
-        else:
-            reason[new] = why
-        columns[new] = cols
+            columns[new] = cols[new] if isinstance(cols, (pd.Series, np.ndarray)) else cols
 
     for name, spec in schema.get("fields", {}).items():
-        if "value" in spec:
-            out[name] = spec["value"]
+        if name == "evidence" and fixed_evidence:
             continue
-        col = _column(raw, spec["column"], path)
-        if "map" in spec:
-            table = CATEGORY_MAPS.get(spec["map"]) or schema.get("maps", {}).get(spec["map"])
-            if table is None:
-                raise UserError(f"the schema names an unknown category map '{spec['map']}'.",
-                                file=schema.get("name"))
-            mapped = col.map(table)
-            colname = spec["column"] if isinstance(spec["column"], str) else "/".join(spec["column"])
-            reject(col == "", "no category", colname)
-            reject(mapped.isna(), "unknown category '" + col + "'", colname)
-            col = mapped.fillna("")
-        out[name] = col
+        values, why, cols = map_field(raw, name, spec, schema)
+        reject(why, cols)
+        out[name] = values
     if "category" in out:
-        reject(~out["category"].isin(list(TAXONOMY)), "unknown category '" + out["category"] + "'",
-               schema.get("fields", {}).get("category", {}).get("column", "category")
-               if isinstance(schema.get("fields", {}).get("category", {}).get("column", ""), str) else "category")
+        cspec = schema.get("fields", {}).get("category", {})
+        unknown = (out["category"] != "") & ~out["category"].isin(list(TAXONOMY)) & (reason == "")
+        why = pd.Series("", index=raw.index, dtype=str)
+        why[unknown] = "unknown category '" + out.loc[unknown, "category"] + "'"
+        reject(why, _colname(cspec) if ("column" in cspec or "columns" in cspec) else "category")
+    if "evidence" in out:
+        out["evidence"] = out["evidence"].where(out["evidence"] != "", evidence or "")
+        wrong = ~out["evidence"].isin(EVIDENCE_CLASSES) & (reason == "")
+        why = pd.Series("", index=raw.index, dtype=str)
+        why[wrong] = "unknown evidence class '" + out.loc[wrong, "evidence"] + "'"
+        reject(why, _colname(schema["fields"]["evidence"]))
+    else:
+        out["evidence"] = evidence
 
-    dspec = schema["date"]
-    dtext = _column(raw, dspec["column"], path)
-    start, end, precision = parse_dates(dtext, dspec)
-    reject(dtext == "", "no date", dspec["column"])
-    reject(start.isna(), "unparseable date '" + dtext + "'", dspec["column"])
-    out["occurred_from"], out["occurred_to"], out["date_precision"] = start, end, precision
+    when = parse_when(raw, schema["date"])
+    reject(when["reason"], when["columns"].to_numpy(object))
+    for c in ("occurred_from", "occurred_to", "date_precision"):
+        out[c] = when[c]
 
-    loc = schema["location"]
-    xs, ys = _column(raw, loc["x"], path), _column(raw, loc["y"], path)
-    cols = f"{loc['x']},{loc['y']}"
-    xn = pd.to_numeric(xs, errors="coerce")
-    yn = pd.to_numeric(ys, errors="coerce")
-    reject((xs == "") | (ys == ""), "no coordinates", cols)
-    reject(xn.isna() | yn.isna(), "unparseable coordinates", cols)
-    crs = loc.get("crs", "EPSG:4326" if loc["kind"] == "lonlat" else BNG)
-    # A zeroed location: (0, 0) in lon/lat (longitude 0 alone is the Greenwich meridian,
-    # a real place in London); either coordinate 0 in eastings/northings.
-    zero = ((xn == 0) & (yn == 0)) if loc["kind"] == "lonlat" else ((xn == 0) | (yn == 0))
-    reject(zero, "zero coordinates", cols)
-    if loc["kind"] == "lonlat":
-        reject((xn.abs() > 180) | (yn.abs() > 90), "coordinates out of range", cols)
-    good = reason == ""
-    x = np.full(len(raw), np.nan)
-    y = np.full(len(raw), np.nan)
-    if good.any():
-        gx, gy = to_bng(xn[good].to_numpy(float), yn[good].to_numpy(float), crs)
-        x[good.to_numpy()] = gx
-        y[good.to_numpy()] = gy
-    out["x"], out["y"] = x, y
-    x0, y0, x1, y1 = GB_BOX
-    reject(pd.Series(~((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)), index=raw.index),
-           "outside Great Britain", cols)
-    out["location_precision"] = loc.get("precision", "exact")
-    out["location_precision_m"] = float(loc.get("precision_m", 0.0))
-    out["evidence"] = evidence
+    where = locate(raw, schema["location"], geocoder)
+    reject(where["reason"], where["columns"].to_numpy(object))
+    for c in ("x", "y", "location_precision", "location_precision_m"):
+        out[c] = where[c]
     out["source_id"] = source_id
     if "category" in out:
-        sev = out["category"].map(lambda c: TAXONOMY.get(c, {}).get("severity", 1))
-        out["severity"] = sev.astype("Int64")
+        default = out["category"].map(lambda c: TAXONOMY.get(c, {}).get("severity", 1))
+        sev = pd.to_numeric(out["severity"], errors="coerce") if "severity" in out else \
+            pd.Series(np.nan, index=raw.index)
+        out["severity"] = sev.where(sev.notna(), default).astype("Int64")
+    dedupe = schema.get("dedupe", {})
+    if "column" in dedupe:
+        ref = _column(raw, dedupe["column"]).str.strip()
+        # Only a hash of the reference is kept, and only until loading ends.
+        out["_dedupe_ref"] = ref.map(lambda r: hashlib.sha1(r.encode()).hexdigest()[:16] if r else "")
 
-    bad = reason != ""
-    rejects = pd.DataFrame({"_row": raw.loc[bad, "_row"].to_numpy(), "reason": reason[bad].to_numpy(),
-                            "columns": columns[bad].to_numpy()})
-    return out[~bad].copy(), rejects
+    bad = pd.Series(reason != "", index=raw.index)
+    rejects = pd.DataFrame({"_row": raw.loc[bad, "_row"].to_numpy(), "reason": reason[bad.to_numpy()],
+                            "columns": columns[bad.to_numpy()]})
+    fb = schema["date"].get("fallback", {})
+    from_date = when["note"] != ""
+    note = when["note"].where(from_date, where["note"])
+    note_cols = where["columns"].where(~from_date, ",".join(c for c in (fb.get("column"), fb.get("time_column")) if c))
+    noted = ~bad & (note != "")
+    notes = pd.DataFrame({"_row": raw.loc[noted, "_row"].to_numpy(), "note": note[noted].to_numpy(),
+                          "columns": note_cols[noted].to_numpy()})
+    geocoded = where.loc[where["geocoded"], "level"]
+    return Mapped(out[~bad].copy(), rejects, notes, geocoded)

@@ -23,8 +23,15 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def _header(spec: dict) -> int:
+    """0-based header row: ``header`` (0-based, as pandas) or ``header_row`` (1-based, as a spreadsheet shows it)."""
+    if "header_row" in spec:
+        return int(spec["header_row"]) - 1
+    return int(spec.get("header", 0))
+
+
 def read_csv(path: Path, spec: dict) -> pd.DataFrame:
-    header = spec.get("header", 0)
+    header = _header(spec)
     names = spec.get("names")
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=spec.get("encoding", "utf-8-sig"),
@@ -61,7 +68,7 @@ def read_json(path: Path, spec: dict) -> pd.DataFrame:
 
 def read_excel(path: Path, spec: dict) -> pd.DataFrame:
     try:
-        df = pd.read_excel(path, sheet_name=spec.get("sheet", 0), header=spec.get("header", 0), dtype=str)
+        df = pd.read_excel(path, sheet_name=spec.get("sheet", 0), header=_header(spec), dtype=str)
     except (ValueError, OSError) as exc:
         raise UserError(f"the Excel file cannot be read ({exc}).", file=str(path)) from None
     return _finish(df)
@@ -89,9 +96,23 @@ def read_vector(path: Path, spec: dict) -> pd.DataFrame:
 READERS = {"csv": read_csv, "json": read_json, "excel": read_excel, "vector": read_vector}
 
 
+# The format of a file read with ``"format": "auto"`` (partner_generic), by its extension.
+AUTO_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "excel", ".xlsm": "excel", ".xls": "excel",
+                ".geojson": "vector", ".gpkg": "vector", ".shp": "vector", ".json": "json"}
+
+
 def read_table(path: Path, reader: dict) -> pd.DataFrame:
-    """Read ``path`` with the schema's ``reader`` entry (``format`` plus options)."""
+    """Read ``path`` with the schema's ``reader`` entry (``format`` plus options).
+
+    ``"format": "auto"`` picks the reader from the file's extension (``AUTO_FORMATS``).
+    """
     fmt = reader.get("format", "csv")
+    if fmt == "auto":
+        fmt = AUTO_FORMATS.get(path.suffix.lower(), "")
+        if not fmt:
+            raise UserError(f"cannot tell the format of '{path.name}' from its extension "
+                            f"(known: {', '.join(AUTO_FORMATS)}).", file=str(path),
+                            hint="Set the schema's reader format (csv, excel, json or vector).")
     if fmt not in READERS:
         raise UserError(f"unknown reader format '{fmt}' (have {', '.join(READERS)}).", file=str(path))
     if not path.is_file():

@@ -12,7 +12,6 @@ popups, tooltips and layer names into the page as raw HTML and JavaScript.
 """
 from __future__ import annotations
 
-import html
 import json
 from datetime import datetime
 
@@ -24,6 +23,9 @@ import shapely
 from branca.element import MacroElement
 from jinja2 import Template
 
+from hotspots.profile import time_note
+from hotspots.publish.map_buildings import buildings_layers, buildings_legend_html
+from hotspots.publish.escape import esc
 from hotspots.publish.offline import make_self_contained
 from hotspots.tiers import RULES_TEXT, public_count, public_counts
 
@@ -32,11 +34,6 @@ GI_COLOURS = {3: "#b2182b", 2: "#ef8a62", 1: "#fddbc7", -1: "#d1e5f0", -2: "#67a
 GI_LABELS = {3: "Hot spot, 99 % confidence", 2: "Hot spot, 95 %", 1: "Hot spot, 90 %",
              -1: "Cold spot, 90 %", -2: "Cold spot, 95 %", -3: "Cold spot, 99 %"}
 CROSS_COLOUR = "#7b3294"
-
-
-def esc(value) -> str:
-    """Escape text for HTML, and neutralise ``$`` and backticks (template-literal payloads)."""
-    return html.escape(str(value), quote=True).replace("$", "&#36;").replace("`", "&#96;")
 
 
 def _web(gdf: gpd.GeoDataFrame, columns: list[str]) -> gpd.GeoDataFrame:
@@ -444,10 +441,26 @@ classes as ArcGIS's Gi_Bin. Locations from police.uk are anonymised snap points 
 Coordinates reprojected with pyproj (about 2 m from the OS transformation).</p>
 <ul>{params}</ul>
 {_sensitivity_html(result) if not public else ""}
+{_building_types_html(result) if not public else ""}
 <p><b>This map's audience</b>: {esc(RULES_TEXT if public else "partner tier: the partnership's members only; do not publish.")}</p>
 <p><b>Legal basis</b></p><ul>{legal}</ul>
 <p><b>Attribution</b></p><ul>{attribution}</ul>
 </details></div>"""
+
+
+def _building_types_html(result) -> str:
+    types = result.building_types
+    if types is None or not len(types):
+        return ""
+    rows = "".join(f"<tr><td>{esc(r.type)}</td><td>{r.buildings}</td><td>{r.radius_m:g} m</td><td>{r.n_near:,}</td>"
+                   f"<td>{r.rate_ratio:.2f} ({r.rr_low:.2f}-{r.rr_high:.2f})</td><td>{r.p_value:.2g}</td></tr>"
+                   for r in types.itertuples())
+    note = time_note(result.incidents)
+    return ("<p><b>Risk by building type</b> (incidents within the radius of any building of the type, per km2, "
+            "against elsewhere in the study area; in the manner of Risk Terrain Modeling):</p>"
+            "<table><tr><th>Type</th><th>Buildings</th><th>Radius</th><th>Incidents near</th>"
+            f"<th>Rate ratio (95 % CI)</th><th>p</th></tr>{rows}</table>"
+            + (f"<p>{esc(note)}</p>" if note else ""))
 
 
 def _sensitivity_html(result) -> str:
@@ -511,10 +524,15 @@ def build_map(result, tier: str = "partner") -> str:
             if extra is not None:
                 extra.add_to(m)
     _regions_layer(result.regions, public).add_to(m)
+    legends = _legend(result, public)
+    if not public and result.buildings is not None and len(result.buildings):
+        # The public tier shows no building profiles: each names a place and a count.
+        for group in buildings_layers(result.buildings, time_note(result.incidents)):
+            group.add_to(m)
+        legends += buildings_legend_html()
     folium.LayerControl(collapsed=False).add_to(m)
     root = m.get_root()
     root.header.add_child(folium.Element(CSS))
-    root.html.add_child(folium.Element(_legend(result, public) + _methods(result, public) +
-                                       _areas_panel(result, public)))
+    root.html.add_child(folium.Element(legends + _methods(result, public) + _areas_panel(result, public)))
     root.title = esc(f"{result.cfg.name}: hotspots ({tier})")
     return make_self_contained(root.render())

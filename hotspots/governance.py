@@ -1,0 +1,98 @@
+"""Governance: which records may leave the agency that recorded them, and keeping roles apart.
+
+Handling codes decide where a record may go (College of Policing APP):
+
+- 3x5x2 ``P``: may be shared with the partnership;
+- 3x5x2 ``C``: only with its conditions recorded: on the record itself (the
+  source's conditions column, e.g. "Police and YOS only") or on its
+  [[sources]] entry in the config (``handling_conditions = "..."``, the
+  partnership's record that the conditions are met for this analysis).
+  Otherwise it is used in its originating agency's outputs only;
+- legacy 5x5x5 handling ``1``-``3`` may be shared; ``4`` and ``5`` never leave
+  the originating agency;
+- a graded record (an intelligence grade but no handling code, neither its
+  own nor its source's) is kept to its agency: no code, no sharing.
+- ungraded records without a handling code (open police data, health and
+  partner records shared under the partnership's agreement) may be shared.
+
+The originating agency of a record is its source (``source_id``). An
+agency-only run (``agency=<source_id>``) uses that source's records whatever
+their code, plus every other source's shareable records.
+
+Roles (victim / suspect / witness / unknown) concern people: ``role_counts``
+counts each role apart, and ``role_layers`` splits incidents by role so that no
+layer ever sums victims and suspects.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hotspots.load.ledger import Ledger
+
+REASON_C = "handling code C without recorded conditions: originating agency only"
+REASON_5X5X5 = "5x5x5 handling code 4 or 5: originating agency only"
+REASON_NONE = "graded record without a handling code: originating agency only"
+ROLES = ("victim", "suspect", "witness", "unknown")
+
+
+def restriction(incidents: pd.DataFrame, cfg) -> pd.Series:
+    """Why each record may not be shared ("" where it may); see the module docstring."""
+    conditions = {s.id: bool(str(s.handling_conditions).strip()) for s in cfg.sources}
+    handling = incidents["handling"].fillna("").astype(str).str.strip().str.upper()
+    own = incidents["_conditions"].fillna(False).astype(bool) if "_conditions" in incidents \
+        else pd.Series(False, index=incidents.index)
+    src_cond = incidents["source_id"].map(conditions).fillna(False).astype(bool)
+    graded = (incidents["grade_source"].fillna("").astype(str) != "") | \
+        (incidents["grade_intel"].fillna("").astype(str) != "")
+    why = pd.Series("", index=incidents.index, dtype=str)
+    why[(handling == "C") & ~own & ~src_cond] = REASON_C
+    why[handling.isin(["4", "5"])] = REASON_5X5X5
+    why[(handling == "") & graded] = REASON_NONE
+    return why
+
+
+def shareable(incidents: pd.DataFrame, cfg, agency: str | None = None) -> pd.Series:
+    """Boolean mask: True where a record may be used in the outputs being made.
+
+    For shared outputs (``agency`` None) only records whose handling allows
+    sharing; for an agency's own outputs also that agency's restricted records.
+    """
+    ok = restriction(incidents, cfg) == ""
+    if agency is not None:
+        ok |= incidents["source_id"] == agency
+    return ok
+
+
+def split_shared(incidents: pd.DataFrame, cfg, ledger: Ledger, agency: str | None = None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(kept, held back): the records the outputs may use, and the rest.
+
+    Call it right after loading (the incidents still carry ``_file`` and
+    ``_row``): every record held back is counted in the ledger as filtered, with
+    its reason, so the row accounting still balances.
+    """
+    ok = shareable(incidents, cfg, agency)
+    held = incidents[~ok]
+    if len(held):
+        why = restriction(held, cfg)
+        for (sid, path), grp in held.groupby(["source_id", "_file"], sort=False):
+            ledger.filter(sid, path, grp["_row"].to_numpy(), why[grp.index].to_numpy())
+    return incidents[ok].copy(), held.copy()
+
+
+def role_counts(incidents: pd.DataFrame) -> pd.DataFrame:
+    """Records per source and role (``source_id``, ``role``, ``n``) for the records that concern a
+    person: each role counted apart, never summed."""
+    person = incidents[incidents["role"].fillna("").astype(str) != ""]
+    if not len(person):
+        return pd.DataFrame(columns=["source_id", "role", "n"])
+    out = person.groupby(["source_id", "role"]).size().rename("n").reset_index()
+    return out.sort_values(["source_id", "role"], kind="stable").reset_index(drop=True)
+
+
+def role_layers(incidents: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Incidents split by role: ``""`` (records about places or incidents, no person) and one table
+    per role present. A layer never mixes two roles."""
+    role = incidents["role"].fillna("").astype(str)
+    return {r: incidents[role == r] for r in np.unique(role)}

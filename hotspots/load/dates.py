@@ -1,0 +1,179 @@
+"""Dates and times of incidents: one column, or a date and a time column, in the formats a partner writes.
+
+``parse_when(raw, spec)`` reads the schema's ``date`` entry:
+
+- ``column``: the date column; ``formats`` (a list of strftime formats tried in
+  order, first that parses wins) or ``format`` (one format, or "ISO8601" for
+  stamped UTC times, converted to UK clock time);
+- ``precision``: "month", "day" or "minute" (the finest the source gives);
+- ``time_column`` and ``time_formats``: when a time is given the precision is
+  minute, when it is blank or unknown ("UNK", "n/k", "?") the whole day;
+- ``fallback``: ``{"column", "time_column", "hours_before", "note"}``: when
+  the date is blank, the incident happened within ``hours_before`` hours before
+  this one (an emergency department's arrival time): the window is that span
+  and the precision "day"; each such row gets the ``note`` in the ledger.
+- ``earliest``: the earliest plausible date (default 1990-01-01); dates after
+  today are rejected too (a year typed 2091 for 2019).
+
+It returns one row per input row: ``occurred_from``, ``occurred_to``,
+``date_precision``, and ``reason`` / ``columns`` (why a row is rejected, and
+which columns) and ``note``. Reasons: "no date", "unparseable date '<text>'",
+"impossible date '<text>'" (a date shape that is no calendar day, such as
+31/02/2019), "date in the future '<text>'", "date before <earliest> '<text>'",
+"date and time swapped".
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+_TIME_SHAPE = r"\d{1,2}[:.]\d{2}(:\d{2})?"
+_DATE_SHAPE = r"\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}"
+DEFAULT_TIME_FORMATS = ["%H:%M", "%H:%M:%S", "%H.%M", "%H%M"]
+
+
+def _col(raw: pd.DataFrame, name: str | None) -> pd.Series:
+    if not name or name not in raw.columns:
+        return pd.Series("", index=raw.index, dtype=str)
+    return raw[name].fillna("").astype(str).str.strip()
+
+
+def parse_date_text(text: pd.Series, formats: list[str]) -> pd.Series:
+    """Each value parsed with the first of ``formats`` that reads it (NaT when none does).
+
+    "ISO8601" reads stamped times (police.uk stop and search) and gives UK
+    clock time: profiles by hour need local time, not UTC.
+    """
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    for fmt in formats:
+        todo = out.isna() & (text != "")
+        if not todo.any():
+            break
+        if fmt == "ISO8601":
+            ts = pd.to_datetime(text[todo], format="ISO8601", errors="coerce", utc=True)
+            ts = ts.dt.tz_convert("Europe/London").dt.tz_localize(None)
+        else:
+            ts = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+        out[todo] = ts.astype("datetime64[ns]")
+    return out
+
+
+def parse_time_text(text: pd.Series, formats: list[str]) -> pd.Series:
+    """Times of day as Timedeltas (NaT when blank or not a time: "UNK", "n/k", "?")."""
+    out = pd.Series(pd.NaT, index=text.index, dtype="timedelta64[ns]")
+    for fmt in formats:
+        todo = out.isna() & (text != "")
+        if not todo.any():
+            break
+        ts = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+        out[todo] = (ts - ts.dt.normalize()).astype("timedelta64[ns]")
+    return out
+
+
+def _formats(spec: dict) -> list[str]:
+    fmts = spec.get("formats") or [spec.get("format", "ISO8601")]
+    return [fmts] if isinstance(fmts, str) else list(fmts)
+
+
+def parse_when(raw: pd.DataFrame, spec: dict) -> pd.DataFrame:
+    """See the module docstring."""
+    idx = raw.index
+    formats = _formats(spec)
+    precision = spec.get("precision", "day")
+    tformats = spec.get("time_formats", DEFAULT_TIME_FORMATS)
+    dcol, tcol = spec["column"], spec.get("time_column")
+    cols_dt = dcol + (f",{tcol}" if tcol else "")
+    d, t = _col(raw, dcol), _col(raw, tcol)
+    out = pd.DataFrame({"occurred_from": pd.Series(pd.NaT, index=idx, dtype="datetime64[ns]"),
+                        "occurred_to": pd.Series(pd.NaT, index=idx, dtype="datetime64[ns]"),
+                        "date_precision": precision if precision == "month" else "day",
+                        "reason": "", "columns": "", "note": ""}, index=idx)
+    reason = np.full(len(idx), "", dtype=object)
+    columns = np.full(len(idx), "", dtype=object)
+
+    def reject(mask, why: str, cols: str, quoted: pd.Series | None = None):
+        """Reject the rows of ``mask`` not yet rejected; ``quoted`` adds the value: "<why> '<value>'"."""
+        new = np.asarray(mask, dtype=bool) & (reason == "")
+        if new.any():
+            reason[new] = why if quoted is None else (why + " '" + quoted[new] + "'").to_numpy(object)
+            columns[new] = cols
+
+    def bad_date(text: pd.Series, parsed: pd.Series, mask, cols):
+        failed = mask & parsed.isna()
+        if failed.any():
+            shaped = text.str.fullmatch(_DATE_SHAPE).fillna(False).astype(bool)
+            reject(failed & shaped, "impossible date", cols, text)
+            reject(failed, "unparseable date", cols, text)
+
+    day = parse_date_text(d, formats)
+    if tcol:
+        # A time where the date should be, and a date where the time should be: columns swapped.
+        swapped = d.str.fullmatch(_TIME_SHAPE).fillna(False).astype(bool) & \
+            t.str.fullmatch(_DATE_SHAPE).fillna(False).astype(bool)
+        reject(swapped, "date and time swapped", cols_dt)
+    fb = spec.get("fallback")
+    blank = d == ""
+    if fb is None:
+        reject(blank, "no date", dcol)
+    bad_date(d, day, ~blank, dcol)
+    start = day.copy()
+    if precision == "month":
+        start = day.dt.to_period("M").dt.start_time
+        end = start + pd.offsets.MonthBegin(1) - pd.Timedelta(seconds=1)
+    elif precision == "day" or not tcol:
+        if precision == "minute" and not tcol:   # one column holding date and time
+            end = day.copy()
+            out["date_precision"] = "minute"
+        else:
+            start = day.dt.normalize()
+            end = start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
+    else:
+        tod = parse_time_text(t, tformats)
+        timed = tod.notna()
+        start = day.dt.normalize()
+        end = start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
+        start = start.where(~timed, start + tod)
+        end = end.where(~timed, start)
+        out.loc[timed, "date_precision"] = "minute"
+    out["occurred_from"], out["occurred_to"] = start.astype("datetime64[ns]"), end.astype("datetime64[ns]")
+
+    if fb is not None:
+        # No date of its own: the incident happened at most `hours_before` before the fallback time.
+        fcol, ftcol = fb["column"], fb.get("time_column")
+        fcols = fcol + (f",{ftcol}" if ftcol else "")
+        fd, ft = _col(raw, fcol), _col(raw, ftcol)
+        use = blank & (reason == "")
+        reject(use & (fd == ""), "no date", f"{dcol},{fcol}")
+        if ftcol:
+            fswap = fd.str.fullmatch(_TIME_SHAPE).fillna(False).astype(bool) & \
+                ft.str.fullmatch(_DATE_SHAPE).fillna(False).astype(bool)
+            reject(use & fswap, "date and time swapped", fcols)
+        fday = parse_date_text(fd, _formats(fb) if ("formats" in fb or "format" in fb) else formats)
+        bad_date(fd, fday, use & (fd != ""), fcol)
+        ftod = parse_time_text(ft, fb.get("time_formats", tformats)) if ftcol else \
+            pd.Series(pd.NaT, index=idx, dtype="timedelta64[ns]")
+        before = pd.Timedelta(hours=float(fb.get("hours_before", 24)))
+        # Without a time, the fallback is the end of its day.
+        fend = (fday.dt.normalize() + ftod).where(ftod.notna(), fday.dt.normalize() + pd.Timedelta(days=1)
+                                                  - pd.Timedelta(seconds=1))
+        ok = use & (reason == "")
+        out.loc[ok, "occurred_to"] = fend[ok]
+        out.loc[ok, "occurred_from"] = fend[ok] - before
+        out.loc[ok, "date_precision"] = "day"
+        out.loc[ok, "note"] = fb.get("note", f"{dcol} blank: {fcol} used")
+
+    # Plausible dates only: a typo'd year lands decades away.
+    earliest = pd.Timestamp(spec.get("earliest", "1990-01-01"))
+    today = pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
+    shown = d.where(d != "", _col(raw, (fb or {}).get("column")))
+    which = pd.Series(dcol, index=idx).where(d != "", (fb or {}).get("column", dcol))
+    for col in which.unique():
+        m = which == col
+        reject(m & (out["occurred_from"] >= today), "date in the future", col, shown)
+        reject(m & (out["occurred_to"] < earliest), f"date before {earliest:%Y-%m-%d}", col, shown)
+    bad = reason != ""
+    out["reason"], out["columns"] = reason, columns
+    if bad.any():
+        out.loc[bad, ["occurred_from", "occurred_to"]] = pd.NaT
+        out.loc[bad, "note"] = ""
+    return out

@@ -1,0 +1,560 @@
+"""Offline geocoding: postcodes, OS grid references and free-text place names to British National Grid.
+
+Nothing here goes to the network. Three look-ups, each built from files the
+partnership holds:
+
+- ``PostcodeLookup``: OS Code-Point Open CSVs (no header, postcodes padded to
+  seven characters, ``"E1  0AA"``) or the ONS Postcode Directory (a header
+  with ``pcds``/``pcd``, ``oseast1m``, ``osnrth1m``). Postcodes are compared
+  without spaces, in upper case.
+- ``parse_gridref``: OS grid references (``"TQ 32345 81234"``, ``"tq3234581234"``,
+  ``"TQ 308 825"``) to the centre of the square they name.
+- ``Gazetteer``: named places: streets (the median of the police.uk snap points
+  published as "On or near <street>"), stations and key buildings. Free text
+  ("outside Liverpool St station", "Fenchurch St nr the Tesco") is matched
+  against it after both sides are reduced to one canonical form
+  (``canonical``; the rules are data, in ``data_schemas/gazetteer.json``).
+
+``Geocoder`` combines them. Every record gets a match level (``postcode``,
+``street``, ``place`` or ``unmatched``) and a precision in metres; an
+unmatched record gets a reject reason and no coordinates: nothing is ever
+placed where the text does not say.
+
+Precision (``gazetteer.json`` ``precision_m``): postcode 100 m; street the
+75th percentile distance of its snap points from their median, kept within
+at least 150 m (150-300 m typically, up to 500 m on a long street; wider names are ambiguous
+and dropped); place 100 m.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hotspots.errors import UserError
+from hotspots.schema import schemas_dir
+
+RULES = json.loads((schemas_dir() / "gazetteer.json").read_text(encoding="utf-8"))
+PRECISION = RULES["precision_m"]
+LEVELS = ("postcode", "street", "place", "unmatched")
+
+# ----------------------------------------------------------------------------- postcodes
+_POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")
+_POSTCODE_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2}[0-9][A-Za-z0-9]?)\s*([0-9][A-Za-z]{2})(?![A-Za-z0-9])")
+
+
+def compact_postcode(text: pd.Series) -> pd.Series:
+    """Postcodes without spaces, upper case: ``"ec2m  7py "`` -> ``"EC2M7PY"``."""
+    return text.fillna("").astype(str).str.replace(r"\s+", "", regex=True).str.upper()
+
+
+def is_postcode(compact: pd.Series) -> pd.Series:
+    """True where a compact postcode has the shape of a full UK postcode (outward and inward code)."""
+    return compact.str.fullmatch(_POSTCODE.pattern).fillna(False).astype(bool)
+
+
+def pretty_postcode(compact: str) -> str:
+    """``"EC2M7PY"`` -> ``"EC2M 7PY"``."""
+    return f"{compact[:-3]} {compact[-3:]}" if len(compact) > 3 else compact
+
+
+def postcode_in_text(text: pd.Series) -> pd.Series:
+    """The first full postcode written anywhere in free text, compact; empty when none."""
+    found = text.fillna("").astype(str).str.extract(_POSTCODE_IN_TEXT)
+    return (found[0].fillna("") + found[1].fillna("")).str.upper()
+
+
+def _read_postcode_file(path: str) -> pd.DataFrame:
+    with open(path, encoding="latin-1") as fh:
+        first = fh.readline()
+    head = first.lower()
+    try:
+        if "oseast1m" in head:             # ONS Postcode Directory
+            df = pd.read_csv(path, dtype=str, encoding="latin-1", usecols=lambda c: c.lower() in
+                             ("pcd", "pcds", "oseast1m", "osnrth1m"))
+            df.columns = [c.lower() for c in df.columns]
+            pc = df["pcds"] if "pcds" in df else df["pcd"]
+            e, n = df["oseast1m"], df["osnrth1m"]
+        else:                              # OS Code-Point Open, with or without its header row
+            header = 0 if "postcode" in head or "eastings" in head else None
+            df = pd.read_csv(path, dtype=str, encoding="latin-1", header=header, usecols=[0, 2, 3])
+            pc, e, n = df.iloc[:, 0], df.iloc[:, 1], df.iloc[:, 2]
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UserError(f"the postcode file cannot be read as OS Code-Point Open or ONS Postcode Directory "
+                        f"({exc}).", file=path) from None
+    e = pd.to_numeric(e, errors="coerce")
+    n = pd.to_numeric(n, errors="coerce")
+    # Code-Point quality 90 and ONSPD terminated/unplaced postcodes carry 0 or blank coordinates.
+    placed = e.notna() & n.notna() & (e > 0) & (n > 0)
+    return pd.DataFrame({"postcode": compact_postcode(pc), "x": e.where(placed), "y": n.where(placed)})
+
+
+@lru_cache(maxsize=8)
+def _read_postcodes(files: tuple[tuple[str, float], ...]) -> pd.DataFrame:
+    table = pd.concat([_read_postcode_file(f) for f, _ in files], ignore_index=True)
+    return table.drop_duplicates("postcode").set_index("postcode")
+
+
+@dataclass
+class PostcodeLookup:
+    """Postcode -> BNG point. ``table`` is indexed by compact postcode, columns ``x``, ``y`` (NaN: no coordinates)."""
+    table: pd.DataFrame
+    files: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_files(cls, files: list[str]) -> "PostcodeLookup":
+        key = tuple((f, Path(f).stat().st_mtime) for f in sorted(files))
+        return cls(_read_postcodes(key), [f for f, _ in key])
+
+    def locate(self, text: pd.Series) -> pd.DataFrame:
+        """Columns ``x``, ``y``, ``postcode`` (compact) and ``reason``: "" when located, else
+        "invalid postcode '<text>'", "postcode not found '<postcode>'" or "postcode has no coordinates '<postcode>'"."""
+        compact = compact_postcode(text)
+        valid = is_postcode(compact)
+        hit = self.table.reindex(compact.where(valid, "\0"))
+        x = pd.Series(hit["x"].to_numpy(), index=text.index)
+        y = pd.Series(hit["y"].to_numpy(), index=text.index)
+        known = pd.Series(compact.where(valid, "\0").isin(self.table.index).to_numpy(), index=text.index)
+        shown = compact.map(pretty_postcode)
+        reason = pd.Series("", index=text.index, dtype=str)
+        reason[~valid] = "invalid postcode '" + text[~valid].astype(str).str.strip() + "'"
+        reason[valid & ~known] = "postcode not found '" + shown[valid & ~known] + "'"
+        reason[valid & known & x.isna()] = "postcode has no coordinates '" + shown[valid & known & x.isna()] + "'"
+        return pd.DataFrame({"x": x.where(reason == ""), "y": y.where(reason == ""), "postcode": compact,
+                             "reason": reason})
+
+
+# ----------------------------------------------------------------------------- OS grid references
+_GRID_LETTERS = "ABCDEFGHJKLMNOPQRSTUVWXYZ"   # 25 letters: the grid has no I
+_GRIDREF = re.compile(r"^([A-HJ-Z]{2})(\d*)$")
+_GRIDREF_LIKE = re.compile(r"^[A-Za-z]{2}[\d\s]*$")
+
+
+def _letter_offset(letter: str) -> tuple[int, int]:
+    """Column and row (from the bottom) of a letter in the OS 5 x 5 lettering."""
+    k = _GRID_LETTERS.index(letter)
+    return k % 5, 4 - k // 5
+
+
+def looks_like_gridref(text: pd.Series) -> pd.Series:
+    """True where a value has the shape of a grid reference (two letters, then digits), valid or not."""
+    return text.fillna("").astype(str).str.strip().str.fullmatch(_GRIDREF_LIKE.pattern).fillna(False).astype(bool)
+
+
+def parse_gridref(text: pd.Series) -> pd.DataFrame:
+    """OS grid references to the centre of the square each names, in BNG metres.
+
+    Columns ``x``, ``y``, ``precision_m`` (half the side of the square: 1 m for
+    10 figures, 5 m for 8, 50 m for 6, 500 m for 4) and ``reason`` ("" or
+    "malformed grid reference '<text>'"). Two to ten figures are accepted in an
+    even number; the first letter must name a 500 km square over Great Britain
+    (H, J, N, O, S, T).
+    """
+    out = pd.DataFrame({"x": np.nan, "y": np.nan, "precision_m": np.nan, "reason": ""}, index=text.index)
+    for i, raw in text.fillna("").astype(str).items():
+        ref = re.sub(r"\s+", "", raw).upper()
+        m = _GRIDREF.fullmatch(ref)
+        digits = m.group(2) if m else ""
+        if not m or len(digits) % 2 or not 4 <= len(digits) <= 10 or ref[0] not in "HJNOST":
+            out.at[i, "reason"] = f"malformed grid reference '{raw.strip()}'"
+            continue
+        c1, r1 = _letter_offset(ref[0])
+        c2, r2 = _letter_offset(ref[1])
+        half = len(digits) // 2
+        res = 10 ** (5 - half)
+        e = (c1 - 2) * 500_000 + c2 * 100_000 + int(digits[:half]) * res + res / 2
+        n = (r1 - 1) * 500_000 + r2 * 100_000 + int(digits[half:]) * res + res / 2
+        out.at[i, "x"], out.at[i, "y"], out.at[i, "precision_m"] = e, n, max(res / 2, 1.0)
+    return out
+
+
+# ----------------------------------------------------------------------------- canonical text
+_ABBREV = RULES["abbreviations"]
+_PHRASES = [(re.compile(r"\b" + re.escape(k) + r"\b"), v) for k, v in
+            sorted(RULES["phrases"].items(), key=lambda kv: -len(kv[0]))]
+_LONG_WORDS = [w for w in _ABBREV if len(w) >= 6]   # typo-tolerant: "stret", "staion"
+_CUES = {c for c in RULES["station_cues"] if " " not in c}
+_CUE_PHRASES = [c for c in RULES["station_cues"] if " " in c]
+
+
+def within_one_edit(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` differ by at most one edit: a letter inserted, dropped,
+    substituted, or swapped with its neighbour."""
+    if a == b:
+        return True
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    if la == lb:
+        diff = [i for i in range(la) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+    if la > lb:
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i:] == b[i + 1:]
+
+
+@lru_cache(maxsize=65536)
+def canonical(text: str) -> str:
+    """Lower case, apostrophes dropped, punctuation to spaces, '&' as 'and', phrases and words
+    abbreviated as ``gazetteer.json`` says (so 'St.', 'Street' and 'Saint' are all 'st')."""
+    s = str(text).lower().replace("&", " and ")
+    s = re.sub(r"['\u2019`]", "", s)
+    s = re.sub(r"[^a-z0-9]+", " ", s).strip()
+    for pattern, short in _PHRASES:
+        s = pattern.sub(short, s)
+    words = []
+    for w in s.split():
+        if w in _ABBREV:
+            w = _ABBREV[w]
+        elif len(w) >= 5 and not w.isdigit():
+            near = [k for k in _LONG_WORDS if within_one_edit(w, k)]
+            if len(near) == 1:
+                w = _ABBREV[near[0]]
+        words.append(w)
+    return " ".join(words)
+
+
+def has_station_cue(canon: str) -> bool:
+    """True when canonical text says it is about a station ("stn", "tube", "platform", ...)."""
+    return bool(_CUES.intersection(canon.split())) or any(p in canon for p in _CUE_PHRASES)
+
+
+# ----------------------------------------------------------------------------- gazetteer
+_GENERIC = {g.lower() for g in RULES["police_generic_locations"]}
+
+
+def street_points(names: pd.Series, x: np.ndarray, y: np.ndarray, strip: str = "") -> pd.DataFrame:
+    """Named snap points (police.uk "On or near <street>") as ``name``, ``x``, ``y``: the prefix
+    stripped; generic labels ("Supermarket", "Nightclub"), junctions ("A/B") and road numbers dropped."""
+    name = names.fillna("").astype(str).str.strip()
+    if strip:
+        name = name.str.replace(strip, "", regex=True).str.strip()
+    ok = ((name != "") & ~name.str.lower().isin(_GENERIC) & ~name.str.contains("/", regex=False)
+          & ~name.str.fullmatch(r"[ABM]\d+(\(M\))?").astype(bool) & np.isfinite(x) & np.isfinite(y))
+    return pd.DataFrame({"name": name[ok].to_numpy(), "x": np.asarray(x)[ok.to_numpy()],
+                         "y": np.asarray(y)[ok.to_numpy()]})
+
+
+def streets_from_points(points: pd.DataFrame) -> pd.DataFrame:
+    """One entry per street name: the median of its points and a precision in metres.
+
+    Returns ``name``, ``x``, ``y``, ``precision_m``, ``n`` (points) and ``ambiguous``
+    (points spread wider than ``street_max``: two streets of one name, or a long road).
+    """
+    cols = ["name", "x", "y", "precision_m", "n", "ambiguous"]
+    if points.empty:
+        return pd.DataFrame(columns=cols)
+    pts = points.assign(canon=points["name"].map(canonical))
+    pts = pts[pts["canon"] != ""]
+    g = pts.groupby("canon")
+    med = g[["x", "y"]].median()
+    d = np.hypot(pts["x"].to_numpy() - med.loc[pts["canon"], "x"].to_numpy(),
+                 pts["y"].to_numpy() - med.loc[pts["canon"], "y"].to_numpy())
+    spread = pd.Series(d, index=pts.index).groupby(pts["canon"]).quantile(0.75)
+    out = pd.DataFrame({
+        # The spelling used most often, e.g. "St Martin'S Le Grand" as police.uk writes it.
+        "name": g["name"].agg(lambda s: s.value_counts().index[0]),
+        "x": med["x"], "y": med["y"],
+        "precision_m": spread.clip(lower=PRECISION["street_min"]),
+        "n": g.size(), "ambiguous": spread > PRECISION["street_max"]})
+    return out.reset_index(drop=True)[cols]
+
+
+@dataclass
+class Gazetteer:
+    """Named places. ``places``: ``name``, ``kind`` (street / station / building), ``x``, ``y``,
+    ``precision_m``; after construction also ``canon`` and ``needs_cue`` (a one-word station
+    name or alias, such as "Bank", matches only when the text says station, tube, platform...)."""
+    places: pd.DataFrame
+    dropped: pd.DataFrame = field(default_factory=pd.DataFrame)   # ambiguous names, not used
+
+    def __post_init__(self):
+        p = self.places.copy()
+        if p.empty:
+            p = pd.DataFrame(columns=["name", "kind", "x", "y", "precision_m"])
+        p["canon"] = p["name"].astype(str).map(canonical)
+        p = p[p["canon"] != ""]
+        p, dropped = _merge_same_names(p)
+        p["needs_cue"] = (p["kind"] == "station") & (p["canon"].str.count(" ") == 0)
+        self.places = p.reset_index(drop=True)
+        self.dropped = pd.concat([self.dropped, dropped], ignore_index=True) if len(self.dropped) else dropped
+        self._index: dict[tuple, list[int]] = {}
+        self._fuzzy: dict[tuple, list[tuple[str, int]]] = {}
+        for i, canon in enumerate(self.places["canon"]):
+            toks = tuple(canon.split())
+            self._index.setdefault(toks, []).append(i)
+            if len(canon) >= RULES["fuzzy"]["min_length"]:
+                self._fuzzy.setdefault((len(toks), canon[0]), []).append((canon, i))
+        self._longest = max((len(k) for k in self._index), default=0)
+
+    @classmethod
+    def build(cls, streets: pd.DataFrame | None = None, stations: pd.DataFrame | None = None,
+              buildings: pd.DataFrame | None = None) -> "Gazetteer":
+        """From street entries (``streets_from_points``), stations and buildings (``name``, ``x``, ``y``)."""
+        parts, dropped = [], []
+        if streets is not None and len(streets):
+            amb = streets["ambiguous"].astype(bool)
+            parts.append(streets.loc[~amb, ["name", "x", "y", "precision_m"]].assign(kind="street"))
+            dropped.append(streets.loc[amb, ["name"]].assign(kind="street", why="points spread too wide"))
+        if stations is not None and len(stations):
+            st = stations[["name", "x", "y"]].copy()
+            st["name"] = st["name"].astype(str).str.replace(RULES["station_name_suffix"], "", regex=True).str.strip()
+            st["precision_m"] = float(PRECISION["place"])
+            st["kind"] = "station"
+            aliases = []
+            for alias, target in RULES["station_aliases"].items():
+                hit = st[st["name"].map(canonical) == canonical(target)]
+                if len(hit):
+                    aliases.append(hit.iloc[[0]].assign(name=alias))
+            parts += [st] + aliases
+        if buildings is not None and len(buildings):
+            parts.append(buildings[["name", "x", "y"]].assign(precision_m=float(PRECISION["place"]),
+                                                             kind="building"))
+        places = pd.concat(parts, ignore_index=True) if parts else None
+        drop = pd.concat(dropped, ignore_index=True) if dropped else pd.DataFrame(columns=["name", "kind", "why"])
+        return cls(places if places is not None else pd.DataFrame(), drop)
+
+    def _candidates(self, toks: list[str], cue: bool, fuzzy: bool) -> list[tuple[int, int, int]]:
+        """(tokens matched, position, place index) of every name found in ``toks``."""
+        found = []
+        for n in range(min(self._longest, len(toks)), 0, -1):
+            for i in range(len(toks) - n + 1):
+                gram = toks[i:i + n]
+                if not fuzzy:
+                    hits = self._index.get(tuple(gram), [])
+                else:
+                    text = " ".join(gram)
+                    if len(text) < RULES["fuzzy"]["min_length"]:
+                        continue
+                    # Names starting with the text's first or second letter: a typo may drop or swap the first.
+                    pool = self._fuzzy.get((n, text[0]), []) + (self._fuzzy.get((n, text[1]), [])
+                                                                if text[1] != text[0] else [])
+                    hits = sorted({k for canon, k in pool if within_one_edit(text, canon)})
+                found += [(n, i, k) for k in hits if cue or not self.places.at[k, "needs_cue"]]
+        return found
+
+    def match(self, text: str, fuzzy: bool = True) -> tuple[int, str] | None:
+        """The place named in ``text``: (index into ``places``, "exact" or "fuzzy"), or None.
+
+        The longest name wins; between names of equal length, a station when the
+        text says station, else a street, then a building. A fuzzy match is
+        tried only when no name matches exactly, and must be unique.
+        """
+        canon = canonical(text)
+        toks = canon.split()
+        if not toks:
+            return None
+        cue = has_station_cue(canon)
+        pref = ({"station": 2, "building": 1, "street": 0} if cue else {"street": 2, "building": 1, "station": 0})
+        for how in ("exact", "fuzzy"):
+            if how == "fuzzy" and not fuzzy:
+                break
+            found = self._candidates(toks, cue, how == "fuzzy")
+            if not found:
+                continue
+            kinds = self.places["kind"]
+            best = max(found, key=lambda f: (f[0], pref[kinds.at[f[2]]], -f[1]))
+            if how == "fuzzy":
+                rivals = {k for n, _, k in found if n == best[0] and kinds.at[k] == kinds.at[best[2]]
+                          and self.places.at[k, "canon"] != self.places.at[best[2], "canon"]}
+                if rivals:
+                    return None
+            return best[2], how
+        return None
+
+
+def _merge_same_names(p: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Entries of one kind with the same canonical name: one place at their mean when they lie within
+    ``same_name_merge`` metres of each other (Liverpool Street LU and NR), else ambiguous and dropped."""
+    keep, dropped = [], []
+    for (kind, canon), grp in p.groupby(["kind", "canon"], sort=False):
+        if len(grp) == 1:
+            keep.append(grp)
+            continue
+        cx, cy = grp["x"].mean(), grp["y"].mean()
+        far = np.hypot(grp["x"] - cx, grp["y"] - cy).max()
+        if far * 2 <= PRECISION["same_name_merge"]:
+            row = grp.iloc[[0]].copy()
+            row["x"], row["y"] = cx, cy
+            row["precision_m"] = max(float(grp["precision_m"].max()), float(far))
+            keep.append(row)
+        else:
+            dropped.append(pd.DataFrame({"name": [grp["name"].iloc[0]], "kind": [kind],
+                                         "why": ["same name at places more than "
+                                                 f"{PRECISION['same_name_merge']} m apart"]}))
+    cols = list(p.columns)
+    kept = pd.concat(keep, ignore_index=True) if keep else pd.DataFrame(columns=cols)
+    drop = pd.concat(dropped, ignore_index=True) if dropped else pd.DataFrame(columns=["name", "kind", "why"])
+    return kept, drop
+
+
+# ----------------------------------------------------------------------------- the geocoder
+GEOCODE_COLUMNS = ["level", "x", "y", "location_precision", "location_precision_m", "name", "how", "reason"]
+
+
+@dataclass
+class Geocoder:
+    """Postcodes and free text to BNG points. Either part may be missing (None / empty gazetteer)."""
+    postcodes: PostcodeLookup | None
+    gazetteer: Gazetteer
+    fuzzy: bool = True
+
+    def _empty(self, index) -> pd.DataFrame:
+        return pd.DataFrame({"level": "unmatched", "x": np.nan, "y": np.nan, "location_precision": "",
+                             "location_precision_m": np.nan, "name": "", "how": "", "reason": ""}, index=index)
+
+    def geocode_postcodes(self, text: pd.Series, column: str = "postcode") -> pd.DataFrame:
+        """A postcode column: ``GEOCODE_COLUMNS``; level ``postcode`` or ``unmatched`` with the reason."""
+        if self.postcodes is None:
+            raise UserError("a source has postcodes to locate but no postcode lookup is configured.",
+                            hint="Add [geocoding] postcodes = \"<Code-Point Open CSV files>\" to the config.")
+        out = self._empty(text.index)
+        hit = self.postcodes.locate(text)
+        ok = hit["reason"] == ""
+        out.loc[ok, ["x", "y"]] = hit.loc[ok, ["x", "y"]].to_numpy()
+        out.loc[ok, "level"] = "postcode"
+        out.loc[ok, "location_precision"] = "postcode"
+        out.loc[ok, "location_precision_m"] = float(PRECISION["postcode"])
+        out.loc[ok, "name"] = hit.loc[ok, "postcode"].map(pretty_postcode)
+        out.loc[ok, "how"] = "exact"
+        out["reason"] = hit["reason"]
+        return out
+
+    def geocode_text(self, text: pd.Series) -> pd.DataFrame:
+        """Free-text locations: ``GEOCODE_COLUMNS``.
+
+        A full postcode anywhere in the text is tried first; then the place names
+        of the gazetteer (``Gazetteer.match``). A postcode that is not in the
+        lookup does not stop a place name from matching; when nothing matches the
+        reason is "postcode not found '<postcode>'" if the text held one, else
+        "location not geocoded" (the text itself is never quoted: it may hold
+        personal details).
+        """
+        text = text.fillna("").astype(str)
+        out = self._empty(text.index)
+        out["reason"] = "location not geocoded"
+        pcs = postcode_in_text(text)
+        has_pc = pcs != ""
+        if has_pc.any():
+            if self.postcodes is None:
+                raise UserError("a free-text location holds postcodes but no postcode lookup is configured.",
+                                hint="Add [geocoding] postcodes = \"<Code-Point Open CSV files>\" to the config.")
+            hit = self.geocode_postcodes(pcs[has_pc])
+            out.loc[has_pc] = hit[GEOCODE_COLUMNS].to_numpy()
+        todo = (out["level"] == "unmatched").to_numpy()
+        places = self.gazetteer.places
+        cache: dict[str, tuple[int, str] | None] = {}
+        rows, hits, hows = [], [], []
+        for pos, t in zip(np.flatnonzero(todo), text.to_numpy()[todo]):
+            if t not in cache:
+                cache[t] = self.gazetteer.match(t, fuzzy=self.fuzzy) if t.strip() else None
+            if cache[t] is not None:
+                rows.append(pos)
+                hits.append(cache[t][0])
+                hows.append(cache[t][1])
+        for c in ("x", "y", "location_precision_m"):
+            out[c] = out[c].astype(float)
+        if rows:
+            p = places.iloc[hits]
+            level = np.where(p["kind"].to_numpy() == "street", "street", "place")
+            for col, values in (("level", level), ("x", p["x"].to_numpy(float)), ("y", p["y"].to_numpy(float)),
+                                ("location_precision", level),
+                                ("location_precision_m", p["precision_m"].to_numpy(float)),
+                                ("name", p["name"].to_numpy()), ("how", np.array(hows)), ("reason", "")):
+                out.iloc[rows, out.columns.get_loc(col)] = values
+        return out
+
+
+def match_counts(levels: pd.Series) -> dict[str, int]:
+    """{"postcode": n, "street": n, "place": n, "unmatched": n} from a column of match levels."""
+    counts = levels.value_counts()
+    return {lv: int(counts.get(lv, 0)) for lv in LEVELS}
+
+
+# ----------------------------------------------------------------------------- from the config
+def geocoding_options(cfg) -> dict:
+    """The config's [geocoding] table, checked. Keys: ``postcodes`` (a glob or a list of globs of
+    Code-Point Open / ONSPD CSVs, relative to the config), ``key_buildings`` (use the names of the
+    [[key_buildings]] layers as places; default true), ``places`` (extra named-place layers: a list of
+    tables with ``path``, ``schema`` (a key-building schema) and optional ``type``), ``streets``
+    (street names from the police.uk sources' Location field; default true) and ``fuzzy`` (default true)."""
+    opts = cfg.raw.get("geocoding", {})
+    if not isinstance(opts, dict):
+        raise UserError("[geocoding] should be a table.", file=str(cfg.path))
+    known = {"postcodes", "key_buildings", "places", "streets", "fuzzy"}
+    for k in opts:
+        if k not in known:
+            raise UserError(f"[geocoding] has an unknown key '{k}' (known: {', '.join(sorted(known))}).",
+                            file=str(cfg.path))
+    for k in ("key_buildings", "streets", "fuzzy"):
+        if k in opts and not isinstance(opts[k], bool):
+            raise UserError(f"[geocoding] {k} should be true or false, got {opts[k]!r}.", file=str(cfg.path))
+    return opts
+
+
+def postcode_files(cfg) -> list[str]:
+    """The postcode lookup files the config names (empty list when none)."""
+    pats = geocoding_options(cfg).get("postcodes", [])
+    pats = [pats] if isinstance(pats, str) else list(pats)
+    files = []
+    for pat in pats:
+        hit = sorted(glob.glob(str(cfg.base / str(pat))))
+        if not hit:
+            raise UserError(f"[geocoding] postcodes = '{pat}' matches no file.", file=str(cfg.path),
+                            hint=f"Paths are relative to the config's folder ({cfg.base}).")
+        files += hit
+    return files
+
+
+def _named_places(cfg) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(stations, buildings) named in the config's key-building layers and [geocoding] places."""
+    import dataclasses
+
+    from hotspots.config import KeyBuildings
+    from hotspots.load.buildings import load_buildings
+    from hotspots.load.ledger import Ledger
+
+    opts = geocoding_options(cfg)
+    layers = list(cfg.key_buildings) if opts.get("key_buildings", True) else []
+    for k, p in enumerate(opts.get("places", []), start=1):
+        if not isinstance(p, dict) or "path" not in p or "schema" not in p:
+            raise UserError(f"[geocoding] places entry {k} needs 'path' and 'schema' (a key-building schema "
+                            "such as tfl_stations or generic_points).", file=str(cfg.path))
+        layers.append(KeyBuildings(id=f"gazetteer_{k}", path=p["path"], schema=p["schema"], type=p.get("type"),
+                                   options={o: v for o, v in p.items() if o not in ("path", "schema", "type")}))
+    empty = pd.DataFrame(columns=["name", "x", "y"])
+    if not layers:
+        return empty, empty
+    found, _ = load_buildings(dataclasses.replace(cfg, key_buildings=layers), Ledger())
+    found = found[found["name"].astype(str).str.strip() != ""]
+    is_station = found["type"].astype(str).str.lower() == "station"
+    return (pd.DataFrame(found.loc[is_station, ["name", "x", "y"]]),
+            pd.DataFrame(found.loc[~is_station, ["name", "x", "y"]]))
+
+
+def build_geocoder(cfg, street_tables: list[pd.DataFrame], need_postcodes: bool) -> Geocoder:
+    """The geocoder of a run: the configured postcode lookup, and a gazetteer of the streets in
+    ``street_tables`` (``street_points`` frames from the police sources), stations and buildings."""
+    opts = geocoding_options(cfg)
+    files = postcode_files(cfg)
+    if need_postcodes and not files:
+        raise UserError("a source locates records by postcode but the config names no postcode lookup.",
+                        file=str(cfg.path),
+                        hint="Add [geocoding] postcodes = \"<Code-Point Open CSV files>\" (relative to the config).")
+    lookup = PostcodeLookup.from_files(files) if files else None
+    streets = None
+    if opts.get("streets", True) and street_tables:
+        streets = streets_from_points(pd.concat(street_tables, ignore_index=True))
+    stations, buildings = _named_places(cfg)
+    return Geocoder(lookup, Gazetteer.build(streets, stations, buildings), fuzzy=opts.get("fuzzy", True))

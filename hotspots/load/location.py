@@ -1,0 +1,230 @@
+"""Where each record happened, in British National Grid metres, from whatever the partner wrote.
+
+The schema's ``location`` entry is one candidate or a list of candidates tried
+in order. Each row takes the first candidate whose column(s) hold a value (and,
+with ``"detect": true``, a value of that kind: for a column that mixes grid
+references and postcodes); when that candidate cannot place the row, a later
+candidate with a value may; when none can, the row is rejected with the first
+candidate's reason. Kinds:
+
+- ``lonlat`` / ``en``: ``x``, ``y`` columns, ``crs`` (default EPSG:4326 /
+  EPSG:27700); ``"fix_swapped": true`` puts back a latitude and longitude
+  written in each other's column when the swap is unambiguous in Great
+  Britain (|first| 49-61, second -9 to 2), with a note in the ledger;
+- ``gridref``: an OS grid reference column (``geocode.parse_gridref``);
+- ``postcode``: a postcode column, looked up offline;
+- ``freetext``: a free-text location, geocoded offline (postcode in the text,
+  then street and place names);
+- ``geometry``: the point of a vector file (GeoJSON, GeoPackage).
+
+Each candidate may set ``precision`` (common-schema location precision) and
+``precision_m``; grid references, postcodes and geocoded text carry their own.
+
+``locate`` returns, per row: ``x``, ``y``, ``location_precision``,
+``location_precision_m``, ``level`` (``lonlat``, ``en``, ``gridref``,
+``geometry``, or for geocoded kinds ``postcode`` / ``street`` / ``place`` /
+``unmatched``), ``geocoded`` (True where the geocoder was asked), ``reason``,
+``columns`` and ``note``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pyproj import Transformer
+
+from hotspots.errors import UserError
+from hotspots.load.geocode import looks_like_gridref, parse_gridref
+
+BNG = "EPSG:27700"
+# A generous box around Great Britain in BNG metres: beyond it a point is a
+# stray (a typo, a swapped or zeroed coordinate), never a reason to grow the grid.
+GB_BOX = (-10_000.0, -10_000.0, 700_000.0, 1_250_000.0)
+_TRANSFORMERS: dict[str, Transformer] = {}
+OUT_COLUMNS = ["x", "y", "location_precision", "location_precision_m", "level", "geocoded", "reason", "columns",
+               "note"]
+
+
+def to_bng(x: np.ndarray, y: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    """Reproject coordinates to British National Grid (pyproj without the OSTN15 grid: ~2 m off)."""
+    if crs.upper() == BNG:
+        return x, y
+    if crs not in _TRANSFORMERS:
+        _TRANSFORMERS[crs] = Transformer.from_crs(crs, BNG, always_xy=True)
+    return _TRANSFORMERS[crs].transform(x, y)
+
+
+def _col(raw: pd.DataFrame, names) -> pd.Series:
+    """A column, or the first non-empty of several, as stripped strings ("" when absent)."""
+    names = [names] if isinstance(names, str) else list(names)
+    out = pd.Series("", index=raw.index, dtype=str)
+    for name in reversed(names):
+        if name in raw.columns:
+            col = raw[name].fillna("").astype(str).str.strip()
+            out = col.where(col != "", out)
+    return out
+
+
+def _blank(n: int) -> dict[str, np.ndarray]:
+    """Per-row results as numpy arrays (pandas .loc assignment is slow on many small files)."""
+    return {"x": np.full(n, np.nan), "y": np.full(n, np.nan), "location_precision": np.full(n, "", dtype=object),
+            "location_precision_m": np.full(n, np.nan), "level": np.full(n, "", dtype=object),
+            "geocoded": np.zeros(n, dtype=bool), "reason": np.full(n, "", dtype=object),
+            "columns": np.full(n, "", dtype=object), "note": np.full(n, "", dtype=object)}
+
+
+def _coordinates(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
+    kind = cand["kind"]
+    xs, ys = _col(raw, cand["x"]), _col(raw, cand["y"])
+    out = _blank(len(raw))
+    out["columns"][:] = f"{cand['x']},{cand['y']}"
+    present = ((xs != "") | (ys != "")).to_numpy()
+    xn = pd.to_numeric(xs, errors="coerce").to_numpy(float)
+    yn = pd.to_numeric(ys, errors="coerce").to_numpy(float)
+    reason = out["reason"]
+
+    def reject(mask, why):
+        reason[np.asarray(mask) & (reason == "")] = why
+
+    reject(((xs == "") | (ys == "")).to_numpy(), "no coordinates")
+    reject(np.isnan(xn) | np.isnan(yn), "unparseable coordinates")
+    # A zeroed location: (0, 0) in lon/lat (longitude 0 alone is the Greenwich meridian,
+    # a real place in London); either coordinate 0 in eastings/northings.
+    reject(((xn == 0) & (yn == 0)) if kind == "lonlat" else ((xn == 0) | (yn == 0)), "zero coordinates")
+    if kind == "lonlat":
+        if cand.get("fix_swapped"):
+            # Latitude in the longitude column and longitude in the latitude column: in Great
+            # Britain the two ranges do not overlap, so the swap is unambiguous.
+            swap = (reason == "") & (xn >= 49.0) & (xn <= 61.0) & (yn >= -9.0) & (yn <= 2.0)
+            xn, yn = np.where(swap, yn, xn), np.where(swap, xn, yn)
+            out["note"][swap] = "longitude and latitude swapped: corrected"
+        reject((np.abs(xn) > 180) | (np.abs(yn) > 90), "coordinates out of range")
+    crs = cand.get("crs", "EPSG:4326" if kind == "lonlat" else BNG)
+    good = reason == ""
+    if good.any():
+        gx, gy = to_bng(xn[good], yn[good], crs)
+        out["x"][good], out["y"][good] = np.asarray(gx, float), np.asarray(gy, float)
+    out["location_precision"][:] = cand.get("precision", "exact")
+    if "precision_m" in cand:
+        out["location_precision_m"][:] = float(cand["precision_m"])
+    else:   # from the decimals written (lon/lat) or 1 m (eastings and northings in metres)
+        out["location_precision_m"][:] = _decimal_precision(xs, ys) if kind == "lonlat" else 1.0
+    out["level"][:] = kind
+    return present, out
+
+
+def _decimal_precision(xs: pd.Series, ys: pd.Series) -> np.ndarray:
+    """Metres resolved by the decimals written: 4 places of a degree ~ 6 m, 6 places ~ 0.06 m (at least 1 m)."""
+    places = pd.concat([xs.str.extract(r"\.(\d+)$")[0].str.len(), ys.str.extract(r"\.(\d+)$")[0].str.len()],
+                       axis=1).min(axis=1).fillna(0)
+    return (111_000 * 0.5 * 10.0 ** (-places)).clip(lower=1.0).round(1).to_numpy(float)
+
+
+def _gridref(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
+    text = _col(raw, cand["column"])
+    present = text != ""
+    if cand.get("detect"):
+        present &= looks_like_gridref(text)
+    out = _blank(len(raw))
+    parsed = parse_gridref(text.where(present, "TQ"))
+    out["x"], out["y"] = parsed["x"].to_numpy(float), parsed["y"].to_numpy(float)
+    out["location_precision_m"] = parsed["precision_m"].to_numpy(float)
+    out["reason"] = parsed["reason"].where(present, "").to_numpy(object)
+    out["columns"][:] = cand["column"]
+    # A 6-figure reference names a 100 m square: an area, not a point.
+    out["location_precision"] = np.where(out["location_precision_m"] <= 5, "exact", "area").astype(object)
+    out["level"][:] = "gridref"
+    return present.to_numpy(), out
+
+
+def _geocoded(raw: pd.DataFrame, cand: dict, geocoder) -> tuple[np.ndarray, dict]:
+    kind = cand["kind"]
+    text = _col(raw, cand["column"])
+    # Free text is geocoded even when blank: a blank location is an unmatched record.
+    present = pd.Series(True, index=raw.index) if kind == "freetext" else text != ""
+    if kind == "postcode" and cand.get("detect"):
+        present &= text.str.fullmatch(r"[A-Za-z]{1,2}\d[A-Za-z\d]?\s*\d[A-Za-z]{2}").fillna(False).astype(bool)
+    if geocoder is None:
+        raise UserError(f"the schema locates records by {kind} but no geocoder was built.")
+    res = geocoder.geocode_text(text) if kind == "freetext" else geocoder.geocode_postcodes(text.where(present, ""))
+    out = _blank(len(raw))
+    for c in ("x", "y", "location_precision_m"):
+        out[c] = res[c].to_numpy(float)
+    for c in ("location_precision", "level", "reason"):
+        out[c] = res[c].to_numpy(object)
+    out["geocoded"] = present.to_numpy()
+    out["columns"][:] = cand["column"]
+    if kind == "freetext":
+        out["reason"][(text == "").to_numpy()] = "no location"
+    return present.to_numpy(), out
+
+
+def _geometry(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
+    if "_x" not in raw.columns:
+        raise UserError("the schema locates records by their geometry, but the file is not a vector file "
+                        "(set the reader format to 'vector').")
+    crs = cand.get("crs") or (raw["_crs"].iloc[0] if len(raw) and raw["_crs"].iloc[0] else BNG)
+    present, out = _coordinates(raw, {**cand, "kind": "lonlat" if crs.upper() in ("EPSG:4326", "OGC:CRS84")
+                                      else "en", "x": "_x", "y": "_y", "crs": crs})
+    out["columns"][:] = "geometry"
+    out["level"][:] = "geometry"
+    return present, out
+
+
+def candidates(spec) -> list[dict]:
+    """The schema's location entry as a list of candidates."""
+    if isinstance(spec, dict) and "try" in spec:
+        return list(spec["try"])
+    return list(spec) if isinstance(spec, list) else [spec]
+
+
+def locate(raw: pd.DataFrame, spec, geocoder=None) -> pd.DataFrame:
+    """See the module docstring."""
+    n = len(raw)
+    final = _blank(n)
+    first_reason = np.full(n, "", dtype=object)
+    first_cols = np.full(n, "", dtype=object)
+    done = np.zeros(n, dtype=bool)
+    tried = np.zeros(n, dtype=bool)
+    cands = candidates(spec)
+    all_cols = []
+    for cand in cands:
+        kind = cand.get("kind")
+        if kind in ("lonlat", "en"):
+            present, out = _coordinates(raw, cand)
+        elif kind == "gridref":
+            present, out = _gridref(raw, cand)
+        elif kind in ("postcode", "freetext"):
+            present, out = _geocoded(raw, cand, geocoder)
+        elif kind == "geometry":
+            present, out = _geometry(raw, cand)
+        else:
+            raise UserError(f"the schema's location kind '{kind}' is not one of lonlat, en, gridref, postcode, "
+                            "freetext, geometry.")
+        all_cols.append(out["columns"][0] if n else "")
+        asked = out["geocoded"] & present & ~done
+        final["geocoded"] |= asked
+        final["level"][asked] = out["level"][asked]
+        use = present & ~done
+        first = use & ~tried & (out["reason"] != "")
+        first_reason[first], first_cols[first] = out["reason"][first], out["columns"][first]
+        tried |= present
+        win = use & (out["reason"] == "")
+        for c in OUT_COLUMNS:
+            if c != "geocoded":
+                final[c][win] = out[c][win]
+        done |= win
+    none_reason = "no coordinates" if len(cands) == 1 and cands[0].get("kind") in ("lonlat", "en") \
+        else "no location"
+    missing = ~done
+    final["reason"][missing] = np.where(first_reason[missing] != "", first_reason[missing], none_reason)
+    final["columns"][missing] = np.where(first_cols[missing] != "", first_cols[missing],
+                                         ",".join(c for c in all_cols if c))
+    final["x"][missing] = final["y"][missing] = np.nan
+    final["level"][missing & ~final["geocoded"]] = ""
+    final["level"][missing & final["geocoded"]] = "unmatched"
+    x0, y0, x1, y1 = GB_BOX
+    with np.errstate(invalid="ignore"):
+        away = done & ~((final["x"] >= x0) & (final["x"] <= x1) & (final["y"] >= y0) & (final["y"] <= y1))
+    final["reason"][away] = "outside Great Britain"
+    final["x"][away] = final["y"][away] = np.nan
+    return pd.DataFrame(final, index=raw.index)[OUT_COLUMNS]

@@ -1,0 +1,572 @@
+"""Profile: the risk around each key building, and the relative risk of each building type.
+
+``profile_buildings(buildings, incidents, study_area, regions, radii,
+period_start, period_end, cfg_options)`` returns two tables.
+
+**Buildings table** (``buildings.csv``), one row per building lying in the
+study area (``table.attrs["outside_study_area"]`` counts those left out):
+``building_id``, ``name``, ``type``, ``x``, ``y``; for each radius R (whole
+metres in the names, e.g. ``n_250``): ``n_R``, ``weighted_R``, ``expected_R``,
+``rr_R``, ``rr_low_R``, ``rr_high_R``, ``q_R``; then ``rank``, ``region_id``,
+``trend``, ``peak_hours``; then ``layer``, ``subtype``, for each R
+``n_<evidence>_R`` (each evidence class among the risk incidents), ``p_R`` and
+``catchment_km2_R``; ``rank_radius_m``, ``precision_note``, ``trend_p``,
+``after_school_share``, ``weekday_profile``, ``time_note``.
+
+**Building-type table** (``building_types.csv``): ``type``, ``buildings``,
+``radius_m``, ``area_km2_near``, ``n_near``, ``weighted_near``,
+``n_elsewhere``, ``rate_ratio``, ``rr_low``, ``rr_high``, ``p_value``,
+``note``.
+
+Methods
+-------
+Risk incidents are those with ``weight > 0`` (stop and search and other
+context layers weigh 0 and never count). ``n_R`` counts them within R metres of
+the building (distance <= R), ``weighted_R`` sums their weights.
+
+*Catchment.* The disc of radius R intersected with the study area; its area
+``a_R`` is exact (pi R^2) for a disc wholly inside, otherwise the area of a
+256-sided polygon's intersection scaled by pi R^2 / area(polygon).
+
+*Expected.* ``expected_R = (W / A) x a_R``: the study area's weighted rate (W,
+the weighted incidents in the study area, over its area A) times the
+catchment's area. With ``comparison = "type"`` it is instead the pooled rate
+around the *other* buildings of the same type, ``sum(weighted_R) / sum(a_R)``
+over them, times ``a_R`` (for whole discs, the mean weighted count around
+them); a type with one building falls back to the study-area rate.
+
+*Relative risk and interval.* ``rr_R = weighted_R / expected_R``. The
+randomness is in the count n, so the interval is the exact Poisson (Garwood)
+interval on n: L = chi2.ppf(0.025, 2n) / 2 and U = chi2.ppf(0.975, 2n + 2) / 2,
+divided by the expected count on the count scale mu = expected_R / w, where w
+is the mean weight of the building's incidents (of all risk incidents when it
+has none). With weights all 1 this is the textbook n / E with Garwood limits;
+with mixed weights the weights act as a fixed scale factor and the point
+estimate always lies within its interval.
+
+*Test and q-values.* ``p_R`` is the exact one-sided upper tail P(X >= n | mu)
+(not mid-p), so rr_low_R > 1 exactly when p_R < 0.025. ``q_R`` is the
+Benjamini-Hochberg adjustment of ``p_R`` across the buildings, per radius.
+
+*Location precision.* A building's typical location precision is the median
+``location_precision_m`` of the risk incidents within its largest radius (of
+all risk incidents when there are none). A radius smaller than that is flagged
+in ``precision_note`` and is not used for rank; when most of those incidents
+are not exact (snap points, postcodes, streets, places, areas) the note says
+the profile is approximate.
+
+*Rank.* By ``rr_low`` at the rank radius, highest first (ties by ``rr``, then
+``n``): the middle configured radius (``radii[len // 2]``), or the next larger
+one that is not below the building's location precision. Buildings with no
+such radius are not ranked. ``rank_radius_m`` records the radius used.
+
+*Region.* ``region_id``: the hotspot region(s) whose polygon covers the
+building (';'-separated), empty when none.
+
+*Trend* (at the rank radius). The study period's months are split into the
+last third (rounded, at least one month) and the months before. With n1 and n2
+incidents in the two parts and t1, t2 their lengths in days, under a constant
+rate n2 | n1 + n2 ~ Binomial(n1 + n2, t2 / (t1 + t2)) (option
+``trend_baseline = "area"`` uses instead the study area's own share of recent
+incidents, so an area-wide change or a seasonal swing is not read as a local
+one). ``trend_p`` is the exact two-sided p (twice the smaller tail);
+``trend`` is "rising" or "falling" when ``trend_p < alpha`` (0.05), else
+"stable"; empty when there is no incident or fewer than two months.
+
+*Time of day* (at the rank radius), only from incidents whose
+``date_precision`` is "minute": ``peak_hours`` is the ``peak_window_h``-hour
+window (3 by default, wrapping past midnight; the earliest on a tie) holding
+the most incidents, written "15-18", when at least ``min_timed`` (5) timed
+incidents exist; ``after_school_share`` is the share of them on a weekday
+(Monday to Friday) within the after-school window (option ``after_school``,
+"15:00-18:00" by default, end exclusive). ``weekday_profile`` counts incidents
+with day or minute precision by day of week ("Mon 3, Tue 0, ..."). Month-only
+sources contribute nothing; ``time_note`` says so ("dates are month-only: no
+time profile"). School term against holidays is not computed: term dates
+differ by local authority and academy trust, and a national rule would
+mislabel weeks.
+
+**Building types** in the manner of Risk Terrain Modeling's relative risk: for
+each type, at its middle radius (bumped like the rank radius to the study-wide
+median location precision), "near" is the union of that type's catchments
+within the study area and "elsewhere" the rest. ``rate_ratio`` is the weighted
+rate near over the weighted rate elsewhere. Conditional on the total N, the
+count near is Binomial(N, pi); the Clopper-Pearson 95 % interval for pi gives
+the interval pi / (1 - pi) x (a_else / a_near), scaled by the ratio of mean
+weights near and elsewhere as above. ``p_value`` is the exact two-sided test of
+rate ratio 1 (twice the smaller binomial tail, consistent with the interval).
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy import stats
+from scipy.spatial import cKDTree
+
+from hotspots.detect.gistar import bh_qvalues  # one BH implementation for cells and buildings
+from hotspots.errors import UserError
+
+DEFAULT_OPTIONS = {
+    "comparison": "area",          # "area" (study-area rate) or "type" (other buildings of the same type)
+    "after_school": "15:00-18:00",
+    "peak_window_h": 3,
+    "min_timed": 5,
+    "alpha": 0.05,
+    "trend_baseline": "time",      # "time" (constant rate) or "area" (the study area's own recent share)
+}
+PROFILE_OPTIONS = tuple(DEFAULT_OPTIONS)
+DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+PRECISION_LABELS = {"snap_point": "snap-point", "postcode": "postcode-level", "street": "street-level",
+                    "place": "place-level", "area": "area-level"}
+TYPE_COLUMNS = ["type", "buildings", "radius_m", "area_km2_near", "n_near", "weighted_near", "n_elsewhere",
+                "rate_ratio", "rr_low", "rr_high", "p_value", "note"]
+_QUAD_SEGS = 64  # 256-sided discs
+
+
+# --------------------------------------------------------------------------- options
+
+def profile_options(options: dict | None, where: str = "[profile]") -> dict:
+    """``DEFAULT_OPTIONS`` updated by ``options``, checked; a UserError names a bad key or value."""
+    out = dict(DEFAULT_OPTIONS)
+    for key, value in (options or {}).items():
+        if key not in DEFAULT_OPTIONS:
+            raise UserError(f"{where} has an unknown key '{key}' (options: {', '.join(DEFAULT_OPTIONS)}).")
+        out[key] = value
+    if out["comparison"] not in ("area", "type"):
+        raise UserError(f"{where} comparison = '{out['comparison']}' should be 'area' or 'type'.")
+    if out["trend_baseline"] not in ("time", "area"):
+        raise UserError(f"{where} trend_baseline = '{out['trend_baseline']}' should be 'time' or 'area'.")
+    parse_window(out["after_school"], where)
+    if not (isinstance(out["peak_window_h"], int) and 1 <= out["peak_window_h"] <= 12):
+        raise UserError(f"{where} peak_window_h should be a whole number of hours from 1 to 12.")
+    if not (0 < float(out["alpha"]) < 1):
+        raise UserError(f"{where} alpha should lie between 0 and 1.")
+    return out
+
+
+def options_from_config(cfg) -> dict:
+    """The profile options of a config: its ``[profile]`` table, plus any profile key written in a
+    [[key_buildings]] entry instead (all entries that set a key must agree: the profile is one stage)."""
+    table = cfg.raw.get("profile", {})
+    if not isinstance(table, dict):
+        raise UserError("[profile] should be a table.", file=str(cfg.path))
+    merged = dict(table)
+    for layer in cfg.key_buildings:
+        for key in PROFILE_OPTIONS:
+            if key in layer.options:
+                if key in merged and merged[key] != layer.options[key]:
+                    raise UserError(f"[[key_buildings]] '{layer.id}' sets {key} = {layer.options[key]!r}, but "
+                                    f"{merged[key]!r} is set elsewhere: set it once, in [profile].",
+                                    file=str(cfg.path))
+                merged[key] = layer.options[key]
+    try:
+        return profile_options(merged)
+    except UserError as exc:
+        raise UserError(str(exc), file=str(cfg.path)) from None
+
+
+def parse_window(text: str, where: str = "[profile]") -> tuple[int, int]:
+    """"15:00-18:00" -> (900, 1080): minutes after midnight, end exclusive."""
+    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", str(text))
+    if not m:
+        raise UserError(f"{where} after_school = '{text}' should look like \"15:00-18:00\".")
+    a = int(m.group(1)) * 60 + int(m.group(2))
+    b = int(m.group(3)) * 60 + int(m.group(4))
+    if not (0 <= a < b <= 24 * 60):
+        raise UserError(f"{where} after_school = '{text}': the window should start before it ends, within a day.")
+    return a, b
+
+
+def radius_label(r: float) -> str:
+    """Column suffix of a radius: whole metres ("250")."""
+    return str(int(round(float(r))))
+
+
+# --------------------------------------------------------------------------- statistics
+
+def garwood_interval(n, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (Garwood) Poisson confidence limits for observed counts ``n``."""
+    n = np.asarray(n, dtype=float)
+    a = (1 - level) / 2
+    low = np.where(n > 0, stats.chi2.ppf(a, 2 * n) / 2, 0.0)
+    high = stats.chi2.ppf(1 - a, 2 * n + 2) / 2
+    return low, high
+
+
+def poisson_upper_p(n, mu) -> np.ndarray:
+    """Exact one-sided P(X >= n) for X ~ Poisson(mu)."""
+    n = np.asarray(n, dtype=float)
+    return np.where(n > 0, stats.poisson.sf(n - 1, mu), 1.0)
+
+
+def binom_two_sided(k: int, n: int, p: float) -> float:
+    """Exact two-sided binomial p-value, twice the smaller tail (consistent with Clopper-Pearson)."""
+    if n == 0:
+        return float("nan")
+    lower = stats.binom.cdf(k, n, p)
+    upper = stats.binom.sf(k - 1, n, p)
+    return float(min(1.0, 2 * min(lower, upper)))
+
+
+# --------------------------------------------------------------------------- geometry
+
+def _discs(x: np.ndarray, y: np.ndarray, r: float) -> np.ndarray:
+    return shapely.buffer(shapely.points(x, y), r, quad_segs=_QUAD_SEGS)
+
+
+def catchment_areas(x: np.ndarray, y: np.ndarray, r: float, study_area) -> np.ndarray:
+    """Area (m^2) of each disc of radius ``r`` within the study area; exact pi r^2 when wholly inside."""
+    discs = _discs(x, y, r)
+    shapely.prepare(study_area)
+    inside = shapely.contains(study_area, discs)
+    full = math.pi * r * r
+    out = np.full(len(x), full)
+    part = ~inside
+    if part.any():
+        d = discs[part]
+        out[part] = shapely.area(shapely.intersection(d, study_area)) * full / shapely.area(d)
+    return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _risk(incidents: pd.DataFrame) -> pd.DataFrame:
+    w = pd.to_numeric(incidents["weight"], errors="coerce").fillna(0.0)
+    ok = (w > 0) & incidents["x"].notna() & incidents["y"].notna()
+    return incidents[ok.to_numpy()].reset_index(drop=True)
+
+
+def _time_note(risk: pd.DataFrame) -> str:
+    prec = set(risk["date_precision"].astype(str)) if len(risk) else set()
+    if "minute" in prec:
+        return ""
+    if "day" in prec:
+        return "dates are day-only: weekday profile only, no hours"
+    return "dates are month-only: no time profile"
+
+
+def time_note(incidents: pd.DataFrame) -> str:
+    """The study-wide time note for the map and the methods panel ("" when times of day exist)."""
+    return _time_note(_risk(incidents))
+
+
+def _peak_window(hours: np.ndarray, width: int) -> str:
+    counts = np.bincount(hours, minlength=24)
+    windows = np.array([counts[(h + np.arange(width)) % 24].sum() for h in range(24)])
+    h0 = int(np.argmax(windows))
+    return f"{h0}-{(h0 + width) % 24}"
+
+
+def _rank_radius(radii: list[float], precision: float) -> float | None:
+    """The middle radius, or the next larger one not below ``precision``; None when all are below it."""
+    for r in radii[len(radii) // 2:]:
+        if not (r < precision):
+            return r
+    return None
+
+
+def _precision_note(kinds: pd.Series, metres: float, flagged: list[float]) -> str:
+    notes = []
+    if len(kinds):
+        top = kinds.value_counts()
+        kind = str(top.index[0])
+        if kind in PRECISION_LABELS and top.iloc[0] * 2 > len(kinds):
+            notes.append(f"{PRECISION_LABELS[kind]} locations (~{metres:.0f} m): profile is approximate")
+    if flagged:
+        radii = ", ".join(f"{radius_label(r)} m" for r in flagged)
+        notes.append(f"{radii} radius below the location precision (~{metres:.0f} m): not used for rank")
+    return "; ".join(notes)
+
+
+def _months(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+    """Month starts of the study period [start, end)."""
+    first = pd.Timestamp(start).to_period("M").start_time
+    return pd.date_range(first, pd.Timestamp(end) - pd.Timedelta(seconds=1), freq="MS")
+
+
+def _trend_split(start, end) -> tuple[pd.Timestamp, float] | None:
+    """The start of the recent part (last third of the months) and its share of the period's days."""
+    months = _months(start, end)
+    if len(months) < 2:
+        return None
+    k = max(1, int(round(len(months) / 3)))
+    split = max(months[len(months) - k], pd.Timestamp(start))
+    share = (pd.Timestamp(end) - split) / (pd.Timestamp(end) - pd.Timestamp(start))
+    return split, float(share)
+
+
+# --------------------------------------------------------------------------- the stage
+
+def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_area, regions: gpd.GeoDataFrame,
+                      radii, period_start, period_end, cfg_options: dict | None = None
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(buildings table, building-type table) for ``buildings`` (from ``load_buildings``); see the module
+    docstring for both tables' columns and every method. ``incidents`` are in the common schema (EPSG:27700);
+    ``regions`` has ``region_id`` and ``geometry`` (may be empty); ``radii`` in metres (None: every radius
+    of any layer); the period is [period_start, period_end)."""
+    opts = profile_options(cfg_options)
+    if radii is None:
+        radii = [float(r) for rs in buildings["radius_m"] for r in rs] if len(buildings) else [100.0, 250.0, 500.0]
+    radii = sorted({float(r) for r in radii})
+    labels = [radius_label(r) for r in radii]
+    risk = _risk(incidents)
+    evidence = sorted(set(risk["evidence"].astype(str))) if len(risk) else []
+    A = float(study_area.area)
+    W = float(risk["weight"].sum())
+    N = len(risk)
+    mean_w_all = W / N if N else 1.0
+    global_precision = float(np.nanmedian(risk["location_precision_m"].to_numpy(float))) if N else 0.0
+    if not np.isfinite(global_precision):
+        global_precision = 0.0
+    note_all = _time_note(risk)
+
+    bx_all, by_all = buildings["x"].to_numpy(float), buildings["y"].to_numpy(float)
+    shapely.prepare(study_area)
+    inside = shapely.covers(study_area, shapely.points(bx_all, by_all)) if len(buildings) else np.zeros(0, bool)
+    b = buildings[inside].reset_index(drop=True)
+    bx, by = bx_all[inside], by_all[inside]
+    nb = len(b)
+
+    rx, ry = risk["x"].to_numpy(float), risk["y"].to_numpy(float)
+    rw = risk["weight"].to_numpy(float)
+    rev = risk["evidence"].astype(str).to_numpy()
+    rprec = risk["location_precision_m"].to_numpy(float)
+    rkind = risk["location_precision"].astype(str)
+    rdate = pd.to_datetime(risk["occurred_from"]).reset_index(drop=True)
+    rdp = risk["date_precision"].astype(str).to_numpy()
+    rmax = max(radii)
+    if N and nb:
+        tree = cKDTree(np.column_stack([rx, ry]))
+        near = tree.query_ball_point(np.column_stack([bx, by]), rmax)
+    else:
+        near = [[] for _ in range(nb)]
+    near = [np.asarray(ix, dtype=int) for ix in near]
+    dist = [np.hypot(rx[ix] - x0, ry[ix] - y0) for ix, x0, y0 in zip(near, bx, by)]
+
+    out = pd.DataFrame({"building_id": b["building_id"].to_numpy(), "name": b["name"].to_numpy(),
+                        "type": b["type"].to_numpy(), "x": bx, "y": by})
+    extra: dict[str, np.ndarray] = {}
+    n_by, w_by, area_by = {}, {}, {}
+    for r, lab in zip(radii, labels):
+        masks = [d <= r for d in dist]
+        n_by[r] = np.array([int(m.sum()) for m in masks])
+        w_by[r] = np.array([float(rw[ix[m]].sum()) for ix, m in zip(near, masks)])
+        area_by[r] = catchment_areas(bx, by, r, study_area) if nb else np.zeros(0)
+        for ev in evidence:
+            extra[f"n_{ev}_{lab}"] = np.array([int((rev[ix[m]] == ev).sum()) for ix, m in zip(near, masks)])
+        extra[f"catchment_km2_{lab}"] = area_by[r] / 1e6
+
+    # Expected counts: the study-area rate, or the pooled rate around the other buildings of the type.
+    comparison_note = np.full(nb, "", dtype=object)
+    for r, lab in zip(radii, labels):
+        rate = np.full(nb, W / A if A > 0 else np.nan)
+        if opts["comparison"] == "type":
+            types = b["type"].to_numpy()
+            for t in pd.unique(types):
+                idx = np.nonzero(types == t)[0]
+                if len(idx) < 2:
+                    comparison_note[idx] = "only building of its type: study-area rate used"
+                    continue
+                tw, ta = w_by[r][idx].sum(), area_by[r][idx].sum()
+                rate[idx] = (tw - w_by[r][idx]) / (ta - area_by[r][idx])
+        expected = rate * area_by[r]
+        n, w = n_by[r], w_by[r]
+        mean_w = np.where(n > 0, w / np.maximum(n, 1), mean_w_all)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mu = expected / mean_w
+            low, high = garwood_interval(n)
+            ok = mu > 0
+            rr = np.where(ok, n / mu, np.nan)
+            rr_low = np.where(ok, low / mu, np.nan)
+            rr_high = np.where(ok, high / mu, np.nan)
+            p = np.where(ok, poisson_upper_p(n, np.where(ok, mu, 1.0)), np.nan)
+        out[f"n_{lab}"] = n
+        out[f"weighted_{lab}"] = w
+        out[f"expected_{lab}"] = expected
+        out[f"rr_{lab}"] = rr
+        out[f"rr_low_{lab}"] = rr_low
+        out[f"rr_high_{lab}"] = rr_high
+        out[f"q_{lab}"] = bh_qvalues(p)
+        extra[f"p_{lab}"] = p
+
+    # Location precision, rank radius and rank.
+    largest = [d <= rmax for d in dist]
+    precision = np.array([float(np.median(rprec[ix[m]])) if m.any() else global_precision
+                          for ix, m in zip(near, largest)]) if nb else np.zeros(0)
+    precision = np.where(np.isfinite(precision), precision, 0.0)
+    notes, rank_r = [], []
+    for k in range(nb):
+        flagged = [r for r in radii if r < precision[k]]
+        kinds = rkind.iloc[near[k][largest[k]]] if largest[k].any() else rkind
+        note = _precision_note(kinds, precision[k], flagged)
+        if comparison_note[k]:
+            note = "; ".join(v for v in (note, comparison_note[k]) if v)
+        notes.append(note)
+        rank_r.append(_rank_radius(radii, precision[k]))
+    key_low = np.array([out.at[k, f"rr_low_{radius_label(r)}"] if r is not None else np.nan
+                        for k, r in enumerate(rank_r)], dtype=float)
+    key_rr = np.array([out.at[k, f"rr_{radius_label(r)}"] if r is not None else np.nan
+                       for k, r in enumerate(rank_r)], dtype=float)
+    key_n = np.array([n_by[r][k] if r is not None else -1 for k, r in enumerate(rank_r)], dtype=float)
+    rank = pd.array([pd.NA] * nb, dtype="Int64")
+    order = [k for k in np.lexsort((-key_n, -np.nan_to_num(key_rr, nan=-1), -np.nan_to_num(key_low, nan=-1)))
+             if np.isfinite(key_low[k])]
+    for pos, k in enumerate(order, start=1):
+        rank[k] = pos
+    out["rank"] = rank
+
+    # Hotspot region.
+    region = np.full(nb, "", dtype=object)
+    if nb and regions is not None and len(regions):
+        tree_r = shapely.STRtree(regions.geometry.values)
+        bi, ri = tree_r.query(shapely.points(bx, by), predicate="covered_by")
+        ids = regions["region_id"].astype(str).to_numpy()
+        for k in range(nb):
+            region[k] = ";".join(sorted(ids[ri[bi == k]], key=lambda s: (len(s), s)))
+    out["region_id"] = region
+
+    # Trend and time profiles at the rank radius.
+    split = _trend_split(period_start, period_end)
+    start, end = pd.Timestamp(period_start), pd.Timestamp(period_end)
+    in_period = ((rdate >= start) & (rdate < end)).to_numpy()
+    recent_all = ((rdate >= split[0]) & (rdate < end)).to_numpy() if split else np.zeros(N, bool)
+    if split and opts["trend_baseline"] == "area":
+        p0_area = recent_all[in_period].sum() / max(in_period.sum(), 1)
+    a0, a1 = parse_window(opts["after_school"])
+    known = rdate.notna().to_numpy()
+    minutes = (rdate.dt.hour * 60 + rdate.dt.minute).fillna(-1).astype(int).to_numpy()
+    weekday = rdate.dt.day_of_week.fillna(-1).astype(int).to_numpy()
+    hours = rdate.dt.hour.fillna(-1).astype(int).to_numpy()
+    timed = (rdp == "minute") & known
+    dated = np.isin(rdp, ["minute", "day"]) & known
+    trend, trend_p, peak, after, weekly, tnote = [], [], [], [], [], []
+    for k in range(nb):
+        r = rank_r[k] if rank_r[k] is not None else radii[len(radii) // 2]
+        ix = near[k][dist[k] <= r]
+        sel = ix[in_period[ix]]
+        if split is None or not len(sel):
+            trend.append("")
+            trend_p.append(np.nan)
+        else:
+            n2 = int(recent_all[sel].sum())
+            n_tot = len(sel)
+            p0 = p0_area if opts["trend_baseline"] == "area" else split[1]
+            pv = binom_two_sided(n2, n_tot, p0)
+            trend_p.append(pv)
+            if pv < opts["alpha"]:
+                trend.append("rising" if n2 > n_tot * p0 else "falling")
+            else:
+                trend.append("stable")
+        t_ix = ix[timed[ix]]
+        if note_all:
+            peak.append("")
+            after.append(np.nan)
+            tnote.append(note_all)
+        else:
+            if len(t_ix) >= opts["min_timed"]:
+                peak.append(_peak_window(hours[t_ix], opts["peak_window_h"]))
+                tnote.append("")
+            else:
+                peak.append("")
+                tnote.append(f"too few timed incidents ({len(t_ix)}) for an hour profile")
+            if len(t_ix):
+                win = (weekday[t_ix] < 5) & (minutes[t_ix] >= a0) & (minutes[t_ix] < a1)
+                after.append(float(win.mean()))
+            else:
+                after.append(np.nan)
+        d_ix = ix[dated[ix]]
+        if len(d_ix):
+            counts = np.bincount(weekday[d_ix], minlength=7)
+            weekly.append(", ".join(f"{d} {c}" for d, c in zip(DAYS, counts)))
+        else:
+            weekly.append("")
+    out["trend"] = trend
+    out["peak_hours"] = peak
+    out["layer"] = b["layer"].to_numpy() if "layer" in b else ""
+    out["subtype"] = b["subtype"].to_numpy() if "subtype" in b else ""
+    for key in sorted(extra, key=lambda c: (c.startswith("catchment"), c.startswith("p_"), c)):
+        if key.startswith("n_"):
+            out[key] = extra[key]
+    for lab in labels:
+        out[f"p_{lab}"] = extra[f"p_{lab}"]
+    for lab in labels:
+        out[f"catchment_km2_{lab}"] = extra[f"catchment_km2_{lab}"]
+    out["rank_radius_m"] = [r if r is not None else np.nan for r in rank_r]
+    out["precision_note"] = notes
+    out["trend_p"] = trend_p
+    out["after_school_share"] = after
+    out["weekday_profile"] = weekly
+    out["time_note"] = tnote
+    out = out.sort_values(["rank", "building_id"], na_position="last", kind="stable").reset_index(drop=True)
+    out.attrs["outside_study_area"] = int((~inside).sum())
+    out.attrs["time_note"] = note_all
+    out.attrs["radii"] = radii
+
+    types = building_types(b, risk, study_area, global_precision)
+    return out, types
+
+
+def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_area,
+                   precision_m: float | None = None, level: float = 0.95) -> pd.DataFrame:
+    """``building_types.csv``: per type, incidents within its middle radius of any building of the type
+    against elsewhere in the study area (see the module docstring). ``buildings`` must lie in the study area."""
+    risk = _risk(incidents)
+    if precision_m is None:
+        precision_m = float(np.nanmedian(risk["location_precision_m"])) if len(risk) else 0.0
+    A = float(study_area.area)
+    N = len(risk)
+    rx, ry, rw = risk["x"].to_numpy(float), risk["y"].to_numpy(float), risk["weight"].to_numpy(float)
+    rows = []
+    a = (1 - level) / 2
+    for t, grp in buildings.groupby("type", sort=True):
+        radii = sorted({float(r) for r in grp["radius_m"].iloc[0]})
+        r = _rank_radius(radii, precision_m)
+        note = ""
+        if r is None:
+            r = radii[-1]
+            note = f"every radius is below the location precision (~{precision_m:.0f} m): approximate"
+        elif r != radii[len(radii) // 2]:
+            note = f"middle radius below the location precision (~{precision_m:.0f} m): {radius_label(r)} m used"
+        gx, gy = grp["x"].to_numpy(float), grp["y"].to_numpy(float)
+        discs = _discs(gx, gy, r)
+        union = shapely.intersection(shapely.union_all(discs), study_area)
+        scale = math.pi * r * r / float(shapely.area(discs[0]))
+        a_near = min(float(union.area) * scale, A)
+        a_else = A - a_near
+        if N:
+            d, _ = cKDTree(np.column_stack([gx, gy])).query(np.column_stack([rx, ry]), distance_upper_bound=r)
+            is_near = d <= r
+        else:
+            is_near = np.zeros(0, bool)
+        n_near = int(is_near.sum())
+        w_near = float(rw[is_near].sum())
+        n_else = N - n_near
+        w_else = float(rw[~is_near].sum())
+        rec = {"type": t, "buildings": len(grp), "radius_m": r, "area_km2_near": a_near / 1e6, "n_near": n_near,
+               "weighted_near": w_near, "n_elsewhere": n_else, "rate_ratio": np.nan, "rr_low": np.nan,
+               "rr_high": np.nan, "p_value": np.nan, "note": note}
+        if N and a_near > 0 and a_else > 0:
+            mean_near = w_near / n_near if n_near else _mean_weight(rw)
+            mean_else = w_else / n_else if n_else else _mean_weight(rw)
+            scale_w = mean_near / mean_else
+            odds = a_else / a_near
+            lo = stats.beta.ppf(a, n_near, N - n_near + 1) if n_near > 0 else 0.0
+            hi = stats.beta.ppf(1 - a, n_near + 1, N - n_near) if n_near < N else 1.0
+            with np.errstate(divide="ignore"):
+                rec["rate_ratio"] = (w_near / a_near) / (w_else / a_else) if w_else > 0 else np.inf
+                rec["rr_low"] = lo / (1 - lo) * odds * scale_w
+                rec["rr_high"] = hi / (1 - hi) * odds * scale_w if hi < 1 else np.inf
+            rho = 1.0 / scale_w  # H0: weighted rate ratio 1, i.e. count rate ratio = mean_else / mean_near
+            p0 = rho * a_near / (rho * a_near + a_else)
+            rec["p_value"] = binom_two_sided(n_near, N, p0)
+        rows.append(rec)
+    return pd.DataFrame(rows, columns=TYPE_COLUMNS)
+
+
+def _mean_weight(w: np.ndarray) -> float:
+    return float(w.mean()) if len(w) else 1.0

@@ -1,0 +1,145 @@
+"""Key buildings on the partnership map: one layer per building type, markers coloured by risk band.
+
+``buildings_layers(table, time_note)`` takes the buildings table of
+``hotspots.profile.profile_buildings`` and returns one ``folium.FeatureGroup``
+per building type. Each building is a ``CircleMarker`` (no ``folium.Icon``,
+which would need Bootstrap and Font Awesome) with a tooltip (its name) and a
+popup profile: counts, weighted counts, expected counts and relative risk with
+its 95 % interval per radius, the q-value, rank, hotspot region, trend, peak
+hours (or why there are none) and the location-precision note.
+``buildings_legend_html()`` is the legend of the risk bands.
+
+Risk band, at the building's rank radius (``rank_radius_m``; the middle
+radius when the building is unranked):
+- high: rr lower bound > 1 and q <= 0.05;
+- elevated: rr > 1;
+- not elevated: otherwise;
+- no profile: no relative risk (no incidents in the study area).
+
+Every string goes through ``hotspots.publish.map.esc``: popups, tooltips and
+layer names are raw HTML in Folium.
+"""
+from __future__ import annotations
+
+import folium
+import numpy as np
+import pandas as pd
+from pyproj import Transformer
+
+from hotspots.publish.escape import esc
+
+BANDS = {
+    "high": ("#b2182b", "High: relative risk above 1 with confidence (interval above 1, q <= 0.05)"),
+    "elevated": ("#f4a582", "Elevated: more incidents than expected, not significant"),
+    "not elevated": ("#4393c3", "Not elevated: as expected or fewer"),
+    "no profile": ("#999999", "No profile"),
+}
+Q_LEVEL = 0.05
+_TO_WGS84 = Transformer.from_crs("EPSG:27700", "EPSG:4326", always_xy=True)
+
+
+def _radii(table: pd.DataFrame) -> list[str]:
+    """Radius labels present in the table, in increasing order ("100", "250", ...)."""
+    labs = [c[len("rr_low_"):] for c in table.columns if c.startswith("rr_low_")]
+    return sorted(labs, key=float)
+
+
+def _rank_label(row: pd.Series, labs: list[str]) -> str:
+    r = row.get("rank_radius_m")
+    if r is not None and pd.notna(r):
+        return str(int(round(float(r))))
+    return labs[len(labs) // 2]
+
+
+def risk_band(row: pd.Series, labs: list[str]) -> str:
+    """The building's risk band (see the module docstring)."""
+    lab = _rank_label(row, labs)
+    rr, low, q = row.get(f"rr_{lab}"), row.get(f"rr_low_{lab}"), row.get(f"q_{lab}")
+    if rr is None or pd.isna(rr):
+        return "no profile"
+    if pd.notna(low) and low > 1 and pd.notna(q) and q <= Q_LEVEL:
+        return "high"
+    return "elevated" if rr > 1 else "not elevated"
+
+
+def _num(v, digits: int = 1) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)) or pd.isna(v):
+        return "–"
+    return f"{v:.{digits}f}"
+
+
+def _q(v) -> str:
+    if v is None or pd.isna(v):
+        return "–"
+    return "<0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def popup_html(row: pd.Series, labs: list[str], time_note: str) -> str:
+    """The popup profile of one building; every input string escaped."""
+    band = risk_band(row, labs)
+    rows = "".join(
+        f"<tr><td>{esc(lab)} m</td><td>{int(row[f'n_{lab}'])}</td><td>{_num(row[f'weighted_{lab}'])}</td>"
+        f"<td>{_num(row[f'expected_{lab}'])}</td><td>{_num(row[f'rr_{lab}'], 2)} "
+        f"({_num(row[f'rr_low_{lab}'], 2)}–{_num(row[f'rr_high_{lab}'], 2)})</td><td>{_q(row[f'q_{lab}'])}</td></tr>"
+        for lab in labs)
+    rank = row.get("rank")
+    rank_txt = f"{int(rank)}" if rank is not None and pd.notna(rank) else "not ranked"
+    trend = row.get("trend") or "–"
+    tp = row.get("trend_p")
+    trend_txt = esc(trend) + (f" (p = {tp:.3f})" if tp is not None and pd.notna(tp) else "")
+    peak = row.get("peak_hours") or ""
+    note = row.get("time_note") or time_note
+    if peak:
+        hours = f"{esc(peak)} h"
+        share = row.get("after_school_share")
+        if share is not None and pd.notna(share):
+            hours += f"; after school {share:.0%}"
+    else:
+        hours = esc(note or "no time profile")
+    weekly = row.get("weekday_profile") or ""
+    precision = row.get("precision_note") or ""
+    subtype = row.get("subtype") or ""
+    return (
+        f'<div class="hs-building"><b>{esc(row["name"])}</b><br>'
+        f'{esc(row["type"])}{" · " + esc(subtype) if subtype else ""}<br>'
+        f'Risk: <b>{esc(band)}</b> · rank {esc(rank_txt)} (at {esc(_rank_label(row, labs))} m)'
+        f'<table><tr><th>Radius</th><th>n</th><th>Weighted</th><th>Expected</th><th>RR (95 % CI)</th>'
+        f'<th>q</th></tr>{rows}</table>'
+        f'Hotspot region: {esc(row.get("region_id") or "none")}<br>'
+        f'Trend: {trend_txt}<br>'
+        f'Peak hours: {hours}<br>'
+        + (f'Weekdays: {esc(weekly)}<br>' if weekly else "")
+        + (f'<i>{esc(precision)}</i>' if precision else "")
+        + "</div>")
+
+
+def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "") -> list[folium.FeatureGroup]:
+    """One FeatureGroup per building type, named "Key buildings: <type>" (escaped)."""
+    if buildings_table is None or not len(buildings_table):
+        return []
+    labs = _radii(buildings_table)
+    lon, lat = _TO_WGS84.transform(buildings_table["x"].to_numpy(float), buildings_table["y"].to_numpy(float))
+    groups = []
+    types = buildings_table["type"].astype(str)
+    for t in sorted(types.unique()):
+        group = folium.FeatureGroup(name=esc(f"Key buildings: {t}"), show=True)
+        for k in np.nonzero((types == t).to_numpy())[0]:
+            row = buildings_table.iloc[k]
+            band = risk_band(row, labs)
+            colour = BANDS[band][0]
+            folium.CircleMarker(
+                location=[round(float(lat[k]), 6), round(float(lon[k]), 6)], radius=6, color="#222222", weight=1,
+                fill=True, fill_color=colour, fill_opacity=0.9, class_name=f"hs-building-{band.replace(' ', '-')}",
+                tooltip=folium.Tooltip(esc(row["name"])),
+                popup=folium.Popup(popup_html(row, labs, time_note), max_width=380),
+            ).add_to(group)
+        groups.append(group)
+    return groups
+
+
+def buildings_legend_html() -> str:
+    """The legend of the building risk bands (a panel in the map's own style)."""
+    rows = "".join(f'<div><span class="hs-swatch" style="background:{c};border-radius:50%"></span>{esc(label)}</div>'
+                   for c, label in BANDS.values())
+    return (f'<div class="hs-panel hs-buildings-legend" id="hs-buildings-legend" style="bottom:96px;right:10px">'
+            f'<b>Key buildings (relative risk at the rank radius)</b>{rows}</div>')

@@ -1,0 +1,601 @@
+"""Key buildings: loaders on real files, the profile's statistics on constructed layouts, and the real example.
+
+Loader data: the example's copies of the London Schools Atlas and TfL stations
+(examples/london_city_fringe/data/buildings) and the fixtures cut from the NHS
+Choices hospitals, Trafford care homes and OS Code-Point Open files
+(tests/fixtures/buildings, see its README). Expected numbers are counted here
+independently (csv module, pyproj, scipy's distributions, brute-force distances).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from pyproj import Transformer
+from scipy import stats
+
+from hotspots.config import KeyBuildings
+from hotspots.errors import UserError
+from hotspots.load.buildings import load_buildings
+from hotspots.load.ledger import Ledger
+from hotspots.load.readers import read_table
+from hotspots.profile import (bh_qvalues, building_types, catchment_areas, garwood_interval, profile_buildings,
+                              time_note)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "london_city_fringe"
+SCHOOLS = EXAMPLE / "data" / "buildings" / "all_schools_xy_2016.csv"
+STATIONS = EXAMPLE / "data" / "buildings" / "tfl_stations_20220221.csv"
+FIX = ROOT / "tests" / "fixtures" / "buildings"
+HOSPITALS = FIX / "nhs_choices_hospitals_sample.csv"
+CARE_HOMES = FIX / "trafford_care_homes_sample.csv"
+CODEPOINT = FIX / "codepoint" / "*.csv"
+WGS84_TO_BNG = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
+EXAMPLE_LAYERS = [
+    KeyBuildings("schools", "data/buildings/all_schools_xy_2016.csv", "london_schools_atlas", "school",
+                 [100.0, 250.0, 500.0]),
+    KeyBuildings("stations", "data/buildings/tfl_stations_20220221.csv", "tfl_stations", "station",
+                 [100.0, 250.0, 500.0]),
+]
+
+
+def load(cfg, *layers: KeyBuildings):
+    """load_buildings on ``cfg`` with only ``layers``; returns (buildings, accounting, ledger)."""
+    ledger = Ledger()
+    b, acc = load_buildings(dataclasses.replace(cfg, key_buildings=list(layers)), ledger)
+    return b, acc, ledger
+
+
+def csv_rows(path: Path, encoding: str = "utf-8-sig", delimiter: str = ",") -> list[dict]:
+    with open(path, encoding=encoding, newline="") as fh:
+        return list(csv.DictReader(fh, delimiter=delimiter))
+
+
+# --------------------------------------------------------------------------- loaders on real data
+
+def test_schools_atlas_accounts_for_every_row_duplicates_and_closed_schools(example_config):
+    rows = csv_rows(SCHOOLS)
+    closed = sum(r["STATUS"] == "Closed" for r in rows)
+    seen, dups = set(), 0
+    for r in rows:
+        key = (r["URN"], r["EASTING"], r["NORTHING"])
+        dups += key in seen and r["STATUS"] != "Closed"   # a closed school's second row is filtered, not a reject
+        seen.add(key)
+    b, acc, ledger = load(example_config, EXAMPLE_LAYERS[0])
+    assert (len(rows), closed, dups) == (240, 9, 19)
+    assert acc.loc[0, ["rows_read", "rows_loaded", "rows_filtered", "rows_rejected"]].tolist() == [240, 212, 9, 19]
+    assert len(b) == 240 - 9 - 19 and b["building_id"].is_unique
+    rej = ledger.rejects
+    assert set(rej["reason"].str.replace(r"\d+", "N", regex=True)) == {"duplicate of row N"}
+    # Row 4 repeats row 3 (City of London School for Girls, URN 100001), 1-based data rows.
+    first = rej.iloc[0]
+    assert (first["row"], first["reason"]) == (4, "duplicate of row 3")
+    assert rows[2]["URN"] == rows[3]["URN"] == "100001"
+    assert set(ledger.filtered["reason"]) == {"school closed"}
+
+
+def test_schools_atlas_uses_easting_northing_and_repairs_the_mangled_age(example_config):
+    b, _, _ = load(example_config, EXAMPLE_LAYERS[0])
+    rows = {r["URN"]: r for r in csv_rows(SCHOOLS)}
+    for _, bld in b.iterrows():
+        src = rows[bld["building_id"].split(":")[1]]
+        assert (bld["x"], bld["y"]) == (float(src["EASTING"]), float(src["NORTHING"]))
+    assert set(b["type"]) == {"school"} and set(b["location_from"]) == {"en"}
+    girls = b.set_index("building_id").loc["schools:100001"]
+    assert rows["100001"]["AGE"] == "18-Jul" and girls["age_range"] == "7-18"
+    assert rows["100235"]["AGE"] == "11-Mar" and b.set_index("building_id").loc["schools:100235", "age_range"] == "3-11"
+
+
+def test_blank_cells_holding_one_space_are_read_as_blank():
+    raw_text = SCHOOLS.read_text(encoding="utf-8-sig")
+    assert ", ," in raw_text
+    raw = read_table(SCHOOLS, {"format": "csv"})
+    rows = csv_rows(SCHOOLS)
+    for col, blanks in (("WEBLINK", 57), ("map_icon", 78)):
+        assert [r[col] for r in rows].count(" ") == (raw[col] == "").sum() == blanks
+        assert not raw[col].str.isspace().any()
+
+
+def test_schools_lon_lat_reprojected_lie_within_metres_of_their_easting_northing(example_config):
+    forced = dataclasses.replace(EXAMPLE_LAYERS[0], options={"coordinates": "lonlat"})
+    b, _, _ = load(example_config, forced)
+    rows = {r["URN"]: r for r in csv_rows(SCHOOLS)}
+    e = np.array([float(rows[i.split(":")[1]]["EASTING"]) for i in b["building_id"]])
+    n = np.array([float(rows[i.split(":")[1]]["NORTHING"]) for i in b["building_id"]])
+    d = np.hypot(b["x"].to_numpy() - e, b["y"].to_numpy() - n)
+    assert set(b["location_from"]) == {"lonlat"}
+    # pyproj without OSTN15 is ~2 m off; the integer EASTING/NORTHING add up to 0.7 m.
+    assert np.median(d) < 4 and (d < 8).sum() == len(d) - 1
+    # The one exception is a quirk of the source (its lon/lat sit 81 m away), hence EASTING/NORTHING first.
+    assert b.loc[d >= 8, "name"].tolist() == ["Queensbridge Primary School"] and 80 < d.max() < 82
+
+
+def test_tfl_stations_xy_are_osgb36_not_wgs84(example_config):
+    b, acc, ledger = load(example_config, EXAMPLE_LAYERS[1])
+    rows = csv_rows(STATIONS)
+    assert len(rows) == 69 and acc.loc[0, ["rows_loaded", "rows_rejected"]].tolist() == [69, 0]
+    assert b["x"].tolist() == [float(r["EASTING"]) for r in rows]
+    forced, _, _ = load(example_config, dataclasses.replace(EXAMPLE_LAYERS[1], options={"coordinates": "lonlat"}))
+    d = np.hypot(forced["x"].to_numpy() - b["x"].to_numpy(), forced["y"].to_numpy() - b["y"].to_numpy())
+    assert (d < 1.0).sum() == 68 and forced.loc[d >= 1.0, "name"].tolist() == ["Liverpool Street NR"]
+    # Read as WGS84, as labelled, the same x/y land about 125 m from the stations.
+    wx, wy = WGS84_TO_BNG.transform([float(r["x"]) for r in rows], [float(r["y"]) for r in rows])
+    dw = np.hypot(np.array(wx) - b["x"].to_numpy(), np.array(wy) - b["y"].to_numpy())
+    assert 120 < np.median(dw) < 130
+
+
+def test_nhs_hospitals_cp1252_pilcrow_delimited_scientific_notation_and_the_row_without_latitude(example_config):
+    layer = KeyBuildings("hospitals", str(HOSPITALS), "nhs_hospitals")
+    b, acc, ledger = load(example_config, layer)
+    assert acc.loc[0, ["rows_read", "rows_loaded", "rows_filtered", "rows_rejected"]].tolist() == [12, 11, 0, 1]
+    rej = ledger.rejects
+    assert rej[["row", "reason", "columns"]].values.tolist() == [[11, "no coordinates", "Longitude,Latitude"]]
+    rows = csv_rows(HOSPITALS, encoding="cp1252", delimiter="¬")
+    assert rows[10]["OrganisationName"] == "Noble's Hospital" and rows[10]["Latitude"] == ""
+    assert "Guy's Hospital" in set(b["name"]) and "\xa0" in rows[4]["Fax"]
+    # Scientific notation: The Royal London Hospital's longitude, parsed and reprojected.
+    royal = rows[6]
+    assert royal["Longitude"] == "-5.9213317930698395E-2"
+    ex, ey = WGS84_TO_BNG.transform(-0.059213317930698395, float(royal["Latitude"]))
+    got = b.set_index("name").loc["The Royal London Hospital"]
+    assert abs(got["x"] - ex) < 1e-6 and abs(got["y"] - ey) < 1e-6
+    # The NHS coordinates are postcode centroids: within a few metres of Code-Point's E/N for E1 1BZ.
+    assert math.hypot(got["x"] - 534753, got["y"] - 181798) < 3
+    assert set(b["type"]) == {"hospital"} and b["building_id"].iloc[0] == "hospitals:17989"
+
+
+def test_nhs_hospitals_read_as_utf8_is_a_user_error_naming_the_file(example_config, tmp_path):
+    schema = tmp_path / "hosp_utf8.json"
+    import json
+    spec = json.loads((ROOT / "data_schemas" / "nhs_hospitals.json").read_text(encoding="utf-8"))
+    spec["reader"]["encoding"] = "utf-8"
+    schema.write_text(json.dumps(spec), encoding="utf-8")
+    with pytest.raises(UserError, match="not utf-8 text") as err:
+        load(example_config, KeyBuildings("h", str(HOSPITALS), str(schema)))
+    assert err.value.file == str(HOSPITALS)
+
+
+def test_hospital_without_coordinates_is_looked_up_by_postcode_and_not_found(example_config):
+    layer = KeyBuildings("hospitals", str(HOSPITALS), "nhs_hospitals", options={"postcodes": str(CODEPOINT)})
+    _, _, ledger = load(example_config, layer)
+    assert ledger.rejects[["row", "reason", "columns"]].values.tolist() == [[11, "postcode not found 'IM4 4RJ'",
+                                                                           "Postcode"]]
+
+
+def test_cqc_care_homes_repair_the_area_code_typo(example_config):
+    rows = csv_rows(CARE_HOMES)
+    assert {r["area_code"] for r in rows} == {"E0800009"}
+    b, acc, _ = load(example_config, KeyBuildings("care", str(CARE_HOMES), "cqc_care_homes"))
+    assert acc.loc[0, ["rows_read", "rows_loaded", "rows_rejected"]].tolist() == [8, 8, 0]
+    assert set(b["area_code"]) == {"E08000009"} and set(b["type"]) == {"care_home"}
+    ex, ey = WGS84_TO_BNG.transform(float(rows[0]["lon"]), float(rows[0]["lat"]))
+    assert b["building_id"].iloc[0] == "care:" + rows[0]["cqc_id"]
+    assert abs(b["x"].iloc[0] - ex) < 1e-6 and abs(b["y"].iloc[0] - ey) < 1e-6
+
+
+def test_care_homes_by_postcode_with_a_code_point_file(example_config, tmp_path):
+    # A constructed Code-Point file (no header, 7-character padded postcodes) holding two of the postcodes.
+    (tmp_path / "m.csv").write_text('"M41 5BU",10,375800,394600,"E92000001","","","","E08000009","E05000001"\n'
+                                    '"WA156SQ",10,377400,389200,"E92000001","","","","E08000009","E05000002"\n',
+                                    encoding="utf-8")
+    layer = KeyBuildings("care", str(CARE_HOMES), "cqc_care_homes",
+                         options={"coordinates": "postcode", "postcodes": str(tmp_path / "*.csv")})
+    b, acc, ledger = load(example_config, layer)
+    assert acc.loc[0, ["rows_loaded", "rows_rejected"]].tolist() == [2, 6]
+    assert b[["x", "y"]].values.tolist() == [[375800.0, 394600.0], [377400.0, 389200.0]]
+    assert set(b["location_from"]) == {"postcode"}
+    rows = csv_rows(CARE_HOMES)
+    assert ledger.rejects["reason"].tolist() == [f"postcode not found '{r['postcode']}'" for r in rows[2:]]
+
+
+# --------------------------------------------------------------------------- generic points
+
+def test_generic_points_csv_with_lon_lat_postcode_and_overridden_columns(example_config, tmp_path):
+    path = tmp_path / "youth.csv"
+    path.write_text("Site,Kind,Postcode,lon,lat\n"
+                    "Hub <b>One</b>,youth_centre,,-0.0977,51.5204\n"
+                    "Hostel A,hostel,ec1a 1aa,,\n"
+                    "Hostel B,,E1  6AN,,\n"
+                    "Nowhere,hostel,XX1 1XX,,\n"
+                    ",hostel,,-0.09,51.51\n"
+                    "Bad,hostel,,abc,51.5\n", encoding="utf-8")
+    layer = KeyBuildings("partners", str(path), "generic_points",
+                         options={"name_column": "Site", "type_column": "Kind", "postcodes": str(CODEPOINT)})
+    b, acc, ledger = load(example_config, layer)
+    assert acc.loc[0, ["rows_read", "rows_loaded", "rows_rejected"]].tolist() == [6, 3, 3]
+    assert b["building_id"].tolist() == ["partners:1", "partners:2", "partners:3"]
+    assert b["type"].tolist() == ["youth_centre", "hostel", "partners"]
+    assert b["location_from"].tolist() == ["lonlat", "postcode", "postcode"]
+    assert b.loc[1, ["x", "y"]].tolist() == [531131.0, 182382.0]   # EC1A1AA in Code-Point
+    assert b.loc[2, ["x", "y"]].tolist() == [533414.0, 181742.0]   # "E1  6AN", padded to 7 characters
+    ex, ey = WGS84_TO_BNG.transform(-0.0977, 51.5204)
+    assert abs(b.loc[0, "x"] - ex) < 1e-6 and abs(b.loc[0, "y"] - ey) < 1e-6
+    assert ledger.rejects[["row", "reason"]].values.tolist() == [
+        [4, "postcode not found 'XX1 1XX'"], [5, "no name"], [6, "unparseable coordinates"]]
+
+
+def test_generic_points_geojson_and_geopackage_in_any_crs(example_config, tmp_path):
+    pts = gpd.GeoDataFrame({"name": ["A", "B"], "type": ["youth_centre", "hostel"]},
+                           geometry=gpd.points_from_xy([-0.0977, -0.08], [51.5204, 51.515]), crs="EPSG:4326")
+    pts.to_file(tmp_path / "p.geojson", driver="GeoJSON")
+    pts.to_crs("EPSG:27700").to_file(tmp_path / "p.gpkg", driver="GPKG")
+    a, _, _ = load(example_config, KeyBuildings("g", str(tmp_path / "p.geojson"), "generic_points"))
+    c, _, _ = load(example_config, KeyBuildings("g", str(tmp_path / "p.gpkg"), "generic_points"))
+    ex, ey = WGS84_TO_BNG.transform([-0.0977, -0.08], [51.5204, 51.515])
+    assert np.allclose(a["x"], ex, atol=1e-6) and np.allclose(a["y"], ey, atol=1e-6)
+    assert np.allclose(c["x"], ex, atol=1e-3) and np.allclose(c["y"], ey, atol=1e-3)
+    assert a["type"].tolist() == ["youth_centre", "hostel"] and set(a["location_from"]) == {"geometry"}
+
+
+def test_generic_points_easting_northing_case_insensitive(example_config, tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_text("NAME,Easting,Northing\nClub,532000,181000\n", encoding="utf-8")
+    b, _, _ = load(example_config, KeyBuildings("clubs", str(path), "generic_points", "youth_club"))
+    assert b[["name", "type", "x", "y"]].values.tolist() == [["Club", "youth_club", 532000.0, 181000.0]]
+
+
+def test_whole_file_problems_are_user_errors_naming_file_and_column(example_config, tmp_path):
+    path = tmp_path / "noname.csv"
+    path.write_text("title,lon,lat\nA,-0.1,51.5\n", encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        load(example_config, KeyBuildings("x", str(path), "generic_points"))
+    assert err.value.column == "name" and err.value.file == str(path)
+    path2 = tmp_path / "nocoords.csv"
+    path2.write_text("name,postcode\nA,E1 6AN\n", encoding="utf-8")
+    with pytest.raises(UserError, match="no coordinate columns.*no postcodes file") as err:
+        load(example_config, KeyBuildings("x", str(path2), "generic_points"))
+    assert err.value.file == str(path2)
+    with pytest.raises(UserError, match="column 'URN'"):
+        load(example_config, KeyBuildings("x", str(path), "london_schools_atlas"))
+    with pytest.raises(UserError, match="incident schema, not a key-building schema"):
+        load(example_config, KeyBuildings("x", str(path), "police_uk_street"))
+    with pytest.raises(UserError, match="matches no file"):
+        load(example_config, KeyBuildings("x", "nowhere/*.csv", "generic_points"))
+
+
+# --------------------------------------------------------------------------- constructed layouts
+
+SQUARE = shapely.box(0, 0, 3000, 3000)
+START, END = pd.Timestamp("2018-01-01"), pd.Timestamp("2018-07-01")
+
+
+def incidents_at(x, y, when=None, precision="month", weight=1.0, location="exact", location_m=0.0,
+                 evidence="recorded_crime") -> pd.DataFrame:
+    x = np.asarray(x, float)
+    when = pd.to_datetime(when) if when is not None else pd.DatetimeIndex([pd.Timestamp("2018-03-01")] * len(x))
+    return pd.DataFrame({"x": x, "y": np.asarray(y, float), "weight": weight, "evidence": evidence,
+                         "category": "violent-crime", "occurred_from": when, "occurred_to": when,
+                         "date_precision": precision, "location_precision": location,
+                         "location_precision_m": location_m})
+
+
+def buildings_at(xy, types=None, radii=(100.0, 250.0, 500.0)) -> gpd.GeoDataFrame:
+    xy = np.asarray(xy, float)
+    types = types or ["school"] * len(xy)
+    k = range(len(xy))
+    return gpd.GeoDataFrame({"building_id": [f"t:{i}" for i in k], "name": [f"B{i}" for i in k], "type": types, "subtype": "", "layer": "t", "x": xy[:, 0], "y": xy[:, 1],
+                             "radius_m": [tuple(radii)] * len(xy)},
+                            geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs="EPSG:27700")
+
+
+NO_REGIONS = gpd.GeoDataFrame({"region_id": []}, geometry=[], crs="EPSG:27700")
+
+
+def planted_layout(seed: int = 7):
+    """300 uniform incidents on a 3 km square, 60 more within 80 m of (1000, 1000), none within 300 m of
+    (2500, 500); buildings: B0 in the cluster, B1 in ordinary ground, B2 in the cleared ground."""
+    rng = np.random.default_rng(seed)
+    bx, by = rng.uniform(0, 3000, 300), rng.uniform(0, 3000, 300)
+    keep = np.hypot(bx - 2500, by - 500) > 300
+    ang, rad = rng.uniform(0, 2 * np.pi, 60), 80 * np.sqrt(rng.uniform(0, 1, 60))
+    x = np.concatenate([bx[keep], 1000 + rad * np.cos(ang)])
+    y = np.concatenate([by[keep], 1000 + rad * np.sin(ang)])
+    return incidents_at(x, y), buildings_at([(1000, 1000), (2000, 2200), (2500, 500)])
+
+
+def test_building_in_a_planted_cluster_has_an_interval_above_one_and_empty_ground_does_not():
+    inc, b = planted_layout()
+    table, _ = profile_buildings(b, inc, SQUARE, NO_REGIONS, [100, 250, 500], START, END, {})
+    t = table.set_index("name")
+    assert t.loc["B0", "rr_low_250"] > 1 and t.loc["B0", "q_250"] < 0.001 and t.loc["B0", "rank"] == 1
+    assert t.loc["B1", "rr_low_250"] < 1 < t.loc["B1", "rr_high_250"] and t.loc["B1", "q_250"] > 0.05
+    assert t.loc["B2", "n_250"] == 0 and t.loc["B2", "rr_250"] == 0 and t.loc["B2", "q_250"] == 1
+    # Brute-force counts.
+    for name, (cx, cy) in {"B0": (1000, 1000), "B1": (2000, 2200)}.items():
+        d = np.hypot(inc["x"] - cx, inc["y"] - cy)
+        assert [t.loc[name, f"n_{r}"] for r in (100, 250, 500)] == [int((d <= r).sum()) for r in (100, 250, 500)]
+    assert list(table.columns[:5]) == ["building_id", "name", "type", "x", "y"]
+    assert list(table.columns[5:12]) == ["n_100", "weighted_100", "expected_100", "rr_100", "rr_low_100",
+                                         "rr_high_100", "q_100"]
+    assert list(table.columns[26:30]) == ["rank", "region_id", "trend", "peak_hours"]
+
+
+def test_expected_counts_for_a_disc_inside_half_outside_and_in_a_corner_of_a_square():
+    # 400 incidents of weight 1 on a 2 km square: rate 1e-4 per m^2.
+    area = shapely.box(0, 0, 2000, 2000)
+    g = np.linspace(25, 1975, 20)
+    xx, yy = np.meshgrid(g, g)
+    inc = incidents_at(xx.ravel(), yy.ravel())
+    b = buildings_at([(1000, 1000), (0, 1000), (0, 0)])
+    table, _ = profile_buildings(b, inc, area, NO_REGIONS, [100], START, END, {})
+    t = table.set_index("name")
+    assert t.loc["B0", "expected_100"] == pytest.approx(1e-4 * math.pi * 100 ** 2, rel=1e-12)   # pi
+    assert t.loc["B1", "expected_100"] == pytest.approx(math.pi / 2, rel=1e-9)
+    assert t.loc["B2", "expected_100"] == pytest.approx(math.pi / 4, rel=1e-9)
+    assert t.loc["B1", "catchment_km2_100"] == pytest.approx(math.pi * 0.01 / 2, rel=1e-9)
+    assert catchment_areas(np.array([1000.0]), np.array([1000.0]), 100.0, area)[0] == math.pi * 1e4
+
+
+def test_exact_poisson_interval_and_p_against_hand_values():
+    # Garwood limits for n = 7: chi2(0.025; 14) / 2 and chi2(0.975; 16) / 2, from published tables.
+    low, high = garwood_interval([0, 7])
+    assert low[1] == pytest.approx(5.628726 / 2, abs=1e-6) and high[1] == pytest.approx(28.845350 / 2, abs=1e-6)
+    assert low[0] == 0 and high[0] == pytest.approx(-math.log(0.025), rel=1e-9)   # 3.689
+    # A building with n = 7 where pi are expected: rr = 7 / pi with those limits over pi.
+    area = shapely.box(0, 0, 2000, 2000)
+    g = np.linspace(25, 1975, 20)
+    xx, yy = np.meshgrid(g, g)
+    far = np.hypot(xx.ravel() - 1000, yy.ravel() - 1000) > 100
+    x = np.concatenate([xx.ravel()[far], [1000, 1010, 990, 1000, 1000, 1020, 980]])
+    y = np.concatenate([yy.ravel()[far], [1000, 1000, 1000, 1010, 990, 1020, 980]])
+    inc = incidents_at(x, y)
+    table, _ = profile_buildings(buildings_at([(1000, 1000)]), inc, area, NO_REGIONS, [100], START, END, {})
+    mu = len(x) / 4e6 * math.pi * 1e4
+    row = table.iloc[0]
+    assert row["n_100"] == 7 and row["expected_100"] == pytest.approx(mu, rel=1e-12)
+    assert row["rr_100"] == pytest.approx(7 / mu) and row["rr_low_100"] == pytest.approx(5.628726 / 2 / mu, rel=1e-6)
+    assert row["rr_high_100"] == pytest.approx(28.845350 / 2 / mu, rel=1e-6)
+    tail = 1 - sum(math.exp(-mu) * mu ** k / math.factorial(k) for k in range(7))
+    assert row["p_100"] == pytest.approx(tail, rel=1e-9)
+
+
+def test_weights_scale_the_point_estimate_but_the_interval_follows_the_count():
+    area = shapely.box(0, 0, 2000, 2000)
+    g = np.linspace(25, 1975, 20)
+    xx, yy = np.meshgrid(g, g)
+    inc = pd.concat([incidents_at(xx.ravel(), yy.ravel()),
+                     incidents_at([1000, 1001, 1002, 1003], [1000] * 4, weight=0.3, evidence="community_report"),
+                     incidents_at([1004], [1000], weight=0.0, evidence="police_activity")], ignore_index=True)
+    table, _ = profile_buildings(buildings_at([(1000, 1000)]), inc, area, NO_REGIONS, [100], START, END, {})
+    row = table.iloc[0]
+    W = 400 + 4 * 0.3
+    expected = W / 4e6 * math.pi * 1e4
+    n_grid = int((np.hypot(xx.ravel() - 1000, yy.ravel() - 1000) <= 100).sum())
+    assert row["n_100"] == n_grid + 4                       # the weight-0 record never counts
+    assert row["n_community_report_100"] == 4 and "n_police_activity_100" not in table
+    assert row["weighted_100"] == pytest.approx(n_grid + 1.2)
+    assert row["rr_100"] == pytest.approx((n_grid + 1.2) / expected)
+    mu = expected / ((n_grid + 1.2) / (n_grid + 4))
+    assert row["rr_low_100"] == pytest.approx(stats.chi2.ppf(0.025, 2 * (n_grid + 4)) / 2 / mu)
+    assert row["rr_low_100"] < row["rr_100"] < row["rr_high_100"]
+
+
+def test_benjamini_hochberg_against_hand_computation():
+    # Sorted 0.005, 0.01, 0.03, 0.04 (m = 4): p * m / rank = 0.02, 0.02, 0.04, 0.04; running minimum from the top.
+    assert bh_qvalues([0.01, 0.04, 0.03, 0.005]).tolist() == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    q = bh_qvalues([0.5, np.nan, 0.01])
+    assert np.isnan(q[1]) and q[0] == pytest.approx(0.5) and q[2] == pytest.approx(0.02)
+
+
+def test_q_values_in_the_table_are_bh_across_buildings():
+    inc, b = planted_layout()
+    table, _ = profile_buildings(b, inc, SQUARE, NO_REGIONS, [250], START, END, {})
+    assert table["q_250"].tolist() == pytest.approx(bh_qvalues(table["p_250"]).tolist())
+
+
+def test_month_only_dates_give_no_peak_hours_and_say_so():
+    inc, b = planted_layout()
+    table, _ = profile_buildings(b, inc, SQUARE, NO_REGIONS, [100, 250], START, END, {})
+    assert (table["peak_hours"] == "").all() and table["after_school_share"].isna().all()
+    assert set(table["time_note"]) == {"dates are month-only: no time profile"}
+    assert time_note(inc) == "dates are month-only: no time profile"
+    assert (table["weekday_profile"] == "").all()
+
+
+def test_minute_dates_planted_after_school_give_peak_hours_and_share():
+    # Weekdays (Tue 2018-03-06 .. ) at 15:30, 15:45, 16:00, 16:45, 17:10, 17:29; Saturday 16:00;
+    # weekday 09:00; weekday 18:00 (the window's end is exclusive).
+    when = ["2018-03-06 15:30", "2018-03-07 15:45", "2018-03-08 16:00", "2018-03-09 16:45", "2018-03-12 17:10",
+            "2018-03-13 17:29", "2018-03-10 16:00", "2018-03-14 09:00", "2018-03-15 18:00"]
+    k = len(when)
+    inc = pd.concat([incidents_at(1000 + np.arange(k), [1000] * k, when, precision="minute"),
+                     incidents_at(np.linspace(100, 2900, 50), np.linspace(2900, 100, 50))], ignore_index=True)
+    b = buildings_at([(1000, 1000)])
+    table, _ = profile_buildings(b, inc, SQUARE, NO_REGIONS, [100, 250, 500], START, END, {})
+    row = table.iloc[0]
+    assert row["peak_hours"] == "15-18" and row["time_note"] == ""
+    assert row["after_school_share"] == pytest.approx(6 / 9)
+    assert row["weekday_profile"] == "Mon 1, Tue 2, Wed 2, Thu 2, Fri 1, Sat 1, Sun 0"
+    custom, _ = profile_buildings(b, inc, SQUARE, NO_REGIONS, [250], START, END, {"after_school": "16:00-17:00"})
+    assert custom.iloc[0]["after_school_share"] == pytest.approx(2 / 9)
+    few, _ = profile_buildings(b, inc, SQUARE, NO_REGIONS, [250], START, END, {"min_timed": 10})
+    assert few.iloc[0]["peak_hours"] == "" and few.iloc[0]["time_note"].startswith("too few timed incidents (9)")
+
+
+def test_trend_compares_the_last_third_of_months_with_the_months_before():
+    # January to June: recent = May and June (61 of 181 days). 5 incidents Jan-Apr, 30 in May-Jun near B0.
+    early = pd.date_range("2018-01-05", "2018-04-25", periods=5)
+    late = pd.date_range("2018-05-02", "2018-06-28", periods=30)
+    when = list(early) + list(late)
+    inc = incidents_at(np.full(35, 1000.0), np.full(35, 1000.0), when, precision="day")
+    inc = pd.concat([inc, incidents_at([2900], [2900])], ignore_index=True)
+    table, _ = profile_buildings(buildings_at([(1000, 1000), (2000, 2000)]), inc, SQUARE, NO_REGIONS, [250],
+                                 START, END, {})
+    t = table.set_index("name")
+    p0 = 61 / 181
+    hand = 2 * sum(math.comb(35, k) * p0 ** k * (1 - p0) ** (35 - k) for k in range(30, 36))
+    assert t.loc["B0", "trend"] == "rising" and t.loc["B0", "trend_p"] == pytest.approx(hand, rel=1e-9)
+    assert t.loc["B1", "trend"] == "" and np.isnan(t.loc["B1", "trend_p"])
+
+
+def test_snap_point_precision_is_flagged_and_the_small_radius_not_used_for_rank():
+    inc, b = planted_layout()
+    inc = inc.assign(location_precision="snap_point", location_precision_m=200.0)
+    table, _ = profile_buildings(b, inc, SQUARE, NO_REGIONS, [100, 250, 500], START, END, {})
+    note = table.set_index("name").loc["B0", "precision_note"]
+    assert note == ("snap-point locations (~200 m): profile is approximate; 100 m radius below the location "
+                    "precision (~200 m): not used for rank")
+    assert set(table["rank_radius_m"]) == {250.0}
+    coarse, _ = profile_buildings(b, inc.assign(location_precision="area", location_precision_m=800.0), SQUARE,
+                                  NO_REGIONS, [100, 250, 500], START, END, {})
+    assert coarse["rank"].isna().all() and coarse["rank_radius_m"].isna().all()
+
+
+def test_region_id_is_the_hotspot_region_the_building_lies_in():
+    inc, b = planted_layout()
+    regions = gpd.GeoDataFrame({"region_id": ["R1", "R2"]},
+                               geometry=[shapely.box(900, 900, 1100, 1100), shapely.box(2000, 2200, 2300, 2400)],
+                               crs="EPSG:27700")
+    table, _ = profile_buildings(b, inc, SQUARE, regions, [250], START, END, {})
+    assert table.set_index("name")["region_id"].to_dict() == {"B0": "R1", "B1": "R2", "B2": ""}
+
+
+def test_comparison_with_other_buildings_of_the_same_type():
+    inc, _ = planted_layout()
+    b = buildings_at([(1000, 1000), (2000, 2200), (500, 2500)], types=["school", "school", "hostel"])
+    table, _ = profile_buildings(b, inc, SQUARE, NO_REGIONS, [250], START, END, {"comparison": "type"})
+    t = table.set_index("name")
+    # B0's expected is the weighted count around the other school (whole discs: same area).
+    assert t.loc["B0", "expected_250"] == pytest.approx(t.loc["B1", "weighted_250"])
+    assert t.loc["B1", "expected_250"] == pytest.approx(t.loc["B0", "weighted_250"])
+    assert "only building of its type" in t.loc["B2", "precision_note"]
+
+
+def test_buildings_outside_the_study_area_are_left_out_and_counted():
+    inc, b = planted_layout()
+    b = pd.concat([b, buildings_at([(5000, 5000)])], ignore_index=True)
+    table, _ = profile_buildings(b, inc, SQUARE, NO_REGIONS, [250], START, END, {})
+    assert len(table) == 3 and table.attrs["outside_study_area"] == 1
+
+
+def test_building_type_table_on_a_constructed_layout():
+    # Type A sits on three planted clusters, type B in ordinary ground.
+    rng = np.random.default_rng(3)
+    x, y = list(rng.uniform(0, 3000, 500)), list(rng.uniform(0, 3000, 500))
+    a_sites = [(600, 600), (1500, 2400), (2400, 1200)]
+    for cx, cy in a_sites:
+        ang, rad = rng.uniform(0, 2 * np.pi, 25), 200 * np.sqrt(rng.uniform(0, 1, 25))
+        x += list(cx + rad * np.cos(ang))
+        y += list(cy + rad * np.sin(ang))
+    inc = incidents_at(x, y)
+    b_sites = [(600, 2400), (2400, 2600), (1500, 600)]
+    b = buildings_at(a_sites + b_sites, types=["A"] * 3 + ["B"] * 3)
+    _, types = profile_buildings(b, inc, SQUARE, NO_REGIONS, [100, 250, 500], START, END, {})
+    t = types.set_index("type")
+    assert list(types.columns[:11]) == ["type", "buildings", "radius_m", "area_km2_near", "n_near", "weighted_near",
+                                       "n_elsewhere", "rate_ratio", "rr_low", "rr_high", "p_value"]
+    assert t.loc["A", "rate_ratio"] > 1 and t.loc["A", "rr_low"] > 1 and t.loc["A", "p_value"] < 0.001
+    assert t.loc["B", "rr_low"] < 1 < t.loc["B", "rr_high"] and t.loc["B", "p_value"] > 0.05
+    # Hand computation for A: three whole discs of 250 m, counts by brute force, exact binomial interval.
+    X, Y = np.array(x), np.array(y)
+    near = np.zeros(len(X), bool)
+    for cx, cy in a_sites:
+        near |= np.hypot(X - cx, Y - cy) <= 250
+    n_near, N = int(near.sum()), len(X)
+    a_near = 3 * math.pi * 250 ** 2
+    a_else = 9e6 - a_near
+    assert t.loc["A", "n_near"] == n_near and t.loc["A", "n_elsewhere"] == N - n_near
+    assert t.loc["A", "area_km2_near"] == pytest.approx(a_near / 1e6, rel=1e-9)
+    assert t.loc["A", "rate_ratio"] == pytest.approx((n_near / a_near) / ((N - n_near) / a_else))
+    lo = stats.beta.ppf(0.025, n_near, N - n_near + 1)
+    assert t.loc["A", "rr_low"] == pytest.approx(lo / (1 - lo) * a_else / a_near)
+    p0 = a_near / 9e6
+    upper = stats.binom.sf(n_near - 1, N, p0)
+    assert t.loc["A", "p_value"] == pytest.approx(min(1.0, 2 * upper), rel=1e-6)
+    assert building_types(b, inc, SQUARE).equals(types)
+
+
+# --------------------------------------------------------------------------- the real example
+
+@pytest.fixture(scope="module")
+def example_profile(example_config, example_result):
+    b, acc, ledger = load(example_config, *EXAMPLE_LAYERS)
+    r = example_result
+    table, types = profile_buildings(b, r.incidents, r.study_area, r.regions, [100, 250, 500],
+                                     example_config.start, example_config.end, {})
+    return b, acc, table, types, r
+
+
+def test_every_example_building_inside_the_study_area_has_a_profile(example_profile):
+    b, acc, table, _, r = example_profile
+    inside = shapely.covers(r.study_area, shapely.points(b["x"], b["y"]))
+    assert acc["rows_loaded"].tolist() == [212, 69]
+    assert sorted(table["building_id"]) == sorted(b.loc[inside, "building_id"])
+    assert table.attrs["outside_study_area"] == int((~inside).sum())
+    for lab in ("100", "250", "500"):
+        assert table[f"expected_{lab}"].gt(0).all() and table[f"rr_{lab}"].notna().all()
+    assert set(table["time_note"]) == {"dates are month-only: no time profile"}
+    assert (table["peak_hours"] == "").all()
+    assert table["precision_note"].str.startswith("snap-point locations (~200 m)").all()
+    assert set(table["rank_radius_m"]) == {250.0} and table["rank"].notna().all()
+
+
+def test_example_counts_equal_a_brute_force_count(example_profile):
+    _, _, table, _, r = example_profile
+    inc = r.incidents[r.incidents["weight"] > 0]
+    X, Y = inc["x"].to_numpy(), inc["y"].to_numpy()
+    picks = table.iloc[[0, 1, len(table) // 2, len(table) - 1]]
+    for _, row in picks.iterrows():
+        d = np.hypot(X - row["x"], Y - row["y"])
+        for lab in (100, 250, 500):
+            assert row[f"n_{lab}"] == int((d <= lab).sum()), (row["name"], lab)
+    # Stop and search (weight 0) is context, never counted.
+    allx = np.hypot(r.incidents["x"].to_numpy() - picks.iloc[0]["x"], r.incidents["y"].to_numpy() - picks.iloc[0]["y"])
+    assert picks.iloc[0]["n_500"] <= int((allx <= 500).sum())
+
+
+def test_example_building_types(example_profile):
+    _, _, table, types, _ = example_profile
+    assert types["type"].tolist() == ["school", "station"]
+    assert types["buildings"].tolist() == [int((table["type"] == t).sum()) for t in ("school", "station")]
+    st = types.set_index("type").loc["station"]
+    assert st["rr_low"] > 1 and st["p_value"] < 1e-6
+
+
+# --------------------------------------------------------------------------- options and the map
+
+def test_profile_options_are_checked(example_config):
+    from hotspots.profile import options_from_config
+    with pytest.raises(UserError, match="comparison = 'nearby'"):
+        profile_buildings(buildings_at([(1000, 1000)]), incidents_at([1], [1]), SQUARE, NO_REGIONS, [100],
+                          START, END, {"comparison": "nearby"})
+    with pytest.raises(UserError, match="after_school = '3pm'"):
+        profile_buildings(buildings_at([(1000, 1000)]), incidents_at([1], [1]), SQUARE, NO_REGIONS, [100],
+                          START, END, {"after_school": "3pm"})
+    layer = dataclasses.replace(EXAMPLE_LAYERS[0], options={"comparison": "type"})
+    cfg = dataclasses.replace(example_config, key_buildings=[layer], raw={**example_config.raw, "profile": {}})
+    assert options_from_config(cfg)["comparison"] == "type"
+    with pytest.raises(UserError, match="unknown key 'radius'"):
+        load(example_config, dataclasses.replace(EXAMPLE_LAYERS[0], options={"radius": 100}))
+
+
+def test_map_layers_one_group_per_type_with_escaped_popups(example_profile):
+    import folium
+
+    from hotspots.publish.map_buildings import buildings_layers, buildings_legend_html, risk_band
+    _, _, table, _, _ = example_profile
+    hostile = table.copy()
+    hostile.loc[0, "name"] = "<img src=x onerror=alert(1)> ${alert(2)} `x`"
+    groups = buildings_layers(hostile, "dates are month-only: no time profile")
+    assert [g.layer_name for g in groups] == ["Key buildings: school", "Key buildings: station"]
+    m = folium.Map(location=[51.515, -0.09], zoom_start=14, tiles=None)
+    for g in groups:
+        g.add_to(m)
+    html = m.get_root().render()
+    assert html.count("L.circleMarker(") == len(table)
+    assert "<img src=x" not in html and "${alert" not in html and "&lt;img src=x" in html
+    assert "AwesomeMarkers.icon(" not in html and "L.marker(" not in html   # CircleMarkers only, no folium.Icon
+    assert html.count("dates are month-only: no time profile") == len(table)
+    bands = [risk_band(r, ["100", "250", "500"]) for _, r in table.iterrows()]
+    top = table.iloc[0]
+    assert bands[0] == "high" and top["rr_low_250"] > 1 and top["q_250"] <= 0.05
+    assert html.count("hs-building-high") == bands.count("high")
+    legend = buildings_legend_html()
+    assert "Key buildings" in legend and legend.count("hs-swatch") == 4
