@@ -319,7 +319,8 @@ def derived_area(x: np.ndarray, y: np.ndarray, cell: float, rings: int = 2,
                  min_share: float = 0.01) -> tuple[BaseGeometry, np.ndarray]:
     """The study area from the data, and which points lie in it.
 
-    Rule: the cells holding incidents, grown by ``rings`` cells (8-connected),
+    Rule: the cells holding incidents, closed by ``rings`` cells (grown then
+    shrunk back, 8-connected, so gaps are joined but no empty rim is added),
     holes filled; of the resulting patches, those holding at least
     ``min_share`` of the incidents are kept (an island around a few isolated
     records would otherwise be analysed as if it were part of the city).
@@ -331,13 +332,18 @@ def derived_area(x: np.ndarray, y: np.ndarray, cell: float, rings: int = 2,
     c0, r0 = col.min() - rings, row.min() - rings
     occ = np.zeros((row.max() - r0 + rings + 1, col.max() - c0 + rings + 1), dtype=bool)
     occ[row - r0, col - c0] = True
-    grown = ndimage.binary_dilation(occ, structure=np.ones((3, 3), bool), iterations=rings)
-    grown = ndimage.binary_fill_holes(grown)
+    # Closing (grow, then shrink back) joins the gaps between occupied cells without
+    # adding an empty margin: an empty rim would make everything inside look hot (Gi* is relative).
+    square = np.ones((3, 3), bool)
+    grown = ndimage.binary_fill_holes(ndimage.binary_dilation(occ, structure=square, iterations=rings))
+    closed = ndimage.binary_fill_holes(ndimage.binary_closing(occ, structure=square, iterations=rings) | occ)
+    # Patches are told apart on the grown mask (points up to 2 x rings cells apart belong together) ...
     labels, count = ndimage.label(grown, structure=np.ones((3, 3), int))
     point_label = labels[row - r0, col - c0]
     share = np.bincount(point_label, minlength=count + 1) / max(len(x), 1)
     keep_label = share >= min_share
     keep_label[0] = False
-    jj, ii = np.nonzero(keep_label[labels])
+    # ... but the area is the closed mask, with no empty rim around the data.
+    jj, ii = np.nonzero(keep_label[labels] & closed)
     boxes = shapely.box((ii + c0) * cell, (jj + r0) * cell, (ii + c0 + 1) * cell, (jj + r0 + 1) * cell)
     return shapely.union_all(boxes), keep_label[point_label]

@@ -85,7 +85,8 @@ def choose_study_area(cfg: Config, incidents: pd.DataFrame, boundaries: gpd.GeoD
         x, y = x[keep], y[keep]
         area = shapely.box(x.min(), y.min(), x.max(), y.max())
         params["study_area"] = _param("derived", "derived from the data: " + rule +
-                                      "; the area is the cells holding incidents grown by two cells, holes filled, "
+                                      "; the area is the cells holding incidents, closed by two cells (gaps joined, no empty rim) "
+                                      "and holes filled, "
                                       "keeping patches with at least 1 % of the incidents")
     if "cell_size_m" in cfg.analysis:
         cell = float(cfg.analysis["cell_size_m"])
