@@ -115,3 +115,85 @@ def test_methods_panel_lists_sources_and_attribution(demo_out):
         for word in ("city_police", "met_police", "city_stop_search", "Open Government Licence", "cell_size_m",
                      "neighbour_distance_m", "fdr_alpha", "Benjamini-Hochberg"):
             assert word in text, word
+
+
+@needs_chromium
+def test_every_layer_toggles(demo_out):
+    with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
+        page.wait_for_timeout(300)
+        labels = page.locator(".leaflet-control-layers-overlays label")
+        names = labels.all_inner_texts()
+        for name in ("Kernel density surface", "Evidence: recorded crime", "Incidents by month (slider)",
+                     "Gi* hot and cold spots (cells)", "Gi* hot spots: factual sources only",
+                     "Emerging hot spot trends (monthly)", "Density clusters (p <= 0.05)",
+                     "Hotspot regions (purple: cross-boundary)", "Key buildings: school", "Key buildings: station",
+                     "Boundaries (names)"):
+            assert any(name in n for n in names), name
+        count = ("() => document.querySelectorAll('.leaflet-overlay-pane path, .leaflet-overlay-pane img, "
+                 ".leaflet-marker-pane > *').length")
+        for i in range(labels.count()):
+            box = labels.nth(i).locator("input")
+            before = page.evaluate(count)
+            box.click()
+            after = page.evaluate(count)
+            box.click()
+            assert page.evaluate(count) == before
+            assert after != before, names[i]
+        assert errors == []
+
+
+@needs_chromium
+def test_month_slider_changes_the_image_shown(demo_out):
+    with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
+        page.locator(".leaflet-control-layers-overlays label", has_text="Incidents by month").locator("input").click()
+        slider = page.locator("input.hs-month")
+        label = page.locator(".hs-month-label")
+        assert label.inner_text() == "June 2018"
+        src_last = page.locator(".leaflet-overlay-pane img").last.get_attribute("src")
+        slider.fill("0")
+        assert label.inner_text() == "December 2017"
+        src_first = page.locator(".leaflet-overlay-pane img").last.get_attribute("src")
+        assert src_first != src_last and src_first.startswith("data:image/png;base64,")
+        assert errors == [] and blocked == []
+
+
+@needs_chromium
+def test_clicking_a_building_shows_its_profile(demo_out, example_result):
+    b = example_result.buildings.sort_values("rank").iloc[0]
+    with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        page.wait_for_timeout(400)
+        xy = page.evaluate("""(name) => {
+          const map = Object.values(window).find(v => v instanceof L.Map);
+          let found = null;
+          map.eachLayer(l => { if (l instanceof L.CircleMarker && l.getPopup && l.getPopup() &&
+                                   String(l.getPopup().getContent().innerHTML || l.getPopup().getContent()).includes(name)) found = l; });
+          map.setView(found.getLatLng(), 17, {animate: false});
+          const p = map.latLngToContainerPoint(found.getLatLng());
+          const r = map.getContainer().getBoundingClientRect();
+          return [r.left + p.x, r.top + p.y]; }""", b["name"])
+        page.mouse.click(*xy)
+        popup = page.locator(".leaflet-popup-content", has_text=b["name"])
+        popup.wait_for(timeout=3000)
+        text = popup.inner_text()
+        assert f"{int(b['n_250']):,}" in text and f"{b['rr_250']:.2f}" in text
+        assert "month-only" in text
+        assert errors == []
+
+
+def test_geopackage_layers_have_gis_friendly_schemas(demo_out):
+    import pyogrio
+    gpkg = demo_out[2] / "hotspots.gpkg"
+    layers = dict(pyogrio.list_layers(gpkg))
+    assert {"cells", "regions", "clusters", "buildings", "boundaries", "study_area"} <= set(layers)
+    for name in ("cells", "regions", "clusters", "buildings"):
+        info = pyogrio.read_info(gpkg, layer=name)
+        assert info["crs"] == "EPSG:27700"
+        fields = dict(zip(info["fields"], info["dtypes"]))
+        assert all(len(f) <= 63 and " " not in f for f in fields)
+        if name == "cells":
+            assert fields["n"].startswith("int") and fields["weighted"] == "float64"
+            assert fields["gi_class"].startswith("int") and fields["areas"] == "object"
+        if name == "regions":
+            assert fields["cross_boundary"] == "bool"
+    assert layers["cells"].startswith("Polygon") and layers["buildings"] == "Point"
