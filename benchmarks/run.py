@@ -224,14 +224,26 @@ def child_pipeline(config: Path, out: Path, result_json: Path, profile: Path | N
     if prof:
         prof.enable()
     t_an = time.perf_counter()
-    result = analyse(cfg, progress)
-    rec["analyse_s"] = time.perf_counter() - t_an
-    t_pub = time.perf_counter()
-    with progress.step("publish"):
-        paths = publish(result, out)
-    rec["publish_s"] = time.perf_counter() - t_pub
-    with progress.step("summary (CLI table)"):
-        result.ledger.summary(result.accounting)
+    try:
+        result = analyse(cfg, progress)
+        rec["analyse_s"] = time.perf_counter() - t_an
+        t_pub = time.perf_counter()
+        with progress.step("publish"):
+            paths = publish(result, out)
+        rec["publish_s"] = time.perf_counter() - t_pub
+        with progress.step("summary (CLI table)"):
+            result.ledger.summary(result.accounting)
+    except BaseException as exc:
+        # A failed run still says how far it got, how long it took and how much memory it held.
+        sampler.stop()
+        done = dict(progress.times)
+        rec.update({"error": f"{type(exc).__name__}: {exc}"[:500], "failed_in_stage": sampler.stage,
+                    "stages": done, "seconds_until_failure": time.perf_counter() - t,
+                    "rss_after_stage_mb": {k: v / 2 ** 20 for k, v in rss_after.items()},
+                    "rss_peak_in_stage_mb": {k: v / 2 ** 20 for k, v in sampler.peaks.items()},
+                    "maxrss_mb": maxrss() / 2 ** 20})
+        result_json.write_text(json.dumps(rec, indent=2, default=str))
+        raise
     if prof:
         prof.disable()
     rec["pipeline_s"] = time.perf_counter() - t
@@ -263,13 +275,16 @@ def child_pipeline(config: Path, out: Path, result_json: Path, profile: Path | N
         st = pstats.Stats(prof, stream=buf)
         st.sort_stats("tottime").print_stats(30)
         st.sort_stats("cumulative").print_stats(r"hotspots/", 45)
+        st.sort_stats("tottime").print_callers(12)
         profile.with_suffix(".txt").write_text(buf.getvalue())
         rec["profile_top"] = profile_top(st)
     result_json.write_text(json.dumps(rec, indent=2, default=str))
 
 
 def profile_top(stats, n: int = 15) -> dict:
-    """The top functions by own time, and the package's functions by cumulative time."""
+    """The top functions by own time, and the package's functions by cumulative time (exact, from
+    cProfile; which package function a library hot spot is reached from is in ``profile.txt``'s
+    callers listing)."""
     rows = []
     for (file, line, func), (cc, nc, tt, ct, callers) in stats.stats.items():
         rows.append({"where": f"{_short(file)}:{line}({func})", "calls": nc, "tottime": tt, "cumtime": ct,
@@ -665,7 +680,8 @@ def profile_md(prof: dict, size: str) -> str:
     out = [f"### Profile at {size} (cProfile, a separate run; profiling slows Python-heavy code)\n",
            "Own time (tottime), top functions:\n"]
     rows = [["function", "calls", "own s", "cumulative s"]]
-    rows += [[f"`{r['where']}`", f"{r['calls']:,}", fmt_s(r["tottime"]), fmt_s(r["cumtime"])] for r in prof["tottime"][:12]]
+    rows += [[f"`{r['where']}`", f"{r['calls']:,}", fmt_s(r["tottime"]), fmt_s(r["cumtime"])]
+             for r in prof["tottime"][:12]]
     out.append(md_table(rows) + "\n")
     out.append("Package functions by cumulative time:\n")
     rows = [["function", "calls", "cumulative s"]]
@@ -784,8 +800,13 @@ def main(argv=None) -> int:
         child = run_child(["--child", "pipeline", "--config", str(d / "partnership.toml"), "--out", str(d / "result"),
                            "--json", str(pj)], d / "logs" / "pipeline.log", args.timeout, args.mem_limit_gb)
         if child["returncode"] != 0 or not pj.exists():
-            print(f"FAILED (exit {child['returncode']}); log {child['log']}:\n{tail(child['log'])}", flush=True)
-            rec["child"] = child
+            part = json.loads(pj.read_text()) if pj.exists() else {}
+            where = (f" in stage '{part.get('failed_in_stage')}' after {part.get('seconds_until_failure', 0):.0f} s "
+                     f"({part.get('error', '')})" if part else "")
+            print(f"FAILED (exit {child['returncode']}){where}; wall {child['wall_s']:.0f} s, peak RSS "
+                  f"{child['maxrss_bytes'] / 2 ** 30:.1f} GB; stages done: {part.get('stages', {})}; "
+                  f"log {child['log']}:\n{tail(child['log'], 6)}", flush=True)
+            rec["child"], rec["failed"] = child, part
             runs[label] = rec
             failed = True
             continue
@@ -840,7 +861,8 @@ def main(argv=None) -> int:
 
     table = build_table({s: r for s, r in runs.items() if "pipeline" in r and "floor" in r})
     print()
-    print(text_table(table))
+    if len(table[0]) > 1:
+        print(text_table(table))
     print()
     for line in verdicts({s: r for s, r in runs.items() if "pipeline" in r and "floor" in r}, compare):
         print(line.replace("**", ""))
@@ -848,9 +870,9 @@ def main(argv=None) -> int:
         print(f"\nprofile at {profile_size}, top own time:")
         for r in profile["tottime"][:8]:
             print(f"  {r['tottime']:8.2f} s  {r['calls']:>10,}  {r['where']}")
-    (OUT / "results.json").write_text(json.dumps({"machine": machine, "runs": runs, "compare": compare,
-                                                  "profile": profile, "profile_size": profile_size},
-                                                 indent=2, default=str))
+    raw = OUT / ("results.json" if not args.no_results else f"results-{'-'.join(sizes)}.json")
+    raw.write_text(json.dumps({"machine": machine, "runs": runs, "compare": compare, "profile": profile,
+                               "profile_size": profile_size}, indent=2, default=str))
     if not args.no_results and ok_sizes:
         write_results({s: r for s, r in runs.items() if "pipeline" in r and "floor" in r}, compare, machine, args,
                       profile, profile_size)

@@ -48,12 +48,25 @@ def cmd_run(args, config: Path | None = None, default_out: Path | None = None) -
     out = Path(args.out) if args.out else (default_out or cfg.base / "output")
     progress = Progress()
     try:
-        result = analyse(cfg, progress)
+        agency = getattr(args, "agency", None)
+        if agency and agency not in {src.id for src in cfg.sources}:
+            raise UserError(f"--agency '{agency}' is not a source id of the config "
+                            f"({', '.join(src.id for src in cfg.sources)}).", file=str(cfg.path))
+        result = analyse(cfg, progress, agency=agency)
         with progress.step("publish"):
             paths = publish(result, out)
     finally:
         progress.close()
     _print_accounting(result.ledger.summary(result.accounting))
+    from hotspots.load.geocode import describe_rates
+    for line in describe_rates(result.extra.get("geocoding", {})):
+        print(line)
+    link = result.extra.get("linkage") or {}
+    if link:
+        print(f"probable duplicates across agencies: {link.get('linked', 0):,} linked and counted once "
+              f"(within {link.get('distance_m')} m, {link.get('days')} day(s) or the same month where dates are monthly)")
+    for reason, n in (result.extra.get("held_back") or {}).items():
+        print(f"held back from shared outputs: {n:,} ({reason})")
     p = result.parameters
     print(f"\ncell size {p['cell_size_m']['value']:g} m ({p['cell_size_m']['how']}); "
           f"neighbourhood {p['neighbour_distance_m']['value']:.0f} m; FDR alpha {p['fdr_alpha']['value']:g}")
@@ -162,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the pipeline on a config")
     p.add_argument("config", help="the partnership's TOML config")
     p.add_argument("--out", help="output folder (default: output/ beside the config)")
+    p.add_argument("--agency", help="an agency's own run (a source id): also uses its records whose handling "
+                                    "code keeps them within the agency; the outputs are not for sharing")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="load and check every source without analysing")

@@ -39,12 +39,14 @@ ROLES = ("victim", "suspect", "witness", "unknown")
 def restriction(incidents: pd.DataFrame, cfg) -> pd.Series:
     """Why each record may not be shared ("" where it may); see the module docstring."""
     conditions = {s.id: bool(str(s.handling_conditions).strip()) for s in cfg.sources}
-    handling = incidents["handling"].fillna("").astype(str).str.strip().str.upper()
+    handling = incidents.get("handling", pd.Series("", index=incidents.index)).fillna("").astype(str) \
+        .str.strip().str.upper()
     own = incidents["_conditions"].fillna(False).astype(bool) if "_conditions" in incidents \
         else pd.Series(False, index=incidents.index)
     src_cond = incidents["source_id"].map(conditions).fillna(False).astype(bool)
-    graded = (incidents["grade_source"].fillna("").astype(str) != "") | \
-        (incidents["grade_intel"].fillna("").astype(str) != "")
+    blank = pd.Series("", index=incidents.index)
+    graded = (incidents.get("grade_source", blank).fillna("").astype(str) != "") | \
+        (incidents.get("grade_intel", blank).fillna("").astype(str) != "")
     why = pd.Series("", index=incidents.index, dtype=str)
     why[(handling == "C") & ~own & ~src_cond] = REASON_C
     why[handling.isin(["4", "5"])] = REASON_5X5X5

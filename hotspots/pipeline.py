@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from hotspots import attribute, grid as gridmod, weight
+from hotspots import attribute, governance, grid as gridmod, weight
 from hotspots.config import Config
 from hotspots.detect.clusters import find_clusters
 from hotspots.detect.counts import hotspot_count
@@ -107,8 +107,12 @@ def _reject(incidents: pd.DataFrame, mask: np.ndarray, reason: str, ledger: Ledg
         ledger.reject(sid, path, grp["_row"].to_numpy(), reason, "coordinates")
 
 
-def analyse(cfg: Config, progress: Progress | None = None) -> Result:
-    """Run load, weight, detect and attribute on ``cfg``; see ``Result``."""
+def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = None) -> Result:
+    """Run load, weight, detect, profile and attribute on ``cfg``; see ``Result``.
+
+    With ``agency`` (a source id) the run is that agency's own: its records
+    that may not be shared are used too, and the outputs say so.
+    """
     progress = progress or Progress(enabled=False)
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -116,7 +120,9 @@ def analyse(cfg: Config, progress: Progress | None = None) -> Result:
     with progress.step("load sources"):
         loaded = load_sources(cfg)
         boundaries = attribute.read_boundaries(cfg)
-    incidents, ledger = loaded.incidents, loaded.ledger
+    ledger = loaded.ledger
+    # Handling codes: records that may not leave their agency are held back (filtered, with the reason).
+    incidents, held = governance.split_shared(loaded.incidents, cfg, ledger, agency=agency)
     if not len(incidents):
         raise UserError("no incident was loaded from any source for the study period "
                         f"{cfg.start_label} to {cfg.end_label}: nothing to analyse.", file=str(cfg.path),
@@ -186,7 +192,12 @@ def analyse(cfg: Config, progress: Progress | None = None) -> Result:
                   parameters=params, weights=table, started_at=started_at, started=started,
                   neighbours=w, kde_surface=kde_surface, coverage=coverage,
                   sensitivity=sens, sensitivity_regions=sens_regions, buildings=buildings,
-                  building_types=building_types, building_accounting=building_acc)
+                  building_types=building_types, building_accounting=building_acc,
+                  extra={"geocoding": loaded.geocoding, "linkage": loaded.linkage,
+                         "held_back": governance.restriction(held, cfg).value_counts().to_dict() if len(held) else {},
+                         "roles": governance.role_counts(incidents).to_dict(orient="records"),
+                         "corrections": {k: int(v) for k, v in ledger.notes["note"].value_counts().items()},
+                         "agency": agency or ""})
 
 
 def hotspot_grid(incidents: pd.DataFrame, grid: gridmod.Grid, dist: float, alpha: float, inference: str,

@@ -64,9 +64,37 @@ def weight_table(cfg: Config) -> dict:
                             f"{', '.join(EVIDENCE_CLASSES)}; or grades_3x5x2 / grades_5x5x5, "
                             "recency_half_life_months, harm, harm_factors).", file=str(cfg.path))
     table["sources"] = {s.id: s.weight for s in cfg.sources}
+    table["period_scale"] = period_scales(cfg)
+    table["risk_roles"] = list(RISK_ROLES)
     table["non_risk_categories"] = sorted(c for c, v in TAXONOMY.items() if v.get("risk") is False)
     table["duplicates"] = "a probable duplicate of another agency's record (duplicate_of) weighs 0"
     return table
+
+
+RISK_ROLES = ("victim", "unknown", "")
+
+
+def period_scales(cfg: Config) -> dict[str, float]:
+    """Sources whose extract covers only part of the study period (``period = "2017-12:2018-06"``
+    on the [[sources]] entry) are scaled by study months / covered months, so that an area
+    covered for seven months is compared like for like with one covered for twenty-four."""
+    from hotspots.tiers import study_months
+    out = {}
+    study = study_months(cfg.start, cfg.end)
+    for src in cfg.sources:
+        period = src.options.get("period")
+        if not period:
+            continue
+        try:
+            first, last = (pd.Period(p.strip(), "M") for p in str(period).split(":"))
+        except (ValueError, TypeError):
+            raise UserError(f"[[sources]] '{src.id}' period = '{period}' should be START:END months, "
+                            "e.g. 2017-12:2018-06.", file=str(cfg.path)) from None
+        lo = max(first, pd.Period(cfg.start, "M"))
+        hi = min(last, pd.Period(cfg.end - pd.Timedelta(seconds=1), "M"))
+        covered = (hi - lo).n + 1
+        out[src.id] = round(study / covered, 4) if covered > 0 else 1.0
+    return out
 
 
 def recency_factor(occurred_from: pd.Series, occurred_to: pd.Series, table: dict) -> np.ndarray:
@@ -112,11 +140,15 @@ def apply_weights(incidents: pd.DataFrame, table: dict) -> pd.DataFrame:
     """Set ``weight`` on every incident from ``table`` (see ``weight_table``)."""
     out = incidents.copy()
     w = out["source_id"].map(table["sources"]).fillna(1.0).to_numpy(float)
+    w = w * out["source_id"].map(table.get("period_scale", {})).fillna(1.0).to_numpy(float)
     w = w * out["evidence"].map(table["evidence"]).fillna(0.0).to_numpy(float)
     w = w * grade_weight(out["grade_source"], out["grade_intel"], table)
     w = w * recency_factor(out["occurred_from"], out["occurred_to"], table)
     w = w * harm_factor(out["severity"], table)
     w[out["category"].isin(table["non_risk_categories"]).to_numpy()] = 0.0
+    # Records about a person count as risk for one role only (victims, or role unknown):
+    # a suspect's and a victim's record of the same incident are never summed.
+    w[~out["role"].fillna("").astype(str).isin(table.get("risk_roles", RISK_ROLES)).to_numpy()] = 0.0
     if "duplicate_of" in out:
         w[(out["duplicate_of"].fillna("").astype(str) != "").to_numpy()] = 0.0
     out["weight"] = w

@@ -1,6 +1,8 @@
 """The grid and the boundary attribution, on constructed layouts with known answers."""
 from __future__ import annotations
 
+import re
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -150,7 +152,8 @@ def test_pipeline_runs_on_hexagons(tmp_path):
     from hotspots.config import load_config
     from hotspots.pipeline import analyse
     from tests.conftest import EXAMPLE
-    text = (EXAMPLE / "partnership.toml").read_text().replace('path = "data/', f'path = "{EXAMPLE.as_posix()}/data/')
+    text = (EXAMPLE / "partnership.toml").read_text()
+    text = re.sub(r'= "(data|schemas)/', lambda m: f'= "{EXAMPLE.as_posix()}/{m.group(1)}/', text)
     text = text.replace("cell_size_m = 150", 'cell_size_m = 150\ncell_shape = "hexagon"\nclusters = []')
     cfg_path = tmp_path / "hex.toml"
     cfg_path.write_text(text)

@@ -79,11 +79,15 @@ def test_clicking_a_hot_cell_and_a_region_shows_their_numbers(demo_out, example_
         x, y = page.evaluate("""(rid) => {
           const map = Object.values(window).find(v => v instanceof L.Map);
           let pt = null;
-          map.eachLayer(l => { if (l.feature && l.feature.properties.region_id === rid && l.feature.properties.crosses !== undefined) {
-              let ll = l.getLatLngs(); while (Array.isArray(ll[0])) ll = ll[0];
-              const p = map.latLngToContainerPoint(ll[0]);
+          map.eachLayer(l => { if (!pt && l.feature && l.feature.properties.region_id === rid && l.feature.properties.crosses !== undefined) {
+              let ll = l.getLatLngs(); while (Array.isArray(ll[0]) && Array.isArray(ll[0][0])) ll = ll[0];
+              const ring = Array.isArray(ll[0]) ? ll[0] : ll;
               const r = map.getContainer().getBoundingClientRect();
-              pt = [r.left + p.x, r.top + p.y]; } });
+              for (const v of ring) {   // the first vertex of the outline not covered by another layer
+                const p = map.latLngToContainerPoint(v);
+                const el = document.elementFromPoint(r.left + p.x, r.top + p.y);
+                if (el && el.classList.contains("hs-region")) { pt = [r.left + p.x, r.top + p.y]; break; }
+              } } });
           return pt; }""", rid)
         page.mouse.click(x, y)
         popup = page.locator(".leaflet-popup-content", has_text="Crosses a boundary")
@@ -148,7 +152,7 @@ def test_month_slider_changes_the_image_shown(demo_out):
         page.locator(".leaflet-control-layers-overlays label", has_text="Incidents by month").locator("input").click()
         slider = page.locator("input.hs-month")
         label = page.locator(".hs-month-label")
-        assert label.inner_text() == "June 2018"
+        assert label.inner_text() == "November 2019"
         src_last = page.locator(".leaflet-overlay-pane img").last.get_attribute("src")
         slider.fill("0")
         assert label.inner_text() == "December 2017"
@@ -177,7 +181,6 @@ def test_clicking_a_building_shows_its_profile(demo_out, example_result):
         popup.wait_for(timeout=3000)
         text = popup.inner_text()
         assert f"{int(b['n_250']):,}" in text and f"{b['rr_250']:.2f}" in text
-        assert "month-only" in text
         assert errors == []
 
 

@@ -21,6 +21,7 @@ agencies (``linkage``). It returns a ``Loaded``:
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,7 +90,7 @@ def _load_source(cfg: Config, plan: _Plan, ledger: Ledger, raw_cache: dict, geoc
     selected = with_subcategories(src.categories) if src.categories else None
     frames = []
     for path in plan.files:
-        raw = raw_cache.pop(path, None)
+        raw = raw_cache.pop(_cache_key(path, schema), None)
         if raw is None:
             raw = read_table(path, schema["reader"])
         fidx = ledger.add_file(src.id, path, len(raw))
@@ -131,6 +132,11 @@ def _load_source(cfg: Config, plan: _Plan, ledger: Ledger, raw_cache: dict, geoc
     return frames
 
 
+def _cache_key(path, schema: dict) -> tuple:
+    """A file read once for the street gazetteer is reused by its source: same path, same reader."""
+    return str(path), json.dumps(schema["reader"], sort_keys=True)
+
+
 def _prepare_geocoder(cfg: Config, plans: list[_Plan], raw_cache: dict) -> tuple[Geocoder | None, UserError | None]:
     """Build the geocoder when a source needs one, from the streets of the sources that name them."""
     wanted = [p for p in plans if p.error is None and needs_geocoder(p.schema)[0]]
@@ -142,9 +148,10 @@ def _prepare_geocoder(cfg: Config, plans: list[_Plan], raw_cache: dict) -> tuple
             continue
         for path in p.files:
             try:
-                raw = raw_cache.get(path)
+                key = _cache_key(path, p.schema)
+                raw = raw_cache.get(key)
                 if raw is None:
-                    raw = raw_cache[path] = read_table(path, p.schema["reader"])
+                    raw = raw_cache[key] = read_table(path, p.schema["reader"])
                 streets.append(street_points_from(raw, p.schema))
             except UserError:
                 continue     # the source reports its own failure when it is loaded

@@ -274,7 +274,8 @@ def streets_from_points(points: pd.DataFrame) -> pd.DataFrame:
 @dataclass
 class Gazetteer:
     """Named places. ``places``: ``name``, ``kind`` (street / station / building), ``x``, ``y``,
-    ``precision_m``; after construction also ``canon`` and ``needs_cue`` (a one-word station
+    ``precision_m``, optionally ``alias`` (another name it is known by, matched in its place);
+    after construction also ``canon`` and ``needs_cue`` (a one-word station
     name or alias, such as "Bank", matches only when the text says station, tube, platform...)."""
     places: pd.DataFrame
     dropped: pd.DataFrame = field(default_factory=pd.DataFrame)   # ambiguous names, not used
@@ -283,7 +284,9 @@ class Gazetteer:
         p = self.places.copy()
         if p.empty:
             p = pd.DataFrame(columns=["name", "kind", "x", "y", "precision_m"])
-        p["canon"] = p["name"].astype(str).map(canonical)
+        # An alias ("kings x") is matched as itself but reports the place's own name.
+        alias = p["alias"].fillna("").astype(str) if "alias" in p else pd.Series("", index=p.index)
+        p["canon"] = alias.where(alias != "", p["name"].astype(str)).map(canonical)
         p = p[p["canon"] != ""]
         p, dropped = _merge_same_names(p)
         p["needs_cue"] = (p["kind"] == "station") & (p["canon"].str.count(" ") == 0)
@@ -316,7 +319,7 @@ class Gazetteer:
             for alias, target in RULES["station_aliases"].items():
                 hit = st[st["name"].map(canonical) == canonical(target)]
                 if len(hit):
-                    aliases.append(hit.iloc[[0]].assign(name=alias))
+                    aliases.append(hit.iloc[[0]].assign(alias=alias))
             parts += [st] + aliases
         if buildings is not None and len(buildings):
             parts.append(buildings[["name", "x", "y"]].assign(precision_m=float(PRECISION["place"]),
@@ -480,6 +483,20 @@ def match_counts(levels: pd.Series) -> dict[str, int]:
     """{"postcode": n, "street": n, "place": n, "unmatched": n} from a column of match levels."""
     counts = levels.value_counts()
     return {lv: int(counts.get(lv, 0)) for lv in LEVELS}
+
+
+def describe_rates(geocoding: dict[str, dict[str, int]]) -> list[str]:
+    """One line per geocoded source for the run summary, e.g. "ed: 1,065 of 1,500 located (71 %):
+    574 by postcode, 318 by street, 173 by place; 435 unmatched"."""
+    lines = []
+    for sid, c in geocoding.items():
+        asked = sum(c.values())
+        located = asked - c.get("unmatched", 0)
+        rate = f" ({100 * located / asked:.0f} %)" if asked else ""
+        lines.append(f"{sid}: {located:,} of {asked:,} located{rate}: {c.get('postcode', 0):,} by postcode, "
+                     f"{c.get('street', 0):,} by street, {c.get('place', 0):,} by place; "
+                     f"{c.get('unmatched', 0):,} unmatched")
+    return lines
 
 
 # ----------------------------------------------------------------------------- from the config

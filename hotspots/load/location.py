@@ -217,8 +217,8 @@ def locate(raw: pd.DataFrame, spec, geocoder=None) -> pd.DataFrame:
         else "no location"
     missing = ~done
     final["reason"][missing] = np.where(first_reason[missing] != "", first_reason[missing], none_reason)
-    final["columns"][missing] = np.where(first_cols[missing] != "", first_cols[missing],
-                                         ",".join(c for c in all_cols if c))
+    named = ",".join(dict.fromkeys(c for cols in all_cols for c in cols.split(",") if c))
+    final["columns"][missing] = np.where(first_cols[missing] != "", first_cols[missing], named)
     final["x"][missing] = final["y"][missing] = np.nan
     final["level"][missing & ~final["geocoded"]] = ""
     final["level"][missing & final["geocoded"]] = "unmatched"

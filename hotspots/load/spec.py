@@ -25,11 +25,12 @@ from hotspots.schema import source_schema
 _WHOLE_ENTRIES = {"fields", "maps"}
 
 
-def _merge(base: dict, over: dict, depth: int = 0, parent: str = "") -> dict:
+def _merge(base: dict, over: dict, parent: str = "") -> dict:
+    """``over`` laid over ``base``: tables merged key by key, except the entries of ``_WHOLE_ENTRIES``."""
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict) and parent not in _WHOLE_ENTRIES:
-            out[key] = _merge(out[key], value, depth + 1, key)
+            out[key] = _merge(out[key], value, key)
         else:
             out[key] = value
     return out

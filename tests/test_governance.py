@@ -1,0 +1,136 @@
+"""Handling codes and roles on the generated partner data: records whose code forbids sharing never reach
+shared outputs (3x5x2 C without recorded conditions; 5x5x5 handling 4 and 5), an agency's own run still
+uses them, and victims and suspects are never counted together."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from hotspots import governance
+from hotspots.config import load_config
+from hotspots.load import load_sources
+from hotspots.load.ledger import Ledger
+from tests import partners as P
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    return P.loaded_partners(str(tmp_path_factory.mktemp("governance")))
+
+
+def _raw_ci():
+    return pd.read_csv(P.PARTNERS / P.CI, dtype=str, keep_default_na=False)
+
+
+def test_3x5x2_P_is_shared_and_C_only_with_its_conditions(loaded):
+    cfg, ld = loaded
+    inc = ld.incidents
+    ok = governance.shareable(inc, cfg)
+    ci = inc[inc["source_id"] == "intel"]
+    raw = _raw_ci()
+    handling = raw["Handling"].to_numpy()[ci["_row"] - 1]
+    conditions = raw["Handling_Conditions"].to_numpy()[ci["_row"] - 1]
+    assert ok[ci.index[handling == "P"]].all() and (handling == "P").sum() == 487
+    with_cond = (handling == "C") & (conditions != "")
+    without = (handling == "C") & (conditions == "")
+    assert ok[ci.index[with_cond]].all() and with_cond.sum() == 35
+    assert not ok[ci.index[without]].any() and without.sum() == 27
+    # the generator planted exactly these as "C without conditions"
+    t = P.truth_of(P.CI)
+    planted = set(t.index[P.has_dirt(t, "handling_C_without_conditions")])
+    assert set(ci["_row"][without]) == planted & set(ci["_row"])
+    # a graded report with no handling code at all stays with its agency too
+    assert not ok[ci.index[handling == ""]].any() and (handling == "").sum() == 3
+    why = governance.restriction(ci, cfg)
+    assert why.value_counts().to_dict() == {"": 522, governance.REASON_C: 27, governance.REASON_NONE: 3}
+
+
+def test_conditions_recorded_on_the_source_in_the_config_release_C(loaded, tmp_path):
+    _, ld = loaded
+    cfg = load_config(P.partner_config(tmp_path, source_extra={
+        "intel": 'handling_conditions = "Shared under the CSP information sharing agreement s.4: partners only"\n'}))
+    ci = ld.incidents[ld.incidents["source_id"] == "intel"]
+    why = governance.restriction(ci, cfg)
+    assert why.value_counts().to_dict() == {"": 549, governance.REASON_NONE: 3}
+
+
+def test_a_source_handling_code_fills_blank_codes(tmp_path):
+    cfg = load_config(P.partner_config(tmp_path, sources=("intel",), police=False,
+                                       source_extra={"intel": 'handling = "C"\n'}))
+    ld = load_sources(cfg)
+    ci = ld.incidents
+    assert ci["handling"].value_counts().to_dict() == {"P": 487, "C": 65}
+    assert governance.restriction(ci, cfg).value_counts().to_dict() == {"": 522, governance.REASON_C: 30}
+
+
+def test_5x5x5_handling_4_and_5_never_leave_the_originating_agency(loaded):
+    cfg, ld = loaded
+    lg = ld.incidents[ld.incidents["source_id"] == "legacy"]
+    ok = governance.shareable(lg, cfg)
+    assert ok[lg["handling"].isin(["1", "2", "3"])].all()
+    held = lg[~ok]
+    assert sorted(held["handling"].unique()) == ["4", "5"] and len(held) == 14
+    assert set(governance.restriction(held, cfg)) == {governance.REASON_5X5X5}
+
+
+def test_police_health_and_partner_records_are_shared(loaded):
+    cfg, ld = loaded
+    inc = ld.incidents
+    others = inc[~inc["source_id"].isin(["intel", "legacy"])]
+    assert governance.shareable(others, cfg).all()
+
+
+def test_held_back_records_are_filtered_in_the_ledger_and_accounting_still_balances(loaded):
+    cfg, ld = loaded
+    ledger = Ledger(files=list(ld.ledger.files), _rejects=list(ld.ledger._rejects),
+                    _filtered=list(ld.ledger._filtered))
+    kept, held = governance.split_shared(ld.incidents, cfg, ledger)
+    assert len(held) == 27 + 3 + 14 and len(kept) + len(held) == len(ld.incidents)
+    acc = ledger.accounting(kept).set_index("source_id")
+    assert acc.loc["intel", ["rows_read", "rows_loaded", "rows_filtered", "rows_rejected"]].tolist() == \
+        [600, 522, 30, 48]
+    assert acc.loc["legacy", ["rows_read", "rows_loaded", "rows_filtered", "rows_rejected"]].tolist() == \
+        [82, 65, 14, 3]
+    assert (acc["rows_read"] == acc["rows_loaded"] + acc["rows_filtered"] + acc["rows_rejected"]).all()
+    flt = ledger.filtered
+    assert flt[flt["source_id"] == "intel"]["reason"].value_counts().to_dict() == {
+        "handling code C without recorded conditions: originating agency only": 27,
+        "graded record without a handling code: originating agency only": 3}
+    summary = ledger.summary(ledger.accounting(kept)).set_index("source_id")
+    assert summary.loc["legacy", "rows_filtered"] == 14
+
+
+def test_an_agency_run_uses_its_own_restricted_records_and_others_shareable_ones(loaded):
+    cfg, ld = loaded
+    inc = ld.incidents
+    own = governance.shareable(inc, cfg, agency="intel")
+    assert own[inc["source_id"] == "intel"].all()
+    assert not own[(inc["source_id"] == "legacy") & inc["handling"].isin(["4", "5"])].any()
+    legacy = governance.shareable(inc, cfg, agency="legacy")
+    assert legacy[inc["source_id"] == "legacy"].all()
+    assert (~legacy[inc["source_id"] == "intel"]).sum() == 30
+    shared = governance.shareable(inc, cfg)
+    assert (~shared).sum() == 44 and ((~own) & shared).sum() == 0
+
+
+def test_roles_are_counted_apart_and_never_mixed_in_a_layer(loaded):
+    _, ld = loaded
+    inc = ld.incidents
+    counts = governance.role_counts(inc)
+    assert counts.to_dict(orient="records") == [
+        {"source_id": "yos", "role": "suspect", "n": 103},
+        {"source_id": "yos", "role": "unknown", "n": 77},
+        {"source_id": "yos", "role": "victim", "n": 80}]
+    layers = governance.role_layers(inc)
+    assert set(layers) == {"", "suspect", "unknown", "victim"}
+    for role, layer in layers.items():
+        assert set(layer["role"].fillna("")) == {role}
+    assert sum(len(v) for v in layers.values()) == len(inc)
+    # what the service wrote, row by row: a perpetrator is never counted as a victim
+    raw = pd.read_excel(P.PARTNERS / P.YOS, header=3, dtype=str)
+    said = raw["Role"].str.strip().str.lower()
+    yos = inc[inc["source_id"] == "yos"]
+    pairs = pd.crosstab(said.to_numpy()[yos["_row"] - 1], yos["role"].to_numpy())
+    assert pairs.to_dict() == {"suspect": {"at risk": 0, "perpetrator": 103, "victim": 0},
+                               "unknown": {"at risk": 77, "perpetrator": 0, "victim": 0},
+                               "victim": {"at risk": 0, "perpetrator": 0, "victim": 80}}
