@@ -427,6 +427,23 @@ def _methods(result, public: bool) -> str:
     params = "".join(f"<li><b>{esc(k)}</b>: {esc(v['value'] if not isinstance(v['value'], float) else round(v['value'], 1))}"
                      f" ({esc(v['how'])})</li>" for k, v in p.items())
     attribution = "".join(f"<li>{esc(a)}</li>" for a in cfg.attribution)
+    extra = result.extra or {}
+    notes = []
+    for sid, c in (extra.get("geocoding") or {}).items():
+        asked = sum(c.values())
+        located = asked - c.get("unmatched", 0)
+        notes.append(f"{esc(sid)}: {count(located)} of {count(asked)} locations geocoded offline "
+                     f"(postcode {count(c.get('postcode', 0))}, street {count(c.get('street', 0))}, "
+                     f"place {count(c.get('place', 0))}); never given invented coordinates")
+    for sid, f in (w.get("period_scale") or {}).items():
+        notes.append(f"{esc(sid)} covers part of the study period only: its weights are scaled by {f:.2f}")
+    link = extra.get("linkage") or {}
+    if link:
+        notes.append(f"{count(link.get('linked', 0))} records judged probable duplicates of another agency's record "
+                     "(close in place and time, same kind of incident; never person to person) are counted once")
+    for reason, n in (extra.get("held_back") or {}).items():
+        notes.append(f"{count(n)} records held back from shared outputs: {esc(reason)}")
+    notes_html = "<ul>" + "".join(f"<li>{n}</li>" for n in notes) + "</ul>" if notes else ""
     return f"""
 <div class="hs-panel hs-methods" id="hs-methods"><details><summary><b>Methods and sources</b></summary>
 <p><b>{esc(cfg.name)}</b>: incidents from {esc(cfg.start_label)} to {esc(cfg.end_label)}. Map made
@@ -434,7 +451,8 @@ def _methods(result, public: bool) -> str:
 <table><tr><th>Source</th><th>Schema</th><th>Evidence</th><th>Read</th><th>Loaded</th><th>Filtered</th>
 <th>Rejected</th><th>Top reject reasons</th></tr>{rows}</table>
 <p><b>Weights</b> (weight = source x evidence class x grade): evidence {weights}; sources {srcw}.
-Stop and search and other police activity is context, not risk (weight 0).</p>
+Stop and search and other police activity is context, not risk (weight 0); records about a person count
+for victims only, never summed with suspects.</p>{notes_html}
 <p><b>Method</b>: Getis-Ord Gi* on one seamless grid across all boundaries, the cell included in its own
 neighbourhood, binary weights; p-values two-sided, Benjamini-Hochberg false discovery rate across cells;
 classes as ArcGIS's Gi_Bin. Locations from police.uk are anonymised snap points and dates are month-only.
