@@ -242,7 +242,7 @@ def _risk(incidents: pd.DataFrame) -> pd.DataFrame:
 
 
 def _time_note(risk: pd.DataFrame) -> str:
-    prec = set(risk["date_precision"].astype(str)) if len(risk) else set()
+    prec = set(risk["date_precision"].astype(str).unique()) if len(risk) else set()
     if "minute" in prec:
         return ""
     if "day" in prec:

@@ -138,6 +138,13 @@ def space_time_cube(cell_index: np.ndarray, period_index: np.ndarray,
     return counts.reshape(n_cells, n_periods)
 
 
+def month_index(when: pd.Series, start: pd.Timestamp) -> np.ndarray:
+    """Whole months from ``start``'s month to each timestamp's month (integer arithmetic:
+    pandas Period subtraction runs a Python object per row, 100x slower at a million rows)."""
+    return ((when.dt.year.to_numpy(np.int64) - start.year) * 12
+            + when.dt.month.to_numpy(np.int64) - start.month)
+
+
 def choose_period(months: int) -> tuple[str, str]:
     """Pick the time step for the cube from the span of the data in months.
 

@@ -34,7 +34,7 @@ from hotspots.load.geocode import Geocoder, build_geocoder, match_counts
 from hotspots.load.ledger import Ledger
 from hotspots.load.linkage import link_duplicates
 from hotspots.load.mapping import map_rows, street_points_from, street_source
-from hotspots.load.readers import read_table
+from hotspots.load.readers import read_table, schema_columns
 from hotspots.load.spec import needs_geocoder, resolve_schema
 from hotspots.schema import TAXONOMY, empty_incidents, enforce
 
@@ -92,7 +92,7 @@ def _load_source(cfg: Config, plan: _Plan, ledger: Ledger, raw_cache: dict, geoc
     for path in plan.files:
         raw = raw_cache.pop(_cache_key(path, schema), None)
         if raw is None:
-            raw = read_table(path, schema["reader"])
+            raw = read_table(path, schema["reader"], keep=schema_columns(schema))
         fidx = ledger.add_file(src.id, path, len(raw))
         m = map_rows(raw, schema, src.id, evidence, str(path), geocoder, fixed_evidence=src.evidence is not None)
         ledger.reject(src.id, str(path), m.rejects["_row"], m.rejects["reason"], m.rejects["columns"])

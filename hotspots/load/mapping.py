@@ -65,7 +65,7 @@ def check_columns(raw: pd.DataFrame, schema: dict, path: str) -> None:
     """Raise a UserError naming the first required column the file lacks."""
     for col in schema.get("required_columns", []):
         if col not in raw.columns and (len(raw) or len(raw.columns) > 1):
-            have = ", ".join(c for c in raw.columns if c != "_row")
+            have = ", ".join(c for c in raw.attrs.get("columns", raw.columns) if c != "_row")
             raise UserError(f"the column '{col}' required by schema '{schema['name']}' is missing "
                             f"(the file has: {have}).", file=path, column=col)
 
@@ -201,7 +201,7 @@ def map_rows(raw: pd.DataFrame, schema: dict, source_id: str, evidence: str, pat
         out[c] = where[c]
     out["source_id"] = source_id
     if "category" in out:
-        default = out["category"].map(lambda c: TAXONOMY.get(c, {}).get("severity", 1))
+        default = out["category"].map({c: v.get("severity", 1) for c, v in TAXONOMY.items()}).fillna(1)
         sev = pd.to_numeric(out["severity"], errors="coerce") if "severity" in out else \
             pd.Series(np.nan, index=raw.index)
         out["severity"] = sev.where(sev.notna(), default).astype("Int64")

@@ -23,6 +23,7 @@ import shapely
 from branca.element import MacroElement
 from jinja2 import Template
 
+from hotspots.detect.spacetime import month_index
 from hotspots.profile import time_note
 from hotspots.publish.map_buildings import buildings_layers, buildings_legend_html
 from hotspots.publish.escape import esc
@@ -238,7 +239,7 @@ def _time_layer(result, frame, pixels, m) -> folium.FeatureGroup | None:
     months = pd.period_range(result.cfg.start, result.cfg.end - pd.Timedelta(seconds=1), freq="M")
     if len(months) < 2:
         return None
-    idx = (inc["occurred_from"].dt.to_period("M") - months[0]).map(lambda d: d.n).to_numpy()
+    idx = month_index(inc["occurred_from"], result.cfg.start)
     cube = np.zeros((result.grid.n, len(months)))
     np.add.at(cube, (inc["cell"].to_numpy(), idx), 1.0)
     top = cube.max()
