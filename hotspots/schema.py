@@ -56,57 +56,51 @@ def builtin_schemas(kind: str = "incidents") -> dict[str, Path]:
     return out
 
 
+_KINDS = {  # kind -> (what users call it, the entries its schema file must have)
+    "incidents": ("incident schema", ("name", "reader", "location", "date")),
+    "buildings": ("key-building schema", ("name", "reader", "name_field", "location")),
+}
+
+
 @lru_cache(maxsize=None)
-def _load_schema_file(path: str) -> dict:
+def _load_schema_file(path: str, kind: str) -> dict:
+    what, required = _KINDS[kind]
     try:
         spec = _read_json(Path(path))
     except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"the source schema cannot be read ({exc}).", file=path) from None
-    for key in ("name", "reader", "location", "date"):
+        raise UserError(f"the {what} cannot be read ({exc}).", file=path) from None
+    if spec.get("kind", "incidents") != kind:
+        raise UserError(f"the schema is not a {what} (its \"kind\" is '{spec.get('kind', 'incidents')}').", file=path)
+    for key in required:
         if key not in spec:
-            raise UserError(f"the source schema has no '{key}' entry.", file=path)
+            raise UserError(f"the {what} has no '{key}' entry.", file=path)
     return spec
+
+
+def _schema(name: str, base: Path | None, kind: str) -> dict:
+    what = _KINDS[kind][0]
+    builtin = builtin_schemas(kind)
+    if name in builtin:
+        return _load_schema_file(str(builtin[name]), kind)
+    path = (base / name) if base is not None else Path(name)
+    if path.suffix == ".json" and path.is_file():
+        return _load_schema_file(str(path.resolve()), kind)
+    other = "buildings" if kind == "incidents" else "incidents"
+    if name in builtin_schemas(other):
+        raise UserError(f"schema '{name}' is a {_KINDS[other][0]}, not a {what}.",
+                        hint=f"Built-in {what}s: {', '.join(builtin)}.")
+    raise UserError(f"unknown {'schema' if kind == 'incidents' else what} '{name}'.",
+                    hint=f"Built-in {what}s: {', '.join(builtin)}; or give a path to a schema JSON file.")
 
 
 def source_schema(name: str, base: Path | None = None) -> dict:
     """The source schema called ``name`` (built in) or at path ``name`` (relative to ``base``)."""
-    builtin = builtin_schemas()
-    if name in builtin:
-        return _load_schema_file(str(builtin[name]))
-    path = (base / name) if base is not None else Path(name)
-    if path.suffix == ".json" and path.is_file():
-        return _load_schema_file(str(path.resolve()))
-    raise UserError(f"unknown schema '{name}'.",
-                    hint=f"Built-in schemas: {', '.join(builtin)}; or give a path to a schema JSON file.")
-
-
-@lru_cache(maxsize=None)
-def _load_building_schema_file(path: str) -> dict:
-    try:
-        spec = _read_json(Path(path))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"the key-building schema cannot be read ({exc}).", file=path) from None
-    if spec.get("kind") != "buildings":
-        raise UserError("the schema is not a key-building schema (it lacks \"kind\": \"buildings\").", file=path)
-    for key in ("name", "reader", "name_field", "location"):
-        if key not in spec:
-            raise UserError(f"the key-building schema has no '{key}' entry.", file=path)
-    return spec
+    return _schema(name, base, "incidents")
 
 
 def building_schema(name: str, base: Path | None = None) -> dict:
     """The key-building schema called ``name`` (built in) or at path ``name`` (relative to ``base``)."""
-    builtin = builtin_schemas("buildings")
-    if name in builtin:
-        return _load_building_schema_file(str(builtin[name]))
-    path = (base / name) if base is not None else Path(name)
-    if path.suffix == ".json" and path.is_file():
-        return _load_building_schema_file(str(path.resolve()))
-    if name in builtin_schemas("incidents"):
-        raise UserError(f"schema '{name}' is an incident schema, not a key-building schema.",
-                        hint=f"Key-building schemas: {', '.join(builtin)}.")
-    raise UserError(f"unknown key-building schema '{name}'.",
-                    hint=f"Built-in key-building schemas: {', '.join(builtin)}; or give a path to a schema JSON file.")
+    return _schema(name, base, "buildings")
 
 
 def empty_incidents() -> pd.DataFrame:
