@@ -261,8 +261,8 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
         return None, None, None
     buildings, accounting = load_buildings(cfg, ledger)
     radii = sorted({r for kb in cfg.key_buildings for r in kb.radius_m})
-    table, types = profile_buildings(buildings, incidents, area, regions, radii, cfg.start, cfg.end,
-                                     options_from_config(cfg))
+    options = {**options_from_config(cfg), "trend_exclude_sources": tuple(weight.period_scales(cfg))}
+    table, types = profile_buildings(buildings, incidents, area, regions, radii, cfg.start, cfg.end, options)
     params["building_radii_m"] = _param(radii, "set in the config" if any("radius_m" in kb.options or kb.radius_m
                                                                            for kb in cfg.key_buildings) else "default")
     note = time_note(incidents)

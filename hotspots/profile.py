@@ -118,6 +118,7 @@ DEFAULT_OPTIONS = {
     "min_timed": 5,
     "alpha": 0.05,
     "trend_baseline": "time",      # "time" (constant rate) or "area" (the study area's own recent share)
+    "trend_exclude_sources": (),   # sources covering part of the period only: their start or end is no trend
 }
 PROFILE_OPTIONS = tuple(DEFAULT_OPTIONS)
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -434,6 +435,8 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     split = _trend_split(period_start, period_end)
     start, end = pd.Timestamp(period_start), pd.Timestamp(period_end)
     in_period = ((rdate >= start) & (rdate < end)).to_numpy()
+    if opts["trend_exclude_sources"] and "source_id" in risk:
+        in_period = in_period & ~risk["source_id"].isin(list(opts["trend_exclude_sources"])).to_numpy()
     recent_all = ((rdate >= split[0]) & (rdate < end)).to_numpy() if split else np.zeros(N, bool)
     if split and opts["trend_baseline"] == "area":
         p0_area = recent_all[in_period].sum() / max(in_period.sum(), 1)
