@@ -317,6 +317,13 @@ def _clusters(cfg: Config, incidents: pd.DataFrame, area, params: dict) -> gpd.G
         sim_how = (f"{n_sim} simulations for {locations:,} distinct locations (199 up to 20,000, 39 up to "
                    f"100,000, 19 beyond; the smallest p is 1/(n+1))")
     params["cluster_simulations"] = _param(n_sim, sim_how)
+    locations = len(risk[["x", "y"]].drop_duplicates())
+    if locations > 200_000:
+        # DBSCAN's neighbour pairs grow with the square of the local density (std::bad_alloc at
+        # 10 M incidents): snap to a 25 m lattice first, which bounds them by area, not by rows.
+        risk = risk.assign(x=(np.floor(risk["x"] / 25.0) + 0.5) * 25.0, y=(np.floor(risk["y"] / 25.0) + 0.5) * 25.0)
+        params["cluster_lattice_m"] = _param(25.0, f"{locations:,} distinct locations: snapped to a 25 m lattice "
+                                                   "before clustering (police.uk snap points are coarser)")
     seed = int(cfg.analysis.get("seed", 0))
     parts = []
     for method in methods:
