@@ -461,7 +461,7 @@ Coordinates reprojected with pyproj (about 2 m from the OS transformation).</p>
 <ul>{params}</ul>
 {_sensitivity_html(result) if not public else ""}
 {_building_types_html(result) if not public else ""}
-<p><b>This map's audience</b>: {esc(RULES_TEXT if public else "partner tier: the partnership's members only; do not publish.")}</p>
+<p><b>This map's audience</b>: {esc(_audience(result, public))}</p>
 <p><b>Legal basis</b></p><ul>{legal}</ul>
 <p><b>Attribution</b></p><ul>{attribution}</ul>
 </details></div>"""
@@ -480,6 +480,14 @@ def _building_types_html(result) -> str:
             "<table><tr><th>Type</th><th>Buildings</th><th>Radius</th><th>Incidents near</th>"
             f"<th>Rate ratio (95 % CI)</th><th>p</th></tr>{rows}</table>"
             + (f"<p>{esc(note)}</p>" if note else ""))
+
+
+def _audience(result, public: bool) -> str:
+    agency = (result.extra or {}).get("agency")
+    if agency:
+        return (f"{agency}'s own run: it includes records whose handling code keeps them within that agency. "
+                "Not for sharing.")
+    return RULES_TEXT if public else "partner tier: the partnership's members only; do not publish."
 
 
 def _sensitivity_html(result) -> str:
