@@ -147,7 +147,7 @@ def test_script_payloads_in_every_free_text_field_stay_text(tmp_path):
     cfg = cfg.replace(LAD, lad_path.as_posix()).replace('name = "Public tier test"', f'name = {json.dumps(PAYLOADS[3])}')
     cfg = cfg.replace('schema = "police_uk_street"', f'schema = "police_uk_street"\nlegal_basis = {json.dumps(PAYLOADS[4])}'
                       f'\nsharing_agreement = {json.dumps(PAYLOADS[0])}')
-    cfg = f"attribution = [{json.dumps(PAYLOADS[2])}]\n" + cfg
+    cfg = f"attribution = [{json.dumps(PAYLOADS[2])}]\n" + cfg.replace('id = "city"', f'id = {json.dumps(PAYLOADS[4])}')
     path = tmp_path / "payload.toml"
     path.write_text(cfg)
     out = tmp_path / "out"
@@ -166,6 +166,7 @@ def test_script_payloads_in_every_free_text_field_stay_text(tmp_path):
         labels = page.locator(".hs-label").all_inner_texts()
         assert PAYLOADS[0] in labels and PAYLOADS[1] in labels and PAYLOADS[2] in labels
         methods = page.locator("#hs-methods").inner_text()
+        assert PAYLOADS[4] in methods            # the source id, in the sources table
         for p in PAYLOADS[2:]:
             assert p in methods
         assert page.locator("img[src='x']").count() == 0 and page.locator("b[onmouseover]").count() == 0
