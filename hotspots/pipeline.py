@@ -271,14 +271,10 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
     return table, types, accounting
 
 
-def _risk(incidents: pd.DataFrame) -> pd.DataFrame:
-    return incidents[incidents["weight"] > 0]
-
-
 def _kde(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd.GeoDataFrame,
          params: dict) -> np.ndarray:
     """Weighted KDE at the cell centres (``kde`` column); returns the (ny, nx) surface, NaN outside."""
-    risk = _risk(incidents)
+    risk = weight.risk(incidents)
     kernel = str(cfg.analysis.get("kde_kernel", "quartic"))
     if kernel not in ("quartic", "gaussian"):
         raise UserError(f"[analysis] kde_kernel = '{kernel}' should be 'quartic' or 'gaussian'.", file=str(cfg.path))
@@ -306,7 +302,7 @@ def _clusters(cfg: Config, incidents: pd.DataFrame, area, params: dict) -> gpd.G
     """Density clusters (DBSCAN, and HDBSCAN when configured) as polygons with Monte Carlo p-values."""
     methods = cfg.analysis.get("clusters", ["dbscan"])
     methods = [methods] if isinstance(methods, str) else list(methods)
-    risk = _risk(incidents)[["x", "y", "weight", "evidence"]]
+    risk = weight.risk(incidents)[["x", "y", "weight", "evidence"]]
     if "cluster_simulations" in cfg.analysis:
         n_sim, sim_how = int(cfg.analysis["cluster_simulations"]), "set in the config"
     else:
@@ -343,7 +339,7 @@ def _clusters(cfg: Config, incidents: pd.DataFrame, area, params: dict) -> gpd.G
 def _trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd.GeoDataFrame, w,
             alpha: float, seed: int, params: dict) -> None:
     """Emerging hot spot classes per cell from monthly Gi* (``trend_class``, ``trend_z``, ``trend_p``)."""
-    risk = _risk(incidents)
+    risk = weight.risk(incidents)
     # A source covering part of the period only would read as a trend where it starts or stops.
     partial = sorted(weight.period_scales(cfg))
     risk = risk[~risk["source_id"].isin(partial)]
@@ -459,7 +455,7 @@ def evaluate_holdout(cfg: Config, train: tuple[pd.Timestamp, pd.Timestamp],
     whole = dataclasses.replace(cfg, start=train_start, end=test_end,
                                 start_label=str(train_start.date()), end_label=str(test_end.date()))
     result = analyse(whole, progress)
-    risk = _risk(result.incidents)
+    risk = weight.risk(result.incidents)
     when = risk["occurred_from"]
     in_train = ((when >= train_start) & (when < train_end)).to_numpy()
     in_test = ((when >= test_start) & (when < test_end)).to_numpy()

@@ -153,3 +153,9 @@ def apply_weights(incidents: pd.DataFrame, table: dict) -> pd.DataFrame:
         w[(out["duplicate_of"].fillna("").astype(str) != "").to_numpy()] = 0.0
     out["weight"] = w
     return out
+
+
+def risk(incidents: pd.DataFrame) -> pd.DataFrame:
+    """The incidents that count as risk: weight above zero (not context, not a linked duplicate,
+    not held to a role other than victim)."""
+    return incidents[incidents["weight"].to_numpy() > 0]

@@ -29,6 +29,7 @@ from hotspots.publish.map_buildings import buildings_layers, buildings_legend_ht
 from hotspots.publish.escape import esc
 from hotspots.publish.offline import make_self_contained
 from hotspots.tiers import RULES_TEXT, public_count, public_counts
+from hotspots.weight import risk
 
 WGS84 = "EPSG:4326"
 GI_COLOURS = {3: "#b2182b", 2: "#ef8a62", 1: "#fddbc7", -1: "#d1e5f0", -2: "#67a9cf", -3: "#2166ac"}
@@ -233,7 +234,7 @@ class MonthSlider(MacroElement):
 
 def _time_layer(result, frame, pixels, m) -> folium.FeatureGroup | None:
     """Incidents per cell for each month as images, switched by a slider (bounded size at any data volume)."""
-    inc = result.incidents[result.incidents["weight"] > 0]
+    inc = risk(result.incidents)
     if not len(inc):
         return None
     months = pd.period_range(result.cfg.start, result.cfg.end - pd.Timedelta(seconds=1), freq="M")
