@@ -366,7 +366,9 @@ def publish(result: Result, out: Path) -> dict[str, Path]:
     from hotspots.publish.map import build_map
 
     out.mkdir(parents=True, exist_ok=True)
-    views = {tier: (result if tier == "partner" else public_view(result)) for tier in result.cfg.tiers}
+    # An agency's own run holds records that may not leave it: never a public map.
+    tiers = ["partner"] if result.extra.get("agency") else result.cfg.tiers
+    views = {tier: (result if tier == "partner" else public_view(result)) for tier in tiers}
     written = [(p, "partner") for p in _write_tables(result, out, public=False)]
     written.append((write_csv(result.ledger.rejects, out / "rejects.csv"), "analyst"))
     if result.buildings is not None:

@@ -134,3 +134,13 @@ def test_roles_are_counted_apart_and_never_mixed_in_a_layer(loaded):
     assert pairs.to_dict() == {"suspect": {"at risk": 0, "perpetrator": 103, "victim": 0},
                                "unknown": {"at risk": 77, "perpetrator": 0, "victim": 0},
                                "victim": {"at risk": 0, "perpetrator": 0, "victim": 80}}
+
+
+def test_an_agency_run_never_writes_a_public_map(tmp_path):
+    from hotspots.cli import main
+    from tests.conftest import EXAMPLE
+    out = tmp_path / "agency"
+    assert main(["run", str(EXAMPLE / "partnership.toml"), "--agency", "community_intel", "--out", str(out)]) == 0
+    assert (out / "map.html").is_file()
+    assert not (out / "map-public.html").exists() and not (out / "public").exists()
+    assert "own run" in (out / "map.html").read_text(encoding="utf-8")
