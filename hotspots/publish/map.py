@@ -413,10 +413,12 @@ def _methods(result, public: bool) -> str:
     cfg, p = result.cfg, result.parameters
     acc = result.ledger.summary(result.accounting)
     count = public_count if public else (lambda v: f"{v:,}")
+    evidence = {sid: ", ".join(sorted(map(str, ev))) for sid, ev in
+                result.incidents.groupby("source_id")["evidence"].unique().items()}
     src = {s.id: s for s in cfg.sources}
     rows = "".join(
         f"<tr><td>{esc(r.source_id)}</td><td>{esc(src[r.source_id].schema)}</td>"
-        f"<td>{esc(src[r.source_id].evidence or '')}</td><td>{count(r.rows_read)}</td><td>{count(r.rows_loaded)}</td>"
+        f"<td>{esc(src[r.source_id].evidence or evidence.get(r.source_id, ''))}</td><td>{count(r.rows_read)}</td><td>{count(r.rows_loaded)}</td>"
         f"<td>{count(r.rows_filtered)}</td><td>{count(r.rows_rejected)}</td>"
         f"<td>{'' if public else esc(r.top_reject_reasons)}</td></tr>"
         for r in acc.itertuples())
