@@ -57,8 +57,11 @@ def study_area_from_layer(boundaries: gpd.GeoDataFrame, layer: str, names: list[
     if names:
         missing = sorted(set(names) - set(sel["area"]))
         if missing:
+            import difflib
+            near = [m for name in missing for m in difflib.get_close_matches(name, list(sel["area"]), n=1)]
+            hint = f"did you mean {', '.join(near)}?" if near else f"it has e.g. {', '.join(sorted(sel['area'])[:8])}"
             raise UserError(f"[study] area_names: {', '.join(missing)} not found in boundary layer '{layer}' "
-                            f"(it has e.g. {', '.join(sorted(sel['area'])[:8])}).", file=cfg_path)
+                            f"({hint}).", file=cfg_path)
         sel = sel[sel["area"].isin(names)]
     return shapely.union_all(sel.geometry.values)
 

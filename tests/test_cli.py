@@ -200,3 +200,23 @@ def test_demo_cells_carry_kde_and_trend_and_clusters_are_written(demo_out):
     assert (clusters["p_value"] <= 0.05).sum() >= 1
     # the hottest KDE cell lies in the strongest Gi* region
     assert cells.loc[cells["kde"].idxmax(), "region_id"] == "R1"
+
+
+def test_study_area_from_a_boundary_layer_and_a_misspelt_name(tmp_path):
+    body = SOURCE + f'''
+[[boundaries]]
+id = "lad"
+path = "{(EXAMPLE / 'data' / 'boundaries' / 'london-2021-lad22-gen20.shp').as_posix()}"
+name_field = "LAD22NM"
+'''
+    body = body.replace('end = "2018-02"', 'end = "2018-02"\narea = "lad"\narea_names = ["City of London"]')
+    out = tmp_path / "o"
+    assert main(["run", str(_write_config(tmp_path, body)), "--out", str(out)]) == 0
+    area = gpd.read_file(out / "hotspots.gpkg", layer="study_area").geometry.iloc[0]
+    lad = gpd.read_file(EXAMPLE / "data" / "boundaries" / "london-2021-lad22-gen20.shp")
+    city = lad.loc[lad["LAD22NM"] == "City of London"].geometry.iloc[0]
+    assert abs(area.area - city.area) / city.area < 1e-6
+    rejects = pd.read_csv(out / "rejects.csv")
+    assert (rejects["reason"] == "outside study area").sum() > 0      # City police rows in other boroughs
+    r = run_cli("run", str(_write_config(tmp_path, body.replace('"City of London"]', '"City of Londn"]'))))
+    assert r.returncode == 1 and "did you mean City of London?" in r.stderr
