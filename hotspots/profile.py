@@ -82,9 +82,13 @@ incidents exist; ``after_school_share`` is the share of them on a weekday
 "15:00-18:00" by default, end exclusive). ``weekday_profile`` counts incidents
 with day or minute precision by day of week ("Mon 3, Tue 0, ..."). Month-only
 sources contribute nothing; ``time_note`` says so ("dates are month-only: no
-time profile"). School term against holidays is not computed: term dates
-differ by local authority and academy trust, and a national rule would
-mislabel weeks.
+time profile"). School term against holidays: term dates differ by local
+authority and academy trust, so they are configuration (option ``holidays``, a
+list of "YYYY-MM-DD:YYYY-MM-DD" periods), never a national rule; with them,
+``holiday_ratio`` is the share of a building's dated incidents (day or minute
+precision) that fall in holidays over the share of days that are holidays
+(1 = no difference, above 1 = more in holidays), with an exact binomial
+``holiday_p``.
 
 **Building types** in the manner of Risk Terrain Modeling's relative risk: for
 each type, at its middle radius (bumped like the rank radius to the study-wide
@@ -119,6 +123,7 @@ DEFAULT_OPTIONS = {
     "alpha": 0.05,
     "trend_baseline": "time",      # "time" (constant rate) or "area" (the study area's own recent share)
     "trend_exclude_sources": (),   # sources covering part of the period only: their start or end is no trend
+    "holidays": (),                # school holidays as "YYYY-MM-DD:YYYY-MM-DD" (inclusive); term = the rest
 }
 PROFILE_OPTIONS = tuple(DEFAULT_OPTIONS)
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -181,6 +186,26 @@ def parse_window(text: str, where: str = "[profile]") -> tuple[int, int]:
     if not (0 <= a < b <= 24 * 60):
         raise UserError(f"{where} after_school = '{text}': the window should start before it ends, within a day.")
     return a, b
+
+
+def holiday_days(periods, start, end, where: str = "[profile]") -> np.ndarray:
+    """The school-holiday dates (datetime64[D]) within [start, end) from "from:to" strings (inclusive).
+
+    Term dates differ between local authorities and academy trusts, so they are configuration,
+    never built in; without them no term/holiday profile is made.
+    """
+    days = []
+    for text in periods or ():
+        try:
+            a, b = (pd.Timestamp(t.strip()) for t in str(text).split(":"))
+        except (ValueError, TypeError):
+            raise UserError(f"{where} holidays: '{text}' should be YYYY-MM-DD:YYYY-MM-DD.") from None
+        days.append(pd.date_range(a, b, freq="D"))
+    if not days:
+        return np.array([], dtype="datetime64[D]")
+    allday = np.unique(np.concatenate([d.values.astype("datetime64[D]") for d in days]))
+    return allday[(allday >= np.datetime64(pd.Timestamp(start).date())) &
+                  (allday < np.datetime64(pd.Timestamp(end).date()))]
 
 
 def radius_label(r: float) -> str:
@@ -448,6 +473,11 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     timed = (rdp == "minute") & known
     dated = np.isin(rdp, ["minute", "day"]) & known
     trend, trend_p, peak, after, weekly, tnote = [], [], [], [], [], []
+    hol_days = holiday_days(opts["holidays"], start, end)
+    total_days = int((end - start) / pd.Timedelta(days=1))
+    hol_share = len(hol_days) / total_days if total_days > 0 else 0.0
+    on_holiday = np.isin(rdate.values.astype("datetime64[D]"), hol_days) if len(hol_days) else np.zeros(N, bool)
+    hol_ratio, hol_p = [], []
     for k in range(nb):
         r = rank_r[k] if rank_r[k] is not None else radii[len(radii) // 2]
         ix = near[k][dist[k] <= r]
@@ -483,6 +513,15 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
             else:
                 after.append(np.nan)
         d_ix = ix[dated[ix]]
+        if 0 < hol_share < 1 and len(d_ix) >= opts["min_timed"]:
+            # Share of the building's dated incidents that fall in school holidays, against the share
+            # of days that are holidays: 1 = no difference; exact binomial test.
+            n_hol = int(on_holiday[d_ix].sum())
+            hol_ratio.append((n_hol / len(d_ix)) / hol_share)
+            hol_p.append(binom_two_sided(n_hol, len(d_ix), hol_share))
+        else:
+            hol_ratio.append(np.nan)
+            hol_p.append(np.nan)
         if len(d_ix):
             counts = np.bincount(weekday[d_ix], minlength=7)
             weekly.append(", ".join(f"{d} {c}" for d, c in zip(DAYS, counts)))
@@ -504,6 +543,8 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     out["trend_p"] = trend_p
     out["after_school_share"] = after
     out["weekday_profile"] = weekly
+    out["holiday_ratio"] = hol_ratio
+    out["holiday_p"] = hol_p
     out["time_note"] = tnote
     out = out.sort_values(["rank", "building_id"], na_position="last", kind="stable").reset_index(drop=True)
     out.attrs["outside_study_area"] = int((~inside).sum())

@@ -606,3 +606,30 @@ def test_map_layers_one_group_per_type_with_escaped_popups(example_profile):
     assert html.count("hs-building-high") == bands.count("high")
     legend = buildings_legend_html()
     assert "Key buildings" in legend and legend.count("hs-swatch") == 4
+
+
+def test_school_holidays_against_term_on_a_constructed_layout():
+    from hotspots.profile import holiday_days
+    # 2019: summer holiday 1 Jul - 31 Aug (62 of 365 days). 40 dated incidents at the building,
+    # 20 of them in the holiday: ratio (20/40) / (62/365) = 2.94.
+    start, end = pd.Timestamp("2019-01-01"), pd.Timestamp("2020-01-01")
+    days = holiday_days(["2019-07-01:2019-08-31"], start, end)
+    assert len(days) == 62
+    rng = np.random.default_rng(3)
+    term_days = pd.to_datetime(rng.choice(pd.date_range("2019-01-01", "2019-06-30"), 20))
+    hol_days = pd.to_datetime(rng.choice(pd.date_range("2019-07-01", "2019-08-31"), 20))
+    when = pd.DatetimeIndex(list(term_days) + list(hol_days)) + pd.Timedelta(hours=16)
+    inc = incidents_at(np.full(40, 1000.0), np.full(40, 1000.0))
+    inc["occurred_from"] = when
+    inc["occurred_to"] = when
+    inc["date_precision"] = "minute"
+    table, _ = profile_buildings(buildings_at([(1000, 1000)]), inc, SQUARE, NO_REGIONS, [100], start, end,
+                                 {"holidays": ["2019-07-01:2019-08-31"]})
+    assert table.loc[0, "holiday_ratio"] == pytest.approx((20 / 40) / (62 / 365))
+    assert table.loc[0, "holiday_p"] < 0.001
+    # without term dates, no term/holiday profile
+    table, _ = profile_buildings(buildings_at([(1000, 1000)]), inc, SQUARE, NO_REGIONS, [100], start, end, {})
+    assert np.isnan(table.loc[0, "holiday_ratio"])
+    with pytest.raises(UserError, match="holidays"):
+        profile_buildings(buildings_at([(1000, 1000)]), inc, SQUARE, NO_REGIONS, [100], start, end,
+                          {"holidays": ["summer"]})

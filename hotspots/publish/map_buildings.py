@@ -97,6 +97,9 @@ def popup_html(row: pd.Series, labs: list[str], time_note: str) -> str:
     else:
         hours = esc(note or "no time profile")
     weekly = row.get("weekday_profile") or ""
+    hol, hol_p = row.get("holiday_ratio"), row.get("holiday_p")
+    holiday = (f"{hol:.2f} x the term-time rate (p = {hol_p:.3f})"
+               if hol is not None and pd.notna(hol) and hol_p is not None and pd.notna(hol_p) else "")
     precision = row.get("precision_note") or ""
     subtype = row.get("subtype") or ""
     return (
@@ -109,6 +112,7 @@ def popup_html(row: pd.Series, labs: list[str], time_note: str) -> str:
         f'Trend: {trend_txt}<br>'
         f'Peak hours: {hours}<br>'
         + (f'Weekdays: {esc(weekly)}<br>' if weekly else "")
+        + (f'School holidays: {esc(holiday)}<br>' if holiday else "")
         + (f'<i>{esc(precision)}</i>' if precision else "")
         + "</div>")
 
