@@ -28,7 +28,7 @@ from hotspots.errors import UserError
 from hotspots.load import finish, load_sources
 from hotspots.load.buildings import load_buildings
 from hotspots.load.ledger import Ledger
-from hotspots.profile import options_from_config, profile_buildings, time_note
+from hotspots.profile import options_from_config, profile_buildings
 from hotspots.progress import Progress
 from hotspots.sensitivity import weight_sensitivity
 from hotspots.tiers import PUBLIC, check_public, factual_mask, public_counts
@@ -263,9 +263,9 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
     radii = sorted({r for kb in cfg.key_buildings for r in kb.radius_m})
     options = {**options_from_config(cfg), "trend_exclude_sources": tuple(weight.period_scales(cfg))}
     table, types = profile_buildings(buildings, incidents, area, regions, radii, cfg.start, cfg.end, options)
-    params["building_radii_m"] = _param(radii, "set in the config" if any("radius_m" in kb.options or kb.radius_m
-                                                                           for kb in cfg.key_buildings) else "default")
-    note = time_note(incidents)
+    given = any("radius_m" in entry for entry in cfg.raw.get("key_buildings", []))
+    params["building_radii_m"] = _param(radii, "set in the config" if given else "default 100, 250 and 500 m")
+    note = table.attrs.get("time_note", "")   # set by profile_buildings: why there are no hours, if none
     params["building_time_profile"] = _param(note or "hour of day and day of week from minute-precision sources",
                                              "only sources whose dates carry a time of day contribute")
     return table, types, accounting
@@ -420,9 +420,9 @@ def _write_tables(view: Result, out: Path, public: bool) -> list[Path]:
             for col in [c for c in frame.columns if c == "n" or c.startswith("n_") or c in
                         ("weighted", "hot_cells", "regions", "cross_boundary_regions", "cells")]:
                 frame[col] = public_counts(frame[col])
-        for col in ("gi_p", "gi_q", "peak_z"):
-            cells.pop(col) if col in cells else regions.pop(col) if col in regions else None
-        cells["gi_z"] = cells["gi_z"].round(1)
+        # p- and q-values and peak z are left out of the public tables; z is shown to one decimal.
+        cells = layers["cells"] = cells.drop(columns=["gi_p", "gi_q"]).assign(gi_z=cells["gi_z"].round(1))
+        layers["regions"] = regions.drop(columns=["peak_z"])
     else:
         layers["clusters"] = view.clusters
         if view.buildings is not None:

@@ -57,7 +57,7 @@ import pandas as pd
 from hotspots.config import Config, KeyBuildings
 from hotspots.errors import UserError
 from hotspots.load.ledger import Ledger, sha256
-from hotspots.load.mapping import BNG, GB_BOX, to_bng
+from hotspots.load.location import BNG, GB_BOX, to_bng
 from hotspots.load.readers import read_table
 from hotspots.schema import building_schema
 

@@ -27,15 +27,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hotspots.load.readers import pick
+
 _TIME_SHAPE = r"\d{1,2}[:.]\d{2}(:\d{2})?"
 _DATE_SHAPE = r"\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}"
 DEFAULT_TIME_FORMATS = ["%H:%M", "%H:%M:%S", "%H.%M", "%H%M"]
-
-
-def _col(raw: pd.DataFrame, name: str | None) -> pd.Series:
-    if not name or name not in raw.columns:
-        return pd.Series("", index=raw.index, dtype=str)
-    return raw[name].fillna("").astype(str).str.strip()
 
 
 def parse_date_text(text: pd.Series, formats: list[str]) -> pd.Series:
@@ -83,7 +79,7 @@ def parse_when(raw: pd.DataFrame, spec: dict) -> pd.DataFrame:
     tformats = spec.get("time_formats", DEFAULT_TIME_FORMATS)
     dcol, tcol = spec["column"], spec.get("time_column")
     cols_dt = dcol + (f",{tcol}" if tcol else "")
-    d, t = _col(raw, dcol), _col(raw, tcol)
+    d, t = pick(raw, dcol), pick(raw, tcol)
     out = pd.DataFrame({"occurred_from": pd.Series(pd.NaT, index=idx, dtype="datetime64[ns]"),
                         "occurred_to": pd.Series(pd.NaT, index=idx, dtype="datetime64[ns]"),
                         "date_precision": precision if precision == "month" else "day",
@@ -141,7 +137,7 @@ def parse_when(raw: pd.DataFrame, spec: dict) -> pd.DataFrame:
         # No date of its own: the incident happened at most `hours_before` before the fallback time.
         fcol, ftcol = fb["column"], fb.get("time_column")
         fcols = fcol + (f",{ftcol}" if ftcol else "")
-        fd, ft = _col(raw, fcol), _col(raw, ftcol)
+        fd, ft = pick(raw, fcol), pick(raw, ftcol)
         use = blank & (reason == "")
         reject(use & (fd == ""), "no date", f"{dcol},{fcol}")
         if ftcol:
@@ -165,7 +161,7 @@ def parse_when(raw: pd.DataFrame, spec: dict) -> pd.DataFrame:
     # Plausible dates only: a typo'd year lands decades away.
     earliest = pd.Timestamp(spec.get("earliest", "1990-01-01"))
     today = pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
-    shown = d.where(d != "", _col(raw, (fb or {}).get("column")))
+    shown = d.where(d != "", pick(raw, (fb or {}).get("column")))
     which = pd.Series(dcol, index=idx).where(d != "", (fb or {}).get("column", dcol))
     for col in which.unique():
         m = which == col

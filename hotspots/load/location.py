@@ -34,6 +34,7 @@ from pyproj import Transformer
 
 from hotspots.errors import UserError
 from hotspots.load.geocode import looks_like_gridref, parse_gridref
+from hotspots.load.readers import pick
 
 BNG = "EPSG:27700"
 # A generous box around Great Britain in BNG metres: beyond it a point is a
@@ -53,17 +54,6 @@ def to_bng(x: np.ndarray, y: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarr
     return _TRANSFORMERS[crs].transform(x, y)
 
 
-def _col(raw: pd.DataFrame, names) -> pd.Series:
-    """A column, or the first non-empty of several, as stripped strings ("" when absent)."""
-    names = [names] if isinstance(names, str) else list(names)
-    out = pd.Series("", index=raw.index, dtype=str)
-    for name in reversed(names):
-        if name in raw.columns:
-            col = raw[name].fillna("").astype(str).str.strip()
-            out = col.where(col != "", out)
-    return out
-
-
 def _blank(n: int) -> dict[str, np.ndarray]:
     """Per-row results as numpy arrays (pandas .loc assignment is slow on many small files)."""
     return {"x": np.full(n, np.nan), "y": np.full(n, np.nan), "location_precision": np.full(n, "", dtype=object),
@@ -74,7 +64,7 @@ def _blank(n: int) -> dict[str, np.ndarray]:
 
 def _coordinates(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
     kind = cand["kind"]
-    xs, ys = _col(raw, cand["x"]), _col(raw, cand["y"])
+    xs, ys = pick(raw, cand["x"]), pick(raw, cand["y"])
     out = _blank(len(raw))
     out["columns"][:] = f"{cand['x']},{cand['y']}"
     present = ((xs != "") | (ys != "")).to_numpy()
@@ -120,7 +110,7 @@ def _decimal_precision(xs: pd.Series, ys: pd.Series) -> np.ndarray:
 
 
 def _gridref(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
-    text = _col(raw, cand["column"])
+    text = pick(raw, cand["column"])
     present = text != ""
     if cand.get("detect"):
         present &= looks_like_gridref(text)
@@ -138,7 +128,7 @@ def _gridref(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
 
 def _geocoded(raw: pd.DataFrame, cand: dict, geocoder) -> tuple[np.ndarray, dict]:
     kind = cand["kind"]
-    text = _col(raw, cand["column"])
+    text = pick(raw, cand["column"])
     # Free text is geocoded even when blank: a blank location is an unmatched record.
     present = pd.Series(True, index=raw.index) if kind == "freetext" else text != ""
     if kind == "postcode" and cand.get("detect"):

@@ -37,7 +37,8 @@ import pandas as pd
 from hotspots.errors import UserError
 from hotspots.load.dates import parse_when
 from hotspots.load.geocode import RULES, street_points
-from hotspots.load.location import BNG, GB_BOX, locate, to_bng  # noqa: F401  (re-exported)
+from hotspots.load.location import locate
+from hotspots.load.readers import pick
 from hotspots.schema import CATEGORY_MAPS, EVIDENCE_CLASSES, TAXONOMY
 
 
@@ -48,17 +49,6 @@ class Mapped:
     rejects: pd.DataFrame          # _row, reason, columns
     notes: pd.DataFrame            # _row, note, columns (loaded rows corrected on the way)
     geocoded: pd.Series            # match level of every row the geocoder was asked about
-
-
-def _column(raw: pd.DataFrame, names) -> pd.Series:
-    names = [names] if isinstance(names, str) else list(names)
-    out = pd.Series("", index=raw.index, dtype=str)
-    for name in reversed(names):
-        if name not in raw.columns:
-            continue
-        col = raw[name].fillna("").astype(str)
-        out = col.where(col != "", out)
-    return out
 
 
 def check_columns(raw: pd.DataFrame, schema: dict, path: str) -> None:
@@ -92,14 +82,14 @@ def map_field(raw: pd.DataFrame, name: str, spec: dict, schema: dict) -> tuple[p
     if "value" in spec:
         return pd.Series(spec["value"], index=raw.index), pd.Series("", index=raw.index, dtype=str), ""
     if "columns" in spec:
-        parts = [(label + ": " + _column(raw, col)).where(_column(raw, col) != "", "")
+        parts = [(label + ": " + pick(raw, col)).where(pick(raw, col) != "", "")
                  for label, col in spec["columns"].items()]
         text = parts[0]
         for p in parts[1:]:
             text = (text + "; " + p).where((text != "") & (p != ""), text + p)
         return text, pd.Series("", index=raw.index, dtype=str), _colname(spec)
     cols = _colname(spec)
-    text = _column(raw, spec["column"]).str.strip()
+    text = pick(raw, spec["column"]).str.strip()
     label = spec.get("label", name.strip("_").replace("_", " "))
     insensitive = spec.get("case") == "insensitive"
     key = text.str.lower().str.split().str.join(" ") if insensitive else text
@@ -207,7 +197,7 @@ def map_rows(raw: pd.DataFrame, schema: dict, source_id: str, evidence: str, pat
         out["severity"] = sev.where(sev.notna(), default).astype("Int64")
     dedupe = schema.get("dedupe", {})
     if "column" in dedupe:
-        ref = _column(raw, dedupe["column"]).str.strip()
+        ref = pick(raw, dedupe["column"]).str.strip()
         # Only a hash of the reference is kept, and only until loading ends.
         out["_dedupe_ref"] = ref.map(lambda r: hashlib.sha1(r.encode()).hexdigest()[:16] if r else "")
 

@@ -27,6 +27,18 @@ def _finish(df: pd.DataFrame, header: list[str] | None = None) -> pd.DataFrame:
     return df
 
 
+def pick(raw: pd.DataFrame, names) -> pd.Series:
+    """A column of a raw table, or the first non-empty of several, as stripped strings
+    ("" where absent). ``names`` is a column name, a list of names, or None."""
+    names = [] if not names else [names] if isinstance(names, str) else list(names)
+    out = pd.Series("", index=raw.index, dtype=str)
+    for name in reversed(names):
+        if name in raw.columns:
+            col = raw[name].fillna("").astype(str).str.strip()
+            out = col.where(col != "", out)
+    return out
+
+
 def _header(spec: dict) -> int:
     """0-based header row: ``header`` (0-based, as pandas) or ``header_row`` (1-based, as a spreadsheet shows it)."""
     if "header_row" in spec:

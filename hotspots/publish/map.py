@@ -24,7 +24,6 @@ from branca.element import MacroElement
 from jinja2 import Template
 
 from hotspots.detect.spacetime import month_index
-from hotspots.profile import time_note
 from hotspots.publish.map_buildings import buildings_layers, buildings_legend_html
 from hotspots.publish.escape import esc
 from hotspots.publish.offline import make_self_contained
@@ -163,12 +162,11 @@ def _cell_pixels(result, frame) -> np.ndarray:
     return cells
 
 
-def _kde_layer(result) -> folium.FeatureGroup | None:
+def _kde_layer(result, frame) -> folium.FeatureGroup | None:
     """The KDE surface as one PNG image (a data URI): surfaces belong in images, not vectors."""
     surface = result.kde_surface
     if surface is None or not np.isfinite(surface).any():
         return None
-    frame = _lonlat_frame(result.grid.raster())
     bounds, row, col, ok = frame
     values = np.full(row.shape, np.nan)
     values[ok] = surface[row[ok], col[ok]]
@@ -470,6 +468,11 @@ Coordinates reprojected with pyproj (about 2 m from the OS transformation).</p>
 </details></div>"""
 
 
+def _time_note(result) -> str:
+    """Why the building profiles have no hours, if they have none (set by the profile stage)."""
+    return result.buildings.attrs.get("time_note", "") if result.buildings is not None else ""
+
+
 def _building_types_html(result) -> str:
     types = result.building_types
     if types is None or not len(types):
@@ -477,7 +480,7 @@ def _building_types_html(result) -> str:
     rows = "".join(f"<tr><td>{esc(r.type)}</td><td>{r.buildings}</td><td>{r.radius_m:g} m</td><td>{r.n_near:,}</td>"
                    f"<td>{r.rate_ratio:.2f} ({r.rr_low:.2f}-{r.rr_high:.2f})</td><td>{r.p_value:.2g}</td></tr>"
                    for r in types.itertuples())
-    note = time_note(result.incidents)
+    note = _time_note(result)
     return ("<p><b>Risk by building type</b> (incidents within the radius of any building of the type, per km2, "
             "against elsewhere in the study area; in the manner of Risk Terrain Modeling):</p>"
             "<table><tr><th>Type</th><th>Buildings</th><th>Radius</th><th>Incidents near</th>"
@@ -539,10 +542,10 @@ def build_map(result, tier: str = "partner") -> str:
     _study_area_layer(result.study_area).add_to(m)
     _boundaries_layer(result.boundaries, result.study_area).add_to(m)
     if not public:
-        kde = _kde_layer(result)
+        frame = _lonlat_frame(result.grid.raster())
+        kde = _kde_layer(result, frame)
         if kde is not None:
             kde.add_to(m)
-        frame = _lonlat_frame(result.grid.raster())
         pixels = _cell_pixels(result, frame)
         for group in _evidence_layers(result, frame, pixels):
             group.add_to(m)
@@ -557,7 +560,7 @@ def build_map(result, tier: str = "partner") -> str:
     legends = _legend(result, public)
     if not public and result.buildings is not None and len(result.buildings):
         # The public tier shows no building profiles: each names a place and a count.
-        for group in buildings_layers(result.buildings, time_note(result.incidents)):
+        for group in buildings_layers(result.buildings, _time_note(result)):
             group.add_to(m)
         legends += buildings_legend_html()
     folium.LayerControl(collapsed=False).add_to(m)
