@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from hotspots.publish.map import esc
+from hotspots.publish.escape import esc
 from hotspots.publish.offline import external_references
 from tests.browser import chromium_available, open_offline
 
@@ -20,7 +20,8 @@ def test_map_references_nothing_outside_the_file(demo_out):
 
 def test_esc_neutralises_markup_and_template_payloads():
     assert esc('<img src=x onerror="alert(1)">') == "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"
-    assert esc("${alert(1)}`") == "&#36;{alert(1)}&#96;"
+    assert esc("${alert(1)}`") == "&#36;&#123;alert(1)&#125;&#96;"
+    assert esc("Unit 1\\2 {{ x }}") == "Unit 1&#92;2 &#123;&#123; x &#125;&#125;"
 
 
 @needs_chromium

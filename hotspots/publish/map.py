@@ -12,7 +12,6 @@ popups, tooltips and layer names into the page as raw HTML and JavaScript.
 """
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import folium
@@ -25,7 +24,7 @@ from jinja2 import Template
 
 from hotspots.detect.spacetime import month_index
 from hotspots.publish.map_buildings import buildings_layers, buildings_legend_html
-from hotspots.publish.escape import esc
+from hotspots.publish.escape import HtmlBlock, esc, js_json
 from hotspots.publish.offline import make_self_contained
 from hotspots.tiers import RULES_TEXT, public_count, public_counts
 from hotspots.weight import risk
@@ -226,8 +225,8 @@ class MonthSlider(MacroElement):
         super().__init__()
         self._name = "MonthSlider"
         self.overlay = overlay.get_name()
-        self.urls = json.dumps(urls)
-        self.labels = json.dumps([esc(t) for t in labels])
+        self.urls = js_json(urls)
+        self.labels = js_json([str(t) for t in labels])   # shown with textContent
 
 
 def _time_layer(result, frame, pixels, m) -> folium.FeatureGroup | None:
@@ -407,6 +406,26 @@ def _legend(result, public: bool) -> str:
     return f'<div class="hs-panel hs-legend" id="hs-legend"><b>Gi* (FDR-controlled)</b>{rows}</div>'
 
 
+# The parameters a public map states: those of the layers it shows. The rest (clusters, buildings,
+# KDE, trends) describe layers the public map does not have, and their texts carry exact counts.
+PUBLIC_PARAMETERS = ("study_area", "cell_size_m", "cell_shape", "neighbour_distance_m", "fdr_alpha", "gi_inference")
+
+
+def _param_text(value) -> str:
+    """A parameter's value in words: numbers as given (0.05 stays 0.05), tables as "key value; ..."."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, dict):
+        return "; ".join(f"{k.replace('_', ' ')} {_param_text(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_param_text(v) for v in value)
+    return str(value)
+
+
 def _methods(result, public: bool) -> str:
     cfg, p = result.cfg, result.parameters
     acc = result.ledger.summary(result.accounting)
@@ -426,8 +445,9 @@ def _methods(result, public: bool) -> str:
     w = result.weights
     weights = ", ".join(f"{esc(k)} {v:g}" for k, v in w["evidence"].items())
     srcw = ", ".join(f"{esc(k)} {v:g}" for k, v in w["sources"].items())
-    params = "".join(f"<li><b>{esc(k)}</b>: {esc(v['value'] if not isinstance(v['value'], float) else round(v['value'], 1))}"
-                     f" ({esc(v['how'])})</li>" for k, v in p.items())
+    shown = {k: v for k, v in p.items() if not public or k in PUBLIC_PARAMETERS}
+    params = "".join(f"<li><b>{esc(k)}</b>: {esc(_param_text(v['value']))} ({esc(v['how'])})</li>"
+                     for k, v in shown.items())
     attribution = "".join(f"<li>{esc(a)}</li>" for a in cfg.attribution)
     extra = result.extra or {}
     notes = []
@@ -565,7 +585,7 @@ def build_map(result, tier: str = "partner") -> str:
         legends += buildings_legend_html()
     folium.LayerControl(collapsed=False).add_to(m)
     root = m.get_root()
-    root.header.add_child(folium.Element(CSS))
-    root.html.add_child(folium.Element(legends + _methods(result, public) + _areas_panel(result, public)))
+    root.header.add_child(HtmlBlock(CSS))
+    root.html.add_child(HtmlBlock(legends + _methods(result, public) + _areas_panel(result, public)))
     root.title = esc(f"{result.cfg.name}: hotspots ({tier})")
     return make_self_contained(root.render())

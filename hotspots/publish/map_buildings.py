@@ -16,8 +16,8 @@ radius when the building is unranked):
 - not elevated: otherwise;
 - no profile: no relative risk (no incidents in the study area).
 
-Every string goes through ``hotspots.publish.map.esc``: popups, tooltips and
-layer names are raw HTML in Folium.
+Every string goes through ``hotspots.publish.escape``: popups and tooltips are
+escaped HTML carried as JSON strings (``SafePopup``, ``SafeTooltip``).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
-from hotspots.publish.escape import esc
+from hotspots.publish.escape import SafePopup, SafeTooltip, esc
 
 BANDS = {
     "high": ("#b2182b", "High: relative risk above 1 with confidence (interval above 1, q <= 0.05)"),
@@ -131,12 +131,12 @@ def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "") -> list
             row = buildings_table.iloc[k]
             band = risk_band(row, labs)
             colour = BANDS[band][0]
-            folium.CircleMarker(
+            marker = folium.CircleMarker(
                 location=[round(float(lat[k]), 6), round(float(lon[k]), 6)], radius=6, color="#222222", weight=1,
-                fill=True, fill_color=colour, fill_opacity=0.9, class_name=f"hs-building-{band.replace(' ', '-')}",
-                tooltip=folium.Tooltip(esc(row["name"])),
-                popup=folium.Popup(popup_html(row, labs, time_note), max_width=380),
-            ).add_to(group)
+                fill=True, fill_color=colour, fill_opacity=0.9, class_name=f"hs-building-{band.replace(' ', '-')}")
+            marker.add_child(SafeTooltip(row["name"]))
+            marker.add_child(SafePopup(popup_html(row, labs, time_note), max_width=380))
+            marker.add_to(group)
         groups.append(group)
     return groups
 
