@@ -16,6 +16,7 @@ import pandas as pd
 import shapely
 
 from hotspots.config import Config
+from hotspots.detect.counts import count_columns
 from hotspots.errors import UserError
 from hotspots.grid import Grid
 
@@ -158,7 +159,7 @@ def hotspot_regions(cells: gpd.GeoDataFrame, grid: Grid, cell_pairs: list[list])
         order.append((-cells["weighted"].to_numpy()[members].sum(), k))
     rename = {k: f"R{i + 1}" for i, (_, k) in enumerate(sorted(order))}
     region_of = np.array([rename.get(v, "") for v in lab], dtype=object)
-    ev_cols = [c for c in cells.columns if c.startswith("n_")]
+    ev_cols = count_columns(cells)   # per evidence class, and per person role apart
     recs = []
     for k in sorted(rename, key=lambda k: int(rename[k][1:])):
         members = np.nonzero(lab == k)[0]

@@ -31,7 +31,7 @@ from hotspots.load.ledger import Ledger
 from hotspots.profile import options_from_config, profile_buildings
 from hotspots.progress import Progress
 from hotspots.sensitivity import weight_sensitivity
-from hotspots.tiers import PUBLIC, check_public, factual_mask, public_counts
+from hotspots.tiers import PUBLIC, check_public, disclose, factual_mask
 
 BNG = "EPSG:27700"
 
@@ -237,6 +237,9 @@ def public_view(result: Result) -> Result:
     cells, w = hotspot_grid(inc, grid, grid.touch_distance, alpha, p["gi_inference"]["value"],
                             int(result.cfg.analysis.get("seed", 0)))
     cells, regions, areas = attribute_cells(cells, grid, result.boundaries)
+    # The outline a public map draws: the boundary areas when the study is made of them, otherwise the
+    # public cells (an outline at the partner cell size would trace where single incidents lie).
+    area = result.study_area if result.cfg.area else shapely.union_all(grid.boxes())
     # A hotspot that only anecdotal or intelligence sources support is not published.
     anecdotal_only = regions.loc[~factual_mask(regions), "region_id"]
     regions = regions[factual_mask(regions)].reset_index(drop=True)
@@ -249,7 +252,7 @@ def public_view(result: Result) -> Result:
         params.pop(key)
     empty = result.clusters.iloc[0:0]
     return dataclasses.replace(result, grid=grid, cells=cells, regions=regions, areas=areas, clusters=empty,
-                               kde_surface=None, neighbours=w, parameters=params,
+                               study_area=area, kde_surface=None, neighbours=w, parameters=params,
                                extra={**result.extra, "tier": "public",
                                       "withheld_anecdotal_only_regions": int(len(anecdotal_only))})
 
@@ -416,13 +419,11 @@ def _write_tables(view: Result, out: Path, public: bool) -> list[Path]:
     regions, areas = view.regions.copy(), view.areas.copy()
     layers = {"cells": cells, "regions": regions}
     if public:
-        for frame in (cells, regions, areas):
-            for col in [c for c in frame.columns if c == "n" or c.startswith("n_") or c in
-                        ("weighted", "hot_cells", "regions", "cross_boundary_regions", "cells")]:
-                frame[col] = public_counts(frame[col])
-        # p- and q-values and peak z are left out of the public tables; z is shown to one decimal.
-        cells = layers["cells"] = cells.drop(columns=["gi_p", "gi_q"]).assign(gi_z=cells["gi_z"].round(1))
-        layers["regions"] = regions.drop(columns=["peak_z"])
+        # Counts as numbers, rounded, empty where suppressed (``tiers.disclose``). No z, p or q: with the
+        # neighbourhoods known, the z-scores of all cells are a linear system that gives the counts back.
+        cells = layers["cells"] = disclose(cells.drop(columns=["gi_z", "gi_p", "gi_q"]))
+        layers["regions"] = disclose(regions.drop(columns=["peak_z"]))
+        areas = disclose(areas)
     else:
         layers["clusters"] = view.clusters
         if view.buildings is not None:

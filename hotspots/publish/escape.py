@@ -44,6 +44,13 @@ def esc(value) -> str:
     return html.escape(str(value), quote=True).translate(_ENTITIES)
 
 
+def short(value, limit: int = 80) -> str:
+    """``value`` as text of at most ``limit`` characters (an ellipsis where cut): for layer names and
+    labels, where a partner's 3,000-character name would cover the map."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
 def js_json(value) -> str:
     """``value`` as a JSON literal that is safe inside an inline ``<script>``."""
     return json.dumps(value, ensure_ascii=False, allow_nan=False).translate(_JS)

@@ -22,9 +22,10 @@ import shapely
 from branca.element import MacroElement
 from jinja2 import Template
 
+from hotspots.detect.counts import count_columns
 from hotspots.detect.spacetime import month_index
 from hotspots.publish.map_buildings import buildings_layers, buildings_legend_html
-from hotspots.publish.escape import HtmlBlock, esc, js_json
+from hotspots.publish.escape import HtmlBlock, esc, js_json, short
 from hotspots.publish.offline import make_self_contained
 from hotspots.tiers import RULES_TEXT, public_count, public_counts
 from hotspots.weight import risk
@@ -92,9 +93,9 @@ def _regions_layer(regions: gpd.GeoDataFrame, public: bool) -> folium.FeatureGro
         reg["incidents"] = reg["n"].map(lambda v: f"{int(v):,}")
         reg["weighted_txt"] = _fmt(reg, "weighted", 1)
         reg["peak"] = _fmt(reg, "peak_z", 2)
-        ev = [c for c in reg.columns if c.startswith("n_")]
-        reg["evidence_mix"] = reg[ev].apply(lambda r: ", ".join(f"{c[2:]} {int(v):,}" for c, v in r.items() if v),
-                                            axis=1) if ev else ""
+        ev = count_columns(reg)
+        reg["evidence_mix"] = reg[ev].apply(lambda r: ", ".join(f"{_count_label(c)} {int(v):,}" for c, v in r.items()
+                                                                if v), axis=1) if ev else ""
         fields = ["region_id", "cells", "incidents", "weighted_txt", "peak", "evidence_mix", "areas", "crosses"]
         aliases = ["Region", "Cells", "Incidents", "Weighted", "Peak z", "Evidence", "Areas", "Crosses a boundary"]
     data = _web(reg, fields)
@@ -175,17 +176,28 @@ def _kde_layer(result, frame) -> folium.FeatureGroup | None:
     return group
 
 
+ROLE_WORDS = {"victim": "victims", "suspect": "suspects", "witness": "witnesses", "unknown": "role unknown"}
+
+
+def _count_label(column: str) -> str:
+    """``n_health`` -> "health"; ``role_victim_partner_record`` -> "partner record (victims)"."""
+    if column.startswith("role_"):
+        role, _, evidence = column[len("role_"):].partition("_")
+        return f"{evidence.replace('_', ' ')} ({ROLE_WORDS.get(role, role)})"
+    return column[2:].replace("_", " ")
+
+
 def _evidence_layers(result, frame, pixels) -> list[folium.FeatureGroup]:
     """One image layer per evidence class: incidents per cell, each class on its own toggle."""
     bounds = frame[0]
     groups = []
-    for col in sorted(c for c in result.cells.columns if c.startswith("n_")):
+    for col in sorted(count_columns(result.cells)):
         counts = result.cells[col].to_numpy(float)
         if counts.sum() == 0:
             continue
         values = np.where(pixels >= 0, counts[np.clip(pixels, 0, None)], np.nan)
         values[values == 0] = np.nan
-        group = folium.FeatureGroup(name=f"Evidence: {esc(col[2:].replace('_', ' '))}", show=False)
+        group = folium.FeatureGroup(name=f"Evidence: {esc(_count_label(col))}", show=False)
         folium.raster_layers.ImageOverlay(_png(values, counts.max(), "PuBu"), bounds=bounds, interactive=False,
                                           zindex=3).add_to(group)
         groups.append(group)
@@ -260,10 +272,10 @@ def _areas_panel(result, public: bool) -> str:
     areas = result.areas
     if not len(areas):
         return ""
+    # Incidents follow the public rule; hot cells and regions are places the map shows, not counts of records.
     fmt = public_count if public else (lambda v: f"{v:,.0f}")
-    rows = "".join(f"<tr><td>{esc(r.area)}</td><td>{esc(fmt(r.n))}</td><td>{esc(fmt(r.hot_cells) if public else r.hot_cells)}</td>"
-                   f"<td>{esc(fmt(r.regions) if public else r.regions)}</td>"
-                   f"<td>{esc(fmt(r.cross_boundary_regions) if public else r.cross_boundary_regions)}</td></tr>"
+    rows = "".join(f"<tr><td>{esc(r.area)}</td><td>{esc(fmt(r.n))}</td><td>{int(r.hot_cells):,}</td>"
+                   f"<td>{int(r.regions):,}</td><td>{int(r.cross_boundary_regions):,}</td></tr>"
                    for r in areas.itertuples())
     return (f'<div class="hs-panel hs-areas" id="hs-areas"><details><summary><b>Areas</b></summary>'
             f"<table><tr><th>Area</th><th>Incidents</th><th>Hot cells</th><th>Regions</th><th>Crossing</th></tr>"
@@ -371,7 +383,7 @@ def _boundaries_layer(boundaries: gpd.GeoDataFrame, study_area) -> folium.Featur
     labels = labels[~labels.geometry.is_empty].to_crs(WGS84)
     for _, row in labels.iterrows():
         folium.Marker([row.geometry.y, row.geometry.x], icon=folium.DivIcon(
-            html=f'<div class="hs-label">{esc(row["area"])}</div>', icon_size=(140, 16), icon_anchor=(70, 8)),
+            html=f'<div class="hs-label">{esc(short(row["area"], 120))}</div>', icon_size=(140, 16), icon_anchor=(70, 8)),
         ).add_to(group)
     return group
 
@@ -445,6 +457,7 @@ def _methods(result, public: bool) -> str:
     w = result.weights
     weights = ", ".join(f"{esc(k)} {v:g}" for k, v in w["evidence"].items())
     srcw = ", ".join(f"{esc(k)} {v:g}" for k, v in w["sources"].items())
+    roles = ", ".join(r if r else "no person (incidents and places)" for r in w.get("risk_roles", []))
     shown = {k: v for k, v in p.items() if not public or k in PUBLIC_PARAMETERS}
     params = "".join(f"<li><b>{esc(k)}</b>: {esc(_param_text(v['value']))} ({esc(v['how'])})</li>"
                      for k, v in shown.items())
@@ -474,7 +487,7 @@ def _methods(result, public: bool) -> str:
 <th>Rejected</th><th>Top reject reasons</th></tr>{rows}</table>
 <p><b>Weights</b> (weight = source x evidence class x grade): evidence {weights}; sources {srcw}.
 Stop and search and other police activity is context, not risk (weight 0); records about a person count
-for victims only, never summed with suspects.</p>{notes_html}
+as risk in these roles only: {esc(roles)}; each role is counted apart on the map, never summed with another.</p>{notes_html}
 <p><b>Method</b>: Getis-Ord Gi* on one seamless grid across all boundaries, the cell included in its own
 neighbourhood, binary weights; p-values two-sided, Benjamini-Hochberg false discovery rate across cells;
 classes as ArcGIS's Gi_Bin. Locations from police.uk are anonymised snap points and dates are month-only.

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
-from hotspots.publish.escape import SafePopup, SafeTooltip, esc
+from hotspots.publish.escape import SafePopup, SafeTooltip, esc, short
 
 BANDS = {
     "high": ("#b2182b", "High: relative risk above 1 with confidence (interval above 1, q <= 0.05)"),
@@ -126,7 +126,7 @@ def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "") -> list
     groups = []
     types = buildings_table["type"].astype(str)
     for t in sorted(types.unique()):
-        group = folium.FeatureGroup(name=esc(f"Key buildings: {t}"), show=True)
+        group = folium.FeatureGroup(name=esc(short(f"Key buildings: {t}")), show=True)
         for k in np.nonzero((types == t).to_numpy())[0]:
             row = buildings_table.iloc[k]
             band = risk_band(row, labs)
