@@ -33,8 +33,8 @@ from hotspots.load.dedupe import merge_duplicates
 from hotspots.load.geocode import Geocoder, build_geocoder, match_counts
 from hotspots.load.ledger import Ledger
 from hotspots.load.linkage import link_duplicates
-from hotspots.load.mapping import map_rows, street_points_from, street_source
-from hotspots.load.readers import read_table, schema_columns
+from hotspots.load.mapping import check_columns, map_rows, street_points_from, street_source
+from hotspots.load.readers import read_source, schema_columns
 from hotspots.load.spec import needs_geocoder, resolve_schema
 from hotspots.schema import TAXONOMY, empty_incidents, enforce
 
@@ -90,11 +90,18 @@ def _load_source(cfg: Config, plan: _Plan, ledger: Ledger, raw_cache: dict, geoc
     selected = with_subcategories(src.categories) if src.categories else None
     frames = []
     for path in plan.files:
-        raw = raw_cache.pop(_cache_key(path, schema), None)
-        if raw is None:
-            raw = read_table(path, schema["reader"], keep=schema_columns(schema))
+        table = raw_cache.pop(_cache_key(path, schema), None)
+        if table is None:
+            table = read_source(path, schema["reader"], keep=schema_columns(schema))
+        raw, header = table
+        # A file whose header the mapping does not recognise fails before it is counted:
+        # never "0 rows read" for a file of the wrong shape.
+        check_columns(raw, schema, str(path), header)
+        if not len(raw):
+            ledger.warn(src.id, str(path), "the file has no data rows.")
         fidx = ledger.add_file(src.id, path, len(raw))
-        m = map_rows(raw, schema, src.id, evidence, str(path), geocoder, fixed_evidence=src.evidence is not None)
+        m = map_rows(raw, schema, src.id, evidence, str(path), geocoder, fixed_evidence=src.evidence is not None,
+                     header=header)
         ledger.reject(src.id, str(path), m.rejects["_row"], m.rejects["reason"], m.rejects["columns"])
         mapped = m.incidents
         if len(m.geocoded) or needs_geocoder(schema)[0]:
@@ -149,10 +156,10 @@ def _prepare_geocoder(cfg: Config, plans: list[_Plan], raw_cache: dict) -> tuple
         for path in p.files:
             try:
                 key = _cache_key(path, p.schema)
-                raw = raw_cache.get(key)
-                if raw is None:
-                    raw = raw_cache[key] = read_table(path, p.schema["reader"])
-                streets.append(street_points_from(raw, p.schema))
+                table = raw_cache.get(key)
+                if table is None:
+                    table = raw_cache[key] = read_source(path, p.schema["reader"])
+                streets.append(street_points_from(table.rows, p.schema))
             except UserError:
                 continue     # the source reports its own failure when it is loaded
     try:
@@ -164,9 +171,11 @@ def _prepare_geocoder(cfg: Config, plans: list[_Plan], raw_cache: dict) -> tuple
 def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = False) -> Loaded:
     """Load every source of ``cfg`` (or those in ``only``).
 
-    With ``keep_going`` a source that fails as a whole (missing file, missing
-    column, no postcode lookup) is recorded in ``ledger.failures`` instead of
-    stopping the run; ``validate`` uses this to report every source.
+    With ``keep_going`` a source that fails as a whole (missing file, a file
+    whose header the mapping does not recognise, an unreadable file, no postcode
+    lookup) is recorded in ``ledger.failures`` instead of stopping the run;
+    ``validate`` uses this to report every source. A file with a matching header
+    and no data rows is not a failure: ``ledger.warnings`` notes it.
     """
     ledger = Ledger()
     plans = [_plan(cfg, s) for s in cfg.sources if not only or s.id in only]

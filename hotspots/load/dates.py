@@ -17,10 +17,10 @@
 
 It returns one row per input row: ``occurred_from``, ``occurred_to``,
 ``date_precision``, and ``reason`` / ``columns`` (why a row is rejected, and
-which columns) and ``note``. Reasons: "no date", "unparseable date '<text>'",
-"impossible date '<text>'" (a date shape that is no calendar day, such as
-31/02/2019), "date in the future '<text>'", "date before <earliest> '<text>'",
-"date and time swapped".
+which columns) and ``note``. Reasons: "no date", "unparseable date",
+"impossible date" (a date shape that is no calendar day, such as 31/02/2019),
+"date in the future", "date before <earliest>", "date and time swapped". A
+reason never quotes the cell: a date column may hold free text.
 """
 from __future__ import annotations
 
@@ -87,19 +87,19 @@ def parse_when(raw: pd.DataFrame, spec: dict) -> pd.DataFrame:
     reason = np.full(len(idx), "", dtype=object)
     columns = np.full(len(idx), "", dtype=object)
 
-    def reject(mask, why: str, cols: str, quoted: pd.Series | None = None):
-        """Reject the rows of ``mask`` not yet rejected; ``quoted`` adds the value: "<why> '<value>'"."""
+    def reject(mask, why: str, cols: str):
+        """Reject the rows of ``mask`` not yet rejected."""
         new = np.asarray(mask, dtype=bool) & (reason == "")
         if new.any():
-            reason[new] = why if quoted is None else (why + " '" + quoted[new] + "'").to_numpy(object)
+            reason[new] = why
             columns[new] = cols
 
     def bad_date(text: pd.Series, parsed: pd.Series, mask, cols):
         failed = mask & parsed.isna()
         if failed.any():
             shaped = text.str.fullmatch(_DATE_SHAPE).fillna(False).astype(bool)
-            reject(failed & shaped, "impossible date", cols, text)
-            reject(failed, "unparseable date", cols, text)
+            reject(failed & shaped, "impossible date", cols)
+            reject(failed, "unparseable date", cols)
 
     day = parse_date_text(d, formats)
     if tcol:
@@ -161,12 +161,11 @@ def parse_when(raw: pd.DataFrame, spec: dict) -> pd.DataFrame:
     # Plausible dates only: a typo'd year lands decades away.
     earliest = pd.Timestamp(spec.get("earliest", "1990-01-01"))
     today = pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
-    shown = d.where(d != "", pick(raw, (fb or {}).get("column")))
     which = pd.Series(dcol, index=idx).where(d != "", (fb or {}).get("column", dcol))
     for col in which.unique():
         m = which == col
-        reject(m & (out["occurred_from"] >= today), "date in the future", col, shown)
-        reject(m & (out["occurred_to"] < earliest), f"date before {earliest:%Y-%m-%d}", col, shown)
+        reject(m & (out["occurred_from"] >= today), "date in the future", col)
+        reject(m & (out["occurred_to"] < earliest), f"date before {earliest:%Y-%m-%d}", col)
     bad = reason != ""
     out["reason"], out["columns"] = reason, columns
     if bad.any():

@@ -114,18 +114,18 @@ class PostcodeLookup:
 
     def locate(self, text: pd.Series) -> pd.DataFrame:
         """Columns ``x``, ``y``, ``postcode`` (compact) and ``reason``: "" when located, else
-        "invalid postcode '<text>'", "postcode not found '<postcode>'" or "postcode has no coordinates '<postcode>'"."""
+        "not a valid postcode", "postcode not found" or "postcode has no coordinates" (the value
+        is never quoted: a postcode column may hold free text)."""
         compact = compact_postcode(text)
         valid = is_postcode(compact)
         hit = self.table.reindex(compact.where(valid, "\0"))
         x = pd.Series(hit["x"].to_numpy(), index=text.index)
         y = pd.Series(hit["y"].to_numpy(), index=text.index)
         known = pd.Series(compact.where(valid, "\0").isin(self.table.index).to_numpy(), index=text.index)
-        shown = compact.map(pretty_postcode)
         reason = pd.Series("", index=text.index, dtype=str)
-        reason[~valid] = "invalid postcode '" + text[~valid].astype(str).str.strip() + "'"
-        reason[valid & ~known] = "postcode not found '" + shown[valid & ~known] + "'"
-        reason[valid & known & x.isna()] = "postcode has no coordinates '" + shown[valid & known & x.isna()] + "'"
+        reason[~valid] = "not a valid postcode"
+        reason[valid & ~known] = "postcode not found"
+        reason[valid & known & x.isna()] = "postcode has no coordinates"
         return pd.DataFrame({"x": x.where(reason == ""), "y": y.where(reason == ""), "postcode": compact,
                              "reason": reason})
 
@@ -152,7 +152,7 @@ def parse_gridref(text: pd.Series) -> pd.DataFrame:
 
     Columns ``x``, ``y``, ``precision_m`` (half the side of the square: 1 m for
     10 figures, 5 m for 8, 50 m for 6, 500 m for 4) and ``reason`` ("" or
-    "malformed grid reference '<text>'"). Two to ten figures are accepted in an
+    "malformed grid reference", without the text). Two to ten figures are accepted in an
     even number; the first letter must name a 500 km square over Great Britain
     (H, J, N, O, S, T).
     """
@@ -162,7 +162,7 @@ def parse_gridref(text: pd.Series) -> pd.DataFrame:
         m = _GRIDREF.fullmatch(ref)
         digits = m.group(2) if m else ""
         if not m or len(digits) % 2 or not 4 <= len(digits) <= 10 or ref[0] not in "HJNOST":
-            out.at[i, "reason"] = f"malformed grid reference '{raw.strip()}'"
+            out.at[i, "reason"] = "malformed grid reference"
             continue
         c1, r1 = _letter_offset(ref[0])
         c2, r2 = _letter_offset(ref[1])
@@ -440,8 +440,8 @@ class Geocoder:
         A full postcode anywhere in the text is tried first; then the place names
         of the gazetteer (``Gazetteer.match``). A postcode that is not in the
         lookup does not stop a place name from matching; when nothing matches the
-        reason is "postcode not found '<postcode>'" if the text held one, else
-        "location not geocoded" (the text itself is never quoted: it may hold
+        reason is "postcode not found" if the text held one, else "location not
+        geocoded" (neither the text nor the postcode is quoted: it may hold
         personal details).
         """
         text = text.fillna("").astype(str)
