@@ -39,22 +39,35 @@ def _print_accounting(summary, out=None) -> None:
             print(f"    top reject reasons: {rec['top_reject_reasons']}", file=out)
 
 
+def default_out_folder(shared: Path, agency: str | None) -> Path:
+    """An agency's own run never defaults to the shared run's folder: ``<shared>-agency-<source id>``."""
+    if not agency:
+        return shared
+    from hotspots.publish.outdir import safe_name
+    return shared.with_name(f"{shared.name}-agency-{safe_name(agency)}")
+
+
 def cmd_run(args, config: Path | None = None, default_out: Path | None = None) -> int:
     from hotspots.config import load_config
     from hotspots.pipeline import analyse, publish
     from hotspots.progress import Progress
+    from hotspots.publish import outdir
 
     cfg = load_config(config or args.config)
-    out = Path(args.out) if args.out else (default_out or cfg.base / "output")
+    agency = getattr(args, "agency", None)
+    if agency and agency not in {src.id for src in cfg.sources}:
+        raise UserError(f"--agency '{agency}' is not a source id of the config "
+                        f"({', '.join(src.id for src in cfg.sources)}).", file=str(cfg.path))
+    out = Path(args.out) if args.out else default_out_folder(default_out or cfg.base / "output", agency)
+    # The output folder is checked and locked before any input is read, not found wrong after the analysis.
+    kind = f"agency:{agency}" if agency else "shared"
+    outdir.check(out, cfg, kind)
     progress = Progress()
     try:
-        agency = getattr(args, "agency", None)
-        if agency and agency not in {src.id for src in cfg.sources}:
-            raise UserError(f"--agency '{agency}' is not a source id of the config "
-                            f"({', '.join(src.id for src in cfg.sources)}).", file=str(cfg.path))
-        result = analyse(cfg, progress, agency=agency)
-        with progress.step("publish"):
-            paths = publish(result, out)
+        with outdir.locked(out):
+            result = analyse(cfg, progress, agency=agency)
+            with progress.step("publish"):
+                paths = publish(result, out)
     finally:
         progress.close()
     _print_accounting(result.ledger.summary(result.accounting))
@@ -123,12 +136,17 @@ def cmd_evaluate(args) -> int:
     from hotspots.evaluate import FORMULAS
     from hotspots.pipeline import evaluate_holdout
     from hotspots.progress import Progress
+    from hotspots.publish import outdir
 
     cfg = load_config(args.config)
-    out = Path(args.out) if args.out else cfg.base / "output"
+    # Its own folder by default: an evaluation replaces its output folder whole, never a run's.
+    out = Path(args.out) if args.out else cfg.base / "output-evaluation"
+    train, test = _months(args.train, "--train"), _months(args.test, "--test")
+    outdir.check(out, cfg, "evaluation")
     progress = Progress()
     try:
-        table = evaluate_holdout(cfg, _months(args.train, "--train"), _months(args.test, "--test"), out, progress)
+        with outdir.locked(out):
+            table = evaluate_holdout(cfg, train, test, out, progress)
     finally:
         progress.close()
     shown = table.copy()
@@ -169,12 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="run the bundled City of London example and write all outputs")
-    p.add_argument("--out", help="output folder (default: hotspots-demo/ in the current folder)")
+    p.add_argument("--out", help="output folder (default: hotspots-demo/ in the current folder; "
+                                 "hotspots-demo-agency-SOURCE/ with --agency)")
+    p.add_argument("--agency", help="an agency's own run of the example (a source id); see 'run --agency'")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="run the pipeline on a config")
     p.add_argument("config", help="the partnership's TOML config")
-    p.add_argument("--out", help="output folder (default: output/ beside the config)")
+    p.add_argument("--out", help="output folder, replaced whole by the run (default: output/ beside the config; "
+                                 "output-agency-SOURCE/ with --agency)")
     p.add_argument("--agency", help="an agency's own run (a source id): also uses its records whose handling "
                                     "code keeps them within the agency; the outputs are not for sharing")
     p.set_defaults(func=cmd_run)
@@ -187,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="the partnership's TOML config")
     p.add_argument("--train", required=True, help="training months, e.g. 2018-01:2018-12")
     p.add_argument("--test", required=True, help="test months, e.g. 2019-01:2019-03")
-    p.add_argument("--out", help="output folder (default: output/ beside the config)")
+    p.add_argument("--out", help="output folder (default: output-evaluation/ beside the config)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("schemas", help="list the source schemas available")

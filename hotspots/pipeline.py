@@ -363,12 +363,32 @@ def _trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd
 
 
 def publish(result: Result, out: Path) -> dict[str, Path]:
-    """Write every output of ``result`` into ``out``; returns the paths by name."""
+    """Write every output of ``result`` into ``out``, whole or not at all; returns the paths by name.
+
+    The outputs are written into a temporary folder beside ``out`` and swapped in when all are
+    written, under a lock (``hotspots.publish.outdir``): files of an earlier run never survive,
+    and a folder hotspots did not write, or that overlaps an input, is refused (``UserError``).
+    """
+    from hotspots.publish import outdir
+
+    agency = result.extra.get("agency")
+    kind = f"agency:{agency}" if agency else "shared"
+    out = Path(out)
+    outdir.check(out, result.cfg, kind)
+    with outdir.writing(out, kind) as tmp:
+        paths = _publish_into(result, tmp, kind)
+    # The files now live in ``out``: report their final paths, as the caller spelled ``out``.
+    paths = {key: out / Path(p).relative_to(tmp) for key, p in paths.items()}
+    paths["out"] = out
+    return paths
+
+
+def _publish_into(result: Result, out: Path, kind: str) -> dict[str, Path]:
+    """Write every output of ``result`` into the (temporary, empty) folder ``out``."""
     from hotspots.publish.exports import write_csv
     from hotspots.publish.manifest import write_manifest
     from hotspots.publish.map import build_map
 
-    out.mkdir(parents=True, exist_ok=True)
     # An agency's own run holds records that may not leave it: never a public map.
     tiers = ["partner"] if result.extra.get("agency") else result.cfg.tiers
     views = {tier: (result if tier == "partner" else public_view(result)) for tier in tiers}
@@ -405,7 +425,7 @@ def publish(result: Result, out: Path) -> dict[str, Path]:
              "summary": summary, **result.extra}
     paths["manifest"] = write_manifest(out / "manifest.json", inputs=inputs, parameters=result.parameters,
                                        weights=result.weights, outputs=written, started_at=result.started_at,
-                                       started=result.started, extra=extra)
+                                       started=result.started, extra=extra, kind=kind)
     paths["out"] = out
     return paths
 
@@ -446,15 +466,20 @@ def evaluate_holdout(cfg: Config, train: tuple[pd.Timestamp, pd.Timestamp],
     ``weighted_count``, ``previous_period`` (the naive baseline: counts in the
     last training months, as many as the test has) and ``random``. The test
     incidents (risk layers, weight > 0) are then counted in the cells each
-    method selects. Writes ``evaluation.csv`` and ``coverage.png`` to ``out``.
+    method selects. Writes ``evaluation.csv``, ``coverage.png`` and ``manifest.json`` to ``out``,
+    whole or not at all, as ``publish`` does (``hotspots.publish.outdir``).
     """
     from hotspots.detect.gistar import gi_star
     from hotspots.evaluate import evaluate_methods, plot_coverage, random_score
+    from hotspots.publish import outdir
+    from hotspots.publish.exports import write_csv
+    from hotspots.publish.manifest import write_manifest
 
     (train_start, train_end), (test_start, test_end) = train, test
     if not (train_start < train_end <= test_start < test_end):
         raise UserError("--train must end before --test starts, each with its start before its end.",
                         file=str(cfg.path))
+    out = outdir.check(out, cfg, "evaluation")
     whole = dataclasses.replace(cfg, start=train_start, end=test_end,
                                 start_label=str(train_start.date()), end_label=str(test_end.date()))
     result = analyse(whole, progress)
@@ -490,9 +515,15 @@ def evaluate_holdout(cfg: Config, train: tuple[pd.Timestamp, pd.Timestamp],
     }
     cell_area = shapely.area(shapely.intersection(g.boxes(), result.study_area))
     table = evaluate_methods(scores, test_n, train_n, cell_area, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "evaluation.csv", index=False)
-    plot_coverage(scores, test_n, cell_area, out / "coverage.png", seed=seed,
-                  title=f"{cfg.name}: trained {train_start:%Y-%m}..{(train_end - pd.Timedelta(days=1)):%Y-%m}, "
-                        f"tested {test_start:%Y-%m}..{(test_end - pd.Timedelta(days=1)):%Y-%m}")
+    periods = {"train": f"{train_start:%Y-%m}..{(train_end - pd.Timedelta(days=1)):%Y-%m}",
+               "test": f"{test_start:%Y-%m}..{(test_end - pd.Timedelta(days=1)):%Y-%m}"}
+    with outdir.writing(out, "evaluation") as tmp:
+        written = [(write_csv(table, tmp / "evaluation.csv"), "partner")]
+        plot_coverage(scores, test_n, cell_area, tmp / "coverage.png", seed=seed,
+                      title=f"{cfg.name}: trained {periods['train']}, tested {periods['test']}")
+        written.append((tmp / "coverage.png", "partner"))
+        write_manifest(tmp / "manifest.json", inputs=result.accounting.to_dict(orient="records"),
+                       parameters=result.parameters, weights=result.weights, outputs=written,
+                       started_at=result.started_at, started=result.started, kind="evaluation",
+                       extra={"study": {"name": cfg.name, "config": str(cfg.path)}, "evaluation": periods})
     return table
