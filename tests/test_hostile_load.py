@@ -201,6 +201,37 @@ def test_a_file_of_a_million_columns_is_refused_from_its_header_before_pandas_pa
     assert "2018-01-street.csv" in msg and "1,000,012 columns" in msg and "2,000" in msg
 
 
+def test_rows_far_wider_than_the_header_are_refused_before_pandas_parses_them(tmp_path, monkeypatch):
+    wide = tmp_path / "m.csv"
+    with open(wide, "w", encoding="utf-8") as fh:
+        fh.write(POLICE_HEADER + "\n")
+        fh.write("id0,2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,,\n")
+        fh.write("id1,2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,," + ",x" * 1_000_000 + "\n")
+
+    def no_parse(*a, **k):
+        raise AssertionError("pandas was asked to parse the file")
+    monkeypatch.setattr(readers.pd, "read_csv", no_parse)
+    msg = load_error(police(tmp_path, wide.name))
+    assert "m.csv" in msg and "line 3 of the file has 1,000,012 fields" in msg
+
+
+def test_a_row_with_one_field_too_many_keeps_its_columns_in_place(tmp_path):
+    # pandas' default made the first fields of such a file an index, shifting every column
+    (tmp_path / "m.csv").write_text(POLICE_HEADER + "\n"
+                                    "id0,2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,,,extra\n"
+                                    "id1,2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,,\n", encoding="utf-8")
+    loaded = load_sources(load_config(police(tmp_path, "m.csv")))
+    assert len(loaded.incidents) == 2 and set(loaded.incidents["category"]) == {"robbery"}
+
+
+def test_validate_reports_a_lone_failed_source_in_its_table(tmp_path):
+    (tmp_path / "m.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    code, out, err = cli("validate", str(police(tmp_path, "m.csv")))
+    assert code == 1 and "internal error" not in err
+    assert out.splitlines()[1].split() == ["city", "0", "0", "0", "0", "0"]
+    assert "source 'city' FAILED" in out and "m.csv" in out and "the file has: a, b" in out
+
+
 def test_the_header_travels_beside_the_rows_not_in_attrs(tmp_path):
     table = readers.read_source(MONTH, {"format": "csv", "encoding": "utf-8-sig"}, keep={"Month", "Longitude"})
     assert table.rows.attrs == {}

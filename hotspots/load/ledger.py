@@ -100,12 +100,20 @@ class Ledger:
         return files
 
     def summary(self, acc: pd.DataFrame, top: int = 3) -> pd.DataFrame:
-        """Per source, from ``accounting``: files, read, loaded, filtered, rejected, top reject reasons."""
-        per = acc.groupby("source_id", sort=False)[["rows_read", "rows_loaded", "rows_filtered",
-                                                     "rows_rejected"]].sum()
+        """Per source, from ``accounting``: files, read, loaded, filtered, rejected, top reject reasons.
+
+        A source that failed before any of its files was counted (``failures``) has a row of zeros:
+        every source of the config appears in the table."""
+        counts = ["rows_read", "rows_loaded", "rows_filtered", "rows_rejected"]
+        per = acc.groupby("source_id", sort=False)[counts].sum()
         per.insert(0, "files", acc.groupby("source_id", sort=False).size())
+        failed = [sid for sid in self.failures if sid not in per.index]
+        if failed:
+            zeros = pd.DataFrame(0, index=pd.Index(failed, name="source_id"), columns=["files", *counts])
+            per = pd.concat([per, zeros]) if len(per) else zeros
+        per = per.astype(int)
         rej = self.rejects
-        # Reasons quoting a value ("unknown category 'X'") are grouped by their stem.
+        # Reasons quoting a value (none in the load stage now) are grouped by their stem.
         stem = rej["reason"].str.replace(r" '.*'$", "", regex=True).str.replace(
             r"^duplicate of .*$", "duplicate", regex=True)
         tops = {}

@@ -123,16 +123,16 @@ def check_columns(raw: pd.DataFrame, schema: dict, path: str, header: list[str] 
     present = set(have) | set(raw.columns)
     what = f"(the file has: {_shown(have)}; schema '{schema['name']}' expects: {_shown(expected)})"
     missing = [c for c in expected if c not in present]
-    if schema.get("required_columns"):
-        if missing:
-            which = f"the column '{missing[0]}'" if len(missing) == 1 else \
-                "the columns " + ", ".join(f"'{c}'" for c in missing[:10]) + (" ..." if len(missing) > 10 else "")
-            raise UserError(f"{which} required by schema '{schema['name']}' "
-                            f"{'is' if len(missing) == 1 else 'are'} missing {what}.",
-                            file=path, column=missing[0], hint=hint)
-    elif len(missing) == len(expected):
+    if len(missing) == len(expected):
+        # Nothing matches: another separator, a renamed header, the wrong file.
         raise UserError(f"no column of the file is one that schema '{schema['name']}' reads {what}.",
                         file=path, hint=hint)
+    if schema.get("required_columns") and missing:
+        which = f"the column '{missing[0]}'" if len(missing) == 1 else \
+            "the columns " + ", ".join(f"'{c}'" for c in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise UserError(f"{which} required by schema '{schema['name']}' "
+                        f"{'is' if len(missing) == 1 else 'are'} missing {what}.",
+                        file=path, column=missing[0] if len(missing) == 1 else None, hint=hint)
 
 
 def _map_table(spec: dict, schema: dict) -> dict | None:
