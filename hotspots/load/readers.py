@@ -86,7 +86,7 @@ def _csv_header(path: Path, spec: dict) -> list[str]:
             raise UserError("the file is binary, not CSV text (it holds NUL bytes).", file=str(path),
                             hint="Check that it is the right file, exported as CSV.")
     at = 0 if spec.get("names") else _header(spec)
-    csv.field_size_limit(1 << 24)
+    limit = csv.field_size_limit(1 << 24)     # a long free-text cell is no reason to fail; restored below
     try:
         with open(path, encoding=encoding, newline="") as fh:
             # Blank lines do not count, as in pandas (skip_blank_lines).
@@ -99,6 +99,8 @@ def _csv_header(path: Path, spec: dict) -> list[str]:
         raise _not_text(path, encoding, exc) from None
     except csv.Error as exc:
         raise UserError(f"the CSV cannot be parsed ({exc}).", file=str(path)) from None
+    finally:
+        csv.field_size_limit(limit)
     return []
 
 
