@@ -62,6 +62,7 @@ class Result:
     buildings: pd.DataFrame | None = None           # buildings.csv: one row per key building
     building_types: pd.DataFrame | None = None      # building_types.csv
     building_accounting: pd.DataFrame | None = None  # rows per building file
+    streets: pd.DataFrame | None = None             # street-name labels (attribute.street_labels)
     extra: dict = field(default_factory=dict)
 
 
@@ -181,6 +182,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
 
     with progress.step("profile key buildings"):
         buildings, building_types, building_acc = _profile(cfg, incidents, area, regions, ledger, params)
+        streets = attribute.street_labels(loaded.streets, area)
+        regions = attribute.name_regions(regions, streets, buildings)
 
     with progress.step("weighting sensitivity"):
         sens, sens_regions, factual_cls = weight_sensitivity(incidents, table, w, grid.neighbours(grid.touch_distance),
@@ -192,7 +195,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
                   parameters=params, weights=table, started_at=started_at, started=started,
                   neighbours=w, kde_surface=kde_surface, coverage=coverage,
                   sensitivity=sens, sensitivity_regions=sens_regions, buildings=buildings,
-                  building_types=building_types, building_accounting=building_acc,
+                  building_types=building_types, building_accounting=building_acc, streets=streets,
                   extra={"geocoding": loaded.geocoding, "linkage": loaded.linkage,
                          "held_back": governance.restriction(held, cfg).value_counts().to_dict() if len(held) else {},
                          "roles": governance.role_counts(incidents).to_dict(orient="records"),
@@ -245,6 +248,8 @@ def public_view(result: Result) -> Result:
     regions = regions[factual_mask(regions)].reset_index(drop=True)
     cells.loc[cells["region_id"].isin(anecdotal_only), "gi_class"] = 0
     cells.loc[cells["region_id"].isin(anecdotal_only), "region_id"] = ""
+    # Named by streets only: a key-building layer may be sensitive, and street names are public.
+    regions = attribute.name_regions(regions, result.streets)
     params = dict(p)
     params["cell_size_m"] = _param(cell, f"public tier: at least {PUBLIC['min_cell_m']:g} m")
     params["neighbour_distance_m"] = _param(grid.touch_distance, "the ring of touching cells")

@@ -13,7 +13,8 @@ map as data, through these helpers and nothing else:
   the Unicode line and paragraph separators.
 - ``js_json(value)``: a value as a JavaScript literal inside ``<script>``: JSON
   with ``<``, ``>``, ``&``, ``'`` and the separators as ``\\u`` escapes, so no
-  text can close the script or open a comment.
+  text can close the script or open a comment, and no Jinja2 opener (branca
+  renders a MacroElement's script output a second time, as a template).
 - ``HtmlBlock(html)``: a branca element that puts already-escaped HTML into
   the page as the *value* of a template variable. ``folium.Element(text)``
   treats its argument as Jinja2 template source, which ran code from data
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 from branca.element import Element, MacroElement
 from jinja2 import Template
@@ -51,9 +53,17 @@ def short(value, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
+# Branca renders a MacroElement's script, then parses the result again as a Jinja2 template: data in
+# it must hold no Jinja2 opener. In JSON a "{" followed by "{", "%" or "#" can only be inside a string
+# (a structural brace is followed by '"' or '}'), where the escape \u007b means the same character.
+_JINJA_OPENER = re.compile(r"\{(?=[{%#])")
+
+
 def js_json(value) -> str:
-    """``value`` as a JSON literal that is safe inside an inline ``<script>``."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False).translate(_JS)
+    """``value`` as a JSON literal that is safe inside an inline ``<script>`` (and inside a template
+    that branca renders a second time)."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False).translate(_JS)
+    return _JINJA_OPENER.sub(r"\\u007b", text)
 
 
 class HtmlBlock(Element):

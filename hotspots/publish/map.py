@@ -12,6 +12,7 @@ popups, tooltips and layer names into the page as raw HTML and JavaScript.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import folium
@@ -19,13 +20,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import MacroElement
-from jinja2 import Template
 
 from hotspots.detect.counts import count_columns
+from hotspots.errors import UserError
 from hotspots.detect.spacetime import month_index
-from hotspots.publish.map_buildings import buildings_layers, buildings_legend_html
-from hotspots.publish.escape import HtmlBlock, esc, js_json, short
+from hotspots.publish.map_buildings import LABEL_ZOOM, buildings_layers, buildings_legend_html
+from hotspots.publish.escape import HtmlBlock, esc, short
+from hotspots.publish.map_controls import LegendSwitch, MonthSlider, WhereToAct, ZoomLabels
+from hotspots.publish.where import where_to_act
 from hotspots.publish.offline import make_self_contained
 from hotspots.tiers import RULES_TEXT, public_count, public_counts
 from hotspots.weight import risk
@@ -52,7 +54,7 @@ def _fmt(df: pd.DataFrame, col: str, digits: int) -> pd.Series:
 
 
 def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Gi* hot and cold spots (cells)", show=True)
+    group = folium.FeatureGroup(name="Hotspots · Gi* hot and cold spots (cells)", show=True)
     sig = cells[cells["gi_class"] != 0].copy()
     if not len(sig):
         return group
@@ -80,15 +82,16 @@ def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
 
 
 def _regions_layer(regions: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Hotspot regions (purple: cross-boundary)", show=True)
+    group = folium.FeatureGroup(name="Hotspots · Hotspot regions (purple: cross-boundary)", show=True)
     if not len(regions):
         return group
     reg = regions.copy()
     reg["crosses"] = np.where(reg["cross_boundary"], "yes", "no")
+    reg["name"] = reg["name"] if "name" in reg else reg["areas"]
     if public:
         reg["incidents"] = public_counts(reg["n"])
-        fields = ["region_id", "incidents", "areas", "crosses"]
-        aliases = ["Region", "Incidents", "Areas", "Crosses a boundary"]
+        fields = ["region_id", "name", "incidents", "areas", "crosses"]
+        aliases = ["Region", "Place", "Incidents", "Areas", "Crosses a boundary"]
     else:
         reg["incidents"] = reg["n"].map(lambda v: f"{int(v):,}")
         reg["weighted_txt"] = _fmt(reg, "weighted", 1)
@@ -96,8 +99,9 @@ def _regions_layer(regions: gpd.GeoDataFrame, public: bool) -> folium.FeatureGro
         ev = count_columns(reg)
         reg["evidence_mix"] = reg[ev].apply(lambda r: ", ".join(f"{_count_label(c)} {int(v):,}" for c, v in r.items()
                                                                 if v), axis=1) if ev else ""
-        fields = ["region_id", "cells", "incidents", "weighted_txt", "peak", "evidence_mix", "areas", "crosses"]
-        aliases = ["Region", "Cells", "Incidents", "Weighted", "Peak z", "Evidence", "Areas", "Crosses a boundary"]
+        fields = ["region_id", "name", "cells", "incidents", "weighted_txt", "peak", "evidence_mix", "areas", "crosses"]
+        aliases = ["Region", "Place", "Cells", "Incidents", "Weighted", "Peak z", "Evidence", "Areas",
+                   "Crosses a boundary"]
     data = _web(reg, fields)
     folium.GeoJson(
         data, name="regions",
@@ -130,10 +134,10 @@ def _lonlat_frame(lattice):
     lon = west + (np.arange(width) + 0.5) * (east - west) / width
     lat = north - (np.arange(height) + 0.5) * (north - south) / height
     bx, by = to_bng.transform(*np.meshgrid(lon, lat))
-    col = np.floor((bx - lattice.x0) / lattice.cell).astype(int)
-    row = np.floor((by - lattice.y0) / lattice.cell).astype(int)
+    fcol, frow = (bx - lattice.x0) / lattice.cell, (by - lattice.y0) / lattice.cell
+    col, row = np.floor(fcol).astype(int), np.floor(frow).astype(int)
     ok = (col >= 0) & (col < lattice.nx) & (row >= 0) & (row < lattice.ny)
-    return [[south, west], [north, east]], row, col, ok
+    return [[south, west], [north, east]], row, col, ok, frow, fcol
 
 
 def _png(values: np.ndarray, top: float, cmap: str) -> str:
@@ -145,7 +149,7 @@ def _png(values: np.ndarray, top: float, cmap: str) -> str:
     from matplotlib.image import imsave
     norm = np.sqrt(np.clip(np.nan_to_num(values) / top, 0, 1)) if top > 0 else np.zeros(values.shape)
     rgba = colormaps[cmap](norm)
-    rgba[..., 3] = np.where(np.isfinite(values) & (norm > 0.05), 0.2 + 0.65 * norm, 0.0)
+    rgba[..., 3] = np.where(np.isfinite(values) & (norm > 0.03), 0.35 + 0.55 * norm, 0.0)
     buf = io.BytesIO()
     imsave(buf, rgba, format="png")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -153,7 +157,7 @@ def _png(values: np.ndarray, top: float, cmap: str) -> str:
 
 def _cell_pixels(result, frame) -> np.ndarray:
     """For each pixel of ``frame``, the analysed cell it shows (-1 outside)."""
-    _, row, col, ok = frame
+    _, row, col, ok = frame[:4]
     lattice = result.grid.raster()
     cx = lattice.x0 + (col + 0.5) * lattice.cell
     cy = lattice.y0 + (row + 0.5) * lattice.cell
@@ -162,18 +166,32 @@ def _cell_pixels(result, frame) -> np.ndarray:
     return cells
 
 
-def _kde_layer(result, frame) -> folium.FeatureGroup | None:
-    """The KDE surface as one PNG image (a data URI): surfaces belong in images, not vectors."""
+def _ramp(cmap: str, low: str, high: str) -> str:
+    """A legend colour ramp of a matplotlib colour map (square-root scale), labelled at both ends."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+    stops = ",".join(to_hex(colormaps[cmap](np.sqrt(t))) for t in np.linspace(0.03, 1, 6))
+    return (f'<div class="hs-ramp"><span>{esc(low)}</span><span class="hs-grad" style="background:'
+            f'linear-gradient(90deg,{stops})"></span><span>{esc(high)}</span></div>')
+
+
+def _kde_layer(result, frame) -> tuple[folium.FeatureGroup, str] | None:
+    """The KDE surface as one PNG image (a data URI; surfaces belong in images, not vectors), sampled
+    bilinearly so that it reads as a surface, not as blocks of cells; and its legend."""
+    from scipy.ndimage import map_coordinates
     surface = result.kde_surface
     if surface is None or not np.isfinite(surface).any():
         return None
-    bounds, row, col, ok = frame
+    bounds, row, col, ok, frow, fcol = frame
     values = np.full(row.shape, np.nan)
-    values[ok] = surface[row[ok], col[ok]]
-    group = folium.FeatureGroup(name="Kernel density surface", show=False)
+    smooth = map_coordinates(np.nan_to_num(surface), [frow[ok] - 0.5, fcol[ok] - 0.5], order=1, mode="nearest")
+    values[ok] = np.where(np.isfinite(surface[row[ok], col[ok]]), smooth, np.nan)
+    group = folium.FeatureGroup(name="Density · Kernel density surface", show=False)
     folium.raster_layers.ImageOverlay(_png(values, np.nanmax(values), "YlOrRd"), bounds=bounds,
                                       interactive=False, zindex=2).add_to(group)
-    return group
+    legend = ("<b>Kernel density</b> (weighted incidents per km², square-root scale)"
+              + _ramp("YlOrRd", "low", f"{np.nanmax(surface) * 1e6:,.0f}"))
+    return group, legend
 
 
 ROLE_WORDS = {"victim": "victims", "suspect": "suspects", "witness": "witnesses", "unknown": "role unknown"}
@@ -187,61 +205,34 @@ def _count_label(column: str) -> str:
     return column[2:].replace("_", " ")
 
 
-def _evidence_layers(result, frame, pixels) -> list[folium.FeatureGroup]:
-    """One image layer per evidence class: incidents per cell, each class on its own toggle."""
+# One colour map per evidence class, so that health never looks like recorded crime.
+EVIDENCE_CMAPS = {"recorded_crime": "Blues", "health": "Greens", "partner_record": "Purples",
+                  "community_report": "Oranges", "intelligence": "Greys", "police_activity": "YlOrBr"}
+
+
+def _evidence_layers(result, frame, pixels) -> list[tuple[folium.FeatureGroup, str]]:
+    """One image layer per evidence class (and per person role apart): records per cell, each on its own
+    toggle, in its own colours, with its legend."""
     bounds = frame[0]
-    groups = []
+    layers = []
     for col in sorted(count_columns(result.cells)):
         counts = result.cells[col].to_numpy(float)
         if counts.sum() == 0:
             continue
         values = np.where(pixels >= 0, counts[np.clip(pixels, 0, None)], np.nan)
         values[values == 0] = np.nan
-        group = folium.FeatureGroup(name=f"Evidence: {esc(_count_label(col))}", show=False)
-        folium.raster_layers.ImageOverlay(_png(values, counts.max(), "PuBu"), bounds=bounds, interactive=False,
+        evidence = col[2:] if col.startswith("n_") else col[len("role_"):].partition("_")[2]
+        cmap = EVIDENCE_CMAPS.get(evidence, "PuBu")
+        group = folium.FeatureGroup(name=f"Evidence · Evidence: {esc(_count_label(col))}", show=False)
+        folium.raster_layers.ImageOverlay(_png(values, counts.max(), cmap), bounds=bounds, interactive=False,
                                           zindex=3).add_to(group)
-        groups.append(group)
-    return groups
+        legend = (f"<b>Evidence: {esc(_count_label(col))}</b> (records per cell)"
+                  + _ramp(cmap, "1", f"{int(counts.max()):,}"))
+        layers.append((group, legend))
+    return layers
 
 
-class MonthSlider(MacroElement):
-    """A month slider (with play) that swaps the image of a monthly-count overlay. Offline: plain JS."""
-    _template = Template("""
-{% macro script(this, kwargs) %}
-(function () {
-  var urls = {{ this.urls }}, labels = {{ this.labels }}, overlay = {{ this.overlay }};
-  var box = L.control({position: "bottomright"});
-  box.onAdd = function () {
-    var div = L.DomUtil.create("div", "hs-panel hs-time");
-    div.innerHTML = '<b>Incidents by month</b><br><button type="button" class="hs-play">Play</button> ' +
-      '<input type="range" class="hs-month" min="0" max="' + (urls.length - 1) + '" value="' + (urls.length - 1) +
-      '"> <span class="hs-month-label"></span>';
-    L.DomEvent.disableClickPropagation(div);
-    var input = div.querySelector(".hs-month"), label = div.querySelector(".hs-month-label");
-    var show = function (i) { overlay.setUrl(urls[i]); label.textContent = labels[i]; input.value = i; };
-    input.addEventListener("input", function () { show(+input.value); });
-    var timer = null;
-    div.querySelector(".hs-play").addEventListener("click", function () {
-      if (timer) { clearInterval(timer); timer = null; return; }
-      timer = setInterval(function () { show((+input.value + 1) % urls.length); }, 900);
-    });
-    show(urls.length - 1);
-    return div;
-  };
-  box.addTo({{ this._parent.get_name() }});
-})();
-{% endmacro %}
-""")
-
-    def __init__(self, overlay, urls: list[str], labels: list[str]):
-        super().__init__()
-        self._name = "MonthSlider"
-        self.overlay = overlay.get_name()
-        self.urls = js_json(urls)
-        self.labels = js_json([str(t) for t in labels])   # shown with textContent
-
-
-def _time_layer(result, frame, pixels, m) -> folium.FeatureGroup | None:
+def _time_layer(result, frame, pixels, m) -> tuple[folium.FeatureGroup, str] | None:
     """Incidents per cell for each month as images, switched by a slider (bounded size at any data volume)."""
     inc = risk(result.incidents)
     if not len(inc):
@@ -259,12 +250,13 @@ def _time_layer(result, frame, pixels, m) -> folium.FeatureGroup | None:
         values = np.where(pixels >= 0, counts[np.clip(pixels, 0, None)], np.nan)
         values[values == 0] = np.nan
         urls.append(_png(values, top, "OrRd"))
-    group = folium.FeatureGroup(name="Incidents by month (slider)", show=False)
+    group = folium.FeatureGroup(name="Density · Incidents by month (slider)", show=False)
     overlay = folium.raster_layers.ImageOverlay(urls[-1], bounds=frame[0], interactive=False, zindex=4)
     overlay.add_to(group)
     group.add_to(m)
     m.add_child(MonthSlider(overlay, urls, [p.strftime("%B %Y") for p in months]))
-    return group
+    legend = "<b>Incidents by month</b> (risk records per cell)" + _ramp("OrRd", "1", f"{int(top):,}")
+    return group, legend
 
 
 def _areas_panel(result, public: bool) -> str:
@@ -283,7 +275,7 @@ def _areas_panel(result, public: bool) -> str:
 
 
 def _clusters_layer(clusters: gpd.GeoDataFrame) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Density clusters (p <= 0.05)", show=False)
+    group = folium.FeatureGroup(name="Hotspots · Density clusters (p <= 0.05)", show=False)
     sig = clusters[clusters["p_value"] <= 0.05] if len(clusters) else clusters
     if not len(sig):
         return group
@@ -317,7 +309,7 @@ def _trend_colour(label: str) -> str:
 
 
 def _trends_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Emerging hot spot trends (monthly)", show=False)
+    group = folium.FeatureGroup(name="Hotspots · Emerging hot spot trends (monthly)", show=False)
     if "trend_class" not in cells:
         return group
     sub = cells[cells["trend_class"] != "no pattern detected"].copy()
@@ -340,7 +332,7 @@ def _factual_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
     "factual only" against the agreed weighting (the agreed cells layer)."""
     if "gi_class_factual_only" not in cells:
         return None
-    group = folium.FeatureGroup(name="Gi* hot spots: factual sources only", show=False)
+    group = folium.FeatureGroup(name="Hotspots · Gi* hot spots: factual sources only", show=False)
     hot = cells[cells["gi_class_factual_only"] >= 2].copy()
     if len(hot):
         hot["confidence"] = hot["gi_class_factual_only"].map(GI_LABELS)
@@ -358,7 +350,7 @@ def _coverage_layer(coverage) -> folium.FeatureGroup | None:
     """Where a source's declared coverage stops: an edge of the data, not of the risk."""
     if coverage is None or not len(coverage):
         return None
-    group = folium.FeatureGroup(name="Coverage edges of sources", show=True)
+    group = folium.FeatureGroup(name="Context · Coverage edges of sources", show=True)
     data = _web(coverage.assign(label="Edge of " + coverage["source_id"] + "'s data (" + coverage["areas"] + ")"),
                 ["label"])
     folium.GeoJson(data, name="coverage",
@@ -369,7 +361,7 @@ def _coverage_layer(coverage) -> folium.FeatureGroup | None:
 
 
 def _boundaries_layer(boundaries: gpd.GeoDataFrame, study_area) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Boundaries (names)", show=True)
+    group = folium.FeatureGroup(name="Context · Boundaries (names)", show=True)
     near = boundaries[boundaries.intersects(study_area.buffer(500))]
     if not len(near):
         return group
@@ -388,8 +380,25 @@ def _boundaries_layer(boundaries: gpd.GeoDataFrame, study_area) -> folium.Featur
     return group
 
 
+def _streets_layer(streets, map_name: str) -> folium.FeatureGroup | None:
+    """Street names (police.uk "On or near ..." at its snap points) as labels from zoom 16 on: with no
+    base map, what lets a meeting say which street a hotspot is on."""
+    if streets is None or not len(streets):
+        return None
+    from pyproj import Transformer
+    lon, lat = Transformer.from_crs("EPSG:27700", WGS84, always_xy=True).transform(
+        streets["x"].to_numpy(float), streets["y"].to_numpy(float))
+    # The busiest quarter of the street labels from zoom 16, the rest from 17: a readable density.
+    busy = streets["n"].to_numpy() >= np.quantile(streets["n"].to_numpy(), 0.75)
+    items = [[round(float(la), 6), round(float(lo), 6), short(name, 60), LABEL_ZOOM if b else LABEL_ZOOM + 1]
+             for la, lo, name, b in zip(lat, lon, streets["name"], busy)]
+    group = folium.FeatureGroup(name=f"Context · Street names (from zoom {LABEL_ZOOM})", show=True)
+    group.add_child(ZoomLabels(map_name, items, "hs-street-label"))
+    return group
+
+
 def _study_area_layer(area) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Study area", show=True)
+    group = folium.FeatureGroup(name="Context · Study area", show=True)
     gdf = gpd.GeoDataFrame(geometry=[area], crs="EPSG:27700").to_crs(WGS84)
     folium.GeoJson(gdf, name="study_area", interactive=False,
                    style_function=lambda f: {"fillColor": "#ffffff", "fillOpacity": 0.35, "color": "#888888",
@@ -401,21 +410,31 @@ def _swatch(colour: str, label: str, border: str = "1px solid #777") -> str:
     return f'<div><span class="hs-swatch" style="background:{colour};border:{border}"></span>{esc(label)}</div>'
 
 
-def _legend(result, public: bool) -> str:
+def _gi_legend(public: bool) -> str:
+    """What hot, cold and not significant mean, in words."""
     rows = "".join(_swatch(GI_COLOURS[k], v) for k, v in GI_LABELS.items())
-    rows += _swatch("none", "Hotspot region", "2px solid #111")
-    rows += _swatch("none", "Region crossing a boundary", f"2px dashed {CROSS_COLOUR}")
-    if not public:
-        rows += _swatch("rgba(27,158,119,.3)", "Density cluster (p <= 0.05)", "2px solid #1b9e77")
-        rows += ('<div class="hs-ramp"><span>KDE, counts: low</span><span class="hs-grad"></span>'
-                 '<span>high (square-root scale)</span></div>')
-        if result.coverage is not None and len(result.coverage):
-            rows += _swatch("none", "Edge of a source's coverage", "2px dotted #e6550d")
-    present = sorted(set(result.cells.get("trend_class", pd.Series(dtype=str))) - {"no pattern detected"})
-    trends = "".join(_swatch(_trend_colour(t), t) for t in present)
-    if trends:
-        rows += f"<details><summary>Trend classes</summary>{trends}</details>"
-    return f'<div class="hs-panel hs-legend" id="hs-legend"><b>Gi* (FDR-controlled)</b>{rows}</div>'
+    return ("<b>Gi* hot and cold spots</b>" + rows +
+            '<div class="hs-note">Hot: more incidents in and around the cell than across the study area, beyond '
+            "what chance would give, after the false discovery rate correction over all cells (so a cell with a "
+            "large z can still be not significant). Cold: fewer. No colour: not significant"
+            + ("." if public else "; cells outside a source's coverage say nothing about that source.") + "</div>")
+
+
+def _regions_legend() -> str:
+    return ("<b>Hotspot regions</b>" + _swatch("none", "Hotspot region (joined hot cells)", "2px solid #111")
+            + _swatch("none", "Region crossing a boundary", f"2px dashed {CROSS_COLOUR}"))
+
+
+def _trends_legend(cells) -> str:
+    present = sorted(set(cells.get("trend_class", pd.Series(dtype=str))) - {"no pattern detected"})
+    return ("<b>Emerging hot spot trends</b>" + "".join(_swatch(_trend_colour(t), t) for t in present)) \
+        if present else ""
+
+
+def _legends_html(legends: list[tuple[str, str, list]]) -> str:
+    """The legend panel: one block per legend, each shown only with its layers (``LegendSwitch``)."""
+    blocks = "".join(f'<div class="hs-legend-block" id="{eid}">{html}</div>' for eid, html, _ in legends if html)
+    return f'<div class="hs-panel hs-legend" id="hs-legend">{blocks}</div>'
 
 
 # The parameters a public map states: those of the layers it shows. The rest (clusters, buildings,
@@ -547,17 +566,30 @@ def _sensitivity_html(result) -> str:
 CSS = """<style>
 .hs-panel{position:absolute;z-index:1000;background:rgba(255,255,255,.94);padding:6px 9px;border-radius:4px;
  box-shadow:0 1px 5px rgba(0,0,0,.4);font:12px/1.35 sans-serif;}
-.hs-legend{bottom:48px;left:10px;}
+.hs-legend{bottom:48px;left:10px;max-width:330px;max-height:55%;overflow:auto}
+.hs-legend-block+.hs-legend-block{margin-top:6px;border-top:1px solid #ddd;padding-top:4px}
+.hs-note{font-size:11px;color:#444;max-width:300px;margin-top:2px}
 .hs-areas{top:10px;left:230px;max-height:40%;overflow:auto}.hs-areas table{border-collapse:collapse;font-size:11px}
 .hs-areas td,.hs-areas th{border:1px solid #ccc;padding:1px 4px}
+.hs-act{position:relative;max-width:300px;max-height:60vh;overflow:auto}.hs-act ol{margin:2px 0 4px;padding-left:20px}
+.hs-act-group{font-weight:bold;margin-top:4px;color:#333}.hs-act-entry{cursor:pointer;margin-bottom:3px}
+.hs-act-entry:hover{background:#fff3c4}.hs-act-detail{font-size:11px;color:#444}
 .hs-time{margin-bottom:8px}.hs-month{vertical-align:middle;width:150px}
 .hs-methods{top:10px;left:54px;max-width:46%;max-height:80%;overflow:auto;}
 .hs-methods table{border-collapse:collapse;font-size:11px}.hs-methods td,.hs-methods th{border:1px solid #ccc;padding:1px 4px}
 .hs-swatch{display:inline-block;width:14px;height:11px;margin-right:5px;vertical-align:middle;border:1px solid #777}
 .hs-label{font:bold 11px sans-serif;color:#333;text-align:center;text-shadow:0 0 3px #fff,0 0 3px #fff;white-space:nowrap}
+.hs-label-icon{background:none;border:none}
+.hs-building-label,.hs-street-label{transform:translate(-50%,0);white-space:nowrap;font:11px sans-serif;
+ text-shadow:0 0 3px #fff,0 0 3px #fff,0 0 2px #fff;pointer-events:none}
+.hs-building-label{color:#222;font-weight:bold}.hs-street-label{color:#555;font-style:italic}
 .leaflet-container{background:#f2f2ef}
-.hs-ramp{display:flex;align-items:center;gap:4px;margin-top:3px}.hs-grad{display:inline-block;width:70px;height:10px;background:linear-gradient(90deg,#ffffcc,#fd8d3c,#800026)}
+.hs-ramp{display:flex;align-items:center;gap:4px;margin-top:3px}.hs-grad{display:inline-block;width:90px;height:10px}
 </style>"""
+
+
+# A tile URL: http(s) or protocol-relative, Leaflet's placeholders only, nothing that could be markup.
+TILE_URL = re.compile(r"(https?:)?//[^\s{}<>\"'`\\]*(\{[sxyzr]\}[^\s{}<>\"'`\\]*)*")
 
 
 def build_map(result, tier: str = "partner") -> str:
@@ -566,39 +598,62 @@ def build_map(result, tier: str = "partner") -> str:
     area_wgs = gpd.GeoSeries([result.study_area], crs="EPSG:27700").to_crs(WGS84)
     minx, miny, maxx, maxy = area_wgs.total_bounds
     tiles = result.cfg.outputs.get("tiles")
+    if tiles and not TILE_URL.fullmatch(str(tiles)):
+        raise UserError(f"[outputs] tiles should be a tile URL such as https://tiles.example.org/{{z}}/{{x}}/{{y}}.png "
+                        "(placeholders {s}, {z}, {x}, {y}, {r} only).", file=str(result.cfg.path))
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=14, tiles=None,
                    maxZoom=19, control_scale=not public)
     if tiles:
         folium.TileLayer(tiles=str(tiles), attr=esc(result.cfg.outputs.get("tiles_attribution", "Base map")),
                          name="Base map", max_zoom=19).add_to(m)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
-    _study_area_layer(result.study_area).add_to(m)
-    _boundaries_layer(result.boundaries, result.study_area).add_to(m)
+    legends: list[tuple[str, str, list]] = []     # (element id, legend HTML, the layers it belongs to)
+
+    def add(layer, legend_id: str | None = None, legend: str = ""):
+        if layer is None:
+            return None
+        layer.add_to(m)
+        if legend_id:
+            legends.append((legend_id, legend, [layer]))
+        return layer
+
+    add(_study_area_layer(result.study_area))
+    add(_boundaries_layer(result.boundaries, result.study_area))
+    add(_streets_layer(result.streets, m.get_name()))
+    coverage = None if public else _coverage_layer(result.coverage)
+    add(coverage, "hs-legend-coverage", _swatch("none", "Edge of a source's coverage: beyond it, that source "
+                                                        "has no data (not low risk)", "2px dotted #e6550d"))
     if not public:
         frame = _lonlat_frame(result.grid.raster())
-        kde = _kde_layer(result, frame)
-        if kde is not None:
-            kde.add_to(m)
+        for made in (_kde_layer(result, frame),):
+            if made is not None:
+                add(made[0], "hs-legend-kde", made[1])
         pixels = _cell_pixels(result, frame)
-        for group in _evidence_layers(result, frame, pixels):
-            group.add_to(m)
-        _time_layer(result, frame, pixels, m)
-    _cells_layer(result.cells, public).add_to(m)
+        for k, (group, legend) in enumerate(_evidence_layers(result, frame, pixels)):
+            add(group, f"hs-legend-evidence-{k}", legend)
+        timed = _time_layer(result, frame, pixels, m)
+        if timed is not None:
+            legends.append(("hs-time", "", [timed[0]]))                # the slider shows with its layer
+            legends.append(("hs-legend-time", timed[1], [timed[0]]))
+    cells = add(_cells_layer(result.cells, public))
+    factual = None if public else add(_factual_layer(result.cells))
+    legends.append(("hs-legend-gi", _gi_legend(public), [g for g in (cells, factual) if g is not None]))
     if not public:
-        for extra in (_factual_layer(result.cells), _trends_layer(result.cells), _clusters_layer(result.clusters),
-                      _coverage_layer(result.coverage)):
-            if extra is not None:
-                extra.add_to(m)
-    _regions_layer(result.regions, public).add_to(m)
-    legends = _legend(result, public)
+        add(_trends_layer(result.cells), "hs-legend-trends", _trends_legend(result.cells))
+        add(_clusters_layer(result.clusters), "hs-legend-clusters",
+            _swatch("rgba(27,158,119,.3)", "Density cluster (Monte Carlo p <= 0.05)", "2px solid #1b9e77"))
+    add(_regions_layer(result.regions, public), "hs-legend-regions", _regions_legend())
     if not public and result.buildings is not None and len(result.buildings):
         # The public tier shows no building profiles: each names a place and a count.
-        for group in buildings_layers(result.buildings, _time_note(result)):
+        groups = buildings_layers(result.buildings, _time_note(result), m.get_name())
+        for group in groups:
             group.add_to(m)
-        legends += buildings_legend_html()
-    folium.LayerControl(collapsed=False).add_to(m)
+        legends.append(("hs-buildings-legend", buildings_legend_html(), groups))
+    folium.LayerControl(collapsed=True).add_to(m)
+    WhereToAct(m.get_name(), where_to_act(result, public)).add_to(m)
+    LegendSwitch(m.get_name(), [(eid, layers) for eid, _, layers in legends]).add_to(m)
     root = m.get_root()
     root.header.add_child(HtmlBlock(CSS))
-    root.html.add_child(HtmlBlock(legends + _methods(result, public) + _areas_panel(result, public)))
+    root.html.add_child(HtmlBlock(_legends_html(legends) + _methods(result, public) + _areas_panel(result, public)))
     root.title = esc(f"{result.cfg.name}: hotspots ({tier})")
     return make_self_contained(root.render())
