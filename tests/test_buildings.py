@@ -589,7 +589,7 @@ def test_map_layers_one_group_per_type_with_escaped_popups(example_profile):
     hostile = table.copy()
     hostile.loc[0, "name"] = "<img src=x onerror=alert(1)> ${alert(2)} `x`"
     groups = buildings_layers(hostile, "dates are month-only: no time profile")
-    assert [g.layer_name for g in groups] == ["Key buildings: school", "Key buildings: station"]
+    assert [g.layer_name for g in groups] == ["Buildings · Key buildings: school", "Buildings · Key buildings: station"]
     m = folium.Map(location=[51.515, -0.09], zoom_start=14, tiles=None)
     for g in groups:
         g.add_to(m)
