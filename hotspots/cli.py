@@ -62,12 +62,18 @@ def cmd_run(args, config: Path | None = None, default_out: Path | None = None) -
     # The output folder is checked and locked before any input is read, not found wrong after the analysis.
     kind = f"agency:{agency}" if agency else "shared"
     outdir.check(out, cfg, kind)
+    pdf = bool(getattr(args, "pdf", False))
+    if pdf:
+        from hotspots.publish.briefing import chromium
+        if chromium() is None:
+            raise UserError("--pdf prints the briefing with Chromium, which is not installed here "
+                            "(apt-get install chromium). Run without --pdf: briefing.html prints from any browser.")
     progress = Progress()
     try:
         with outdir.locked(out):
             result = analyse(cfg, progress, agency=agency)
             with progress.step("publish"):
-                paths = publish(result, out)
+                paths = publish(result, out, pdf=pdf)
     finally:
         progress.close()
     _print_accounting(result.ledger.summary(result.accounting))
@@ -92,6 +98,8 @@ def cmd_run(args, config: Path | None = None, default_out: Path | None = None) -
     for key, path in paths.items():
         if key.startswith("map_"):
             print(f"map ({key[4:]} tier): {path}")
+        elif key.startswith("briefing_"):
+            print(f"briefing ({key.rsplit('_', 1)[1]} tier{', PDF' if 'pdf' in key else ''}): {path}")
     return 0
 
 
@@ -190,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: hotspots-demo/ in the current folder; "
                                  "hotspots-demo-agency-SOURCE/ with --agency)")
     p.add_argument("--agency", help="an agency's own run of the example (a source id); see 'run --agency'")
+    p.add_argument("--pdf", action="store_true", help="also print each briefing to PDF (needs Chromium)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="run the pipeline on a config")
@@ -198,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "output-agency-SOURCE/ with --agency)")
     p.add_argument("--agency", help="an agency's own run (a source id): also uses its records whose handling "
                                     "code keeps them within the agency; the outputs are not for sharing")
+    p.add_argument("--pdf", action="store_true", help="also print each briefing to PDF (needs Chromium)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="load and check every source without analysing")

@@ -367,7 +367,7 @@ def _trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd
     params["space_time"] = _param(f"{n_periods} monthly steps", how)
 
 
-def publish(result: Result, out: Path) -> dict[str, Path]:
+def publish(result: Result, out: Path, pdf: bool = False) -> dict[str, Path]:
     """Write every output of ``result`` into ``out``, whole or not at all; returns the paths by name.
 
     The outputs are written into a temporary folder beside ``out`` and swapped in when all are
@@ -381,15 +381,16 @@ def publish(result: Result, out: Path) -> dict[str, Path]:
     out = Path(out)
     outdir.check(out, result.cfg, kind)
     with outdir.writing(out, kind) as tmp:
-        paths = _publish_into(result, tmp, kind)
+        paths = _publish_into(result, tmp, kind, pdf)
     # The files now live in ``out``: report their final paths, as the caller spelled ``out``.
     paths = {key: out / Path(p).relative_to(tmp) for key, p in paths.items()}
     paths["out"] = out
     return paths
 
 
-def _publish_into(result: Result, out: Path, kind: str) -> dict[str, Path]:
+def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> dict[str, Path]:
     """Write every output of ``result`` into the (temporary, empty) folder ``out``."""
+    from hotspots.publish.briefing import build_briefing, print_pdf
     from hotspots.publish.exports import write_csv
     from hotspots.publish.manifest import write_manifest
     from hotspots.publish.map import build_map
@@ -411,6 +412,13 @@ def _publish_into(result: Result, out: Path, kind: str) -> dict[str, Path]:
         path.write_text(build_map(view, tier), encoding="utf-8")
         written.append((path, tier))
         paths[f"map_{tier}"] = path
+        brief = out / ("briefing.html" if tier == "partner" else f"briefing-{tier}.html")
+        brief.write_text(build_briefing(view, tier), encoding="utf-8")
+        written.append((brief, tier))
+        paths[f"briefing_{tier}"] = brief
+        if pdf:
+            written.append((print_pdf(brief, brief.with_suffix(".pdf")), tier))
+            paths[f"briefing_pdf_{tier}"] = brief.with_suffix(".pdf")
         if tier == "public":
             written += [(p, "public") for p in _write_tables(view, out / "public", public=True)]
     inputs = result.accounting.to_dict(orient="records")
