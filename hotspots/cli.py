@@ -9,11 +9,13 @@ import argparse
 import json
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from hotspots import __version__
 from hotspots.errors import UserError
 
+_default_showwarning = warnings.showwarning
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "london_city_fringe" / "partnership.toml"
 
 
@@ -28,7 +30,7 @@ def _print_accounting(summary, out=None) -> None:
     out = out or sys.stdout
     cols = ["source_id", "files", "rows_read", "rows_loaded", "rows_filtered", "rows_rejected"]
     heads = ["source", "files", "read", "loaded", "filtered", "rejected"]
-    widths = [max(len(h), *(len(f"{v:,}" if isinstance(v, int) else str(v)) for v in summary[c]))
+    widths = [max([len(h), *(len(f"{v:,}" if isinstance(v, int) else str(v)) for v in summary[c])])
               for h, c in zip(heads, cols)]
     print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(heads, widths))), file=out)
     for rec in summary.to_dict(orient="records"):
@@ -230,9 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """hotspots' own warnings (an empty file, ...) as one line for the analyst, not a Python warning."""
+    from hotspots.load.ledger import HotspotsWarning
+    if issubclass(category, HotspotsWarning):
+        print(f"hotspots: warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         return args.func(args)
     except UserError as exc:
@@ -249,3 +261,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hotspots: internal error ({type(exc).__name__}: {exc}). This is a bug in hotspots; "
               f"run again with --debug for the traceback and report it.", file=sys.stderr)
         return 1
+    finally:
+        warnings.showwarning = previous
