@@ -115,6 +115,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
     that may not be shared are used too, and the outputs say so.
     """
     progress = progress or Progress(enabled=False)
+    if agency is None and "public" in cfg.tiers:
+        check_public(cfg)       # before any file is read, not after the whole analysis
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 

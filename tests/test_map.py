@@ -268,3 +268,31 @@ def test_geopackage_layers_have_gis_friendly_schemas(demo_out):
         if name == "regions":
             assert fields["cross_boundary"] == "bool"
     assert layers["cells"].startswith("Polygon") and layers["buildings"] == "Point"
+
+
+@needs_chromium
+def test_every_figure_in_the_methods_panel_is_the_manifests(demo_out):
+    import json
+
+    from hotspots.publish.map import _param_text
+    manifest = json.loads((demo_out[2] / "manifest.json").read_text())
+    with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
+        page.locator("#hs-methods summary").click()
+        rows = page.evaluate("""() => Array.from(document.querySelectorAll('#hs-methods tr[data-key]'))
+            .map(r => [r.dataset.key, r.querySelector('.hs-value').textContent])""")
+        sources = page.evaluate("""() => Array.from(document.querySelectorAll('#hs-methods table')[0].rows)
+            .slice(1).map(r => Array.from(r.cells).map(c => c.textContent))""")
+        assert errors == []
+    params = manifest["parameters"]
+    assert {k for k, _ in rows} == set(params)
+    for key, shown in rows:
+        assert shown == _param_text(params[key]["value"]), key
+    assert dict(rows)["fdr_alpha"] == "0.05"
+    per_source: dict[str, list[int]] = {}
+    for e in manifest["inputs"]:
+        acc = per_source.setdefault(e["source_id"], [0, 0, 0, 0])
+        for k, col in enumerate(("rows_read", "rows_loaded", "rows_filtered", "rows_rejected")):
+            acc[k] += e[col]
+    for row in sources:
+        if row[0] in per_source:
+            assert [int(v.replace(",", "")) for v in row[3:7]] == per_source[row[0]], row[0]

@@ -141,7 +141,7 @@ def _hour_table(inc: pd.DataFrame) -> str:
         return ("<p class=note>No hour-by-weekday table: fewer than 10 of this region's records carry a time of "
                 "day (police.uk dates are month-only).</p>")
     when = pd.to_datetime(timed["occurred_from"])
-    table = pd.crosstab(when.dt.dayofweek, when.dt.hour // 3).reindex(index=range(7), columns=range(8), fill_value=0)
+    table = pd.crosstab(when.dt.day_of_week, when.dt.hour // 3).reindex(index=range(7), columns=range(8), fill_value=0)
     head = "".join(f"<th>{3 * h:02d}-{3 * h + 3:02d}</th>" for h in range(8))
     top = table.to_numpy().max() or 1
     rows = "".join(f"<tr><th>{DAYS[d]}</th>" + "".join(

@@ -346,16 +346,43 @@ def _factual_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
     return group
 
 
-def _coverage_layer(coverage) -> folium.FeatureGroup | None:
-    """Where a source's declared coverage stops: an edge of the data, not of the risk."""
+def _coverage_layer(coverage, study_area) -> folium.FeatureGroup | None:
+    """Where each source's coverage stops: an edge of the data, not of the risk. One outline per
+    distinct extent, clipped to near the study area, naming every source that shares it."""
     if coverage is None or not len(coverage):
         return None
+    near = study_area.buffer(1000)
+    groups: dict[bytes, list] = {}
+    for rec in coverage.itertuples():
+        geom = shapely.normalize(shapely.set_precision(rec.geometry, 1.0))
+        groups.setdefault(shapely.to_wkb(geom), [geom, []])[1].append(str(rec.source_id))
+    recs = [{"label": f"Edge of the data of {', '.join(sorted(ids))}: beyond it, no data (not low risk)",
+             "geometry": shapely.intersection(geom.boundary, near)} for geom, ids in groups.values()]
+    data = gpd.GeoDataFrame(pd.DataFrame(recs), geometry="geometry", crs="EPSG:27700")
+    data = data[~data.geometry.is_empty]
+    if not len(data):
+        return None
     group = folium.FeatureGroup(name="Context · Coverage edges of sources", show=True)
-    data = _web(coverage.assign(label="Edge of " + coverage["source_id"] + "'s data (" + coverage["areas"] + ")"),
-                ["label"])
-    folium.GeoJson(data, name="coverage",
+    folium.GeoJson(_web(data, ["label"]), name="coverage",
                    style_function=lambda f: {"fill": False, "color": "#e6550d", "weight": 2.5, "dashArray": "2 6",
                                              "className": "hs-coverage"},
+                   tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(group)
+    return group
+
+
+def _no_data_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
+    """Cells no risk source covers (``status`` no_data): grey and hatched, never drawn as cold."""
+    if "status" not in cells:
+        return None
+    none = cells[cells["status"] == "no_data"]
+    if not len(none):
+        return None
+    group = folium.FeatureGroup(name="Context · No data (no risk source covers the cell)", show=True)
+    merged = gpd.GeoDataFrame({"label": ["No data: no risk source covers this place (not low risk)"]},
+                              geometry=[shapely.union_all(none.geometry.values)], crs=cells.crs)
+    folium.GeoJson(_web(merged, ["label"]), name="no_data",
+                   style_function=lambda f: {"fillColor": "#9e9e9e", "fillOpacity": 0.35, "color": "#777777",
+                                             "weight": 0.5, "dashArray": "3 3", "className": "hs-nodata"},
                    tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(group)
     return group
 
@@ -442,6 +469,15 @@ def _legends_html(legends: list[tuple[str, str, list]]) -> str:
 PUBLIC_PARAMETERS = ("study_area", "cell_size_m", "cell_shape", "neighbour_distance_m", "fdr_alpha", "gi_inference")
 
 
+PARAMETER_NAMES = {
+    "study_area": "Study area", "cell_size_m": "Cell size (m)", "cell_shape": "Cell shape",
+    "neighbour_distance_m": "Neighbourhood distance (m)", "fdr_alpha": "False discovery rate",
+    "gi_inference": "Gi* inference", "bandwidth_m": "KDE bandwidth (m)", "kde_kernel": "KDE kernel",
+    "cluster_simulations": "Cluster simulations", "space_time": "Space-time trends",
+    "building_radii_m": "Building radii (m)", "building_time_profile": "Building time profiles",
+}
+
+
 def _param_text(value) -> str:
     """A parameter's value in words: numbers as given (0.05 stays 0.05), tables as "key value; ..."."""
     if isinstance(value, bool):
@@ -478,8 +514,9 @@ def _methods(result, public: bool) -> str:
     srcw = ", ".join(f"{esc(k)} {v:g}" for k, v in w["sources"].items())
     roles = ", ".join(r if r else "no person (incidents and places)" for r in w.get("risk_roles", []))
     shown = {k: v for k, v in p.items() if not public or k in PUBLIC_PARAMETERS}
-    params = "".join(f"<li><b>{esc(k)}</b>: {esc(_param_text(v['value']))} ({esc(v['how'])})</li>"
-                     for k, v in shown.items())
+    params = "".join(f'<tr data-key="{esc(k)}"><td>{esc(PARAMETER_NAMES.get(k, k.replace("_", " ")))} '
+                     f"<code>{esc(k)}</code></td><td class=hs-value>{esc(_param_text(v['value']))}</td>"
+                     f"<td>{esc(v['how'])}</td></tr>" for k, v in shown.items())
     attribution = "".join(f"<li>{esc(a)}</li>" for a in cfg.attribution)
     extra = result.extra or {}
     notes = []
@@ -511,7 +548,8 @@ as risk in these roles only: {esc(roles)}; each role is counted apart on the map
 neighbourhood, binary weights; p-values two-sided, Benjamini-Hochberg false discovery rate across cells;
 classes as ArcGIS's Gi_Bin. Locations from police.uk are anonymised snap points and dates are month-only.
 Coordinates reprojected with pyproj (about 2 m from the OS transformation).</p>
-<ul>{params}</ul>
+<p><b>Parameters</b> (as recorded in manifest.json):</p>
+<table class="hs-params"><tr><th>Parameter</th><th>Value</th><th>How it was chosen</th></tr>{params}</table>
 {_sensitivity_html(result) if not public else ""}
 {_building_types_html(result) if not public else ""}
 <p><b>This map's audience</b>: {esc(_audience(result, public))}</p>
@@ -575,7 +613,7 @@ CSS = """<style>
 .hs-act-group{font-weight:bold;margin-top:4px;color:#333}.hs-act-entry{cursor:pointer;margin-bottom:3px}
 .hs-act-entry:hover{background:#fff3c4}.hs-act-detail{font-size:11px;color:#444}
 .hs-time{margin-bottom:8px}.hs-month{vertical-align:middle;width:150px}
-.hs-methods{top:10px;left:54px;max-width:46%;max-height:80%;overflow:auto;}
+.hs-methods{top:10px;left:54px;max-width:46%;max-height:80%;overflow:auto;z-index:1001}
 .hs-methods table{border-collapse:collapse;font-size:11px}.hs-methods td,.hs-methods th{border:1px solid #ccc;padding:1px 4px}
 .hs-swatch{display:inline-block;width:14px;height:11px;margin-right:5px;vertical-align:middle;border:1px solid #777}
 .hs-label{font:bold 11px sans-serif;color:#333;text-align:center;text-shadow:0 0 3px #fff,0 0 3px #fff;white-space:nowrap}
@@ -620,7 +658,9 @@ def build_map(result, tier: str = "partner") -> str:
     add(_study_area_layer(result.study_area))
     add(_boundaries_layer(result.boundaries, result.study_area))
     add(_streets_layer(result.streets, m.get_name()))
-    coverage = None if public else _coverage_layer(result.coverage)
+    add(_no_data_layer(result.cells), "hs-legend-nodata",
+        _swatch("rgba(158,158,158,.45)", "No data: no risk source covers the cell (not low risk)", "1px dashed #777"))
+    coverage = None if public else _coverage_layer(result.coverage, result.study_area)
     add(coverage, "hs-legend-coverage", _swatch("none", "Edge of a source's coverage: beyond it, that source "
                                                         "has no data (not low risk)", "2px dotted #e6550d"))
     if not public:
