@@ -19,7 +19,7 @@ from hotspots.detect.kde import MAX_BANDWIDTH_CELLS, MIN_BANDWIDTH_CELLS
 from hotspots.errors import UserError
 from hotspots.grid import MAX_NEIGHBOUR_CELLS
 from hotspots.schema import DEFAULT_WEIGHTS, EVIDENCE_CLASSES, HANDLING_CODES, TAXONOMY
-from hotspots.validate_config import Bool, Either, ListOf, Map, Number, Table, Tables, Text, check
+from hotspots.validate_config import Bool, Either, ListOf, Map, Number, Refused, Table, Tables, Text, check
 
 TIERS = ("partner", "public")
 
@@ -71,6 +71,8 @@ def config_rules() -> dict:
             "path": text, "schema": text, "mapping": text,
             "evidence": Text(EVIDENCE_CLASSES), "weight": weight,
             "categories": ListOf(Text(tuple(TAXONOMY)), single=True), "coverage": texts,
+            "coverage_path": Refused("name the boundary areas the source covers with coverage = [...] "
+                                     "(names of a [[boundaries]] layer); without it coverage is derived from the data."),
             "legal_basis": text, "sharing_agreement": text,
             "handling": Text(HANDLING_CODES, normalise=lambda v: v.strip().upper(),
                              why="3x5x2 P or C, 5x5x5 1 to 5, or none; an unknown code is never shared"),

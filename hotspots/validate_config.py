@@ -22,13 +22,13 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def suggest(key: str, known) -> str:
-    """" (did you mean 'x'?)" for the nearest known key, or the list of known keys."""
+def suggest(key: str, known, label: str = "known keys") -> str:
+    """" (did you mean x?)" for the nearest known key, or the list of known keys."""
     known = [str(k) for k in known]
     near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
     if near:
         return f" (did you mean {near[0]}?)"
-    return f" (known keys: {', '.join(known)})" if known else ""
+    return f" ({label}: {', '.join(known)})" if known else ""
 
 
 class Rule:
@@ -43,6 +43,15 @@ class Rule:
 class Any_(Rule):
     """Anything (checked elsewhere, by the stage that reads it)."""
     what: str = "a value"
+
+
+@dataclass(frozen=True)
+class Refused(Rule):
+    """A key people write that nothing reads yet: refused with what to do instead, never ignored."""
+    instead: str = ""
+
+    def problems(self, value, where):
+        return [f"{where} is not read by hotspots yet: {self.instead}"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,8 @@ class Text(Rule):
         text = self.normalise(value) if self.normalise else value
         if self.choices is not None and text not in self.choices:
             shown = ", ".join(f"'{c}'" if c else "'' (none)" for c in self.choices)
+            if value == "TODO":       # left for the analyst by draft-mapping
+                return [f"{where} is still TODO: fill it with one of {shown}."]
             near = suggest(text, self.choices) if len(self.choices) > 8 else ""
             why = f" ({self.why})" if self.why else ""
             return [f"{where} = {_show(value)} is not one of {shown}{why}{near}."]
@@ -141,10 +152,24 @@ class Either(Rule):
 
     def problems(self, value, where):
         found = [r.problems(value, where) for r in self.rules]
-        for p in found:
-            if not p:
-                return []
-        return found[0]
+        if any(not p for p in found):
+            return []
+        # Report against the rules meant for this kind of value (a table, a list, text), the closest first.
+        fitting = [p for r, p in zip(self.rules, found) if _fits(r, value)] or found[:1]
+        return min(fitting, key=len)
+
+
+def _fits(rule: Rule, value) -> bool:
+    """Whether ``value`` is of the kind ``rule`` is about (a table, a list, text, a number)."""
+    if isinstance(rule, (Table, Map)):
+        return isinstance(value, dict)
+    if isinstance(rule, ListOf):
+        return isinstance(value, list)
+    if isinstance(rule, Text):
+        return isinstance(value, str)
+    if isinstance(rule, (Number, Bool)):
+        return isinstance(value, (int, float))
+    return True
 
 
 @dataclass(frozen=True)

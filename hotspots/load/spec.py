@@ -109,7 +109,7 @@ def _check_keys(spec: dict, file: str) -> None:
     text = problems[0] if len(problems) == 1 else \
         f"{len(problems)} problems: " + " ".join(f"({k}) {p}" for k, p in enumerate(problems, start=1))
     raise UserError(f"the mapping is not valid: {text}", file=file,
-                    hint="The mapping format is described in data_schemas/partner_generic.json (notes).")
+                    hint="Every key of the mapping format is described in docs/mappings.md.")
 
 
 def resolve_schema(name: str, base: Path, mapping: str | None = None, _seen: tuple = ()) -> dict:
@@ -174,9 +174,9 @@ def _check(spec: dict, where: str, name: str = "", mapped: bool = True) -> None:
                         " ".join(f"({k}) {p}" for k, p in enumerate(problems, start=1)), file=where)
 
 
-def _near(key: str, known) -> str:
+def _near(key: str, known, label: str = "known keys") -> str:
     from hotspots.validate_config import suggest
-    return suggest(key, known)
+    return suggest(key, known, label)
 
 
 def _value_problems(fname: str, fspec: dict, spec: dict) -> list[str]:
@@ -205,10 +205,12 @@ def _value_problems(fname: str, fspec: dict, spec: dict) -> list[str]:
     if fname == "handling":
         values += [(f"{where}.allowed", v) for v in fspec.get("allowed", [])]
     out = []
+    codes = [str(a) for a in allowed if a != ""]
     for key, v in values:
-        if isinstance(v, bool) or norm(v) not in allowed:
-            out.append(f"{key} = {v!r} is not in {what}"
-                       f"{_near(str(v), [str(a) for a in allowed]) if fname == 'category' else ''}.")
+        if v == "TODO":       # left for the analyst by draft-mapping
+            out.append(f"{key} is still TODO: fill it with one of {what} ({', '.join(codes)}).")
+        elif isinstance(v, bool) or norm(v) not in allowed:
+            out.append(f"{key} = {v!r} is not in {what}{_near(str(v), codes, 'codes')}.")
     return out
 
 
