@@ -179,6 +179,11 @@ _ABBREV = RULES["abbreviations"]
 _PHRASES = [(re.compile(r"\b" + re.escape(k) + r"\b"), v) for k, v in
             sorted(RULES["phrases"].items(), key=lambda kv: -len(kv[0]))]
 _LONG_WORDS = [w for w in _ABBREV if len(w) >= 6]   # typo-tolerant: "stret", "staion"
+_BARE = RULES["bare_names"]
+_FILLERS = {w for w in _BARE["fillers"] if " " not in w}
+_FILLER_PHRASES = [w.split() for w in _BARE["fillers"] if " " in w]
+_SUFFIXES = set(_BARE["suffixes"])
+_STOP_WORDS = set(_BARE["stop_words"])
 _CUES = {c for c in RULES["station_cues"] if " " not in c}
 _CUE_PHRASES = [c for c in RULES["station_cues"] if " " in c]
 
@@ -347,18 +352,53 @@ class Gazetteer:
                 found += [(n, i, k) for k in hits if cue or not self.places.at[k, "needs_cue"]]
         return found
 
-    def match(self, text: str, fuzzy: bool = True) -> tuple[int, str] | None:
-        """The place named in ``text``: (index into ``places``, "exact" or "fuzzy"), or None.
+    def _bare(self, toks: list[str]) -> tuple[int, str] | None:
+        """A text that is nothing but one station's name(s), with filler words and operator suffixes
+        around them ("Angel", "outside Euston", "Euston NR", "Bank/Monument"): (index, "bare" or
+        "bare-station"); "bare" when nothing in the text says station (a district's name too).
+        Only where a one-word name that needs a cue is among the names: longer names match anyway."""
+        if _STOP_WORDS.intersection(toks):
+            return None
+        for phrase in _FILLER_PHRASES:
+            n = len(phrase)
+            toks = [t for i, t in enumerate(toks) if not any(toks[j:j + n] == phrase for j in range(i - n + 1, i + 1))]
+        said = any(t in _SUFFIXES for t in toks)
+        core = [t for t in toks if t not in _FILLERS and t not in _SUFFIXES]
+        if not core:
+            return None
+        hits, i = [], 0
+        while i < len(core):
+            for n in range(min(self._longest, len(core) - i), 0, -1):
+                found = [k for k in self._index.get(tuple(core[i:i + n]), []) if self.places.at[k, "kind"] == "station"]
+                if found:
+                    hits.append(found[0])
+                    i += n
+                    break
+            else:
+                return None
+        names = {self.places.at[k, "name"] for k in hits}
+        if len(names) != 1 or not any(self.places.at[k, "needs_cue"] for k in hits):
+            return None
+        return hits[0], "bare-station" if said else "bare"
 
-        The longest name wins; between names of equal length, a station when the
-        text says station, else a street, then a building. A fuzzy match is
-        tried only when no name matches exactly, and must be unique.
+    def match(self, text: str, fuzzy: bool = True) -> tuple[int, str] | None:
+        """The place named in ``text``: (index into ``places``, how), or None.
+
+        A text that is only a station's name (``_bare``) is that station: how "bare"
+        (a district's name too: the wider precision) or "bare-station". Otherwise the
+        longest name wins; between names of equal length, a station when the text
+        says station, else a street, then a building: how "exact". A fuzzy match is
+        tried only when no name matches exactly, and must be unique: how "fuzzy".
         """
         canon = canonical(text)
         toks = canon.split()
         if not toks:
             return None
         cue = has_station_cue(canon)
+        if not cue:
+            bare = self._bare(toks)
+            if bare is not None:
+                return bare
         pref = ({"station": 2, "building": 1, "street": 0} if cue else {"street": 2, "building": 1, "station": 0})
         for how in ("exact", "fuzzy"):
             if how == "fuzzy" and not fuzzy:
@@ -471,9 +511,13 @@ class Geocoder:
         if rows:
             p = places.iloc[hits]
             level = np.where(p["kind"].to_numpy() == "street", "street", "place")
+            # A station's name alone that is also a district's ("Angel"): the wider place.
+            prec = np.where(np.array(hows) == "bare", np.maximum(p["precision_m"].to_numpy(float),
+                                                                  float(PRECISION["district"])),
+                            p["precision_m"].to_numpy(float))
             for col, values in (("level", level), ("x", p["x"].to_numpy(float)), ("y", p["y"].to_numpy(float)),
                                 ("location_precision", level),
-                                ("location_precision_m", p["precision_m"].to_numpy(float)),
+                                ("location_precision_m", prec),
                                 ("name", p["name"].to_numpy()), ("how", np.array(hows)), ("reason", "")):
                 out.iloc[rows, out.columns.get_loc(col)] = values
         return out
