@@ -361,7 +361,8 @@ def _check_stages(cfg: Config) -> None:
     geocoding_options(cfg)
     options_from_config(cfg)
     evidence_weight = dict(DEFAULT_WEIGHTS["evidence"])
-    evidence_weight.update({k: float(v) for k, v in cfg.weights.items() if k in EVIDENCE_CLASSES})
+    set_here = {k: float(v) for k, v in cfg.weights.items() if k in EVIDENCE_CLASSES}
+    evidence_weight.update(set_here)
     can_count = []
     for src in cfg.sources:
         mapping = src.options.get("mapping")
@@ -373,10 +374,13 @@ def _check_stages(cfg: Config) -> None:
         classes = [src.evidence or spec.get("evidence")] if (src.evidence or spec.get("evidence")) \
             else list(EVIDENCE_CLASSES)
         best = max(evidence_weight.get(c, 0.0) for c in classes)
-        can_count.append((src.weight * best, f"{src.id} {src.weight:g} x {best:g}"))
-    if any(w > 0 for w, _ in can_count):
+        # Zero by this config (a source weight or a [weights] class set to 0), not by the defaults:
+        # a police-activity source alone weighs 0 by design and may still be loaded and validated.
+        by_config = src.weight == 0 or (best == 0 and any(c in set_here for c in classes))
+        can_count.append((src.weight * best, by_config, f"{src.id} {src.weight:g} x {best:g}"))
+    if any(w > 0 for w, _, _ in can_count) or not any(by for _, by, _ in can_count):
         return
     raise UserError("nothing can count: every source's weight times its evidence class's weight is 0 "
-                    f"({'; '.join(t for _, t in can_count)}).", file=str(cfg.path),
+                    f"({'; '.join(t for _, _, t in can_count)}).", file=str(cfg.path),
                     hint="Give at least one source and its evidence class a weight above 0 "
                          "([[sources]] weight, [weights]).")
