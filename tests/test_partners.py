@@ -405,9 +405,8 @@ def test_weights_recency_and_harm_from_the_config(loaded, tmp_path):
 
 def test_weights_table_rejects_a_bad_harm_value(tmp_path):
     from hotspots.errors import UserError
-    cfg = load_config(P.partner_config(tmp_path, extra="\n[weights]\nharm = \"yes\"\n", police=False))
     with pytest.raises(UserError, match="harm should be true or false"):
-        weight_table(cfg)
+        weight_table(load_config(P.partner_config(tmp_path, extra="\n[weights]\nharm = \"yes\"\n", police=False)))
 
 
 # --------------------------------------------------------------------------- partner_generic
