@@ -10,7 +10,8 @@ mix and whether it survives without anecdotal sources (``depends_on_anecdotal``)
 
 Scenarios: ``factual_only`` (community reports and intelligence weigh 0),
 ``as_agreed`` (the config's table), ``anecdotal_equal`` (they weigh as much as
-recorded crime).
+recorded crime); ``high_risk_only`` (``high_risk_scenario``: the agreed weights on
+the records their own partner calls high risk only, ``hotspots.thresholds``).
 """
 from __future__ import annotations
 
@@ -88,3 +89,19 @@ def _count_regions(hot: np.ndarray, touch) -> int:
     if not len(idx):
         return 0
     return int(connected_components(touch[idx][:, idx], directed=False)[0])
+
+
+def high_risk_scenario(incidents: pd.DataFrame, high_risk: np.ndarray, w, touch, cells: pd.DataFrame,
+                       alpha: float, inference: str, seed: int) -> tuple[dict, np.ndarray]:
+    """The ``high_risk_only`` scenario: the agreed weights, counting only the records their own partner
+    calls high risk (``hotspots.thresholds.high_risk_mask``); returns (its sensitivity.csv row, its
+    ``gi_class`` per cell)."""
+    weights = np.where(high_risk, incidents["weight"].to_numpy(float), 0.0)
+    weighted = np.bincount(incidents["cell"].to_numpy(), weights=weights, minlength=len(cells))
+    cls = hotspot_gistar(weighted, w, alpha, inference=inference, seed=seed)["gi_class"]
+    hot, agreed_hot = cls >= 2, cells["gi_class"].to_numpy() >= 2
+    union = (hot | agreed_hot).sum()
+    row = {"scenario": "high_risk_only", "anecdotal_weight": np.nan, "hot_cells": int(hot.sum()),
+           "regions": _count_regions(hot, touch),
+           "jaccard_with_agreed": round(float((hot & agreed_hot).sum() / union), 3) if union else 1.0}
+    return row, np.asarray(cls)
