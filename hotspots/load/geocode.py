@@ -15,6 +15,13 @@ partnership holds:
   against it after both sides are reduced to one canonical form
   (``canonical``; the rules are data, in ``data_schemas/gazetteer.json``).
 
+Names as partners write them: a text that is only a station's name, with filler
+words ("outside", "o/s") and operator suffixes ("LU", "NR", "DLR"), is that station
+(``Gazetteer._bare``), at the wider ``district`` precision when the one-word name is
+also a district's ("Angel", "Bank"); a school also answers to the distinctive part of
+its name where the text says school ("Prior Weston school"; ``short_name``). Both
+rules are data in ``gazetteer.json`` (``bare_names``, ``building_short_names``).
+
 ``Geocoder`` combines them. Every record gets a match level (``postcode``,
 ``street``, ``place`` or ``unmatched``) and a precision in metres; an
 unmatched record gets a reject reason and no coordinates: nothing is ever
