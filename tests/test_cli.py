@@ -32,7 +32,7 @@ def test_manifest_accounts_for_every_row_of_every_file(demo_out):
     _, _, out = demo_out
     m = json.loads((out / "manifest.json").read_text())
     assert {"inputs", "parameters", "weights", "versions", "outputs", "started_at", "duration_s"} <= set(m)
-    assert len(m["inputs"]) == 24 + 42 + 24 + 4 + 2   # police files, four partner files, two building files
+    assert len(m["inputs"]) == 24 + 42 + 24 + 5 + 4   # police files, five partner files, four building files
     for entry in m["inputs"]:
         assert entry["rows_read"] == entry["rows_loaded"] + entry["rows_filtered"] + entry["rows_rejected"]
         assert len(entry["sha256"]) == 64

@@ -24,11 +24,10 @@ def loaded(tmp_path_factory):
 @pytest.fixture(scope="module")
 def geocoder(loaded):
     """The geocoder the partner sources were located with (rebuilt from the same config)."""
-    from hotspots.load import _plan, _prepare_geocoder
-    cfg, _ = loaded
-    gc, err = _prepare_geocoder(cfg, [_plan(cfg, s) for s in cfg.sources], {})
-    assert err is None
-    return gc
+    from hotspots.load.geocode import build_geocoder
+    cfg, ld = loaded
+    assert len(ld.streets)                   # the police sources' named snap points
+    return build_geocoder(cfg, [ld.streets], need_postcodes=True)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +194,7 @@ def test_free_text_matcher_precision_and_recall_on_the_generator_truth(measured)
 def test_every_record_gets_a_match_level_and_the_rates_are_reported(loaded):
     _, ld = loaded
     assert ld.geocoding["ed"] == {"postcode": 574, "street": 318, "place": 173, "unmatched": 435}
-    assert ld.geocoding["yos"] == {"postcode": 260, "street": 0, "place": 0, "unmatched": 30}
+    assert ld.geocoding["yos"] == {"postcode": 290, "street": 0, "place": 0, "unmatched": 30}
     assert ld.geocoding["intel"] == {"postcode": 261, "street": 0, "place": 0, "unmatched": 6}
     assert ld.geocoding["legacy"] == {"postcode": 42, "street": 0, "place": 0, "unmatched": 0}
     assert "city_police" not in ld.geocoding
