@@ -327,41 +327,34 @@ def _trends_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
     return group
 
 
-def _factual_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
-    """Gi* hot spots when community reports and intelligence weigh nothing: the map's
-    "factual only" against the agreed weighting (the agreed cells layer)."""
-    if "gi_class_factual_only" not in cells:
+def _scenario_layer(cells: gpd.GeoDataFrame, column: str, name: str, alias: str, css: str,
+                    outline: str) -> folium.FeatureGroup | None:
+    """The hot spots (class 2 and 3 of ``column``) of another weighting, beside the agreed cells layer."""
+    if column not in cells:
         return None
-    group = folium.FeatureGroup(name="Hotspots · Gi* hot spots: factual sources only", show=False)
-    hot = cells[cells["gi_class_factual_only"] >= 2].copy()
+    group = folium.FeatureGroup(name=name, show=False)
+    hot = cells[cells[column] >= 2].copy()
     if len(hot):
-        hot["confidence"] = hot["gi_class_factual_only"].map(GI_LABELS)
-        hot["fill"] = hot["gi_class_factual_only"].map(GI_COLOURS)
-        data = _web(hot, ["cell_id", "confidence", "fill"])
-        folium.GeoJson(data, name="factual_cells",
-                       style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": "#222222",
-                                                 "weight": 0.8, "fillOpacity": 0.6, "className": "hs-factual"},
-                       popup=folium.GeoJsonPopup(fields=["cell_id", "confidence"],
-                                                 aliases=["Cell", "Gi* (factual sources only)"])).add_to(group)
+        hot["confidence"] = hot[column].map(GI_LABELS)
+        hot["fill"] = hot[column].map(GI_COLOURS)
+        folium.GeoJson(_web(hot, ["cell_id", "confidence", "fill"]), name=css.replace("hs-", "").replace("-", "_"),
+                       style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": outline,
+                                                 "weight": 1.0, "fillOpacity": 0.6, "className": css},
+                       popup=folium.GeoJsonPopup(fields=["cell_id", "confidence"], aliases=["Cell", alias])
+                       ).add_to(group)
     return group
+
+
+def _factual_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
+    """Gi* hot spots when community reports and intelligence weigh nothing ("factual only")."""
+    return _scenario_layer(cells, "gi_class_factual_only", "Hotspots · Gi* hot spots: factual sources only",
+                           "Gi* (factual sources only)", "hs-factual", "#222222")
 
 
 def _high_risk_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
     """Gi* hot spots of the records their own partner calls high risk (thresholds.csv), beside all records."""
-    if "gi_class_high_risk" not in cells:
-        return None
-    group = folium.FeatureGroup(name="Hotspots · Gi* hot spots: high risk as each partner defines it", show=False)
-    hot = cells[cells["gi_class_high_risk"] >= 2].copy()
-    if len(hot):
-        hot["confidence"] = hot["gi_class_high_risk"].map(GI_LABELS)
-        hot["fill"] = hot["gi_class_high_risk"].map(GI_COLOURS)
-        data = _web(hot, ["cell_id", "confidence", "fill"])
-        folium.GeoJson(data, name="high_risk_cells",
-                       style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": "#54278f",
-                                                 "weight": 1.2, "fillOpacity": 0.6, "className": "hs-high-risk"},
-                       popup=folium.GeoJsonPopup(fields=["cell_id", "confidence"],
-                                                 aliases=["Cell", "Gi* (each partner's high risk only)"])).add_to(group)
-    return group
+    return _scenario_layer(cells, "gi_class_high_risk", "Hotspots · Gi* hot spots: high risk as each partner defines it",
+                           "Gi* (each partner's high risk only)", "hs-high-risk", "#54278f")
 
 
 def _thresholds_html(result) -> str:
