@@ -80,6 +80,9 @@ def config_rules() -> dict:
             "period": Text(pattern=_PERIOD, example='"2017-12:2018-06" (START:END months)'),
             # The partner's own "high risk": its levels as written, and what each level means (hotspots.thresholds).
             "high_risk": ListOf(Text(), single=True), "levels": Map(Text()),
+            # A source losing more than this share of its rows to one reject reason fails the run
+            # (hotspots.load.check_losses); 1 accepts any loss.
+            "max_reject_share": Number(0, 1),
         }, required=("id", "path", "schema"))),
         "boundaries": Tables(Table({"id": text, "path": text, "name_field": text, "layer": text},
                                    required=("id", "path", "name_field"))),

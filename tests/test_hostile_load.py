@@ -372,3 +372,41 @@ def test_five_hundred_incidents_on_one_point_run_with_defined_statistics(tmp_pat
     assert np.isfinite(cells["gi_z"]).all() and np.isfinite(cells["gi_p"]).all()
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)
                 and os.path.basename(w.filename) == "gistar.py"]
+
+
+# --------------------------------------------------------------------------- a source that loses most of its rows
+
+def _council_log(tmp_path: Path, dates: list[str]) -> Path:
+    rows = ["Ref,Date,Easting,Northing"] + [f"R{i},{d},{532400 + 5 * i},{181300 + 3 * i}" for i, d in enumerate(dates)]
+    (tmp_path / "log.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return _generic(tmp_path, "log.csv")
+
+
+def test_a_source_losing_most_rows_to_one_reason_fails_with_the_reason_and_examples(tmp_path):
+    """A date format the mapping does not know loses a whole partner: the run stops, naming the reason,
+    its column and three values as the file has them, instead of mapping what is left."""
+    dates = [f"{d:02d}/01/2018 14:25" for d in range(1, 29)] * 5 + ["2018-01-05"] * 20
+    cfg = _council_log(tmp_path, dates)
+    code, out, _ = cli("validate", str(cfg))
+    assert code == 1
+    assert "source 'p' FAILED: source 'p' lost 140 of its 160 rows (88%) to one reason: " in out
+    assert "date (column Date). Examples as the file has them: " in out
+    assert "'01/01/2018 14:25'; '02/01/2018 14:25'; '03/01/2018 14:25'" in out
+    assert "max_reject_share = 0.93" in out
+    code, _, err = cli("run", str(cfg), "--out", str(tmp_path / "o"))
+    assert code == 1 and "lost 140 of its 160 rows" in err and not (tmp_path / "o").exists()
+
+
+def test_a_loss_the_partnership_accepts_loads_what_is_left(tmp_path):
+    dates = [f"{d:02d}/01/2018 14:25" for d in range(1, 29)] * 5 + ["2018-01-05"] * 20
+    cfg = _council_log(tmp_path, dates)
+    cfg.write_text(cfg.read_text().replace('evidence = "partner_record"',
+                                           'evidence = "partner_record"\nmax_reject_share = 0.9'))
+    loaded = load_sources(load_config(cfg))
+    assert len(loaded.incidents) == 20 and len(loaded.ledger.rejects) == 140
+
+
+def test_a_minority_of_rejects_never_fails_a_source(tmp_path):
+    dates = ["2018-01-05"] * 100 + ["05/01/2018"] * 40
+    loaded = load_sources(load_config(_council_log(tmp_path, dates)))
+    assert len(loaded.incidents) == 100 and len(loaded.ledger.rejects) == 40

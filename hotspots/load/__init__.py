@@ -378,6 +378,53 @@ def _street_tables(plans: list[_Plan], results: dict[tuple[int, str], FileResult
     return tables
 
 
+MAX_REJECT_SHARE = 0.5     # default; [[sources]] max_reject_share overrides it
+MIN_ROWS_FOR_LOSS_CHECK = 20
+
+
+def check_losses(src: Source, ledger: Ledger, schema: dict) -> None:
+    """Fail a source that lost more than ``max_reject_share`` of its rows to one reject reason (a wrong
+    date format or column loses a whole partner, never silently): the message names the reason, its
+    column and three example values as the file has them, for the analyst's terminal only."""
+    share = float(src.options.get("max_reject_share", MAX_REJECT_SHARE))
+    files = [f for f in ledger.files if f["source_id"] == src.id]
+    read = sum(f["rows_read"] for f in files)
+    rej = ledger.rejects
+    rej = rej[rej["source_id"] == src.id]
+    if read < MIN_ROWS_FOR_LOSS_CHECK or not len(rej) or share >= 1:
+        return
+    counts = rej.groupby(["reason", "columns"]).size().sort_values(ascending=False)
+    (reason, columns), n = counts.index[0], int(counts.iloc[0])
+    if n <= share * read:
+        return
+    examples = _example_values(rej[(rej["reason"] == reason) & (rej["columns"] == columns)], schema, columns)
+    shown = "; ".join(repr(v[:40]) for v in examples) or "(values not available)"
+    raise UserError(f"source '{src.id}' lost {n:,} of its {read:,} rows ({n / read:.0%}) to one reason: "
+                    f"{reason} (column {columns}). Examples as the file has them: {shown}.",
+                    hint=f"Fix the mapping (a date format, a column name), or accept the loss with "
+                         f"max_reject_share = {min(1.0, round(n / read + 0.05, 2))} in the source's [[sources]] entry.")
+
+
+def _example_values(rejects: pd.DataFrame, schema: dict, columns: str) -> list[str]:
+    """Up to three distinct values of the rejected rows' ``columns``, read again from their file."""
+    out: list[str] = []
+    cols = [c.strip() for c in str(columns).split(";") if c.strip()]
+    for path, grp in rejects.groupby("file", sort=False):
+        try:
+            raw, _ = read_source(Path(path), schema["reader"], keep=set(cols))
+        except (UserError, OSError, KeyError):
+            continue
+        rows = raw[raw["_row"].isin(grp["_row"] if "_row" in grp else grp["row"])]
+        for c in cols:
+            if c in rows.columns:
+                for v in rows[c].astype(str):
+                    if v not in out:
+                        out.append(v)
+                    if len(out) == 3:
+                        return out
+    return out
+
+
 def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = False,
                  options: LoadOptions | None = None) -> Loaded:
     """Load every source of ``cfg`` (or those in ``only``).
@@ -476,6 +523,7 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
             own: list[pd.DataFrame] = []
             for job in jobs[k]:
                 _account(ledger, job, results[(k, job.path)], own, geocoding, streets)
+            check_losses(plan.src, ledger, plan.schema)
             frames += own
         except UserError as exc:
             if not keep_going:
