@@ -22,6 +22,19 @@ also a district's ("Angel", "Bank"); a school also answers to the distinctive pa
 its name where the text says school ("Prior Weston school"; ``short_name``). Both
 rules are data in ``gazetteer.json`` (``bare_names``, ``building_short_names``).
 
+Junctions (``Gazetteer.junction``): "junction of A and B", "corner of A and B", "A / B",
+"A & B junction", "A jct B", "j/o A and B" (and "A and B" alone). When A and B are both
+streets whose nearest snap points lie within ``JUNCTION_MAX_M`` metres (300 m), the record is
+placed at the midpoint of those two points: level ``street``, how ``junction``, precision
+their distance apart, at least ``street_min``. When only one part names a street, that street
+is the match (as any other text); two streets farther apart, or a part that is not a street,
+fall back to ordinary matching. Nothing is placed when neither part names a known place.
+
+A per-column hint (``geocode_text(text, kinds=...)``; the mapping's ``"gazetteer":
+["stations"]`` on a freetext candidate, values ``GAZETTEER_KINDS``) restricts the matcher
+to those kinds of place; a column hinted stations only reads a one-word station name
+("Bank") as the station, without a cue word and at place precision.
+
 ``Geocoder`` combines them. Every record gets a match level (``postcode``,
 ``street``, ``place`` or ``unmatched``) and a precision in metres; an
 unmatched record gets a reject reason and no coordinates: nothing is ever
@@ -50,6 +63,9 @@ from hotspots.schema import schemas_dir
 RULES = json.loads((schemas_dir() / "gazetteer.json").read_text(encoding="utf-8"))
 PRECISION = RULES["precision_m"]
 LEVELS = ("postcode", "street", "place", "unmatched")
+# The hint values a freetext column may restrict the matcher to, and the place kind each names.
+GAZETTEER_KINDS = {"streets": "street", "stations": "station", "buildings": "building", "postcodes": "postcode"}
+JUNCTION_MAX_M = 300.0
 
 # ----------------------------------------------------------------------------- postcodes
 _POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")
@@ -270,10 +286,11 @@ def street_points(names: pd.Series, x: np.ndarray, y: np.ndarray, strip: str = "
 def streets_from_points(points: pd.DataFrame) -> pd.DataFrame:
     """One entry per street name: the median of its points and a precision in metres.
 
-    Returns ``name``, ``x``, ``y``, ``precision_m``, ``n`` (points) and ``ambiguous``
-    (points spread wider than ``street_max``: two streets of one name, or a long road).
+    Returns ``name``, ``x``, ``y``, ``precision_m``, ``n`` (points), ``ambiguous``
+    (points spread wider than ``street_max``: two streets of one name, or a long road) and
+    ``points`` (its distinct snap points, an array of x, y rows: for junctions).
     """
-    cols = ["name", "x", "y", "precision_m", "n", "ambiguous"]
+    cols = ["name", "x", "y", "precision_m", "n", "ambiguous", "points"]
     if points.empty:
         return pd.DataFrame(columns=cols)
     pts = points.assign(canon=points["name"].map(canonical))
@@ -289,6 +306,8 @@ def streets_from_points(points: pd.DataFrame) -> pd.DataFrame:
         "x": med["x"], "y": med["y"],
         "precision_m": spread.clip(lower=PRECISION["street_min"]),
         "n": g.size(), "ambiguous": spread > PRECISION["street_max"]})
+    # The distinct snap points of each street (an array of x, y rows), for junctions.
+    out["points"] = pd.Series({c: np.unique(grp[["x", "y"]].to_numpy(float), axis=0) for c, grp in g})
     return out.reset_index(drop=True)[cols]
 
 
@@ -300,6 +319,9 @@ class Gazetteer:
     name or alias, such as "Bank", matches only when the text says station, tube, platform...)."""
     places: pd.DataFrame
     dropped: pd.DataFrame = field(default_factory=pd.DataFrame)   # ambiguous names, not used
+    # Streets dropped as spread too wide (a long road: "London Wall"), ``name`` and ``points``:
+    # used only where a junction with a nearby street says which part of them is meant.
+    long_streets: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __post_init__(self):
         p = self.places.copy()
@@ -322,6 +344,11 @@ class Gazetteer:
             if len(canon) >= RULES["fuzzy"]["min_length"]:
                 self._fuzzy.setdefault((len(toks), canon[0]), []).append((canon, i))
         self._longest = max((len(k) for k in self._index), default=0)
+        self._long: dict[tuple, tuple[str, np.ndarray]] = {}
+        if len(self.long_streets) and "points" in self.long_streets:
+            for name, pts in zip(self.long_streets["name"], self.long_streets["points"]):
+                if isinstance(pts, np.ndarray) and len(pts) and canonical(name):
+                    self._long[tuple(canonical(name).split())] = (str(name), pts)
 
     @classmethod
     def build(cls, streets: pd.DataFrame | None = None, stations: pd.DataFrame | None = None,
@@ -330,7 +357,8 @@ class Gazetteer:
         parts, dropped = [], []
         if streets is not None and len(streets):
             amb = streets["ambiguous"].astype(bool)
-            parts.append(streets.loc[~amb, ["name", "x", "y", "precision_m"]].assign(kind="street"))
+            keep = ["name", "x", "y", "precision_m"] + (["points"] if "points" in streets else [])
+            parts.append(streets.loc[~amb, keep].assign(kind="street"))
             dropped.append(streets.loc[amb, ["name"]].assign(kind="street", why="points spread too wide"))
         if stations is not None and len(stations):
             st = stations[["name", "x", "y"]].copy()
@@ -353,10 +381,12 @@ class Gazetteer:
             parts.append(b[keep].assign(alias=short[keep], cue_kind="school"))
         places = pd.concat(parts, ignore_index=True) if parts else None
         drop = pd.concat(dropped, ignore_index=True) if dropped else pd.DataFrame(columns=["name", "kind", "why"])
-        return cls(places if places is not None else pd.DataFrame(), drop)
+        long_streets = (streets.loc[streets["ambiguous"].astype(bool), ["name", "points"]]
+                        if streets is not None and len(streets) and "points" in streets else pd.DataFrame())
+        return cls(places if places is not None else pd.DataFrame(), drop, long_streets)
 
     def _candidates(self, toks: list[str], cue: bool, fuzzy: bool,
-                    school: bool = False) -> list[tuple[int, int, int]]:
+                    school: bool = False, kinds: frozenset | None = None) -> list[tuple[int, int, int]]:
         """(tokens matched, position, place index) of every name found in ``toks``."""
         found = []
         for n in range(min(self._longest, len(toks)), 0, -1):
@@ -373,7 +403,8 @@ class Gazetteer:
                                                                 if text[1] != text[0] else [])
                     hits = sorted({k for canon, k in pool if within_one_edit(text, canon)})
                 found += [(n, i, k) for k in hits if (cue or not self.places.at[k, "needs_cue"])
-                          and (school or self.places.at[k, "cue_kind"] != "school")]
+                          and (school or self.places.at[k, "cue_kind"] != "school")
+                          and (kinds is None or self.places.at[k, "kind"] in kinds)]
         return found
 
     def _bare(self, toks: list[str]) -> tuple[int, str] | None:
@@ -405,7 +436,7 @@ class Gazetteer:
             return None
         return hits[0], "bare-station" if said else "bare"
 
-    def match(self, text: str, fuzzy: bool = True) -> tuple[int, str] | None:
+    def match(self, text: str, fuzzy: bool = True, kinds: frozenset | None = None) -> tuple[int, str] | None:
         """The place named in ``text``: (index into ``places``, how), or None.
 
         A text that is only a station's name (``_bare``) is that station: how "bare"
@@ -413,13 +444,17 @@ class Gazetteer:
         longest name wins; between names of equal length, a station when the text
         says station, else a street, then a building: how "exact". A fuzzy match is
         tried only when no name matches exactly, and must be unique: how "fuzzy".
+
+        ``kinds`` (place kinds: street, station, building) restricts the places that may match;
+        a text of a column that names stations only needs no cue word ("Bank" is the station).
         """
         canon = canonical(text)
         toks = canon.split()
         if not toks:
             return None
-        cue = has_station_cue(canon)
-        if not cue:
+        stations_only = kinds is not None and kinds <= {"station"}
+        cue = has_station_cue(canon) or stations_only
+        if not cue and (kinds is None or "station" in kinds):
             bare = self._bare(toks)
             if bare is not None:
                 return bare
@@ -427,7 +462,8 @@ class Gazetteer:
         for how in ("exact", "fuzzy"):
             if how == "fuzzy" and not fuzzy:
                 break
-            found = self._candidates(toks, cue, how == "fuzzy", school=bool(_SCHOOL_CUES.intersection(toks)))
+            found = self._candidates(toks, cue, how == "fuzzy", school=bool(_SCHOOL_CUES.intersection(toks)),
+                                     kinds=kinds)
             if not found:
                 continue
             kinds = self.places["kind"]
@@ -439,6 +475,67 @@ class Gazetteer:
                     return None
             return best[2], how
         return None
+
+    def street_points(self, k: int) -> np.ndarray:
+        """The snap points of street ``k`` (rows of x, y); its median alone when they are not known."""
+        pts = self.places.at[k, "points"] if "points" in self.places else None
+        if isinstance(pts, np.ndarray) and len(pts):
+            return pts
+        return np.array([[float(self.places.at[k, "x"]), float(self.places.at[k, "y"])]])
+
+    def _long_street(self, part: str) -> tuple[str, np.ndarray] | None:
+        """The longest name of a long street (``long_streets``) written in ``part``, exactly."""
+        toks = canonical(part).split()
+        for n in range(len(toks), 0, -1):
+            for i in range(len(toks) - n + 1):
+                if tuple(toks[i:i + n]) in self._long:
+                    return self._long[tuple(toks[i:i + n])]
+        return None
+
+    def junction(self, text: str, fuzzy: bool = True) -> tuple[str, str, float, float, float] | None:
+        """Two streets named as a junction ("junction of A and B", "A / B", "A jct B", "corner of
+        A and B", "j/o A and B", "A & B junction"): (street A, street B, x, y, metres apart) with
+        x, y the midpoint of their nearest snap points, or None when the text does not name exactly
+        two streets (a part that says station is not a street) whose nearest points lie within
+        ``JUNCTION_MAX_M`` of each other. A long street dropped from ordinary matching
+        (``long_streets``) may be one of the two: the other says which of its points is meant."""
+        parts = split_junction(text)
+        if len(parts) < 2:
+            return None
+        found: dict[str, np.ndarray] = {}
+        for part in parts:
+            if has_station_cue(canonical(part)):
+                return None                       # "Moorgate station / London Wall": a station, not a junction
+            hit = self.match(part, fuzzy=fuzzy, kinds=frozenset({"street"}))
+            if hit is not None:
+                found.setdefault(str(self.places.at[hit[0], "name"]), self.street_points(hit[0]))
+                continue
+            long = self._long_street(part)
+            if long is not None:
+                found.setdefault(*long)
+        if len(found) != 2:
+            return None
+        (name_a, a), (name_b, b) = found.items()
+        d = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1])
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        if d[i, j] > JUNCTION_MAX_M:
+            return None
+        x, y = (a[i] + b[j]) / 2
+        return name_a, name_b, float(x), float(y), float(d[i, j])
+
+
+# "junction of", "jct", "corner of", "j/o", ... and the separators between the two streets' names.
+_JUNCTION_CUE = re.compile(r"(?<![a-z])(?:junction|junct|junc|jnct|jctn|jct|jcn|jnc|jn|j\s*/\s*o|j\.o\.?"
+                           r"|corner|cnr|crnr|crn)\.?(?:\s+(?:of|with|w/))?(?![a-z])", re.I)
+_JUNCTION_SEP = re.compile(r"\s*[/&+]\s*|\s+(?:and|with|by)\s+|\s*,\s*", re.I)
+
+
+def split_junction(text: str) -> list[str]:
+    """The parts of a text around a junction cue or separator, blanks dropped:
+    "junction of Cheapside and Wood St" -> ["Cheapside", "Wood St"]; one part when there is none."""
+    s = _JUNCTION_CUE.sub("|", str(text))
+    s = _JUNCTION_SEP.sub("|", s)
+    return [p.strip() for p in s.split("|") if p.strip(" .-")]
 
 
 def _merge_same_names(p: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -498,7 +595,7 @@ class Geocoder:
         out["reason"] = hit["reason"]
         return out
 
-    def geocode_text(self, text: pd.Series) -> pd.DataFrame:
+    def geocode_text(self, text: pd.Series, kinds=None) -> pd.DataFrame:
         """Free-text locations: ``GEOCODE_COLUMNS``.
 
         A full postcode anywhere in the text is tried first; then the place names
@@ -506,12 +603,24 @@ class Geocoder:
         lookup does not stop a place name from matching; when nothing matches the
         reason is "postcode not found" if the text held one, else "location not
         geocoded" (neither the text nor the postcode is quoted: it may hold
-        personal details).
+        personal details). Two nearby streets named as a junction are placed where they
+        meet (``Gazetteer.junction``: how "junction").
+
+        ``kinds``: the column's hint, a list of ``GAZETTEER_KINDS`` keys ("streets",
+        "stations", "buildings", "postcodes"); only those kinds of place are matched.
+        None: all of them.
         """
+        if kinds is not None:
+            unknown = [k for k in kinds if k not in GAZETTEER_KINDS]
+            if unknown:
+                raise UserError(f"unknown gazetteer kind(s) {', '.join(map(repr, unknown))} "
+                                f"(known: {', '.join(GAZETTEER_KINDS)}).")
+            kinds = frozenset(GAZETTEER_KINDS[k] for k in kinds)
+        place_kinds = None if kinds is None else kinds - {"postcode"}
         text = text.fillna("").astype(str)
         out = self._empty(text.index)
         out["reason"] = "location not geocoded"
-        pcs = postcode_in_text(text)
+        pcs = postcode_in_text(text) if kinds is None or "postcode" in kinds else pd.Series("", index=text.index)
         has_pc = pcs != ""
         if has_pc.any():
             if self.postcodes is None:
@@ -521,21 +630,40 @@ class Geocoder:
             out.loc[has_pc] = hit[GEOCODE_COLUMNS].to_numpy()
         todo = (out["level"] == "unmatched").to_numpy()
         places = self.gazetteer.places
-        cache: dict[str, tuple[int, str] | None] = {}
-        rows, hits, hows = [], [], []
+        gaz = self.gazetteer
+        cache: dict[str, tuple | None] = {}
+        rows, hits, hows, jrows, jvals = [], [], [], [], []
         for pos, t in zip(np.flatnonzero(todo), text.to_numpy()[todo]):
             if t not in cache:
-                cache[t] = self.gazetteer.match(t, fuzzy=self.fuzzy) if t.strip() else None
-            if cache[t] is not None:
+                cache[t] = None
+                if t.strip() and (place_kinds is None or "street" in place_kinds):
+                    cache[t] = gaz.junction(t, fuzzy=self.fuzzy)
+                if cache[t] is None and t.strip() and place_kinds != frozenset():
+                    cache[t] = gaz.match(t, fuzzy=self.fuzzy, kinds=place_kinds)
+            hit = cache[t]
+            if hit is None:
+                continue
+            if len(hit) == 5:                   # a junction: (street A, street B, x, y, metres apart)
+                a, b, x, y, d = hit
+                jrows.append(pos)
+                jvals.append((x, y, max(d, float(PRECISION["street_min"])), f"{a} / {b}"))
+            else:
                 rows.append(pos)
-                hits.append(cache[t][0])
-                hows.append(cache[t][1])
+                hits.append(hit[0])
+                hows.append(hit[1])
         for c in ("x", "y", "location_precision_m"):
             out[c] = out[c].astype(float)
+        if jrows:
+            x, y, prec, name = (np.array(v) for v in zip(*jvals))
+            for col, values in (("level", "street"), ("x", x), ("y", y), ("location_precision", "street"),
+                                ("location_precision_m", prec), ("name", name), ("how", "junction"),
+                                ("reason", "")):
+                out.iloc[jrows, out.columns.get_loc(col)] = values
         if rows:
             p = places.iloc[hits]
             level = np.where(p["kind"].to_numpy() == "street", "street", "place")
-            # A station's name alone that is also a district's ("Angel"): the wider place.
+            # A station's name alone that is also a district's ("Angel"): the wider place
+            # (not in a column hinted stations only: there it is the station).
             prec = np.where(np.array(hows) == "bare", np.maximum(p["precision_m"].to_numpy(float),
                                                                   float(PRECISION["district"])),
                             p["precision_m"].to_numpy(float))

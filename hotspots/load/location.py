@@ -14,7 +14,9 @@ candidate's reason. Kinds:
 - ``gridref``: an OS grid reference column (``geocode.parse_gridref``);
 - ``postcode``: a postcode column, looked up offline;
 - ``freetext``: a free-text location, geocoded offline (postcode in the text,
-  then street and place names);
+  then street and place names; two streets named as a junction where they meet);
+  ``"gazetteer": ["stations"]`` (any of streets, stations, buildings, postcodes)
+  restricts the kinds of place the column may name;
 - ``geometry``: the point of a vector file (GeoJSON, GeoPackage).
 
 Each candidate may set ``precision`` (common-schema location precision) and
@@ -177,7 +179,8 @@ def _geocoded(raw: pd.DataFrame, cand: dict, geocoder) -> tuple[np.ndarray, dict
         present &= text.str.fullmatch(r"[A-Za-z]{1,2}\d[A-Za-z\d]?\s*\d[A-Za-z]{2}").fillna(False).astype(bool)
     if geocoder is None:
         raise UserError(f"the schema locates records by {kind} but no geocoder was built.")
-    res = geocoder.geocode_text(text) if kind == "freetext" else geocoder.geocode_postcodes(text.where(present, ""))
+    res = geocoder.geocode_text(text, kinds=cand.get("gazetteer")) if kind == "freetext" \
+        else geocoder.geocode_postcodes(text.where(present, ""))
     out = _blank(len(raw))
     for c in ("x", "y", "location_precision_m"):
         out[c] = res[c].to_numpy(float)

@@ -41,6 +41,8 @@ _CANDIDATE = Table({                               # hotspots.load.location
     "kind": Text(LOCATION_KINDS), "x": _COLUMN, "y": _COLUMN, "crs": Text(), "column": _COLUMN,
     "detect": Bool(), "fix_swapped": Bool(), "precision": Text(LOCATION_PRECISIONS),
     "precision_m": Number(lo=0, lo_open=True, unit="m"),
+    # freetext only: the kinds of place the column may name (hotspots.load.geocode.GAZETTEER_KINDS)
+    "gazetteer": ListOf(Text(("streets", "stations", "buildings", "postcodes")), min_len=1),
 }, required=("kind",))
 _FORMATS = ListOf(Text())
 SPEC = Table({
