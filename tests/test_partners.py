@@ -82,7 +82,7 @@ def test_validate_prints_each_generated_file_with_its_top_reject_reasons(tmp_pat
     assert lines["yos"] == ["1", "330", "290", "0", "40"]
     # validate holds back the records run holds back (handling code C without conditions): filtered, as in run
     assert lines["intel"] == ["1", "600", "522", "30", "48"]
-    assert lines["legacy"] == ["1", "82", "79", "0", "3"]
+    assert lines["legacy"] == ["1", "82", "65", "14", "3"]      # 5x5x5 handling 4 and 5 held back
     assert "top reject reasons: location not geocoded (399); no location (33); impossible date (4)" in out
     assert "top reject reasons: not a valid postcode (27); no location (10); postcode not found (3)" in out
     assert "top reject reasons: no location (31); not a valid postcode (4); no date (3)" in out
