@@ -21,7 +21,9 @@ from hotspots import attribute, governance, grid as gridmod, weight
 from hotspots.config import Config
 from hotspots.detect.clusters import find_clusters
 from hotspots.detect.counts import hotspot_count
-from hotspots.detect.gistar import hotspot_gistar
+from hotspots import coverage as covermod
+from hotspots.detect import combine as combmod
+from hotspots.detect.inference import DEFAULT_DRAWS
 from hotspots.detect.kde import choose_bandwidth, kde_grid
 from hotspots.detect.spacetime import emerging_classes, month_index, space_time_cube
 from hotspots.errors import UserError
@@ -163,10 +165,26 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
             raise UserError(f"[analysis] gi_inference = '{inference}' should be 'permutation' or 'normal'.",
                             file=str(cfg.path))
         seed = int(cfg.analysis.get("seed", 0))
-        params["gi_inference"] = _param(inference, "randomisation null, 200,000 draws per neighbourhood size, "
-                                        f"seed {seed} (the normal curve is anti-conservative on sparse counts)"
+        draws = int(cfg.analysis.get("permutations", DEFAULT_DRAWS))
+        params["gi_inference"] = _param(inference, f"conditional permutation as esda (the cell held out, its "
+                                        f"neighbours drawn without replacement from the other cells), {draws:,} "
+                                        f"draws per neighbourhood size, seed {seed}"
                                         if inference == "permutation" else "normal approximation, as ArcGIS")
-        cells, w = hotspot_grid(incidents, grid, dist, alpha, inference, seed)
+        combine = str(cfg.analysis.get("combine", "sources"))
+        if combine not in ("sources", "pooled"):
+            raise UserError(f"[analysis] combine = '{combine}' should be 'sources' or 'pooled'.", file=str(cfg.path))
+        coverage = covermod.source_coverage(cfg, boundaries, incidents, grid, area)
+        params["coverage"] = _param(covermod.describe(coverage), "per source: declared areas, a polygon file, or "
+                                    "derived from its records (hotspots/coverage.py); a cell is covered when more "
+                                    "than half of it lies inside")
+        sweights = source_weights(weight.risk(incidents), table)
+        params["combine"] = _param(combine, (
+            "each risk source's Gi* within its own coverage, combined per cell by weighted Stouffer with weights "
+            + ", ".join(f"{k} {v:g}" for k, v in sweights.items()) + " (source x evidence weight), then BH"
+            if combine == "sources" else "one Gi* of the pooled weighted counts over the covered cells (as ArcGIS)")
+            + ("; set in the config" if "combine" in cfg.analysis else "; default"))
+        cells, w, evidence = hotspot_grid(incidents, grid, dist, alpha, inference, seed, coverage, area, combine,
+                                          sweights, draws, return_evidence=True)
 
     with progress.step("density and trends"):
         kde_surface = _kde(cfg, incidents, grid, cells, params)
@@ -176,15 +194,22 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
     with progress.step("attribute to boundaries"):
         cells, regions, areas = attribute_cells(cells, grid, boundaries)
         clusters["areas"], clusters["cross_boundary"] = attribute.polygon_areas(clusters.geometry.values, boundaries)
-        coverage = attribute.source_coverage(cfg, boundaries)
         cells["outside_coverage_of"] = attribute.cells_outside_coverage(cells.geometry.values, coverage)
 
     with progress.step("profile key buildings"):
         buildings, building_types, building_acc = _profile(cfg, incidents, area, regions, ledger, params)
 
     with progress.step("weighting sensitivity"):
-        sens, sens_regions, factual_cls = weight_sensitivity(incidents, table, w, grid.neighbours(grid.touch_distance),
-                                                             cells, alpha, inference, seed)
+        def classify(t: dict) -> np.ndarray:
+            if combine == "sources":
+                return combmod.combine(evidence, source_weights(weight.risk(incidents), t), grid.n, alpha)["gi_class"]
+            return hotspot_grid(weight.apply_weights(incidents, t), grid, dist, alpha, inference, seed, coverage,
+                                area, "pooled", None, draws)[0]["gi_class"]
+        other = "pooled" if combine == "sources" else "sources"
+        other_cls = hotspot_grid(incidents, grid, dist, alpha, inference, seed, coverage, area, other, sweights,
+                                 draws)[0]["gi_class"].to_numpy(float)
+        sens, sens_regions, factual_cls = weight_sensitivity(table, grid.neighbours(grid.touch_distance), cells,
+                                                             classify, {other: other_cls})
         cells["gi_class_factual_only"] = factual_cls
 
     return Result(cfg=cfg, incidents=incidents, ledger=ledger, accounting=accounting, study_area=area,
@@ -201,16 +226,49 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
 
 
 def hotspot_grid(incidents: pd.DataFrame, grid: gridmod.Grid, dist: float, alpha: float, inference: str,
-                 seed: int) -> tuple[gpd.GeoDataFrame, object]:
-    """Counts and Gi* on ``grid`` for incidents carrying their ``cell``; returns (cells, neighbour matrix)."""
+                 seed: int, coverage: gpd.GeoDataFrame | None = None, area=None, combine: str = "sources",
+                 source_weights: dict[str, float] | None = None, draws: int = DEFAULT_DRAWS,
+                 return_evidence: bool = False):
+    """Counts and Gi* on ``grid`` for incidents carrying their ``cell``; returns (cells, neighbour matrix).
+
+    ``combine="sources"`` (the default): each risk source tested within its ``coverage``,
+    combined by ``source_weights`` (``hotspots.detect.combine``); ``"pooled"``: one Gi* of
+    the weighted counts over the covered cells. Without ``coverage`` every source covers the
+    whole ``area`` (or grid). With ``return_evidence`` also returns the per-source evidence.
+    """
     counts = hotspot_count(incidents, grid.n)
     rows, cols = grid.rows_cols
     w = grid.neighbours(dist)
-    stats = hotspot_gistar(counts["weighted"].to_numpy(), w, alpha, inference=inference, seed=seed)
-    cells = counts.assign(**stats)
+    risk = incidents[incidents["weight"].to_numpy() > 0]
+    sid_col = risk["source_id"] if "source_id" in risk else pd.Series("all", index=risk.index)
+    sids = [str(s) for s in pd.unique(sid_col)]
+    shares = covermod.cell_shares(grid, area, coverage, sids)
+    cell = risk["cell"].to_numpy(np.int64)
+    wt = risk["weight"].to_numpy(float)
+    values = {sid: np.bincount(cell[(sid_col == sid).to_numpy()], weights=wt[(sid_col == sid).to_numpy()],
+                               minlength=grid.n) for sid in sids}
+    evidence = None
+    if combine == "pooled":
+        stats = combmod.pooled(counts["weighted"].to_numpy(), covermod.covered(shares).any(axis=1), w, alpha,
+                               inference, draws, seed)
+        stats.insert(1, "covered_by", [";".join(s for s, c in zip(sids, row) if c) for row in covermod.covered(shares)])
+    else:
+        evidence = combmod.source_table(values, dict(zip(sids, shares.T)), w, inference, draws, seed, covermod.MOST)
+        weights = {sid: (source_weights or {}).get(sid, 1.0) for sid in sids}
+        stats = combmod.combine(evidence, weights, grid.n, alpha)
+    cells = pd.concat([counts, stats.set_index(counts.index)], axis=1)
     prefix = "C" if grid.shape == "square" else "H"
     cells.insert(0, "cell_id", [f"{prefix}{r}_{c}" for r, c in zip(rows, cols)])
-    return gpd.GeoDataFrame(cells, geometry=grid.boxes(), crs=BNG), w
+    out = gpd.GeoDataFrame(cells, geometry=grid.boxes(), crs=BNG)
+    return (out, w, evidence) if return_evidence else (out, w)
+
+
+def source_weights(incidents: pd.DataFrame, table: dict) -> dict[str, float]:
+    """The partnership's weight of each source's evidence: source weight x its evidence class's weight
+    (grades weigh records within a source; the period scale takes no part)."""
+    ev = incidents.groupby("source_id", sort=False)["evidence"].agg(lambda v: v.mode().iat[0])
+    return {str(sid): float(table["sources"].get(sid, 1.0)) * float(table["evidence"].get(e, 0.0))
+            for sid, e in ev.items()}
 
 
 def attribute_cells(cells: gpd.GeoDataFrame, grid: gridmod.Grid, boundaries: gpd.GeoDataFrame):
@@ -235,7 +293,10 @@ def public_view(result: Result) -> Result:
     p = result.parameters
     alpha = p["fdr_alpha"]["value"]
     cells, w = hotspot_grid(inc, grid, grid.touch_distance, alpha, p["gi_inference"]["value"],
-                            int(result.cfg.analysis.get("seed", 0)))
+                            int(result.cfg.analysis.get("seed", 0)), result.coverage, result.study_area,
+                            str(result.cfg.analysis.get("combine", "sources")),
+                            source_weights(weight.risk(inc), result.weights),
+                            int(result.cfg.analysis.get("permutations", DEFAULT_DRAWS)))
     cells, regions, areas = attribute_cells(cells, grid, result.boundaries)
     # A hotspot that only anecdotal or intelligence sources support is not published.
     anecdotal_only = regions.loc[~factual_mask(regions), "region_id"]
@@ -412,7 +473,7 @@ def _write_tables(view: Result, out: Path, public: bool) -> list[Path]:
     from hotspots.publish.exports import write_csv, write_layers
     out.mkdir(parents=True, exist_ok=True)
     cells = view.cells.copy()
-    cells["gi_class"] = cells["gi_class"].astype(int)
+    cells["gi_class"] = cells["gi_class"].astype("Int8")   # empty where no_data
     regions, areas = view.regions.copy(), view.areas.copy()
     layers = {"cells": cells, "regions": regions}
     if public:
@@ -421,7 +482,8 @@ def _write_tables(view: Result, out: Path, public: bool) -> list[Path]:
                         ("weighted", "hot_cells", "regions", "cross_boundary_regions", "cells")]:
                 frame[col] = public_counts(frame[col])
         # p- and q-values and peak z are left out of the public tables; z is shown to one decimal.
-        cells = layers["cells"] = cells.drop(columns=["gi_p", "gi_q"]).assign(gi_z=cells["gi_z"].round(1))
+        cells = layers["cells"] = cells.drop(columns=["gi_p", "gi_q", *[c for c in cells if c.startswith("p_")]]).assign(
+            gi_z=cells["gi_z"].round(1), **{c: cells[c].round(1) for c in cells if c.startswith("z_")})
         layers["regions"] = regions.drop(columns=["peak_z"])
     else:
         layers["clusters"] = view.clusters

@@ -53,7 +53,7 @@ def _fmt(df: pd.DataFrame, col: str, digits: int) -> pd.Series:
 
 def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
     group = folium.FeatureGroup(name="Gi* hot and cold spots (cells)", show=True)
-    sig = cells[cells["gi_class"] != 0].copy()
+    sig = cells[cells["gi_class"].notna() & (cells["gi_class"] != 0)].copy()
     if not len(sig):
         return group
     sig["confidence"] = sig["gi_class"].map(GI_LABELS)
@@ -67,8 +67,12 @@ def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
         sig["weighted_txt"] = _fmt(sig, "weighted", 1)
         sig["z"] = _fmt(sig, "gi_z", 2)
         sig["q"] = sig["gi_q"].map(lambda v: f"{v:.2g}")
-        fields = ["cell_id", "confidence", "incidents", "weighted_txt", "z", "q", "areas", "region_id"]
-        aliases = ["Cell", "Gi*", "Incidents", "Weighted", "z", "q (FDR)", "Areas", "Region"]
+        sig["per_source"] = _per_source(sig)
+        sig["support_txt"] = sig["support"].fillna("") if "support" in sig else ""
+        fields = ["cell_id", "confidence", "incidents", "weighted_txt", "z", "q", "per_source", "support_txt",
+                  "areas", "region_id"]
+        aliases = ["Cell", "Gi*", "Incidents", "Weighted", "z", "q (FDR)", "Each source (z, p)",
+                   "Made hot by", "Areas", "Region"]
     data = _web(sig, ["fill", *fields])
     folium.GeoJson(
         data, name="gi_cells",
@@ -76,6 +80,32 @@ def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
                                   "weight": 0.3, "fillOpacity": 0.75, "className": "hs-cell"},
         popup=folium.GeoJsonPopup(fields=fields, aliases=aliases),
     ).add_to(group)
+    return group
+
+
+def _per_source(cells: pd.DataFrame) -> pd.Series:
+    """Each covering source's own evidence, in words: 'source z 2.1 p 0.004; ...'."""
+    sids = [c[2:] for c in cells.columns if c.startswith("z_") and f"p_{c[2:]}" in cells.columns]
+
+    def one(row) -> str:
+        return "; ".join(f"{s} z {row['z_' + s]:.1f} p {row['p_' + s]:.2g}" for s in sids
+                         if pd.notna(row["z_" + s]) and pd.notna(row["p_" + s]))
+    return cells.apply(one, axis=1) if sids and len(cells) else pd.Series("", index=cells.index)
+
+
+def _no_data_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
+    """Cells no risk source covers: drawn as no data, never as cold."""
+    if "status" not in cells:
+        return None
+    gone = cells[cells["status"] == "no_data"]
+    if not len(gone):
+        return None
+    group = folium.FeatureGroup(name="No data (no risk source covers these cells)", show=True)
+    data = _web(gone.assign(label="No data: no risk source covers this cell"), ["cell_id", "label"])
+    folium.GeoJson(data, name="no_data",
+                   style_function=lambda f: {"fillColor": "#bdbdbd", "color": "#999999", "weight": 0.2,
+                                             "fillOpacity": 0.35, "dashArray": "2 3", "className": "hs-nodata"},
+                   tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(group)
     return group
 
 
@@ -392,6 +422,8 @@ def _swatch(colour: str, label: str, border: str = "1px solid #777") -> str:
 
 def _legend(result, public: bool) -> str:
     rows = "".join(_swatch(GI_COLOURS[k], v) for k, v in GI_LABELS.items())
+    if "status" in result.cells and (result.cells["status"] == "no_data").any():
+        rows += _swatch("rgba(189,189,189,.5)", "No data: no risk source covers the cell", "1px dashed #999")
     rows += _swatch("none", "Hotspot region", "2px solid #111")
     rows += _swatch("none", "Region crossing a boundary", f"2px dashed {CROSS_COLOUR}")
     if not public:
@@ -550,6 +582,9 @@ def build_map(result, tier: str = "partner") -> str:
         for group in _evidence_layers(result, frame, pixels):
             group.add_to(m)
         _time_layer(result, frame, pixels, m)
+    no_data = _no_data_layer(result.cells)
+    if no_data is not None:
+        no_data.add_to(m)
     _cells_layer(result.cells, public).add_to(m)
     if not public:
         for extra in (_factual_layer(result.cells), _trends_layer(result.cells), _clusters_layer(result.clusters),
