@@ -72,19 +72,20 @@ def test_cells_have_the_documented_columns_and_the_geojson_is_wgs84(demo_out):
 def test_example_hotspots_cross_boundaries_and_each_rests_on_its_sources_evidence(example_result):
     regions = example_result.regions.set_index("region_id")
     cells = example_result.cells
-    # The strongest region joins the City's violence around Liverpool Street / Bishopsgate to the
-    # emergency department's Shoreditch cluster: it spans the City, Hackney and Tower Hamlets.
+    # The strongest region: the City's violence around Liverpool Street / Bishopsgate, which the
+    # City's police, the emergency department and intelligence each find; it crosses a boundary.
     assert bool(regions.loc["R1", "cross_boundary"]) is True
-    assert {"City of London", "Hackney"} <= set(regions.loc["R1", "areas"].split(";"))
+    assert "City of London" in regions.loc["R1", "areas"].split(";")
     r1 = cells[cells["region_id"] == "R1"]
     assert {"city_police", "ed_assaults"} <= set(";".join(r1["support"]).split(";"))
-    # The West End (Covent Garden / Leicester Square) is hot on the Met's own evidence, within
-    # the Met's coverage, although the City's police, twenty times denser there, never covered it.
-    west = regions[regions["areas"].str.contains("Westminster")]
-    assert len(west) >= 1
-    west_cells = cells[cells["region_id"].isin(west.index)]
-    assert west_cells["support"].str.contains("met_police").all()
-    assert not west_cells["covered_by"].str.contains("city_police").any()
+    # The West End (Covent Garden / Leicester Square) is hot on the Met's own evidence (its cells
+    # name met_police in `support`), within the Met's derived coverage, which the City's police
+    # never covered; the four partner sources covering it see nothing unusual there, so under
+    # the agreed weights their evidence outweighs it (weighted Stouffer), and it is no region.
+    west = cells[(cells["cell_id"].isin(["C13_10", "C13_11", "C14_10"]))]
+    assert west["support"].str.contains("met_police").all()
+    assert not west["covered_by"].str.contains("city_police").any()
+    assert (west["p_met_police"] < 1e-3).all() and (west["gi_z"] > 1).all() and (west["gi_class"] < 2).all()
     assert (regions["peak_z"] >= 3).all()
     # every region's cells are hot at 95 % or more, and its counts add up
     cells = example_result.cells
@@ -214,11 +215,10 @@ def test_demo_cells_carry_kde_and_trend_and_clusters_are_written(demo_out):
     for col in ("cluster_id", "method", "n", "weighted", "p_value", "areas", "cross_boundary"):
         assert col in clusters.columns
     assert (clusters["p_value"] <= 0.05).sum() >= 1
-    # The hottest KDE cell (a pooled surface of every source's weights) is in or beside a Gi* region
-    # (the West End's; Gi* weighs each source's evidence on its own terms, the KDE pools them).
+    # The hottest KDE cell (a pooled surface of every source's weights: the West End's Met data)
+    # is one its own source finds hot, though the combined evidence does not (see test above).
     top = cells.loc[cells["kde"].idxmax()]
-    regional = cells[cells["region_id"].fillna("") != ""]
-    assert regional.geometry.distance(top.geometry).min() < 1.0
+    assert "met_police" in str(top["support"]).split(";")
 
 
 def test_study_area_from_a_boundary_layer_and_a_misspelt_name(tmp_path):

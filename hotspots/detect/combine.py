@@ -14,8 +14,8 @@ p-values are conditional permutations (``hotspots.detect.inference``) or,
 with ``inference="normal"``, the normal curve of the Gi* z.
 
 Each source's two-sided p becomes a signed normal score
-``s = side x Phi^-1(1 - p / 2)`` (past the permutations' floor, resolved by
-the exact conditional moments: ``source_evidence``); the cell's combined score is the weighted
+``s = side x Phi^-1(1 - p / 2)`` (past the permutations' floor, p is
+extrapolated by a generalised Pareto tail: ``inference.conditional_p``); the cell's combined score is the weighted
 Stouffer sum ``Z = sum(w_s s_s) / sqrt(sum(w_s^2))`` over the sources that
 cover it, with p = 2 Phi(-|Z|) (for a cell covered by one source, its own p),
 then Benjamini-Hochberg across the analysed cells and the ``gi_class`` bins.
@@ -39,7 +39,7 @@ import scipy.sparse as sp
 from scipy.stats import norm
 
 from hotspots.detect.gistar import bh_qvalues, gi_class, gi_star, p_two_sided
-from hotspots.detect.inference import DEFAULT_DRAWS, conditional_p, conditional_z
+from hotspots.detect.inference import DEFAULT_DRAWS, conditional_p
 
 
 def source_evidence(values: np.ndarray, share: np.ndarray, w: sp.csr_matrix, covered: np.ndarray,
@@ -47,10 +47,8 @@ def source_evidence(values: np.ndarray, share: np.ndarray, w: sp.csr_matrix, cov
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One source's Gi* on its covered cells: (z, p, side, score) per cell of the grid, NaN / 0 outside.
 
-    ``score`` is the signed normal score of p that the combination sums. Where no
-    permutation was as extreme as the observed sum (p at the floor 2 / (draws + 1)),
-    the evidence is resolved past the floor by the z of the exact conditional moments
-    (``inference.conditional_z``), when that is larger.
+    ``score`` is the signed normal score of p that the combination sums (p past the
+    permutations' floor is extrapolated in ``inference.conditional_p``).
     """
     n = len(values)
     z, p, side, score = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.int8), np.zeros(n)
@@ -69,10 +67,6 @@ def source_evidence(values: np.ndarray, share: np.ndarray, w: sp.csr_matrix, cov
     else:
         ps, sd = conditional_p(dens, sub, draws=draws, seed=seed)
         sc = sd * norm.isf(ps / 2.0)
-        floor = ps <= 2.0 / (draws + 1) * (1 + 1e-9)
-        if floor.any():
-            zc = conditional_z(dens, sub)
-            sc[floor] = sd[floor] * np.maximum(np.abs(sc[floor]), np.abs(zc[floor]))
     z[idx], p[idx], side[idx], score[idx] = zs, ps, sd, sc
     return z, p, side, score
 
