@@ -30,7 +30,7 @@ from hotspots.errors import UserError
 from hotspots.load import finish, load_sources
 from hotspots.load.buildings import load_buildings
 from hotspots.load.ledger import Ledger
-from hotspots.profile import options_from_config, profile_buildings
+from hotspots.profile import comparable_places, options_from_config, profile_buildings
 from hotspots.progress import Progress
 from hotspots.sensitivity import weight_sensitivity
 from hotspots.tiers import PUBLIC, check_public, factual_mask, public_counts
@@ -197,7 +197,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         cells["outside_coverage_of"] = attribute.cells_outside_coverage(cells.geometry.values, coverage)
 
     with progress.step("profile key buildings"):
-        buildings, building_types, building_acc = _profile(cfg, incidents, area, regions, ledger, params)
+        buildings, building_types, building_acc = _profile(cfg, incidents, area, regions, ledger, params,
+                                                           cells["status"].to_numpy() == "analysed", grid)
 
     with progress.step("weighting sensitivity"):
         def classify(t: dict) -> np.ndarray:
@@ -316,14 +317,31 @@ def public_view(result: Result) -> Result:
 
 
 def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFrame, ledger: Ledger,
-             params: dict) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
-    """Key buildings: load them and profile the risk around each (``hotspots.profile``)."""
+             params: dict, analysed: np.ndarray | None = None, grid: gridmod.Grid | None = None
+             ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """Key buildings: load them and profile the risk around each (``hotspots.profile``), against
+    comparable places: the police.uk snap points and key buildings in the cells some risk source covers."""
     if not cfg.key_buildings:
         return None, None, None
     buildings, accounting = load_buildings(cfg, ledger)
     radii = sorted({r for kb in cfg.key_buildings for r in kb.radius_m})
     options = {**options_from_config(cfg), "trend_exclude_sources": tuple(weight.period_scales(cfg))}
-    table, types = profile_buildings(buildings, incidents, area, regions, radii, cfg.start, cfg.end, options)
+    kind = str(cfg.analysis.get("building_null", "random_places"))
+    if kind not in ("random_places", "snap_points"):
+        raise UserError(f"[analysis] building_null = '{kind}' should be 'random_places' or 'snap_points'.",
+                        file=str(cfg.path))
+    n_sim, seed = int(cfg.analysis.get("building_simulations", 1999)), int(cfg.analysis.get("seed", 0))
+    sites = comparable_places(weight.risk(incidents), buildings[["x", "y"]].to_numpy(float), grid, analysed,
+                              kind, seed=seed)
+    label = ("random places in the covered area" if kind == "random_places"
+             else "police.uk snap points and key buildings in the covered area")
+    table, types = profile_buildings(buildings, incidents, area, regions, radii, cfg.start, cfg.end, options,
+                                     null_sites=sites, n_sim=n_sim, seed=seed, null_label=label)
+    params["building_null"] = _param(table["null"].iat[0] if len(table) else label,
+                                     ("set in the config" if "building_null" in cfg.analysis else "default") +
+                                     ": crime counts are overdispersed, so each building is compared with places "
+                                     "like it (covered cells: some risk source covers them), not a flat rate; "
+                                     "BH per radius across buildings; building types likewise (two-sided)")
     given = any("radius_m" in entry for entry in cfg.raw.get("key_buildings", []))
     params["building_radii_m"] = _param(radii, "set in the config" if given else "default 100, 250 and 500 m")
     note = table.attrs.get("time_note", "")   # set by profile_buildings: why there are no hours, if none

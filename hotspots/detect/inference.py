@@ -178,21 +178,48 @@ def null_counts(expected: np.ndarray, rng: np.random.Generator, shape: float | N
     return rng.poisson(mu)
 
 
-def relocation_counts(points_xy: np.ndarray, candidates_xy: np.ndarray, radius: float, n_sim: int,
-                      rng: np.random.Generator, weights: np.ndarray | None = None) -> np.ndarray:
-    """Monte Carlo relocation: the (weighted) incidents within ``radius`` of ``n_sim`` sites drawn
-    at random among ``candidates_xy`` (comparable places inside the covered area).
-
-    Returns an (n_sim,) array: the null distribution of a catchment count for a site
-    like these. Used for key buildings (``hotspots.profile``) and building types.
-    """
+def relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: np.ndarray, radii, n_sim: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Monte Carlo relocation: the weighted incidents within each radius of ``n_sim`` sites drawn at
+    random among ``sites_xy`` (comparable places inside the covered area). Returns (n_sim, len(radii)):
+    the null distribution of a catchment's weighted count for a place like these."""
     from scipy.spatial import cKDTree
+    radii = list(radii)
+    out = np.zeros((n_sim, len(radii)))
+    if not len(points_xy) or not len(sites_xy):
+        return out
     tree = cKDTree(points_xy)
-    sites = candidates_xy[rng.integers(0, len(candidates_xy), n_sim)]
-    hits = tree.query_ball_point(sites, radius)
-    if weights is None:
-        return np.array([len(h) for h in hits], float)
-    return np.array([weights[h].sum() if len(h) else 0.0 for h in hits], float)
+    sites = sites_xy[rng.integers(0, len(sites_xy), n_sim)]
+    for i, ix in enumerate(tree.query_ball_point(sites, max(radii))):
+        if ix:
+            ix = np.asarray(ix)
+            d = np.hypot(points_xy[ix, 0] - sites[i, 0], points_xy[ix, 1] - sites[i, 1])
+            for j, r in enumerate(radii):
+                out[i, j] = weights[ix[d <= r]].sum()
+    return out
+
+
+def union_relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: np.ndarray, m: int,
+                          radius: float, n_sim: int, rng: np.random.Generator) -> np.ndarray:
+    """Monte Carlo relocation of a whole building type: ``m`` sites drawn without replacement among
+    ``sites_xy``, the weighted incidents within ``radius`` of any of them; (n_sim,) draws."""
+    from scipy.spatial import cKDTree
+    out = np.zeros(n_sim)
+    if not len(points_xy) or not len(sites_xy):
+        return out
+    near = cKDTree(points_xy).query_ball_point(sites_xy, radius)
+    near = [np.asarray(v, dtype=np.int64) for v in near]
+    m = min(m, len(sites_xy))
+    hit = np.zeros(len(points_xy), bool)
+    for k in range(n_sim):
+        pick = rng.choice(len(sites_xy), m, replace=False)
+        parts = [near[i] for i in pick if len(near[i])]
+        if parts:
+            idx = np.concatenate(parts)
+            hit[idx] = True
+            out[k] = weights[hit].sum()
+            hit[idx] = False
+    return out
 
 
 def upper_p(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
