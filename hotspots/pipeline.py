@@ -400,12 +400,18 @@ def _clusters(cfg: Config, incidents: pd.DataFrame, area, params: dict) -> gpd.G
         params["cluster_lattice_m"] = _param(25.0, f"{locations:,} distinct locations: snapped to a 25 m lattice "
                                                    "before clustering (police.uk snap points are coarser)")
     seed = int(cfg.analysis.get("seed", 0))
+    # The background for random labelling: every distinct place an incident of any source was
+    # recorded at (police.uk snap points, geocoded places), context layers included.
+    background = incidents[["x", "y"]].drop_duplicates().to_numpy(float)
+    if "cluster_lattice_m" in params:
+        background = np.unique((np.floor(background / 25.0) + 0.5) * 25.0, axis=0)
     parts = []
     for method in methods:
         if method not in ("dbscan", "hdbscan"):
             raise UserError(f"[analysis] clusters: '{method}' should be 'dbscan' or 'hdbscan'.", file=str(cfg.path))
         found, used = find_clusters(risk, area, method=method, eps_m=cfg.analysis.get("cluster_eps_m"),
-                                    min_weight=cfg.analysis.get("cluster_min_weight"), n_sim=n_sim, seed=seed)
+                                    min_weight=cfg.analysis.get("cluster_min_weight"), n_sim=n_sim, seed=seed,
+                                    background_xy=background)
         params[f"clusters_{method}"] = _param({k: v for k, v in used.items() if not k.endswith("_how")},
                                               "; ".join(str(v) for k, v in used.items() if k.endswith("_how")))
         parts.append(found)
