@@ -193,6 +193,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
 
     with progress.step("attribute to boundaries"):
         cells, regions, areas = attribute_cells(cells, grid, boundaries)
+        evidence_of = weight.risk(incidents).groupby("source_id")["evidence"].agg(lambda v: v.mode().iat[0]).to_dict()
+        regions = combmod.region_support(regions, cells, evidence_of)
         clusters["areas"], clusters["cross_boundary"] = attribute.polygon_areas(clusters.geometry.values, boundaries)
         cells["outside_coverage_of"] = attribute.cells_outside_coverage(cells.geometry.values, coverage)
 

@@ -155,3 +155,25 @@ def pooled(weighted: np.ndarray, covered_any: np.ndarray, w: sp.csr_matrix, fdr_
     cls[~analysed] = np.nan
     return pd.DataFrame({"status": np.where(analysed, "analysed", "no_data"), "gi_z": z, "gi_p": p,
                          "gi_q": q, "gi_class": cls})
+
+
+ANECDOTAL = ("community_report", "intelligence")
+
+
+def region_support(regions: pd.DataFrame, cells: pd.DataFrame, evidence_of: dict[str, str]) -> pd.DataFrame:
+    """Regions' ``support`` (';'-separated sources whose own evidence makes one of its cells hot)
+    and ``anecdotal_only`` (every supporting source is anecdotal: community reports or
+    intelligence). ``evidence_of`` maps a source id to its evidence class."""
+    regions = regions.copy()
+    if "support" not in cells or not len(regions):
+        regions["support"] = pd.Series("", index=regions.index, dtype=object)
+        regions["anecdotal_only"] = pd.Series(False, index=regions.index, dtype=bool)
+        return regions
+    sup, anec = [], []
+    for rid in regions["region_id"]:
+        names = sorted({s for v in cells.loc[cells["region_id"] == rid, "support"] for s in str(v).split(";") if s})
+        sup.append(";".join(names))
+        anec.append(bool(names) and all(evidence_of.get(s, "") in ANECDOTAL for s in names))
+    regions["support"] = sup
+    regions["anecdotal_only"] = anec
+    return regions

@@ -126,8 +126,12 @@ def _regions_layer(regions: gpd.GeoDataFrame, public: bool) -> folium.FeatureGro
         ev = [c for c in reg.columns if c.startswith("n_")]
         reg["evidence_mix"] = reg[ev].apply(lambda r: ", ".join(f"{c[2:]} {int(v):,}" for c, v in r.items() if v),
                                             axis=1) if ev else ""
-        fields = ["region_id", "cells", "incidents", "weighted_txt", "peak", "evidence_mix", "areas", "crosses"]
-        aliases = ["Region", "Cells", "Incidents", "Weighted", "Peak z", "Evidence", "Areas", "Crosses a boundary"]
+        reg["support_txt"] = (reg["support"].fillna("") + np.where(reg["anecdotal_only"], " (anecdotal only)", "")
+                              if "support" in reg else "")
+        fields = ["region_id", "cells", "incidents", "weighted_txt", "peak", "evidence_mix", "support_txt", "areas",
+                  "crosses"]
+        aliases = ["Region", "Cells", "Incidents", "Weighted", "Peak z", "Evidence", "Made hot by", "Areas",
+                   "Crosses a boundary"]
     data = _web(reg, fields)
     folium.GeoJson(
         data, name="regions",
