@@ -122,7 +122,12 @@ def test_methods_panel_lists_sources_and_attribution(demo_out):
 
 
 @needs_chromium
-def test_every_layer_toggles(demo_out):
+def test_every_layer_toggles(demo_out, example_result):
+    # A layer with nothing to draw toggles nothing: under the agreed per-source combination the
+    # factual-only scenario of the example has no hot cell (sensitivity.csv says so too).
+    empty = set()
+    if not (example_result.cells["gi_class_factual_only"] >= 2).any():
+        empty.add("Gi* hot spots: factual sources only")
     with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
         page.wait_for_timeout(300)
         labels = page.locator(".leaflet-control-layers-overlays label")
@@ -142,7 +147,7 @@ def test_every_layer_toggles(demo_out):
             after = page.evaluate(count)
             box.click()
             assert page.evaluate(count) == before
-            assert after != before, names[i]
+            assert after != before or names[i].strip() in empty, names[i]
         assert errors == []
 
 
