@@ -606,7 +606,7 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     out.attrs["radii"] = radii
 
     types = building_types(b, risk, study_area, global_precision,
-                           null_sites=null_sites if relocate else None, n_sim=max(n_sim // 2, 99), seed=seed + 1)
+                           null_sites=null_sites if relocate else None, n_sim=max(n_sim // 4, 99), seed=seed + 1)
     return out, types
 
 

@@ -178,6 +178,20 @@ def null_counts(expected: np.ndarray, rng: np.random.Generator, shape: float | N
     return rng.poisson(mu)
 
 
+POOL = 4_000
+
+
+def collapse(points_xy: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Identical locations merged, their weights summed (police.uk snap points: 1 M incidents sit
+    on tens of thousands of places), so that catchment sums are exact and cheap."""
+    import pandas as pd
+    pts = np.asarray(points_xy, float)
+    g = pd.DataFrame({"x": pts[:, 0], "y": pts[:, 1], "w": np.asarray(weights, float)}).groupby(
+        ["x", "y"], sort=False)["w"].sum()
+    return np.column_stack([g.index.get_level_values(0).to_numpy(float),
+                            g.index.get_level_values(1).to_numpy(float)]), g.to_numpy(float)
+
+
 def relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: np.ndarray, radii, n_sim: int,
                     rng: np.random.Generator) -> np.ndarray:
     """Monte Carlo relocation: the weighted incidents within each radius of ``n_sim`` sites drawn at
@@ -188,6 +202,7 @@ def relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: np.nda
     out = np.zeros((n_sim, len(radii)))
     if not len(points_xy) or not len(sites_xy):
         return out
+    points_xy, weights = collapse(points_xy, weights)
     tree = cKDTree(points_xy)
     sites = sites_xy[rng.integers(0, len(sites_xy), n_sim)]
     for i, ix in enumerate(tree.query_ball_point(sites, max(radii))):
@@ -207,6 +222,10 @@ def union_relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: 
     out = np.zeros(n_sim)
     if not len(points_xy) or not len(sites_xy):
         return out
+    points_xy, weights = collapse(points_xy, weights)
+    if len(sites_xy) > POOL:
+        # The draws only need a pool of places, not every candidate: bounds the neighbour lists.
+        sites_xy = sites_xy[rng.choice(len(sites_xy), POOL, replace=False)]
     near = cKDTree(points_xy).query_ball_point(sites_xy, radius)
     near = [np.asarray(v, dtype=np.int64) for v in near]
     m = min(m, len(sites_xy))
