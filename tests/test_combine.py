@@ -131,3 +131,24 @@ def test_the_example_finds_the_hospital_only_hotspot_and_nothing_outside_coverag
     assert cov["city_police"]["how"] == "declared areas"
     # The Met's six wards are not four boroughs: its derived coverage is well under the study area.
     assert cov["met_police"]["study_share"] < 0.6
+
+
+def test_derived_coverage_without_units_is_the_cells_near_the_records_and_warns():
+    from types import SimpleNamespace
+    import geopandas as gpd
+    area = shapely.box(0, 0, 3000, 3000)
+    g = gridmod.build_grid(area, 100.0)
+    xs = np.array([150.0, 250.0, 2850.0])
+    ys = np.array([150.0, 150.0, 2850.0])
+    inc = pd.DataFrame({"source_id": "p", "x": xs, "y": ys, "cell": g.assign(xs, ys)})
+    cfg = SimpleNamespace(sources=[SimpleNamespace(id="p", coverage=None, options={})],
+                          analysis={"coverage_reach_m": 200.0}, path="x.toml", resolve=lambda p: p)
+    cov = covermod.source_coverage(cfg, gpd.GeoDataFrame(geometry=[], crs="EPSG:27700"), inc, g, area)
+    row = cov.iloc[0]
+    assert row["how"].startswith("derived: cells within 200 m")
+    # Records in cells (col 1, row 1), (2, 1) and (28, 28) of a 30 x 30 grid; covered: the cells whose
+    # centres lie within 200 m (a disc of 13 cells) of one of them. Around the first two, row 1 has
+    # columns 0-4 (5), rows 0 and 2 columns 0-3 (8), row 3 columns 1-2 (2); row -1 is off the grid:
+    # 15. Around (28, 28) the disc loses the two cells beyond column and row 29: 11. 26 of 900 cells.
+    assert row["cells"] == 15 + 11
+    assert "recorded nothing in 97 %" in row["warning"]
