@@ -16,6 +16,7 @@ import pandas as pd
 import shapely
 
 from hotspots.config import Config
+from hotspots.detect.counts import count_columns
 from hotspots.errors import UserError
 from hotspots.grid import Grid
 
@@ -158,7 +159,7 @@ def hotspot_regions(cells: gpd.GeoDataFrame, grid: Grid, cell_pairs: list[list])
         order.append((-cells["weighted"].to_numpy()[members].sum(), k))
     rename = {k: f"R{i + 1}" for i, (_, k) in enumerate(sorted(order))}
     region_of = np.array([rename.get(v, "") for v in lab], dtype=object)
-    ev_cols = [c for c in cells.columns if c.startswith("n_")]
+    ev_cols = count_columns(cells)   # per evidence class, and per person role apart
     recs = []
     for k in sorted(rename, key=lambda k: int(rename[k][1:])):
         members = np.nonzero(lab == k)[0]
@@ -218,3 +219,55 @@ def area_summary(cells: gpd.GeoDataFrame, cell_pairs: list[list], regions: gpd.G
     # Areas the study area does not reach are left out.
     touched = out["n"].gt(0) | out["hot_cells"].gt(0) | out["regions"].gt(0)
     return out[touched].sort_values(["layer", "weighted"], ascending=[True, False]).reset_index(drop=True)
+
+
+def street_labels(points: pd.DataFrame, area, spacing: float = 400.0) -> pd.DataFrame:
+    """Street-name labels from named snap points (``name``, ``x``, ``y``; ``Loaded.streets``).
+
+    One label per street and ``spacing``-metre square that holds its points, at their median: a
+    long road is named along its length, a short street once. Only labels inside ``area``.
+    Returns ``name``, ``x``, ``y``, ``n`` (snap points behind the label), most points first.
+    """
+    cols = ["name", "x", "y", "n"]
+    if points is None or not len(points):
+        return pd.DataFrame(columns=cols)
+    # police.uk capitalises after an apostrophe and within numerals ("Alderman'S Walk", "William Iv
+    # Street", "(lu Station)"): written as a street sign would.
+    name = (points["name"].astype(str).str.replace(r"'S\b", "'s", regex=True)
+            .str.replace(r"\b(Ii|Iii|Iv|Vi|Vii|Viii|Ix)\b", lambda m: m.group(0).upper(), regex=True)
+            .str.replace(r"\((lu|nr|dlr|lo)\b", lambda m: "(" + m.group(1).upper(), regex=True)
+            .str.replace(r"\((london)\)", "(London)", regex=True))
+    pts = points.assign(name=name, bx=np.floor(points["x"] / spacing), by=np.floor(points["y"] / spacing))
+    g = pts.groupby(["name", "bx", "by"], sort=False)
+    out = g[["x", "y"]].median().assign(n=g.size()).reset_index()[cols]
+    shapely.prepare(area)
+    out = out[shapely.intersects_xy(area, out["x"].to_numpy(), out["y"].to_numpy())]
+    return out.sort_values(["n", "name"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def name_regions(regions: gpd.GeoDataFrame, streets: pd.DataFrame, buildings: pd.DataFrame | None = None,
+                 places: int = 2) -> gpd.GeoDataFrame:
+    """Give each region a ``rank`` (1 = strongest, the order of R1, R2, ...) and a ``name`` in words:
+    up to ``places`` key buildings (best ranked first) and streets (most snap points first) inside
+    it, then its areas: "Leicester Square, Charing Cross Road: Westminster / Camden"."""
+    out = regions.copy()
+    out["rank"] = out["region_id"].str[1:].astype(int) if len(out) else pd.Series(dtype=int)
+    names = []
+    for reg in out.itertuples():
+        geom = reg.geometry
+        shapely.prepare(geom)
+        found: list[str] = []
+        if buildings is not None and len(buildings):
+            inside = buildings[shapely.intersects_xy(geom, buildings["x"].to_numpy(float),
+                                                     buildings["y"].to_numpy(float))]
+            if "rank" in inside:
+                inside = inside.sort_values("rank", na_position="last", kind="stable")
+            found += [str(n) for n in inside["name"]]
+        if streets is not None and len(streets):
+            on = streets[shapely.intersects_xy(geom, streets["x"].to_numpy(float), streets["y"].to_numpy(float))]
+            found += [str(n) for n in on["name"]]
+        chosen = list(dict.fromkeys(found))[:places]
+        areas = str(reg.areas).replace(";", " / ")
+        names.append(f"{', '.join(chosen)}: {areas}" if chosen else areas)
+    out["name"] = names
+    return out

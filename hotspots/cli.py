@@ -9,11 +9,13 @@ import argparse
 import json
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from hotspots import __version__
 from hotspots.errors import UserError
 
+_default_showwarning = warnings.showwarning
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "london_city_fringe" / "partnership.toml"
 
 
@@ -28,7 +30,7 @@ def _print_accounting(summary, out=None) -> None:
     out = out or sys.stdout
     cols = ["source_id", "files", "rows_read", "rows_loaded", "rows_filtered", "rows_rejected"]
     heads = ["source", "files", "read", "loaded", "filtered", "rejected"]
-    widths = [max(len(h), *(len(f"{v:,}" if isinstance(v, int) else str(v)) for v in summary[c]))
+    widths = [max([len(h), *(len(f"{v:,}" if isinstance(v, int) else str(v)) for v in summary[c])])
               for h, c in zip(heads, cols)]
     print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(heads, widths))), file=out)
     for rec in summary.to_dict(orient="records"):
@@ -39,22 +41,41 @@ def _print_accounting(summary, out=None) -> None:
             print(f"    top reject reasons: {rec['top_reject_reasons']}", file=out)
 
 
+def default_out_folder(shared: Path, agency: str | None) -> Path:
+    """An agency's own run never defaults to the shared run's folder: ``<shared>-agency-<source id>``."""
+    if not agency:
+        return shared
+    from hotspots.publish.outdir import safe_name
+    return shared.with_name(f"{shared.name}-agency-{safe_name(agency)}")
+
+
 def cmd_run(args, config: Path | None = None, default_out: Path | None = None) -> int:
     from hotspots.config import load_config
     from hotspots.pipeline import analyse, publish
     from hotspots.progress import Progress
+    from hotspots.publish import outdir
 
     cfg = load_config(config or args.config)
-    out = Path(args.out) if args.out else (default_out or cfg.base / "output")
+    agency = getattr(args, "agency", None)
+    if agency and agency not in {src.id for src in cfg.sources}:
+        raise UserError(f"--agency '{agency}' is not a source id of the config "
+                        f"({', '.join(src.id for src in cfg.sources)}).", file=str(cfg.path))
+    out = Path(args.out) if args.out else default_out_folder(default_out or cfg.base / "output", agency)
+    # The output folder is checked and locked before any input is read, not found wrong after the analysis.
+    kind = f"agency:{agency}" if agency else "shared"
+    outdir.check(out, cfg, kind)
+    pdf = bool(getattr(args, "pdf", False))
+    if pdf:
+        from hotspots.publish.briefing import chromium
+        if chromium() is None:
+            raise UserError("--pdf prints the briefing with Chromium, which is not installed here "
+                            "(apt-get install chromium). Run without --pdf: briefing.html prints from any browser.")
     progress = Progress()
     try:
-        agency = getattr(args, "agency", None)
-        if agency and agency not in {src.id for src in cfg.sources}:
-            raise UserError(f"--agency '{agency}' is not a source id of the config "
-                            f"({', '.join(src.id for src in cfg.sources)}).", file=str(cfg.path))
-        result = analyse(cfg, progress, agency=agency)
-        with progress.step("publish"):
-            paths = publish(result, out)
+        with outdir.locked(out):
+            result = analyse(cfg, progress, agency=agency)
+            with progress.step("publish"):
+                paths = publish(result, out, pdf=pdf)
     finally:
         progress.close()
     _print_accounting(result.ledger.summary(result.accounting))
@@ -79,6 +100,8 @@ def cmd_run(args, config: Path | None = None, default_out: Path | None = None) -
     for key, path in paths.items():
         if key.startswith("map_"):
             print(f"map ({key[4:]} tier): {path}")
+        elif key.startswith("briefing_"):
+            print(f"briefing ({key.rsplit('_', 1)[1]} tier{', PDF' if 'pdf' in key else ''}): {path}")
     return 0
 
 
@@ -123,12 +146,17 @@ def cmd_evaluate(args) -> int:
     from hotspots.evaluate import FORMULAS
     from hotspots.pipeline import evaluate_holdout
     from hotspots.progress import Progress
+    from hotspots.publish import outdir
 
     cfg = load_config(args.config)
-    out = Path(args.out) if args.out else cfg.base / "output"
+    # Its own folder by default: an evaluation replaces its output folder whole, never a run's.
+    out = Path(args.out) if args.out else cfg.base / "output-evaluation"
+    train, test = _months(args.train, "--train"), _months(args.test, "--test")
+    outdir.check(out, cfg, "evaluation")
     progress = Progress()
     try:
-        table = evaluate_holdout(cfg, _months(args.train, "--train"), _months(args.test, "--test"), out, progress)
+        with outdir.locked(out):
+            table = evaluate_holdout(cfg, train, test, out, progress)
     finally:
         progress.close()
     shown = table.copy()
@@ -169,14 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="run the bundled City of London example and write all outputs")
-    p.add_argument("--out", help="output folder (default: hotspots-demo/ in the current folder)")
+    p.add_argument("--out", help="output folder (default: hotspots-demo/ in the current folder; "
+                                 "hotspots-demo-agency-SOURCE/ with --agency)")
+    p.add_argument("--agency", help="an agency's own run of the example (a source id); see 'run --agency'")
+    p.add_argument("--pdf", action="store_true", help="also print each briefing to PDF (needs Chromium)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="run the pipeline on a config")
     p.add_argument("config", help="the partnership's TOML config")
-    p.add_argument("--out", help="output folder (default: output/ beside the config)")
+    p.add_argument("--out", help="output folder, replaced whole by the run (default: output/ beside the config; "
+                                 "output-agency-SOURCE/ with --agency)")
     p.add_argument("--agency", help="an agency's own run (a source id): also uses its records whose handling "
                                     "code keeps them within the agency; the outputs are not for sharing")
+    p.add_argument("--pdf", action="store_true", help="also print each briefing to PDF (needs Chromium)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="load and check every source without analysing")
@@ -187,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="the partnership's TOML config")
     p.add_argument("--train", required=True, help="training months, e.g. 2018-01:2018-12")
     p.add_argument("--test", required=True, help="test months, e.g. 2019-01:2019-03")
-    p.add_argument("--out", help="output folder (default: output/ beside the config)")
+    p.add_argument("--out", help="output folder (default: output-evaluation/ beside the config)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("schemas", help="list the source schemas available")
@@ -199,9 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """hotspots' own warnings (an empty file, ...) as one line for the analyst, not a Python warning."""
+    from hotspots.load.ledger import HotspotsWarning
+    if issubclass(category, HotspotsWarning):
+        print(f"hotspots: warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         return args.func(args)
     except UserError as exc:
@@ -218,3 +261,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hotspots: internal error ({type(exc).__name__}: {exc}). This is a bug in hotspots; "
               f"run again with --debug for the traceback and report it.", file=sys.stderr)
         return 1
+    finally:
+        warnings.showwarning = previous

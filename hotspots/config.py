@@ -9,15 +9,128 @@ import glob
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from hotspots.detect.kde import MAX_BANDWIDTH_CELLS, MIN_BANDWIDTH_CELLS
 from hotspots.errors import UserError
-from hotspots.schema import EVIDENCE_CLASSES, TAXONOMY
+from hotspots.grid import MAX_NEIGHBOUR_CELLS
+from hotspots.schema import DEFAULT_WEIGHTS, EVIDENCE_CLASSES, HANDLING_CODES, TAXONOMY
+from hotspots.validate_config import Bool, Either, ListOf, Map, Number, Table, Tables, Text, check
 
 TIERS = ("partner", "public")
+
+# Limits stated here and enforced at load time (the grid's own limit on cells is in hotspots.grid).
+MIN_CELL_M = 10.0             # finer than 10 m is below any partner's location precision
+MAX_CELL_M = 10_000.0
+MAX_RADIUS_M = 5_000.0        # key-building catchment radius
+_MONTH = r"\d{4}-\d{2}(-\d{2})?"
+_PERIOD = r"\s*\d{4}-\d{2}\s*:\s*\d{4}-\d{2}\s*"
+_DAYS = r"\s*\d{4}-\d{2}-\d{2}\s*:\s*\d{4}-\d{2}-\d{2}\s*"
+
+
+@lru_cache(maxsize=1)
+def config_rules() -> dict:
+    """The config's allow-list: every table and key the code reads, with its type and range.
+
+    One entry per key; ``load_config`` checks the whole file against it before
+    anything else is read. Stages that own a table (profile, linkage, geocoding,
+    key-building columns) also check their values when they run.
+    """
+    # Imported here: these modules import this one.
+    from hotspots.detect.kde import KERNELS
+    from hotspots.load.buildings import _COLUMN_OPTIONS, _OTHER_OPTIONS, _READER_OPTIONS
+    from hotspots.load.linkage import DEFAULTS as LINKAGE
+    from hotspots.profile import PROFILE_OPTIONS
+
+    text, texts = Text(), ListOf(Text(), single=True)
+    weight = Number(lo=0)
+    profile = {
+        "comparison": Text(("area", "type")), "after_school": Text(), "peak_window_h": Number(1, 12, integer=True),
+        "min_timed": Number(lo=1, integer=True), "alpha": Number(lo=0, hi=0.5, lo_open=True),
+        "trend_baseline": Text(("time", "area")), "trend_exclude_sources": ListOf(Text()),
+        "holidays": ListOf(Text(pattern=_DAYS, example='"2018-07-24:2018-09-04"'), single=True),
+    }
+    assert set(profile) == set(PROFILE_OPTIONS), "profile options out of step with hotspots.profile"
+    building_opts = {k: text for k in (*_COLUMN_OPTIONS, *_READER_OPTIONS, *_OTHER_OPTIONS)}
+    building_opts.update({"sheet": Either((Text(), Number(lo=0, integer=True))), "include": Map(ListOf(single=True)),
+                          "postcodes": texts})
+    grades = Map(Map(weight), keys=("source", "intel"))
+    linkage = Table({"enabled": Bool(), "distance_m": Number(lo=0, unit="m"), "days": Number(lo=0),
+                     "precision_factor": Number(lo=0), "pairs": ListOf(ListOf(Text(EVIDENCE_CLASSES)))})
+    assert set(linkage.keys) == set(LINKAGE), "linkage options out of step with hotspots.load.linkage"
+    return {
+        "study": Table({"name": text, "start": Text(pattern=_MONTH, example="2018-01 or 2018-01-15"),
+                        "end": Text(pattern=_MONTH, example="2019-12 or 2019-12-31"), "area": text,
+                        "area_names": texts}, required=("start", "end")),
+        "sources": Tables(Table({
+            "id": Text(pattern=r"[A-Za-z0-9_.\-]+", example="city_police (letters, digits, _ . -)"),
+            "path": text, "schema": text, "mapping": text,
+            "evidence": Text(EVIDENCE_CLASSES), "weight": weight,
+            "categories": ListOf(Text(tuple(TAXONOMY)), single=True), "coverage": texts,
+            "coverage_path": text,      # a polygon file of where the source's data reach (hotspots.coverage)
+            "legal_basis": text, "sharing_agreement": text,
+            "handling": Text(HANDLING_CODES, normalise=lambda v: v.strip().upper(),
+                             why="3x5x2 P or C, 5x5x5 1 to 5, or none; an unknown code is never shared"),
+            "handling_conditions": text,
+            "period": Text(pattern=_PERIOD, example='"2017-12:2018-06" (START:END months)'),
+        }, required=("id", "path", "schema"))),
+        "boundaries": Tables(Table({"id": text, "path": text, "name_field": text, "layer": text},
+                                   required=("id", "path", "name_field"))),
+        "key_buildings": Tables(Table({
+            "id": text, "path": text, "schema": text, "type": text,
+            "radius_m": ListOf(Number(lo=0, hi=MAX_RADIUS_M, lo_open=True, unit="m"), single=True, min_len=1),
+            **building_opts, **{k: profile[k] for k in PROFILE_OPTIONS},
+        }, required=("id", "path", "schema"))),
+        "weights": Table({
+            **{c: weight for c in EVIDENCE_CLASSES}, "grades_3x5x2": grades, "grades_5x5x5": grades,
+            "recency_half_life_months": Number(lo=0), "harm": Bool(),
+            "harm_factors": Map(weight, keys=("1", "2", "3", "4")),
+        }),
+        "analysis": Table({
+            "cell_size_m": Number(MIN_CELL_M, MAX_CELL_M, unit="m"),
+            "cell_shape": Text(("square", "hexagon")),
+            "neighbour_distance_m": Number(lo=0, lo_open=True, unit="m"),
+            "fdr_alpha": Number(lo=0, hi=0.5, lo_open=True, why="a false discovery rate, e.g. 0.05"),
+            "gi_inference": Text(("permutation", "normal")),
+            "seed": Number(lo=0, hi=2 ** 32 - 1, integer=True),
+            "bandwidth_m": Number(lo=0, lo_open=True, unit="m"),
+            "kde_kernel": Text(tuple(KERNELS)),
+            "clusters": ListOf(Text(("dbscan", "hdbscan")), single=True),
+            "cluster_simulations": Number(1, 9999, integer=True),
+            "cluster_eps_m": Number(lo=0, lo_open=True, unit="m"),
+            "cluster_min_weight": Number(lo=0, lo_open=True),
+            "combine": Text(("sources", "pooled")),
+            "permutations": Number(999, 9_999_999, integer=True),
+            "coverage_units_path": text, "coverage_units_field": text,
+            "coverage_reach_m": Number(lo=0, lo_open=True, unit="m"),
+            "building_null": Text(("random_places", "snap_points")),
+            "building_simulations": Number(99, 99_999, integer=True),
+        }),
+        "outputs": Table({"tiers": ListOf(Text(TIERS), single=True), "tiles": text, "tiles_attribution": text}),
+        "attribution": texts,
+        "geocoding": Table({"postcodes": texts, "key_buildings": Bool(), "streets": Bool(), "fuzzy": Bool(),
+                            "places": ListOf(Table({"path": text, "schema": text, "type": text, **building_opts},
+                                                   required=("path", "schema")))}),
+        "linkage": linkage,
+        "profile": Table(profile),
+    }
+
+
+def _whole_file_problems(raw: dict) -> list[str]:
+    """Every problem of the config against ``config_rules``: unknown tables and keys, types, ranges."""
+    rules = config_rules()
+    out = []
+    for key, value in raw.items():
+        if key not in rules:
+            from hotspots.validate_config import suggest
+            out.append(f"unknown table or key '{key}'{suggest(key, rules)}.")
+            continue
+        out += check(rules[key], value, f"[{key}]")
+    return out
 
 
 @dataclass
@@ -107,16 +220,6 @@ def _period(value: Any, key: str, path: Path, end: bool) -> tuple[pd.Timestamp, 
                         file=str(path)) from None
 
 
-def _require(table: dict, key: str, where: str, path: Path, kind: type | tuple = str):
-    if key not in table:
-        raise UserError(f"{where} is missing the key '{key}'.", file=str(path))
-    value = table[key]
-    if not isinstance(value, kind):
-        raise UserError(f"{where} key '{key}' should be {getattr(kind, '__name__', kind)}, "
-                        f"got {value!r}.", file=str(path))
-    return value
-
-
 def _as_list(value: Any) -> list | None:
     if value is None:
         return None
@@ -124,7 +227,15 @@ def _as_list(value: Any) -> list | None:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read ``path`` and return a checked ``Config``."""
+    """Read ``path`` and return a checked ``Config``.
+
+    The whole file is checked before anything else is read: every table and key
+    against ``config_rules`` (types, ranges, enumerations, unknown keys with the
+    nearest known key suggested, handling codes), then the limits that relate
+    keys (bandwidth and neighbour distance against the cell size, a source's
+    period against the study), every source's schema and mapping
+    (``hotspots.load.spec``), and that some record can count at all.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError("the config file does not exist.", file=str(path),
@@ -135,60 +246,45 @@ def load_config(path: str | Path) -> Config:
         raise UserError(f"the config is not valid TOML ({exc}).", file=str(path)) from None
     except UnicodeDecodeError:
         raise UserError("the config is not UTF-8 text.", file=str(path)) from None
+    _raise(_whole_file_problems(raw), path)
     base = path.resolve().parent
     study = raw.get("study", {})
-    if not isinstance(study, dict):
-        raise UserError("[study] should be a table.", file=str(path))
-    start, start_label = _period(_require(study, "start", "[study]", path, (str,)), "start", path, False)
-    end, end_label = _period(_require(study, "end", "[study]", path, (str,)), "end", path, True)
+    if "study" not in raw:
+        raise UserError("the config has no [study] table (with start and end).", file=str(path))
+    start, start_label = _period(study["start"], "start", path, False)
+    end, end_label = _period(study["end"], "end", path, True)
     if end <= start:
         raise UserError(f"[study] end ({end_label}) is before start ({start_label}).", file=str(path))
 
     sources = []
     seen = set()
-    for k, s in enumerate(raw.get("sources", []), start=1):
-        where = f"[[sources]] number {k}"
-        sid = _require(s, "id", where, path)
+    for s in raw.get("sources", []):
+        sid = s["id"]
         if sid in seen:
-            raise UserError(f"{where}: the id '{sid}' is used twice.", file=str(path))
+            raise UserError(f"[[sources]] '{sid}': the id is used twice.", file=str(path))
         seen.add(sid)
-        where = f"[[sources]] '{sid}'"
-        evidence = s.get("evidence")
-        if evidence is not None and evidence not in EVIDENCE_CLASSES:
-            raise UserError(f"{where}: evidence '{evidence}' is not one of "
-                            f"{', '.join(EVIDENCE_CLASSES)}.", file=str(path))
-        cats = _as_list(s.get("categories"))
-        for c in cats or []:
-            if c not in TAXONOMY:
-                raise UserError(f"{where}: category '{c}' is not in the common taxonomy "
-                                f"({', '.join(sorted(TAXONOMY))}).", file=str(path))
         known = {"id", "path", "schema", "evidence", "weight", "categories", "coverage",
                  "legal_basis", "sharing_agreement", "handling", "handling_conditions"}
         sources.append(Source(
-            id=sid, path=_require(s, "path", where, path), schema=_require(s, "schema", where, path),
-            evidence=evidence, weight=float(s.get("weight", 1.0)), categories=cats,
+            id=sid, path=s["path"], schema=s["schema"],
+            evidence=s.get("evidence"), weight=float(s.get("weight", 1.0)), categories=_as_list(s.get("categories")),
             coverage=_as_list(s.get("coverage")), legal_basis=str(s.get("legal_basis", "")),
-            sharing_agreement=str(s.get("sharing_agreement", "")), handling=str(s.get("handling", "")),
+            sharing_agreement=str(s.get("sharing_agreement", "")),
+            handling=str(s.get("handling", "")).strip().upper(),
             handling_conditions=str(s.get("handling_conditions", "")),
             options={k2: v for k2, v in s.items() if k2 not in known}))
     if not sources:
         raise UserError("the config has no [[sources]].", file=str(path),
                         hint="Add at least one [[sources]] table with id, path and schema.")
 
-    boundaries = []
-    for k, b in enumerate(raw.get("boundaries", []), start=1):
-        where = f"[[boundaries]] number {k}"
-        boundaries.append(Boundary(id=_require(b, "id", where, path), path=_require(b, "path", where, path),
-                                   name_field=_require(b, "name_field", where, path), layer=b.get("layer")))
+    boundaries = [Boundary(id=b["id"], path=b["path"], name_field=b["name_field"], layer=b.get("layer"))
+                  for b in raw.get("boundaries", [])]
     buildings = []
-    for k, b in enumerate(raw.get("key_buildings", []), start=1):
-        where = f"[[key_buildings]] number {k}"
-        radius = _as_list(b.get("radius_m", [100, 250, 500]))
+    for b in raw.get("key_buildings", []):
         known = {"id", "path", "schema", "type", "radius_m"}
         buildings.append(KeyBuildings(
-            id=_require(b, "id", where, path), path=_require(b, "path", where, path),
-            schema=_require(b, "schema", where, path), type=b.get("type"),
-            radius_m=[float(r) for r in radius],
+            id=b["id"], path=b["path"], schema=b["schema"], type=b.get("type"),
+            radius_m=[float(r) for r in _as_list(b.get("radius_m", [100, 250, 500]))],
             options={k2: v for k2, v in b.items() if k2 not in known}))
 
     area = study.get("area")
@@ -196,18 +292,96 @@ def load_config(path: str | Path) -> Config:
         raise UserError(f"[study] area = '{area}' names no [[boundaries]] id "
                         f"(have: {', '.join(b.id for b in boundaries) or 'none'}).", file=str(path))
     outputs = raw.get("outputs", {})
-    for t in outputs.get("tiers", ["partner"]):
-        if t not in TIERS:
-            raise UserError(f"[outputs] tiers: '{t}' is not one of {', '.join(TIERS)}.", file=str(path))
     analysis = raw.get("analysis", {})
-    for key in ("cell_size_m", "neighbour_distance_m", "bandwidth_m", "fdr_alpha"):
-        if key in analysis and not (isinstance(analysis[key], (int, float)) and analysis[key] > 0):
-            raise UserError(f"[analysis] {key} should be a positive number, got {analysis[key]!r}.",
-                            file=str(path))
-    return Config(
+    _raise(_related_problems(analysis, sources, start, end), path)
+    cfg = Config(
         path=path.resolve(), base=base, name=str(study.get("name", path.stem)),
         start=start, end=end, start_label=start_label, end_label=end_label,
         area=area, area_names=_as_list(study.get("area_names")), sources=sources,
         boundaries=boundaries, key_buildings=buildings, weights=raw.get("weights", {}),
         analysis=analysis, outputs=outputs,
         attribution=_as_list(raw.get("attribution", [])) or [], raw=raw)
+    _check_stages(cfg)
+    return cfg
+
+
+def _raise(problems: list[str], path: Path) -> None:
+    """One UserError for every problem found: one sentence each, numbered when there are several."""
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise UserError(problems[0], file=str(path))
+    listed = " ".join(f"({k}) {p}" for k, p in enumerate(problems, start=1))
+    raise UserError(f"the config has {len(problems)} problems: {listed}", file=str(path))
+
+
+def _related_problems(analysis: dict, sources: list[Source], start: pd.Timestamp, end: pd.Timestamp) -> list[str]:
+    """Limits between keys: neighbour distance and bandwidth against the cell size, periods against the study."""
+    out = []
+    cell = analysis.get("cell_size_m")
+    if cell is not None:
+        dist = analysis.get("neighbour_distance_m")
+        if dist is not None and dist > MAX_NEIGHBOUR_CELLS * cell:
+            out.append(f"[analysis] neighbour_distance_m = {dist:g} is more than {MAX_NEIGHBOUR_CELLS} cells "
+                       f"({MAX_NEIGHBOUR_CELLS * cell:g} m at cell_size_m = {cell:g}): the limit of a Gi* "
+                       "neighbourhood.")
+        bw = analysis.get("bandwidth_m")
+        if bw is not None and bw < MIN_BANDWIDTH_CELLS * cell:
+            out.append(f"[analysis] bandwidth_m = {bw:g} is less than half the {cell:g} m cell "
+                       f"(at least {MIN_BANDWIDTH_CELLS * cell:g} m): a finer kernel only draws the grid.")
+        # Hexagon surfaces are computed on a lattice of half the spacing: the limit is in its cells.
+        cells = MAX_BANDWIDTH_CELLS / (2 if analysis.get("cell_shape") == "hexagon" else 1)
+        if bw is not None and bw > cells * cell:
+            out.append(f"[analysis] bandwidth_m = {bw:g} is more than {cells:g} cells "
+                       f"({cells * cell:g} m at cell_size_m = {cell:g}).")
+    elif analysis.get("bandwidth_m") is not None and analysis["bandwidth_m"] > MAX_BANDWIDTH_CELLS * MAX_CELL_M:
+        out.append(f"[analysis] bandwidth_m = {analysis['bandwidth_m']:g} is more than "
+                   f"{MAX_BANDWIDTH_CELLS * MAX_CELL_M:g} m.")
+    first_month, last_month = pd.Period(start, "M"), pd.Period(end - pd.Timedelta(seconds=1), "M")
+    for src in sources:
+        period = src.options.get("period")
+        if not period:
+            continue
+        where = f"[[sources]] '{src.id}' period = '{period}'"
+        try:
+            a, b = (pd.Period(p.strip(), "M") for p in str(period).split(":"))
+        except (ValueError, TypeError):
+            out.append(f"{where} is not two months START:END (e.g. 2017-12:2018-06).")
+            continue
+        if b < a:
+            out.append(f"{where}: its end is before its start.")
+        elif b < first_month or a > last_month:
+            out.append(f"{where} lies outside the study ({first_month} to {last_month}).")
+    return out
+
+
+def _check_stages(cfg: Config) -> None:
+    """Each source's schema and mapping, the stages' own option tables, and that something can count."""
+    from hotspots.load.geocode import geocoding_options
+    from hotspots.load.linkage import linkage_options
+    from hotspots.load.spec import resolve_schema
+    from hotspots.profile import options_from_config
+
+    linkage_options(cfg)
+    geocoding_options(cfg)
+    options_from_config(cfg)
+    evidence_weight = dict(DEFAULT_WEIGHTS["evidence"])
+    evidence_weight.update({k: float(v) for k, v in cfg.weights.items() if k in EVIDENCE_CLASSES})
+    can_count = []
+    for src in cfg.sources:
+        mapping = src.options.get("mapping")
+        try:
+            spec = resolve_schema(src.schema, cfg.base, str(mapping) if mapping else None)
+        except UserError as exc:
+            raise UserError(f"[[sources]] '{src.id}' schema = '{src.schema}'"
+                            f"{f' (mapping {mapping!r})' if mapping else ''}: {exc}", file=str(cfg.path)) from None
+        classes = [src.evidence or spec.get("evidence")] if (src.evidence or spec.get("evidence")) \
+            else list(EVIDENCE_CLASSES)
+        best = max(evidence_weight.get(c, 0.0) for c in classes)
+        can_count.append((src.weight * best, f"{src.id} {src.weight:g} x {best:g}"))
+    if any(w > 0 for w, _ in can_count):
+        return
+    raise UserError("nothing can count: every source's weight times its evidence class's weight is 0 "
+                    f"({'; '.join(t for _, t in can_count)}).", file=str(cfg.path),
+                    hint="Give at least one source and its evidence class a weight above 0 "
+                         "([[sources]] weight, [weights]).")

@@ -13,7 +13,11 @@ Handling codes decide where a record may go (College of Policing APP):
 - a graded record (an intelligence grade but no handling code, neither its
   own nor its source's) is kept to its agency: no code, no sharing.
 - ungraded records without a handling code (open police data, health and
-  partner records shared under the partnership's agreement) may be shared.
+  partner records shared under the partnership's agreement) may be shared;
+- any other code (``CONFIDENTIAL``, ``Code 5``, ``4.0``: a value outside the
+  defined sets of ``hotspots.schema.HANDLING_CODES``) is kept to its agency.
+  Sharing is an allow-list: only the codes above that may be shared are, never
+  by default. (A source's own ``handling`` outside the sets fails the config.)
 
 The originating agency of a record is its source (``source_id``). An
 agency-only run (``agency=<source_id>``) uses that source's records whatever
@@ -33,6 +37,8 @@ from hotspots.load.ledger import Ledger
 REASON_C = "handling code C without recorded conditions: originating agency only"
 REASON_5X5X5 = "5x5x5 handling code 4 or 5: originating agency only"
 REASON_NONE = "graded record without a handling code: originating agency only"
+REASON_UNKNOWN = "unknown handling code: originating agency only"
+SHAREABLE_CODES = ("P", "1", "2", "3")   # shared as they are; C only with its conditions recorded
 ROLES = ("victim", "suspect", "witness", "unknown")
 
 
@@ -47,11 +53,13 @@ def restriction(incidents: pd.DataFrame, cfg) -> pd.Series:
     blank = pd.Series("", index=incidents.index)
     graded = (incidents.get("grade_source", blank).fillna("").astype(str) != "") | \
         (incidents.get("grade_intel", blank).fillna("").astype(str) != "")
-    why = pd.Series("", index=incidents.index, dtype=str)
-    why[(handling == "C") & ~own & ~src_cond] = REASON_C
+    # An allow-list: a record is shared only when its code says it may be; anything else stays.
+    why = pd.Series(REASON_UNKNOWN, index=incidents.index, dtype=object)
+    why[handling.isin(SHAREABLE_CODES)] = ""
+    why[handling == "C"] = np.where((own | src_cond)[handling == "C"], "", REASON_C)
     why[handling.isin(["4", "5"])] = REASON_5X5X5
-    why[(handling == "") & graded] = REASON_NONE
-    return why
+    why[handling == ""] = np.where(graded[handling == ""], REASON_NONE, "")
+    return why.astype(str)
 
 
 def shareable(incidents: pd.DataFrame, cfg, agency: str | None = None) -> pd.Series:

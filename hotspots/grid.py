@@ -14,9 +14,45 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from hotspots.errors import UserError
+
 NICE_SIZES = (25, 50, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 1500, 2000, 2500, 5000)
 MIN_CELL_M = 50.0      # police.uk snap points are displaced by up to ~200 m: finer cells are noise
-MAX_CELLS = 1_000_000  # a guard against a grid that explodes
+MAX_CELLS = 1_000_000  # the most cells a default (chosen) cell size gives
+# Resource limits, enforced wherever a lattice is allocated: a configured cell size may give at most
+# MAX_GRID_CELLS cells over the study area's extent (0.01 m cells over the City would be 121 GiB), and
+# a Gi* neighbourhood may reach MAX_NEIGHBOUR_CELLS cells and MAX_NEIGHBOUR_PAIRS pairs in all.
+MAX_GRID_CELLS = 4_000_000
+MAX_NEIGHBOUR_CELLS = 20
+MAX_NEIGHBOUR_PAIRS = 100_000_000
+
+
+def check_cells(nx: int, ny: int, cell: float, what: str = "grid") -> None:
+    """A UserError when a ``nx`` x ``ny`` lattice of ``cell``-metre cells is over ``MAX_GRID_CELLS``."""
+    n = int(nx) * int(ny)
+    if n > MAX_GRID_CELLS:
+        side = cell * (n / MAX_GRID_CELLS) ** 0.5
+        raise UserError(f"a {cell:g} m {what} over this study area ({nx * cell / 1000:,.1f} km x "
+                        f"{ny * cell / 1000:,.1f} km) would have {n:,} cells, more than the limit of "
+                        f"{MAX_GRID_CELLS:,} cells.",
+                        hint=f"Set [analysis] cell_size_m to at least {side:,.0f} m, or leave it out to have it "
+                             "chosen from the study area.")
+
+
+def check_neighbour_distance(distance: float, cell: float, n_cells: int) -> None:
+    """A UserError when a Gi* neighbourhood of ``distance`` metres is beyond the stated limits."""
+    distance = float(distance)
+    if not (distance > 0 and np.isfinite(distance)):
+        raise UserError(f"[analysis] neighbour_distance_m = {distance:g} should be a positive number of metres.")
+    if distance > MAX_NEIGHBOUR_CELLS * cell:
+        raise UserError(f"[analysis] neighbour_distance_m = {distance:g} is more than {MAX_NEIGHBOUR_CELLS} cells "
+                        f"({MAX_NEIGHBOUR_CELLS * cell:g} m with {cell:g} m cells): the limit of a Gi* "
+                        "neighbourhood.")
+    pairs = n_cells * np.pi * (distance / cell) ** 2
+    if pairs > MAX_NEIGHBOUR_PAIRS:
+        raise UserError(f"[analysis] neighbour_distance_m = {distance:g} over {n_cells:,} cells of {cell:g} m "
+                        f"would make about {pairs:,.0f} neighbour pairs, more than the limit of "
+                        f"{MAX_NEIGHBOUR_PAIRS:,}.", hint="Use a shorter distance or larger cells.")
 
 
 @dataclass
@@ -121,6 +157,7 @@ class Grid:
     def neighbours(self, distance: float):
         """Binary Gi* neighbours (self included) of the analysed cells within ``distance``."""
         from hotspots.detect.gistar import neighbour_matrix
+        check_neighbour_distance(distance, self.cell, self.n)
         rows, cols = self.rows_cols
         return neighbour_matrix(cols, rows, self.cell, distance)
 
@@ -192,6 +229,7 @@ class HexGrid(Grid):
 
     def neighbours(self, distance: float):
         from hotspots.detect.gistar import neighbour_matrix_xy
+        check_neighbour_distance(distance, self.cell, self.n)
         cx, cy = self.centres()
         return neighbour_matrix_xy(cx, cy, distance)
 
@@ -244,8 +282,7 @@ def build_grid(area: BaseGeometry, cell: float, shape: str = "square") -> Grid:
     y0 = np.floor(ymin / cell) * cell
     nx = int(np.ceil((xmax - x0) / cell))
     ny = int(np.ceil((ymax - y0) / cell))
-    if nx * ny > MAX_CELLS * 4:
-        raise ValueError(f"a {cell:g} m grid over this study area would have {nx * ny:,} cells")
+    check_cells(nx, ny, cell)
     ii, jj = np.meshgrid(np.arange(nx), np.arange(ny))
     bx = shapely.box(x0 + ii * cell, y0 + jj * cell, x0 + (ii + 1) * cell, y0 + (jj + 1) * cell)
     shapely.prepare(area)
@@ -267,8 +304,7 @@ def build_hex_grid(area: BaseGeometry, cell: float) -> HexGrid:
     y0 = np.floor(ymin / row_step) * row_step - row_step
     nx = int(np.ceil((xmax - x0) / cell)) + 2
     ny = int(np.ceil((ymax - y0) / row_step)) + 2
-    if nx * ny > MAX_CELLS * 4:
-        raise ValueError(f"a {cell:g} m hexagon grid over this study area would have {nx * ny:,} cells")
+    check_cells(nx, ny, cell, "hexagon grid")
     jj, ii = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
     cx = x0 + (ii + 0.5 * (jj & 1)) * cell
     cy = y0 + jj * row_step
@@ -330,6 +366,7 @@ def derived_area(x: np.ndarray, y: np.ndarray, cell: float, rings: int = 2,
     col = np.floor(x / cell).astype(np.int64)
     row = np.floor(y / cell).astype(np.int64)
     c0, r0 = col.min() - rings, row.min() - rings
+    check_cells(col.max() - c0 + rings + 1, row.max() - r0 + rings + 1, cell)
     occ = np.zeros((row.max() - r0 + rings + 1, col.max() - c0 + rings + 1), dtype=bool)
     occ[row - r0, col - c0] = True
     # Closing (grow, then shrink back) joins the gaps between occupied cells without

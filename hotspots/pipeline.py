@@ -33,7 +33,7 @@ from hotspots.load.ledger import Ledger
 from hotspots.profile import comparable_places, options_from_config, profile_buildings
 from hotspots.progress import Progress
 from hotspots.sensitivity import weight_sensitivity
-from hotspots.tiers import PUBLIC, check_public, factual_mask, public_counts
+from hotspots.tiers import PUBLIC, check_public, disclose, factual_mask
 
 BNG = "EPSG:27700"
 
@@ -64,6 +64,7 @@ class Result:
     buildings: pd.DataFrame | None = None           # buildings.csv: one row per key building
     building_types: pd.DataFrame | None = None      # building_types.csv
     building_accounting: pd.DataFrame | None = None  # rows per building file
+    streets: pd.DataFrame | None = None             # street-name labels (attribute.street_labels)
     extra: dict = field(default_factory=dict)
 
 
@@ -116,6 +117,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
     that may not be shared are used too, and the outputs say so.
     """
     progress = progress or Progress(enabled=False)
+    if agency is None and "public" in cfg.tiers:
+        check_public(cfg)       # before any file is read, not after the whole analysis
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -201,6 +204,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
     with progress.step("profile key buildings"):
         buildings, building_types, building_acc = _profile(cfg, incidents, area, regions, ledger, params,
                                                            cells["status"].to_numpy() == "analysed", grid)
+        streets = attribute.street_labels(loaded.streets, area)
+        regions = attribute.name_regions(regions, streets, buildings)
 
     with progress.step("weighting sensitivity"):
         def classify(t: dict) -> np.ndarray:
@@ -220,7 +225,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
                   parameters=params, weights=table, started_at=started_at, started=started,
                   neighbours=w, kde_surface=kde_surface, coverage=coverage,
                   sensitivity=sens, sensitivity_regions=sens_regions, buildings=buildings,
-                  building_types=building_types, building_accounting=building_acc,
+                  building_types=building_types, building_accounting=building_acc, streets=streets,
                   extra={"geocoding": loaded.geocoding, "linkage": loaded.linkage,
                          "held_back": governance.restriction(held, cfg).value_counts().to_dict() if len(held) else {},
                          "roles": governance.role_counts(incidents).to_dict(orient="records"),
@@ -301,11 +306,16 @@ def public_view(result: Result) -> Result:
                             source_weights(weight.risk(inc), result.weights),
                             int(result.cfg.analysis.get("permutations", DEFAULT_DRAWS)))
     cells, regions, areas = attribute_cells(cells, grid, result.boundaries)
+    # The outline a public map draws: the boundary areas when the study is made of them, otherwise the
+    # public cells (an outline at the partner cell size would trace where single incidents lie).
+    area = result.study_area if result.cfg.area else shapely.union_all(grid.boxes())
     # A hotspot that only anecdotal or intelligence sources support is not published.
     anecdotal_only = regions.loc[~factual_mask(regions), "region_id"]
     regions = regions[factual_mask(regions)].reset_index(drop=True)
     cells.loc[cells["region_id"].isin(anecdotal_only), "gi_class"] = 0
     cells.loc[cells["region_id"].isin(anecdotal_only), "region_id"] = ""
+    # Named by streets only: a key-building layer may be sensitive, and street names are public.
+    regions = attribute.name_regions(regions, result.streets)
     params = dict(p)
     params["cell_size_m"] = _param(cell, f"public tier: at least {PUBLIC['min_cell_m']:g} m")
     params["neighbour_distance_m"] = _param(grid.touch_distance, "the ring of touching cells")
@@ -313,7 +323,7 @@ def public_view(result: Result) -> Result:
         params.pop(key)
     empty = result.clusters.iloc[0:0]
     return dataclasses.replace(result, grid=grid, cells=cells, regions=regions, areas=areas, clusters=empty,
-                               kde_surface=None, neighbours=w, parameters=params,
+                               study_area=area, kde_surface=None, neighbours=w, parameters=params,
                                extra={**result.extra, "tier": "public",
                                       "withheld_anecdotal_only_regions": int(len(anecdotal_only))})
 
@@ -446,13 +456,34 @@ def _trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd
     params["space_time"] = _param(f"{n_periods} monthly steps", how)
 
 
-def publish(result: Result, out: Path) -> dict[str, Path]:
-    """Write every output of ``result`` into ``out``; returns the paths by name."""
+def publish(result: Result, out: Path, pdf: bool = False) -> dict[str, Path]:
+    """Write every output of ``result`` into ``out``, whole or not at all; returns the paths by name.
+
+    The outputs are written into a temporary folder beside ``out`` and swapped in when all are
+    written, under a lock (``hotspots.publish.outdir``): files of an earlier run never survive,
+    and a folder hotspots did not write, or that overlaps an input, is refused (``UserError``).
+    """
+    from hotspots.publish import outdir
+
+    agency = result.extra.get("agency")
+    kind = f"agency:{agency}" if agency else "shared"
+    out = Path(out)
+    outdir.check(out, result.cfg, kind)
+    with outdir.writing(out, kind) as tmp:
+        paths = _publish_into(result, tmp, kind, pdf)
+    # The files now live in ``out``: report their final paths, as the caller spelled ``out``.
+    paths = {key: out / Path(p).relative_to(tmp) for key, p in paths.items()}
+    paths["out"] = out
+    return paths
+
+
+def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> dict[str, Path]:
+    """Write every output of ``result`` into the (temporary, empty) folder ``out``."""
+    from hotspots.publish.briefing import build_briefing, print_pdf
     from hotspots.publish.exports import write_csv
     from hotspots.publish.manifest import write_manifest
     from hotspots.publish.map import build_map
 
-    out.mkdir(parents=True, exist_ok=True)
     # An agency's own run holds records that may not leave it: never a public map.
     tiers = ["partner"] if result.extra.get("agency") else result.cfg.tiers
     views = {tier: (result if tier == "partner" else public_view(result)) for tier in tiers}
@@ -470,6 +501,13 @@ def publish(result: Result, out: Path) -> dict[str, Path]:
         path.write_text(build_map(view, tier), encoding="utf-8")
         written.append((path, tier))
         paths[f"map_{tier}"] = path
+        brief = out / ("briefing.html" if tier == "partner" else f"briefing-{tier}.html")
+        brief.write_text(build_briefing(view, tier), encoding="utf-8")
+        written.append((brief, tier))
+        paths[f"briefing_{tier}"] = brief
+        if pdf:
+            written.append((print_pdf(brief, brief.with_suffix(".pdf")), tier))
+            paths[f"briefing_pdf_{tier}"] = brief.with_suffix(".pdf")
         if tier == "public":
             written += [(p, "public") for p in _write_tables(view, out / "public", public=True)]
     inputs = result.accounting.to_dict(orient="records")
@@ -489,7 +527,7 @@ def publish(result: Result, out: Path) -> dict[str, Path]:
              "summary": summary, **result.extra}
     paths["manifest"] = write_manifest(out / "manifest.json", inputs=inputs, parameters=result.parameters,
                                        weights=result.weights, outputs=written, started_at=result.started_at,
-                                       started=result.started, extra=extra)
+                                       started=result.started, extra=extra, kind=kind)
     paths["out"] = out
     return paths
 
@@ -503,14 +541,13 @@ def _write_tables(view: Result, out: Path, public: bool) -> list[Path]:
     regions, areas = view.regions.copy(), view.areas.copy()
     layers = {"cells": cells, "regions": regions}
     if public:
-        for frame in (cells, regions, areas):
-            for col in [c for c in frame.columns if c == "n" or c.startswith("n_") or c in
-                        ("weighted", "hot_cells", "regions", "cross_boundary_regions", "cells")]:
-                frame[col] = public_counts(frame[col])
-        # p- and q-values and peak z are left out of the public tables; z is shown to one decimal.
-        cells = layers["cells"] = cells.drop(columns=["gi_p", "gi_q", *[c for c in cells if c.startswith("p_")]]).assign(
-            gi_z=cells["gi_z"].round(1), **{c: cells[c].round(1) for c in cells if c.startswith("z_")})
-        layers["regions"] = regions.drop(columns=["peak_z"])
+        # Counts as numbers, rounded, empty where suppressed (``tiers.disclose``). No z, p or q (per
+        # source neither): with the neighbourhoods known, the z-scores of all cells are a linear
+        # system that gives the counts back.
+        cells = layers["cells"] = disclose(cells.drop(columns=["gi_z", "gi_p", "gi_q", *[
+            c for c in cells.columns if c.startswith(("z_", "p_"))]]))
+        layers["regions"] = disclose(regions.drop(columns=["peak_z"]))
+        areas = disclose(areas)
     else:
         layers["clusters"] = view.clusters
         if view.buildings is not None:
@@ -537,17 +574,23 @@ def evaluate_holdout(cfg: Config, train: tuple[pd.Timestamp, pd.Timestamp],
     ``hit_rate_low``/``_high``, ``pai_low``/``_high``). The test incidents (risk
     layers, weight > 0), loaded apart, are then counted in the cells each
     method selects (those outside the training study area are not counted).
-    Writes ``evaluation.csv`` and ``coverage.png`` to ``out``.
+    Writes ``evaluation.csv``, ``coverage.png`` and ``manifest.json`` to ``out``,
+    whole or not at all, as ``publish`` does (``hotspots.publish.outdir``).
     """
     from hotspots.evaluate import evaluate_methods, plot_coverage, random_baseline
+    from hotspots.publish import outdir
+    from hotspots.publish.exports import write_csv
+    from hotspots.publish.manifest import write_manifest
 
     (train_start, train_end), (test_start, test_end) = train, test
     if not (train_start < train_end <= test_start < test_end):
         raise UserError("--train must end before --test starts, each with its start before its end.",
                         file=str(cfg.path))
+    out = outdir.check(out, cfg, "evaluation")
     # Everything fitted (study area, grid, bandwidth, Gi*) sees the training months only; the
     # test months are loaded apart and only counted, on the training grid.
-    training = dataclasses.replace(cfg, start=train_start, end=train_end,
+    # The evaluation publishes no map: the public tier's window rule is not the training months'.
+    training = dataclasses.replace(cfg, start=train_start, end=train_end, outputs={**cfg.outputs, "tiers": ["partner"]},
                                    start_label=str(train_start.date()), end_label=str(train_end.date()))
     testing = dataclasses.replace(cfg, start=test_start, end=test_end,
                                   start_label=str(test_start.date()), end_label=str(test_end.date()))
@@ -555,6 +598,7 @@ def evaluate_holdout(cfg: Config, train: tuple[pd.Timestamp, pd.Timestamp],
     tr = weight.risk(result.incidents)
     loaded = load_sources(testing)
     test_inc, _ = governance.split_shared(loaded.incidents, testing, loaded.ledger)
+    test_accounting = loaded.ledger.accounting(test_inc)
     if len(test_inc):
         test_inc = weight.risk(weight.apply_weights(finish(test_inc), weight.weight_table(testing)))
     g = result.grid
@@ -584,9 +628,17 @@ def evaluate_holdout(cfg: Config, train: tuple[pd.Timestamp, pd.Timestamp],
     cell_area = shapely.area(shapely.intersection(g.boxes(), result.study_area))
     table = evaluate_methods(scores, test_n, train_n, cell_area, seed=seed)
     table = pd.concat([table, random_baseline(test_n, train_n, cell_area, seed=seed)], ignore_index=True)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "evaluation.csv", index=False)
-    plot_coverage(scores, test_n, cell_area, out / "coverage.png", seed=seed,
-                  title=f"{cfg.name}: trained {train_start:%Y-%m}..{(train_end - pd.Timedelta(days=1)):%Y-%m}, "
-                        f"tested {test_start:%Y-%m}..{(test_end - pd.Timedelta(days=1)):%Y-%m}")
+    periods = {"train": f"{train_start:%Y-%m}..{(train_end - pd.Timedelta(days=1)):%Y-%m}",
+               "test": f"{test_start:%Y-%m}..{(test_end - pd.Timedelta(days=1)):%Y-%m}"}
+    with outdir.writing(out, "evaluation") as tmp:
+        written = [(write_csv(table, tmp / "evaluation.csv"), "partner")]
+        plot_coverage(scores, test_n, cell_area, tmp / "coverage.png", seed=seed,
+                      title=f"{cfg.name}: trained {periods['train']}, tested {periods['test']}")
+        written.append((tmp / "coverage.png", "partner"))
+        inputs = ([{**r, "period": "train"} for r in result.accounting.to_dict(orient="records")] +
+                  [{**r, "period": "test"} for r in test_accounting.to_dict(orient="records")])
+        write_manifest(tmp / "manifest.json", inputs=inputs,
+                       parameters=result.parameters, weights=result.weights, outputs=written,
+                       started_at=result.started_at, started=result.started, kind="evaluation",
+                       extra={"study": {"name": cfg.name, "config": str(cfg.path)}, "evaluation": periods})
     return table

@@ -38,6 +38,14 @@ _TAX = _read_json(schemas_dir() / "taxonomy.json")
 TAXONOMY: dict[str, dict] = _TAX["categories"]
 CATEGORY_MAPS: dict[str, dict[str, str]] = _TAX["maps"]
 DEFAULT_WEIGHTS = _read_json(schemas_dir() / "weights.json")
+# Handling codes (College of Policing APP): the only values a source's or a record's handling may
+# take. "" is no code. Which of them may be shared is governance's rule (hotspots.governance).
+HANDLING_3X5X2 = ("P", "C")
+HANDLING_5X5X5 = ("1", "2", "3", "4", "5")
+HANDLING_CODES = ("",) + HANDLING_3X5X2 + HANDLING_5X5X5
+ROLES = tuple(r for r in _FIELD["role"]["constraints"]["enum"] if r)
+LOCATION_PRECISIONS = tuple(_FIELD["location_precision"]["constraints"]["enum"])
+DATE_PRECISIONS = tuple(_FIELD["date_precision"]["constraints"]["enum"])
 
 _DTYPES = {"string": "str", "integer": "Int64", "number": "float64", "datetime": "datetime64[ns]"}
 

@@ -50,6 +50,34 @@ def public_counts(values: pd.Series) -> pd.Series:
     return values.map(public_count).astype(str)
 
 
+def is_count(column: str) -> bool:
+    """True for the columns that count records and so follow the suppression rule: ``n``, ``weighted``
+    (a sum of weights: with the weights printed it is a count in disguise), ``n_<evidence>`` and
+    ``role_<role>_<evidence>``."""
+    return column in ("n", "weighted") or column.startswith(("n_", "role_"))
+
+
+def disclose(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table as the public tier publishes it: counts as numbers, rounded to the nearest five, empty
+    (NaN) where suppressed, and a ``suppressed`` flag.
+
+    A row whose ``n`` is from one to seven is suppressed whole: every count it carries is empty, since
+    any of them (the weighted sum, one source's count) would give its ``n`` back. In the other rows a
+    single count from one to seven is emptied on its own.
+    """
+    out = frame.copy()
+    cols = [c for c in out.columns if is_count(str(c))]
+    low = PUBLIC["suppress_below"]
+    n = out["n"].astype(float) if "n" in out else pd.Series(0.0, index=out.index)
+    suppressed = (n > 0) & (n < low)
+    for c in cols:
+        v = out[c].astype(float)
+        rounded = PUBLIC["round_to"] * np.floor(v / PUBLIC["round_to"] + 0.5)
+        out[c] = rounded.where(~suppressed & ~((v > 0) & (v < low)))
+    out["suppressed"] = suppressed.to_numpy()
+    return out
+
+
 def study_months(start: pd.Timestamp, end: pd.Timestamp) -> int:
     """Whole months from ``start`` to the exclusive ``end``."""
     return (end.to_period("M") - start.to_period("M")).n
@@ -66,7 +94,8 @@ def check_public(cfg) -> None:
 
 def factual_mask(frame: pd.DataFrame) -> pd.Series:
     """True for rows (regions, clusters) supported by at least one factual record."""
-    cols = [f"n_{e}" for e in PUBLIC["factual_evidence"] if f"n_{e}" in frame.columns]
+    cols = [c for c in frame.columns for e in PUBLIC["factual_evidence"]
+            if c == f"n_{e}" or (c.startswith("role_") and c.endswith(f"_{e}"))]
     if not cols:
         return pd.Series(False, index=frame.index)
     return frame[cols].sum(axis=1) > 0

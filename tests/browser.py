@@ -68,3 +68,10 @@ def open_offline(path: str | Path, timeout_ms: int = 15_000) -> Iterator[tuple]:
             yield page, console_errors, blocked
         finally:
             browser.close()
+
+
+def expand_layer_control(page) -> None:
+    """Open the map's collapsed layer control by hovering over it, as a user would. Leaflet ignores
+    clicks in the moment after the control opens, so wait that moment out."""
+    page.hover(".leaflet-control-layers")
+    page.wait_for_timeout(100)

@@ -62,8 +62,7 @@ def test_codepoint_open_lookup_reads_padded_postcodes_without_a_header():
     assert got.loc[0, ["x", "y"]].tolist() == [531131.0, 182382.0]     # first row of ec.csv
     assert got.loc[1, ["x", "y"]].tolist() == [531070.0, 182310.0]
     assert got["reason"].tolist()[:2] == ["", ""]
-    assert got["reason"].tolist()[3:] == ["invalid postcode 'N/K'", "postcode not found 'E1 9ZZ'",
-                                          "invalid postcode 'EC1'"]
+    assert got["reason"].tolist()[3:] == ["not a valid postcode", "postcode not found", "not a valid postcode"]
 
 
 def test_ons_postcode_directory_format_is_read_too(tmp_path):
@@ -74,7 +73,7 @@ def test_ons_postcode_directory_format_is_read_too(tmp_path):
     lookup = G.PostcodeLookup.from_files([str(f)])
     got = lookup.locate(pd.Series(["EC1A 1AA", "ZZ99 1ZZ"]))
     assert got.loc[0, ["x", "y"]].tolist() == [531131.0, 182382.0]
-    assert got.loc[1, "reason"] == "postcode has no coordinates 'ZZ99 1ZZ'"
+    assert got.loc[1, "reason"] == "postcode has no coordinates"
 
 
 # --------------------------------------------------------------------------- grid references
@@ -94,7 +93,7 @@ def test_grid_references_become_the_centre_of_their_square():
                                   "32345 81234", "TQ 123456 123456"])
 def test_malformed_grid_references_are_rejected(text):
     got = G.parse_gridref(pd.Series([text]))
-    assert np.isnan(got.loc[0, "x"]) and got.loc[0, "reason"] == f"malformed grid reference '{text}'"
+    assert np.isnan(got.loc[0, "x"]) and got.loc[0, "reason"] == "malformed grid reference"
 
 
 # --------------------------------------------------------------------------- free text
@@ -164,7 +163,7 @@ def test_free_text_examples(geocoder, text, level, name):
 
 def test_unknown_postcode_in_free_text_says_so(geocoder):
     got = geocoder.geocode_text(pd.Series(["outside E1 9ZZ"])).iloc[0]
-    assert got["level"] == "unmatched" and got["reason"] == "postcode not found 'E1 9ZZ'"
+    assert got["level"] == "unmatched" and got["reason"] == "postcode not found"
 
 
 def test_free_text_matcher_precision_and_recall_on_the_generator_truth(measured):

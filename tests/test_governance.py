@@ -144,3 +144,17 @@ def test_an_agency_run_never_writes_a_public_map(tmp_path):
     assert (out / "map.html").is_file()
     assert not (out / "map-public.html").exists() and not (out / "public").exists()
     assert "own run" in (out / "map.html").read_text(encoding="utf-8")
+
+
+def test_sharing_is_an_allow_list_of_codes_and_anything_unknown_is_held_back(loaded):
+    """Only P, 1-3, C with conditions and no code (ungraded) are shared; every other value, however
+    written (CONFIDENTIAL, Code 5, 4.0), is kept to its agency with its own reason."""
+    cfg, _ = loaded
+    codes = ["P", "p", " 1 ", "2", "3", "", "C", "4", "5", "CONFIDENTIAL", "RESTRICTED", "Code 5", "4.0", "OFFICIAL"]
+    inc = pd.DataFrame({"source_id": "ed", "handling": codes, "grade_source": "", "grade_intel": ""})
+    why = governance.restriction(inc, cfg)
+    assert why.tolist()[:6] == [""] * 6
+    assert why.tolist()[6:9] == [governance.REASON_C, governance.REASON_5X5X5, governance.REASON_5X5X5]
+    assert why.tolist()[9:] == [governance.REASON_UNKNOWN] * 5
+    assert governance.shareable(inc, cfg).sum() == 6
+    assert governance.shareable(inc, cfg, agency="ed").all()     # the agency's own run uses them all

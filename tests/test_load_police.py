@@ -258,8 +258,8 @@ def test_street_bad_rows_are_rejected_with_reason_and_row_number(tmp_path):
     rej = loaded.ledger.rejects
     assert list(zip(rej["row"], rej["reason"], rej["columns"])) == [
         (2, "zero coordinates", "Longitude,Latitude"),
-        (3, "unparseable date 'January 2018'", "Month"),
-        (4, "unknown category 'Fraud and forgery'", "Crime type"),
+        (3, "unparseable date", "Month"),
+        (4, "unknown category", "Crime type"),
         (6, "no coordinates", "Longitude,Latitude"),
         (7, "unparseable coordinates", "Longitude,Latitude"),
         (8, "coordinates out of range", "Longitude,Latitude"),

@@ -53,7 +53,8 @@ def source_evidence(values: np.ndarray, share: np.ndarray, w: sp.csr_matrix, cov
     n = len(values)
     z, p, side, score = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.int8), np.zeros(n)
     idx = np.nonzero(covered)[0]
-    if len(idx) < 2:
+    if len(idx) < 2:                    # one covered cell: nothing to compare it with, no evidence
+        z[idx], p[idx] = 0.0, 1.0
         return z, p, side, score
     dens = np.asarray(values, float)[idx] / np.maximum(share[idx], 1e-9)
     sub = sp.csr_matrix(w)[idx][:, idx]

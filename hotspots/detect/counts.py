@@ -1,25 +1,44 @@
-"""Counts of incidents per grid cell: ``n``, ``n_<evidence>`` and ``weighted``.
+"""Counts of incidents per grid cell: ``n``, ``n_<evidence>``, ``role_<role>_<evidence>`` and ``weighted``.
 
-Input: incidents with ``x``, ``y``, ``evidence``, ``weight`` and their analysed
-cell number ``cell`` (from ``hotspots.grid``). Output: a DataFrame indexed by
-cell number 0..n-1 with ``n`` (incidents that count as risk, i.e. weight > 0),
-one ``n_<evidence>`` per evidence class present (every incident, context
-layers included), and ``weighted`` (sum of weights).
+Input: incidents with ``x``, ``y``, ``evidence``, ``role``, ``weight`` and their
+analysed cell number ``cell`` (from ``hotspots.grid``). Output: a DataFrame
+indexed by cell number 0..n-1 with
+
+- ``n``: incidents that count as risk (weight > 0; ``hotspots.weight.risk``);
+- ``n_<evidence>``: per evidence class present, its records that concern no
+  person (incidents and places), context layers included;
+- ``role_<role>_<evidence>``: per evidence class and person role present
+  (victim, suspect, witness, unknown), the records in that role. Roles are
+  never summed into one count (a victim and a suspect of one assault are two
+  records of one incident, and mean different things);
+- ``weighted``: the sum of weights.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+COUNT_PREFIXES = ("n_", "role_")
+
+
+def count_columns(frame: pd.DataFrame) -> list[str]:
+    """The per-evidence and per-role count columns of a cells or regions table (``n`` excluded)."""
+    return [c for c in frame.columns if str(c).startswith(COUNT_PREFIXES)]
+
 
 def hotspot_count(incidents: pd.DataFrame, n_cells: int) -> pd.DataFrame:
     """Per-cell counts; see the module docstring for the columns."""
     cell = incidents["cell"].to_numpy(np.int64)
     w = incidents["weight"].to_numpy(float)
+    role = (incidents["role"].fillna("").astype(str).to_numpy() if "role" in incidents
+            else np.full(len(incidents), "", dtype=object))
+    evidence = incidents["evidence"].astype(str).to_numpy()
     out = pd.DataFrame(index=pd.RangeIndex(n_cells, name="cell"))
     out["n"] = np.bincount(cell[w > 0], minlength=n_cells)
-    for ev in sorted(incidents["evidence"].unique()):
-        mask = (incidents["evidence"] == ev).to_numpy()
-        out[f"n_{ev}"] = np.bincount(cell[mask], minlength=n_cells)
+    for ev in sorted(set(evidence)):
+        mask = evidence == ev
+        out[f"n_{ev}"] = np.bincount(cell[mask & (role == "")], minlength=n_cells)
+        for r in sorted(set(role[mask]) - {""}):
+            out[f"role_{r}_{ev}"] = np.bincount(cell[mask & (role == r)], minlength=n_cells)
     out["weighted"] = np.bincount(cell, weights=w, minlength=n_cells)
     return out

@@ -68,24 +68,38 @@ def gi_star(values: np.ndarray, w: sp.csr_matrix) -> np.ndarray:
     """Gi* z-scores of ``values`` (one per cell) under binary weights ``w``.
 
     ``w`` must include the diagonal (a cell is its own neighbour). Returns the
-    z-score per cell; cells are NaN when the values have no variance.
+    z-score per cell, computed without any floating-point warning:
+
+    - NaN for every cell when the values have no variance (all incidents on
+      one cell of a one-cell grid, every cell equal, or fewer than two cells):
+      the statistic is undefined;
+    - 0 for a cell whose neighbourhood is the whole grid (its sum cannot
+      differ from the total: the variance term is 0).
+
+    ``hotspot_gistar`` turns the undefined cells into z = 0, p = 1. One cell
+    holding every incident on a larger grid is defined (the values vary).
     """
     x = np.asarray(values, dtype=float)
     n = x.size
+    if n < 2:
+        return np.full(n, np.nan)
     xbar = x.mean()
-    s = np.sqrt((x * x).mean() - xbar * xbar)
+    # Rounding may leave a tiny negative variance for equal values: clipped, so no sqrt warning.
+    s = np.sqrt(max((x * x).mean() - xbar * xbar, 0.0))
+    if not np.isfinite(s) or s <= 1e-12 * max(1.0, abs(xbar)):
+        return np.full(n, np.nan)
     wi = np.asarray(w.sum(axis=1)).ravel()
     s1 = np.asarray(w.multiply(w).sum(axis=1)).ravel()
     lag = w @ x
-    denom = s * np.sqrt((n * s1 - wi * wi) / (n - 1))
     with np.errstate(invalid="ignore", divide="ignore"):
+        denom = s * np.sqrt(np.maximum((n * s1 - wi * wi) / (n - 1), 0.0))
         z = (lag - xbar * wi) / denom
-    z[~np.isfinite(z)] = np.nan if s == 0 else 0.0
+    z[~np.isfinite(z)] = 0.0
     return z
 
 
 def p_two_sided(z: np.ndarray) -> np.ndarray:
-    """Two-sided normal p-value of each z (NaN stays NaN)."""
+    """Two-sided normal p-value of each z (NaN stays NaN; z = 0 gives p = 1)."""
     return 2.0 * norm.sf(np.abs(z))
 
 
@@ -97,7 +111,8 @@ def permutation_p(values: np.ndarray, w: sp.csr_matrix, draws: int = 200_000,
     ``draws`` sums of k values drawn at random from all cells give the null
     distribution once; each cell's p is read off it by binary search, so the
     cost does not grow with the number of cells. The smallest p is
-    2 / (draws + 1) (1e-5 by default).
+    2 / (draws + 1) (1e-5 by default). Values with no variance give p = 1
+    everywhere (every draw equals every observed sum).
     """
     rng = np.random.default_rng(seed)
     x = np.asarray(values, dtype=float)
@@ -156,12 +171,19 @@ def hotspot_gistar(weighted: np.ndarray, w: sp.csr_matrix, fdr_alpha: float = 0.
                    inference: str = "permutation", draws: int = 200_000, seed: int = 0) -> dict[str, np.ndarray]:
     """Gi* of the weighted counts per cell: ``gi_z``, ``gi_p`` (two-sided; by
     randomisation, or ``inference="normal"`` for the normal curve as ArcGIS),
-    ``gi_q`` (Benjamini-Hochberg over all analysed cells) and ``gi_class``."""
+    ``gi_q`` (Benjamini-Hochberg over all analysed cells) and ``gi_class``.
+
+    Where Gi* is undefined (see ``gi_star``: no variance, fewer than two cells)
+    every cell has z = 0, p = 1, q = 1 and class 0; a cell whose neighbourhood
+    is the whole grid has z = 0 and p = 1 too. Not significant, never NaN, and
+    no RuntimeWarning."""
     z = gi_star(weighted, w)
+    undefined = ~np.isfinite(z)
+    z[undefined] = 0.0
     if inference == "normal":
         p = p_two_sided(z)
     else:
         p = permutation_p(weighted, w, draws, seed)
-        p[~np.isfinite(z)] = np.nan
+    p[undefined] = 1.0
     q = bh_qvalues(p)
     return {"gi_z": z, "gi_p": p, "gi_q": q, "gi_class": gi_class(z, q, fdr_alpha)}

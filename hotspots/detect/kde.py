@@ -13,6 +13,14 @@ Public API
     reference the grid method is tested against), chunked to bound memory.
 ``choose_bandwidth(x, y, w=None, cell=None)``
     ArcGIS Pro's spatial Silverman rule; returns ``(bandwidth_m, how_chosen)``.
+    Where the rule is undefined (fewer than two points, all at one location, or
+    no weight) and ``cell`` is given, the fallback is ``FALLBACK_CELLS`` cells,
+    and ``how_chosen`` says so.
+
+Limits: ``kde_grid`` refuses (``UserError``) a bandwidth below
+``MIN_BANDWIDTH_CELLS`` (half a cell: a finer kernel only draws the grid, and
+took over 240 s at 1e-9 m) or above ``MAX_BANDWIDTH_CELLS`` cells (the lattice
+grows with its square).
 
 Kernels (``d`` = distance, ``h`` = ``bandwidth`` in metres)
 -----------------------------------------------------------
@@ -89,6 +97,9 @@ _REPAIR_TOL = 0.01             # repair cells whose error bound exceeds 1 % ...
 _REPAIR_FLOOR = 0.005          # ... if their density could be >= 0.5 % of the maximum
 _FFT_DTYPE = np.float32        # FFTs in single precision: 2-3x faster, error ~1e-6 of max
 _FFT_FUZZ = 1e-5               # round-off allowance added to the error bound (x max)
+MIN_BANDWIDTH_CELLS = 0.5      # bandwidth limits, in cells of the grid the surface is computed on
+MAX_BANDWIDTH_CELLS = 200
+FALLBACK_CELLS = 3.0           # bandwidth where Silverman's rule is undefined (one point, one place)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -460,6 +471,11 @@ def kde_grid(x, y, w, x0, y0, cell, nx, ny, bandwidth, kernel: str = "quartic",
     cell = float(cell)
     if not (cell > 0 and math.isfinite(cell)):
         raise ValueError("cell must be a positive number of metres")
+    if not MIN_BANDWIDTH_CELLS * cell <= h <= MAX_BANDWIDTH_CELLS * cell:
+        from hotspots.errors import UserError
+        raise UserError(f"[analysis] bandwidth_m = {h:g} is outside the limits for {cell:g} m cells: at least "
+                        f"{MIN_BANDWIDTH_CELLS:g} cell ({MIN_BANDWIDTH_CELLS * cell:g} m) and at most "
+                        f"{MAX_BANDWIDTH_CELLS} cells ({MAX_BANDWIDTH_CELLS * cell:g} m).")
     nx, ny = int(nx), int(ny)
     if nx < 1 or ny < 1:
         raise ValueError("nx and ny must be at least 1")
@@ -542,26 +558,35 @@ def choose_bandwidth(x, y, w=None, cell=None) -> tuple[float, str]:
     so. If ``cell`` is given and the bandwidth comes out smaller than it, the
     text carries a warning (the surface will be spiky/undersmoothed).
 
+    Fallback: with fewer than two points, all points at one location, or no
+    weight, the rule is undefined. With ``cell`` given the bandwidth is then
+    ``FALLBACK_CELLS`` (3) cells and the text says why; without ``cell`` a
+    ``ValueError`` is raised.
+
     Returns
     -------
     (bandwidth_m, how_chosen)
     """
     x, y, w = _as_points(x, y, w)
-    if x.size < 2:
-        raise ValueError("choose_bandwidth needs at least 2 points")
     if (w < 0).any():
         raise ValueError("weights must be non-negative")
     n = float(w.sum())
-    if n <= 0:
-        raise ValueError("weights sum to zero")
-    mx = float(np.dot(w, x) / n)
-    my = float(np.dot(w, y) / n)
-    dx, dy = x - mx, y - my
-    d2 = dx * dx + dy * dy
-    sd = math.sqrt(float(np.dot(w, d2)) / n)
-    dm = _weighted_median(np.sqrt(d2), w)
-    if sd <= 0:
-        raise ValueError("all points are at the same location: no bandwidth can be derived")
+    why = ("fewer than 2 points" if x.size < 2 else "the weights sum to zero" if n <= 0 else "")
+    if not why:
+        mx = float(np.dot(w, x) / n)
+        my = float(np.dot(w, y) / n)
+        dx, dy = x - mx, y - my
+        d2 = dx * dx + dy * dy
+        sd = math.sqrt(float(np.dot(w, d2)) / n)
+        dm = _weighted_median(np.sqrt(d2), w)
+        if sd <= 0:
+            why = "all points are at the same location"
+    if why:
+        if cell is None:
+            raise ValueError(f"choose_bandwidth: {why}, no bandwidth can be derived")
+        bw = FALLBACK_CELLS * float(cell)
+        return bw, (f"Bandwidth {bw:,.0f} m: {FALLBACK_CELLS:g} cells of {float(cell):,.0f} m, the fallback, because "
+                    f"ArcGIS Pro's spatial Silverman rule is undefined here ({why}; n = {x.size:,}).")
     k = math.sqrt(1.0 / math.log(2.0))
     note = ""
     if dm > 0:
@@ -580,4 +605,8 @@ def choose_bandwidth(x, y, w=None, cell=None) -> tuple[float, str]:
         how += (f" WARNING: the bandwidth is smaller than the {float(cell):,.0f} m cell, "
                 f"so the surface will be undersmoothed; consider a bandwidth of at least "
                 f"one or two cells.")
+    if cell is not None and not MIN_BANDWIDTH_CELLS * cell <= bw <= MAX_BANDWIDTH_CELLS * cell:
+        bw = min(max(bw, MIN_BANDWIDTH_CELLS * cell), MAX_BANDWIDTH_CELLS * cell)
+        how += (f" Brought to {bw:,.0f} m, within the limits of {MIN_BANDWIDTH_CELLS:g} to "
+                f"{MAX_BANDWIDTH_CELLS} cells.")
     return bw, how

@@ -260,8 +260,10 @@ def gi_star_cube(cube: np.ndarray, w: sp.csr_matrix) -> np.ndarray:
     wi = np.asarray(w.sum(axis=1)).ravel()
     s1 = np.asarray(w.multiply(w).sum(axis=1)).ravel()
     lag = np.asarray(w @ x)
-    root = np.sqrt((n * s1 - wi * wi) / (n - 1))
+    # One cell (n = 1) or a neighbourhood that is the whole grid leaves the variance term undefined:
+    # those z are set below, without a warning.
     with np.errstate(invalid="ignore", divide="ignore"):
+        root = np.sqrt((n * s1 - wi * wi) / (n - 1))
         z = (lag - np.outer(wi, xbar)) / np.outer(root, s)
     bad = ~np.isfinite(z)
     no_var = (s == 0) | ~np.isfinite(s)

@@ -33,8 +33,8 @@ from hotspots.load.dedupe import merge_duplicates
 from hotspots.load.geocode import Geocoder, build_geocoder, match_counts
 from hotspots.load.ledger import Ledger
 from hotspots.load.linkage import link_duplicates
-from hotspots.load.mapping import map_rows, street_points_from, street_source
-from hotspots.load.readers import read_table, schema_columns
+from hotspots.load.mapping import check_columns, map_rows, street_points_from, street_source
+from hotspots.load.readers import read_source, schema_columns
 from hotspots.load.spec import needs_geocoder, resolve_schema
 from hotspots.schema import TAXONOMY, empty_incidents, enforce
 
@@ -49,6 +49,9 @@ class Loaded:
     ledger: Ledger
     geocoding: dict[str, dict[str, int]] = field(default_factory=dict)
     linkage: dict = field(default_factory=dict)
+    # Named snap points (``name``, ``x``, ``y``) of the sources that publish street names (police.uk
+    # "On or near ..."): public place names, for the map's street labels and region names.
+    streets: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["name", "x", "y"]))
 
 
 def with_subcategories(categories: list[str]) -> set[str]:
@@ -80,7 +83,7 @@ def _plan(cfg: Config, src: Source) -> _Plan:
 
 
 def _load_source(cfg: Config, plan: _Plan, ledger: Ledger, raw_cache: dict, geocoder: Geocoder | None,
-                 geocoding: dict) -> list[pd.DataFrame]:
+                 geocoding: dict, streets: list | None = None) -> list[pd.DataFrame]:
     src, schema = plan.src, plan.schema
     fields = schema.get("fields", {})
     evidence = src.evidence or schema.get("evidence")
@@ -90,11 +93,21 @@ def _load_source(cfg: Config, plan: _Plan, ledger: Ledger, raw_cache: dict, geoc
     selected = with_subcategories(src.categories) if src.categories else None
     frames = []
     for path in plan.files:
-        raw = raw_cache.pop(_cache_key(path, schema), None)
-        if raw is None:
-            raw = read_table(path, schema["reader"], keep=schema_columns(schema))
+        table = raw_cache.pop(_cache_key(path, schema), None)
+        if table is None:
+            table = read_source(path, schema["reader"],
+                                keep=schema_columns(schema) | set(street_source(schema).values()))
+        raw, header = table
+        # A file whose header the mapping does not recognise fails before it is counted:
+        # never "0 rows read" for a file of the wrong shape.
+        check_columns(raw, schema, str(path), header)
+        if not len(raw):
+            ledger.warn(src.id, str(path), "the file has no data rows.")
         fidx = ledger.add_file(src.id, path, len(raw))
-        m = map_rows(raw, schema, src.id, evidence, str(path), geocoder, fixed_evidence=src.evidence is not None)
+        if streets is not None and "street" in street_source(schema):
+            streets.append(street_points_from(raw, schema))
+        m = map_rows(raw, schema, src.id, evidence, str(path), geocoder, fixed_evidence=src.evidence is not None,
+                     header=header)
         ledger.reject(src.id, str(path), m.rejects["_row"], m.rejects["reason"], m.rejects["columns"])
         mapped = m.incidents
         if len(m.geocoded) or needs_geocoder(schema)[0]:
@@ -149,10 +162,10 @@ def _prepare_geocoder(cfg: Config, plans: list[_Plan], raw_cache: dict) -> tuple
         for path in p.files:
             try:
                 key = _cache_key(path, p.schema)
-                raw = raw_cache.get(key)
-                if raw is None:
-                    raw = raw_cache[key] = read_table(path, p.schema["reader"])
-                streets.append(street_points_from(raw, p.schema))
+                table = raw_cache.get(key)
+                if table is None:
+                    table = raw_cache[key] = read_source(path, p.schema["reader"])
+                streets.append(street_points_from(table.rows, p.schema))
             except UserError:
                 continue     # the source reports its own failure when it is loaded
     try:
@@ -164,22 +177,24 @@ def _prepare_geocoder(cfg: Config, plans: list[_Plan], raw_cache: dict) -> tuple
 def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = False) -> Loaded:
     """Load every source of ``cfg`` (or those in ``only``).
 
-    With ``keep_going`` a source that fails as a whole (missing file, missing
-    column, no postcode lookup) is recorded in ``ledger.failures`` instead of
-    stopping the run; ``validate`` uses this to report every source.
+    With ``keep_going`` a source that fails as a whole (missing file, a file
+    whose header the mapping does not recognise, an unreadable file, no postcode
+    lookup) is recorded in ``ledger.failures`` instead of stopping the run;
+    ``validate`` uses this to report every source. A file with a matching header
+    and no data rows is not a failure: ``ledger.warnings`` notes it.
     """
     ledger = Ledger()
     plans = [_plan(cfg, s) for s in cfg.sources if not only or s.id in only]
     raw_cache: dict = {}
     geocoder, geo_error = _prepare_geocoder(cfg, plans, raw_cache)
-    frames, geocoding = [], {}
+    frames, geocoding, streets = [], {}, []
     for plan in plans:
         try:
             if plan.error is not None:
                 raise plan.error
             if geo_error is not None and needs_geocoder(plan.schema)[0]:
                 raise geo_error
-            frames += _load_source(cfg, plan, ledger, raw_cache, geocoder, geocoding)
+            frames += _load_source(cfg, plan, ledger, raw_cache, geocoder, geocoding, streets)
         except UserError as exc:
             if not keep_going:
                 raise
@@ -192,7 +207,11 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
                                              _conditions=pd.Series(dtype=bool))
     incidents = merge_duplicates(incidents, ledger)
     incidents, linkage = link_duplicates(incidents, cfg)
-    return Loaded(incidents, ledger, geocoding, linkage)
+    streets = [s for s in streets if len(s)]
+    loaded = Loaded(incidents, ledger, geocoding, linkage)
+    if streets:
+        loaded.streets = pd.concat(streets, ignore_index=True)
+    return loaded
 
 
 def finish(incidents: pd.DataFrame) -> pd.DataFrame:

@@ -57,7 +57,7 @@ import pandas as pd
 from hotspots.config import Config, KeyBuildings
 from hotspots.errors import UserError
 from hotspots.load.ledger import Ledger, sha256
-from hotspots.load.location import BNG, GB_BOX, to_bng
+from hotspots.load.location import BNG, in_great_britain, to_bng
 from hotspots.load.readers import read_table
 from hotspots.schema import building_schema
 
@@ -265,7 +265,6 @@ def _locate(raw: pd.DataFrame, cols: _Columns, usable: list[dict], postcodes: pd
     kind = np.full(n, "", dtype=object)
     fail = np.full(n, "", dtype=object)
     fail_cols = np.full(n, "", dtype=object)
-    x0, y0, x1, y1 = GB_BOX
     for cand in usable:
         todo = np.isnan(x)
         if not todo.any():
@@ -278,7 +277,7 @@ def _locate(raw: pd.DataFrame, cols: _Columns, usable: list[dict], postcodes: pd
             present = (key != "").to_numpy()
             hit = key.map(postcodes["e"]) if postcodes is not None else pd.Series(np.nan, index=key.index)
             cx, cy = hit.to_numpy(float), key.map(postcodes["n"]).to_numpy(float)
-            bad[present & np.isnan(cx)] = ("postcode not found '" + text + "'").to_numpy()[present & np.isnan(cx)]
+            bad[present & np.isnan(cx)] = "postcode not found"
             ok = present & ~np.isnan(cx)
         else:
             if cand["kind"] == "geometry":
@@ -308,7 +307,7 @@ def _locate(raw: pd.DataFrame, cols: _Columns, usable: list[dict], postcodes: pd
                     continue
                 cx[sel], cy[sel] = to_bng(xn[sel], yn[sel], str(crs))
             ok = ok & (bad == "")
-        outside = ok & ~((cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1))
+        outside = ok & ~in_great_britain(cx, cy)
         bad[outside] = "outside Great Britain"
         take = todo & ok & ~outside
         x[take], y[take] = cx[take], cy[take]

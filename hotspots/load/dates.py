@@ -5,7 +5,14 @@
 - ``column``: the date column; ``formats`` (a list of strftime formats tried in
   order, first that parses wins) or ``format`` (one format, or "ISO8601" for
   stamped UTC times, converted to UK clock time);
+  Every date-only format is also tried with a time after it (``" %H:%M"``,
+  ``" %H:%M:%S"``, ``"T%H:%M:%S"``; ``with_times``), after the formats as
+  written: a council log's ``03/07/2018 14:25`` reads as 3 July 2018, 14:25
+  with the base formats, day first as UK partners write.
 - ``precision``: "month", "day" or "minute" (the finest the source gives);
+  at "day" without a ``time_column``, a row whose date cell carries a time of
+  day other than midnight is "minute" (a time of 00:00 is a spreadsheet's
+  date without time, and stays "day");
 - ``time_column`` and ``time_formats``: when a time is given the precision is
   minute, when it is blank or unknown ("UNK", "n/k", "?") the whole day;
 - ``fallback``: ``{"column", "time_column", "hours_before", "note"}``: when
@@ -17,10 +24,10 @@
 
 It returns one row per input row: ``occurred_from``, ``occurred_to``,
 ``date_precision``, and ``reason`` / ``columns`` (why a row is rejected, and
-which columns) and ``note``. Reasons: "no date", "unparseable date '<text>'",
-"impossible date '<text>'" (a date shape that is no calendar day, such as
-31/02/2019), "date in the future '<text>'", "date before <earliest> '<text>'",
-"date and time swapped".
+which columns) and ``note``. Reasons: "no date", "unparseable date",
+"impossible date" (a date shape that is no calendar day, such as 31/02/2019),
+"date in the future", "date before <earliest>", "date and time swapped". A
+reason never quotes the cell: a date column may hold free text.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from hotspots.load.readers import pick
 
 _TIME_SHAPE = r"\d{1,2}[:.]\d{2}(:\d{2})?"
 _DATE_SHAPE = r"\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}"
+_DATE_TIME_SHAPE = _DATE_SHAPE + r"([ T]" + _TIME_SHAPE + ")?"
 DEFAULT_TIME_FORMATS = ["%H:%M", "%H:%M:%S", "%H.%M", "%H%M"]
 
 
@@ -66,9 +74,18 @@ def parse_time_text(text: pd.Series, formats: list[str]) -> pd.Series:
     return out
 
 
+_TIME_SUFFIXES = (" %H:%M", " %H:%M:%S", "T%H:%M:%S")
+
+
+def with_times(formats: list[str]) -> list[str]:
+    """``formats`` as written, then each date-only one with a time after it (``_TIME_SUFFIXES``)."""
+    extra = [f + t for f in formats if f != "ISO8601" and "%H" not in f and "%d" in f for t in _TIME_SUFFIXES]
+    return list(dict.fromkeys([*formats, *extra]))
+
+
 def _formats(spec: dict) -> list[str]:
     fmts = spec.get("formats") or [spec.get("format", "ISO8601")]
-    return [fmts] if isinstance(fmts, str) else list(fmts)
+    return with_times([fmts] if isinstance(fmts, str) else list(fmts))
 
 
 def parse_when(raw: pd.DataFrame, spec: dict) -> pd.DataFrame:
@@ -87,19 +104,19 @@ def parse_when(raw: pd.DataFrame, spec: dict) -> pd.DataFrame:
     reason = np.full(len(idx), "", dtype=object)
     columns = np.full(len(idx), "", dtype=object)
 
-    def reject(mask, why: str, cols: str, quoted: pd.Series | None = None):
-        """Reject the rows of ``mask`` not yet rejected; ``quoted`` adds the value: "<why> '<value>'"."""
+    def reject(mask, why: str, cols: str):
+        """Reject the rows of ``mask`` not yet rejected."""
         new = np.asarray(mask, dtype=bool) & (reason == "")
         if new.any():
-            reason[new] = why if quoted is None else (why + " '" + quoted[new] + "'").to_numpy(object)
+            reason[new] = why
             columns[new] = cols
 
     def bad_date(text: pd.Series, parsed: pd.Series, mask, cols):
         failed = mask & parsed.isna()
         if failed.any():
-            shaped = text.str.fullmatch(_DATE_SHAPE).fillna(False).astype(bool)
-            reject(failed & shaped, "impossible date", cols, text)
-            reject(failed, "unparseable date", cols, text)
+            shaped = text.str.fullmatch(_DATE_TIME_SHAPE).fillna(False).astype(bool)
+            reject(failed & shaped, "impossible date", cols)
+            reject(failed, "unparseable date", cols)
 
     day = parse_date_text(d, formats)
     if tcol:
@@ -123,6 +140,10 @@ def parse_when(raw: pd.DataFrame, spec: dict) -> pd.DataFrame:
         else:
             start = day.dt.normalize()
             end = start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
+            if not tcol:   # a time written in the date cell ("03/07/2018 14:25"); 00:00 is no time
+                timed = (day.notna() & (day != start)).to_numpy()
+                start, end = start.where(~timed, day), end.where(~timed, day)
+                out.loc[timed, "date_precision"] = "minute"
     else:
         tod = parse_time_text(t, tformats)
         timed = tod.notna()
@@ -161,12 +182,11 @@ def parse_when(raw: pd.DataFrame, spec: dict) -> pd.DataFrame:
     # Plausible dates only: a typo'd year lands decades away.
     earliest = pd.Timestamp(spec.get("earliest", "1990-01-01"))
     today = pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
-    shown = d.where(d != "", pick(raw, (fb or {}).get("column")))
     which = pd.Series(dcol, index=idx).where(d != "", (fb or {}).get("column", dcol))
     for col in which.unique():
         m = which == col
-        reject(m & (out["occurred_from"] >= today), "date in the future", col, shown)
-        reject(m & (out["occurred_to"] < earliest), f"date before {earliest:%Y-%m-%d}", col, shown)
+        reject(m & (out["occurred_from"] >= today), "date in the future", col)
+        reject(m & (out["occurred_to"] < earliest), f"date before {earliest:%Y-%m-%d}", col)
     bad = reason != ""
     out["reason"], out["columns"] = reason, columns
     if bad.any():

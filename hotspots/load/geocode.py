@@ -114,18 +114,18 @@ class PostcodeLookup:
 
     def locate(self, text: pd.Series) -> pd.DataFrame:
         """Columns ``x``, ``y``, ``postcode`` (compact) and ``reason``: "" when located, else
-        "invalid postcode '<text>'", "postcode not found '<postcode>'" or "postcode has no coordinates '<postcode>'"."""
+        "not a valid postcode", "postcode not found" or "postcode has no coordinates" (the value
+        is never quoted: a postcode column may hold free text)."""
         compact = compact_postcode(text)
         valid = is_postcode(compact)
         hit = self.table.reindex(compact.where(valid, "\0"))
         x = pd.Series(hit["x"].to_numpy(), index=text.index)
         y = pd.Series(hit["y"].to_numpy(), index=text.index)
         known = pd.Series(compact.where(valid, "\0").isin(self.table.index).to_numpy(), index=text.index)
-        shown = compact.map(pretty_postcode)
         reason = pd.Series("", index=text.index, dtype=str)
-        reason[~valid] = "invalid postcode '" + text[~valid].astype(str).str.strip() + "'"
-        reason[valid & ~known] = "postcode not found '" + shown[valid & ~known] + "'"
-        reason[valid & known & x.isna()] = "postcode has no coordinates '" + shown[valid & known & x.isna()] + "'"
+        reason[~valid] = "not a valid postcode"
+        reason[valid & ~known] = "postcode not found"
+        reason[valid & known & x.isna()] = "postcode has no coordinates"
         return pd.DataFrame({"x": x.where(reason == ""), "y": y.where(reason == ""), "postcode": compact,
                              "reason": reason})
 
@@ -152,7 +152,7 @@ def parse_gridref(text: pd.Series) -> pd.DataFrame:
 
     Columns ``x``, ``y``, ``precision_m`` (half the side of the square: 1 m for
     10 figures, 5 m for 8, 50 m for 6, 500 m for 4) and ``reason`` ("" or
-    "malformed grid reference '<text>'"). Two to ten figures are accepted in an
+    "malformed grid reference", without the text). Two to ten figures are accepted in an
     even number; the first letter must name a 500 km square over Great Britain
     (H, J, N, O, S, T).
     """
@@ -162,7 +162,7 @@ def parse_gridref(text: pd.Series) -> pd.DataFrame:
         m = _GRIDREF.fullmatch(ref)
         digits = m.group(2) if m else ""
         if not m or len(digits) % 2 or not 4 <= len(digits) <= 10 or ref[0] not in "HJNOST":
-            out.at[i, "reason"] = f"malformed grid reference '{raw.strip()}'"
+            out.at[i, "reason"] = "malformed grid reference"
             continue
         c1, r1 = _letter_offset(ref[0])
         c2, r2 = _letter_offset(ref[1])
@@ -179,6 +179,11 @@ _ABBREV = RULES["abbreviations"]
 _PHRASES = [(re.compile(r"\b" + re.escape(k) + r"\b"), v) for k, v in
             sorted(RULES["phrases"].items(), key=lambda kv: -len(kv[0]))]
 _LONG_WORDS = [w for w in _ABBREV if len(w) >= 6]   # typo-tolerant: "stret", "staion"
+_BARE = RULES["bare_names"]
+_FILLERS = {w for w in _BARE["fillers"] if " " not in w}
+_FILLER_PHRASES = [w.split() for w in _BARE["fillers"] if " " in w]
+_SUFFIXES = set(_BARE["suffixes"])
+_STOP_WORDS = set(_BARE["stop_words"])
 _CUES = {c for c in RULES["station_cues"] if " " not in c}
 _CUE_PHRASES = [c for c in RULES["station_cues"] if " " in c]
 
@@ -347,18 +352,53 @@ class Gazetteer:
                 found += [(n, i, k) for k in hits if cue or not self.places.at[k, "needs_cue"]]
         return found
 
-    def match(self, text: str, fuzzy: bool = True) -> tuple[int, str] | None:
-        """The place named in ``text``: (index into ``places``, "exact" or "fuzzy"), or None.
+    def _bare(self, toks: list[str]) -> tuple[int, str] | None:
+        """A text that is nothing but one station's name(s), with filler words and operator suffixes
+        around them ("Angel", "outside Euston", "Euston NR", "Bank/Monument"): (index, "bare" or
+        "bare-station"); "bare" when nothing in the text says station (a district's name too).
+        Only where a one-word name that needs a cue is among the names: longer names match anyway."""
+        if _STOP_WORDS.intersection(toks):
+            return None
+        for phrase in _FILLER_PHRASES:
+            n = len(phrase)
+            toks = [t for i, t in enumerate(toks) if not any(toks[j:j + n] == phrase for j in range(i - n + 1, i + 1))]
+        said = any(t in _SUFFIXES for t in toks)
+        core = [t for t in toks if t not in _FILLERS and t not in _SUFFIXES]
+        if not core:
+            return None
+        hits, i = [], 0
+        while i < len(core):
+            for n in range(min(self._longest, len(core) - i), 0, -1):
+                found = [k for k in self._index.get(tuple(core[i:i + n]), []) if self.places.at[k, "kind"] == "station"]
+                if found:
+                    hits.append(found[0])
+                    i += n
+                    break
+            else:
+                return None
+        names = {self.places.at[k, "name"] for k in hits}
+        if len(names) != 1 or not any(self.places.at[k, "needs_cue"] for k in hits):
+            return None
+        return hits[0], "bare-station" if said else "bare"
 
-        The longest name wins; between names of equal length, a station when the
-        text says station, else a street, then a building. A fuzzy match is
-        tried only when no name matches exactly, and must be unique.
+    def match(self, text: str, fuzzy: bool = True) -> tuple[int, str] | None:
+        """The place named in ``text``: (index into ``places``, how), or None.
+
+        A text that is only a station's name (``_bare``) is that station: how "bare"
+        (a district's name too: the wider precision) or "bare-station". Otherwise the
+        longest name wins; between names of equal length, a station when the text
+        says station, else a street, then a building: how "exact". A fuzzy match is
+        tried only when no name matches exactly, and must be unique: how "fuzzy".
         """
         canon = canonical(text)
         toks = canon.split()
         if not toks:
             return None
         cue = has_station_cue(canon)
+        if not cue:
+            bare = self._bare(toks)
+            if bare is not None:
+                return bare
         pref = ({"station": 2, "building": 1, "street": 0} if cue else {"street": 2, "building": 1, "station": 0})
         for how in ("exact", "fuzzy"):
             if how == "fuzzy" and not fuzzy:
@@ -440,8 +480,8 @@ class Geocoder:
         A full postcode anywhere in the text is tried first; then the place names
         of the gazetteer (``Gazetteer.match``). A postcode that is not in the
         lookup does not stop a place name from matching; when nothing matches the
-        reason is "postcode not found '<postcode>'" if the text held one, else
-        "location not geocoded" (the text itself is never quoted: it may hold
+        reason is "postcode not found" if the text held one, else "location not
+        geocoded" (neither the text nor the postcode is quoted: it may hold
         personal details).
         """
         text = text.fillna("").astype(str)
@@ -471,9 +511,13 @@ class Geocoder:
         if rows:
             p = places.iloc[hits]
             level = np.where(p["kind"].to_numpy() == "street", "street", "place")
+            # A station's name alone that is also a district's ("Angel"): the wider place.
+            prec = np.where(np.array(hows) == "bare", np.maximum(p["precision_m"].to_numpy(float),
+                                                                  float(PRECISION["district"])),
+                            p["precision_m"].to_numpy(float))
             for col, values in (("level", level), ("x", p["x"].to_numpy(float)), ("y", p["y"].to_numpy(float)),
                                 ("location_precision", level),
-                                ("location_precision_m", p["precision_m"].to_numpy(float)),
+                                ("location_precision_m", prec),
                                 ("name", p["name"].to_numpy()), ("how", np.array(hows)), ("reason", "")):
                 out.iloc[rows, out.columns.get_loc(col)] = values
         return out

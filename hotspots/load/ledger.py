@@ -8,12 +8,17 @@ source, file, row, reason and the columns at fault).
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 REJECT_COLUMNS = ["source_id", "file", "row", "reason", "columns"]
+
+
+class HotspotsWarning(UserWarning):
+    """Something about the input the analyst should know that does not stop the run."""
 
 
 def sha256(path: Path) -> str:
@@ -31,12 +36,19 @@ class Ledger:
     _filtered: list[pd.DataFrame] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # source_id -> message when it failed whole
     _notes: list[pd.DataFrame] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)     # source_id, file, message
 
     def add_file(self, source_id: str, path: Path, rows_read: int) -> int:
         """Register a file; returns its index (used in incident ids)."""
         self.files.append({"source_id": source_id, "path": str(path), "sha256": sha256(path),
                            "rows_read": int(rows_read)})
         return len(self.files) - 1
+
+    def warn(self, source_id: str, path: str, message: str) -> None:
+        """Record something the analyst should know that is not an error (a file with a header
+        and no data rows), and show it once as a ``HotspotsWarning``."""
+        self.warnings.append({"source_id": source_id, "file": path, "message": message})
+        warnings.warn(f"source '{source_id}', file {path}: {message}", HotspotsWarning, stacklevel=2)
 
     def reject(self, source_id: str, path: str, rows, reasons, columns) -> None:
         self._rejects.append(pd.DataFrame({"source_id": source_id, "file": path, "row": rows,
@@ -88,12 +100,20 @@ class Ledger:
         return files
 
     def summary(self, acc: pd.DataFrame, top: int = 3) -> pd.DataFrame:
-        """Per source, from ``accounting``: files, read, loaded, filtered, rejected, top reject reasons."""
-        per = acc.groupby("source_id", sort=False)[["rows_read", "rows_loaded", "rows_filtered",
-                                                     "rows_rejected"]].sum()
+        """Per source, from ``accounting``: files, read, loaded, filtered, rejected, top reject reasons.
+
+        A source that failed before any of its files was counted (``failures``) has a row of zeros:
+        every source of the config appears in the table."""
+        counts = ["rows_read", "rows_loaded", "rows_filtered", "rows_rejected"]
+        per = acc.groupby("source_id", sort=False)[counts].sum()
         per.insert(0, "files", acc.groupby("source_id", sort=False).size())
+        failed = [sid for sid in self.failures if sid not in per.index]
+        if failed:
+            zeros = pd.DataFrame(0, index=pd.Index(failed, name="source_id"), columns=["files", *counts])
+            per = pd.concat([per, zeros]) if len(per) else zeros
+        per = per.astype(int)
         rej = self.rejects
-        # Reasons quoting a value ("unknown category 'X'") are grouped by their stem.
+        # Reasons quoting a value (none in the load stage now) are grouped by their stem.
         stem = rej["reason"].str.replace(r" '.*'$", "", regex=True).str.replace(
             r"^duplicate of .*$", "duplicate", regex=True)
         tops = {}

@@ -25,11 +25,20 @@ Each candidate may set ``precision`` (common-schema location precision) and
 ``geometry``, or for geocoded kinds ``postcode`` / ``street`` / ``place`` /
 ``unmatched``), ``geocoded`` (True where the geocoder was asked), ``reason``,
 ``columns`` and ``note``.
+
+A point that lands outside Great Britain (``in_great_britain``: a rough
+polygon around its coasts and islands, drawn through the sea between them
+and France, Ireland and Northern Ireland) is rejected "outside Great Britain"
+with the columns it came from: Calais is inside any box around Great
+Britain, and inside EPSG:27700's own area of use.
 """
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import pandas as pd
+import shapely
 from pyproj import Transformer
 
 from hotspots.errors import UserError
@@ -40,6 +49,15 @@ BNG = "EPSG:27700"
 # A generous box around Great Britain in BNG metres: beyond it a point is a
 # stray (a typo, a swapped or zeroed coordinate), never a reason to grow the grid.
 GB_BOX = (-10_000.0, -10_000.0, 700_000.0, 1_250_000.0)
+# Great Britain (with Scilly, the Hebrides, Orkney, Shetland and the Isle of Man), as a
+# polygon of longitude and latitude through the sea 5-50 km off its coasts: it passes
+# between Dover and Calais, between Kintyre and Rathlin, between Galloway and the Ards
+# peninsula, west of Scilly and north of the Channel Islands. A few kilometres either way
+# do not matter: it tells a stray point (France, Ireland, a wrong sign) from a real one.
+GB_LONLAT = ((-6.8, 49.8), (-5.0, 49.85), (-4.0, 50.0), (-2.5, 50.2), (-1.0, 50.4), (0.3, 50.55), (1.0, 50.75),
+             (1.45, 51.0), (1.75, 51.3), (1.95, 51.8), (2.0, 52.5), (2.0, 61.0), (-9.0, 61.0), (-9.0, 57.2),
+             (-7.3, 56.0), (-6.3, 55.45), (-5.85, 55.25), (-5.3, 54.85), (-5.2, 54.5), (-5.5, 54.0),
+             (-5.4, 53.0), (-5.7, 52.0), (-5.8, 51.6), (-7.0, 50.3))
 _TRANSFORMERS: dict[str, Transformer] = {}
 OUT_COLUMNS = ["x", "y", "location_precision", "location_precision_m", "level", "geocoded", "reason", "columns",
                "note"]
@@ -52,6 +70,30 @@ def to_bng(x: np.ndarray, y: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarr
     if crs not in _TRANSFORMERS:
         _TRANSFORMERS[crs] = Transformer.from_crs(crs, BNG, always_xy=True)
     return _TRANSFORMERS[crs].transform(x, y)
+
+
+@cache
+def gb_polygon() -> shapely.Polygon:
+    """``GB_LONLAT`` in BNG metres, its edges densified so that they follow the lines drawn."""
+    ring = np.asarray(GB_LONLAT)
+    steps = np.linspace(0.0, 1.0, 20, endpoint=False)[:, None]
+    pts = np.concatenate([a + steps * (b - a) for a, b in zip(ring, np.roll(ring, -1, axis=0))])
+    x, y = Transformer.from_crs("EPSG:4326", BNG, always_xy=True).transform(pts[:, 0], pts[:, 1])
+    poly = shapely.Polygon(np.column_stack([x, y]))
+    shapely.prepare(poly)
+    return poly
+
+
+def in_great_britain(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """True where a BNG point lies in Great Britain (``GB_LONLAT``); False for NaN."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    x0, y0, x1, y1 = GB_BOX
+    with np.errstate(invalid="ignore"):
+        box = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    out = np.zeros(x.shape, dtype=bool)
+    if box.any():
+        out[box] = shapely.contains_xy(gb_polygon(), x[box], y[box])
+    return out
 
 
 def _blank(n: int) -> dict[str, np.ndarray]:
@@ -212,9 +254,7 @@ def locate(raw: pd.DataFrame, spec, geocoder=None) -> pd.DataFrame:
     final["x"][missing] = final["y"][missing] = np.nan
     final["level"][missing & ~final["geocoded"]] = ""
     final["level"][missing & final["geocoded"]] = "unmatched"
-    x0, y0, x1, y1 = GB_BOX
-    with np.errstate(invalid="ignore"):
-        away = done & ~((final["x"] >= x0) & (final["x"] <= x1) & (final["y"] >= y0) & (final["y"] <= y1))
+    away = done & ~in_great_britain(final["x"], final["y"])
     final["reason"][away] = "outside Great Britain"
     final["x"][away] = final["y"][away] = np.nan
     return pd.DataFrame(final, index=raw.index)[OUT_COLUMNS]

@@ -18,7 +18,9 @@ Schema entries used here:
   accepted as they are), ``blank`` (the value of a blank cell, or "reject"),
   ``unknown`` ("reject", the default with a map or ``allowed``; "default" or
   "keep"), ``default`` and ``label`` (used in reasons). Reasons: "no <label>",
-  "unknown <label> '<value>'", "invalid <label> '<value>'".
+  "unknown <label>" (not in the map), "invalid <label> (allowed: ...)". A
+  reason never quotes the value: a column may hold free text, and
+  ``rejects.csv`` is shared.
 - ``date``: see ``hotspots.load.dates``.
 - ``location``: see ``hotspots.load.location``.
 - ``dedupe``: ``{"key": "source_ref", "scope"}`` or ``{"column", "scope"}``:
@@ -37,7 +39,7 @@ import pandas as pd
 from hotspots.errors import UserError
 from hotspots.load.dates import parse_when
 from hotspots.load.geocode import RULES, street_points
-from hotspots.load.location import locate
+from hotspots.load.location import candidates, locate
 from hotspots.load.readers import pick
 from hotspots.schema import CATEGORY_MAPS, EVIDENCE_CLASSES, TAXONOMY
 
@@ -51,13 +53,86 @@ class Mapped:
     geocoded: pd.Series            # match level of every row the geocoder was asked about
 
 
-def check_columns(raw: pd.DataFrame, schema: dict, path: str) -> None:
-    """Raise a UserError naming the first required column the file lacks."""
-    for col in schema.get("required_columns", []):
-        if col not in raw.columns and (len(raw) or len(raw.columns) > 1):
-            have = ", ".join(c for c in raw.attrs.get("columns", raw.columns) if c != "_row")
-            raise UserError(f"the column '{col}' required by schema '{schema['name']}' is missing "
-                            f"(the file has: {have}).", file=path, column=col)
+def expected_columns(schema: dict) -> list[str]:
+    """The input columns a schema reads: its ``required_columns``, else every column its
+    fields, date, location and dedupe entries name (in that order, once each)."""
+    if schema.get("required_columns"):
+        return list(dict.fromkeys(schema["required_columns"]))
+    out: list[str] = []
+
+    def add(value) -> None:
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                add(v)
+        elif isinstance(value, dict):
+            for v in value.values():
+                add(v)
+
+    for spec in schema.get("fields", {}).values():
+        add(spec.get("column"))
+        add(spec.get("columns"))
+    date = schema.get("date") or {}
+    add([date.get("column"), date.get("time_column"), (date.get("fallback") or {}).get("column"),
+         (date.get("fallback") or {}).get("time_column")])
+    for cand in candidates(schema.get("location") or []):
+        add([cand.get("x"), cand.get("y"), cand.get("column")])
+    add((schema.get("dedupe") or {}).get("column"))
+    return [c for c in dict.fromkeys(out) if not c.startswith("_")]
+
+
+def _shown(names: list[str], most: int = 20) -> str:
+    """Column names for a message: at most ``most``, each cut to 40 characters."""
+    cut = [n if len(n) <= 40 else n[:37] + "..." for n in map(str, names[:most])]
+    more = f" ... ({len(names):,} columns)" if len(names) > most else ""
+    return ", ".join(cut) + more if cut else "(none)"
+
+
+def _delimiter_hint(header: list[str], delimiter: str) -> str | None:
+    """A header read as one column that holds another separator: the file was saved with it."""
+    if len(header) != 1:
+        return None
+    for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars"), (",", "commas")):
+        if sep != delimiter and sep in header[0]:
+            return (f"The header looks separated by {name}: save the file as comma-separated, "
+                    "or set the schema's reader delimiter.")
+    return None
+
+
+def check_columns(raw: pd.DataFrame, schema: dict, path: str, header: list[str] | None = None) -> None:
+    """Raise a UserError when the file's header does not match the schema, naming the file,
+    the columns it has and the columns the schema expects.
+
+    ``header`` is the file's whole header (``readers.read_source``); without it the
+    table's columns are used. A required column missing is an error; for a schema
+    without ``required_columns``, a header holding none of the columns it names is (a
+    file saved with another separator, a renamed header, an unrelated file, one of the
+    tool's own outputs picked up by a glob). A file with no header at all and no rows
+    (an empty JSON array) is empty, not wrong.
+    """
+    have = [c for c in (header if header is not None else raw.columns) if c != "_row" and not
+            (header is None and str(c).startswith("_"))]
+    if not have and not len(raw):
+        return
+    expected = expected_columns(schema)
+    if not expected:
+        return
+    delimiter = schema.get("reader", {}).get("delimiter", ",")
+    hint = _delimiter_hint(have, delimiter)
+    present = set(have) | set(raw.columns)
+    what = f"(the file has: {_shown(have)}; schema '{schema['name']}' expects: {_shown(expected)})"
+    missing = [c for c in expected if c not in present]
+    if len(missing) == len(expected):
+        # Nothing matches: another separator, a renamed header, the wrong file.
+        raise UserError(f"no column of the file is one that schema '{schema['name']}' reads {what}.",
+                        file=path, hint=hint)
+    if schema.get("required_columns") and missing:
+        which = f"the column '{missing[0]}'" if len(missing) == 1 else \
+            "the columns " + ", ".join(f"'{c}'" for c in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise UserError(f"{which} required by schema '{schema['name']}' "
+                        f"{'is' if len(missing) == 1 else 'are'} missing {what}.",
+                        file=path, column=missing[0] if len(missing) == 1 else None, hint=hint)
 
 
 def _map_table(spec: dict, schema: dict) -> dict | None:
@@ -112,7 +187,9 @@ def map_field(raw: pd.DataFrame, name: str, spec: dict, schema: dict) -> tuple[p
     unknown_rule = spec.get("unknown", "reject" if (table is not None or "allowed" in spec) else "keep")
     bad = ~known & ~blank
     if unknown_rule == "reject":
-        reason[bad] = ("invalid " if "allowed" in spec else "unknown ") + label + " '" + text[bad] + "'"
+        # The schema's own allowed values may be named; the cell's value never is.
+        reason[bad] = (f"invalid {label} (allowed: {', '.join(map(str, spec['allowed']))[:120]})"
+                       if "allowed" in spec else f"unknown {label}")
     elif unknown_rule == "default":
         values = values.where(~bad, spec.get("default", ""))
     if blank_rule == "reject" and not (table is not None and "" in table):
@@ -139,14 +216,15 @@ def street_points_from(raw: pd.DataFrame, schema: dict) -> pd.DataFrame:
 
 
 def map_rows(raw: pd.DataFrame, schema: dict, source_id: str, evidence: str, path: str,
-             geocoder=None, fixed_evidence: bool = False) -> Mapped:
+             geocoder=None, fixed_evidence: bool = False, header: list[str] | None = None) -> Mapped:
     """Map one file's raw rows onto the common schema; see the module docstring.
 
     ``evidence`` is the source's evidence class. A per-row ``evidence`` field of
     the schema (e.g. from a report type) takes precedence, with ``evidence`` for
-    blank cells, unless ``fixed_evidence`` (the config set the class).
+    blank cells, unless ``fixed_evidence`` (the config set the class). ``header`` is the
+    file's whole header, for the message when its columns do not match (``check_columns``).
     """
-    check_columns(raw, schema, path)
+    check_columns(raw, schema, path, header)
     out = pd.DataFrame({"_row": raw["_row"].to_numpy()}, index=raw.index)
     reason = np.full(len(raw), "", dtype=object)
     columns = np.full(len(raw), "", dtype=object)
@@ -169,13 +247,13 @@ def map_rows(raw: pd.DataFrame, schema: dict, source_id: str, evidence: str, pat
         cspec = schema.get("fields", {}).get("category", {})
         unknown = (out["category"] != "") & ~out["category"].isin(list(TAXONOMY)) & (reason == "")
         why = pd.Series("", index=raw.index, dtype=str)
-        why[unknown] = "unknown category '" + out.loc[unknown, "category"] + "'"
+        why[unknown] = "unknown category"
         reject(why, _colname(cspec) if ("column" in cspec or "columns" in cspec) else "category")
     if "evidence" in out:
         out["evidence"] = out["evidence"].where(out["evidence"] != "", evidence or "")
         wrong = ~out["evidence"].isin(EVIDENCE_CLASSES) & (reason == "")
         why = pd.Series("", index=raw.index, dtype=str)
-        why[wrong] = "unknown evidence class '" + out.loc[wrong, "evidence"] + "'"
+        why[wrong] = "unknown evidence class"
         reject(why, _colname(schema["fields"]["evidence"]))
     else:
         out["evidence"] = evidence

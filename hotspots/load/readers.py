@@ -3,28 +3,54 @@
 Every reader returns a DataFrame whose values are strings (empty for blank
 cells) and an integer column ``_row``: the 1-based data row of the file (the
 first row after the header is row 1; for JSON, the position in the array).
-Format quirks are handled here and nowhere else.
+``read_source`` returns it with the file's whole header beside it (never in
+``DataFrame.attrs``: pandas copies ``attrs`` on every operation, which made a
+file of a million columns take minutes). Format quirks are handled here and
+nowhere else.
+
+A file that cannot be read as its format says (a truncated or damaged
+workbook, an old ``.xls``, text in another encoding, binary junk, JSON that is
+not JSON) raises a ``UserError`` naming the file. A file of more than
+``MAX_COLUMNS`` columns is refused from its header line, before it is parsed.
 """
 from __future__ import annotations
 
+import csv
 import json
+import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from hotspots.errors import UserError
 
+# The most columns a partner file may have. Real extracts have tens; a file of
+# thousands is a wrong export or a hostile one, and costs minutes to parse.
+MAX_COLUMNS = 2_000
 
-def _finish(df: pd.DataFrame, header: list[str] | None = None) -> pd.DataFrame:
-    """Strings, stripped, with ``_row``; ``attrs["columns"]`` keeps the file's whole header."""
-    header = list(df.columns) if header is None else header
+
+class RawTable(NamedTuple):
+    """A file read by ``read_source``: its rows (strings, with ``_row``) and its whole header."""
+    rows: pd.DataFrame
+    columns: list[str]
+
+
+def _check_width(path: Path, n: int) -> None:
+    if n > MAX_COLUMNS:
+        raise UserError(f"the file has {n:,} columns, more than the {MAX_COLUMNS:,} a partner file may have "
+                        "(a wrong export, or the wrong file).", file=str(path),
+                        hint="Export only the columns the mapping needs.")
+
+
+def _finish(df: pd.DataFrame) -> pd.DataFrame:
+    """Strings, stripped, with ``_row``."""
     df = df.astype(object).where(df.notna(), "").astype(str)
     # Blank cells holding only spaces (a spreadsheet habit) count as blank.
     df = df.apply(lambda s: s.str.strip())
     df.insert(0, "_row", range(1, len(df) + 1))
-    df = df.reset_index(drop=True)
-    df.attrs["columns"] = header
-    return df
+    return df.reset_index(drop=True)
 
 
 def pick(raw: pd.DataFrame, names) -> pd.Series:
@@ -46,67 +72,191 @@ def _header(spec: dict) -> int:
     return int(spec.get("header", 0))
 
 
-def read_csv(path: Path, spec: dict, keep: set[str] | None = None) -> pd.DataFrame:
+def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> UserError:
+    return UserError(f"the file is not {encoding} text ({exc.reason} at byte {exc.start}).", file=str(path),
+                     hint="Set the schema's reader encoding (e.g. cp1252), or check that it is the right file.")
+
+
+def _csv_header(path: Path, spec: dict) -> list[str]:
+    """The header row of a CSV (the first row with ``names``), read alone: the width is
+    checked before pandas parses anything, and binary junk is refused by its NUL bytes."""
+    encoding = spec.get("encoding", "utf-8-sig")
+    with open(path, "rb") as fh:
+        if b"\0" in fh.read(1 << 16):
+            raise UserError("the file is binary, not CSV text (it holds NUL bytes).", file=str(path),
+                            hint="Check that it is the right file, exported as CSV.")
+    at = 0 if spec.get("names") else _header(spec)
+    limit = csv.field_size_limit(1 << 24)     # a long free-text cell is no reason to fail; restored below
+    try:
+        with open(path, encoding=encoding, newline="") as fh:
+            # Blank lines do not count, as in pandas (skip_blank_lines).
+            rows = (row for row in csv.reader(fh, delimiter=spec.get("delimiter", ",")) if row)
+            for i, row in enumerate(rows):
+                if i == at:
+                    _check_width(path, len(row))
+                    return row
+    except UnicodeDecodeError as exc:
+        raise _not_text(path, encoding, exc) from None
+    except csv.Error as exc:
+        raise UserError(f"the CSV cannot be parsed ({exc}).", file=str(path)) from None
+    finally:
+        csv.field_size_limit(limit)
+    return []
+
+
+def _widest_line(path: Path, delimiter: str, encoding: str) -> tuple[int, int]:
+    """(1-based line number, delimiters) of the line of ``path`` holding the most delimiters,
+    counted on the bytes in 8 MB blocks (vectorised: a fraction of a second per 100 MB).
+
+    Delimiters inside quoted values count too, so this bounds a row's width from
+    above: it is only used against ``MAX_COLUMNS``, far above any real row. (0, 0)
+    where the delimiter is not one byte in the encoding (then pandas' own errors apply).
+    """
+    try:
+        sep = delimiter.encode(encoding.replace("-sig", ""))
+    except (UnicodeEncodeError, LookupError):
+        return 0, 0
+    if len(sep) != 1 or encoding.lower().replace("_", "-").startswith("utf-16"):
+        return 0, 0
+    best_line, best, line, carry = 0, 0, 1, 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 23), b""):
+            arr = np.frombuffer(block, dtype=np.uint8)
+            nl = np.flatnonzero(arr == 10)
+            ds = np.flatnonzero(arr == sep[0])
+            # delimiters per line: those before each newline, less those before the previous one
+            upto = np.searchsorted(ds, np.append(nl, len(arr)))
+            per = np.diff(np.concatenate([[0], upto]))
+            per[0] += carry
+            k = int(np.argmax(per[:-1])) if len(nl) else -1
+            if k >= 0 and per[k] > best:
+                best, best_line = int(per[k]), line + k
+            carry = int(per[-1])
+            line += len(nl)
+    if carry > best:
+        best, best_line = carry, line
+    return best_line, best
+
+
+def _read_csv(path: Path, spec: dict, keep: set[str] | None = None) -> RawTable:
     """A CSV file; with ``keep``, only those columns are parsed and cleaned (the rest of a
     police.uk file is never used: reading it cost half the load time at a million rows)."""
     header = _header(spec)
     names = spec.get("names")
-    seen: list[str] = []
-
-    def wanted(column: str) -> bool:
-        seen.append(column)
-        return keep is None or column in keep
+    file_header = _csv_header(path, spec)
+    encoding = spec.get("encoding", "utf-8-sig")
+    line, seps = _widest_line(path, spec.get("delimiter", ","), encoding)
+    if seps + 1 > MAX_COLUMNS:
+        raise UserError(f"line {line:,} of the file has {seps + 1:,} fields, more than the {MAX_COLUMNS:,} columns a "
+                        "partner file may have (a wrong export, or the wrong file).", file=str(path),
+                        hint="Export only the columns the mapping needs.")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=spec.get("encoding", "utf-8-sig"),
-                         usecols=wanted if keep is not None and not names else None,
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding,
+                         usecols=(lambda c: c in keep) if keep is not None and not names else None,
                          sep=spec.get("delimiter", ","), header=None if names else header, names=names,
                          # pandas' C parser takes only a one-byte separator (not `¬`, two bytes in UTF-8).
                          engine="python" if len(spec.get("delimiter", ",").encode("utf-8")) > 1 else "c",
-                         skipinitialspace=False)
+                         # Rows longer than the header never turn their first fields into an index
+                         # (pandas' default): that shifted every column and, at a million extra
+                         # fields, built a million-level index.
+                         index_col=False, skipinitialspace=False)
     except UnicodeDecodeError as exc:
-        raise UserError(f"the file is not {spec.get('encoding', 'utf-8')} text ({exc.reason} at byte {exc.start}).",
-                        file=str(path), hint="Set the schema's reader encoding (e.g. cp1252).") from None
+        raise _not_text(path, encoding, exc) from None
     except pd.errors.ParserError as exc:
-        raise UserError(f"the CSV cannot be parsed ({exc}).", file=str(path)) from None
+        raise UserError(f"the CSV cannot be parsed ({str(exc)[:300]}).", file=str(path)) from None
     except pd.errors.EmptyDataError:
         raise UserError("the file is empty.", file=str(path)) from None
-    return _finish(df, seen if keep is not None and not names else None)
+    except ValueError as exc:    # e.g. a header row beyond the end of the file
+        raise UserError(f"the CSV cannot be read ({str(exc)[:300]}).", file=str(path)) from None
+    return RawTable(_finish(df), list(names) if names else file_header)
 
 
-def read_json(path: Path, spec: dict) -> pd.DataFrame:
+def read_csv(path: Path, spec: dict, keep: set[str] | None = None) -> pd.DataFrame:
+    """A CSV file as a table of strings (see ``_read_csv``)."""
+    return _read_csv(path, spec, keep).rows
+
+
+def _read_json(path: Path, spec: dict) -> RawTable:
+    encoding = spec.get("encoding", "utf-8")
     try:
-        data = json.loads(path.read_text(encoding=spec.get("encoding", "utf-8")))
+        data = json.loads(path.read_text(encoding=encoding))
     except json.JSONDecodeError as exc:
         raise UserError(f"the JSON cannot be parsed ({exc.msg} at line {exc.lineno} column {exc.colno}).",
                         file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise _not_text(path, encoding, exc) from None
     record_path = spec.get("records")
     if record_path:
         for key in record_path.split("."):
             data = data.get(key, []) if isinstance(data, dict) else []
     if not isinstance(data, list):
         raise UserError("the JSON is not an array of records.", file=str(path))
+    if not all(isinstance(rec, dict) for rec in data):
+        raise UserError("the JSON array holds values that are not records (objects).", file=str(path))
     if not data:
-        return _finish(pd.DataFrame())
-    return _finish(pd.json_normalize(data))
+        return RawTable(_finish(pd.DataFrame()), [])
+    keys = {k for rec in data for k in rec}
+    _check_width(path, len(keys))     # nested records add columns: checked again once flattened
+    df = pd.json_normalize(data)
+    _check_width(path, len(df.columns))
+    return RawTable(_finish(df), list(df.columns))
+
+
+def read_json(path: Path, spec: dict) -> pd.DataFrame:
+    return _read_json(path, spec).rows
+
+
+# The first bytes of a file: a .xlsx is a zip archive, an old .xls an OLE2 compound file.
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def _read_excel(path: Path, spec: dict) -> RawTable:
+    with open(path, "rb") as fh:
+        magic = fh.read(8)
+    if magic == _OLE2_MAGIC:
+        try:
+            import xlrd  # noqa: F401  (pandas reads .xls only with it)
+        except ImportError:
+            raise UserError("the file is an old Excel 97-2003 workbook (.xls), which hotspots does not read.",
+                            file=str(path), hint="Open it in Excel or LibreOffice and save it as .xlsx or CSV.") \
+                from None
+    elif not magic.startswith(_ZIP_MAGIC):
+        raise UserError("the file is not an Excel workbook (.xlsx): it is damaged, truncated or another format.",
+                        file=str(path), hint="Save it again from Excel as .xlsx, or as CSV.")
+    try:
+        df = pd.read_excel(path, sheet_name=spec.get("sheet", 0), header=_header(spec), dtype=str)
+    except (zipfile.BadZipFile, EOFError):
+        raise UserError("the Excel workbook is damaged or truncated (its zip archive cannot be read).",
+                        file=str(path), hint="Save it again from Excel as .xlsx, or as CSV.") from None
+    except (ValueError, OSError) as exc:
+        raise UserError(f"the Excel file cannot be read ({str(exc)[:300]}).", file=str(path)) from None
+    except Exception as exc:  # openpyxl and the XML parsers raise many types for a damaged sheet
+        raise UserError(f"the Excel workbook is damaged: a sheet cannot be read ({type(exc).__name__}: "
+                        f"{str(exc)[:200]}).", file=str(path), hint="Save it again from Excel as .xlsx, or as CSV.") \
+            from None
+    _check_width(path, len(df.columns))
+    return RawTable(_finish(df), [str(c) for c in df.columns])
 
 
 def read_excel(path: Path, spec: dict) -> pd.DataFrame:
-    try:
-        df = pd.read_excel(path, sheet_name=spec.get("sheet", 0), header=_header(spec), dtype=str)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"the Excel file cannot be read ({exc}).", file=str(path)) from None
-    return _finish(df)
+    return _read_excel(path, spec).rows
 
 
-def read_vector(path: Path, spec: dict) -> pd.DataFrame:
+def _read_vector(path: Path, spec: dict) -> RawTable:
     """GeoJSON / GeoPackage / shapefile of points: attributes plus ``_x``/``_y`` in the layer's CRS."""
     import pyogrio
     try:
+        info = pyogrio.read_info(path, layer=spec.get("layer"))
+        _check_width(path, len(info["fields"]))
         gdf = pyogrio.read_dataframe(path, layer=spec.get("layer"))
+    except UserError:
+        raise
     except Exception as exc:  # pyogrio raises several error types for unreadable files
-        raise UserError(f"the vector file cannot be read ({exc}).", file=str(path)) from None
+        raise UserError(f"the vector file cannot be read ({str(exc)[:300]}).", file=str(path)) from None
     geom = gdf.geometry
     attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    header = [str(c) for c in attrs.columns]
     ok = geom.notna() & ~geom.is_empty
     attrs["_x"] = ""
     attrs["_y"] = ""
@@ -114,10 +264,14 @@ def read_vector(path: Path, spec: dict) -> pd.DataFrame:
     attrs.loc[ok, "_x"] = pts.x.map(repr)
     attrs.loc[ok, "_y"] = pts.y.map(repr)
     attrs["_crs"] = gdf.crs.to_string() if gdf.crs else ""
-    return _finish(attrs)
+    return RawTable(_finish(attrs), header)
 
 
-READERS = {"csv": read_csv, "json": read_json, "excel": read_excel, "vector": read_vector}
+def read_vector(path: Path, spec: dict) -> pd.DataFrame:
+    return _read_vector(path, spec).rows
+
+
+READERS = {"csv": _read_csv, "json": _read_json, "excel": _read_excel, "vector": _read_vector}
 
 
 # The format of a file read with ``"format": "auto"`` (partner_generic), by its extension.
@@ -125,9 +279,10 @@ AUTO_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "excel", "
                 ".geojson": "vector", ".gpkg": "vector", ".shp": "vector", ".json": "json"}
 
 
-def read_table(path: Path, reader: dict, keep: set[str] | None = None) -> pd.DataFrame:
+def read_source(path: Path, reader: dict, keep: set[str] | None = None) -> RawTable:
     """Read ``path`` with the schema's ``reader`` entry (``format`` plus options); ``keep``
-    limits a CSV to the columns a schema names (``schema_columns``).
+    limits a CSV to the columns a schema names (``schema_columns``). Returns the rows and
+    the file's whole header (``RawTable``).
 
     ``"format": "auto"`` picks the reader from the file's extension (``AUTO_FORMATS``).
     """
@@ -143,8 +298,13 @@ def read_table(path: Path, reader: dict, keep: set[str] | None = None) -> pd.Dat
     if not path.is_file():
         raise UserError("the file does not exist.", file=str(path))
     if fmt == "csv":
-        return read_csv(path, reader, keep)
+        return _read_csv(path, reader, keep)
     return READERS[fmt](path, reader)
+
+
+def read_table(path: Path, reader: dict, keep: set[str] | None = None) -> pd.DataFrame:
+    """The rows of ``read_source`` alone."""
+    return read_source(path, reader, keep).rows
 
 
 def schema_columns(schema: dict) -> set[str]:

@@ -3,7 +3,9 @@
 Input: the ``Result`` layers of the pipeline. Output files, as the brief's
 table: ``hotspots.gpkg`` (layers cells, regions, clusters, buildings,
 boundaries in EPSG:27700), ``cells.geojson`` / ``regions.geojson`` /
-``clusters.geojson`` (EPSG:4326), ``areas.csv``, ``rejects.csv``.
+``clusters.geojson`` (EPSG:4326), and every CSV through ``write_csv``
+(``areas.csv``, ``buildings.csv``, ``rejects.csv``, ...): text cells that a
+spreadsheet would run as a formula are neutralised.
 """
 from __future__ import annotations
 
@@ -11,7 +13,12 @@ import warnings
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+
+# OWASP "CSV injection": a cell starting with one of these is a formula to Excel, LibreOffice and
+# Google Sheets (``=HYPERLINK(...)``, ``@SUM(...)``, ``+cmd|...``); tab and carriage return hide one.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _gis_ready(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -43,6 +50,38 @@ def write_layers(layers: dict[str, gpd.GeoDataFrame], out: Path, web: tuple[str,
     return written
 
 
+def _formula_like(value) -> bool:
+    return isinstance(value, str) and value.startswith(FORMULA_TRIGGERS)
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every text cell and column name that starts with ``= + - @``, tab or carriage
+    return prefixed with ``'`` (OWASP's rule), so that a spreadsheet shows it instead of running it.
+    Numeric, boolean and date columns are left as they are: -1.5 in a float column stays a number.
+    Returns ``df`` itself when nothing needs changing (the caller's frame is never modified)."""
+    out = df
+    for i in range(df.shape[1]):
+        s = df.iloc[:, i]
+        if not (pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)
+                or isinstance(s.dtype, pd.CategoricalDtype)):
+            continue
+        values = s.to_numpy(dtype=object)
+        hit = np.fromiter((_formula_like(v) for v in values), bool, len(values))
+        if hit.any():
+            values = values.copy()
+            values[hit] = ["'" + v for v in values[hit]]
+            if out is df:
+                out = df.copy()
+            out.isetitem(i, pd.Series(values, index=df.index, dtype=object))
+    if any(_formula_like(c) for c in df.columns):
+        out = out.set_axis(["'" + c if _formula_like(c) else c for c in df.columns], axis=1)
+    return out
+
+
 def write_csv(df: pd.DataFrame, path: Path) -> Path:
-    df.to_csv(path, index=False)
+    """Write ``df`` as CSV (no index) with formula-like text neutralised; every CSV output goes here.
+
+    Lines end with CRLF (RFC 4180, as Excel writes): the csv writer then quotes a text cell holding a
+    carriage return, which with bare LF endings it leaves unquoted, splitting the row in two."""
+    neutralise_formulas(df).to_csv(path, index=False, lineterminator="\r\n")
     return path

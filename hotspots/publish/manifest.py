@@ -4,7 +4,10 @@ Keys (the contract): ``inputs`` (one per source file: source_id, path, sha256,
 rows_read, rows_loaded, rows_filtered, rows_rejected), ``parameters`` (each
 with its value and how it was chosen), ``weights``, ``versions``, ``outputs``
 (path, sha256, tier), ``started_at``, ``duration_s``; plus ``study``,
-``sources`` (legal basis and sharing agreement) and ``summary``.
+``sources`` (legal basis and sharing agreement), ``summary``, and
+``written_by`` (tool, version and kind of run: ``shared``, ``agency:<id>`` or
+``evaluation``), which tells a later run that the folder is hotspots' own and
+may be replaced (``hotspots.publish.outdir``).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 from hotspots.load.ledger import sha256
+from hotspots.publish.outdir import signature
 
 KEY_PACKAGES = ("numpy", "pandas", "scipy", "shapely", "pyproj", "pyogrio", "geopandas",
                 "scikit-learn", "folium", "xstatic-leaflet")
@@ -32,9 +36,11 @@ def versions() -> dict[str, str]:
 
 def write_manifest(path: Path, *, inputs: list[dict], parameters: dict, weights: dict,
                    outputs: list[tuple[Path, str]], started_at: str, started: float,
-                   extra: dict) -> Path:
+                   extra: dict, kind: str = "shared") -> Path:
+    """Write ``manifest.json`` at ``path``; output paths are recorded relative to its folder."""
     out_dir = path.parent
     manifest = {
+        "written_by": signature(kind),
         "started_at": started_at,
         "inputs": inputs,
         "parameters": parameters,

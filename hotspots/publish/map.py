@@ -12,7 +12,7 @@ popups, tooltips and layer names into the page as raw HTML and JavaScript.
 """
 from __future__ import annotations
 
-import json
+import re
 from datetime import datetime
 
 import folium
@@ -20,12 +20,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import MacroElement
-from jinja2 import Template
 
+from hotspots.detect.counts import count_columns
+from hotspots.errors import UserError
 from hotspots.detect.spacetime import month_index
-from hotspots.publish.map_buildings import buildings_layers, buildings_legend_html
-from hotspots.publish.escape import esc
+from hotspots.publish.map_buildings import LABEL_ZOOM, buildings_layers, buildings_legend_html
+from hotspots.publish.escape import HtmlBlock, esc, short
+from hotspots.publish.map_controls import LegendSwitch, MonthSlider, WhereToAct, ZoomLabels
+from hotspots.publish.where import where_to_act
 from hotspots.publish.offline import make_self_contained
 from hotspots.tiers import RULES_TEXT, public_count, public_counts
 from hotspots.weight import risk
@@ -52,7 +54,7 @@ def _fmt(df: pd.DataFrame, col: str, digits: int) -> pd.Series:
 
 
 def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Gi* hot and cold spots (cells)", show=True)
+    group = folium.FeatureGroup(name="Hotspots · Gi* hot and cold spots (cells)", show=True)
     sig = cells[cells["gi_class"].notna() & (cells["gi_class"] != 0)].copy()
     if not len(sig):
         return group
@@ -93,44 +95,29 @@ def _per_source(cells: pd.DataFrame) -> pd.Series:
     return cells.apply(one, axis=1) if sids and len(cells) else pd.Series("", index=cells.index)
 
 
-def _no_data_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
-    """Cells no risk source covers: drawn as no data, never as cold."""
-    if "status" not in cells:
-        return None
-    gone = cells[cells["status"] == "no_data"]
-    if not len(gone):
-        return None
-    group = folium.FeatureGroup(name="No data (no risk source covers these cells)", show=True)
-    data = _web(gone.assign(label="No data: no risk source covers this cell"), ["cell_id", "label"])
-    folium.GeoJson(data, name="no_data",
-                   style_function=lambda f: {"fillColor": "#bdbdbd", "color": "#999999", "weight": 0.2,
-                                             "fillOpacity": 0.35, "dashArray": "2 3", "className": "hs-nodata"},
-                   tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(group)
-    return group
-
-
 def _regions_layer(regions: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Hotspot regions (purple: cross-boundary)", show=True)
+    group = folium.FeatureGroup(name="Hotspots · Hotspot regions (purple: cross-boundary)", show=True)
     if not len(regions):
         return group
     reg = regions.copy()
     reg["crosses"] = np.where(reg["cross_boundary"], "yes", "no")
+    reg["name"] = reg["name"] if "name" in reg else reg["areas"]
     if public:
         reg["incidents"] = public_counts(reg["n"])
-        fields = ["region_id", "incidents", "areas", "crosses"]
-        aliases = ["Region", "Incidents", "Areas", "Crosses a boundary"]
+        fields = ["region_id", "name", "incidents", "areas", "crosses"]
+        aliases = ["Region", "Place", "Incidents", "Areas", "Crosses a boundary"]
     else:
         reg["incidents"] = reg["n"].map(lambda v: f"{int(v):,}")
         reg["weighted_txt"] = _fmt(reg, "weighted", 1)
         reg["peak"] = _fmt(reg, "peak_z", 2)
-        ev = [c for c in reg.columns if c.startswith("n_")]
-        reg["evidence_mix"] = reg[ev].apply(lambda r: ", ".join(f"{c[2:]} {int(v):,}" for c, v in r.items() if v),
-                                            axis=1) if ev else ""
+        ev = count_columns(reg)
+        reg["evidence_mix"] = reg[ev].apply(lambda r: ", ".join(f"{_count_label(c)} {int(v):,}" for c, v in r.items()
+                                                                if v), axis=1) if ev else ""
         reg["support_txt"] = (reg["support"].fillna("") + np.where(reg["anecdotal_only"], " (anecdotal only)", "")
                               if "support" in reg else "")
-        fields = ["region_id", "cells", "incidents", "weighted_txt", "peak", "evidence_mix", "support_txt", "areas",
-                  "crosses"]
-        aliases = ["Region", "Cells", "Incidents", "Weighted", "Peak z", "Evidence", "Made hot by", "Areas",
+        fields = ["region_id", "name", "cells", "incidents", "weighted_txt", "peak", "evidence_mix", "support_txt",
+                  "areas", "crosses"]
+        aliases = ["Region", "Place", "Cells", "Incidents", "Weighted", "Peak z", "Evidence", "Made hot by", "Areas",
                    "Crosses a boundary"]
     data = _web(reg, fields)
     folium.GeoJson(
@@ -164,10 +151,10 @@ def _lonlat_frame(lattice):
     lon = west + (np.arange(width) + 0.5) * (east - west) / width
     lat = north - (np.arange(height) + 0.5) * (north - south) / height
     bx, by = to_bng.transform(*np.meshgrid(lon, lat))
-    col = np.floor((bx - lattice.x0) / lattice.cell).astype(int)
-    row = np.floor((by - lattice.y0) / lattice.cell).astype(int)
+    fcol, frow = (bx - lattice.x0) / lattice.cell, (by - lattice.y0) / lattice.cell
+    col, row = np.floor(fcol).astype(int), np.floor(frow).astype(int)
     ok = (col >= 0) & (col < lattice.nx) & (row >= 0) & (row < lattice.ny)
-    return [[south, west], [north, east]], row, col, ok
+    return [[south, west], [north, east]], row, col, ok, frow, fcol
 
 
 def _png(values: np.ndarray, top: float, cmap: str) -> str:
@@ -179,7 +166,7 @@ def _png(values: np.ndarray, top: float, cmap: str) -> str:
     from matplotlib.image import imsave
     norm = np.sqrt(np.clip(np.nan_to_num(values) / top, 0, 1)) if top > 0 else np.zeros(values.shape)
     rgba = colormaps[cmap](norm)
-    rgba[..., 3] = np.where(np.isfinite(values) & (norm > 0.05), 0.2 + 0.65 * norm, 0.0)
+    rgba[..., 3] = np.where(np.isfinite(values) & (norm > 0.03), 0.35 + 0.55 * norm, 0.0)
     buf = io.BytesIO()
     imsave(buf, rgba, format="png")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -187,7 +174,7 @@ def _png(values: np.ndarray, top: float, cmap: str) -> str:
 
 def _cell_pixels(result, frame) -> np.ndarray:
     """For each pixel of ``frame``, the analysed cell it shows (-1 outside)."""
-    _, row, col, ok = frame
+    _, row, col, ok = frame[:4]
     lattice = result.grid.raster()
     cx = lattice.x0 + (col + 0.5) * lattice.cell
     cy = lattice.y0 + (row + 0.5) * lattice.cell
@@ -196,75 +183,73 @@ def _cell_pixels(result, frame) -> np.ndarray:
     return cells
 
 
-def _kde_layer(result, frame) -> folium.FeatureGroup | None:
-    """The KDE surface as one PNG image (a data URI): surfaces belong in images, not vectors."""
+def _ramp(cmap: str, low: str, high: str) -> str:
+    """A legend colour ramp of a matplotlib colour map (square-root scale), labelled at both ends."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+    stops = ",".join(to_hex(colormaps[cmap](np.sqrt(t))) for t in np.linspace(0.03, 1, 6))
+    return (f'<div class="hs-ramp"><span>{esc(low)}</span><span class="hs-grad" style="background:'
+            f'linear-gradient(90deg,{stops})"></span><span>{esc(high)}</span></div>')
+
+
+def _kde_layer(result, frame) -> tuple[folium.FeatureGroup, str] | None:
+    """The KDE surface as one PNG image (a data URI; surfaces belong in images, not vectors), sampled
+    bilinearly so that it reads as a surface, not as blocks of cells; and its legend."""
+    from scipy.ndimage import map_coordinates
     surface = result.kde_surface
     if surface is None or not np.isfinite(surface).any():
         return None
-    bounds, row, col, ok = frame
+    bounds, row, col, ok, frow, fcol = frame
     values = np.full(row.shape, np.nan)
-    values[ok] = surface[row[ok], col[ok]]
-    group = folium.FeatureGroup(name="Kernel density surface", show=False)
+    smooth = map_coordinates(np.nan_to_num(surface), [frow[ok] - 0.5, fcol[ok] - 0.5], order=1, mode="nearest")
+    values[ok] = np.where(np.isfinite(surface[row[ok], col[ok]]), smooth, np.nan)
+    group = folium.FeatureGroup(name="Density · Kernel density surface", show=False)
     folium.raster_layers.ImageOverlay(_png(values, np.nanmax(values), "YlOrRd"), bounds=bounds,
                                       interactive=False, zindex=2).add_to(group)
-    return group
+    legend = ("<b>Kernel density</b> (weighted incidents per km², square-root scale)"
+              + _ramp("YlOrRd", "low", f"{np.nanmax(surface) * 1e6:,.0f}"))
+    return group, legend
 
 
-def _evidence_layers(result, frame, pixels) -> list[folium.FeatureGroup]:
-    """One image layer per evidence class: incidents per cell, each class on its own toggle."""
+ROLE_WORDS = {"victim": "victims", "suspect": "suspects", "witness": "witnesses", "unknown": "role unknown"}
+
+
+def _count_label(column: str) -> str:
+    """``n_health`` -> "health"; ``role_victim_partner_record`` -> "partner record (victims)"."""
+    if column.startswith("role_"):
+        role, _, evidence = column[len("role_"):].partition("_")
+        return f"{evidence.replace('_', ' ')} ({ROLE_WORDS.get(role, role)})"
+    return column[2:].replace("_", " ")
+
+
+# One colour map per evidence class, so that health never looks like recorded crime.
+EVIDENCE_CMAPS = {"recorded_crime": "Blues", "health": "Greens", "partner_record": "Purples",
+                  "community_report": "Oranges", "intelligence": "Greys", "police_activity": "YlOrBr"}
+
+
+def _evidence_layers(result, frame, pixels) -> list[tuple[folium.FeatureGroup, str]]:
+    """One image layer per evidence class (and per person role apart): records per cell, each on its own
+    toggle, in its own colours, with its legend."""
     bounds = frame[0]
-    groups = []
-    for col in sorted(c for c in result.cells.columns if c.startswith("n_")):
+    layers = []
+    for col in sorted(count_columns(result.cells)):
         counts = result.cells[col].to_numpy(float)
         if counts.sum() == 0:
             continue
         values = np.where(pixels >= 0, counts[np.clip(pixels, 0, None)], np.nan)
         values[values == 0] = np.nan
-        group = folium.FeatureGroup(name=f"Evidence: {esc(col[2:].replace('_', ' '))}", show=False)
-        folium.raster_layers.ImageOverlay(_png(values, counts.max(), "PuBu"), bounds=bounds, interactive=False,
+        evidence = col[2:] if col.startswith("n_") else col[len("role_"):].partition("_")[2]
+        cmap = EVIDENCE_CMAPS.get(evidence, "PuBu")
+        group = folium.FeatureGroup(name=f"Evidence · Evidence: {esc(_count_label(col))}", show=False)
+        folium.raster_layers.ImageOverlay(_png(values, counts.max(), cmap), bounds=bounds, interactive=False,
                                           zindex=3).add_to(group)
-        groups.append(group)
-    return groups
+        legend = (f"<b>Evidence: {esc(_count_label(col))}</b> (records per cell)"
+                  + _ramp(cmap, "1", f"{int(counts.max()):,}"))
+        layers.append((group, legend))
+    return layers
 
 
-class MonthSlider(MacroElement):
-    """A month slider (with play) that swaps the image of a monthly-count overlay. Offline: plain JS."""
-    _template = Template("""
-{% macro script(this, kwargs) %}
-(function () {
-  var urls = {{ this.urls }}, labels = {{ this.labels }}, overlay = {{ this.overlay }};
-  var box = L.control({position: "bottomright"});
-  box.onAdd = function () {
-    var div = L.DomUtil.create("div", "hs-panel hs-time");
-    div.innerHTML = '<b>Incidents by month</b><br><button type="button" class="hs-play">Play</button> ' +
-      '<input type="range" class="hs-month" min="0" max="' + (urls.length - 1) + '" value="' + (urls.length - 1) +
-      '"> <span class="hs-month-label"></span>';
-    L.DomEvent.disableClickPropagation(div);
-    var input = div.querySelector(".hs-month"), label = div.querySelector(".hs-month-label");
-    var show = function (i) { overlay.setUrl(urls[i]); label.textContent = labels[i]; input.value = i; };
-    input.addEventListener("input", function () { show(+input.value); });
-    var timer = null;
-    div.querySelector(".hs-play").addEventListener("click", function () {
-      if (timer) { clearInterval(timer); timer = null; return; }
-      timer = setInterval(function () { show((+input.value + 1) % urls.length); }, 900);
-    });
-    show(urls.length - 1);
-    return div;
-  };
-  box.addTo({{ this._parent.get_name() }});
-})();
-{% endmacro %}
-""")
-
-    def __init__(self, overlay, urls: list[str], labels: list[str]):
-        super().__init__()
-        self._name = "MonthSlider"
-        self.overlay = overlay.get_name()
-        self.urls = json.dumps(urls)
-        self.labels = json.dumps([esc(t) for t in labels])
-
-
-def _time_layer(result, frame, pixels, m) -> folium.FeatureGroup | None:
+def _time_layer(result, frame, pixels, m) -> tuple[folium.FeatureGroup, str] | None:
     """Incidents per cell for each month as images, switched by a slider (bounded size at any data volume)."""
     inc = risk(result.incidents)
     if not len(inc):
@@ -282,12 +267,13 @@ def _time_layer(result, frame, pixels, m) -> folium.FeatureGroup | None:
         values = np.where(pixels >= 0, counts[np.clip(pixels, 0, None)], np.nan)
         values[values == 0] = np.nan
         urls.append(_png(values, top, "OrRd"))
-    group = folium.FeatureGroup(name="Incidents by month (slider)", show=False)
+    group = folium.FeatureGroup(name="Density · Incidents by month (slider)", show=False)
     overlay = folium.raster_layers.ImageOverlay(urls[-1], bounds=frame[0], interactive=False, zindex=4)
     overlay.add_to(group)
     group.add_to(m)
     m.add_child(MonthSlider(overlay, urls, [p.strftime("%B %Y") for p in months]))
-    return group
+    legend = "<b>Incidents by month</b> (risk records per cell)" + _ramp("OrRd", "1", f"{int(top):,}")
+    return group, legend
 
 
 def _areas_panel(result, public: bool) -> str:
@@ -295,10 +281,10 @@ def _areas_panel(result, public: bool) -> str:
     areas = result.areas
     if not len(areas):
         return ""
+    # Incidents follow the public rule; hot cells and regions are places the map shows, not counts of records.
     fmt = public_count if public else (lambda v: f"{v:,.0f}")
-    rows = "".join(f"<tr><td>{esc(r.area)}</td><td>{esc(fmt(r.n))}</td><td>{esc(fmt(r.hot_cells) if public else r.hot_cells)}</td>"
-                   f"<td>{esc(fmt(r.regions) if public else r.regions)}</td>"
-                   f"<td>{esc(fmt(r.cross_boundary_regions) if public else r.cross_boundary_regions)}</td></tr>"
+    rows = "".join(f"<tr><td>{esc(r.area)}</td><td>{esc(fmt(r.n))}</td><td>{int(r.hot_cells):,}</td>"
+                   f"<td>{int(r.regions):,}</td><td>{int(r.cross_boundary_regions):,}</td></tr>"
                    for r in areas.itertuples())
     return (f'<div class="hs-panel hs-areas" id="hs-areas"><details><summary><b>Areas</b></summary>'
             f"<table><tr><th>Area</th><th>Incidents</th><th>Hot cells</th><th>Regions</th><th>Crossing</th></tr>"
@@ -306,7 +292,7 @@ def _areas_panel(result, public: bool) -> str:
 
 
 def _clusters_layer(clusters: gpd.GeoDataFrame) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Density clusters (p <= 0.05)", show=False)
+    group = folium.FeatureGroup(name="Hotspots · Density clusters (p <= 0.05)", show=False)
     sig = clusters[clusters["p_value"] <= 0.05] if len(clusters) else clusters
     if not len(sig):
         return group
@@ -340,7 +326,7 @@ def _trend_colour(label: str) -> str:
 
 
 def _trends_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Emerging hot spot trends (monthly)", show=False)
+    group = folium.FeatureGroup(name="Hotspots · Emerging hot spot trends (monthly)", show=False)
     if "trend_class" not in cells:
         return group
     sub = cells[cells["trend_class"] != "no pattern detected"].copy()
@@ -363,7 +349,7 @@ def _factual_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
     "factual only" against the agreed weighting (the agreed cells layer)."""
     if "gi_class_factual_only" not in cells:
         return None
-    group = folium.FeatureGroup(name="Gi* hot spots: factual sources only", show=False)
+    group = folium.FeatureGroup(name="Hotspots · Gi* hot spots: factual sources only", show=False)
     hot = cells[cells["gi_class_factual_only"] >= 2].copy()
     if len(hot):
         hot["confidence"] = hot["gi_class_factual_only"].map(GI_LABELS)
@@ -377,22 +363,49 @@ def _factual_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
     return group
 
 
-def _coverage_layer(coverage) -> folium.FeatureGroup | None:
-    """Where a source's declared coverage stops: an edge of the data, not of the risk."""
+def _coverage_layer(coverage, study_area) -> folium.FeatureGroup | None:
+    """Where each source's coverage stops: an edge of the data, not of the risk. One outline per
+    distinct extent, clipped to near the study area, naming every source that shares it."""
     if coverage is None or not len(coverage):
         return None
-    group = folium.FeatureGroup(name="Coverage edges of sources", show=True)
-    data = _web(coverage.assign(label="Edge of " + coverage["source_id"] + "'s data (" + coverage["areas"] + ")"),
-                ["label"])
-    folium.GeoJson(data, name="coverage",
+    near = study_area.buffer(1000)
+    groups: dict[bytes, list] = {}
+    for rec in coverage.itertuples():
+        geom = shapely.normalize(shapely.set_precision(rec.geometry, 1.0))
+        groups.setdefault(shapely.to_wkb(geom), [geom, []])[1].append(str(rec.source_id))
+    recs = [{"label": f"Edge of the data of {', '.join(sorted(ids))}: beyond it, no data (not low risk)",
+             "geometry": shapely.intersection(geom.boundary, near)} for geom, ids in groups.values()]
+    data = gpd.GeoDataFrame(pd.DataFrame(recs), geometry="geometry", crs="EPSG:27700")
+    data = data[~data.geometry.is_empty]
+    if not len(data):
+        return None
+    group = folium.FeatureGroup(name="Context · Coverage edges of sources", show=True)
+    folium.GeoJson(_web(data, ["label"]), name="coverage",
                    style_function=lambda f: {"fill": False, "color": "#e6550d", "weight": 2.5, "dashArray": "2 6",
                                              "className": "hs-coverage"},
                    tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(group)
     return group
 
 
+def _no_data_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
+    """Cells no risk source covers (``status`` no_data): grey and hatched, never drawn as cold."""
+    if "status" not in cells:
+        return None
+    none = cells[cells["status"] == "no_data"]
+    if not len(none):
+        return None
+    group = folium.FeatureGroup(name="Context · No data (no risk source covers the cell)", show=True)
+    merged = gpd.GeoDataFrame({"label": ["No data: no risk source covers this place (not low risk)"]},
+                              geometry=[shapely.union_all(none.geometry.values)], crs=cells.crs)
+    folium.GeoJson(_web(merged, ["label"]), name="no_data",
+                   style_function=lambda f: {"fillColor": "#9e9e9e", "fillOpacity": 0.35, "color": "#777777",
+                                             "weight": 0.5, "dashArray": "3 3", "className": "hs-nodata"},
+                   tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(group)
+    return group
+
+
 def _boundaries_layer(boundaries: gpd.GeoDataFrame, study_area) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Boundaries (names)", show=True)
+    group = folium.FeatureGroup(name="Context · Boundaries (names)", show=True)
     near = boundaries[boundaries.intersects(study_area.buffer(500))]
     if not len(near):
         return group
@@ -406,13 +419,30 @@ def _boundaries_layer(boundaries: gpd.GeoDataFrame, study_area) -> folium.Featur
     labels = labels[~labels.geometry.is_empty].to_crs(WGS84)
     for _, row in labels.iterrows():
         folium.Marker([row.geometry.y, row.geometry.x], icon=folium.DivIcon(
-            html=f'<div class="hs-label">{esc(row["area"])}</div>', icon_size=(140, 16), icon_anchor=(70, 8)),
+            html=f'<div class="hs-label">{esc(short(row["area"], 120))}</div>', icon_size=(140, 16), icon_anchor=(70, 8)),
         ).add_to(group)
     return group
 
 
+def _streets_layer(streets, map_name: str) -> folium.FeatureGroup | None:
+    """Street names (police.uk "On or near ..." at its snap points) as labels from zoom 16 on: with no
+    base map, what lets a meeting say which street a hotspot is on."""
+    if streets is None or not len(streets):
+        return None
+    from pyproj import Transformer
+    lon, lat = Transformer.from_crs("EPSG:27700", WGS84, always_xy=True).transform(
+        streets["x"].to_numpy(float), streets["y"].to_numpy(float))
+    # The busiest quarter of the street labels from zoom 16, the rest from 17: a readable density.
+    busy = streets["n"].to_numpy() >= np.quantile(streets["n"].to_numpy(), 0.75)
+    items = [[round(float(la), 6), round(float(lo), 6), short(name, 60), LABEL_ZOOM if b else LABEL_ZOOM + 1]
+             for la, lo, name, b in zip(lat, lon, streets["name"], busy)]
+    group = folium.FeatureGroup(name=f"Context · Street names (from zoom {LABEL_ZOOM})", show=True)
+    group.add_child(ZoomLabels(map_name, items, "hs-street-label"))
+    return group
+
+
 def _study_area_layer(area) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Study area", show=True)
+    group = folium.FeatureGroup(name="Context · Study area", show=True)
     gdf = gpd.GeoDataFrame(geometry=[area], crs="EPSG:27700").to_crs(WGS84)
     folium.GeoJson(gdf, name="study_area", interactive=False,
                    style_function=lambda f: {"fillColor": "#ffffff", "fillOpacity": 0.35, "color": "#888888",
@@ -424,23 +454,60 @@ def _swatch(colour: str, label: str, border: str = "1px solid #777") -> str:
     return f'<div><span class="hs-swatch" style="background:{colour};border:{border}"></span>{esc(label)}</div>'
 
 
-def _legend(result, public: bool) -> str:
+def _gi_legend(public: bool) -> str:
+    """What hot, cold and not significant mean, in words."""
     rows = "".join(_swatch(GI_COLOURS[k], v) for k, v in GI_LABELS.items())
-    if "status" in result.cells and (result.cells["status"] == "no_data").any():
-        rows += _swatch("rgba(189,189,189,.5)", "No data: no risk source covers the cell", "1px dashed #999")
-    rows += _swatch("none", "Hotspot region", "2px solid #111")
-    rows += _swatch("none", "Region crossing a boundary", f"2px dashed {CROSS_COLOUR}")
-    if not public:
-        rows += _swatch("rgba(27,158,119,.3)", "Density cluster (p <= 0.05)", "2px solid #1b9e77")
-        rows += ('<div class="hs-ramp"><span>KDE, counts: low</span><span class="hs-grad"></span>'
-                 '<span>high (square-root scale)</span></div>')
-        if result.coverage is not None and len(result.coverage):
-            rows += _swatch("none", "Edge of a source's coverage", "2px dotted #e6550d")
-    present = sorted(set(result.cells.get("trend_class", pd.Series(dtype=str))) - {"no pattern detected"})
-    trends = "".join(_swatch(_trend_colour(t), t) for t in present)
-    if trends:
-        rows += f"<details><summary>Trend classes</summary>{trends}</details>"
-    return f'<div class="hs-panel hs-legend" id="hs-legend"><b>Gi* (FDR-controlled)</b>{rows}</div>'
+    return ("<b>Gi* hot and cold spots</b>" + rows +
+            '<div class="hs-note">Hot: more incidents in and around the cell than across the study area, beyond '
+            "what chance would give, after the false discovery rate correction over all cells (so a cell with a "
+            "large z can still be not significant). Cold: fewer. No colour: not significant"
+            + ("." if public else "; cells outside a source's coverage say nothing about that source.") + "</div>")
+
+
+def _regions_legend() -> str:
+    return ("<b>Hotspot regions</b>" + _swatch("none", "Hotspot region (joined hot cells)", "2px solid #111")
+            + _swatch("none", "Region crossing a boundary", f"2px dashed {CROSS_COLOUR}"))
+
+
+def _trends_legend(cells) -> str:
+    present = sorted(set(cells.get("trend_class", pd.Series(dtype=str))) - {"no pattern detected"})
+    return ("<b>Emerging hot spot trends</b>" + "".join(_swatch(_trend_colour(t), t) for t in present)) \
+        if present else ""
+
+
+def _legends_html(legends: list[tuple[str, str, list]]) -> str:
+    """The legend panel: one block per legend, each shown only with its layers (``LegendSwitch``)."""
+    blocks = "".join(f'<div class="hs-legend-block" id="{eid}">{html}</div>' for eid, html, _ in legends if html)
+    return f'<div class="hs-panel hs-legend" id="hs-legend">{blocks}</div>'
+
+
+# The parameters a public map states: those of the layers it shows. The rest (clusters, buildings,
+# KDE, trends) describe layers the public map does not have, and their texts carry exact counts.
+PUBLIC_PARAMETERS = ("study_area", "cell_size_m", "cell_shape", "neighbour_distance_m", "fdr_alpha", "gi_inference")
+
+
+PARAMETER_NAMES = {
+    "study_area": "Study area", "cell_size_m": "Cell size (m)", "cell_shape": "Cell shape",
+    "neighbour_distance_m": "Neighbourhood distance (m)", "fdr_alpha": "False discovery rate",
+    "gi_inference": "Gi* inference", "bandwidth_m": "KDE bandwidth (m)", "kde_kernel": "KDE kernel",
+    "cluster_simulations": "Cluster simulations", "space_time": "Space-time trends",
+    "building_radii_m": "Building radii (m)", "building_time_profile": "Building time profiles",
+}
+
+
+def _param_text(value) -> str:
+    """A parameter's value in words: numbers as given (0.05 stays 0.05), tables as "key value; ..."."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, dict):
+        return "; ".join(f"{k.replace('_', ' ')} {_param_text(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_param_text(v) for v in value)
+    return str(value)
 
 
 def _methods(result, public: bool) -> str:
@@ -462,8 +529,11 @@ def _methods(result, public: bool) -> str:
     w = result.weights
     weights = ", ".join(f"{esc(k)} {v:g}" for k, v in w["evidence"].items())
     srcw = ", ".join(f"{esc(k)} {v:g}" for k, v in w["sources"].items())
-    params = "".join(f"<li><b>{esc(k)}</b>: {esc(v['value'] if not isinstance(v['value'], float) else round(v['value'], 1))}"
-                     f" ({esc(v['how'])})</li>" for k, v in p.items())
+    roles = ", ".join(r if r else "no person (incidents and places)" for r in w.get("risk_roles", []))
+    shown = {k: v for k, v in p.items() if not public or k in PUBLIC_PARAMETERS}
+    params = "".join(f'<tr data-key="{esc(k)}"><td>{esc(PARAMETER_NAMES.get(k, k.replace("_", " ")))} '
+                     f"<code>{esc(k)}</code></td><td class=hs-value>{esc(_param_text(v['value']))}</td>"
+                     f"<td>{esc(v['how'])}</td></tr>" for k, v in shown.items())
     attribution = "".join(f"<li>{esc(a)}</li>" for a in cfg.attribution)
     extra = result.extra or {}
     notes = []
@@ -490,12 +560,13 @@ def _methods(result, public: bool) -> str:
 <th>Rejected</th><th>Top reject reasons</th></tr>{rows}</table>
 <p><b>Weights</b> (weight = source x evidence class x grade): evidence {weights}; sources {srcw}.
 Stop and search and other police activity is context, not risk (weight 0); records about a person count
-for victims only, never summed with suspects.</p>{notes_html}
+as risk in these roles only: {esc(roles)}; each role is counted apart on the map, never summed with another.</p>{notes_html}
 <p><b>Method</b>: Getis-Ord Gi* on one seamless grid across all boundaries, the cell included in its own
 neighbourhood, binary weights; p-values two-sided, Benjamini-Hochberg false discovery rate across cells;
 classes as ArcGIS's Gi_Bin. Locations from police.uk are anonymised snap points and dates are month-only.
 Coordinates reprojected with pyproj (about 2 m from the OS transformation).</p>
-<ul>{params}</ul>
+<p><b>Parameters</b> (as recorded in manifest.json):</p>
+<table class="hs-params"><tr><th>Parameter</th><th>Value</th><th>How it was chosen</th></tr>{params}</table>
 {_sensitivity_html(result) if not public else ""}
 {_building_types_html(result) if not public else ""}
 <p><b>This map's audience</b>: {esc(_audience(result, public))}</p>
@@ -550,17 +621,30 @@ def _sensitivity_html(result) -> str:
 CSS = """<style>
 .hs-panel{position:absolute;z-index:1000;background:rgba(255,255,255,.94);padding:6px 9px;border-radius:4px;
  box-shadow:0 1px 5px rgba(0,0,0,.4);font:12px/1.35 sans-serif;}
-.hs-legend{bottom:48px;left:10px;}
+.hs-legend{bottom:48px;left:10px;max-width:330px;max-height:55%;overflow:auto}
+.hs-legend-block+.hs-legend-block{margin-top:6px;border-top:1px solid #ddd;padding-top:4px}
+.hs-note{font-size:11px;color:#444;max-width:300px;margin-top:2px}
 .hs-areas{top:10px;left:230px;max-height:40%;overflow:auto}.hs-areas table{border-collapse:collapse;font-size:11px}
 .hs-areas td,.hs-areas th{border:1px solid #ccc;padding:1px 4px}
+.hs-act{position:relative;max-width:300px;max-height:60vh;overflow:auto}.hs-act ol{margin:2px 0 4px;padding-left:20px}
+.hs-act-group{font-weight:bold;margin-top:4px;color:#333}.hs-act-entry{cursor:pointer;margin-bottom:3px}
+.hs-act-entry:hover{background:#fff3c4}.hs-act-detail{font-size:11px;color:#444}
 .hs-time{margin-bottom:8px}.hs-month{vertical-align:middle;width:150px}
-.hs-methods{top:10px;left:54px;max-width:46%;max-height:80%;overflow:auto;}
+.hs-methods{top:10px;left:54px;max-width:46%;max-height:80%;overflow:auto;z-index:1001}
 .hs-methods table{border-collapse:collapse;font-size:11px}.hs-methods td,.hs-methods th{border:1px solid #ccc;padding:1px 4px}
 .hs-swatch{display:inline-block;width:14px;height:11px;margin-right:5px;vertical-align:middle;border:1px solid #777}
 .hs-label{font:bold 11px sans-serif;color:#333;text-align:center;text-shadow:0 0 3px #fff,0 0 3px #fff;white-space:nowrap}
+.hs-label-icon{background:none;border:none}
+.hs-building-label,.hs-street-label{transform:translate(-50%,0);white-space:nowrap;font:11px sans-serif;
+ text-shadow:0 0 3px #fff,0 0 3px #fff,0 0 2px #fff;pointer-events:none}
+.hs-building-label{color:#222;font-weight:bold}.hs-street-label{color:#555;font-style:italic}
 .leaflet-container{background:#f2f2ef}
-.hs-ramp{display:flex;align-items:center;gap:4px;margin-top:3px}.hs-grad{display:inline-block;width:70px;height:10px;background:linear-gradient(90deg,#ffffcc,#fd8d3c,#800026)}
+.hs-ramp{display:flex;align-items:center;gap:4px;margin-top:3px}.hs-grad{display:inline-block;width:90px;height:10px}
 </style>"""
+
+
+# A tile URL: http(s) or protocol-relative, Leaflet's placeholders only, nothing that could be markup.
+TILE_URL = re.compile(r"(https?:)?//[^\s{}<>\"'`\\]*(\{[sxyzr]\}[^\s{}<>\"'`\\]*)*")
 
 
 def build_map(result, tier: str = "partner") -> str:
@@ -569,42 +653,64 @@ def build_map(result, tier: str = "partner") -> str:
     area_wgs = gpd.GeoSeries([result.study_area], crs="EPSG:27700").to_crs(WGS84)
     minx, miny, maxx, maxy = area_wgs.total_bounds
     tiles = result.cfg.outputs.get("tiles")
+    if tiles and not TILE_URL.fullmatch(str(tiles)):
+        raise UserError(f"[outputs] tiles should be a tile URL such as https://tiles.example.org/{{z}}/{{x}}/{{y}}.png "
+                        "(placeholders {s}, {z}, {x}, {y}, {r} only).", file=str(result.cfg.path))
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=14, tiles=None,
                    maxZoom=19, control_scale=not public)
     if tiles:
         folium.TileLayer(tiles=str(tiles), attr=esc(result.cfg.outputs.get("tiles_attribution", "Base map")),
                          name="Base map", max_zoom=19).add_to(m)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
-    _study_area_layer(result.study_area).add_to(m)
-    _boundaries_layer(result.boundaries, result.study_area).add_to(m)
+    legends: list[tuple[str, str, list]] = []     # (element id, legend HTML, the layers it belongs to)
+
+    def add(layer, legend_id: str | None = None, legend: str = ""):
+        if layer is None:
+            return None
+        layer.add_to(m)
+        if legend_id:
+            legends.append((legend_id, legend, [layer]))
+        return layer
+
+    add(_study_area_layer(result.study_area))
+    add(_boundaries_layer(result.boundaries, result.study_area))
+    add(_streets_layer(result.streets, m.get_name()))
+    add(_no_data_layer(result.cells), "hs-legend-nodata",
+        _swatch("rgba(158,158,158,.45)", "No data: no risk source covers the cell (not low risk)", "1px dashed #777"))
+    coverage = None if public else _coverage_layer(result.coverage, result.study_area)
+    add(coverage, "hs-legend-coverage", _swatch("none", "Edge of a source's coverage: beyond it, that source "
+                                                        "has no data (not low risk)", "2px dotted #e6550d"))
     if not public:
         frame = _lonlat_frame(result.grid.raster())
-        kde = _kde_layer(result, frame)
-        if kde is not None:
-            kde.add_to(m)
+        for made in (_kde_layer(result, frame),):
+            if made is not None:
+                add(made[0], "hs-legend-kde", made[1])
         pixels = _cell_pixels(result, frame)
-        for group in _evidence_layers(result, frame, pixels):
-            group.add_to(m)
-        _time_layer(result, frame, pixels, m)
-    no_data = _no_data_layer(result.cells)
-    if no_data is not None:
-        no_data.add_to(m)
-    _cells_layer(result.cells, public).add_to(m)
+        for k, (group, legend) in enumerate(_evidence_layers(result, frame, pixels)):
+            add(group, f"hs-legend-evidence-{k}", legend)
+        timed = _time_layer(result, frame, pixels, m)
+        if timed is not None:
+            legends.append(("hs-time", "", [timed[0]]))                # the slider shows with its layer
+            legends.append(("hs-legend-time", timed[1], [timed[0]]))
+    cells = add(_cells_layer(result.cells, public))
+    factual = None if public else add(_factual_layer(result.cells))
+    legends.append(("hs-legend-gi", _gi_legend(public), [g for g in (cells, factual) if g is not None]))
     if not public:
-        for extra in (_factual_layer(result.cells), _trends_layer(result.cells), _clusters_layer(result.clusters),
-                      _coverage_layer(result.coverage)):
-            if extra is not None:
-                extra.add_to(m)
-    _regions_layer(result.regions, public).add_to(m)
-    legends = _legend(result, public)
+        add(_trends_layer(result.cells), "hs-legend-trends", _trends_legend(result.cells))
+        add(_clusters_layer(result.clusters), "hs-legend-clusters",
+            _swatch("rgba(27,158,119,.3)", "Density cluster (Monte Carlo p <= 0.05)", "2px solid #1b9e77"))
+    add(_regions_layer(result.regions, public), "hs-legend-regions", _regions_legend())
     if not public and result.buildings is not None and len(result.buildings):
         # The public tier shows no building profiles: each names a place and a count.
-        for group in buildings_layers(result.buildings, _time_note(result)):
+        groups = buildings_layers(result.buildings, _time_note(result), m.get_name())
+        for group in groups:
             group.add_to(m)
-        legends += buildings_legend_html()
-    folium.LayerControl(collapsed=False).add_to(m)
+        legends.append(("hs-buildings-legend", buildings_legend_html(), groups))
+    folium.LayerControl(collapsed=True).add_to(m)
+    WhereToAct(m.get_name(), where_to_act(result, public)).add_to(m)
+    LegendSwitch(m.get_name(), [(eid, layers) for eid, _, layers in legends]).add_to(m)
     root = m.get_root()
-    root.header.add_child(folium.Element(CSS))
-    root.html.add_child(folium.Element(legends + _methods(result, public) + _areas_panel(result, public)))
+    root.header.add_child(HtmlBlock(CSS))
+    root.html.add_child(HtmlBlock(_legends_html(legends) + _methods(result, public) + _areas_panel(result, public)))
     root.title = esc(f"{result.cfg.name}: hotspots ({tier})")
     return make_self_contained(root.render())

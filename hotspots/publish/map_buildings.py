@@ -16,8 +16,8 @@ radius when the building is unranked):
 - not elevated: otherwise;
 - no profile: no relative risk (no incidents in the study area).
 
-Every string goes through ``hotspots.publish.map.esc``: popups, tooltips and
-layer names are raw HTML in Folium.
+Every string goes through ``hotspots.publish.escape``: popups and tooltips are
+escaped HTML carried as JSON strings (``SafePopup``, ``SafeTooltip``).
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
-from hotspots.publish.escape import esc
+from hotspots.publish.escape import SafePopup, SafeTooltip, esc, short
+from hotspots.publish.map_controls import ZoomLabels
 
 BANDS = {
     "high": ("#b2182b", "High: relative risk above 1 with confidence (interval above 1, q <= 0.05)"),
@@ -117,8 +118,10 @@ def popup_html(row: pd.Series, labs: list[str], time_note: str) -> str:
         + "</div>")
 
 
-def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "") -> list[folium.FeatureGroup]:
-    """One FeatureGroup per building type, named "Key buildings: <type>" (escaped)."""
+def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "", map_name: str | None = None
+                     ) -> list[folium.FeatureGroup]:
+    """One FeatureGroup per building type, named "Key buildings: <type>" (escaped); with ``map_name``
+    (the Folium map's JavaScript name) each building's name is also a label from zoom 16 on."""
     if buildings_table is None or not len(buildings_table):
         return []
     labs = _radii(buildings_table)
@@ -126,24 +129,31 @@ def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "") -> list
     groups = []
     types = buildings_table["type"].astype(str)
     for t in sorted(types.unique()):
-        group = folium.FeatureGroup(name=esc(f"Key buildings: {t}"), show=True)
+        group = folium.FeatureGroup(name=esc(short(f"Buildings · Key buildings: {t}")), show=True)
+        labels = []
         for k in np.nonzero((types == t).to_numpy())[0]:
             row = buildings_table.iloc[k]
             band = risk_band(row, labs)
             colour = BANDS[band][0]
-            folium.CircleMarker(
-                location=[round(float(lat[k]), 6), round(float(lon[k]), 6)], radius=6, color="#222222", weight=1,
-                fill=True, fill_color=colour, fill_opacity=0.9, class_name=f"hs-building-{band.replace(' ', '-')}",
-                tooltip=folium.Tooltip(esc(row["name"])),
-                popup=folium.Popup(popup_html(row, labs, time_note), max_width=380),
-            ).add_to(group)
+            where = [round(float(lat[k]), 6), round(float(lon[k]), 6)]
+            marker = folium.CircleMarker(
+                location=where, radius=6, color="#222222", weight=1,
+                fill=True, fill_color=colour, fill_opacity=0.9, class_name=f"hs-building-{band.replace(' ', '-')}")
+            marker.add_child(SafeTooltip(row["name"]))
+            marker.add_child(SafePopup(popup_html(row, labs, time_note), max_width=380))
+            marker.add_to(group)
+            labels.append([where[0] - 0.00012, where[1], short(row["name"], 60), LABEL_ZOOM])
+        if map_name:
+            group.add_child(ZoomLabels(map_name, labels, "hs-building-label"))
         groups.append(group)
     return groups
 
 
+LABEL_ZOOM = 16   # building and street names appear from this zoom on (about 1:8,000)
+
+
 def buildings_legend_html() -> str:
-    """The legend of the building risk bands (a panel in the map's own style)."""
+    """The legend of the building risk bands (a block of the map's legend panel)."""
     rows = "".join(f'<div><span class="hs-swatch" style="background:{c};border-radius:50%"></span>{esc(label)}</div>'
                    for c, label in BANDS.values())
-    return (f'<div class="hs-panel hs-buildings-legend" id="hs-buildings-legend" style="bottom:96px;right:10px">'
-            f'<b>Key buildings (relative risk at the rank radius)</b>{rows}</div>')
+    return f'<b>Key buildings (relative risk at the rank radius)</b>{rows}'

@@ -1,0 +1,572 @@
+"""A draft mapping for a partner's file: what ``hotspots draft-mapping FILE`` writes.
+
+``draft_mapping(path, sheet=None)`` reads the file (CSV of any common delimiter
+and encoding, Excel with title rows above the header, GeoJSON / GeoPackage,
+a JSON array) and guesses, from its header and a sample of its values:
+
+- the reader: format, encoding, delimiter, the header row (title rows skipped);
+- personal-data columns (names, dates of birth, home addresses and postcodes,
+  contact details, NHS and case-person numbers, narrative free text), found by
+  header words and by value patterns, and **left out**: never named by the mapping;
+- the date column (the one most of whose values read with the base formats,
+  preferring an incident date over a report or arrival date), the formats that
+  read it (times included) and a separate time column;
+- the location: geometry, longitude/latitude, eastings/northings, grid
+  reference, postcode or free text, each as a candidate tried in order;
+- the category column, each distinct value with a suggested taxonomy code by
+  keyword (``CATEGORY_KEYWORDS``), and a risk rating (Red/Amber/Green,
+  High/Medium/Low) or role column with suggested values;
+- a reference column for ``dedupe``.
+
+What it cannot decide is written as the string ``"TODO"`` where a value is
+needed, and listed in ``_draft.todo`` with what the analyst must do; the
+``_draft`` entry (a comment to the loader) also says what each column was taken
+for. After the TODOs are filled, ``hotspots validate`` loads the file with it.
+
+Returns ``Draft``: ``mapping`` (the JSON-ready dict) and ``summary`` (lines for
+the terminal).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hotspots.errors import UserError
+from hotspots.load.dates import parse_date_text, with_times
+from hotspots.load.geocode import compact_postcode, is_postcode, looks_like_gridref, parse_gridref
+from hotspots.load.readers import AUTO_FORMATS, read_source
+from hotspots.schema import TAXONOMY, source_schema
+
+TODO = "TODO"
+SAMPLE = 5000           # values looked at per column
+DELIMITERS = [",", ";", "\t", "|"]
+
+# Taxonomy codes suggested from a category value's words; the first rule that matches wins.
+CATEGORY_KEYWORDS: list[tuple[str, str]] = [
+    (r"sexual|rape|indecent|grooming", "sexual-offences"),
+    (r"domestic", "domestic-abuse"),
+    (r"county lines|exploit|cuckoo", "exploitation"),
+    (r"gang", "gang-activity"),
+    (r"robbery|mugg", "robbery"),
+    (r"carry|carrying|possess|weapons?$|^weapon|offensive weapon|bladed article", "possession-of-weapons"),
+    (r"knife|sharp|blunt|glass|bottle|firearm|stab|machete|gun|shoot|acid|weapon", "violence-with-weapon"),
+    (r"drug|cannabis|cocaine|heroin|dealing|supply", "drugs"),
+    (r"stop and search|stop/search|stop & search", "stop-and-search"),
+    (r"burglar", "burglary"),
+    (r"damage|arson|graffiti|vandal", "criminal-damage-arson"),
+    (r"shoplift", "shoplifting"),
+    (r"bicycle|bike|cycle theft", "bicycle-theft"),
+    (r"vehicle|car crime|car theft", "vehicle-crime"),
+    (r"theft from the person|pickpocket|snatch", "theft-from-the-person"),
+    (r"theft|stolen|steal", "other-theft"),
+    (r"public order|affray|disorder|harass|threat", "public-order"),
+    (r"asb|anti.?social|nuisance|annoyance|intimidat|rowdy|noise|loitering|begging", "anti-social-behaviour"),
+    (r"assault|violen|fight|punch|kick|\bhit\b|gbh|abh|wound|attack|body part|brawl|injur", "violent-crime"),
+]
+SEVERITY_WORDS = {"red": 4, "high": 4, "critical": 4, "amber": 3, "medium": 3, "moderate": 3,
+                  "green": 2, "low": 2}
+ROLE_WORDS = {"victim": "victim", "injured party": "victim", "perpetrator": "suspect", "suspect": "suspect",
+              "offender": "suspect", "alleged perpetrator": "suspect", "witness": "witness"}
+
+# Header words of personal data: the column is left out whatever its values.
+_PERSONAL_WORDS = {"name", "names", "forename", "forenames", "surname", "firstname", "lastname", "fullname",
+                   "initials", "dob", "birth", "gender", "sex", "ethnic", "ethnicity", "nhs", "email", "phone",
+                   "telephone", "mobile", "tel", "home", "resident", "notes", "note", "narrative", "details",
+                   "description", "comment", "comments", "text", "summary", "account", "circumstances", "age",
+                   "nino", "pnc", "cro", "crn", "upn", "patient", "complainant", "informant", "officer",
+                   "caller", "contact", "religion", "nationality", "disability", "school", "pupil", "person"}
+# Header words of a place: a free-text location, unless the column is personal ("home address").
+_PLACE_WORDS = {"location", "place", "where", "street", "road", "venue", "site", "address", "station",
+                "postcode", "locality", "landmark"}
+_INCIDENT_WORDS = {"incident", "offence", "occurred", "occurrence", "assault", "event", "crime", "committed", "when"}
+_SECOND_WORDS = {"arrival", "reported", "report", "recorded", "received", "created", "entered", "updated",
+                 "closed", "extract", "input", "logged", "review"}
+_CATEGORY_WORDS = {"type", "category", "offence", "crime", "concern", "incident", "subject", "weapon", "method",
+                   "classification", "nature", "issue", "problem", "asb", "reason", "group"}
+_REF_WORDS = {"ref", "reference", "urn", "id", "no", "number", "case", "log", "crime", "occurrence"}
+_EMAIL = r"[^@\s]+@[^@\s]+\.[a-z]{2,}"
+_PHONE = r"(\+44\s?|0)(\d[\s-]?){9,10}"
+_NHS = r"\d{3}\s?\d{3}\s?\d{4}"
+
+
+@dataclass
+class Draft:
+    """A drafted mapping (``mapping``, JSON-ready) and what was decided, as lines (``summary``)."""
+    mapping: dict
+    summary: list[str] = field(default_factory=list)
+
+    @property
+    def todo(self) -> list[str]:
+        return self.mapping["_draft"]["todo"]
+
+
+def _words(header: str) -> set[str]:
+    """The words of a column header: 'Assault_Location_Free_Text' -> {assault, location, free, text}."""
+    s = re.sub(r"([a-z])([A-Z])", r"\1 \2", str(header))
+    return set(re.split(r"[^a-z0-9]+", s.lower())) - {""}
+
+
+# ----------------------------------------------------------------------------- reading
+def _encoding(data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError("the file is UTF-16 text, which the reader does not take.",
+                        hint="Save it as CSV UTF-8 (Excel: Save As > CSV UTF-8).")
+    for enc in ("utf-8", "cp1252"):
+        try:
+            data.decode(enc)
+            return "utf-8-sig" if enc == "utf-8" else enc
+        except UnicodeDecodeError:
+            pass
+    return "latin-1"
+
+
+def _delimiter(lines: list[str]) -> str:
+    """The separator counted the same on most lines (quotes respected), the most of them winning."""
+    best, score = ",", (-1.0, 0)
+    for d in DELIMITERS:
+        widths = [len(r) for r in csv.reader(lines, delimiter=d) if r]
+        if not widths:
+            continue
+        common = max(set(widths), key=widths.count)
+        share = widths.count(common) / len(widths)
+        if common > 1 and (share, common) > score:
+            best, score = d, (share, common)
+    return best
+
+
+def _header_index(rows: list[list[str]]) -> int | None:
+    """The 0-based header row among ``rows``: the first nearly full row of distinct text labels that
+    is followed by rows of data (title rows, extract dates and blank rows above it are skipped)."""
+    widths = [sum(1 for c in r if str(c).strip()) for r in rows]
+    if not widths or max(widths) < 1:
+        return None
+    full = max(widths)
+    for i, row in enumerate(rows):
+        cells = [str(c).strip() for c in row if str(c).strip()]
+        if len(cells) < max(1, 0.7 * full) or len(set(cells)) != len(cells):
+            continue
+        labels = [c for c in cells if not re.fullmatch(r"[\d\s.,:/\-+£$%]+", c)]
+        if len(labels) >= 0.8 * len(cells) and all(len(c) <= 80 for c in cells):
+            return i
+    return None
+
+
+def _read(path: Path, sheet) -> tuple[dict, pd.DataFrame, list[str], list[str]]:
+    """(reader entry, the table as strings, header, todo) of the file."""
+    fmt = AUTO_FORMATS.get(path.suffix.lower())
+    if not path.is_file():
+        raise UserError("the file does not exist.", file=str(path))
+    todo: list[str] = []
+    if fmt is None:
+        raise UserError(f"cannot tell the format of '{path.name}' from its extension "
+                        f"(known: {', '.join(AUTO_FORMATS)}).", file=str(path))
+    reader: dict = {"format": fmt}
+    if fmt == "csv":
+        data = path.read_bytes()
+        if b"\0" in data[:1 << 16]:
+            raise UserError("the file is binary, not CSV text.", file=str(path))
+        enc = _encoding(data[:1 << 20] if len(data) > 1 << 20 else data)
+        text = data[:1 << 20].decode(enc, errors="replace")
+        lines = [ln for ln in text.splitlines()[:60] if ln.strip()]
+        delim = _delimiter(lines[:40])
+        rows = [r for r in csv.reader(io.StringIO("\n".join(lines[:40])), delimiter=delim) if r]
+        at = _header_index(rows)
+        reader.update({"encoding": enc, "delimiter": delim})
+        if at is None:
+            at = 0
+            todo.append("reader.header_row: no header row found; set it (1-based), or 'names' for a file without one")
+        if at:
+            reader["header_row"] = at + 1
+    elif fmt == "excel":
+        try:
+            book = pd.ExcelFile(path)
+        except Exception as exc:   # damaged workbooks raise many types
+            raise UserError(f"the workbook cannot be read ({type(exc).__name__}).", file=str(path)) from None
+        names = book.sheet_names
+        if sheet is None:
+            sizes = {n: book.parse(n, header=None, dtype=str).dropna(how="all").shape[0] for n in names}
+            sheet = max(names, key=lambda n: sizes[n])
+        elif str(sheet) not in names:
+            raise UserError(f"the workbook has no sheet '{sheet}' (it has: {', '.join(names)}).", file=str(path))
+        top = book.parse(sheet, header=None, dtype=str, nrows=40).fillna("")
+        rows = top.astype(str).values.tolist()
+        at = _header_index(rows)
+        reader["sheet"] = str(sheet)
+        if at is None:
+            at = 0
+            todo.append("reader.header_row: no header row found on the sheet; set it (1-based, as Excel shows it)")
+        reader["header_row"] = at + 1
+    table = read_source(path, reader)
+    return reader, table.rows, [c for c in table.columns if c != "_row"], todo
+
+
+# ----------------------------------------------------------------------------- columns
+def _values(col: pd.Series) -> pd.Series:
+    v = col.astype(str).str.strip()
+    v = v[v != ""]
+    return v.iloc[:SAMPLE]
+
+
+def _share(mask: pd.Series) -> float:
+    return float(mask.mean()) if len(mask) else 0.0
+
+
+def _personal(name: str, v: pd.Series) -> str | None:
+    """Why a column is personal data (None when it is not)."""
+    words = _words(name)
+    place = bool(words & _PLACE_WORDS) and not words & {"home", "resident", "residence", "patient", "pupil"}
+    if words & _PERSONAL_WORDS and not (place and not words & {"name", "forename", "surname", "narrative"}):
+        # 'Incident address', 'Assault location free text' are places; 'Home postcode', 'Notes' are not.
+        return f"header: {', '.join(sorted(words & _PERSONAL_WORDS))}"
+    if not len(v):
+        return None
+    low = v.str.lower()
+    if _share(low.str.fullmatch(_EMAIL)) > 0.3:
+        return "values: e-mail addresses"
+    if _share(v.str.fullmatch(_PHONE)) > 0.3:
+        return "values: phone numbers"
+    if _share(v.str.fullmatch(_NHS)) > 0.5 and "ref" not in words:
+        return "values: 10-digit numbers (NHS numbers?)"
+    if not place and v.str.split().str.len().mean() >= 7 and v.nunique() > 0.5 * len(v):
+        return "values: narrative free text"
+    return None
+
+
+def _date_columns(raw: pd.DataFrame, cols: list[str], formats: list[str]) -> list[tuple[float, str, list[str]]]:
+    """(score, column, formats that read it) of every column most of whose values read as dates."""
+    out = []
+    for c in cols:
+        v = _values(raw[c])
+        if len(v) < 1 or v.str.len().max() > 40:
+            continue
+        used, parsed = [], pd.Series(pd.NaT, index=v.index, dtype="datetime64[ns]")
+        for f in formats:
+            todo = parsed.isna()
+            if not todo.any():
+                break
+            got = parse_date_text(v[todo], [f])
+            if got.notna().any():
+                used.append(f)
+                parsed[todo] = got
+        share = _share(parsed.notna())
+        if share < 0.6:
+            continue
+        words = _words(c)
+        score = share + 0.5 * bool(words & _INCIDENT_WORDS) - 0.3 * bool(words & _SECOND_WORDS) \
+            + 0.1 * ("date" in words)
+        out.append((score, c, used))
+    return sorted(out, key=lambda t: -t[0])
+
+
+_TIME = r"\d{1,2}[:.]\d{2}(:\d{2})?|\d{4}"
+
+
+def _time_column(raw: pd.DataFrame, cols: list[str], date_col: str) -> str | None:
+    """A column of times of day that goes with the date column ('Assault_Time' with 'Assault_Date')."""
+    dw = _words(date_col) - {"date", "dt"}
+    best, score = None, 0.0
+    for c in cols:
+        words = _words(c)
+        if "time" not in words or c == date_col:
+            continue
+        v = _values(raw[c])
+        share = _share(v.str.fullmatch(_TIME)) if len(v) else 0.0
+        s = share + 0.5 * bool(words & dw) - 0.3 * bool(words & _SECOND_WORDS)
+        if share >= 0.5 and s > score:
+            best, score = c, s
+    return best
+
+
+def _numeric(v: pd.Series) -> pd.Series:
+    return pd.to_numeric(v, errors="coerce")
+
+
+def _coordinate_pairs(raw: pd.DataFrame, cols: list[str]) -> list[dict]:
+    """lonlat and en candidates from numeric columns, by header words and value ranges."""
+    nums = {}
+    for c in cols:
+        v = _values(raw[c])
+        n = _numeric(v)
+        if len(v) and _share(n.notna()) > 0.9:
+            nums[c] = n.dropna()
+    out = []
+
+    def pick(keys: set[str], lo: float, hi: float, exclude=()) -> str | None:
+        for c, n in nums.items():
+            if c not in exclude and _words(c) & keys and n.between(lo, hi).mean() > 0.8:
+                return c
+        return None
+
+    lon = pick({"lon", "lng", "long", "longitude", "x"}, -9, 2.5)
+    lat = pick({"lat", "latitude", "y"}, 49, 61, exclude=(lon,))
+    if lon and lat:
+        out.append({"kind": "lonlat", "x": lon, "y": lat, "fix_swapped": True})
+    east = pick({"easting", "eastings", "east", "x", "e", "grid", "osgr"}, 1000, 700000, exclude=(lon, lat))
+    north = pick({"northing", "northings", "north", "y", "n", "grid", "osgr"}, 1000, 1250000,
+                 exclude=(lon, lat, east))
+    if east and north:
+        out.append({"kind": "en", "x": east, "y": north})
+    return out
+
+
+def _location(raw: pd.DataFrame, cols: list[str], vector: bool) -> tuple[list[dict], list[str]]:
+    """Location candidates in the order they are tried, and the columns they use."""
+    cands: list[dict] = [{"kind": "geometry"}] if vector else []
+    cands += _coordinate_pairs(raw, cols)
+    used = [c for cand in cands for c in (cand.get("x"), cand.get("y")) if c]
+    grid, posts, free = [], [], []
+    for c in cols:
+        if c in used:
+            continue
+        v = _values(raw[c])
+        if not len(v):
+            continue
+        g = _share(looks_like_gridref(v) & parse_gridref(v.iloc[:500]).reindex(v.index)["reason"].fillna("x").eq(""))
+        p = _share(is_postcode(compact_postcode(v)))
+        words = _words(c)
+        if g >= 0.2 and g + p >= 0.8:
+            grid.append({"kind": "gridref", "column": c, **({"detect": True} if p > 0.05 else {})})
+            if p > 0.05:
+                posts.append({"kind": "postcode", "column": c})
+        elif p >= 0.8:
+            posts.append({"kind": "postcode", "column": c})
+        elif words & _PLACE_WORDS and not words & {"type", "category", "kind", "class"} and \
+                v.nunique() > min(20, 0.1 * len(v)):
+            free.append({"kind": "freetext", "column": c})
+    cands += grid + posts + free[:1]
+    return cands, [c for cand in cands for c in (cand.get("x"), cand.get("y"), cand.get("column")) if c]
+
+
+def suggest_category(value: str) -> str | None:
+    """The taxonomy code a partner's category value suggests by its words (``CATEGORY_KEYWORDS``), or None."""
+    low = " ".join(str(value).lower().split())
+    for pattern, code in CATEGORY_KEYWORDS:
+        if re.search(pattern, low):
+            return code
+    return None
+
+
+def _category_column(raw: pd.DataFrame, cols: list[str]) -> tuple[str | None, dict]:
+    """The column whose values best read as categories, and its value -> suggestion table."""
+    best, best_score, best_map = None, 0.0, {}
+    for c in cols:
+        v = _values(raw[c])
+        if not len(v):
+            continue
+        distinct = _distinct(v)
+        words = _words(c)
+        # Few distinct values, or a header that says category (a small file may show each value once).
+        few = len(distinct) <= max(3, 0.5 * len(v)) or (words & _CATEGORY_WORDS and v.str.len().mean() < 40)
+        if len(distinct) > 60 or not few or _share(_numeric(v).notna()) > 0.5:
+            continue
+        table = {val: suggest_category(val) for val in distinct.index}
+        hit = sum(distinct[val] for val, code in table.items() if code) / distinct.sum()
+        score = hit + 0.4 * bool(words & _CATEGORY_WORDS) - 0.5 * bool(words & {"location", "mode", "agency",
+                                                                               "source", "team", "provider"})
+        if score > best_score and (hit > 0 or words & _CATEGORY_WORDS):
+            best, best_score, best_map = c, score, table
+    return best, best_map
+
+
+def _distinct(values: pd.Series) -> pd.Series:
+    """Counts of distinct values compared as the mapping does (``"case": "insensitive"``): one entry per
+    value whatever its case and spacing, under its most common spelling."""
+    key = values.str.lower().str.split().str.join(" ")
+    counts = values.groupby(key).agg(lambda s: s.value_counts().index[0]).to_frame("shown")
+    counts["n"] = key.value_counts()
+    return counts.set_index("shown")["n"].sort_values(ascending=False, kind="stable")
+
+
+def _word_map(values: pd.Series, words: dict) -> dict | None:
+    """value -> mapped word table when most values are those words; None otherwise."""
+    distinct = _distinct(values)
+    table = {val: words.get(" ".join(val.lower().split())) for val in distinct.index}
+    known = sum(distinct[k] for k, m in table.items() if m is not None) / max(distinct.sum(), 1)
+    return table if known >= 0.6 and len(distinct) <= 12 else None
+
+
+# ----------------------------------------------------------------------------- the draft
+def draft_mapping(path: str | Path, sheet=None) -> Draft:
+    """Read ``path`` and draft its mapping; see the module docstring."""
+    path = Path(path)
+    reader, raw, header, todo = _read(path, sheet)
+    if not len(raw):
+        raise UserError("the file has a header but no rows: there is nothing to draft a mapping from.",
+                        file=str(path))
+    vector = reader["format"] == "vector"
+    cols = [c for c in header if not c.startswith("_")]
+    role: dict[str, str] = {}
+    personal = {}
+    for c in cols:
+        why = _personal(c, _values(raw[c]))
+        if why:
+            personal[c] = why
+            role[c] = f"left out: personal data ({why})"
+    usable = [c for c in cols if c not in personal]
+    name = re.sub(r"[^a-z0-9_]+", "_", path.stem.lower()).strip("_") or "partner"
+    mapping: dict = {"name": name,
+                     "title": f"{path.name} (drafted by hotspots draft-mapping: check it and answer what it marks)",
+                     "extends": "partner_generic", "reader": reader, "evidence": "partner_record",
+                     "fields": {}}
+
+    # When: the date column and the formats that read it.
+    base = source_schema("partner_generic")["date"]["formats"]
+    dates = _date_columns(raw, usable, with_times(base))
+    date: dict = {}
+    if dates:
+        _, dcol, used = dates[0]
+        # The formats seen first, then the base's others: next month's extract may be written differently.
+        date = {"column": dcol, "formats": list(dict.fromkeys(used + base)), "precision": "day"}
+        role[dcol] = f"date (formats seen: {', '.join(used)})"
+        tcol = _time_column(raw, usable, dcol)
+        if tcol:
+            date.update({"time_column": tcol, "precision": "minute"})
+            role[tcol] = "time"
+        # Without a time column, "day": a time written in the date cell makes that row "minute" by itself.
+        for _, other, _ in dates[1:]:
+            role.setdefault(other, "another date (not used)")
+    else:
+        date = {"column": TODO}
+        todo.append("date.column: no column reads as dates with the base formats; name the incident date "
+                    "column and its formats (strftime, e.g. \"%d/%m/%Y %H:%M\")")
+    mapping["date"] = date
+
+    # Where.
+    cands, loc_cols = _location(raw, [c for c in usable if c not in role], vector)
+    if cands:
+        mapping["location"] = cands if len(cands) > 1 else cands[0]
+        for cand in cands:
+            for c in (cand.get("x"), cand.get("y"), cand.get("column")):
+                if c:
+                    role[c] = role[c] + f", {cand['kind']}" if role.get(c, "").startswith("location") \
+                        else f"location ({cand['kind']}"
+        role.update({c: r + ")" for c, r in role.items() if r.startswith("location (")})
+    else:
+        mapping["location"] = {"kind": TODO, "column": TODO}
+        todo.append("location: no coordinates, postcode, grid reference or place column found; set the kind "
+                    "(lonlat, en, gridref, postcode, freetext, geometry) and its column(s)")
+
+    # What: category, severity, role, grades, handling.
+    rest = [c for c in usable if c not in role]
+    ccol, table = _category_column(raw, rest)
+    fields = mapping["fields"]
+    values_seen: dict = {}
+    if ccol:
+        role[ccol] = "category"
+        counts = _distinct(_values(raw[ccol]))
+        cmap = {val: (code or TODO) for val, code in table.items()}
+        if (raw[ccol].astype(str).str.strip() == "").any():
+            cmap[""] = TODO
+        fields["source_category"] = {"column": ccol}
+        fields["category"] = {"column": ccol, "case": "insensitive", "map": cmap}
+        blanks = int((raw[ccol].astype(str).str.strip() == "").sum())
+        values_seen = {val: int(counts.get(val, 0)) if val else blanks for val in cmap}
+        missing = [v for v, code in cmap.items() if code == TODO]
+        if missing:
+            todo.append(f"fields.category.map: {len(missing)} value(s) of '{ccol}' with no suggested taxonomy code "
+                        f"({', '.join(repr(m) for m in missing[:8])}{' ...' if len(missing) > 8 else ''}); "
+                        f"use a code of data_schemas/taxonomy.json, or drop the value and set \"unknown\"")
+    else:
+        fields["category"] = {"value": TODO}
+        todo.append("fields.category: no category column found; map a column of incident types, or give every "
+                    "row one code with {\"value\": \"violent-crime\"}")
+    for c in [c for c in usable if c not in role]:
+        v = _values(raw[c])
+        if not len(v):
+            continue
+        words = _words(c)
+        sev = _word_map(v, SEVERITY_WORDS)
+        if sev and "severity" not in fields:
+            fields["severity"] = {"column": c, "case": "insensitive", "label": c.lower(),
+                                  "map": {k: (m or TODO) for k, m in sev.items()}}
+            fields["source_severity"] = {"column": c}
+            role[c] = "severity"
+            if TODO in fields["severity"]["map"].values():
+                todo.append(f"fields.severity.map: values of '{c}' with no suggested severity 1-4")
+            continue
+        rmap = _word_map(v, ROLE_WORDS) if "role" in words or "involvement" in words else None
+        if rmap and "role" not in fields:
+            fields["role"] = {"column": c, "case": "insensitive", "label": "role",
+                              "map": {k: (m or TODO) for k, m in rmap.items()}}
+            role[c] = "role"
+            if TODO in fields["role"]["map"].values():
+                todo.append(f"fields.role.map: values of '{c}' with no suggested role (victim, suspect, witness, "
+                            "unknown)")
+            continue
+        up = set(v.str.upper().unique())
+        if "handling" in words and up <= {"P", "C", "1", "2", "3", "4", "5"}:
+            fields["handling"] = {"column": c, "upper": True, "allowed": sorted(up), "label": "handling code"}
+            role[c] = "handling"
+        elif words & {"source", "src"} and words & {"eval", "evaluation", "grade", "grading"} and len(up) <= 5:
+            fields["grade_source"] = {"column": c, "upper": True, "allowed": sorted(up), "label": c.lower()}
+            role[c] = "grade (source)"
+        elif words & {"intel", "intelligence", "information"} and words & {"eval", "evaluation", "grade",
+                                                                          "grading", "assessment"} and len(up) <= 5:
+            fields["grade_intel"] = {"column": c, "upper": True, "allowed": sorted(up), "label": c.lower()}
+            role[c] = "grade (intelligence)"
+    if "grade_source" in fields or "grade_intel" in fields:
+        mapping["evidence"] = "intelligence"
+    # A reference exported twice is one record.
+    for c in [c for c in usable if c not in role]:
+        v = _values(raw[c])
+        if len(v) >= 0.9 * min(len(raw), SAMPLE) and _words(c) & _REF_WORDS and v.nunique() >= 0.9 * len(v):
+            mapping["dedupe"] = {"column": c, "scope": name}
+            role[c] = "reference (dedupe, kept hashed)"
+            break
+    for c in cols:
+        role.setdefault(c, "not used")
+    needs = {cand["kind"] for cand in (cands or [])}
+    config = [f'[[sources]]', f'id = "{name}"', f'path = "{path.name}"', f'schema = "{name}.json"',
+              f'evidence = "{mapping["evidence"]}"', 'weight = 1.0',
+              'coverage = ["TODO: the boundary areas this partner covers"]']
+    if needs & {"postcode", "freetext"}:
+        config.append("# and [geocoding] postcodes = \"<Code-Point Open CSVs>\" in the config")
+    todo.append("evidence: check the evidence class (recorded_crime, health, partner_record, intelligence, "
+                f"community_report, police_activity); drafted as {mapping['evidence']}")
+    mapping["_draft"] = {"file": path.name, "rows": int(len(raw)), "columns": role,
+                         "left_out": sorted(personal), "category_values": values_seen,
+                         "todo": todo, "config": config,
+                         "how": "drafted by hotspots draft-mapping; keys starting with _ are comments; "
+                                "the format: docs/mappings.md"}
+    return Draft(mapping, _summary(mapping))
+
+
+def _summary(m: dict) -> list[str]:
+    d = m["_draft"]
+    r = m["reader"]
+    lines = [f"{d['file']}: {d['rows']:,} rows, read as {r['format']}"
+             + (f", encoding {r['encoding']}" if "encoding" in r else "")
+             + (f", delimiter {r['delimiter']!r}" if "delimiter" in r else "")
+             + (f", sheet '{r['sheet']}'" if "sheet" in r else "")
+             + f", header on row {r.get('header_row', 1)}"]
+    date = m["date"]
+    if date.get("column") != TODO:
+        lines.append(f"date: '{date['column']}'" + (f" with time '{date['time_column']}'" if "time_column" in date
+                                                    else "") + f" ({d['columns'][date['column']][6:-1]}), "
+                     f"precision {date['precision']}")
+    loc = m["location"] if isinstance(m["location"], list) else [m["location"]]
+    lines.append("location: " + "; then ".join(
+        f"{c['kind']} ({', '.join(str(c[k]) for k in ('x', 'y', 'column') if k in c) or 'geometry'})" for c in loc))
+    cat = m["fields"].get("category", {})
+    if "map" in cat:
+        lines.append(f"category: '{cat['column']}'")
+        for val, code in cat["map"].items():
+            lines.append(f"  {val or '(blank)'!s:40.40} {d['category_values'].get(val, 0):>7,}  -> {code}")
+    for f in ("severity", "role", "handling", "grade_source", "grade_intel"):
+        if f in m["fields"]:
+            lines.append(f"{f}: '{m['fields'][f]['column']}'")
+    if "dedupe" in m:
+        lines.append(f"reference (dedupe): '{m['dedupe']['column']}'")
+    if d["left_out"]:
+        lines.append(f"left out as personal data: {', '.join(d['left_out'])}")
+    lines.append(f"TODO ({len(d['todo'])}):")
+    lines += [f"  - {t}" for t in d["todo"]]
+    return lines

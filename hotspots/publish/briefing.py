@@ -1,0 +1,317 @@
+"""The printable briefing: one self-contained HTML file per tier, for the strategic needs assessment.
+
+``build_briefing(result, tier)`` takes a pipeline ``Result`` (the public view for
+the public tier) and returns HTML laid out for A4: a summary (period, sources,
+incidents, data quality and coverage in one table), one section per hotspot
+region (a small map, monthly counts with the trend, an hour-by-weekday table
+where the sources' times allow, the evidence mix, nearby key buildings), one per
+top key building (partner tier), then methods and caveats. Charts are drawn
+with matplotlib into the file as PNG data URIs; every text from data goes
+through ``esc``.
+
+The public briefing follows the public tier's rules: counts suppressed and
+rounded (``tiers.public_count``), no building sections and no points, regions as
+the public view has them (no anecdotal-only place), no hour table (its counts
+would be too small to publish).
+
+``print_pdf(html_path, pdf_path)`` prints a briefing with headless Chromium
+when it is installed, and says clearly when it is not.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from hotspots.detect.counts import count_columns
+from hotspots.errors import UserError
+from hotspots.publish.escape import esc
+from hotspots.publish.where import peak_hours
+from hotspots.tiers import RULES_TEXT, public_count
+from hotspots.weight import risk
+
+TOP_BUILDINGS = 5
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+GI_COLOURS = {3: "#b2182b", 2: "#ef8a62", 1: "#fddbc7", -1: "#d1e5f0", -2: "#67a9cf", -3: "#2166ac"}
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _count(public: bool):
+    return public_count if public else (lambda v: f"{int(v):,}")
+
+
+def _region_map(result, reg, public: bool) -> str:
+    """A small map of a region: its cells by Gi* class, the region outline, streets and buildings."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    minx, miny, maxx, maxy = reg.geometry.buffer(250).bounds
+    box = shapely.box(minx, miny, maxx, maxy)
+    cells = result.cells[result.cells.intersects(box)]
+    fig, ax = plt.subplots(figsize=(4.2, 3.4))
+    for cls, colour in GI_COLOURS.items():
+        sub = cells[cells["gi_class"] == cls]
+        if len(sub):
+            sub.plot(ax=ax, color=colour, edgecolor="#888", linewidth=0.3)
+    ax.plot(*reg.geometry.exterior.xy, color="#111", linewidth=1.6) if reg.geometry.geom_type == "Polygon" else \
+        [ax.plot(*g.exterior.xy, color="#111", linewidth=1.6) for g in reg.geometry.geoms]
+    streets = result.streets
+    if streets is not None and len(streets):
+        near = streets[(streets["x"].between(minx, maxx)) & (streets["y"].between(miny, maxy))].head(8)
+        for s in near.itertuples():
+            ax.text(s.x, s.y, s.name, fontsize=6, style="italic", color="#333", ha="center")
+    if not public and result.buildings is not None and len(result.buildings):
+        b = result.buildings
+        near = b[(b["x"].between(minx, maxx)) & (b["y"].between(miny, maxy))]
+        ax.scatter(near["x"], near["y"], s=14, color="#222", zorder=3)
+        for row in near.head(6).itertuples():
+            ax.text(row.x, row.y + 25, row.name, fontsize=6, weight="bold", ha="center")
+    ax.set_xlim(minx, maxx)
+    ax.set_ylim(miny, maxy)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.set_title("Hot cells (red), region outline (black)", fontsize=7)
+    return _png(fig)
+
+
+def _region_incidents(result, reg, public: bool) -> pd.DataFrame:
+    """The risk incidents inside a region's cells (the public grid's cells for the public view)."""
+    inc = risk(result.incidents)
+    members = np.zeros(result.grid.n, dtype=bool)
+    members[np.nonzero((result.cells["region_id"] == reg.region_id).to_numpy())[0]] = True
+    cell = result.grid.assign(inc["x"].to_numpy(), inc["y"].to_numpy()) if public else inc["cell"].to_numpy()
+    keep = (cell >= 0) & members[np.clip(cell, 0, None)]
+    return inc[keep]
+
+
+def _monthly_chart(result, inc: pd.DataFrame, public: bool) -> str:
+    """Incidents per month, stacked by source (a source covering part of the period shows as such, not
+    as a trend); the public chart rounds each month's total and hatches the suppressed ones."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    months = pd.period_range(result.cfg.start, result.cfg.end - pd.Timedelta(seconds=1), freq="M")
+    fig, ax = plt.subplots(figsize=(4.6, 2.3))
+    x = np.arange(len(months))
+    if public:
+        values = inc["occurred_from"].dt.to_period("M").value_counts().reindex(months, fill_value=0).to_numpy(float)
+        shown = np.array([np.nan if public_count(v) == "<8" else float(public_count(v)) for v in values])
+        ax.bar(x, np.nan_to_num(shown), color="#b2182b")
+        hidden = np.isnan(shown)
+        ax.bar(x[hidden], np.full(hidden.sum(), 4), color="none", edgecolor="#999", hatch="///")
+        ax.set_title("Incidents per month (rounded to 5; hatched: fewer than 8)", fontsize=7)
+    else:
+        table = (inc.assign(month=inc["occurred_from"].dt.to_period("M"))
+                 .groupby(["month", "source_id"]).size().unstack(fill_value=0).reindex(months, fill_value=0))
+        bottom = np.zeros(len(months))
+        colours = plt.get_cmap("tab10")
+        for k, sid in enumerate(table.columns):
+            ax.bar(x, table[sid].to_numpy(), bottom=bottom, color=colours(k % 10), label=str(sid)[:30])
+            bottom += table[sid].to_numpy()
+        if len(table.columns):
+            ax.legend(fontsize=5, frameon=False, loc="upper right")
+        ax.set_title("Incidents per month, by source", fontsize=7)
+    step = max(1, len(months) // 8)
+    ax.set_xticks(x[::step])
+    ax.set_xticklabels([months[i].strftime("%b %y") for i in range(0, len(months), step)], fontsize=6)
+    ax.tick_params(axis="y", labelsize=6)
+    return _png(fig)
+
+
+def _hour_table(inc: pd.DataFrame) -> str:
+    timed = inc[inc["date_precision"].astype(str) == "minute"]
+    if len(timed) < 10:
+        return ("<p class=note>No hour-by-weekday table: fewer than 10 of this region's records carry a time of "
+                "day (police.uk dates are month-only).</p>")
+    when = pd.to_datetime(timed["occurred_from"])
+    table = pd.crosstab(when.dt.day_of_week, when.dt.hour // 3).reindex(index=range(7), columns=range(8), fill_value=0)
+    head = "".join(f"<th>{3 * h:02d}-{3 * h + 3:02d}</th>" for h in range(8))
+    top = table.to_numpy().max() or 1
+    rows = "".join(f"<tr><th>{DAYS[d]}</th>" + "".join(
+        f'<td style="background:rgba(178,24,43,{v / top * 0.8:.2f})">{v}</td>' for v in table.loc[d]) + "</tr>"
+        for d in range(7))
+    return (f"<p>When ({len(timed):,} records with a time of day):</p>"
+            f"<table class=hours><tr><th></th>{head}</tr>{rows}</table>")
+
+
+def _region_section(result, reg, public: bool) -> str:
+    count = _count(public)
+    inc = _region_incidents(result, reg, public)
+    ev = [c for c in count_columns(result.regions) if getattr(reg, c, 0)]
+    mix = ", ".join(f"{c[2:].replace('_', ' ') if c.startswith('n_') else c[5:].replace('_', ' ')} "
+                    f"{count(getattr(reg, c))}" for c in ev) or "none"
+    name = getattr(reg, "name", "") or reg.areas
+    rows = [("Incidents (risk records)", count(reg.n)), ("Cells", f"{int(reg.cells):,}"),
+            ("Areas", reg.areas.replace(";", ", ")), ("Crosses a boundary", "yes" if reg.cross_boundary else "no"),
+            ("Evidence mix", mix)]
+    support = getattr(reg, "support", "")
+    if isinstance(support, str) and support:
+        rows.append(("Supported by", support.replace(";", ", ")))
+    if not public:
+        rows.insert(1, ("Weighted incidents", f"{reg.weighted:,.1f}"))
+        hours = peak_hours(inc)
+        rows.append(("Peak hours", hours or "no times of day in these records"))
+        if "trend_class" in result.cells:
+            trends = result.cells.loc[result.cells["region_id"] == reg.region_id, "trend_class"]
+            trends = trends[trends != "no pattern detected"]
+            rows.append(("Trend (monthly Gi*, Mann-Kendall)", ", ".join(
+                f"{t} ({n} cells)" for t, n in trends.value_counts().items()) or "no pattern detected"))
+        if result.buildings is not None and len(result.buildings):
+            b = result.buildings
+            near = b[shapely.intersects_xy(reg.geometry.buffer(250), b["x"].to_numpy(float), b["y"].to_numpy(float))]
+            near = near.sort_values("rank", na_position="last")
+            rows.append(("Key buildings within 250 m", ", ".join(
+                f"{n} ({t}{', rank ' + str(int(r)) if pd.notna(r) else ''})"
+                for n, t, r in zip(near["name"], near["type"], near["rank"])) or "none"))
+    table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    hours = _hour_table(inc) if not public else ""
+    return (f'<section class=page><h2>{esc(reg.region_id)} {esc(name)}</h2>'
+            f'<div class=row><div>{_region_map(result, reg, public)}</div><div><table class=facts>{table}</table>'
+            f'</div></div><div class=row><div>{_monthly_chart(result, inc, public)}</div><div>{hours}</div></div>'
+            f'</section>')
+
+
+def _building_section(result, b: pd.Series) -> str:
+    labs = sorted((c[len("rr_low_"):] for c in result.buildings.columns if c.startswith("rr_low_")), key=float)
+    rows = "".join(
+        f"<tr><td>{lab} m</td><td>{int(b[f'n_{lab}']):,}</td><td>{b[f'expected_{lab}']:,.1f}</td>"
+        f"<td>{b[f'rr_{lab}']:.2f} ({b[f'rr_low_{lab}']:.2f}-{b[f'rr_high_{lab}']:.2f})</td>"
+        f"<td>{b[f'q_{lab}']:.3g}</td></tr>" for lab in labs if pd.notna(b.get(f"rr_{lab}")))
+    facts = [("Type", b["type"]), ("Rank", int(b["rank"])), ("Hotspot region", b.get("region_id") or "none"),
+             ("Trend", b.get("trend") or "-"), ("Peak hours", b.get("peak_hours") or b.get("time_note")
+                                                or "no times of day in these records")]
+    if b.get("precision_note"):
+        facts.append(("Locations", b["precision_note"]))
+    return (f"<section class=keep><h3>{int(b['rank'])}. {esc(b['name'])}</h3><table class=facts>"
+            + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts) + "</table>"
+            "<table><tr><th>Radius</th><th>Incidents</th><th>Expected</th><th>Relative risk (95 % CI)</th>"
+            f"<th>q</th></tr>{rows}</table></section>")
+
+
+def _summary(result, public: bool) -> str:
+    count = _count(public)
+    acc = result.ledger.summary(result.accounting)
+    cov = {s.id: ", ".join(s.coverage) if s.coverage else "derived from the data" for s in result.cfg.sources}
+    rows = "".join(
+        f"<tr><td>{esc(r.source_id)}</td><td>{count(r.rows_read)}</td><td>{count(r.rows_loaded)}</td>"
+        f"<td>{count(r.rows_filtered)}</td><td>{count(r.rows_rejected)}</td><td>{esc(cov.get(r.source_id, ''))}</td>"
+        "</tr>" for r in acc.itertuples())
+    n_regions = len(result.regions)
+    hot = int((result.cells["gi_class"] >= 2).sum())
+    geo = []
+    for sid, c in (result.extra.get("geocoding") or {}).items():
+        asked = sum(c.values())
+        geo.append(f"{esc(sid)}: {count(asked - c.get('unmatched', 0))} of {count(asked)} free-text or postcode "
+                   "locations placed offline")
+    return (f"<section><h1>{esc(result.cfg.name)}</h1><p class=sub>Hotspot briefing, "
+            f"{esc(result.cfg.start_label)} to {esc(result.cfg.end_label)} ({'public' if public else 'partner'} "
+            f"tier). Made {esc(datetime.now().strftime('%d %B %Y'))} by hotspots.</p>"
+            f"<p>{count(len(risk(result.incidents)))} incidents counted as risk; {hot:,} cells hot at 95 % or more "
+            f"after the false discovery rate correction, in {n_regions:,} hotspot region"
+            f"{'s' if n_regions != 1 else ''}.</p>"
+            "<h2>Sources, data quality and coverage</h2><table><tr><th>Source</th><th>Rows read</th><th>Loaded</th>"
+            f"<th>Filtered</th><th>Rejected</th><th>Coverage</th></tr>{rows}</table>"
+            + ("<ul>" + "".join(f"<li>{g}</li>" for g in geo) + "</ul>" if geo else "") + "</section>")
+
+
+def _methods(result, public: bool) -> str:
+    p = result.parameters
+    shown = {k: v for k, v in p.items() if not public or k in ("cell_size_m", "neighbour_distance_m", "fdr_alpha",
+                                                                "study_area", "cell_shape", "gi_inference")}
+    rows = "".join(f"<tr><th>{esc(k.replace('_', ' '))}</th><td>{esc(_text(v['value']))}</td><td>{esc(v['how'])}</td>"
+                   "</tr>" for k, v in shown.items())
+    caveats = ["Police.uk locations are anonymised snap points and its dates are month-only: premises-level "
+               "and time-of-day statements rest on partner records only.",
+               "A cell outside a source's coverage says nothing about that source: no data is not low risk.",
+               "Coordinates are reprojected with pyproj, about 2 m from the Ordnance Survey transformation.",
+               "Hotspots describe where incidents were recorded, not why; they are a prompt for local knowledge."]
+    if public:
+        caveats.insert(0, RULES_TEXT)
+    return ("<section class=page><h2>Methods and caveats</h2><p>Getis-Ord Gi* on one grid across all boundaries, "
+            "the cell in its own neighbourhood, Benjamini-Hochberg false discovery rate across cells; regions "
+            "are joined cells hot at 95 % or more.</p><table><tr><th>Parameter</th><th>Value</th><th>How chosen"
+            f"</th></tr>{rows}</table><ul>" + "".join(f"<li>{esc(c)}</li>" for c in caveats) + "</ul>"
+            "<p><b>Attribution</b></p><ul>" + "".join(f"<li>{esc(a)}</li>" for a in result.cfg.attribution)
+            + "</ul></section>")
+
+
+def _text(value) -> str:
+    from hotspots.publish.map import _param_text
+    return _param_text(value)
+
+
+CSS = """<style>
+@page{size:A4;margin:14mm}
+body{font:10.5pt/1.4 sans-serif;color:#222;max-width:182mm;margin:auto}
+h1{font-size:18pt;margin:0 0 2mm}h2{font-size:13pt;margin:5mm 0 2mm}h3{font-size:11pt;margin:4mm 0 1mm}
+.sub{color:#555;margin-top:0}.note{color:#555;font-size:9pt}
+table{border-collapse:collapse;font-size:9pt;margin:2mm 0}td,th{border:1px solid #ccc;padding:1px 4px;text-align:left;
+vertical-align:top}table.facts th{width:38mm;background:#f4f4f4}table.hours td{text-align:right;min-width:7mm}
+.row{display:flex;gap:4mm;align-items:flex-start}.row>div{flex:1}img{max-width:100%}
+section.page{break-before:page}section.keep{break-inside:avoid}
+</style>"""
+
+
+def build_briefing(result, tier: str = "partner") -> str:
+    """The briefing of ``result`` for ``tier`` (see the module docstring)."""
+    public = tier == "public"
+    parts = [_summary(result, public)]
+    regions = result.regions
+    if regions is not None and len(regions):
+        order = regions.sort_values("rank") if "rank" in regions else regions
+        parts += [_region_section(result, reg, public) for reg in order.itertuples()]
+    else:
+        parts.append("<section><h2>Hotspot regions</h2><p>No cell is hot at 95 % or more.</p></section>")
+    if not public and result.buildings is not None and len(result.buildings) and "rank" in result.buildings:
+        top = result.buildings[result.buildings["rank"].notna()].sort_values("rank").head(TOP_BUILDINGS)
+        if len(top):
+            parts.append('<section class=page><h2>Key buildings with the highest relative risk</h2>'
+                         + "".join(_building_section(result, b) for _, b in top.iterrows()) + "</section>")
+    parts.append(_methods(result, public))
+    title = esc(f"{result.cfg.name}: briefing ({tier})")
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>{CSS}</head>'
+            f"<body>{''.join(parts)}</body></html>")
+
+
+def chromium() -> str | None:
+    """The Chromium executable that prints briefings to PDF, if one is installed."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def print_pdf(html: Path, pdf: Path) -> Path:
+    """Print ``html`` to ``pdf`` with headless Chromium (A4, as laid out by the briefing's CSS)."""
+    exe = chromium()
+    if exe is None:
+        raise UserError("--pdf needs Chromium to print the briefing (apt-get install chromium); the HTML "
+                        f"briefing was written ({html.name}) and prints from any browser.")
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-pdf-header-footer",
+           f"--print-to-pdf={pdf}", html.resolve().as_uri()]
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    except (subprocess.SubprocessError, OSError) as exc:
+        raise UserError(f"Chromium could not print {html.name} to PDF ({type(exc).__name__}).") from None
+    if not pdf.is_file():
+        raise UserError(f"Chromium wrote no PDF for {html.name}.")
+    return pdf

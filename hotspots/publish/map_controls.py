@@ -1,0 +1,183 @@
+"""The map's own controls, in plain JavaScript (offline): each takes its data as JSON, never as code.
+
+- ``ZoomLabels(map, items, css_class)``: text labels (street and building
+  names) that appear once the map is zoomed in far enough, inside the layer
+  they are added to (so its toggle hides them too). ``items`` are
+  ``[lat, lon, text, zoom]``; the text is set with ``textContent``.
+- ``WhereToAct(map, entries)``: the "where to act" panel: a ranked list of
+  places, each entry ``{"group", "title", "detail", "bounds"}``; a click zooms
+  the map to ``bounds`` (``[[south, west], [north, east]]``).
+- ``LegendSwitch(map, pairs)``: shows each legend only while one of its layers
+  is on the map; ``pairs`` are ``(element id, [layers])``.
+- ``MonthSlider(overlay, urls, labels)``: a month slider (with play) that swaps
+  the image of a monthly-count overlay.
+
+Text reaches the page only through ``js_json`` and ``textContent``.
+"""
+from __future__ import annotations
+
+from branca.element import MacroElement
+from jinja2 import Template
+
+from hotspots.publish.escape import js_json
+
+
+class ZoomLabels(MacroElement):
+    """Labels shown from their zoom on, inside the parent layer (see the module docstring)."""
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+(function () {
+  var map = {{ this.map }}, group = {{ this._parent.get_name() }}, items = {{ this.items }};
+  var markers = items.map(function (it) {
+    var el = document.createElement("div");
+    el.className = {{ this.css_class }};
+    el.textContent = it[2];
+    return [it[3], L.marker([it[0], it[1]], {icon: L.divIcon({html: el, className: "hs-label-icon", iconSize: null}),
+                                           interactive: false, keyboard: false})];
+  });
+  function update() {
+    var z = map.getZoom();
+    markers.forEach(function (m) {
+      if (z >= m[0]) { if (!group.hasLayer(m[1])) group.addLayer(m[1]); }
+      else if (group.hasLayer(m[1])) group.removeLayer(m[1]);
+    });
+  }
+  map.on("zoomend", update);
+  update();
+})();
+{% endmacro %}
+""")
+
+    def __init__(self, map_name: str, items: list, css_class: str):
+        super().__init__()
+        self._name = "ZoomLabels"
+        self.map = map_name
+        self.items = js_json(items)     # [lat, lon, text, zoom from which it shows]
+        self.css_class = js_json(css_class)
+
+
+class WhereToAct(MacroElement):
+    """The ranked list of places to act on, each entry zooming the map to its place."""
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+(function () {
+  var map = {{ this.map }}, entries = {{ this.entries }};
+  var box = L.control({position: "topright"});
+  box.onAdd = function () {
+    var div = L.DomUtil.create("div", "hs-panel hs-act");
+    div.id = "hs-act";
+    var details = document.createElement("details");
+    details.open = true;
+    var summary = document.createElement("summary");
+    summary.innerHTML = "<b>Where to act</b>";
+    details.appendChild(summary);
+    var group = null, list = null;
+    entries.forEach(function (e, i) {
+      if (e.group !== group) {
+        group = e.group;
+        var head = document.createElement("div");
+        head.className = "hs-act-group";
+        head.textContent = group;
+        details.appendChild(head);
+        list = document.createElement("ol");
+        details.appendChild(list);
+      }
+      var li = document.createElement("li");
+      li.className = "hs-act-entry";
+      li.setAttribute("data-index", i);
+      var title = document.createElement("b");
+      title.textContent = e.title;
+      li.appendChild(title);
+      var detail = document.createElement("div");
+      detail.className = "hs-act-detail";
+      detail.textContent = e.detail;
+      li.appendChild(detail);
+      li.addEventListener("click", function () { map.fitBounds(e.bounds, {maxZoom: 17, padding: [30, 30]}); });
+      list.appendChild(li);
+    });
+    div.appendChild(details);
+    L.DomEvent.disableClickPropagation(div);
+    L.DomEvent.disableScrollPropagation(div);
+    return div;
+  };
+  box.addTo(map);
+})();
+{% endmacro %}
+""")
+
+    def __init__(self, map_name: str, entries: list[dict]):
+        super().__init__()
+        self._name = "WhereToAct"
+        self.map = map_name
+        self.entries = js_json(entries)
+
+
+class LegendSwitch(MacroElement):
+    """Show each legend element only while at least one of its layers is on the map."""
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+(function () {
+  var map = {{ this.map }};
+  var pairs = [{% for id, layers in this.pairs %}[{{ id }}, [{{ layers|join(", ") }}]]{% if not loop.last %}, {% endif %}{% endfor %}];
+  function update() {
+    pairs.forEach(function (p) {
+      var el = document.getElementById(p[0]);
+      if (!el) return;
+      var on = p[1].some(function (layer) { return map.hasLayer(layer); });
+      el.style.display = on ? "" : "none";
+    });
+  }
+  map.on("overlayadd overlayremove layeradd layerremove", update);
+  update();
+})();
+{% endmacro %}
+""")
+
+    def __init__(self, map_name: str, pairs: list[tuple[str, list]]):
+        super().__init__()
+        self._name = "LegendSwitch"
+        self.map = map_name
+        # Element ids are JSON strings; layers are the JavaScript names Folium gave them.
+        self.pairs = [(js_json(eid), [layer.get_name() for layer in layers]) for eid, layers in pairs if layers]
+
+
+class MonthSlider(MacroElement):
+    """A month slider (with play) that swaps the image of a monthly-count overlay."""
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+(function () {
+  var urls = {{ this.urls }}, labels = {{ this.labels }}, overlay = {{ this.overlay }};
+  var box = L.control({position: "bottomright"});
+  box.onAdd = function () {
+    var div = L.DomUtil.create("div", "hs-panel hs-time");
+    div.id = "hs-time";
+    div.innerHTML = '<b>Incidents by month</b><br><button type="button" class="hs-play">Play</button> ' +
+      '<input type="range" class="hs-month" min="0" max="' + (urls.length - 1) + '" value="' + (urls.length - 1) +
+      '"> <span class="hs-month-label"></span>';
+    L.DomEvent.disableClickPropagation(div);
+    var input = div.querySelector(".hs-month"), label = div.querySelector(".hs-month-label");
+    var show = function (i) { overlay.setUrl(urls[i]); label.textContent = labels[i]; input.value = i; };
+    input.addEventListener("input", function () { show(+input.value); });
+    var timer = null;
+    div.querySelector(".hs-play").addEventListener("click", function () {
+      if (timer) { clearInterval(timer); timer = null; return; }
+      timer = setInterval(function () { show((+input.value + 1) % urls.length); }, 900);
+    });
+    show(urls.length - 1);
+    return div;
+  };
+  box.addTo({{ this._parent.get_name() }});
+})();
+{% endmacro %}
+""")
+
+    def __init__(self, overlay, urls: list[str], labels: list[str]):
+        super().__init__()
+        self._name = "MonthSlider"
+        self.overlay = overlay.get_name()
+        self.urls = js_json(urls)
+        self.labels = js_json([str(t) for t in labels])   # shown with textContent

@@ -1,0 +1,96 @@
+"""Where to act: the hotspot regions and key buildings in rank order, as the map's panel lists them.
+
+``where_to_act(result, public)`` returns one entry per place, in rank order:
+``{"group", "title", "detail", "bounds"}`` (bounds ``[[south, west], [north,
+east]]`` in WGS84). Regions rank by their weighted incidents (R1 the
+strongest, as ``regions.rank``); buildings by their rank in ``buildings.csv``
+(relative risk with confidence), the top ``TOP_BUILDINGS``. The public tier
+lists regions only, with its counts suppressed and rounded. Text is plain:
+the map sets it with ``textContent``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pyproj import Transformer
+
+from hotspots.tiers import public_count
+
+TOP_BUILDINGS = 10
+_TO_WGS84 = Transformer.from_crs("EPSG:27700", "EPSG:4326", always_xy=True)
+
+
+def _bounds(minx: float, miny: float, maxx: float, maxy: float) -> list[list[float]]:
+    xs, ys = _TO_WGS84.transform([minx, maxx, minx, maxx], [miny, miny, maxy, maxy])
+    return [[round(min(ys), 6), round(min(xs), 6)], [round(max(ys), 6), round(max(xs), 6)]]
+
+
+def peak_hours(incidents: pd.DataFrame) -> str:
+    """The three-hour window holding most of ``incidents`` whose dates carry a time of day, in words;
+    "" when none does (police.uk dates are month-only)."""
+    timed = incidents[incidents["date_precision"].astype(str) == "minute"] if "date_precision" in incidents \
+        else incidents.iloc[0:0]
+    if len(timed) < 5:
+        return ""
+    hours = np.bincount(pd.to_datetime(timed["occurred_from"]).dt.hour.to_numpy(), minlength=24)
+    windows = hours + np.roll(hours, -1) + np.roll(hours, -2)
+    start = int(np.argmax(windows))
+    return f"{start:02d}:00-{(start + 3) % 24:02d}:00 ({windows[start] / hours.sum():.0%} of {hours.sum():,} timed)"
+
+
+def _region_entries(result, public: bool) -> list[dict]:
+    regions = result.regions
+    if regions is None or not len(regions):
+        return []
+    cells = result.cells
+    out = []
+    order = regions.assign(_rank=regions.get("rank", regions["region_id"].str[1:].astype(int)))
+    for reg in order.sort_values("_rank").itertuples():
+        name = getattr(reg, "name", "") or reg.areas
+        if public:
+            detail = f"{public_count(reg.n)} incidents; {reg.areas}"
+        else:
+            members = cells["region_id"] == reg.region_id
+            detail = f"{int(reg.n):,} incidents (weighted {reg.weighted:,.1f}); {reg.areas}"
+            trends = cells.loc[members, "trend_class"] if "trend_class" in cells else pd.Series(dtype=str)
+            trends = trends[trends != "no pattern detected"]
+            if len(trends):
+                detail += f"; trend: {trends.value_counts().index[0]}"
+            support = getattr(reg, "support", "")
+            if isinstance(support, str) and support:
+                detail += f"; supported by {support.replace(';', ', ')}"
+            inc = result.incidents
+            if "cell" in inc:
+                hours = peak_hours(inc[inc["weight"] > 0][members.to_numpy()[inc.loc[inc["weight"] > 0, "cell"]
+                                                                           .to_numpy()]])
+                detail += f"; peak hours {hours}" if hours else "; no times of day (month-only dates)"
+        if reg.cross_boundary:
+            detail += "; crosses a boundary"
+        out.append({"group": "Hotspot regions (strongest first)", "title": f"{reg.region_id} {name}",
+                    "detail": detail, "bounds": _bounds(*reg.geometry.bounds)})
+    return out
+
+
+def _building_entries(result) -> list[dict]:
+    table = result.buildings
+    if table is None or not len(table) or "rank" not in table:
+        return []
+    top = table[table["rank"].notna()].sort_values("rank").head(TOP_BUILDINGS)
+    out = []
+    for _, b in top.iterrows():
+        lab = str(int(b["rank_radius_m"])) if pd.notna(b.get("rank_radius_m")) else None
+        detail = f"{b['type']}"
+        if lab and f"n_{lab}" in b:
+            detail += (f"; {int(b[f'n_{lab}']):,} incidents within {lab} m against {b[f'expected_{lab}']:,.1f} "
+                       f"expected (relative risk {b[f'rr_{lab}']:.2f})")
+        if b.get("region_id"):
+            detail += f"; in hotspot region {b['region_id']}"
+        r = float(lab) if lab else 250.0
+        out.append({"group": "Key buildings (highest relative risk first)", "title": f"{int(b['rank'])}. {b['name']}",
+                    "detail": detail, "bounds": _bounds(b["x"] - r, b["y"] - r, b["x"] + r, b["y"] + r)})
+    return out
+
+
+def where_to_act(result, public: bool) -> list[dict]:
+    """The panel's entries (see the module docstring)."""
+    return _region_entries(result, public) + ([] if public else _building_entries(result))

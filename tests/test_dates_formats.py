@@ -1,0 +1,48 @@
+"""Dates as partners write them: day-first UK dates with a time in the same cell read with the base formats."""
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from hotspots.load.dates import parse_when, with_times
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = json.loads((ROOT / "data_schemas" / "partner_generic.json").read_text(encoding="utf-8"))["date"]
+
+
+def _parse(values, **spec):
+    raw = pd.DataFrame({"d": values})
+    return parse_when(raw, {**BASE, "column": "d", **spec})
+
+
+def test_day_first_date_with_time_reads_as_that_minute():
+    out = _parse(["03/07/2018 14:25", "3/7/2018 09:05:30", "03-Jul-2018 23:59", "2018-07-03T14:25:00"])
+    assert list(out["reason"]) == ["", "", "", ""]
+    assert out.loc[0, "occurred_from"] == pd.Timestamp("2018-07-03 14:25")   # 3 July, not 7 March
+    assert out.loc[1, "occurred_from"] == pd.Timestamp("2018-07-03 09:05:30")
+    assert out.loc[2, "occurred_to"] == pd.Timestamp("2018-07-03 23:59")
+    assert (out["occurred_from"] == out["occurred_to"]).all()
+    assert list(out["date_precision"]) == ["minute"] * 4
+
+
+def test_midnight_is_a_date_without_time():
+    out = _parse(["03/07/2018 00:00", "2018-07-03 00:00:00", "03/07/2018"])
+    assert list(out["date_precision"]) == ["day"] * 3
+    assert (out["occurred_to"] - out["occurred_from"] == pd.Timedelta(days=1) - pd.Timedelta(seconds=1)).all()
+
+
+def test_month_precision_keeps_months_even_with_a_time():
+    out = _parse(["03/07/2018 14:25"], precision="month")
+    assert out.loc[0, "date_precision"] == "month"
+    assert out.loc[0, "occurred_from"] == pd.Timestamp("2018-07-01")
+
+
+def test_impossible_and_unparseable_with_time_keep_their_reasons():
+    out = _parse(["31/02/2018 10:00", "next tuesday", ""])
+    assert list(out["reason"]) == ["impossible date", "unparseable date", "no date"]
+
+
+def test_with_times_keeps_the_written_order_first():
+    got = with_times(["%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "ISO8601"])
+    assert got[:3] == ["%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "ISO8601"]
+    assert "%d/%m/%Y %H:%M" in got and "%Y-%m-%d %H:%M:%S %H:%M" not in got

@@ -1,0 +1,374 @@
+"""Hostile and careless input files at load time: every one is a clear UserError naming the
+file (and the row and column where they apply) or a reject row, never a silent loss, an
+"internal error" or a traceback.
+
+The files are built in tmp_path, mostly from a real police.uk month of the bundled example
+(examples/london_city_fringe/data, Open Government Licence v3.0).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hotspots.cli import main
+from hotspots.config import load_config
+from hotspots.errors import UserError
+from hotspots.load import load_sources
+from hotspots.load import readers
+from hotspots.load.ledger import HotspotsWarning
+from hotspots.load.location import in_great_britain, to_bng
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "examples" / "london_city_fringe" / "data"
+MONTH = DATA / "city_street" / "2018-01-city-of-london-street.csv"
+YOS_XLSX = DATA / "partners" / "yos_referrals.xlsx"
+YOS_SCHEMA = ROOT / "examples" / "london_city_fringe" / "schemas" / "yos_referrals.json"
+POSTCODES = DATA / "postcodes"
+GEOCODING = f'\n[geocoding]\npostcodes = "{POSTCODES.as_posix()}/*.csv"\n'
+POLICE_HEADER = ("Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,"
+                 "Crime type,Last outcome category,Context")
+
+
+def write_config(folder: Path, sources: list[dict], extra: str = "") -> Path:
+    lines = ["[study]", 'start = "2018-01"', 'end = "2018-02"', ""]
+    for src in sources:
+        lines.append("[[sources]]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in src.items()]
+        lines.append("")
+    path = folder / "p.toml"
+    path.write_text("\n".join(lines) + extra, encoding="utf-8")
+    return path
+
+
+def police(folder: Path, path: str) -> Path:
+    return write_config(folder, [{"id": "city", "path": path, "schema": "police_uk_street"}])
+
+
+def cli(*args) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def load_error(cfg: Path) -> str:
+    with pytest.raises(UserError) as exc:
+        load_sources(load_config(cfg))
+    return str(exc.value)
+
+
+def police_rows(rows: list[tuple[float, float]], crime: str = "Violence and sexual offences") -> str:
+    return POLICE_HEADER + "\n" + "".join(
+        f"id{i},2018-01,City of London Police,City of London Police,{lon},{lat},On or near X,,,{crime},,\n"
+        for i, (lon, lat) in enumerate(rows))
+
+
+# --------------------------------------------------------------------------- 1. no row the mapping recognises
+
+def test_a_month_saved_with_semicolons_fails_the_run_naming_file_and_columns(tmp_path):
+    bad = tmp_path / "2018-01-street.csv"
+    bad.write_text(MONTH.read_text(encoding="utf-8-sig").replace(",", ";"), encoding="utf-8")
+    code, _, err = cli("run", str(police(tmp_path, "*-street.csv")), "--out", str(tmp_path / "o"))
+    assert code == 1
+    assert err.startswith("hotspots: error:") and "internal error" not in err and "Traceback" not in err
+    assert "2018-01-street.csv" in err
+    assert "the file has: Crime ID;Month;" in err                    # the columns it has
+    assert "expects: Month, Longitude, Latitude, Crime type" in err   # the columns the mapping expected
+    assert "separated by semicolons" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_tools_own_outputs_picked_up_by_a_glob_fail_validate_for_that_source(tmp_path):
+    (tmp_path / "2018-01-street.csv").write_bytes(MONTH.read_bytes())
+    (tmp_path / "rejects.csv").write_text("source_id,file,row,reason,columns\ncity,x.csv,3,no coordinates,"
+                                          "\"Longitude,Latitude\"\n", encoding="utf-8")
+    (tmp_path / "areas.csv").write_text("layer,area,n,weighted,hot_cells,regions,cross_boundary_regions\n",
+                                        encoding="utf-8")
+    code, out, _ = cli("validate", str(police(tmp_path, "*.csv")))
+    assert code == 1
+    assert "source 'city' FAILED" in out
+    assert "areas.csv" in out or "rejects.csv" in out
+    assert "the file has: " in out and "expects: Month, Longitude, Latitude, Crime type" in out
+
+
+def test_a_renamed_header_names_the_missing_column_even_in_a_file_without_rows(tmp_path):
+    for name, text in (("rows.csv", MONTH.read_text(encoding="utf-8-sig")),
+                       ("header_only.csv", POLICE_HEADER + "\n")):
+        (tmp_path / name).write_text(text.replace("Crime type", "Offence"), encoding="utf-8")
+        msg = load_error(police(tmp_path, name))
+        assert name in msg and "column 'Crime type'" in msg and "Offence" in msg
+
+
+def test_an_unrelated_file_for_a_mapping_without_required_columns_names_what_it_reads(tmp_path):
+    schema = {"name": "local_points", "extends": "partner_generic", "reader": {"format": "csv"},
+              "fields": {"category": {"value": "violent-crime"}},
+              "date": {"column": "When", "formats": ["%Y-%m-%d"]},
+              "location": {"kind": "en", "x": "Easting", "y": "Northing"}}
+    (tmp_path / "local.json").write_text(json.dumps(schema), encoding="utf-8")
+    (tmp_path / "areas.csv").write_text("layer,area,n\nlad,Camden,3\n", encoding="utf-8")
+    cfg = write_config(tmp_path, [{"id": "local", "path": "areas.csv", "schema": "local.json",
+                                   "evidence": "partner_record"}])
+    msg = load_error(cfg)
+    assert "areas.csv" in msg and "no column of the file" in msg
+    assert "the file has: layer, area, n" in msg and "expects: When, Easting, Northing" in msg
+
+
+def test_a_file_with_the_right_header_and_no_rows_is_empty_with_a_warning_not_an_error(tmp_path):
+    (tmp_path / "2018-01-street.csv").write_bytes(MONTH.read_bytes())
+    (tmp_path / "2018-02-street.csv").write_text(POLICE_HEADER + "\n", encoding="utf-8")
+    with pytest.warns(HotspotsWarning, match="2018-02-street.csv: the file has no data rows"):
+        loaded = load_sources(load_config(police(tmp_path, "*-street.csv")))
+    acc = loaded.ledger.accounting(loaded.incidents).set_index("path")
+    assert acc.loc[str(tmp_path / "2018-02-street.csv"), "rows_read"] == 0
+    assert acc.loc[str(tmp_path / "2018-01-street.csv"), "rows_read"] > 0
+    assert loaded.ledger.warnings == [{"source_id": "city", "file": str(tmp_path / "2018-02-street.csv"),
+                                       "message": "the file has no data rows."}]
+
+
+# --------------------------------------------------------------------------- 2. rejects say what, never the value
+
+PERSONAL = "Jane DOE (DOB 14/07/2002) home 12 Acacia Ave"
+
+
+def test_rejects_name_what_was_wrong_and_the_column_never_the_value(tmp_path):
+    schema = {"name": "referrals", "extends": "partner_generic", "reader": {"format": "csv"},
+              "required_columns": ["Date", "Postcode", "Concern", "Grade"],
+              "fields": {"category": {"column": "Concern", "map": {"Knife carrying": "possession-of-weapons"}},
+                         "grade_source": {"column": "Grade", "allowed": ["1", "2", "3"], "label": "grade"}},
+              "date": {"column": "Date", "formats": ["%d/%m/%Y"]},
+              "location": [{"kind": "postcode", "column": "Postcode"}, {"kind": "gridref", "column": "Grid"}]}
+    (tmp_path / "referrals.json").write_text(json.dumps(schema), encoding="utf-8")
+    rows = [("14/01/2018", PERSONAL, "", "Knife carrying", "1"),          # 1 not a valid postcode
+            ("14/01/2018", "", f"SX {PERSONAL}", "Knife carrying", "1"),  # 2 malformed grid reference
+            (PERSONAL, "EC1A 1BB", "", "Knife carrying", "1"),            # 3 unparseable date
+            ("31/02/2018", "EC1A 1BB", "", "Knife carrying", "1"),        # 4 impossible date
+            ("14/01/2018", "EC1A 1BB", "", PERSONAL, "1"),                # 5 unknown category
+            ("14/01/2018", "EC1A 1BB", "", "Knife carrying", PERSONAL),   # 6 invalid grade
+            ("14/01/2018", "EC1A 1BB", "", "Knife carrying", "2")]        # 7 loaded
+    pd.DataFrame(rows, columns=["Date", "Postcode", "Grid", "Concern", "Grade"]).to_csv(
+        tmp_path / "referrals.csv", index=False)
+    cfg = write_config(tmp_path, [
+        {"id": "city", "path": str(MONTH), "schema": "police_uk_street"},
+        {"id": "yos", "path": "referrals.csv", "schema": "referrals.json", "evidence": "partner_record"}],
+        extra=GEOCODING)
+    code, _, err = cli("run", str(cfg), "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    text = (tmp_path / "o" / "rejects.csv").read_text(encoding="utf-8")
+    for word in ("Jane", "DOE", "14/07/2002", "Acacia", "31/02", "SX"):
+        assert word not in text, word
+    rej = pd.read_csv(tmp_path / "o" / "rejects.csv", dtype=str, keep_default_na=False)
+    rej = rej[rej["source_id"] == "yos"]
+    assert rej[["row", "reason", "columns"]].values.tolist() == [
+        ["1", "not a valid postcode", "Postcode"],
+        ["2", "malformed grid reference", "Grid"],
+        ["3", "unparseable date", "Date"],
+        ["4", "impossible date", "Date"],
+        ["5", "unknown category", "Concern"],
+        ["6", "invalid grade (allowed: 1, 2, 3)", "Grade"]]
+
+
+def test_no_reject_reason_in_the_load_stage_quotes_a_cell():
+    """An audit of the source: a reason is built from literals and schema text, never from a cell."""
+    import re
+    for name in ("mapping.py", "dates.py", "geocode.py", "location.py", "buildings.py"):
+        src = (ROOT / "hotspots" / "load" / name).read_text(encoding="utf-8")
+        assert not re.search(r"""(reason|why|bad)\[[^\]]*\]\s*=\s*[^\n]*(\+ *"'"|"' *\+|'\{raw)""", src), name
+
+
+# --------------------------------------------------------------------------- 3. a column limit, before parsing
+
+def test_a_file_of_a_million_columns_is_refused_from_its_header_before_pandas_parses_it(tmp_path, monkeypatch):
+    wide = tmp_path / "2018-01-street.csv"
+    extra = "," + ",".join(f"c{i}" for i in range(1_000_000))
+    with open(wide, "w", encoding="utf-8") as fh:
+        fh.write(POLICE_HEADER + extra + "\n")
+        for i in range(50):
+            fh.write(f"id{i},2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,," + "," * 1_000_000 + "\n")
+
+    def no_parse(*a, **k):
+        raise AssertionError("pandas was asked to parse the file")
+    monkeypatch.setattr(readers.pd, "read_csv", no_parse)
+    msg = load_error(police(tmp_path, wide.name))
+    assert "2018-01-street.csv" in msg and "1,000,012 columns" in msg and "2,000" in msg
+
+
+def test_rows_far_wider_than_the_header_are_refused_before_pandas_parses_them(tmp_path, monkeypatch):
+    wide = tmp_path / "m.csv"
+    with open(wide, "w", encoding="utf-8") as fh:
+        fh.write(POLICE_HEADER + "\n")
+        fh.write("id0,2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,,\n")
+        fh.write("id1,2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,," + ",x" * 1_000_000 + "\n")
+
+    def no_parse(*a, **k):
+        raise AssertionError("pandas was asked to parse the file")
+    monkeypatch.setattr(readers.pd, "read_csv", no_parse)
+    msg = load_error(police(tmp_path, wide.name))
+    assert "m.csv" in msg and "line 3 of the file has 1,000,012 fields" in msg
+
+
+def test_a_row_with_one_field_too_many_keeps_its_columns_in_place(tmp_path):
+    # pandas' default made the first fields of such a file an index, shifting every column
+    (tmp_path / "m.csv").write_text(POLICE_HEADER + "\n"
+                                    "id0,2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,,,extra\n"
+                                    "id1,2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,,\n", encoding="utf-8")
+    loaded = load_sources(load_config(police(tmp_path, "m.csv")))
+    assert len(loaded.incidents) == 2 and set(loaded.incidents["category"]) == {"robbery"}
+
+
+def test_validate_reports_a_lone_failed_source_in_its_table(tmp_path):
+    (tmp_path / "m.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    code, out, err = cli("validate", str(police(tmp_path, "m.csv")))
+    assert code == 1 and "internal error" not in err
+    assert out.splitlines()[1].split() == ["city", "0", "0", "0", "0", "0"]
+    assert "source 'city' FAILED" in out and "m.csv" in out and "the file has: a, b" in out
+
+
+def test_the_header_travels_beside_the_rows_not_in_attrs(tmp_path):
+    table = readers.read_source(MONTH, {"format": "csv", "encoding": "utf-8-sig"}, keep={"Month", "Longitude"})
+    assert table.rows.attrs == {}
+    assert table.columns == POLICE_HEADER.split(",")
+    assert list(table.rows.columns) == ["_row", "Month", "Longitude"]
+
+
+# --------------------------------------------------------------------------- 4. unreadable files
+
+def _generic(tmp_path: Path, name: str, location: dict | None = None) -> Path:
+    schema = {"name": "any", "extends": "partner_generic", "reader": {"format": "auto"},
+              "fields": {"category": {"value": "violent-crime"}},
+              "date": {"column": "Date", "formats": ["%Y-%m-%d"]},
+              "location": location or {"kind": "en", "x": "Easting", "y": "Northing"}}
+    (tmp_path / "any.json").write_text(json.dumps(schema), encoding="utf-8")
+    return write_config(tmp_path, [{"id": "p", "path": name, "schema": "any.json", "evidence": "partner_record"}])
+
+
+def test_a_truncated_xlsx_is_a_user_error_naming_the_file(tmp_path):
+    data = YOS_XLSX.read_bytes()
+    (tmp_path / "yos.xlsx").write_bytes(data[: len(data) // 2])
+    cfg = write_config(tmp_path, [{"id": "yos", "path": "yos.xlsx", "schema": str(YOS_SCHEMA)}], extra=GEOCODING)
+    code, _, err = cli("run", str(cfg), "--out", str(tmp_path / "o"))
+    assert code == 1 and "internal error" not in err
+    assert "yos.xlsx" in err and "damaged or truncated" in err
+
+
+def test_half_a_sheets_xml_is_a_user_error_naming_the_file(tmp_path):
+    broken = tmp_path / "yos.xlsx"
+    with zipfile.ZipFile(YOS_XLSX) as src, zipfile.ZipFile(broken, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.startswith("xl/worksheets/sheet"):
+                data = data[: len(data) // 2]
+            dst.writestr(item, data)
+    cfg = write_config(tmp_path, [{"id": "yos", "path": "yos.xlsx", "schema": str(YOS_SCHEMA)}], extra=GEOCODING)
+    msg = load_error(cfg)
+    assert "yos.xlsx" in msg and "damaged" in msg
+
+
+def test_an_old_xls_workbook_says_to_save_it_as_xlsx(tmp_path):
+    (tmp_path / "log.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096))
+    msg = load_error(_generic(tmp_path, "log.xls"))
+    assert "log.xls" in msg and "Excel 97-2003" in msg and ".xlsx" in msg
+
+
+def test_a_csv_in_another_encoding_names_the_file_and_the_encoding(tmp_path):
+    # in a column the mapping reads (bytes in columns never read are never decoded)
+    text = MONTH.read_text(encoding="utf-8-sig").replace("Anti-social behaviour", "Anti-social behaviour é", 1)
+    (tmp_path / "m.csv").write_bytes(text.encode("cp1252"))
+    msg = load_error(police(tmp_path, "m.csv"))
+    assert "m.csv" in msg and "not utf-8-sig text" in msg and "cp1252" in msg
+
+
+def test_binary_junk_renamed_csv_is_a_user_error(tmp_path):
+    rng = np.random.default_rng(1)
+    (tmp_path / "junk.csv").write_bytes(rng.integers(0, 256, 8192, dtype=np.uint8).tobytes() + b"\0")
+    msg = load_error(police(tmp_path, "junk.csv"))
+    assert "junk.csv" in msg and "binary" in msg
+    # junk without NUL bytes: not text in the encoding, or a header that matches nothing
+    (tmp_path / "junk2.csv").write_bytes(bytes(rng.integers(1, 256, 8192, dtype=np.uint8)))
+    msg = load_error(police(tmp_path, "junk2.csv"))
+    assert "junk2.csv" in msg
+
+
+def test_a_geojson_that_is_not_json_is_a_user_error(tmp_path):
+    (tmp_path / "points.geojson").write_text("this is { not json", encoding="utf-8")
+    msg = load_error(_generic(tmp_path, "points.geojson", {"kind": "geometry"}))
+    assert "points.geojson" in msg and "cannot be read" in msg
+
+
+def test_a_json_array_of_non_records_is_a_user_error(tmp_path):
+    (tmp_path / "x.json").write_text("[1, 2, 3]", encoding="utf-8")
+    msg = load_error(_generic(tmp_path, "x.json"))
+    assert "x.json" in msg and "not records" in msg
+
+
+# --------------------------------------------------------------------------- 5. Great Britain, not Calais
+
+@pytest.mark.parametrize("lon, lat, inside", [
+    (1.86, 50.95, False),    # Calais
+    (2.37, 51.03, False),    # Dunkirk
+    (-2.58, 49.45, False),   # Guernsey
+    (-5.93, 54.60, False),   # Belfast
+    (-6.26, 53.35, False),   # Dublin
+    (1.31, 51.13, True),     # Dover
+    (1.76, 52.48, True),     # Lowestoft
+    (-6.35, 49.89, True),    # Scilly
+    (-0.88, 60.86, True),    # Muckle Flugga, Shetland
+    (-5.80, 55.29, True),    # Mull of Kintyre
+])
+def test_great_britain_is_a_polygon_not_a_box(lon, lat, inside):
+    x, y = to_bng(np.array([lon]), np.array([lat]), "EPSG:4326")
+    assert bool(in_great_britain(x, y)[0]) is inside
+
+
+def test_points_in_calais_are_rejected_outside_great_britain_with_their_columns(tmp_path):
+    (tmp_path / "m.csv").write_text(police_rows([(1.86, 50.95), (-0.09, 51.515), (1.31, 51.13)]),
+                                    encoding="utf-8")
+    loaded = load_sources(load_config(police(tmp_path, "m.csv")))
+    assert loaded.ledger.rejects[["row", "reason", "columns"]].values.tolist() == [
+        [1, "outside Great Britain", "Longitude,Latitude"]]
+    assert len(loaded.incidents) == 2
+
+
+# --------------------------------------------------------------------------- 6. Gi* where it is undefined
+
+def _grid(nr, nc):
+    from hotspots.detect.gistar import neighbour_matrix
+    rows, cols = np.nonzero(np.ones((nr, nc), bool))
+    return neighbour_matrix(cols, rows, 150.0, 150.0 * np.sqrt(2))
+
+
+@pytest.mark.parametrize("inference", ["permutation", "normal"])
+def test_gi_star_is_zero_with_p_one_where_undefined_and_warns_nothing(inference):
+    from hotspots.detect.gistar import hotspot_gistar
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = hotspot_gistar(np.array([500.0]), _grid(1, 1), inference=inference, draws=2000)
+        flat = hotspot_gistar(np.full(9, 7.0), _grid(3, 3), inference=inference, draws=2000)
+        spike = hotspot_gistar(np.r_[500.0, np.zeros(8)], _grid(3, 3), inference=inference, draws=2000)
+    for res in (one, flat):
+        assert (res["gi_z"] == 0).all() and (res["gi_p"] == 1).all() and (res["gi_class"] == 0).all()
+    # one non-zero cell on a 3 x 3 grid: defined except for the centre, whose neighbourhood is the grid
+    assert np.isfinite(spike["gi_z"]).all() and spike["gi_z"][0] > 0
+    assert spike["gi_z"][4] == 0 and spike["gi_p"][4] == 1
+
+
+def test_five_hundred_incidents_on_one_point_run_with_defined_statistics(tmp_path):
+    (tmp_path / "m.csv").write_text(police_rows([(-0.09, 51.515)] * 500), encoding="utf-8")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, _, err = cli("run", str(police(tmp_path, "m.csv")), "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    import geopandas as gpd
+    cells = gpd.read_file(tmp_path / "o" / "hotspots.gpkg", layer="cells")
+    assert cells["n"].sum() == 500
+    assert np.isfinite(cells["gi_z"]).all() and np.isfinite(cells["gi_p"]).all()
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)
+                and os.path.basename(w.filename) == "gistar.py"]
