@@ -74,6 +74,9 @@ ED_FILE = "ed_istv_assaults.csv"
 YOS_FILE = "yos_referrals.xlsx"
 CI_FILE = "community_intel.csv"
 LEGACY_FILE = "community_intel_legacy_5x5x5.csv"
+MISSING_FILE = "missing_episodes.csv"
+CHILDREN_HOMES_FILE = "childrens_homes_SIMULATED.csv"
+CARE_HOMES_FILE = "cqc_care_homes_SIMULATED.csv"
 TRUTH_FILE = "truth.csv"
 
 # The study area: the City of London and its fringe (Holborn, King's Cross, Clerkenwell,
@@ -92,6 +95,11 @@ DUPLICATE_MAX_OFFSET_M = 60.0
 N_ED, N_YOS, N_CI, N_LEGACY = 1500, 300, 600, 150
 N_ED_HOTSPOT_SHARE, N_CI_HOTSPOT_SHARE, N_LEGACY_HOTSPOT_SHARE = 0.15, 0.25, 0.25
 N_ED_DUPLICATES = 22
+# Children's homes (simulated, never a real address): one planted home with exploitation
+# concerns and missing-from-care episodes around it, one quiet one, four others.
+EXPLOITATION_HOME_NEAR = (531300.0, 183300.0)   # west of Angel station, Islington
+PLANTED_RADIUS_M = 200.0
+N_YOS_PLANTED, N_MISSING, N_MISSING_PLANTED = 30, 160, 45
 N_ED_EXACT_REPEATS = 5
 
 ED_COLUMNS = [
@@ -126,7 +134,20 @@ NEVER_SURVIVE = {
     YOS_FILE: ["Young Person Initials", "DOB", "Gender", "Home Postcode", "Notes"],
     CI_FILE: ["Narrative"],
     LEGACY_FILE: ["Intelligence_Text"],
+    MISSING_FILE: ["Child Ref", "Missing From", "Placement Postcode", "Notes"],
+    CHILDREN_HOMES_FILE: ["Address Line 1", "Registered Manager", "Notes"],
 }
+MISSING_COLUMNS = [
+    "Episode ID", "Child Ref", "Date Missing", "Date Returned", "Missing From", "Placement Postcode",
+    "Last Seen Location", "Last Seen Postcode", "Risk Grading", "Exploitation Concern",
+    "Return Interview", "Notes",
+]
+CHILDREN_HOMES_COLUMNS = [
+    "URN", "Setting Name", "Provision Type", "Sector", "Registered Places", "Address Line 1",
+    "Postcode", "Easting", "Northing", "Local Authority", "Registered Manager", "Ofsted Rating", "Notes",
+]
+CQC_COLUMNS = ["name", "cqc_id", "type", "address", "postcode", "telephone", "website", "provider",
+               "inspection_date", "cqc_webpage", "area_name", "area_code", "lon", "lat"]
 
 MAX_POSTCODES_PER_POINT = 8
 CODEPOINT_COLUMNS = ["Postcode", "Positional_quality_indicator", "Eastings", "Northings"]
@@ -1122,6 +1143,200 @@ def _legacy_rows(rng, recs: list[dict], ref: Reference):
 
 
 # --------------------------------------------------------------------------- writing
+# --------------------------------------------------------------------------- children's homes, care homes, missing episodes
+HOME_NAMES = ["Willow House", "Beech Lodge", "Rowan Court", "Alder House", "Hazel Lodge", "Elm View"]
+CARE_HOME_NAMES = ["Lavender Court Care Home", "St Clement's Nursing Home", "Moorfields Residential Home",
+                   "Canal View Care Centre", "Aldgate House Care Home"]
+SIM = " (simulated)"
+RISK_GRADINGS = ["High", "Medium", "Low", "No Apparent Risk"]
+RISK_GRADING_W = [15, 45, 30, 10]
+PLACEMENTS = ["Children's home", "Foster placement", "Family home", "Supported accommodation"]
+LAST_SEEN = ["High street", "Park", "Station", "Shopping centre", "Friend's address", "Fast food outlet",
+             "Bus stop", "Not known"]
+
+
+def _local_authority(pc: str) -> tuple[str, str]:
+    """A plausible local authority (name, code) for a postcode of the example area (simulated records only)."""
+    district = pc.split(" ")[0]
+    if district.startswith("EC"):
+        return "City of London", "E09000001"
+    if district.startswith("WC"):
+        return "Camden", "E09000007"
+    if district in ("N1", "N5", "N7", "EC1V"):
+        return "Islington", "E09000019"
+    if district in ("E1", "E1W", "E3", "E14"):
+        return "Tower Hamlets", "E09000030"
+    return "Hackney", "E09000012"
+
+
+def _near_postcodes(ref: Reference, x: float, y: float, radius: float) -> pd.DataFrame:
+    d = np.hypot(ref.postcodes["x"] - x, ref.postcodes["y"] - y)
+    return ref.postcodes[d <= radius].reset_index(drop=True)
+
+
+def _home_sites(rng, ref: Reference, busy_x: np.ndarray, busy_y: np.ndarray) -> pd.DataFrame:
+    """Six children's home sites at real postcode centroids: the planted one (the postcode nearest
+    EXPLOITATION_HOME_NEAR), the quiet one (the postcode with the fewest simulated and police records
+    within 500 m, away from the edges and more than 500 m from a station), four others drawn at random at least 400 m from both."""
+    pcs = ref.postcodes
+    d0 = np.hypot(pcs["x"] - EXPLOITATION_HOME_NEAR[0], pcs["y"] - EXPLOITATION_HOME_NEAR[1])
+    planted = pcs.iloc[int(np.argmin(d0.to_numpy()))]
+    x0, y0, x1, y1 = STUDY_BBOX
+    inner = pcs[(pcs["x"] > x0 + 800) & (pcs["x"] < x1 - 800) & (pcs["y"] > y0 + 800) & (pcs["y"] < y1 - 800)]
+    inner = inner[np.hypot(inner["x"] - planted.x, inner["y"] - planted.y) > 1000]
+    # Stations draw incidents (and the Met data, not read here, records them): a quiet home is away from them.
+    st_d = np.hypot(inner["x"].to_numpy()[:, None] - ref.stations["x"].to_numpy()[None, :],
+                    inner["y"].to_numpy()[:, None] - ref.stations["y"].to_numpy()[None, :]).min(axis=1)
+    inner = inner[st_d > 500]
+    near = np.array([int((np.hypot(busy_x - px, busy_y - py) <= 500).sum()) for px, py in
+                     zip(inner["x"].to_numpy(), inner["y"].to_numpy())])
+    quiet = inner.iloc[int(np.argmin(near))]
+    others = []
+    order = rng.permutation(len(pcs))
+    for k in order:
+        c = pcs.iloc[int(k)]
+        taken = [planted, quiet] + others
+        if all(np.hypot(c.x - t.x, c.y - t.y) > 400 for t in taken):
+            others.append(c)
+        if len(others) == 4:
+            break
+    sites = [planted, quiet] + others
+    roles = ["exploitation_home", "quiet_home"] + ["background_home"] * 4
+    return pd.DataFrame({"postcode": [s.postcode for s in sites], "x": [float(s.x) for s in sites],
+                         "y": [float(s.y) for s in sites], "pattern": roles,
+                         "name": [n + SIM for n in HOME_NAMES]})
+
+
+def _children_homes_rows(rng, homes: pd.DataFrame, ref: Reference):
+    """A children's services export of its registered children's homes (the analyst's copy)."""
+    rows, truth = [], []
+    for i, h in enumerate(homes.itertuples()):
+        la, _ = _local_authority(h.postcode)
+        street = ref.streets.iloc[int(np.argmin(np.hypot(ref.streets["x"] - h.x, ref.streets["y"] - h.y)))]["name"] \
+            if len(ref.streets) else "High Street"
+        e, n = f"{h.x:.0f}", f"{h.y:.0f}"
+        pc = h.postcode
+        dirt = []
+        if i == 3:           # one row without a grid reference: located by its postcode
+            e = n = ""
+            dirt.append("no_grid_reference")
+        if i == 4:
+            pc = pc.lower()
+            dirt.append("postcode_case")
+        rows.append([f"SC{480100 + 37 * i:06d}", h.name, "Children's home",
+                     _pick(rng, ["Local authority", "Private", "Voluntary"], [3, 5, 2]),
+                     int(rng.integers(2, 7)), f"{int(rng.integers(2, 120))} {street}", pc, e, n, la,
+                     f"{_pick(rng, ['J.', 'S.', 'A.', 'M.'])} {_pick(rng, ['Okafor', 'Patel', 'Byrne', 'Hughes'])}",
+                     _pick(rng, ["Good", "Outstanding", "Requires improvement to be good"], [6, 2, 2]),
+                     _pick(rng, ["", "Solo placement", "Emergency beds", ""])])
+        truth.append({"file": CHILDREN_HOMES_FILE, "record_id": rows[-1][0], "pattern": h.pattern,
+                      "easting": h.x, "northing": h.y, "location_kind": "home", "target_name": h.name,
+                      "target_easting": h.x, "target_northing": h.y, "police_crime_id": "", "true_date": "",
+                      "true_time": "", "dirt": dirt})
+    return rows, truth
+
+
+def _care_homes_rows(rng, ref: Reference, avoid: pd.DataFrame):
+    """Care homes in the CQC register's local open-data format (the columns of the real register's
+    extracts), at real postcode centroids; names and ids are simulated."""
+    rows, truth = [], []
+    used: list[tuple[float, float]] = [(float(a), float(b)) for a, b in zip(avoid["x"], avoid["y"])]
+    for i, name in enumerate(CARE_HOME_NAMES):
+        for _ in range(200):
+            c = ref.postcodes.iloc[int(rng.integers(len(ref.postcodes)))]
+            if all(np.hypot(c.x - a, c.y - b) > 300 for a, b in used):
+                break
+        used.append((float(c.x), float(c.y)))
+        lon, lat = _TO_WGS84.transform(float(c.x), float(c.y))
+        la, code = _local_authority(c.postcode)
+        kind = _pick(rng, ["Residential homes", "Nursing homes"], [6, 4])
+        cid = f"SIM-{1000 + i}"
+        rows.append([name + SIM, cid, kind, f"{int(rng.integers(1, 90))} Example Street,London", c.postcode,
+                     "NA", "NA", f"Simulated Care Provider {i + 1} Ltd",
+                     (dt.date(2019, 1, 1) + dt.timedelta(days=int(rng.integers(0, 300)))).isoformat(),
+                     "NA", la, code, f"{lon:.6f}", f"{lat:.6f}"])
+        truth.append({"file": CARE_HOMES_FILE, "record_id": cid, "pattern": "care_home", "easting": c.x,
+                      "northing": c.y, "location_kind": "lonlat", "target_name": name + SIM,
+                      "target_easting": c.x, "target_northing": c.y, "police_crime_id": "", "true_date": "",
+                      "true_time": "", "dirt": []})
+    return rows, truth
+
+
+def _yos_planted_rows(rng, ref: Reference, home, first_number: int):
+    """Youth offending service referrals for criminal exploitation and county lines around the
+    planted children's home, in the referral log's own format (appended to the log)."""
+    pcs = _near_postcodes(ref, home.x, home.y, PLANTED_RADIUS_M)
+    days = np.sort(_sample_days(rng, N_YOS_PLANTED, ramp=0.5))
+    rows, truth = [], []
+    for i in range(N_YOS_PLANTED):
+        pc = pcs.iloc[int(rng.integers(len(pcs)))]
+        d = _to_date(days[i])
+        rid = f"YJ{d:%y}-{first_number + i:04d}"
+        dob = dt.datetime.combine(d - dt.timedelta(days=int(rng.integers(13 * 365, 17 * 365))), dt.time())
+        rows.append([rid, dt.datetime.combine(d, dt.time()),
+                     f"{chr(65 + int(rng.integers(26)))}.{chr(65 + int(rng.integers(26)))}.", dob,
+                     _pick(rng, ["M", "F"]), home.postcode, pc.postcode,
+                     _pick(rng, ["Criminal exploitation", "County lines"], [6, 4]),
+                     _pick(rng, ["At risk", "Victim"], [7, 3]), _pick(rng, ["Red", "Amber"], [7, 3]),
+                     _pick(rng, ["Children's Social Care", "Police", "Youth service"]),
+                     _pick(rng, ["Strategy meeting held", "NRM referral made", "MASH referral made", ""]) or None])
+        truth.append({"file": YOS_FILE, "record_id": rid, "pattern": "exploitation_home", "easting": pc.x,
+                      "northing": pc.y, "location_kind": "postcode", "target_name": pc.postcode,
+                      "target_easting": pc.x, "target_northing": pc.y, "police_crime_id": "",
+                      "true_date": d.isoformat(), "true_time": "", "dirt": []})
+    return rows, truth
+
+
+def _missing_rows(rng, ref: Reference, homes: pd.DataFrame):
+    """A missing children episodes export (children's services and police, Philomena-protocol style):
+    one row per episode with the last-seen postcode and the service's own risk grading; the placement
+    postcode, child reference and notes are personal and never read."""
+    planted = homes[homes["pattern"] == "exploitation_home"].iloc[0]
+    near = _near_postcodes(ref, planted.x, planted.y, PLANTED_RADIUS_M)
+    w = ref.postcodes["area"].map({"EC": 0.3, "WC": 0.8, "E": 2.0, "N": 1.8}).fillna(1.0).to_numpy()
+    n = N_MISSING + N_MISSING_PLANTED
+    planted_mask = np.zeros(n, dtype=bool)
+    planted_mask[rng.choice(n, N_MISSING_PLANTED, replace=False)] = True
+    days = np.sort(_sample_days(rng, n))
+    rows, truth = [], []
+    for i in range(n):
+        d = _to_date(days[i])
+        hour, minute = int(rng.integers(14, 24)) if rng.random() < 0.8 else int(rng.integers(0, 14)), \
+            int(rng.integers(60))
+        if planted_mask[i]:
+            pc = near.iloc[int(rng.integers(len(near)))]
+            placement, from_pc, pattern = "Children's home", planted.postcode, "exploitation_home"
+            grading = _pick(rng, RISK_GRADINGS, [45, 40, 15, 0])
+            concern = _pick(rng, ["Y", "Y", "N"])
+        else:
+            pc = ref.postcodes.iloc[int(rng.choice(len(ref.postcodes), p=w / w.sum()))]
+            placement = _pick(rng, PLACEMENTS, [2, 3, 4, 1])
+            other = homes[homes["pattern"] != "exploitation_home"]
+            from_pc = (other["postcode"].iloc[int(rng.integers(len(other)))] if placement == "Children's home"
+                       else ref.postcodes["postcode"].iloc[int(rng.integers(len(ref.postcodes)))])
+            pattern = "background"
+            grading = _pick(rng, RISK_GRADINGS, RISK_GRADING_W)
+            concern = _pick(rng, ["Y", "N", "N", "N"])
+        dirt = []
+        if rng.random() < 0.05:
+            grading = "Med"           # a level the mapping does not define: thresholds.csv flags it
+            dirt.append("undefined_grading")
+        elif rng.random() < 0.04:
+            grading = None
+            dirt.append("blank_grading")
+        back = d + dt.timedelta(days=int(rng.integers(0, 4)))
+        rows.append([f"MC{d:%y}{i + 1:04d}", f"CH{int(rng.integers(10000, 99999))}",
+                     f"{d:%d/%m/%Y} {hour:02d}:{minute:02d}", f"{back:%d/%m/%Y}", placement, from_pc,
+                     _pick(rng, LAST_SEEN), pc.postcode, grading, concern, _pick(rng, ["Offered", "Accepted",
+                                                                                       "Declined", ""]),
+                     _pick(rng, ["Returned of own accord", "Found by police", "Located at friend's address", ""])])
+        truth.append({"file": MISSING_FILE, "record_id": rows[-1][0], "pattern": pattern, "easting": pc.x,
+                      "northing": pc.y, "location_kind": "postcode", "target_name": pc.postcode,
+                      "target_easting": pc.x, "target_northing": pc.y, "police_crime_id": "",
+                      "true_date": d.isoformat(), "true_time": f"{hour:02d}:{minute:02d}", "dirt": dirt})
+    return rows, truth
+
+
 def _write_csv(path: Path, header: list[str], rows: list[list], encoding: str,
                newline: str) -> None:
     with open(path, "w", encoding=encoding, newline="") as f:
@@ -1164,7 +1379,7 @@ def generate(out_dir: Path, seed: int = 2018, n_scale: float = 1.0,
     hosp_xy = _station_xy(ref, HOSPITAL_HOTSPOT_STATION)
     anec_xy = _station_xy(ref, ANECDOTAL_HOTSPOT_STATION)
     # One independent stream per file: changing one file's generator leaves the others alone.
-    ss_ed, ss_yos, ss_ci, ss_legacy = np.random.SeedSequence(seed).spawn(4)
+    ss_ed, ss_yos, ss_ci, ss_legacy, ss_homes, ss_missing = np.random.SeedSequence(seed).spawn(6)
 
     rng = np.random.default_rng(ss_ed)
     ed_recs, n_rep = _ed_records(rng, n_scale, ref, hosp_xy)
@@ -1173,7 +1388,6 @@ def generate(out_dir: Path, seed: int = 2018, n_scale: float = 1.0,
 
     rng = np.random.default_rng(ss_yos)
     yos_rows, yos_truth = _yos_rows(rng, n_scale, ref)
-    _write_xlsx(out_dir / YOS_FILE, yos_rows)
 
     rng = np.random.default_rng(ss_ci)
     ci_rows, ci_truth = _ci_rows(rng, _ci_points(rng, n_scale, N_CI, N_CI_HOTSPOT_SHARE, ref,
@@ -1186,12 +1400,31 @@ def generate(out_dir: Path, seed: int = 2018, n_scale: float = 1.0,
     legacy_rows, legacy_truth = _legacy_rows(rng, legacy_recs, ref)
     _write_csv(out_dir / LEGACY_FILE, LEGACY_COLUMNS, legacy_rows, "cp1252", "\r\n")
 
-    truth = _truth_frame(ed_truth + yos_truth + ci_truth + legacy_truth)
+    # Children's homes (simulated), the planted exploitation concerns and missing episodes, care homes.
+    rng = np.random.default_rng(ss_homes)
+    busy = pd.DataFrame(ed_truth + yos_truth + ci_truth + legacy_truth)[["easting", "northing"]].dropna()
+    busy_x = np.concatenate([busy["easting"].to_numpy(float), ref.police["x"].to_numpy(float)])
+    busy_y = np.concatenate([busy["northing"].to_numpy(float), ref.police["y"].to_numpy(float)])
+    homes = _home_sites(rng, ref, busy_x, busy_y)
+    home_rows, home_truth = _children_homes_rows(rng, homes, ref)
+    _write_csv(out_dir / CHILDREN_HOMES_FILE, CHILDREN_HOMES_COLUMNS, home_rows, "utf-8-sig", "\r\n")
+    care_rows, care_truth = _care_homes_rows(rng, ref, homes)
+    _write_csv(out_dir / CARE_HOMES_FILE, CQC_COLUMNS, care_rows, "utf-8", "\n")
+    planted_home = homes[homes["pattern"] == "exploitation_home"].iloc[0]
+    more_yos, more_yos_truth = _yos_planted_rows(rng, ref, planted_home, len(yos_rows) + 1)
+    _write_xlsx(out_dir / YOS_FILE, yos_rows + more_yos)
+    yos_truth = yos_truth + more_yos_truth
+    rng = np.random.default_rng(ss_missing)
+    missing_rows, missing_truth = _missing_rows(rng, ref, homes)
+    _write_csv(out_dir / MISSING_FILE, MISSING_COLUMNS, missing_rows, "utf-8-sig", "\r\n")
+
+    truth = _truth_frame(ed_truth + yos_truth + ci_truth + legacy_truth + missing_truth + home_truth + care_truth)
     truth.to_csv(out_dir / TRUTH_FILE, index=False, lineterminator="\n")
 
     counts = truth.groupby("file").size().to_dict()
     columns = {ED_FILE: ED_COLUMNS, YOS_FILE: YOS_COLUMNS, CI_FILE: CI_COLUMNS,
-               LEGACY_FILE: LEGACY_COLUMNS}
+               LEGACY_FILE: LEGACY_COLUMNS, MISSING_FILE: MISSING_COLUMNS,
+               CHILDREN_HOMES_FILE: CHILDREN_HOMES_COLUMNS, CARE_HOMES_FILE: CQC_COLUMNS}
     by_pattern = truth.groupby("pattern").size().to_dict()
     return {
         "out_dir": str(out_dir),
@@ -1211,6 +1444,13 @@ def generate(out_dir: Path, seed: int = 2018, n_scale: float = 1.0,
                                   "sd_m": HOTSPOT_SD_M["anecdotal_hotspot"],
                                   "files": [CI_FILE, LEGACY_FILE],
                                   "rows": int(by_pattern.get("anecdotal_hotspot", 0))},
+            "exploitation_home": {"place": f"{planted_home['name']} (children's home)",
+                                  "easting": float(planted_home["x"]), "northing": float(planted_home["y"]),
+                                  "radius_m": PLANTED_RADIUS_M, "files": [YOS_FILE, MISSING_FILE],
+                                  "rows": int(by_pattern.get("exploitation_home", 0)) - 1},
+            "quiet_home": {"place": f"{homes['name'].iloc[1]} (children's home)",
+                           "easting": float(homes["x"].iloc[1]), "northing": float(homes["y"].iloc[1]),
+                           "files": [], "rows": 0},
             "duplicate_of_police": {"rows": int(by_pattern.get("duplicate_of_police", 0)),
                                     "max_offset_m": DUPLICATE_MAX_OFFSET_M,
                                     "police_crime_type": "Violence and sexual offences"},

@@ -19,6 +19,7 @@ from hotspots.config import Config
 from hotspots.detect.counts import count_columns
 from hotspots.errors import UserError
 from hotspots.grid import Grid
+from hotspots.sensitive import names_places
 
 BNG = "EPSG:27700"
 MIN_OVERLAP = 0.01  # a cell "touches" an area when at least 1 % of the cell lies in it
@@ -249,7 +250,8 @@ def name_regions(regions: gpd.GeoDataFrame, streets: pd.DataFrame, buildings: pd
                  places: int = 2) -> gpd.GeoDataFrame:
     """Give each region a ``rank`` (1 = strongest, the order of R1, R2, ...) and a ``name`` in words:
     up to ``places`` key buildings (best ranked first) and streets (most snap points first) inside
-    it, then its areas: "Leicester Square, Charing Cross Road: Westminster / Camden"."""
+    it, then its areas: "Leicester Square, Charing Cross Road: Westminster / Camden". Buildings of a
+    sensitive layer name no region unless the layer's display is "exact"."""
     out = regions.copy()
     out["rank"] = out["region_id"].str[1:].astype(int) if len(out) else pd.Series(dtype=int)
     names = []
@@ -258,8 +260,9 @@ def name_regions(regions: gpd.GeoDataFrame, streets: pd.DataFrame, buildings: pd
         shapely.prepare(geom)
         found: list[str] = []
         if buildings is not None and len(buildings):
+            # A sensitive site shown only by its cell never names a place (hotspots.sensitive).
             inside = buildings[shapely.intersects_xy(geom, buildings["x"].to_numpy(float),
-                                                     buildings["y"].to_numpy(float))]
+                                                     buildings["y"].to_numpy(float)) & names_places(buildings)]
             if "rank" in inside:
                 inside = inside.sort_values("rank", na_position="last", kind="stable")
             found += [str(n) for n in inside["name"]]

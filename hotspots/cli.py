@@ -6,6 +6,8 @@ column; no traceback unless --debug), 2 usage error (argparse).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import sys
 import traceback
@@ -72,8 +74,8 @@ def cmd_run(args, config: Path | None = None, default_out: Path | None = None) -
                             "(apt-get install chromium). Run without --pdf: briefing.html prints from any browser.")
     progress = Progress()
     try:
-        with outdir.locked(out):
-            result = analyse(cfg, progress, agency=agency)
+        with outdir.locked(out), _load_options(args, cfg, out, demo=config is not None) as load:
+            result = analyse(cfg, progress, agency=agency, load=load)
             with progress.step("publish"):
                 paths = publish(result, out, pdf=pdf)
     finally:
@@ -105,6 +107,58 @@ def cmd_run(args, config: Path | None = None, default_out: Path | None = None) -
     return 0
 
 
+@contextlib.contextmanager
+def _load_options(args, cfg, out: Path, demo: bool = False):
+    """The load stage's options from --fresh and --scheduler (a Dask client open for the run).
+
+    The reusable incidents go to .hotspots-cache/ beside the config (beside the output for the
+    demo, whose config lives in the package), never inside the output folder, replaced whole."""
+    from hotspots.load import LoadOptions, cache
+
+    fresh = bool(getattr(args, "fresh", False))
+    folder = cache.cache_dir(out.resolve().parent if demo else cfg.base)
+    if folder is not None:
+        resolved = out.resolve()
+        if folder == resolved or resolved in folder.parents or folder in resolved.parents:
+            raise UserError(f"the output folder {out} and the cache folder {folder} overlap: the output "
+                            "folder is replaced whole by each run.",
+                            hint="Choose another --out, or set HOTSPOTS_CACHE to a folder outside it.")
+    scheduler = getattr(args, "scheduler", None)
+    if not scheduler:
+        yield dataclasses.replace(LoadOptions.for_run(fresh=fresh), cache=folder)
+        return
+    from hotspots.distributed import connect
+    with connect(scheduler) as client:
+        yield dataclasses.replace(LoadOptions.for_run(fresh=fresh, client=client), cache=folder)
+
+
+def cmd_run_many(args) -> int:
+    """Every config as one task on the cluster; each writes what 'hotspots run CONFIG' writes."""
+    from hotspots.distributed import connect, run_many
+
+    configs = [Path(c).resolve() for c in args.configs]
+    for c in configs:
+        if not c.is_file():
+            raise UserError("the config file does not exist.", file=str(c))
+    outs = {}
+    for c in configs:
+        if c.parent in outs:
+            raise UserError(f"two configs in one folder ({outs[c.parent].name} and {c.name}) would both write "
+                            "output/ beside them.", file=str(c),
+                            hint="Run them with 'hotspots run CONFIG --out DIR', or keep one config per folder.")
+        outs[c.parent] = c
+    failed = 0
+    with connect(args.scheduler) as client:
+        for res in run_many(client, configs, fresh=args.fresh):
+            print(f"==> {res['config']}: {'done' if res['code'] == 0 else 'FAILED'}")
+            print(res["stdout"], end="")
+            if res["stderr"]:
+                print(res["stderr"], end="", file=sys.stderr)
+            failed += res["code"] != 0
+    print(f"\n{len(configs) - failed} of {len(configs)} configs done" + (f", {failed} failed." if failed else "."))
+    return 1 if failed else 0
+
+
 def cmd_demo(args) -> int:
     return cmd_run(args, config=_example_config(), default_out=Path.cwd() / "hotspots-demo")
 
@@ -116,6 +170,9 @@ def cmd_validate(args) -> int:
     from hotspots.load import load_sources
 
     cfg = load_config(args.config)
+    if "public" in cfg.tiers:
+        from hotspots.tiers import check_public
+        check_public(cfg)
     loaded = load_sources(cfg, keep_going=True)
     acc = loaded.ledger.accounting(loaded.incidents)
     if cfg.key_buildings:
@@ -169,9 +226,37 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _show_schema(name: str, config: str | None) -> int:
+    """``hotspots schemas NAME``: one schema (built in, or a JSON path) in full, its notes first."""
+    import textwrap
+
+    from hotspots.schema import building_schema, builtin_schemas, source_schema
+
+    base = Path(config).resolve().parent if config else Path.cwd()
+    kind = "buildings" if name in builtin_schemas("buildings") else "incidents"
+    spec = building_schema(name, base) if kind == "buildings" else source_schema(name, base)
+    what = "key-building schema" if kind == "buildings" else "source schema"
+    print(f"{what} '{spec.get('name', name)}': {spec.get('title', '')}")
+    if spec.get("extends"):
+        print(f"extends '{spec['extends']}': the keys below are laid over it (hotspots schemas {spec['extends']})")
+    for key in ("description", "notes", "reference"):
+        if spec.get(key):
+            print(f"\n{key}:")
+            print(textwrap.fill(str(spec[key]), width=100, initial_indent="  ", subsequent_indent="  "))
+    print("\nin full:")
+    print(json.dumps(spec, indent=2, ensure_ascii=False))
+    print("\nThe mapping format: docs/mappings.md.")
+    return 0
+
+
 def cmd_schemas(args) -> int:
     from hotspots.schema import builtin_schemas, source_schema
 
+    name = getattr(args, "name", None)
+    if name and name.lower().endswith(".toml") and not args.config:
+        args.config, name = name, None     # 'hotspots schemas CONFIG.toml' lists the config's schemas
+    if name:
+        return _show_schema(name, args.config)
     print("built-in source schemas:")
     for name, path in builtin_schemas().items():
         print(f"  {name:24s} {source_schema(name).get('title', '')}")
@@ -189,6 +274,32 @@ def cmd_schemas(args) -> int:
     return 0
 
 
+def cmd_draft_mapping(args) -> int:
+    """``hotspots draft-mapping FILE``: the drafted mapping as JSON (to --out, else to standard output)."""
+    from hotspots.draft import draft_mapping
+
+    draft = draft_mapping(args.file, sheet=args.sheet)
+    text = json.dumps(draft.mapping, indent=2, ensure_ascii=False) + "\n"
+    report = sys.stdout if args.out else sys.stderr
+    print("\n".join(draft.summary), file=report)
+    if not args.out:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UserError("the mapping file exists already: hotspots does not overwrite it "
+                        "(an analyst's edits would be lost).", file=str(out), hint="Use --force, or another --out.")
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"the mapping cannot be written ({exc.strerror}).", file=str(out)) from None
+    print(f"\nwrote {out}: fill each TODO, add the source to the config, e.g.", file=report)
+    print("\n".join("  " + line for line in draft.mapping["_draft"]["config"]).replace(
+        f'"{draft.mapping["name"]}.json"', f'"{out.name}"'), file=report)
+    print("then run 'hotspots validate CONFIG.toml'. The format: docs/mappings.md.", file=report)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotspots", description="Multi-agency violence hotspot analysis: "
                                      "load partner data, weight it, find hotspots across boundaries, publish maps.")
@@ -201,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "hotspots-demo-agency-SOURCE/ with --agency)")
     p.add_argument("--agency", help="an agency's own run of the example (a source id); see 'run --agency'")
     p.add_argument("--pdf", action="store_true", help="also print each briefing to PDF (needs Chromium)")
+    _engine_arguments(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="run the pipeline on a config")
@@ -210,7 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agency", help="an agency's own run (a source id): also uses its records whose handling "
                                     "code keeps them within the agency; the outputs are not for sharing")
     p.add_argument("--pdf", action="store_true", help="also print each briefing to PDF (needs Chromium)")
+    _engine_arguments(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("run-many", help="run many partnerships' configs on a Dask cluster, one task per config")
+    p.add_argument("configs", nargs="+", metavar="CONFIG", help="TOML configs; each writes output/ beside it")
+    p.add_argument("--scheduler", required=True, metavar="ADDRESS",
+                   help="a Dask scheduler (tcp://host:8786), or 'local' for a cluster on this machine's cores")
+    p.add_argument("--fresh", action="store_true", help="read every file again, ignoring reusable incidents")
+    p.set_defaults(func=cmd_run_many)
 
     p = sub.add_parser("validate", help="load and check every source without analysing")
     p.add_argument("config", help="the partnership's TOML config")
@@ -223,13 +343,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: output-evaluation/ beside the config)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("schemas", help="list the source schemas available")
-    p.add_argument("config", nargs="?", help="also list the schemas this config uses")
+    p = sub.add_parser("schemas", help="list the source schemas available, or show one in full with its notes")
+    p.add_argument("name", nargs="?", help="a schema to show in full (built-in name or a JSON path); "
+                                            "a CONFIG.toml here lists that config's schemas too")
+    p.add_argument("--config", help="also list the schemas this config uses (paths resolve beside it)")
     p.set_defaults(func=cmd_schemas)
+    p = sub.add_parser("draft-mapping", help="read a partner's file and draft its mapping (TODOs for the analyst)")
+    p.add_argument("file", help="the partner's file: CSV, Excel, GeoJSON, GeoPackage or JSON")
+    p.add_argument("--sheet", help="Excel: the sheet to read (default: the one with the most rows)")
+    p.add_argument("--out", help="write the mapping JSON here (default: print it)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=cmd_draft_mapping)
     for name, action in sub.choices.items():
         action.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                             help="show a traceback on errors")
     return parser
+
+
+def _engine_arguments(p: argparse.ArgumentParser) -> None:
+    reuse = p.add_mutually_exclusive_group()
+    reuse.add_argument("--reuse", dest="fresh", action="store_false", default=False,
+                       help="reuse the normalised incidents of files loaded before with the same mapping and "
+                            "config (the default; kept in .hotspots-cache/ beside the config)")
+    reuse.add_argument("--fresh", dest="fresh", action="store_true",
+                       help="read, map and geocode every file again, ignoring (and refreshing) the reusable incidents")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="load the files on a Dask cluster: a scheduler address (tcp://host:8786), or 'local' "
+                        "for a cluster on this machine's cores; the outputs are the same")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -77,12 +77,17 @@ def config_rules() -> dict:
                              why="3x5x2 P or C, 5x5x5 1 to 5, or none; an unknown code is never shared"),
             "handling_conditions": text,
             "period": Text(pattern=_PERIOD, example='"2017-12:2018-06" (START:END months)'),
+            # The partner's own "high risk": its levels as written, and what each level means (hotspots.thresholds).
+            "high_risk": ListOf(Text(), single=True), "levels": Map(Text()),
         }, required=("id", "path", "schema"))),
         "boundaries": Tables(Table({"id": text, "path": text, "name_field": text, "layer": text},
                                    required=("id", "path", "name_field"))),
         "key_buildings": Tables(Table({
             "id": text, "path": text, "schema": text, "type": text,
             "radius_m": ListOf(Number(lo=0, hi=MAX_RADIUS_M, lo_open=True, unit="m"), single=True, min_len=1),
+            # A sensitive layer (children's homes) never reaches a public output; the partner tier shows it
+            # exactly or only as "a sensitive site in this cell" (hotspots.sensitive).
+            "sensitive": Bool(), "sensitive_display": Text(("exact", "cell")),
             **building_opts, **{k: profile[k] for k in PROFILE_OPTIONS},
         }, required=("id", "path", "schema"))),
         "weights": Table({
@@ -173,6 +178,8 @@ class KeyBuildings:
     type: str | None = None
     radius_m: list[float] = field(default_factory=lambda: [100.0, 250.0, 500.0])
     options: dict[str, Any] = field(default_factory=dict)
+    sensitive: bool | None = None      # None: the schema's default (children's homes are sensitive)
+    sensitive_display: str = "cell"    # partner tier: "exact", or "cell" ("a sensitive site in this cell")
 
 
 @dataclass
@@ -281,10 +288,11 @@ def load_config(path: str | Path) -> Config:
                   for b in raw.get("boundaries", [])]
     buildings = []
     for b in raw.get("key_buildings", []):
-        known = {"id", "path", "schema", "type", "radius_m"}
+        known = {"id", "path", "schema", "type", "radius_m", "sensitive", "sensitive_display"}
         buildings.append(KeyBuildings(
             id=b["id"], path=b["path"], schema=b["schema"], type=b.get("type"),
             radius_m=[float(r) for r in _as_list(b.get("radius_m", [100, 250, 500]))],
+            sensitive=b.get("sensitive"), sensitive_display=str(b.get("sensitive_display", "cell")),
             options={k2: v for k2, v in b.items() if k2 not in known}))
 
     area = study.get("area")
@@ -366,7 +374,8 @@ def _check_stages(cfg: Config) -> None:
     geocoding_options(cfg)
     options_from_config(cfg)
     evidence_weight = dict(DEFAULT_WEIGHTS["evidence"])
-    evidence_weight.update({k: float(v) for k, v in cfg.weights.items() if k in EVIDENCE_CLASSES})
+    set_here = {k: float(v) for k, v in cfg.weights.items() if k in EVIDENCE_CLASSES}
+    evidence_weight.update(set_here)
     can_count = []
     for src in cfg.sources:
         mapping = src.options.get("mapping")
@@ -378,10 +387,13 @@ def _check_stages(cfg: Config) -> None:
         classes = [src.evidence or spec.get("evidence")] if (src.evidence or spec.get("evidence")) \
             else list(EVIDENCE_CLASSES)
         best = max(evidence_weight.get(c, 0.0) for c in classes)
-        can_count.append((src.weight * best, f"{src.id} {src.weight:g} x {best:g}"))
-    if any(w > 0 for w, _ in can_count):
+        # Zero by this config (a source weight or a [weights] class set to 0), not by the defaults:
+        # a police-activity source alone weighs 0 by design and may still be loaded and validated.
+        by_config = src.weight == 0 or (best == 0 and any(c in set_here for c in classes))
+        can_count.append((src.weight * best, by_config, f"{src.id} {src.weight:g} x {best:g}"))
+    if any(w > 0 for w, _, _ in can_count) or not any(by for _, by, _ in can_count):
         return
     raise UserError("nothing can count: every source's weight times its evidence class's weight is 0 "
-                    f"({'; '.join(t for _, t in can_count)}).", file=str(cfg.path),
+                    f"({'; '.join(t for _, _, t in can_count)}).", file=str(cfg.path),
                     hint="Give at least one source and its evidence class a weight above 0 "
                          "([[sources]] weight, [weights]).")

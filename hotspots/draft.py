@@ -431,7 +431,20 @@ def draft_mapping(path: str | Path, sheet=None) -> Draft:
             date.update({"time_column": tcol, "precision": "minute"})
             role[tcol] = "time"
         # Without a time column, "day": a time written in the date cell makes that row "minute" by itself.
-        for _, other, _ in dates[1:]:
+        blank = int((raw[dcol].astype(str).str.strip() == "").sum())
+        for _, other, oused in dates[1:]:
+            # A blank incident date dated from a later one (an ED's arrival): the incident came before it.
+            if blank and "fallback" not in date and _words(other) & _SECOND_WORDS:
+                otime = _time_column(raw, [c for c in usable if c not in role], other)
+                date["fallback"] = {"column": other, "hours_before": 24,
+                                    "note": f"{dcol} blank: within 24 hours before {other}"}
+                role[other] = f"date when {dcol} is blank (formats seen: {', '.join(oused)})"
+                if otime:
+                    date["fallback"]["time_column"] = otime
+                    role[otime] = "time (of the fallback date)"
+                todo.append(f"date.fallback: {blank:,} rows have no {dcol}; they are dated within "
+                            f"fallback.hours_before = 24 hours before {other}: check the span, or remove "
+                            "the fallback to reject them")
             role.setdefault(other, "another date (not used)")
     else:
         date = {"column": TODO}
@@ -551,7 +564,13 @@ def _summary(m: dict) -> list[str]:
     if date.get("column") != TODO:
         lines.append(f"date: '{date['column']}'" + (f" with time '{date['time_column']}'" if "time_column" in date
                                                     else "") + f" ({d['columns'][date['column']][6:-1]}), "
-                     f"precision {date['precision']}")
+                     f"precision {date['precision']}"
+                     + (" (minute where a cell has a time)" if date["precision"] == "day" and
+                        "%H" in d["columns"][date["column"]] else ""))
+    if "fallback" in date:
+        fb = date["fallback"]
+        lines.append(f"  blank dates: within {fb['hours_before']} hours before '{fb['column']}'"
+                     + (f" and '{fb['time_column']}'" if "time_column" in fb else ""))
     loc = m["location"] if isinstance(m["location"], list) else [m["location"]]
     lines.append("location: " + "; then ".join(
         f"{c['kind']} ({', '.join(str(c[k]) for k in ('x', 'y', 'column') if k in c) or 'geometry'})" for c in loc))

@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from hotspots import attribute, governance, grid as gridmod, weight
+from hotspots import sensitive, thresholds
 from hotspots.config import Config
 from hotspots.detect.clusters import find_clusters
 from hotspots.detect.counts import hotspot_count
@@ -27,12 +28,12 @@ from hotspots.detect.inference import DEFAULT_DRAWS
 from hotspots.detect.kde import choose_bandwidth, kde_grid
 from hotspots.detect.spacetime import emerging_classes, month_index, space_time_cube
 from hotspots.errors import UserError
-from hotspots.load import finish, load_sources
+from hotspots.load import LoadOptions, finish, load_sources
 from hotspots.load.buildings import load_buildings
 from hotspots.load.ledger import Ledger
-from hotspots.profile import comparable_places, options_from_config, profile_buildings
+from hotspots.profile import category_counts, comparable_places, options_from_config, profile_buildings
 from hotspots.progress import Progress
-from hotspots.sensitivity import weight_sensitivity
+from hotspots.sensitivity import high_risk_scenario, weight_sensitivity
 from hotspots.tiers import PUBLIC, check_public, disclose, factual_mask
 
 BNG = "EPSG:27700"
@@ -65,6 +66,7 @@ class Result:
     building_types: pd.DataFrame | None = None      # building_types.csv
     building_accounting: pd.DataFrame | None = None  # rows per building file
     streets: pd.DataFrame | None = None             # street-name labels (attribute.street_labels)
+    thresholds: pd.DataFrame | None = None          # thresholds.csv: each partner's levels (hotspots.thresholds)
     extra: dict = field(default_factory=dict)
 
 
@@ -110,11 +112,14 @@ def _reject(incidents: pd.DataFrame, mask: np.ndarray, reason: str, ledger: Ledg
         ledger.reject(sid, path, grp["_row"].to_numpy(), reason, "coordinates")
 
 
-def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = None) -> Result:
+def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = None,
+            load: LoadOptions | None = None) -> Result:
     """Run load, weight, detect, profile and attribute on ``cfg``; see ``Result``.
 
     With ``agency`` (a source id) the run is that agency's own: its records
-    that may not be shared are used too, and the outputs say so.
+    that may not be shared are used too, and the outputs say so. ``load``
+    (``hotspots.load.LoadOptions``): reuse of normalised incidents, worker
+    processes or a Dask cluster for the load stage; the result is the same.
     """
     progress = progress or Progress(enabled=False)
     if agency is None and "public" in cfg.tiers:
@@ -123,7 +128,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     with progress.step("load sources"):
-        loaded = load_sources(cfg)
+        loaded = load_sources(cfg, options=load)
         boundaries = attribute.read_boundaries(cfg)
     ledger = loaded.ledger
     # Handling codes: records that may not leave their agency are held back (filtered, with the reason).
@@ -206,6 +211,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
                                                            cells["status"].to_numpy() == "analysed", grid)
         streets = attribute.street_labels(loaded.streets, area)
         regions = attribute.name_regions(regions, streets, buildings)
+        # Sensitive sites shown only by their cell lose name and place from here on (hotspots.sensitive).
+        buildings = sensitive.partner_buildings(buildings, grid)
 
     with progress.step("weighting sensitivity"):
         def classify(t: dict) -> np.ndarray:
@@ -219,6 +226,17 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         sens, sens_regions, factual_cls = weight_sensitivity(table, grid.neighbours(grid.touch_distance), cells,
                                                              classify, {other: other_cls})
         cells["gi_class_factual_only"] = factual_cls
+        # Each partner's own "high risk": the levels side by side, and hotspots of those records only.
+        threshold_table = thresholds.threshold_table(cfg, incidents)
+        row, high_cls = high_risk_scenario(
+            incidents, thresholds.high_risk_mask(cfg, incidents), w, grid.neighbours(grid.touch_distance), cells,
+            alpha, inference, seed,
+            detect=lambda wts: hotspot_grid(incidents.assign(weight=wts), grid, dist, alpha, inference, seed, coverage,
+                                            area, combine, sweights, draws)[0]["gi_class"].to_numpy(float))
+        agreed = sens.loc[sens["scenario"] == "as_agreed", "anecdotal_weight"]
+        row["anecdotal_weight"] = float(agreed.iloc[0]) if len(agreed) else float("nan")
+        sens = pd.concat([sens, pd.DataFrame([row])], ignore_index=True)
+        cells["gi_class_high_risk"] = high_cls
 
     return Result(cfg=cfg, incidents=incidents, ledger=ledger, accounting=accounting, study_area=area,
                   grid=grid, cells=cells, regions=regions, clusters=clusters, boundaries=boundaries, areas=areas,
@@ -226,6 +244,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
                   neighbours=w, kde_surface=kde_surface, coverage=coverage,
                   sensitivity=sens, sensitivity_regions=sens_regions, buildings=buildings,
                   building_types=building_types, building_accounting=building_acc, streets=streets,
+                  thresholds=threshold_table,
                   extra={"geocoding": loaded.geocoding, "linkage": loaded.linkage,
                          "held_back": governance.restriction(held, cfg).value_counts().to_dict() if len(held) else {},
                          "roles": governance.role_counts(incidents).to_dict(orient="records"),
@@ -322,8 +341,15 @@ def public_view(result: Result) -> Result:
     for key in [k for k in params if k.startswith("clusters_") or k in ("bandwidth_m", "kde_kernel", "space_time")]:
         params.pop(key)
     empty = result.clusters.iloc[0:0]
+    # No row of a sensitive layer, in any form, and no partner's own grading table.
+    types = result.building_types
+    if types is not None and result.buildings is not None and "type" in types:
+        hidden = set(result.buildings.loc[sensitive.sensitive_mask(result.buildings), "type"].astype(str))
+        types = types[~types["type"].astype(str).isin(hidden)].reset_index(drop=True)
     return dataclasses.replace(result, grid=grid, cells=cells, regions=regions, areas=areas, clusters=empty,
                                study_area=area, kde_surface=None, neighbours=w, parameters=params,
+                               buildings=sensitive.public_buildings(result.buildings), building_types=types,
+                               thresholds=None,
                                extra={**result.extra, "tier": "public",
                                       "withheld_anecdotal_only_regions": int(len(anecdotal_only))})
 
@@ -354,6 +380,16 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
                                      ": crime counts are overdispersed, so each building is compared with places "
                                      "like it (covered cells: some risk source covers them), not a flat rate; "
                                      "BH per radius across buildings; building types likewise (two-sided)")
+    # Which layers are sensitive travels with each building; exploitation concerns and missing
+    # episodes are counted around each building on their own.
+    flags = buildings[["building_id", "sensitive", "sensitive_display"]].drop_duplicates("building_id")
+    attrs = table.attrs
+    table = table.merge(flags, on="building_id", how="left")
+    table["sensitive"] = table["sensitive"].fillna(False).astype(bool)
+    table["sensitive_display"] = table["sensitive_display"].fillna("")
+    table = category_counts(table, incidents, [c for c in ("exploitation", "missing-episode")
+                                               if (incidents["category"] == c).any()], radii, area)
+    table.attrs = attrs
     given = any("radius_m" in entry for entry in cfg.raw.get("key_buildings", []))
     params["building_radii_m"] = _param(radii, "set in the config" if given else "default 100, 250 and 500 m")
     note = table.attrs.get("time_note", "")   # set by profile_buildings: why there are no hours, if none
@@ -494,6 +530,8 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
         written.append((write_csv(result.building_types, out / "building_types.csv"), "partner"))
     written.append((write_csv(result.sensitivity, out / "sensitivity.csv"), "partner"))
     written.append((write_csv(result.sensitivity_regions, out / "sensitivity_regions.csv"), "partner"))
+    if result.thresholds is not None:
+        written.append((write_csv(result.thresholds, out / "thresholds.csv"), "partner"))
     paths = {}
     for tier, view in views.items():
         name = "map.html" if tier == "partner" else f"map-{tier}.html"

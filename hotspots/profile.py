@@ -680,3 +680,33 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
 
 def _mean_weight(w: np.ndarray) -> float:
     return float(w.mean()) if len(w) else 1.0
+
+
+
+def category_counts(table: pd.DataFrame, incidents: pd.DataFrame, categories, radii, study_area) -> pd.DataFrame:
+    """``table`` (buildings, with ``x``, ``y``) with, for each category that speaks to a building's risk on
+    its own (exploitation concerns, missing episodes; ``-`` written ``_``) and radius R:
+    ``n_<cat>_<R>`` (records within R), ``expected_<cat>_<R>`` (the category's study-area rate times the
+    catchment inside the study area), ``rr_<cat>_<R>`` and ``q_<cat>_<R>`` (exact Poisson upper p against
+    that expectation, Benjamini-Hochberg across the buildings)."""
+    out = table.copy()
+    if not len(out):
+        return out
+    bx, by = out["x"].to_numpy(float), out["y"].to_numpy(float)
+    pts = np.column_stack([bx, by])
+    A = float(study_area.area)
+    for cat in categories:
+        sub = incidents[incidents["category"].astype(str) == cat]
+        tree = cKDTree(np.column_stack([sub["x"].to_numpy(float), sub["y"].to_numpy(float)])) if len(sub) else None
+        for r in radii:
+            lab = f"{cat.replace('-', '_')}_{radius_label(r)}"
+            n = np.array([len(ix) for ix in tree.query_ball_point(pts, float(r))]) if tree is not None \
+                else np.zeros(len(out), dtype=int)
+            expected = len(sub) * catchment_areas(bx, by, float(r), study_area) / A if A > 0 else np.full(len(out), np.nan)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ok = expected > 0
+                out[f"n_{lab}"] = n
+                out[f"expected_{lab}"] = expected
+                out[f"rr_{lab}"] = np.where(ok, n / np.where(ok, expected, 1.0), np.nan)
+                out[f"q_{lab}"] = bh_qvalues(np.where(ok, poisson_upper_p(n, np.where(ok, expected, 1.0)), np.nan))
+    return out

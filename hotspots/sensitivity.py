@@ -12,9 +12,11 @@ Scenarios: ``factual_only`` (community reports and intelligence weigh 0),
 ``as_agreed`` (the config's table), ``anecdotal_equal`` (they weigh as much as
 recorded crime), each under the configured combination rule; then the agreed
 weights under the other rule (``pooled``: one Gi* of the pooled weighted
-counts, as ArcGIS; or ``sources`` when the config pools). Under
-``combine = "sources"`` a scenario changes how much each source's evidence
-counts, not the evidence itself (``hotspots.detect.combine``).
+counts, as ArcGIS; or ``sources`` when the config pools); ``high_risk_only``
+(``high_risk_scenario``: the agreed weights and rule on the records their own
+partner calls high risk only, ``hotspots.thresholds``). Under
+``combine = "sources"`` a weighting scenario changes how much each source's
+evidence counts, not the evidence itself (``hotspots.detect.combine``).
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ import copy
 
 import numpy as np
 import pandas as pd
+
+from hotspots.detect.gistar import hotspot_gistar
 
 
 ANECDOTAL = ("community_report", "intelligence")
@@ -90,3 +94,23 @@ def _count_regions(hot: np.ndarray, touch) -> int:
     if not len(idx):
         return 0
     return int(connected_components(touch[idx][:, idx], directed=False)[0])
+
+
+def high_risk_scenario(incidents: pd.DataFrame, high_risk: np.ndarray, w, touch, cells: pd.DataFrame,
+                       alpha: float, inference: str, seed: int, detect=None) -> tuple[dict, np.ndarray]:
+    """The ``high_risk_only`` scenario: the agreed weights, counting only the records their own partner
+    calls high risk (``hotspots.thresholds.high_risk_mask``); returns (its sensitivity.csv row, its
+    ``gi_class`` per cell)."""
+    weights = np.where(high_risk, incidents["weight"].to_numpy(float), 0.0)
+    if detect is not None:      # the configured rule (``pipeline.hotspot_grid``) on these weights
+        cls = np.asarray(detect(weights), float)
+    else:
+        weighted = np.bincount(incidents["cell"].to_numpy(), weights=weights, minlength=len(cells))
+        cls = hotspot_gistar(weighted, w, alpha, inference=inference, seed=seed)["gi_class"]
+    hot, agreed_hot = np.nan_to_num(cls) >= 2, np.nan_to_num(cells["gi_class"].to_numpy(float)) >= 2
+    union = (hot | agreed_hot).sum()
+    row = {"scenario": "high_risk_only", "anecdotal_weight": np.nan, "hot_cells": int(hot.sum()),
+           "cold_cells": int((np.nan_to_num(cls) <= -2).sum()),
+           "regions": _count_regions(hot, touch),
+           "jaccard_with_agreed": round(float((hot & agreed_hot).sum() / union), 3) if union else 1.0}
+    return row, np.asarray(cls)

@@ -17,7 +17,9 @@ def setting(example_result):
 
 
 def test_null_runs_show_an_fdr_significant_cell_in_at_most_5_percent(setting):
-    out = cal.null_runs(setting, runs=40, combine="sources", draws=4_999, seed=11)
+    # 19,999 draws as the benchmark (the pipeline uses 99,999): with 4,999 the tail extrapolation
+    # past the draws is rougher (3 of 40 null runs at 4,999).
+    out = cal.null_runs(setting, runs=40, combine="sources", draws=19_999, seed=11)
     assert out["fpr"] <= 0.05, out
 
 

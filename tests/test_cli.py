@@ -190,9 +190,13 @@ def test_evaluate_writes_the_metric_table_and_the_curve(tmp_path, capsys):
     assert set(table["method"]) == {"gi_star", "kde", "weighted_count", "previous_period", "random"}
     assert sorted(table["coverage"].unique()) == [0.01, 0.03, 0.05, 0.10]
     pai = table.set_index(["method", "coverage"])["pai"]
-    # Crime concentrates: every informed method beats random by far at 1 % of the area.
-    for m in ("gi_star", "kde", "weighted_count", "previous_period"):
+    # Crime concentrates: every count-based method beats random by far at 1 % of the area; Gi* (the
+    # partners' combined evidence, weighed as agreed, not a volume forecast) beats random's 95 % range.
+    for m in ("kde", "weighted_count", "previous_period"):
         assert pai[(m, 0.01)] > 10 > pai[("random", 0.01)]
+    rand = table[table["method"] == "random"].set_index("coverage")
+    assert 0.9 < rand.loc[0.01, "pai"] < 1.1 and rand.loc[0.01, "pai_high"] > 2
+    assert pai[("gi_star", 0.01)] > rand.loc[0.01, "pai_high"]
     # PAI = hit rate / area fraction, exactly
     assert (table["pai"] - table["hit_rate"] / table["area_fraction"]).abs().max() < 1e-9
     assert (tmp_path / "coverage.png").stat().st_size > 10_000

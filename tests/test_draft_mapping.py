@@ -62,14 +62,11 @@ def test_drafts_of_the_example_files_load_as_their_hand_written_schemas(tmp_path
     mine = account(tmp_path, PARTNERS / name, str(write(tmp_path, mapping, "draft")))
     schema, evidence = BUILT_IN[name]
     theirs = account(tmp_path, PARTNERS / name, schema, evidence)
-    # Every row accounted for, and as many loaded as the hand-written schema within 3 % (ED: within 10 %:
-    # the hand-written one also dates a blank assault date from the arrival time, which a draft cannot guess).
-    assert mine["rows_read"] == theirs["rows_read"] == len(draft.mapping["_draft"]["columns"]) * 0 + \
-        draft.mapping["_draft"]["rows"]
+    # Every row accounted for, and as many loaded as with the hand-written schema, within 1 % of the rows
+    # (measured: ED 753 and 753, YOS 260 and 260, community intel 555 and 552, legacy 79 and 79).
+    assert mine["rows_read"] == theirs["rows_read"] == draft.mapping["_draft"]["rows"]
     assert mine["rows_loaded"] + mine["rows_filtered"] + mine["rows_rejected"] == mine["rows_read"]
-    slack = 0.10 if name == ED else 0.03
-    assert mine["rows_loaded"] >= (1 - slack) * theirs["rows_loaded"], (mine, theirs)
-    assert mine["rows_loaded"] <= theirs["rows_loaded"] + 0.01 * theirs["rows_read"], (mine, theirs)
+    assert abs(mine["rows_loaded"] - theirs["rows_loaded"]) <= 0.01 * theirs["rows_read"], (mine, theirs)
     # The same categories, row for row, where both loaded a row.
     a = mine["incidents"].set_index("_row")["category"] if "_row" in mine["incidents"] else None
     if a is not None:
@@ -82,6 +79,8 @@ def test_drafts_of_the_example_files_load_as_their_hand_written_schemas(tmp_path
 def test_draft_finds_reader_date_location_and_personal_columns_of_the_examples():
     ed = draft_mapping(PARTNERS / ED).mapping
     assert ed["date"]["column"] == "Assault_Date" and ed["date"]["time_column"] == "Assault_Time"
+    assert ed["date"]["fallback"] == {"column": "Arrival_Date", "time_column": "Arrival_Time", "hours_before": 24,
+                                      "note": "Assault_Date blank: within 24 hours before Arrival_Date"}
     assert ed["location"] == {"kind": "freetext", "column": "Assault_Location_Free_Text"}
     assert ed["fields"]["category"]["column"] == "Assault_Weapon"
     assert ed["fields"]["category"]["map"]["Knife/sharp object"] == "violence-with-weapon"
@@ -216,3 +215,31 @@ def test_partner_generic_alone_says_it_is_a_base(tmp_path):
     from hotspots.errors import UserError
     with pytest.raises(UserError, match="base to extend"):
         account(tmp_path, PARTNERS / CI, "partner_generic")
+
+
+def test_draft_of_a_geopackage_with_eastings_and_a_json_array(tmp_path):
+    import geopandas as gpd
+    n = 25
+    gdf = gpd.GeoDataFrame({"Incident Date": [f"{1 + k % 28:02d}.0{1 + k % 9}.2019" for k in range(n)],
+                            "Offence": ["Robbery - personal" if k % 2 else "Possession of offensive weapon"
+                                        for k in range(n)],
+                            "Suspect Name": [f"Person {k}" for k in range(n)]},
+                           geometry=gpd.points_from_xy([531500 + 10 * k for k in range(n)], [181500] * n),
+                           crs="EPSG:27700")
+    path = tmp_path / "btp.gpkg"
+    gdf.to_file(path, layer="incidents", driver="GPKG")
+    m = draft_mapping(path).mapping
+    assert m["location"] == {"kind": "geometry"} and m["date"]["column"] == "Incident Date"
+    assert m["date"]["formats"][0] == "%d.%m.%Y"
+    assert m["_draft"]["left_out"] == ["Suspect Name"]
+    assert set(m["fields"]["category"]["map"].values()) == {"robbery", "possession-of-weapons"}
+    got = account(tmp_path, path, str(write(tmp_path, m, "btp_mapping")))
+    assert (got["rows_read"], got["rows_loaded"]) == (n, n)
+    rows = [{"ref": f"R{k}", "when": "2019-03-0%d" % (1 + k % 9), "type": "ASB", "E": 532000 + k, "N": 181000 + k}
+            for k in range(n)]
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    m = draft_mapping(path).mapping
+    assert m["location"] == {"kind": "en", "x": "E", "y": "N"}
+    got = account(tmp_path, path, str(write(tmp_path, m, "log_mapping")))
+    assert (got["rows_read"], got["rows_loaded"]) == (n, n)

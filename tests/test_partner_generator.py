@@ -126,12 +126,19 @@ def test_truth_has_one_row_per_data_row_of_each_file(run, truth, ed, yos, ci, le
         t = truth[truth["file"] == name]
         assert len(t) == len(df) == run["files"][name]["rows"], name
         assert t["row"].tolist() == list(range(1, len(df) + 1)), name
-    assert len(truth) == sum(len(df) for df in frames.values())
+    new_files = [gen.MISSING_FILE, gen.CHILDREN_HOMES_FILE, gen.CARE_HOMES_FILE]
+    for name in new_files:
+        df = pd.read_csv(run["files"][name]["path"], encoding="utf-8-sig", dtype=str, keep_default_na=False)
+        t = truth[truth["file"] == name]
+        assert len(t) == len(df) == run["files"][name]["rows"], name
+        assert t["record_id"].tolist() == df.iloc[:, 1 if name == gen.CARE_HOMES_FILE else 0].tolist(), name
+    assert len(truth) == sum(len(df) for df in frames.values()) + sum(run["files"][n]["rows"] for n in new_files)
     # record ids line up row by row
     assert truth.loc[truth["file"] == ED, "record_id"].tolist() == ed["ED_Attendance_Ref"].tolist()
     assert truth.loc[truth["file"] == CI, "record_id"].tolist() == ci["Intel_Ref"].tolist()
     assert truth.loc[truth["file"] == YOS, "record_id"].tolist() == yos["Referral ID"].tolist()
-    assert 1400 <= len(ed) <= 1600 and 280 <= len(yos) <= 320 and 550 <= len(ci) <= 650
+    # 300 referrals plus the 30 planted around the exploitation children's home
+    assert 1400 <= len(ed) <= 1600 and 310 <= len(yos) <= 350 and 550 <= len(ci) <= 650
     assert 40 <= len(legacy) <= 120
 
 

@@ -64,7 +64,7 @@ def test_each_generated_file_accounts_for_every_row(loaded):
     acc = ld.ledger.accounting(ld.incidents).set_index("source_id")
     got = {s: acc.loc[s, ["rows_read", "rows_loaded", "rows_filtered", "rows_rejected"]].tolist()
            for s in ("ed", "yos", "intel", "legacy")}
-    assert got == {"ed": [1500, 1058, 0, 442], "yos": [300, 260, 0, 40], "intel": [600, 552, 0, 48],
+    assert got == {"ed": [1500, 1058, 0, 442], "yos": [330, 290, 0, 40], "intel": [600, 552, 0, 48],
                    "legacy": [82, 79, 0, 3]}
     assert (acc["rows_read"] == acc["rows_loaded"] + acc["rows_filtered"] + acc["rows_rejected"]).all()
 
@@ -79,7 +79,7 @@ def test_validate_prints_each_generated_file_with_its_top_reject_reasons(tmp_pat
     assert code == 0
     lines = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if ln and not ln.startswith(" ")}
     assert lines["ed"] == ["1", "1,500", "1,058", "0", "442"]
-    assert lines["yos"] == ["1", "300", "260", "0", "40"]
+    assert lines["yos"] == ["1", "330", "290", "0", "40"]
     assert lines["intel"] == ["1", "600", "552", "0", "48"]
     assert lines["legacy"] == ["1", "82", "79", "0", "3"]
     assert "top reject reasons: location not geocoded (399); no location (33); impossible date (4)" in out
@@ -245,23 +245,23 @@ def test_yos_mapping_reads_the_excel_log_with_its_header_on_row_4(loaded):
     _, ld = loaded
     ws = load_workbook(P.PARTNERS / P.YOS, read_only=True)["Referrals"]
     rows = list(ws.iter_rows(values_only=True))
-    assert rows[3][0] == "Referral ID" and len(rows) - 4 == 300
+    assert rows[3][0] == "Referral ID" and len(rows) - 4 == 330
     yos = P.rows_of(ld, "yos")
-    assert len(yos) == 260 and set(yos["evidence"]) == {"partner_record"}
+    assert len(yos) == 290 and set(yos["evidence"]) == {"partner_record"}
     assert set(yos["location_precision"]) == {"postcode"} and set(yos["location_precision_m"]) == {100.0}
     t = P.truth_of(P.YOS).loc[yos.index]
     assert (yos["occurred_from"].dt.date.astype(str) == t["true_date"]).all()   # Excel dates and text dates
     assert (np.hypot(yos["x"] - t["target_easting"], yos["y"] - t["target_northing"]) < 1).all()
     assert yos.groupby("category").size().to_dict() == {
-        "exploitation": 75, "gang-activity": 44, "possession-of-weapons": 46, "robbery": 30, "violent-crime": 65}
+        "exploitation": 105, "gang-activity": 44, "possession-of-weapons": 46, "robbery": 30, "violent-crime": 65}
 
 
 def test_yos_red_amber_green_maps_onto_the_common_scale_keeping_the_original(loaded):
     _, ld = loaded
     yos = P.rows_of(ld, "yos")
     rag = yos["source_severity"].str.strip().str.lower()
-    assert (yos.loc[rag == "red", "severity"] == 4).all() and (rag == "red").sum() == 62
-    assert (yos.loc[rag == "amber", "severity"] == 3).all() and (rag == "amber").sum() == 107
+    assert (yos.loc[rag == "red", "severity"] == 4).all() and (rag == "red").sum() == 83
+    assert (yos.loc[rag == "amber", "severity"] == 3).all() and (rag == "amber").sum() == 116
     assert (yos.loc[rag == "green", "severity"] == 2).all() and (rag == "green").sum() == 77
     # the rating kept as the service wrote it, case and all
     assert {"Red", "RED", "red", "Amber", "AMBER", "amber"} <= set(yos["source_severity"])
@@ -278,7 +278,7 @@ def test_yos_roles_map_to_victim_suspect_unknown(loaded):
     assert (yos.loc[said == "victim", "role"] == "victim").all()
     assert (yos.loc[said == "perpetrator", "role"] == "suspect").all()
     assert (yos.loc[said == "at risk", "role"] == "unknown").all()
-    assert yos.groupby("role").size().to_dict() == {"suspect": 103, "unknown": 77, "victim": 80}
+    assert yos.groupby("role").size().to_dict() == {"suspect": 103, "unknown": 95, "victim": 92}
     others = ld.incidents[ld.incidents["source_id"] != "yos"]
     assert set(others["role"].fillna("")) == {""}
 
@@ -405,9 +405,8 @@ def test_weights_recency_and_harm_from_the_config(loaded, tmp_path):
 
 def test_weights_table_rejects_a_bad_harm_value(tmp_path):
     from hotspots.errors import UserError
-    cfg = load_config(P.partner_config(tmp_path, extra="\n[weights]\nharm = \"yes\"\n", police=False))
     with pytest.raises(UserError, match="harm should be true or false"):
-        weight_table(cfg)
+        weight_table(load_config(P.partner_config(tmp_path, extra="\n[weights]\nharm = \"yes\"\n", police=False)))
 
 
 # --------------------------------------------------------------------------- partner_generic

@@ -180,3 +180,30 @@ def test_public_map_shows_no_number_between_one_and_seven_and_no_points(public_r
         for text in texts:
             for number in NUMBER.findall(text):
                 assert not (1 <= float(number) <= 7), (number, text)
+
+
+def test_cells_and_regions_count_each_person_role_apart(example_result):
+    """n_<evidence> counts records about no person; each role has its own column; none sums two roles."""
+    inc, cells, regions = example_result.incidents, example_result.cells, example_result.regions
+    yos = inc[inc["evidence"] == "partner_record"]
+    role = yos["role"].fillna("").astype(str)
+    assert set(role) >= {"victim", "suspect"}
+    assert cells["n_partner_record"].sum() == int((role == "").sum())
+    for r in sorted(set(role) - {""}):
+        assert cells[f"role_{r}_partner_record"].sum() == int((role == r).sum()), r
+    # regions carry the same columns, summed over their cells only
+    for reg in regions.itertuples():
+        members = cells[cells["region_id"] == reg.region_id]
+        assert getattr(reg, "role_suspect_partner_record") == members["role_suspect_partner_record"].sum()
+
+
+def test_the_public_outline_follows_the_public_cells_not_single_incidents(public_run):
+    """The study area a public map draws is made of its 400 m cells: an incident 200 m outside the
+    partner area cannot grow it by a strip that traces where the incident lies."""
+    area = gpd.read_file(public_run / "public" / "hotspots.gpkg", layer="study_area").geometry.iloc[0]
+    coords = shapely.get_coordinates(area)
+    assert len(coords) > 4
+    assert (np.abs(coords / 400.0 - np.round(coords / 400.0)) < 1e-6).all()   # every vertex on the 400 m lattice
+    partner = gpd.read_file(public_run / "hotspots.gpkg", layer="study_area").geometry.iloc[0]
+    assert not (np.abs(shapely.get_coordinates(partner) / 400.0
+                       - np.round(shapely.get_coordinates(partner) / 400.0)) < 1e-6).all()

@@ -21,8 +21,15 @@ agencies (``linkage``). It returns a ``Loaded``:
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import multiprocessing
+import os
+import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,8 +37,9 @@ import pandas as pd
 from hotspots.config import Config, Source
 from hotspots.errors import UserError
 from hotspots.load.dedupe import merge_duplicates
-from hotspots.load.geocode import Geocoder, build_geocoder, match_counts
-from hotspots.load.ledger import Ledger
+from hotspots.load import cache
+from hotspots.load.geocode import Geocoder, build_geocoder, geocoding_options, match_counts, postcode_files
+from hotspots.load.ledger import HotspotsWarning, Ledger, sha256
 from hotspots.load.linkage import link_duplicates
 from hotspots.load.mapping import check_columns, map_rows, street_points_from, street_source
 from hotspots.load.readers import read_source, schema_columns
@@ -82,99 +90,296 @@ def _plan(cfg: Config, src: Source) -> _Plan:
     return plan
 
 
-def _load_source(cfg: Config, plan: _Plan, ledger: Ledger, raw_cache: dict, geocoder: Geocoder | None,
-                 geocoding: dict, streets: list | None = None) -> list[pd.DataFrame]:
+@dataclass
+class LoadOptions:
+    """How ``load_sources`` runs; every choice gives the same incidents and ledger.
+
+    - ``reuse``: take a file's normalised incidents and ledger entries from the
+      cache when its key matches (``hotspots.load.cache``); ``fresh`` reads every
+      file again (and refreshes the cache). ``cache`` is the folder (default:
+      ``cache.cache_dir`` of the config); ``write`` stores what was read.
+    - ``processes``: worker processes for the files to read (None: both cores when
+      there are several files and at least ``PARALLEL_MIN_BYTES`` to read; 1: this
+      process only).
+    - ``client``: a ``dask.distributed.Client``; the files are read on its workers
+      (``hotspots.distributed``), which need the package and read access to the data.
+    """
+    reuse: bool = False
+    write: bool = False
+    cache: Path | None = None
+    processes: int | None = None
+    client: object | None = None
+
+    @classmethod
+    def for_run(cls, fresh: bool = False, client=None) -> "LoadOptions":
+        """What ``hotspots run`` uses: reuse unless ``fresh``, write the cache, both cores."""
+        return cls(reuse=not fresh, write=True, client=client)
+
+
+# Below this many bytes of files to read, starting worker processes costs more than it saves.
+PARALLEL_MIN_BYTES = 8_000_000
+
+
+@dataclass
+class FileJob:
+    """One file of one source to load: everything ``load_file`` needs, picklable for a worker."""
+    source_id: str
+    path: str
+    schema: dict
+    evidence: str | None
+    fixed_evidence: bool
+    selected: frozenset | None
+    start: pd.Timestamp
+    end: pd.Timestamp
+    handling: str
+    street: bool            # the schema names streets: keep the file's snap points
+    geocoded: bool          # the schema's locations need the geocoder
+    sha256: str = ""
+    key: str = ""
+    size: int = 0
+
+
+@dataclass
+class FileResult:
+    """What loading one file gave: the ledger's entries and the loaded rows (see ``load_file``).
+
+    ``stage`` says how far the file got when ``error`` is set: "read" (nothing to
+    account), "check" (the header did not match: only its street points exist) or
+    "map" (counted in the ledger, then failed)."""
+    rows_read: int = 0
+    incidents: pd.DataFrame | None = None
+    rejects: pd.DataFrame | None = None        # _row, reason, columns
+    filtered: pd.DataFrame | None = None       # _row, reason
+    notes: pd.DataFrame | None = None          # _row, note, columns
+    streets: pd.DataFrame | None = None        # name, x, y (None: the schema names no streets)
+    geocoding: dict | None = None              # match level -> rows (None: not geocoded)
+    warning: str | None = None
+    error: UserError | None = None
+    stage: str = ""
+    cached: bool = False
+
+
+def load_file(job: FileJob, geocoder: Geocoder | None = None) -> FileResult:
+    """Read one file, map it to the common schema, locate and filter it (no ledger, no cache).
+
+    Runs anywhere (this process, a worker process, a Dask worker): the result is
+    pure data. ``incidents`` holds the kept rows with ``_file`` and
+    ``incident_id`` left blank: ``load_sources`` fills them in file order.
+    """
+    schema, path = job.schema, Path(job.path)
+    res = FileResult()
+    try:
+        raw, header = read_source(path, schema["reader"],
+                                  keep=schema_columns(schema) | set(street_source(schema).values()))
+    except UserError as exc:
+        res.error, res.stage = exc, "read"
+        return res
+    if job.street:
+        res.streets = street_points_from(raw, schema)
+    try:
+        # A file whose header the mapping does not recognise fails before it is counted:
+        # never "0 rows read" for a file of the wrong shape.
+        check_columns(raw, schema, str(path), header)
+    except UserError as exc:
+        res.error, res.stage = exc, "check"
+        return res
+    res.rows_read = len(raw)
+    if not len(raw):
+        res.warning = "the file has no data rows."
+    try:
+        m = map_rows(raw, schema, job.source_id, job.evidence, str(path), geocoder,
+                     fixed_evidence=job.fixed_evidence, header=header)
+    except UserError as exc:
+        res.error, res.stage = exc, "map"
+        return res
+    res.rejects = m.rejects
+    mapped = m.incidents
+    if len(m.geocoded) or job.geocoded:
+        res.geocoding = match_counts(m.geocoded)
+    # Filters chosen by the config: the study period, then the source's categories.
+    out_period = (mapped["occurred_to"] < job.start) | (mapped["occurred_from"] >= job.end)
+    why = pd.Series(np.where(out_period, "outside study period", ""), index=mapped.index)
+    if job.selected:
+        why[(why == "") & ~mapped["category"].isin(job.selected)] = "category not selected"
+    drop = why != ""
+    res.filtered = pd.DataFrame({"_row": mapped.loc[drop, "_row"].to_numpy(), "reason": why[drop].to_numpy()})
+    kept_rows = set(mapped.loc[~drop, "_row"])
+    res.notes = m.notes[m.notes["_row"].isin(kept_rows)]
+    mapped = mapped[~drop].copy()
+    # Filled in by load_sources (the file's path and its index in the ledger); here they keep their place.
+    mapped["_file"] = ""
+    mapped["incident_id"] = ""
+    # A record's own handling code wins; a blank one takes the source's (the config's) code.
+    own = mapped["handling"].fillna("").astype(str) if "handling" in mapped else pd.Series("", index=mapped.index)
+    mapped["handling"] = own.where(own != "", job.handling)
+    conds = mapped.pop("_handling_conditions") if "_handling_conditions" in mapped else None
+    mapped["_conditions"] = (conds.fillna("").astype(str).str.strip() != "") if conds is not None else False
+    dd = schema.get("dedupe", {})
+    scope = dd.get("scope")
+    if "column" in dd:
+        ref = mapped["_dedupe_ref"]
+    else:
+        ref = mapped.get("source_ref", pd.Series("", index=mapped.index)).fillna("")
+    mapped["_dedupe"] = (scope + ":" + ref).where(ref != "", "") if scope else ""
+    res.incidents = mapped.drop(columns=[c for c in ("_dedupe_ref",) if c in mapped])
+    return res
+
+
+_EMPTY = {"rejects": ["_row", "reason", "columns"], "filtered": ["_row", "reason"],
+          "notes": ["_row", "note", "columns"], "streets": ["name", "x", "y"]}
+
+
+def _from_cache(hit: dict) -> FileResult:
+    meta = hit["meta"]
+    return FileResult(rows_read=meta["rows_read"], incidents=hit["incidents"], rejects=hit["rejects"],
+                      filtered=hit["filtered"], notes=hit["notes"],
+                      streets=hit["streets"] if meta["has_streets"] else None, geocoding=meta["geocoding"],
+                      warning=meta["warning"], cached=True)
+
+
+def _to_cache(options: LoadOptions, job: FileJob, res: FileResult) -> None:
+    if not options.write or options.cache is None or res.error is not None:
+        return
+    meta = {"rows_read": res.rows_read, "warning": res.warning, "geocoding": res.geocoding,
+            "has_streets": res.streets is not None, "source_id": job.source_id, "sha256": job.sha256}
+    tables = {"incidents": res.incidents}
+    for name, cols in _EMPTY.items():
+        df = getattr(res, name)
+        tables[name] = df if df is not None else pd.DataFrame(columns=cols)
+    if not cache.put(options.cache, job.key, meta, tables):
+        options.write = False        # a read-only folder: say so once and carry on without the cache
+        warnings.warn(f"the cache folder {options.cache} cannot be written: normalised incidents are not "
+                      "kept for the next run (set HOTSPOTS_CACHE to a writable folder).", HotspotsWarning,
+                      stacklevel=2)
+
+
+def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptions) -> list[FileResult]:
+    """``load_file`` over ``jobs`` in this process, a process pool or a Dask cluster; results in job order."""
+    if not jobs:
+        return []
+    if options.client is not None:
+        from hotspots.distributed import run_on_cluster
+        return run_on_cluster(options.client, load_file, jobs, geocoder)
+    n = options.processes
+    if n is None:
+        big = sum(j.size for j in jobs) >= PARALLEL_MIN_BYTES
+        n = min(len(jobs), os.cpu_count() or 1) if big and len(jobs) > 1 else 1
+    n = min(n, len(jobs))
+    if n <= 1 or multiprocessing.current_process().daemon:
+        return [load_file(j, geocoder) for j in jobs]
+    # The largest files first, so that no worker is left with a big file at the end.
+    order = sorted(range(len(jobs)), key=lambda i: -jobs[i].size)
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_set_worker_geocoder,
+                             initargs=(geocoder,)) as pool:
+        done = list(pool.map(_load_in_worker, [jobs[i] for i in order]))
+    out: list[FileResult] = [None] * len(jobs)      # type: ignore[list-item]
+    for i, res in zip(order, done):
+        out[i] = res
+    return out
+
+
+_WORKER_GEOCODER: Geocoder | None = None
+
+
+def _set_worker_geocoder(geocoder: Geocoder | None) -> None:
+    global _WORKER_GEOCODER
+    _WORKER_GEOCODER = geocoder
+
+
+def _load_in_worker(job: FileJob) -> FileResult:
+    return load_file(job, _WORKER_GEOCODER)
+
+
+def _jobs(cfg: Config, plan: _Plan) -> list[FileJob]:
     src, schema = plan.src, plan.schema
     fields = schema.get("fields", {})
     evidence = src.evidence or schema.get("evidence")
     if not evidence and "evidence" not in fields:
         raise UserError(f"[[sources]] '{src.id}' needs an evidence class (schema '{schema['name']}' gives none).",
                         file=str(cfg.path))
-    selected = with_subcategories(src.categories) if src.categories else None
-    frames = []
-    for path in plan.files:
-        table = raw_cache.pop(_cache_key(path, schema), None)
-        if table is None:
-            table = read_source(path, schema["reader"],
-                                keep=schema_columns(schema) | set(street_source(schema).values()))
-        raw, header = table
-        # A file whose header the mapping does not recognise fails before it is counted:
-        # never "0 rows read" for a file of the wrong shape.
-        check_columns(raw, schema, str(path), header)
-        if not len(raw):
-            ledger.warn(src.id, str(path), "the file has no data rows.")
-        fidx = ledger.add_file(src.id, path, len(raw))
-        if streets is not None and "street" in street_source(schema):
-            streets.append(street_points_from(raw, schema))
-        m = map_rows(raw, schema, src.id, evidence, str(path), geocoder, fixed_evidence=src.evidence is not None,
-                     header=header)
-        ledger.reject(src.id, str(path), m.rejects["_row"], m.rejects["reason"], m.rejects["columns"])
-        mapped = m.incidents
-        if len(m.geocoded) or needs_geocoder(schema)[0]:
-            counts = match_counts(m.geocoded)
-            total = geocoding.setdefault(src.id, dict.fromkeys(counts, 0))
-            for k, v in counts.items():
-                total[k] += v
-        # Filters chosen by the config: the study period, then the source's categories.
-        out_period = (mapped["occurred_to"] < cfg.start) | (mapped["occurred_from"] >= cfg.end)
-        why = pd.Series(np.where(out_period, "outside study period", ""), index=mapped.index)
-        if selected:
-            why[(why == "") & ~mapped["category"].isin(selected)] = "category not selected"
-        drop = why != ""
-        ledger.filter(src.id, str(path), mapped.loc[drop, "_row"], why[drop])
-        kept_rows = set(mapped.loc[~drop, "_row"])
-        notes = m.notes[m.notes["_row"].isin(kept_rows)]
-        ledger.note(src.id, str(path), notes["_row"].to_numpy(), notes["note"].to_numpy(), notes["columns"].to_numpy())
-        mapped = mapped[~drop].copy()
-        mapped["_file"] = str(path)
-        mapped["incident_id"] = f"{src.id}:{fidx}:" + mapped["_row"].astype(str)
-        # A record's own handling code wins; a blank one takes the source's (the config's) code.
-        own = mapped["handling"].fillna("").astype(str) if "handling" in mapped else pd.Series("", index=mapped.index)
-        mapped["handling"] = own.where(own != "", src.handling)
-        conds = mapped.pop("_handling_conditions") if "_handling_conditions" in mapped else None
-        mapped["_conditions"] = (conds.fillna("").astype(str).str.strip() != "") if conds is not None else False
-        dd = schema.get("dedupe", {})
-        scope = dd.get("scope")
-        if "column" in dd:
-            ref = mapped["_dedupe_ref"]
-        else:
-            ref = mapped.get("source_ref", pd.Series("", index=mapped.index)).fillna("")
-        mapped["_dedupe"] = (scope + ":" + ref).where(ref != "", "") if scope else ""
-        mapped = mapped.drop(columns=[c for c in ("_dedupe_ref",) if c in mapped])
-        frames.append(mapped)
-    return frames
+    selected = frozenset(with_subcategories(src.categories)) if src.categories else None
+    return [FileJob(src.id, str(path), schema, evidence, src.evidence is not None, selected, cfg.start, cfg.end,
+                    src.handling, "street" in street_source(schema), needs_geocoder(schema)[0])
+            for path in plan.files]
 
 
-def _cache_key(path, schema: dict) -> tuple:
-    """A file read once for the street gazetteer is reused by its source: same path, same reader."""
-    return str(path), json.dumps(schema["reader"], sort_keys=True)
+def _key(job: FileJob, geo_fingerprint: str | None) -> str:
+    return cache.make_key({
+        "file": job.sha256, "schema": job.schema, "source": job.source_id, "evidence": job.evidence,
+        "fixed_evidence": job.fixed_evidence, "categories": sorted(job.selected) if job.selected else None,
+        "start": job.start.isoformat(), "end": job.end.isoformat(), "handling": job.handling,
+        "geocoder": geo_fingerprint if job.geocoded else None})
 
 
-def _prepare_geocoder(cfg: Config, plans: list[_Plan], raw_cache: dict) -> tuple[Geocoder | None, UserError | None]:
-    """Build the geocoder when a source needs one, from the streets of the sources that name them."""
-    wanted = [p for p in plans if p.error is None and needs_geocoder(p.schema)[0]]
-    if not wanted:
-        return None, None
-    streets = []
-    for p in plans:
-        if p.error is not None or "street" not in street_source(p.schema):
+def geocoder_fingerprint(cfg: Config, street_tables: list[pd.DataFrame], need_postcodes: bool) -> str:
+    """A hash of everything ``build_geocoder`` reads: [geocoding], the postcode files, the streets,
+    and the key-building and place layers (their config entries and their files' hashes)."""
+    import dataclasses
+    import glob as globmod
+
+    opts = geocoding_options(cfg)
+    files = postcode_files(cfg)
+    layers = [dataclasses.asdict(kb) for kb in cfg.key_buildings] if opts.get("key_buildings", True) else []
+    layer_files = []
+    for layer in [*layers, *opts.get("places", [])]:
+        layer_files += sorted(globmod.glob(str(cfg.base / str(layer.get("path", "")))))
+    parts = {"options": opts, "need_postcodes": need_postcodes, "layers": layers,
+             "postcodes": [sha256(Path(f)) for f in files], "layer_files": [sha256(Path(f)) for f in layer_files],
+             "streets": cache.frame_fingerprint(street_tables)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _account(ledger: Ledger, job: FileJob, res: FileResult, frames: list, geocoding: dict,
+             streets: list) -> None:
+    """Enter one file's result in the ledger, in file order, as the one-process loader always did."""
+    if res.error is not None and res.stage in ("read", "check"):
+        raise res.error
+    path = job.path
+    if res.warning:
+        ledger.warn(job.source_id, path, res.warning)
+    fidx = ledger.add_file(job.source_id, Path(path), res.rows_read, sha=job.sha256 or None)
+    if res.streets is not None:
+        streets.append(res.streets)
+    if res.error is not None:
+        raise res.error
+    rej = res.rejects
+    ledger.reject(job.source_id, path, rej["_row"], rej["reason"], rej["columns"])
+    if res.geocoding is not None:
+        total = geocoding.setdefault(job.source_id, dict.fromkeys(res.geocoding, 0))
+        for k, v in res.geocoding.items():
+            total[k] += v
+    ledger.filter(job.source_id, path, res.filtered["_row"], res.filtered["reason"])
+    notes = res.notes
+    ledger.note(job.source_id, path, notes["_row"].to_numpy(), notes["note"].to_numpy(), notes["columns"].to_numpy())
+    mapped = res.incidents.copy()
+    mapped["_file"] = str(path)
+    mapped["incident_id"] = f"{job.source_id}:{fidx}:" + mapped["_row"].astype(str)
+    frames.append(mapped)
+
+
+def _street_tables(plans: list[_Plan], results: dict[tuple[int, str], FileResult]) -> list[pd.DataFrame]:
+    """The street points of every file of the sources that name streets, in config order, for the
+    gazetteer: from the files already loaded, else read here (a street source that is itself geocoded)."""
+    tables = []
+    for k, p in enumerate(plans):
+        if p.schema is None or "street" not in street_source(p.schema):
             continue
         for path in p.files:
+            res = results.get((k, str(path)))
+            if res is not None:
+                if res.streets is not None:
+                    tables.append(res.streets)
+                continue
             try:
-                key = _cache_key(path, p.schema)
-                table = raw_cache.get(key)
-                if table is None:
-                    table = raw_cache[key] = read_source(path, p.schema["reader"])
-                streets.append(street_points_from(table.rows, p.schema))
+                tables.append(street_points_from(read_source(path, p.schema["reader"]).rows, p.schema))
             except UserError:
                 continue     # the source reports its own failure when it is loaded
-    try:
-        return build_geocoder(cfg, streets, any(needs_geocoder(p.schema)[1] for p in wanted)), None
-    except UserError as exc:
-        return None, exc
+    return tables
 
 
-def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = False) -> Loaded:
+def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = False,
+                 options: LoadOptions | None = None) -> Loaded:
     """Load every source of ``cfg`` (or those in ``only``).
 
     With ``keep_going`` a source that fails as a whole (missing file, a file
@@ -182,19 +387,96 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
     lookup) is recorded in ``ledger.failures`` instead of stopping the run;
     ``validate`` uses this to report every source. A file with a matching header
     and no data rows is not a failure: ``ledger.warnings`` notes it.
+
+    ``options`` (``LoadOptions``): reuse of the cache, worker processes or a Dask
+    cluster. Files are loaded in two rounds: first the sources located by
+    coordinates (police.uk among them, whose street names feed the gazetteer),
+    then the geocoded ones; the ledger is filled in config and file order, so
+    every option gives the same incidents, ledger and ``rejects.csv``.
     """
+    options = dataclasses.replace(options) if options is not None else LoadOptions()
+    if options.cache is None and (options.reuse or options.write):
+        options.cache = cache.cache_dir(cfg.base)
     ledger = Ledger()
     plans = [_plan(cfg, s) for s in cfg.sources if not only or s.id in only]
-    raw_cache: dict = {}
-    geocoder, geo_error = _prepare_geocoder(cfg, plans, raw_cache)
+    if options.cache is not None:
+        root = options.cache.resolve()
+        for plan in plans:
+            inside = [f for f in plan.files if root in Path(f).resolve().parents]
+            if inside:
+                raise UserError(f"[[sources]] '{plan.src.id}': path '{plan.src.path}' reaches into the cache "
+                                f"folder {root} ({inside[0]}).", file=str(cfg.path),
+                                hint="Make the glob narrower, or set HOTSPOTS_CACHE to a folder no source reads.")
+    jobs: dict[int, list[FileJob]] = {}
+    for k, plan in enumerate(plans):
+        if plan.error is None:
+            try:
+                jobs[k] = _jobs(cfg, plan)
+            except UserError as exc:
+                plan.error = exc
+            for job in jobs.get(k, []):
+                try:
+                    job.sha256, job.size = sha256(Path(job.path)), Path(job.path).stat().st_size
+                except OSError:
+                    pass     # read_source names the problem
+    results: dict[tuple[int, str], FileResult] = {}
+
+    def run_round(batch: list[tuple[int, FileJob]], geocoder_needed=None) -> None:
+        todo = []
+        for k, job in batch:
+            hit = cache.get(options.cache, job.key) if options.reuse and job.sha256 else None
+            if hit is not None:
+                results[(k, job.path)] = _from_cache(hit)
+            else:
+                todo.append((k, job))
+        geocoder = geocoder_needed() if geocoder_needed and todo else None
+        for (k, job), res in zip(todo, _run_jobs([j for _, j in todo], geocoder, options)):
+            results[(k, job.path)] = res
+            if job.sha256:
+                _to_cache(options, job, res)
+
+    # Round one: sources located without the geocoder.
+    first = [(k, j) for k, js in jobs.items() for j in js if not j.geocoded]
+    for _, job in first:
+        job.key = _key(job, None)
+    run_round(first)
+    # The geocoder, when a source needs one, from the streets of the sources that name them.
+    wanted = [p for k, p in enumerate(plans) if k in jobs and needs_geocoder(p.schema)[0]]
+    geo_error, geocoder = None, None
+    if wanted:
+        street_tables = _street_tables(plans, results)
+        need_postcodes = any(needs_geocoder(p.schema)[1] for p in wanted)
+        try:
+            fingerprint = geocoder_fingerprint(cfg, street_tables, need_postcodes)
+        except UserError as exc:
+            geo_error, fingerprint = exc, None
+        built: list = []
+
+        def geocoder_needed():
+            if not built:
+                built.append(build_geocoder(cfg, street_tables, need_postcodes))
+            return built[0]
+
+        second = [(k, j) for k, js in jobs.items() for j in js if j.geocoded]
+        if geo_error is None:
+            for _, job in second:
+                job.key = _key(job, fingerprint)
+            try:
+                run_round(second, geocoder_needed)
+            except UserError as exc:
+                geo_error = exc
+
     frames, geocoding, streets = [], {}, []
-    for plan in plans:
+    for k, plan in enumerate(plans):
         try:
             if plan.error is not None:
                 raise plan.error
             if geo_error is not None and needs_geocoder(plan.schema)[0]:
                 raise geo_error
-            frames += _load_source(cfg, plan, ledger, raw_cache, geocoder, geocoding, streets)
+            own: list[pd.DataFrame] = []
+            for job in jobs[k]:
+                _account(ledger, job, results[(k, job.path)], own, geocoding, streets)
+            frames += own
         except UserError as exc:
             if not keep_going:
                 raise

@@ -10,7 +10,9 @@
   column or constant), ``subtype``, ``layer``, ``x``, ``y``, ``radius_m`` (a
   tuple of the layer's radii in metres), ``location_from`` (``en``, ``lonlat``,
   ``geometry`` or ``postcode``), any ``attributes`` the schema declares, and
-  ``geometry`` (points);
+  ``sensitive`` (the layer's ``sensitive`` key, else its schema's default:
+  children's homes are sensitive), ``sensitive_display`` (``exact`` or
+  ``cell`` for a sensitive layer, empty otherwise) and ``geometry`` (points);
 - a per-file accounting table: ``source_id`` (the layer id), ``path``,
   ``sha256``, ``rows_read``, ``rows_loaded``, ``rows_filtered``,
   ``rows_rejected`` (read = loaded + filtered + rejected).
@@ -465,6 +467,10 @@ def load_buildings(cfg: Config, ledger: Ledger) -> tuple[gpd.GeoDataFrame, pd.Da
         df = pd.concat(parts, ignore_index=True)
         df = _assign_ids(layer.id, df, schema.get("dedupe") == "id", ledger)
         df["radius_m"] = [tuple(float(r) for r in layer.radius_m)] * len(df)
+        # Sensitive: the config's word, else the schema's default (children's homes are sensitive).
+        sensitive = bool(schema.get("sensitive", False)) if layer.sensitive is None else bool(layer.sensitive)
+        df["sensitive"] = sensitive
+        df["sensitive_display"] = layer.sensitive_display if sensitive else ""
         frames.append(df)
     acc = pd.DataFrame(accounts, columns=["source_id", "path", "sha256", "rows_read"])
     loaded = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["layer", "_file"])

@@ -38,9 +38,9 @@ class Ledger:
     _notes: list[pd.DataFrame] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)     # source_id, file, message
 
-    def add_file(self, source_id: str, path: Path, rows_read: int) -> int:
-        """Register a file; returns its index (used in incident ids)."""
-        self.files.append({"source_id": source_id, "path": str(path), "sha256": sha256(path),
+    def add_file(self, source_id: str, path: Path, rows_read: int, sha: str | None = None) -> int:
+        """Register a file (``sha``: its sha256 when already computed); returns its index (used in incident ids)."""
+        self.files.append({"source_id": source_id, "path": str(path), "sha256": sha or sha256(path),
                            "rows_read": int(rows_read)})
         return len(self.files) - 1
 

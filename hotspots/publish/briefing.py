@@ -252,6 +252,13 @@ def _methods(result, public: bool) -> str:
             + "</ul></section>")
 
 
+def _thresholds_section(result) -> str:
+    """Each partner's own levels side by side (partner tier only: thresholds.csv, as the map's methods panel)."""
+    from hotspots.publish.map import _thresholds_html
+    table = _thresholds_html(result)
+    return f"<section class=page><h2>Each partner's \u201chigh risk\u201d</h2>{table}</section>" if table else ""
+
+
 def _text(value) -> str:
     from hotspots.publish.map import _param_text
     return _param_text(value)
@@ -284,6 +291,8 @@ def build_briefing(result, tier: str = "partner") -> str:
         if len(top):
             parts.append('<section class=page><h2>Key buildings with the highest relative risk</h2>'
                          + "".join(_building_section(result, b) for _, b in top.iterrows()) + "</section>")
+    if not public:
+        parts.append(_thresholds_section(result))
     parts.append(_methods(result, public))
     title = esc(f"{result.cfg.name}: briefing ({tier})")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>{CSS}</head>'

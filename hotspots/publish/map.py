@@ -363,6 +363,44 @@ def _factual_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
     return group
 
 
+def _high_risk_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
+    """Gi* hot spots of the records their own partner calls high risk (thresholds.csv), beside all records."""
+    if "gi_class_high_risk" not in cells:
+        return None
+    group = folium.FeatureGroup(name="Hotspots · Gi* hot spots: high risk as each partner defines it", show=False)
+    hot = cells[cells["gi_class_high_risk"] >= 2].copy()
+    if len(hot):
+        hot["confidence"] = hot["gi_class_high_risk"].map(GI_LABELS)
+        hot["fill"] = hot["gi_class_high_risk"].map(GI_COLOURS)
+        data = _web(hot, ["cell_id", "confidence", "fill"])
+        folium.GeoJson(data, name="high_risk_cells",
+                       style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": "#54278f",
+                                                 "weight": 1.2, "fillOpacity": 0.6, "className": "hs-high-risk"},
+                       popup=folium.GeoJsonPopup(fields=["cell_id", "confidence"],
+                                                 aliases=["Cell", "Gi* (each partner's high risk only)"])).add_to(group)
+    return group
+
+
+def _thresholds_html(result) -> str:
+    """Each partner's own levels side by side (thresholds.csv), flagged where a level has no stated meaning."""
+    table = getattr(result, "thresholds", None)
+    if table is None or not len(table):
+        return ""
+    def cell(v, fmt="{}"):
+        return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else esc(fmt.format(v))
+    rows = "".join(
+        f"<tr><td>{esc(r.source_id)}</td><td>{esc(r.level)}</td><td>{cell(r.common_severity)}</td>"
+        f"<td>{esc(r.meaning)}</td><td>{'yes' if r.high_risk else ''}</td><td>{r.records:,}</td>"
+        f"<td>{r.per_month:.1f}</td><td>{r.busiest_month}</td><td>{cell(r.source_high_risk_share, '{:.0%}')}</td>"
+        f"<td>{esc(r.flag)}</td></tr>" for r in table.itertuples())
+    return ("<p><b>\u201cHigh risk\u201d as each partner defines it</b> (thresholds.csv: each partner's own levels, "
+            "the common 1-4 severity each maps to, records per month over the source's months, and the share the "
+            "partner itself calls high risk):</p><table class=\"hs-thresholds\"><tr><th>Source</th><th>Level as written"
+            "</th><th>Common severity</th><th>Meaning (the partner's words)</th><th>High risk</th><th>Records</th>"
+            "<th>Per month</th><th>Busiest month</th><th>Partner's high-risk share</th><th>Flag</th></tr>"
+            f"{rows}</table>")
+
+
 def _coverage_layer(coverage, study_area) -> folium.FeatureGroup | None:
     """Where each source's coverage stops: an edge of the data, not of the risk. One outline per
     distinct extent, clipped to near the study area, naming every source that shares it."""
@@ -568,6 +606,7 @@ Coordinates reprojected with pyproj (about 2 m from the OS transformation).</p>
 <p><b>Parameters</b> (as recorded in manifest.json):</p>
 <table class="hs-params"><tr><th>Parameter</th><th>Value</th><th>How it was chosen</th></tr>{params}</table>
 {_sensitivity_html(result) if not public else ""}
+{_thresholds_html(result) if not public else ""}
 {_building_types_html(result) if not public else ""}
 <p><b>This map's audience</b>: {esc(_audience(result, public))}</p>
 <p><b>Legal basis</b></p><ul>{legal}</ul>
@@ -694,7 +733,8 @@ def build_map(result, tier: str = "partner") -> str:
             legends.append(("hs-legend-time", timed[1], [timed[0]]))
     cells = add(_cells_layer(result.cells, public))
     factual = None if public else add(_factual_layer(result.cells))
-    legends.append(("hs-legend-gi", _gi_legend(public), [g for g in (cells, factual) if g is not None]))
+    high = None if public else add(_high_risk_layer(result.cells))
+    legends.append(("hs-legend-gi", _gi_legend(public), [g for g in (cells, factual, high) if g is not None]))
     if not public:
         add(_trends_layer(result.cells), "hs-legend-trends", _trends_legend(result.cells))
         add(_clusters_layer(result.clusters), "hs-legend-clusters",

@@ -6,7 +6,9 @@ per building type. Each building is a ``CircleMarker`` (no ``folium.Icon``,
 which would need Bootstrap and Font Awesome) with a tooltip (its name) and a
 popup profile: counts, weighted counts, expected counts and relative risk with
 its 95 % interval per radius, the q-value, rank, hotspot region, trend, peak
-hours (or why there are none) and the location-precision note.
+hours (or why there are none) and the location-precision note. A sensitive site shown only by its
+cell (``cell_id`` set by ``hotspots.sensitive.partner_buildings``) is drawn as that cell's square,
+named "A sensitive site in this cell", with no label.
 ``buildings_legend_html()`` is the legend of the risk bands.
 
 Risk band, at the building's rank radius (``rank_radius_m``; the middle
@@ -136,6 +138,19 @@ def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "", map_nam
             band = risk_band(row, labs)
             colour = BANDS[band][0]
             where = [round(float(lat[k]), 6), round(float(lon[k]), 6)]
+            size = row.get("cell_size_m")
+            if row.get("cell_id") and size is not None and pd.notna(size):
+                # A sensitive site shown only by its cell (hotspots.sensitive): the cell's square, no label.
+                h = float(size) / 2
+                lo_lon, lo_lat = _TO_WGS84.transform(float(row["x"]) - h, float(row["y"]) - h)
+                hi_lon, hi_lat = _TO_WGS84.transform(float(row["x"]) + h, float(row["y"]) + h)
+                square = folium.Rectangle(bounds=[[lo_lat, lo_lon], [hi_lat, hi_lon]], color="#222222", weight=2,
+                                          dash_array="4 3", fill=True, fill_color=colour, fill_opacity=0.45,
+                                          class_name="hs-sensitive-cell")
+                square.add_child(SafeTooltip(row["name"]))
+                square.add_child(SafePopup(popup_html(row, labs, time_note), max_width=380))
+                square.add_to(group)
+                continue
             marker = folium.CircleMarker(
                 location=where, radius=6, color="#222222", weight=1,
                 fill=True, fill_color=colour, fill_opacity=0.9, class_name=f"hs-building-{band.replace(' ', '-')}")

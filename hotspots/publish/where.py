@@ -86,6 +86,9 @@ def _building_entries(result) -> list[dict]:
         if b.get("region_id"):
             detail += f"; in hotspot region {b['region_id']}"
         r = float(lab) if lab else 250.0
+        if b.get("cell_id") and pd.notna(b.get("cell_size_m")):
+            # A sensitive site shown only by its cell (hotspots.sensitive): the entry zooms to the cell.
+            r = float(b["cell_size_m"]) / 2
         out.append({"group": "Key buildings (highest relative risk first)", "title": f"{int(b['rank'])}. {b['name']}",
                     "detail": detail, "bounds": _bounds(b["x"] - r, b["y"] - r, b["x"] + r, b["y"] + r)})
     return out

@@ -1,0 +1,281 @@
+"""Reusable normalised incidents (hotspots.load.cache) and loading on both cores.
+
+A rerun with the same inputs reads no source file and writes the same outputs,
+byte for byte apart from timestamps, run times and folium's random element ids;
+a changed mapping or file is read again; ``--fresh`` reads everything; worker
+processes give the same incidents and ledger as one process.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import hotspots.load as load
+from hotspots.cli import main
+from hotspots.config import load_config
+from hotspots.load import LoadOptions, load_sources
+from hotspots.schema import _load_schema_file
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "london_city_fringe"
+
+# What legitimately differs between two runs of the same inputs.
+_VOLATILE = [
+    (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?"), "TIME"),
+    (re.compile(r"((runtime[_ ]s|duration_s)\"?:?\s*)[0-9.]+"), r"\1N"),     # run times
+    (re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])"), "ID"),           # folium's element ids (uuid4 hex)
+    (re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])"), "SHA"),          # hashes of outputs that carry those ids
+    (re.compile(r"(\"seconds\"\s*:\s*)[0-9.e-]+"), r"\1N"),
+]
+
+
+def comparable_outputs(out: Path) -> dict[str, str]:
+    """Every output file under ``out`` as text with the volatile parts masked (GeoPackages as
+    their layers' rows, geometry as WKT), keyed by its path relative to ``out``."""
+    import geopandas as gpd
+    import pyogrio
+
+    found = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        rel = str(path.relative_to(out))
+        if path.suffix == ".gpkg":
+            parts = []
+            for layer, _ in pyogrio.list_layers(path):
+                df = gpd.read_file(path, layer=layer)
+                flat = pd.DataFrame(df).assign(geometry=df.geometry.to_wkt()) if "geometry" in df else df
+                parts.append(f"[{layer}]\n" + pd.DataFrame(flat).to_csv(index=False))
+            text = "\n".join(parts)
+        elif path.suffix in (".png", ".pdf"):
+            text = path.read_bytes().hex()
+        else:
+            text = path.read_text(encoding="utf-8")
+        for pattern, repl in _VOLATILE:
+            text = pattern.sub(repl, text)
+        found[rel] = text
+    return found
+
+
+def assert_same_outputs(a: dict[str, str], b: dict[str, str]) -> None:
+    assert sorted(a) == sorted(b)
+    differ = [k for k in a if a[k] != b[k]]
+    assert not differ, f"outputs differ: {differ}"
+
+
+def small_partnership(dest: Path) -> Path:
+    """A copy of the example partnership with its first months of police files only (quicker),
+    every partner source kept (geocoded by postcode, street and place). Returns the config."""
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(".hotspots-cache", "output*"))
+    for folder, keep in (("city_street", 5), ("met_api", 6), ("city_stop_search", 3)):
+        for extra in sorted((dest / "data" / folder).iterdir())[keep:]:
+            extra.unlink()
+    return dest / "partnership.toml"
+
+
+@pytest.fixture()
+def partnership(tmp_path):
+    """A small copy of the example partnership (its cache then lives in tmp_path, not in the repository)."""
+    small_partnership(tmp_path / "p")
+    return tmp_path / "p"
+
+
+class Reads:
+    """The source files read (by name), in this process and in worker processes forked from it."""
+
+    def __init__(self, log: Path):
+        self.log = log
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def names(self) -> list[str]:
+        return self.log.read_text(encoding="utf-8").split() if self.log.exists() else []
+
+    def __len__(self):
+        return len(self.names())
+
+    def __eq__(self, other):
+        return self.names() == list(other)
+
+    def __contains__(self, name):
+        return name in self.names()
+
+    def clear(self):
+        self.log.unlink(missing_ok=True)
+
+
+@pytest.fixture()
+def reads(monkeypatch, tmp_path):
+    """Counts the source files read, by file name (a log file: worker processes count too)."""
+    counted = Reads(tmp_path / "reads.log")
+    real = load.read_source
+
+    def counting(path, *a, **k):
+        with open(counted.log, "a", encoding="utf-8") as fh:
+            fh.write(Path(path).name + "\n")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(load, "read_source", counting)
+    return counted
+
+
+def _run(*args) -> tuple[int, str]:
+    buf, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(err):
+        code = main(list(map(str, args)))
+    return code, buf.getvalue() + err.getvalue()
+
+
+def _ledger(loaded):
+    acc = loaded.ledger.accounting(loaded.incidents)
+    return acc, loaded.ledger.rejects, loaded.ledger.filtered, loaded.ledger.notes
+
+
+def assert_same_load(a, b) -> None:
+    pd.testing.assert_frame_equal(a.incidents, b.incidents)
+    for x, y in zip(_ledger(a), _ledger(b)):
+        pd.testing.assert_frame_equal(x.reset_index(drop=True), y.reset_index(drop=True))
+    assert a.geocoding == b.geocoding and a.linkage == b.linkage
+    assert a.ledger.warnings == b.ledger.warnings
+    pd.testing.assert_frame_equal(a.streets, b.streets)
+
+
+def test_a_rerun_reads_no_file_and_writes_the_same_outputs(partnership, reads):
+    config = partnership / "partnership.toml"
+    n_files = sum(len(s.files(partnership)) for s in load_config(config).sources)
+    code, first_text = _run("run", config)
+    assert code == 0
+    first = comparable_outputs(partnership / "output")
+    assert len(reads) == n_files            # every source file read, once
+    assert (partnership / ".hotspots-cache").is_dir()
+    rejects_first = (partnership / "output" / "rejects.csv").read_bytes()
+
+    reads.clear()
+    code, second_text = _run("run", config)
+    assert code == 0
+    assert reads == []                      # nothing read, mapped or geocoded again
+    assert_same_outputs(first, comparable_outputs(partnership / "output"))
+    assert (partnership / "output" / "rejects.csv").read_bytes() == rejects_first
+    assert second_text == first_text        # the accounting table and geocoding rates too
+
+
+
+def test_the_cache_gives_back_the_same_incidents_and_ledger(partnership, reads):
+    cfg = load_config(partnership / "partnership.toml")
+    plain = load_sources(cfg)                                   # no cache at all
+    assert not (partnership / ".hotspots-cache").exists()
+    load_sources(cfg, options=LoadOptions.for_run())            # fills the cache
+    reads.clear()
+    again = load_sources(cfg, options=LoadOptions.for_run())
+    assert reads == []
+    assert_same_load(plain, again)
+    assert len(plain.ledger.rejects) > 100 and len(plain.ledger.filtered) > 100   # the ledger is not trivial
+
+
+def test_a_changed_mapping_or_file_is_read_again_and_only_that(partnership, reads):
+    config = partnership / "partnership.toml"
+    load_sources(load_config(config), options=LoadOptions.for_run())
+    # A mapping edited: only that source's file is read again.
+    mapping = partnership / "schemas" / "yos_referrals.json"
+    spec = json.loads(mapping.read_text(encoding="utf-8"))
+    spec["fields"]["severity"]["map"]["Green"] = 1
+    mapping.write_text(json.dumps(spec), encoding="utf-8")
+    _load_schema_file.cache_clear()      # schema files are read once per process; a new run reads them anew
+    reads.clear()
+    loaded = load_sources(load_config(config), options=LoadOptions.for_run())
+    assert reads.names() == ["yos_referrals.xlsx"]
+    yos = loaded.incidents[loaded.incidents["source_id"] == "yos_referrals"]
+    assert (yos["source_severity"] == "Green").any()
+    assert set(yos.loc[yos["source_severity"] == "Green", "severity"]) == {1}
+    # A file changed: that file alone (its rows counted anew).
+    street = sorted((partnership / "data" / "city_street").glob("*-street.csv"))[0]
+    lines = street.read_text(encoding="utf-8").splitlines(keepends=True)
+    street.write_text("".join(lines[:-5]), encoding="utf-8")
+    reads.clear()
+    loaded = load_sources(load_config(config), options=LoadOptions.for_run())
+    assert reads.names() == [street.name]
+    acc = loaded.ledger.accounting(loaded.incidents)
+    assert int(acc.loc[acc["path"] == str(street), "rows_read"].iloc[0]) == len(lines) - 1 - 5
+    # The geocoder's inputs are part of the key of a geocoded source: a postcode file changed
+    # reads the four partner files again (located by postcode and street names), no police file.
+    postcodes = sorted((partnership / "data" / "postcodes").glob("*.csv"))[0]
+    postcodes.write_text(postcodes.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    reads.clear()
+    load_sources(load_config(config), options=LoadOptions.for_run())
+    assert sorted(reads.names()) == sorted(["ed_istv_assaults.csv", "yos_referrals.xlsx", "community_intel.csv",
+                                            "community_intel_legacy_5x5x5.csv"])
+    # The study period is part of the key: a shorter study reads every file again.
+    text = config.read_text(encoding="utf-8").replace('end = "2019-11"', 'end = "2019-10"')
+    config.write_text(text, encoding="utf-8")
+    reads.clear()
+    load_sources(load_config(config), options=LoadOptions.for_run())
+    assert street.name in reads and "ed_istv_assaults.csv" in reads
+
+
+def test_fresh_reads_every_file_and_a_damaged_entry_is_read_again(partnership, reads):
+    cfg = load_config(partnership / "partnership.toml")
+    first = load_sources(cfg, options=LoadOptions.for_run())
+    n = len(reads)
+    reads.clear()
+    load_sources(cfg, options=LoadOptions.for_run(fresh=True))
+    assert len(reads) == n
+    for parquet in (partnership / ".hotspots-cache").rglob("incidents.parquet"):
+        parquet.write_bytes(b"not parquet")
+        break
+    reads.clear()
+    again = load_sources(cfg, options=LoadOptions.for_run())
+    assert len(reads) == 1
+    assert_same_load(first, again)
+
+
+def test_cache_folder_overlapping_the_output_or_a_source_is_refused(partnership, monkeypatch):
+    config = partnership / "partnership.toml"
+    monkeypatch.setenv("HOTSPOTS_CACHE", str(partnership / "output" / "cache"))
+    code, text = _run("run", config)
+    assert code == 1 and "and the cache folder" in text and "overlap" in text
+    monkeypatch.setenv("HOTSPOTS_CACHE", str(partnership / "data" / "partners" / "cache"))
+    text = config.read_text(encoding="utf-8").replace('path = "data/partners/ed_istv_assaults.csv"',
+                                                      'path = "data/partners/**/*.csv"')
+    config.write_text(text, encoding="utf-8")
+    cfg = load_config(config)
+    load_sources(cfg, only=["city_police"], options=LoadOptions.for_run())
+    (partnership / "data" / "partners" / "cache" / "x.csv").write_text("a\n1\n", encoding="utf-8")
+    from hotspots.errors import UserError
+    with pytest.raises(UserError, match="reaches into the cache folder"):
+        load_sources(cfg, options=LoadOptions.for_run())
+
+
+def test_worker_processes_give_the_same_incidents_and_ledger(partnership):
+    cfg = load_config(partnership / "partnership.toml")
+    one = load_sources(cfg, options=LoadOptions(processes=1))
+    two = load_sources(cfg, options=LoadOptions(processes=2))
+    assert_same_load(one, two)
+    assert len(one.incidents) > 3_000 and one.geocoding["ed_assaults"]["street"] > 0
+
+
+def test_both_cores_are_used_only_when_the_files_pay_for_it(partnership, monkeypatch):
+    used = []
+    real = load.ProcessPoolExecutor
+
+    def spy(*a, **k):
+        used.append(k.get("max_workers"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(load, "ProcessPoolExecutor", spy)
+    monkeypatch.setattr(load.os, "cpu_count", lambda: 2)
+    cfg = load_config(partnership / "partnership.toml")
+    size = sum(f.stat().st_size for s in cfg.sources for f in s.files(cfg.base))
+    monkeypatch.setattr(load, "PARALLEL_MIN_BYTES", size // 2)
+    load_sources(cfg)                                  # enough to read: two processes
+    assert used and used[0] == 2
+    used.clear()
+    monkeypatch.setattr(load, "PARALLEL_MIN_BYTES", size * 2)
+    load_sources(cfg)
+    assert used == []
+    load_sources(cfg, only=["yos_referrals"], options=LoadOptions(processes=2))   # one file: no pool
+    assert used == []
