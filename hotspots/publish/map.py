@@ -530,6 +530,8 @@ PARAMETER_NAMES = {
     "gi_inference": "Gi* inference", "bandwidth_m": "KDE bandwidth (m)", "kde_kernel": "KDE kernel",
     "cluster_simulations": "Cluster simulations", "space_time": "Space-time trends",
     "building_radii_m": "Building radii (m)", "building_time_profile": "Building time profiles",
+    "coverage": "Each source's coverage (how decided)", "combine": "Combination of the sources' evidence",
+    "building_null": "Key buildings: null model",
 }
 
 
