@@ -225,3 +225,21 @@ def test_stacks_at_random_real_snap_points_are_not_clusters_under_random_labelli
             flagged[bg] += bool((clusters["p_value"] < 0.05).any())
     assert flagged["random_labelling"] <= 1, flagged
     assert flagged["csr"] >= 8, flagged
+
+
+def test_dbscan_on_a_drawn_subset_with_the_background_pairs_equals_dbscan_from_scratch():
+    from scipy.spatial import cKDTree
+    from hotspots.detect.clusters import weighted_dbscan
+    rng = np.random.default_rng(4)
+    pool = sample_csr(L_SHAPE, 3000, rng)
+    pick = rng.choice(len(pool), 1200, replace=False)
+    w = rng.choice([0.5, 1.0, 2.0], 1200)
+    pairs = cKDTree(pool).query_pairs(80.0, output_type="ndarray")
+    pos = np.full(len(pool), -1)
+    pos[pick] = np.arange(1200)
+    a, b = pos[pairs[:, 0]], pos[pairs[:, 1]]
+    keep = (a >= 0) & (b >= 0)
+    sub = np.column_stack([np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])])
+    fresh = weighted_dbscan(pool[pick], w, 80.0, 4.0)
+    assert (fresh >= 0).any()
+    assert np.array_equal(weighted_dbscan(pool[pick], w, 80.0, 4.0, pairs=sub), fresh)

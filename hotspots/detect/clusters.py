@@ -294,7 +294,7 @@ def _default_min_cluster_size(n_locations: int, area_m2: float, eps: float) -> t
 # Detector (shared by the observed data and every simulation)
 # --------------------------------------------------------------------------
 def weighted_dbscan(xy: np.ndarray, weight: np.ndarray, eps: float,
-                    min_weight: float) -> np.ndarray:
+                    min_weight: float, pairs: np.ndarray | None = None) -> np.ndarray:
     """DBSCAN with sample weights and a real-valued ``min_weight``.
 
     A point is core when the summed weight within ``eps`` (distance <= eps,
@@ -308,14 +308,17 @@ def weighted_dbscan(xy: np.ndarray, weight: np.ndarray, eps: float,
     reproduces scikit-learn's labels exactly, including its numbering (clusters
     in order of their lowest-index core point) and its tie rule (a border point
     within eps of several clusters joins the lowest-numbered one);
-    ``tests/test_clusters.py`` checks equality with scikit-learn.
+    ``tests/test_clusters.py`` checks equality with scikit-learn. ``pairs``: the
+    (i < j, distance <= eps) index pairs when already known (the random-labelling
+    simulations reuse the background layer's), else found with a KD-tree.
     """
     xy = np.asarray(xy, dtype=float)
     weight = np.asarray(weight, dtype=float)
     m = len(xy)
     if m == 0:
         return np.empty(0, dtype=np.int64)
-    pairs = cKDTree(xy).query_pairs(eps, output_type="ndarray")  # i < j, d <= eps
+    if pairs is None:
+        pairs = cKDTree(xy).query_pairs(eps, output_type="ndarray")  # i < j, d <= eps
     i, j = pairs[:, 0], pairs[:, 1]
     nbw = (weight + np.bincount(i, weights=weight[j], minlength=m)
            + np.bincount(j, weights=weight[i], minlength=m))
@@ -347,13 +350,13 @@ def weighted_dbscan(xy: np.ndarray, weight: np.ndarray, eps: float,
     return labels
 
 
-def _detect(xy, weight, count, method, eps, min_weight, min_cluster_size):
+def _detect(xy, weight, count, method, eps, min_weight, min_cluster_size, pairs=None):
     """Cluster labels per location (-1 = noise), clusters numbered 0..k-1."""
     m = len(xy)
     if m == 0:
         return np.empty(0, dtype=np.int64)
     if method == "dbscan":
-        labels = weighted_dbscan(xy, weight, eps, min_weight)
+        labels = weighted_dbscan(xy, weight, eps, min_weight, pairs)
         if min_cluster_size:
             # Optional post-filter on incidents per cluster (applied to the
             # simulations too, so the test stays like-for-like).
@@ -599,11 +602,26 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
             pool = np.unique(np.asarray(background_xy, float), axis=0)
             pool = pool[shapely.intersects_xy(area, pool[:, 0], pool[:, 1])]
             pool = pool if len(pool) >= m else None
+        pool_pairs = pos = None
+        if pool is not None and method == "dbscan":
+            # The background's neighbour pairs, found once: each simulation keeps those between
+            # the places it drew (DBSCAN on a subset has exactly the subset's pairs).
+            pool_pairs = cKDTree(pool).query_pairs(eps, output_type="ndarray")
+            pos = np.full(len(pool), -1, dtype=np.int64)
         sim_max = np.empty(n_sim)
         for s in range(n_sim):
+            spairs = None
             if background == "random_labelling" and pool is not None:
                 # The stacks relabelled onto places of the background layer.
-                sxy, sw, sc = pool[rng.choice(len(pool), m, replace=len(pool) < m)], weight, count
+                pick = rng.choice(len(pool), m, replace=False)
+                sxy, sw, sc = pool[pick], weight, count
+                if pool_pairs is not None:
+                    pos[:] = -1
+                    pos[pick] = np.arange(m)
+                    a, b = pos[pool_pairs[:, 0]], pos[pool_pairs[:, 1]]
+                    keep = (a >= 0) & (b >= 0)
+                    a, b = a[keep], b[keep]
+                    spairs = np.column_stack([np.minimum(a, b), np.maximum(a, b)])
             elif background == "random_labelling":
                 # The locations stay; which stack sits where is shuffled.
                 perm = rng.permutation(m)
@@ -612,7 +630,7 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
                 # The stacks keep their weight and count; since positions are iid
                 # uniform, shuffling which stack goes where would change nothing.
                 sxy, sw, sc = sampler.sample(m, rng), weight, count
-            slab = _detect(sxy, sw, sc, method, eps, mw, mcs)
+            slab = _detect(sxy, sw, sc, method, eps, mw, mcs, spairs)
             sstat = _cluster_statistic(method, sxy, sw, slab, *stat_args)
             sim_max[s] = sstat.max() if len(sstat) else 0.0
         # A relative tolerance so that float summation order cannot flip a tie.
