@@ -257,24 +257,3 @@ def two_sided_p(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
     le = np.searchsorted(srt, obs + 1e-9, side="right")
     return np.minimum(1.0, 2.0 * (np.minimum(ge, le) + 1.0) / (len(srt) + 1.0))
 
-
-def conditional_z(values: np.ndarray, w: sp.csr_matrix) -> np.ndarray:
-    """The z of each cell's neighbours' sum under the exact moments of the conditional null.
-
-    k values drawn without replacement from the N = n - 1 other cells (mean m, population
-    variance v) sum to mean k m and variance k v (N - k) / (N - 1). Used where an observed
-    sum lies beyond every permutation drawn, to resolve evidence past the draws' floor.
-    """
-    x = np.asarray(values, dtype=float)
-    n = x.size
-    w = sp.csr_matrix(w)
-    k = np.asarray(w.sum(axis=1)).ravel() - 1
-    obs = w @ x - x
-    big_n = n - 1
-    m = (x.sum() - x) / big_n
-    v = np.maximum((np.sum(x * x) - x * x) / big_n - m * m, 0.0)
-    sd = np.sqrt(k * v * np.maximum(big_n - k, 0) / max(big_n - 1, 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = (obs - k * m) / sd
-    z[~np.isfinite(z)] = 0.0
-    return z
