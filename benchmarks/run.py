@@ -691,6 +691,8 @@ def profile_md(prof: dict, size: str) -> str:
 
 
 ANALYSIS_START, ANALYSIS_END = "<!-- analysis:start -->", "<!-- analysis:end -->"
+# The load-engine figures of benchmarks/engines.py (reuse, both cores, Dask), kept as they are.
+ENGINES_START, ENGINES_END = "<!-- engines:start -->", "<!-- engines:end -->"
 
 
 def write_results(runs: dict, compare: dict, machine: dict, args, profile: dict | None, profile_size: str) -> str:
@@ -698,6 +700,8 @@ def write_results(runs: dict, compare: dict, machine: dict, args, profile: dict 
     m = re.search(re.escape(ANALYSIS_START) + r"(.*?)" + re.escape(ANALYSIS_END), old, re.S)
     analysis = m.group(1).strip() if m else ("_Written by hand after a run: where the time goes and what to do "
                                              "about it. `run.py` keeps this block when it rewrites the file._")
+    e = re.search(re.escape(ENGINES_START) + r".*?" + re.escape(ENGINES_END), old, re.S)
+    engines = e.group(0) + "\n\n" if e else ""
     pk = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
     loads = "; ".join(f"{s}: {100 * r['child']['others_cpu_share']:.0f} % of the CPUs busy with other jobs, "
                       f"load average {r['child']['load1_before']:.2f} before"
@@ -731,7 +735,7 @@ reprojecting every lon/lat point to EPSG:27700, numpy binning every point onto t
 
 {compare_md(compare)}
 {profile_md(profile, profile_size) if profile else ''}
-## Analysis
+{engines}## Analysis
 
 {ANALYSIS_START}
 {analysis}

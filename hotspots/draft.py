@@ -113,19 +113,29 @@ def _words(header: str) -> set[str]:
 
 
 # ----------------------------------------------------------------------------- reading
-def _encoding(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
+def _decodes(path: Path, encoding: str) -> bool:
+    """True when the whole file decodes as ``encoding`` (read in 8 MB blocks: a stray byte may be late)."""
+    import codecs
+    dec = codecs.getincrementaldecoder(encoding)()
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(8 << 20):
+                dec.decode(block)
+        dec.decode(b"", final=True)
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _encoding(path: Path, head: bytes) -> str:
+    if head.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise UserError("the file is UTF-16 text, which the reader does not take.",
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError("the file is UTF-16 text, which the reader does not take.", file=str(path),
                         hint="Save it as CSV UTF-8 (Excel: Save As > CSV UTF-8).")
-    for enc in ("utf-8", "cp1252"):
-        try:
-            data.decode(enc)
-            return "utf-8-sig" if enc == "utf-8" else enc
-        except UnicodeDecodeError:
-            pass
-    return "latin-1"
+    if _decodes(path, "utf-8"):
+        return "utf-8-sig"
+    return "cp1252" if _decodes(path, "cp1252") else "latin-1"
 
 
 def _delimiter(lines: list[str]) -> str:
@@ -170,11 +180,12 @@ def _read(path: Path, sheet) -> tuple[dict, pd.DataFrame, list[str], list[str]]:
                         f"(known: {', '.join(AUTO_FORMATS)}).", file=str(path))
     reader: dict = {"format": fmt}
     if fmt == "csv":
-        data = path.read_bytes()
-        if b"\0" in data[:1 << 16]:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+        if b"\0" in head[:1 << 16] and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
             raise UserError("the file is binary, not CSV text.", file=str(path))
-        enc = _encoding(data[:1 << 20] if len(data) > 1 << 20 else data)
-        text = data[:1 << 20].decode(enc, errors="replace")
+        enc = _encoding(path, head)
+        text = head.decode(enc, errors="replace")
         lines = [ln for ln in text.splitlines()[:60] if ln.strip()]
         delim = _delimiter(lines[:40])
         rows = [r for r in csv.reader(io.StringIO("\n".join(lines[:40])), delimiter=delim) if r]
@@ -213,6 +224,12 @@ def _values(col: pd.Series) -> pd.Series:
     v = col.astype(str).str.strip()
     v = v[v != ""]
     return v.iloc[:SAMPLE]
+
+
+def _all(col: pd.Series) -> pd.Series:
+    """Every non-blank value of a column (for maps, which must hold every value)."""
+    v = col.astype(str).str.strip()
+    return v[v != ""]
 
 
 def _share(mask: pd.Series) -> float:
@@ -469,13 +486,14 @@ def draft_mapping(path: str | Path, sheet=None) -> Draft:
 
     # What: category, severity, role, grades, handling.
     rest = [c for c in usable if c not in role]
-    ccol, table = _category_column(raw, rest)
+    ccol, _ = _category_column(raw, rest)
     fields = mapping["fields"]
     values_seen: dict = {}
     if ccol:
         role[ccol] = "category"
-        counts = _distinct(_values(raw[ccol]))
-        cmap = {val: (code or TODO) for val, code in table.items()}
+        # Every value of the column, not only the sample: a value first seen in the last row still needs a code.
+        counts = _distinct(_all(raw[ccol]))
+        cmap = {val: (suggest_category(val) or TODO) for val in counts.index}
         if (raw[ccol].astype(str).str.strip() == "").any():
             cmap[""] = TODO
         fields["source_category"] = {"column": ccol}
@@ -496,7 +514,7 @@ def draft_mapping(path: str | Path, sheet=None) -> Draft:
         if not len(v):
             continue
         words = _words(c)
-        sev = _word_map(v, SEVERITY_WORDS)
+        sev = _word_map(_all(raw[c]), SEVERITY_WORDS)
         if sev and "severity" not in fields:
             fields["severity"] = {"column": c, "case": "insensitive", "label": c.lower(),
                                   "map": {k: (m or TODO) for k, m in sev.items()}}
@@ -505,7 +523,7 @@ def draft_mapping(path: str | Path, sheet=None) -> Draft:
             if TODO in fields["severity"]["map"].values():
                 todo.append(f"fields.severity.map: values of '{c}' with no suggested severity 1-4")
             continue
-        rmap = _word_map(v, ROLE_WORDS) if "role" in words or "involvement" in words else None
+        rmap = _word_map(_all(raw[c]), ROLE_WORDS) if "role" in words or "involvement" in words else None
         if rmap and "role" not in fields:
             fields["role"] = {"column": c, "case": "insensitive", "label": "role",
                               "map": {k: (m or TODO) for k, m in rmap.items()}}
@@ -514,7 +532,7 @@ def draft_mapping(path: str | Path, sheet=None) -> Draft:
                 todo.append(f"fields.role.map: values of '{c}' with no suggested role (victim, suspect, witness, "
                             "unknown)")
             continue
-        up = set(v.str.upper().unique())
+        up = set(_all(raw[c]).str.upper().unique())
         if "handling" in words and up <= {"P", "C", "1", "2", "3", "4", "5"}:
             fields["handling"] = {"column": c, "upper": True, "allowed": sorted(up), "label": "handling code"}
             role[c] = "handling"

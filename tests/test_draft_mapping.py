@@ -243,3 +243,23 @@ def test_draft_of_a_geopackage_with_eastings_and_a_json_array(tmp_path):
     assert m["location"] == {"kind": "en", "x": "E", "y": "N"}
     got = account(tmp_path, path, str(write(tmp_path, m, "log_mapping")))
     assert (got["rows_read"], got["rows_loaded"]) == (n, n)
+
+
+def test_a_late_cp1252_byte_and_unreadable_files(tmp_path):
+    from hotspots.errors import UserError
+    lines = ["Ref,Date,Type,Postcode"] + [f"R{k},03/07/2018,Fighting,EC1V 4PW" for k in range(30_000)]
+    lines.append("R-last,03/07/2018,Café brawl,EC1V 4PW")          # the one cp1252 byte, past the first megabyte
+    path = tmp_path / "late.csv"
+    path.write_bytes("\n".join(lines).encode("cp1252"))
+    assert path.stat().st_size > 1 << 20
+    m = draft_mapping(path).mapping
+    assert m["reader"]["encoding"] == "cp1252"
+    assert m["fields"]["category"]["map"]["Café brawl"] == "violent-crime"
+    (tmp_path / "u16.csv").write_bytes("A,B\n1,2\n".encode("utf-16"))
+    (tmp_path / "bin.csv").write_bytes(b"\x00\x01\x02" * 100)
+    (tmp_path / "empty.csv").write_text("Date,Postcode\n", encoding="utf-8")
+    (tmp_path / "notes.docx").write_bytes(b"PK\x03\x04")
+    for name, why in (("u16.csv", "UTF-16"), ("bin.csv", "binary"), ("empty.csv", "no rows"),
+                      ("missing.csv", "does not exist"), ("notes.docx", "cannot tell the format")):
+        with pytest.raises(UserError, match=why):
+            draft_mapping(tmp_path / name)

@@ -223,3 +223,125 @@ def test_held_out_station_names(geocoder):
     # roundabout' placed on Old Street (the street's median, 348 m from the station).
     assert m["precision"] >= 0.98 and m["recall"] >= 0.90
     assert not m["rows"].loc[m["rows"]["label"].isna(), "level"].ne("unmatched").any()
+
+
+# Streets and schools, written by hand the same way from the police.uk street names of the example's City
+# of London data and the London Schools Atlas names; measured, not tuned (no rule was changed for them).
+STREETS = [
+    ("Cheapside", "Cheapside"), ("outside 10 cheapside", "Cheapside"), ("Queen Victoria St", "Queen Victoria Street"),
+    ("queen victoria st nr the bank", "Queen Victoria Street"), ("Gracechurch St", "Gracechurch Street"),
+    ("Leadenhall St", "Leadenhall Street"), ("LEADENHALL STREET", "Leadenhall Street"), ("Fleet St", "Fleet Street"),
+    ("fleet street by the tesco", "Fleet Street"), ("Aldersgate St", "Aldersgate Street"),
+    ("London Wall", "London Wall"), ("london wall car park", "London Wall"), ("Ludgate Hill", "Ludgate Hill"),
+    ("King William St", "King William Street"), ("K William St", "King William Street"),
+    ("Old Broad St", "Old Broad Street"), ("Houndsditch", "Houndsditch"), ("houndsditch o/s the bar", "Houndsditch"),
+    ("Great Tower St", "Great Tower Street"), ("Gt Tower St", "Great Tower Street"), ("Golden Ln", "Golden Lane"),
+    ("St Mary Axe", "St Mary Axe"), ("st mary axe (gherkin)", "St Mary Axe"), ("Wormwood St", "Wormwood Street"),
+    ("Fetter Ln", "Fetter Lane"), ("Eastcheap", "Eastcheap"), ("Artillery Ln", "Artillery Lane"),
+    ("Mansell St", "Mansell Street"), ("Aldgate High St", "Aldgate High Street"), ("Bow Ln", "Bow Lane"),
+    ("Gresham St", "Gresham Street"), ("Watling St", "Watling Street"), ("Eldon St", "Eldon Street"),
+    ("Fish St Hill", "Fish Street Hill"), ("Ropemaker St", "Ropemaker Street"), ("Camomile St", "Camomile Street"),
+    ("Devonshire Sq", "Devonshire Square"), ("Warwick Ln", "Warwick Lane"), ("Carthusian St", "Carthusian Street"),
+    ("Pepys St", "Pepys Street"), ("Finch Ln", "Finch Lane"), ("Mincing Ln", "Mincing Lane"),
+]
+SCHOOLS = [
+    ("Prior Weston school", "Prior Weston Primary School and Children's Centre"),
+    ("Prior Weston Primary", "Prior Weston Primary School and Children's Centre"),
+    ("St Lukes C of E primary", "St Luke's CofE Primary School"), ("St Luke's CE Primary School", "St Luke's CofE Primary School"),
+    ("Central Foundation Boys School", "Central Foundation Boys' School"),
+    ("City of London School for Girls", "City of London School for Girls"),
+    ("Sir John Cass school", "Sir John Cass's Foundation Primary School"),
+    ("Sir John Cass Foundation Primary", "Sir John Cass's Foundation Primary School"),
+    ("Clerkenwell Parochial school", "Clerkenwell Parochial CofE Primary School"), ("Haggerston School", "Haggerston School"),
+    ("Virginia Primary", "Virginia Primary School"), ("St Monicas RC primary", "St Monica's Roman Catholic Primary School"),
+    ("Randal Cremer school", "Randal Cremer Primary School"), ("Elizabeth Garrett Anderson school", "Elizabeth Garrett Anderson School"),
+    ("Stewart Headlam primary", "Stewart Headlam Primary School"), ("Thomas Buxton primary school", "Thomas Buxton Primary School"),
+    ("Osmani school", "Osmani Primary School"), ("outside Hermitage primary", "Hermitage Primary School"),
+    ("Bigland Green primary", "Bigland Green Primary School"), ("Canon Barnett primary", "Canon Barnett Primary School"),
+    ("Columbia primary school", "Columbia Primary School"), ("Christ Church CofE school", "Christ Church CofE School"),
+    ("Argyle primary school", "Argyle Primary School"), ("outside Argyle school", "Argyle Primary School"),
+    ("Edith Neville school", "Edith Neville Primary School"), ("Regent High School", "Regent High School"),
+    ("St Pauls Cathedral School", "St Paul's Cathedral School"),
+    ("St Aloysius RC junior school", "St Aloysius Roman Catholic Junior School"),
+]
+
+
+def _street_points() -> pd.DataFrame:
+    import glob
+    files = sorted(glob.glob(str(P.DATA / "city_street" / "*-street.csv")))
+    df = pd.concat([pd.read_csv(f, usecols=["Location", "Longitude", "Latitude"]) for f in files]).dropna()
+    df["name"] = df["Location"].str.replace("On or near ", "", regex=False)
+    from pyproj import Transformer
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True).transform(df["Longitude"].to_numpy(),
+                                                                                     df["Latitude"].to_numpy())
+    return df.assign(E=x, N=y).groupby("name")[["E", "N"]].median()
+
+
+def _measure_at(geocoder, labelled, where: pd.DataFrame) -> dict:
+    texts = pd.Series([t for t, _ in labelled])
+    got = geocoder.geocode_text(texts)
+    tx = np.array([where.at[lab, "E"] for _, lab in labelled], dtype=float)
+    ty = np.array([where.at[lab, "N"] for _, lab in labelled], dtype=float)
+    matched = (got["level"] != "unmatched").to_numpy()
+    correct = matched & (np.hypot(got["x"].to_numpy(float) - tx, got["y"].to_numpy(float) - ty) <= 250)
+    return {"precision": correct.sum() / max(matched.sum(), 1), "recall": correct.sum() / len(labelled),
+            "rows": got.assign(text=texts, correct=correct)}
+
+
+def test_street_and_school_names_as_partners_write_them(geocoder):
+    streets = _street_points()
+    schools = pd.read_csv(P.DATA / "buildings" / "all_schools_xy_2016.csv", dtype=str, encoding="latin-1")
+    schools = schools.drop_duplicates("SCHOOL_NAM").set_index("SCHOOL_NAM")[["EASTING", "NORTHING"]].astype(float)
+    schools.columns = ["E", "N"]
+    st = _measure_at(geocoder, STREETS, streets)
+    sc = _measure_at(geocoder, SCHOOLS, schools)
+    print(f"\nstreets: precision {st['precision']:.3f} recall {st['recall']:.3f}; "
+          f"schools: precision {sc['precision']:.3f} recall {sc['recall']:.3f}")
+    for m in (st, sc):
+        r = m["rows"]
+        print(r.loc[~r["correct"], ["text", "level", "name"]].to_string())
+    # Measured: streets 0.949 / 0.881 (Fleet Street is long: its median is over 250 m from the City's
+    # points; London Wall's points spread over 500 m, so it is left out as ambiguous; 'K William St').
+    # Schools 1.000 / 0.679 before the short-name rule, 1.000 / 1.000 after (the rule was made on this set).
+    assert st["precision"] >= 0.94 and st["recall"] >= 0.88
+    assert sc["precision"] == 1.0 and sc["recall"] == 1.0
+
+
+# Written after the short-name rule was made on SCHOOLS, before it was run on these.
+SCHOOLS_HELD_OUT = [
+    ("St Josephs primary", "St Josephs Primary School"), ("Hanover school", "Hanover Primary School"),
+    ("Moreland primary", "Moreland Primary School"), ("Winton school", "Winton Primary School"),
+    ("St Peter and Paul RC primary", "St Peter and St Paul RC Primary School"), ("Hague primary", "Hague Primary School"),
+    ("Lawdale school", "Lawdale Junior School"), ("Shapla school", "Shapla Primary School"),
+    ("Kobi Nazrul primary", "Kobi Nazrul Primary School"), ("William Davis school", "William Davis Primary School"),
+    ("St Annes catholic primary", "St Anne's Catholic Primary School"),
+    ("English Martyrs RC school", "English Martyrs Roman Catholic Primary School"),
+    ("St Matthias school", "St Matthias Church of England Primary School"), ("Sebright school", "Sebright School"),
+    ("Thomas Fairchild school", "Thomas Fairchild Community School"), ("London Nautical", "London Nautical School"),
+    ("City of London School", "City of London School"), ("Dallington school", "Dallington School"),
+    ("Charterhouse Sq school", "Charterhouse Square School"), ("Ebrahim Academy", "Ebrahim Academy"),
+    ("school", None), ("outside the school", None), ("primary school gates", None), ("at college", None),
+]
+
+
+def test_held_out_school_names(geocoder):
+    schools = pd.read_csv(P.DATA / "buildings" / "all_schools_xy_2016.csv", dtype=str, encoding="latin-1")
+    schools = schools.drop_duplicates("SCHOOL_NAM").set_index("SCHOOL_NAM")[["EASTING", "NORTHING"]].astype(float)
+    schools.columns = ["E", "N"]
+    texts = pd.Series([t for t, _ in SCHOOLS_HELD_OUT])
+    got = geocoder.geocode_text(texts)
+    lab = [lab for _, lab in SCHOOLS_HELD_OUT]
+    tx = np.array([schools.at[x, "E"] if x else np.nan for x in lab])
+    ty = np.array([schools.at[x, "N"] if x else np.nan for x in lab])
+    matched = (got["level"] != "unmatched").to_numpy()
+    correct = matched & (np.hypot(got["x"].to_numpy(float) - tx, got["y"].to_numpy(float) - ty) <= 250)
+    n_lab = sum(x is not None for x in lab)
+    precision, recall = correct.sum() / max(matched.sum(), 1), correct.sum() / n_lab
+    print(f"\nschools held out: precision {precision:.3f} recall {recall:.3f} ({correct.sum()} of {n_lab}, "
+          f"{matched.sum()} matched)")
+    print(got.assign(text=texts, label=lab)[~correct][["text", "level", "name", "label"]].to_string())
+    # Before the short-name rule 1.000 / 0.500 (10 of 20); after 1.000 / 0.850 (17 of 20): missed 'St Peter and Paul RC primary', 'English Martyrs RC school' (the file
+    # writes Roman Catholic in full there, "rc" is not dropped from the text) and 'London Nautical' (no
+    # school word); none of the 4 texts naming no school matched.
+    assert precision == 1.0 and recall >= 0.85
+    assert not matched[[x is None for x in lab]].any()

@@ -292,7 +292,7 @@ def test_a_held_lock_gives_a_clear_error_and_a_stale_one_is_taken_over(example_r
 def test_an_agency_run_defaults_to_its_own_folder(example_result, tmp_path, monkeypatch, capsys):
     import hotspots.pipeline
     own_run = as_agency(example_result)
-    monkeypatch.setattr(hotspots.pipeline, "analyse", lambda cfg, progress=None, agency=None: own_run)
+    monkeypatch.setattr(hotspots.pipeline, "analyse", lambda cfg, progress=None, agency=None, **load: own_run)
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "--agency", "community_intel"]) == 0
     own = tmp_path / "hotspots-demo-agency-community_intel"

@@ -15,6 +15,13 @@ partnership holds:
   against it after both sides are reduced to one canonical form
   (``canonical``; the rules are data, in ``data_schemas/gazetteer.json``).
 
+Names as partners write them: a text that is only a station's name, with filler
+words ("outside", "o/s") and operator suffixes ("LU", "NR", "DLR"), is that station
+(``Gazetteer._bare``), at the wider ``district`` precision when the one-word name is
+also a district's ("Angel", "Bank"); a school also answers to the distinctive part of
+its name where the text says school ("Prior Weston school"; ``short_name``). Both
+rules are data in ``gazetteer.json`` (``bare_names``, ``building_short_names``).
+
 ``Geocoder`` combines them. Every record gets a match level (``postcode``,
 ``street``, ``place`` or ``unmatched``) and a precision in metres; an
 unmatched record gets a reject reason and no coordinates: nothing is ever
@@ -184,6 +191,9 @@ _FILLERS = {w for w in _BARE["fillers"] if " " not in w}
 _FILLER_PHRASES = [w.split() for w in _BARE["fillers"] if " " in w]
 _SUFFIXES = set(_BARE["suffixes"])
 _STOP_WORDS = set(_BARE["stop_words"])
+_SHORT = RULES["building_short_names"]
+_GENERIC_WORDS = set(_SHORT["generic_words"])
+_SCHOOL_CUES = set(_SHORT["cues"])
 _CUES = {c for c in RULES["station_cues"] if " " not in c}
 _CUE_PHRASES = [c for c in RULES["station_cues"] if " " in c]
 
@@ -228,6 +238,12 @@ def canonical(text: str) -> str:
                 w = _ABBREV[near[0]]
         words.append(w)
     return " ".join(words)
+
+
+def short_name(name: str) -> str:
+    """A building's name without the generic words of ``building_short_names`` (canonical form):
+    "Prior Weston Primary School and Children's Centre" -> "prior weston"."""
+    return " ".join(w for w in canonical(name).split() if w not in _GENERIC_WORDS)
 
 
 def has_station_cue(canon: str) -> bool:
@@ -295,6 +311,7 @@ class Gazetteer:
         p = p[p["canon"] != ""]
         p, dropped = _merge_same_names(p)
         p["needs_cue"] = (p["kind"] == "station") & (p["canon"].str.count(" ") == 0)
+        p["cue_kind"] = p["cue_kind"].fillna("").astype(str) if "cue_kind" in p else ""
         self.places = p.reset_index(drop=True)
         self.dropped = pd.concat([self.dropped, dropped], ignore_index=True) if len(self.dropped) else dropped
         self._index: dict[tuple, list[int]] = {}
@@ -327,13 +344,19 @@ class Gazetteer:
                     aliases.append(hit.iloc[[0]].assign(alias=alias))
             parts += [st] + aliases
         if buildings is not None and len(buildings):
-            parts.append(buildings[["name", "x", "y"]].assign(precision_m=float(PRECISION["place"]),
-                                                             kind="building"))
+            b = buildings[["name", "x", "y"]].assign(precision_m=float(PRECISION["place"]), kind="building")
+            parts.append(b)
+            # The distinctive part of a school's name, matched only where the text says school.
+            short = b["name"].astype(str).map(short_name)
+            keep = (short != "") & (short != b["name"].astype(str).map(canonical)) & \
+                (short.str.replace(" ", "").str.len() >= 5)
+            parts.append(b[keep].assign(alias=short[keep], cue_kind="school"))
         places = pd.concat(parts, ignore_index=True) if parts else None
         drop = pd.concat(dropped, ignore_index=True) if dropped else pd.DataFrame(columns=["name", "kind", "why"])
         return cls(places if places is not None else pd.DataFrame(), drop)
 
-    def _candidates(self, toks: list[str], cue: bool, fuzzy: bool) -> list[tuple[int, int, int]]:
+    def _candidates(self, toks: list[str], cue: bool, fuzzy: bool,
+                    school: bool = False) -> list[tuple[int, int, int]]:
         """(tokens matched, position, place index) of every name found in ``toks``."""
         found = []
         for n in range(min(self._longest, len(toks)), 0, -1):
@@ -349,7 +372,8 @@ class Gazetteer:
                     pool = self._fuzzy.get((n, text[0]), []) + (self._fuzzy.get((n, text[1]), [])
                                                                 if text[1] != text[0] else [])
                     hits = sorted({k for canon, k in pool if within_one_edit(text, canon)})
-                found += [(n, i, k) for k in hits if cue or not self.places.at[k, "needs_cue"]]
+                found += [(n, i, k) for k in hits if (cue or not self.places.at[k, "needs_cue"])
+                          and (school or self.places.at[k, "cue_kind"] != "school")]
         return found
 
     def _bare(self, toks: list[str]) -> tuple[int, str] | None:
@@ -403,7 +427,7 @@ class Gazetteer:
         for how in ("exact", "fuzzy"):
             if how == "fuzzy" and not fuzzy:
                 break
-            found = self._candidates(toks, cue, how == "fuzzy")
+            found = self._candidates(toks, cue, how == "fuzzy", school=bool(_SCHOOL_CUES.intersection(toks)))
             if not found:
                 continue
             kinds = self.places["kind"]

@@ -64,7 +64,7 @@ MANIFEST = "manifest.json"
 # tests source globs against these names: a new output file must be added here (a test checks it).
 OUTPUT_FILES = (
     "rejects.csv", "areas.csv", "buildings.csv", "building_types.csv", "sensitivity.csv",
-    "sensitivity_regions.csv", "evaluation.csv", "coverage.png", MANIFEST, "map.html", "map-public.html",
+    "sensitivity_regions.csv", "thresholds.csv", "evaluation.csv", "coverage.png", MANIFEST, "map.html", "map-public.html",
     "briefing.html", "briefing-public.html", "briefing.pdf", "briefing-public.pdf", "hotspots.gpkg",
     "cells.geojson", "regions.geojson", "clusters.geojson",
     "public/hotspots.gpkg", "public/cells.geojson", "public/regions.geojson", "public/clusters.geojson",
