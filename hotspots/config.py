@@ -19,7 +19,7 @@ from hotspots.detect.kde import MAX_BANDWIDTH_CELLS, MIN_BANDWIDTH_CELLS
 from hotspots.errors import UserError
 from hotspots.grid import MAX_NEIGHBOUR_CELLS
 from hotspots.schema import DEFAULT_WEIGHTS, EVIDENCE_CLASSES, HANDLING_CODES, TAXONOMY
-from hotspots.validate_config import Bool, Either, ListOf, Map, Number, Refused, Table, Tables, Text, check
+from hotspots.validate_config import Bool, Either, ListOf, Map, Number, Table, Tables, Text, check
 
 TIERS = ("partner", "public")
 
@@ -71,8 +71,7 @@ def config_rules() -> dict:
             "path": text, "schema": text, "mapping": text,
             "evidence": Text(EVIDENCE_CLASSES), "weight": weight,
             "categories": ListOf(Text(tuple(TAXONOMY)), single=True), "coverage": texts,
-            "coverage_path": Refused("name the boundary areas the source covers with coverage = [...] "
-                                     "(names of a [[boundaries]] layer); without it coverage is derived from the data."),
+            "coverage_path": text,      # a polygon file of where the source's data reach (hotspots.coverage)
             "legal_basis": text, "sharing_agreement": text,
             "handling": Text(HANDLING_CODES, normalise=lambda v: v.strip().upper(),
                              why="3x5x2 P or C, 5x5x5 1 to 5, or none; an unknown code is never shared"),
@@ -112,6 +111,12 @@ def config_rules() -> dict:
             "cluster_simulations": Number(1, 9999, integer=True),
             "cluster_eps_m": Number(lo=0, lo_open=True, unit="m"),
             "cluster_min_weight": Number(lo=0, lo_open=True),
+            "combine": Text(("sources", "pooled")),
+            "permutations": Number(999, 9_999_999, integer=True),
+            "coverage_units_path": text, "coverage_units_field": text,
+            "coverage_reach_m": Number(lo=0, lo_open=True, unit="m"),
+            "building_null": Text(("random_places", "snap_points")),
+            "building_simulations": Number(99, 99_999, integer=True),
         }),
         "outputs": Table({"tiers": ListOf(Text(TIERS), single=True), "tiles": text, "tiles_attribution": text}),
         "attribution": texts,

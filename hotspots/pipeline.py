@@ -22,14 +22,16 @@ from hotspots import sensitive, thresholds
 from hotspots.config import Config
 from hotspots.detect.clusters import find_clusters
 from hotspots.detect.counts import hotspot_count
-from hotspots.detect.gistar import hotspot_gistar
+from hotspots import coverage as covermod
+from hotspots.detect import combine as combmod
+from hotspots.detect.inference import DEFAULT_DRAWS
 from hotspots.detect.kde import choose_bandwidth, kde_grid
 from hotspots.detect.spacetime import emerging_classes, month_index, space_time_cube
 from hotspots.errors import UserError
 from hotspots.load import LoadOptions, finish, load_sources
 from hotspots.load.buildings import load_buildings
 from hotspots.load.ledger import Ledger
-from hotspots.profile import category_counts, options_from_config, profile_buildings
+from hotspots.profile import category_counts, comparable_places, options_from_config, profile_buildings
 from hotspots.progress import Progress
 from hotspots.sensitivity import high_risk_scenario, weight_sensitivity
 from hotspots.tiers import PUBLIC, check_public, disclose, factual_mask
@@ -171,10 +173,26 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
             raise UserError(f"[analysis] gi_inference = '{inference}' should be 'permutation' or 'normal'.",
                             file=str(cfg.path))
         seed = int(cfg.analysis.get("seed", 0))
-        params["gi_inference"] = _param(inference, "randomisation null, 200,000 draws per neighbourhood size, "
-                                        f"seed {seed} (the normal curve is anti-conservative on sparse counts)"
+        draws = int(cfg.analysis.get("permutations", DEFAULT_DRAWS))
+        params["gi_inference"] = _param(inference, f"conditional permutation as esda (the cell held out, its "
+                                        f"neighbours drawn without replacement from the other cells), {draws:,} "
+                                        f"draws per neighbourhood size, seed {seed}"
                                         if inference == "permutation" else "normal approximation, as ArcGIS")
-        cells, w = hotspot_grid(incidents, grid, dist, alpha, inference, seed)
+        combine = str(cfg.analysis.get("combine", "sources"))
+        if combine not in ("sources", "pooled"):
+            raise UserError(f"[analysis] combine = '{combine}' should be 'sources' or 'pooled'.", file=str(cfg.path))
+        coverage = covermod.source_coverage(cfg, boundaries, incidents, grid, area)
+        params["coverage"] = _param(covermod.describe(coverage), "per source: declared areas, a polygon file, or "
+                                    "derived from its records (hotspots/coverage.py); a cell is covered when more "
+                                    "than half of it lies inside")
+        sweights = source_weights(weight.risk(incidents), table)
+        params["combine"] = _param(combine, (
+            "each risk source's Gi* within its own coverage, combined per cell by weighted Stouffer with weights "
+            + ", ".join(f"{k} {v:g}" for k, v in sweights.items()) + " (source x evidence weight), then BH"
+            if combine == "sources" else "one Gi* of the pooled weighted counts over the covered cells (as ArcGIS)")
+            + ("; set in the config" if "combine" in cfg.analysis else "; default"))
+        cells, w, evidence = hotspot_grid(incidents, grid, dist, alpha, inference, seed, coverage, area, combine,
+                                          sweights, draws, return_evidence=True)
 
     with progress.step("density and trends"):
         kde_surface = _kde(cfg, incidents, grid, cells, params)
@@ -183,25 +201,38 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
 
     with progress.step("attribute to boundaries"):
         cells, regions, areas = attribute_cells(cells, grid, boundaries)
+        evidence_of = weight.risk(incidents).groupby("source_id")["evidence"].agg(lambda v: v.mode().iat[0]).to_dict()
+        regions = combmod.region_support(regions, cells, evidence_of)
         clusters["areas"], clusters["cross_boundary"] = attribute.polygon_areas(clusters.geometry.values, boundaries)
-        coverage = attribute.source_coverage(cfg, boundaries)
         cells["outside_coverage_of"] = attribute.cells_outside_coverage(cells.geometry.values, coverage)
 
     with progress.step("profile key buildings"):
-        buildings, building_types, building_acc = _profile(cfg, incidents, area, regions, ledger, params)
+        buildings, building_types, building_acc = _profile(cfg, incidents, area, regions, ledger, params,
+                                                           cells["status"].to_numpy() == "analysed", grid)
         streets = attribute.street_labels(loaded.streets, area)
         regions = attribute.name_regions(regions, streets, buildings)
         # Sensitive sites shown only by their cell lose name and place from here on (hotspots.sensitive).
         buildings = sensitive.partner_buildings(buildings, grid)
 
     with progress.step("weighting sensitivity"):
-        sens, sens_regions, factual_cls = weight_sensitivity(incidents, table, w, grid.neighbours(grid.touch_distance),
-                                                             cells, alpha, inference, seed)
+        def classify(t: dict) -> np.ndarray:
+            if combine == "sources":
+                return combmod.combine(evidence, source_weights(weight.risk(incidents), t), grid.n, alpha)["gi_class"]
+            return hotspot_grid(weight.apply_weights(incidents, t), grid, dist, alpha, inference, seed, coverage,
+                                area, "pooled", None, draws)[0]["gi_class"]
+        other = "pooled" if combine == "sources" else "sources"
+        other_cls = hotspot_grid(incidents, grid, dist, alpha, inference, seed, coverage, area, other, sweights,
+                                 draws)[0]["gi_class"].to_numpy(float)
+        sens, sens_regions, factual_cls = weight_sensitivity(table, grid.neighbours(grid.touch_distance), cells,
+                                                             classify, {other: other_cls})
         cells["gi_class_factual_only"] = factual_cls
         # Each partner's own "high risk": the levels side by side, and hotspots of those records only.
         threshold_table = thresholds.threshold_table(cfg, incidents)
-        row, high_cls = high_risk_scenario(incidents, thresholds.high_risk_mask(cfg, incidents), w,
-                                           grid.neighbours(grid.touch_distance), cells, alpha, inference, seed)
+        row, high_cls = high_risk_scenario(
+            incidents, thresholds.high_risk_mask(cfg, incidents), w, grid.neighbours(grid.touch_distance), cells,
+            alpha, inference, seed,
+            detect=lambda wts: hotspot_grid(incidents.assign(weight=wts), grid, dist, alpha, inference, seed, coverage,
+                                            area, combine, sweights, draws)[0]["gi_class"].to_numpy(float))
         agreed = sens.loc[sens["scenario"] == "as_agreed", "anecdotal_weight"]
         row["anecdotal_weight"] = float(agreed.iloc[0]) if len(agreed) else float("nan")
         sens = pd.concat([sens, pd.DataFrame([row])], ignore_index=True)
@@ -222,16 +253,49 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
 
 
 def hotspot_grid(incidents: pd.DataFrame, grid: gridmod.Grid, dist: float, alpha: float, inference: str,
-                 seed: int) -> tuple[gpd.GeoDataFrame, object]:
-    """Counts and Gi* on ``grid`` for incidents carrying their ``cell``; returns (cells, neighbour matrix)."""
+                 seed: int, coverage: gpd.GeoDataFrame | None = None, area=None, combine: str = "sources",
+                 source_weights: dict[str, float] | None = None, draws: int = DEFAULT_DRAWS,
+                 return_evidence: bool = False):
+    """Counts and Gi* on ``grid`` for incidents carrying their ``cell``; returns (cells, neighbour matrix).
+
+    ``combine="sources"`` (the default): each risk source tested within its ``coverage``,
+    combined by ``source_weights`` (``hotspots.detect.combine``); ``"pooled"``: one Gi* of
+    the weighted counts over the covered cells. Without ``coverage`` every source covers the
+    whole ``area`` (or grid). With ``return_evidence`` also returns the per-source evidence.
+    """
     counts = hotspot_count(incidents, grid.n)
     rows, cols = grid.rows_cols
     w = grid.neighbours(dist)
-    stats = hotspot_gistar(counts["weighted"].to_numpy(), w, alpha, inference=inference, seed=seed)
-    cells = counts.assign(**stats)
+    risk = incidents[incidents["weight"].to_numpy() > 0]
+    sid_col = risk["source_id"] if "source_id" in risk else pd.Series("all", index=risk.index)
+    sids = [str(s) for s in pd.unique(sid_col)]
+    shares = covermod.cell_shares(grid, area, coverage, sids)
+    cell = risk["cell"].to_numpy(np.int64)
+    wt = risk["weight"].to_numpy(float)
+    values = {sid: np.bincount(cell[(sid_col == sid).to_numpy()], weights=wt[(sid_col == sid).to_numpy()],
+                               minlength=grid.n) for sid in sids}
+    evidence = None
+    if combine == "pooled":
+        stats = combmod.pooled(counts["weighted"].to_numpy(), covermod.covered(shares).any(axis=1), w, alpha,
+                               inference, draws, seed)
+        stats.insert(1, "covered_by", [";".join(s for s, c in zip(sids, row) if c) for row in covermod.covered(shares)])
+    else:
+        evidence = combmod.source_table(values, dict(zip(sids, shares.T)), w, inference, draws, seed, covermod.MOST)
+        weights = {sid: (source_weights or {}).get(sid, 1.0) for sid in sids}
+        stats = combmod.combine(evidence, weights, grid.n, alpha)
+    cells = pd.concat([counts, stats.set_index(counts.index)], axis=1)
     prefix = "C" if grid.shape == "square" else "H"
     cells.insert(0, "cell_id", [f"{prefix}{r}_{c}" for r, c in zip(rows, cols)])
-    return gpd.GeoDataFrame(cells, geometry=grid.boxes(), crs=BNG), w
+    out = gpd.GeoDataFrame(cells, geometry=grid.boxes(), crs=BNG)
+    return (out, w, evidence) if return_evidence else (out, w)
+
+
+def source_weights(incidents: pd.DataFrame, table: dict) -> dict[str, float]:
+    """The partnership's weight of each source's evidence: source weight x its evidence class's weight
+    (grades weigh records within a source; the period scale takes no part)."""
+    ev = incidents.groupby("source_id", sort=False)["evidence"].agg(lambda v: v.mode().iat[0])
+    return {str(sid): float(table["sources"].get(sid, 1.0)) * float(table["evidence"].get(e, 0.0))
+            for sid, e in ev.items()}
 
 
 def attribute_cells(cells: gpd.GeoDataFrame, grid: gridmod.Grid, boundaries: gpd.GeoDataFrame):
@@ -256,7 +320,10 @@ def public_view(result: Result) -> Result:
     p = result.parameters
     alpha = p["fdr_alpha"]["value"]
     cells, w = hotspot_grid(inc, grid, grid.touch_distance, alpha, p["gi_inference"]["value"],
-                            int(result.cfg.analysis.get("seed", 0)))
+                            int(result.cfg.analysis.get("seed", 0)), result.coverage, result.study_area,
+                            str(result.cfg.analysis.get("combine", "sources")),
+                            source_weights(weight.risk(inc), result.weights),
+                            int(result.cfg.analysis.get("permutations", DEFAULT_DRAWS)))
     cells, regions, areas = attribute_cells(cells, grid, result.boundaries)
     # The outline a public map draws: the boundary areas when the study is made of them, otherwise the
     # public cells (an outline at the partner cell size would trace where single incidents lie).
@@ -288,14 +355,31 @@ def public_view(result: Result) -> Result:
 
 
 def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFrame, ledger: Ledger,
-             params: dict) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
-    """Key buildings: load them and profile the risk around each (``hotspots.profile``)."""
+             params: dict, analysed: np.ndarray | None = None, grid: gridmod.Grid | None = None
+             ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """Key buildings: load them and profile the risk around each (``hotspots.profile``), against
+    comparable places: the police.uk snap points and key buildings in the cells some risk source covers."""
     if not cfg.key_buildings:
         return None, None, None
     buildings, accounting = load_buildings(cfg, ledger)
     radii = sorted({r for kb in cfg.key_buildings for r in kb.radius_m})
     options = {**options_from_config(cfg), "trend_exclude_sources": tuple(weight.period_scales(cfg))}
-    table, types = profile_buildings(buildings, incidents, area, regions, radii, cfg.start, cfg.end, options)
+    kind = str(cfg.analysis.get("building_null", "random_places"))
+    if kind not in ("random_places", "snap_points"):
+        raise UserError(f"[analysis] building_null = '{kind}' should be 'random_places' or 'snap_points'.",
+                        file=str(cfg.path))
+    n_sim, seed = int(cfg.analysis.get("building_simulations", 1999)), int(cfg.analysis.get("seed", 0))
+    sites = comparable_places(weight.risk(incidents), buildings[["x", "y"]].to_numpy(float), grid, analysed,
+                              kind, seed=seed)
+    label = ("random places in the covered area" if kind == "random_places"
+             else "police.uk snap points and key buildings in the covered area")
+    table, types = profile_buildings(buildings, incidents, area, regions, radii, cfg.start, cfg.end, options,
+                                     null_sites=sites, n_sim=n_sim, seed=seed, null_label=label)
+    params["building_null"] = _param(table["null"].iat[0] if len(table) else label,
+                                     ("set in the config" if "building_null" in cfg.analysis else "default") +
+                                     ": crime counts are overdispersed, so each building is compared with places "
+                                     "like it (covered cells: some risk source covers them), not a flat rate; "
+                                     "BH per radius across buildings; building types likewise (two-sided)")
     # Which layers are sensitive travels with each building; exploitation concerns and missing
     # episodes are counted around each building on their own.
     flags = buildings[["building_id", "sensitive", "sensitive_display"]].drop_duplicates("building_id")
@@ -364,12 +448,18 @@ def _clusters(cfg: Config, incidents: pd.DataFrame, area, params: dict) -> gpd.G
         params["cluster_lattice_m"] = _param(25.0, f"{locations:,} distinct locations: snapped to a 25 m lattice "
                                                    "before clustering (police.uk snap points are coarser)")
     seed = int(cfg.analysis.get("seed", 0))
+    # The background for random labelling: every distinct place an incident of any source was
+    # recorded at (police.uk snap points, geocoded places), context layers included.
+    background = incidents[["x", "y"]].drop_duplicates().to_numpy(float)
+    if "cluster_lattice_m" in params:
+        background = np.unique((np.floor(background / 25.0) + 0.5) * 25.0, axis=0)
     parts = []
     for method in methods:
         if method not in ("dbscan", "hdbscan"):
             raise UserError(f"[analysis] clusters: '{method}' should be 'dbscan' or 'hdbscan'.", file=str(cfg.path))
         found, used = find_clusters(risk, area, method=method, eps_m=cfg.analysis.get("cluster_eps_m"),
-                                    min_weight=cfg.analysis.get("cluster_min_weight"), n_sim=n_sim, seed=seed)
+                                    min_weight=cfg.analysis.get("cluster_min_weight"), n_sim=n_sim, seed=seed,
+                                    background_xy=background)
         params[f"clusters_{method}"] = _param({k: v for k, v in used.items() if not k.endswith("_how")},
                                               "; ".join(str(v) for k, v in used.items() if k.endswith("_how")))
         parts.append(found)
@@ -485,13 +575,15 @@ def _write_tables(view: Result, out: Path, public: bool) -> list[Path]:
     from hotspots.publish.exports import write_csv, write_layers
     out.mkdir(parents=True, exist_ok=True)
     cells = view.cells.copy()
-    cells["gi_class"] = cells["gi_class"].astype(int)
+    cells["gi_class"] = cells["gi_class"].astype("Int8")   # empty where no_data
     regions, areas = view.regions.copy(), view.areas.copy()
     layers = {"cells": cells, "regions": regions}
     if public:
-        # Counts as numbers, rounded, empty where suppressed (``tiers.disclose``). No z, p or q: with the
-        # neighbourhoods known, the z-scores of all cells are a linear system that gives the counts back.
-        cells = layers["cells"] = disclose(cells.drop(columns=["gi_z", "gi_p", "gi_q"]))
+        # Counts as numbers, rounded, empty where suppressed (``tiers.disclose``). No z, p or q (per
+        # source neither): with the neighbourhoods known, the z-scores of all cells are a linear
+        # system that gives the counts back.
+        cells = layers["cells"] = disclose(cells.drop(columns=["gi_z", "gi_p", "gi_q", *[
+            c for c in cells.columns if c.startswith(("z_", "p_"))]]))
         layers["regions"] = disclose(regions.drop(columns=["peak_z"]))
         areas = disclose(areas)
     else:
@@ -512,15 +604,18 @@ def evaluate_holdout(cfg: Config, train: tuple[pd.Timestamp, pd.Timestamp],
     """Fit on the training months, score on the test months (``hotspots evaluate``).
 
     Each method ranks the cells by a score computed from the training
-    incidents only: ``gi_star`` (Gi* z of the weighted counts), ``kde``,
-    ``weighted_count``, ``previous_period`` (the naive baseline: counts in the
-    last training months, as many as the test has) and ``random``. The test
-    incidents (risk layers, weight > 0) are then counted in the cells each
-    method selects. Writes ``evaluation.csv``, ``coverage.png`` and ``manifest.json`` to ``out``,
+    incidents only, on a study area, grid and KDE bandwidth fitted on the
+    training months only: ``gi_star`` (the Gi* z as configured; 0 where no
+    data), ``kde``, ``weighted_count``, ``previous_period`` (the naive
+    baseline: counts in the last training months, as many as the test has) and
+    ``random`` (the mean of 1,000 random rankings, with its 95 % range in
+    ``hit_rate_low``/``_high``, ``pai_low``/``_high``). The test incidents (risk
+    layers, weight > 0), loaded apart, are then counted in the cells each
+    method selects (those outside the training study area are not counted).
+    Writes ``evaluation.csv``, ``coverage.png`` and ``manifest.json`` to ``out``,
     whole or not at all, as ``publish`` does (``hotspots.publish.outdir``).
     """
-    from hotspots.detect.gistar import gi_star
-    from hotspots.evaluate import evaluate_methods, plot_coverage, random_score
+    from hotspots.evaluate import evaluate_methods, plot_coverage, random_baseline
     from hotspots.publish import outdir
     from hotspots.publish.exports import write_csv
     from hotspots.publish.manifest import write_manifest
@@ -530,41 +625,47 @@ def evaluate_holdout(cfg: Config, train: tuple[pd.Timestamp, pd.Timestamp],
         raise UserError("--train must end before --test starts, each with its start before its end.",
                         file=str(cfg.path))
     out = outdir.check(out, cfg, "evaluation")
-    whole = dataclasses.replace(cfg, start=train_start, end=test_end,
-                                start_label=str(train_start.date()), end_label=str(test_end.date()))
-    result = analyse(whole, progress)
-    risk = weight.risk(result.incidents)
-    when = risk["occurred_from"]
-    in_train = ((when >= train_start) & (when < train_end)).to_numpy()
-    in_test = ((when >= test_start) & (when < test_end)).to_numpy()
-    if not in_train.any() or not in_test.any():
-        raise UserError(f"no incident in the {'training' if not in_train.any() else 'test'} months "
+    # Everything fitted (study area, grid, bandwidth, Gi*) sees the training months only; the
+    # test months are loaded apart and only counted, on the training grid.
+    # The evaluation publishes no map: the public tier's window rule is not the training months'.
+    training = dataclasses.replace(cfg, start=train_start, end=train_end, outputs={**cfg.outputs, "tiers": ["partner"]},
+                                   start_label=str(train_start.date()), end_label=str(train_end.date()))
+    testing = dataclasses.replace(cfg, start=test_start, end=test_end,
+                                  start_label=str(test_start.date()), end_label=str(test_end.date()))
+    result = analyse(training, progress)
+    tr = weight.risk(result.incidents)
+    loaded = load_sources(testing)
+    test_inc, _ = governance.split_shared(loaded.incidents, testing, loaded.ledger)
+    test_accounting = loaded.ledger.accounting(test_inc)
+    if len(test_inc):
+        test_inc = weight.risk(weight.apply_weights(finish(test_inc), weight.weight_table(testing)))
+    g = result.grid
+    test_cell = g.assign(test_inc["x"].to_numpy(float), test_inc["y"].to_numpy(float)) if len(test_inc) else \
+        np.zeros(0, dtype=np.int64)
+    test_cell = test_cell[test_cell >= 0]
+    if not len(tr) or not len(test_cell):
+        raise UserError(f"no incident in the {'training' if not len(tr) else 'test'} months "
                         "inside the study area.", file=str(cfg.path))
-    n = result.grid.n
-    cell = risk["cell"].to_numpy()
-    weights = risk["weight"].to_numpy()
-    train_w = np.bincount(cell[in_train], weights=weights[in_train], minlength=n)
-    train_n = np.bincount(cell[in_train], minlength=n).astype(float)
-    test_n = np.bincount(cell[in_test], minlength=n).astype(float)
+    n = g.n
+    when = tr["occurred_from"]
+    cell = tr["cell"].to_numpy()
+    weights = tr["weight"].to_numpy()
+    train_w = np.bincount(cell, weights=weights, minlength=n)
+    train_n = np.bincount(cell, minlength=n).astype(float)
+    test_n = np.bincount(test_cell, minlength=n).astype(float)
     test_months = (test_end.to_period("M") - test_start.to_period("M")).n
     recent_start = max(train_start, train_end - pd.DateOffset(months=test_months))
-    recent = in_train & (when >= recent_start).to_numpy()
-    g = result.grid
-    tr = risk[in_train]
-    raster = g.raster()
-    kde = kde_grid(tr["x"].to_numpy(), tr["y"].to_numpy(), tr["weight"].to_numpy(), raster.x0, raster.y0,
-                   raster.cell, raster.nx, raster.ny, result.parameters["bandwidth_m"]["value"],
-                   result.parameters["kde_kernel"]["value"])
+    recent = (when >= recent_start).to_numpy()
     seed = int(cfg.analysis.get("seed", 0))
     scores = {
-        "gi_star": np.nan_to_num(gi_star(train_w, result.neighbours), nan=0.0),
-        "kde": raster.sample(kde, *g.centres()),
+        "gi_star": np.nan_to_num(result.cells["gi_z"].to_numpy(float), nan=0.0),
+        "kde": result.cells["kde"].to_numpy(float),
         "weighted_count": train_w,
         "previous_period": np.bincount(cell[recent], weights=weights[recent], minlength=n),
-        "random": random_score(n, seed),
     }
     cell_area = shapely.area(shapely.intersection(g.boxes(), result.study_area))
     table = evaluate_methods(scores, test_n, train_n, cell_area, seed=seed)
+    table = pd.concat([table, random_baseline(test_n, train_n, cell_area, seed=seed)], ignore_index=True)
     periods = {"train": f"{train_start:%Y-%m}..{(train_end - pd.Timedelta(days=1)):%Y-%m}",
                "test": f"{test_start:%Y-%m}..{(test_end - pd.Timedelta(days=1)):%Y-%m}"}
     with outdir.writing(out, "evaluation") as tmp:
@@ -572,7 +673,9 @@ def evaluate_holdout(cfg: Config, train: tuple[pd.Timestamp, pd.Timestamp],
         plot_coverage(scores, test_n, cell_area, tmp / "coverage.png", seed=seed,
                       title=f"{cfg.name}: trained {periods['train']}, tested {periods['test']}")
         written.append((tmp / "coverage.png", "partner"))
-        write_manifest(tmp / "manifest.json", inputs=result.accounting.to_dict(orient="records"),
+        inputs = ([{**r, "period": "train"} for r in result.accounting.to_dict(orient="records")] +
+                  [{**r, "period": "test"} for r in test_accounting.to_dict(orient="records")])
+        write_manifest(tmp / "manifest.json", inputs=inputs,
                        parameters=result.parameters, weights=result.weights, outputs=written,
                        started_at=result.started_at, started=result.started, kind="evaluation",
                        extra={"study": {"name": cfg.name, "config": str(cfg.path)}, "evaluation": periods})

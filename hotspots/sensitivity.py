@@ -10,8 +10,13 @@ mix and whether it survives without anecdotal sources (``depends_on_anecdotal``)
 
 Scenarios: ``factual_only`` (community reports and intelligence weigh 0),
 ``as_agreed`` (the config's table), ``anecdotal_equal`` (they weigh as much as
-recorded crime); ``high_risk_only`` (``high_risk_scenario``: the agreed weights on
-the records their own partner calls high risk only, ``hotspots.thresholds``).
+recorded crime), each under the configured combination rule; then the agreed
+weights under the other rule (``pooled``: one Gi* of the pooled weighted
+counts, as ArcGIS; or ``sources`` when the config pools); ``high_risk_only``
+(``high_risk_scenario``: the agreed weights and rule on the records their own
+partner calls high risk only, ``hotspots.thresholds``). Under
+``combine = "sources"`` a weighting scenario changes how much each source's
+evidence counts, not the evidence itself (``hotspots.detect.combine``).
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from hotspots.detect.gistar import hotspot_gistar
-from hotspots.weight import apply_weights
+
 
 ANECDOTAL = ("community_report", "intelligence")
 FACTUAL = ("recorded_crime", "health", "partner_record")
@@ -41,32 +46,32 @@ def scenario_tables(table: dict) -> dict[str, dict]:
     return out
 
 
-def weight_sensitivity(incidents: pd.DataFrame, table: dict, w, touch, cells: pd.DataFrame, alpha: float,
-                       inference: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+def weight_sensitivity(table: dict, touch, cells: pd.DataFrame, classify,
+                       other_rules: dict[str, np.ndarray] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Hot cells and regions under each scenario; returns (summary, regions, factual-only ``gi_class``).
 
-    ``w`` is the Gi* neighbour matrix and ``touch`` the contiguity of cells
-    (regions are its connected groups of hot cells).
+    ``classify(table)`` gives the ``gi_class`` per cell under a weighting table (the
+    configured rule); ``other_rules`` maps a rule's name to its ``gi_class`` under the
+    agreed weights. ``touch`` is the contiguity of cells (regions are its connected
+    groups of hot cells).
     """
-    n_cells = len(cells)
-    agreed_hot = cells["gi_class"].to_numpy() >= 2
+    agreed_hot = np.nan_to_num(cells["gi_class"].to_numpy(float)) >= 2
     rows, factual_cls = [], None
-    for name, t in scenario_tables(table).items():
-        if name == "as_agreed":
-            cls = cells["gi_class"].to_numpy()
-        else:
-            weights = apply_weights(incidents, t)["weight"].to_numpy()
-            weighted = np.bincount(incidents["cell"].to_numpy(), weights=weights, minlength=n_cells)
-            cls = hotspot_gistar(weighted, w, alpha, inference=inference, seed=seed)["gi_class"]
+    scenarios = [(name, t, None) for name, t in scenario_tables(table).items()]
+    scenarios += [(name, table, cls) for name, cls in (other_rules or {}).items()]
+    for name, t, cls in scenarios:
+        if cls is None:
+            cls = cells["gi_class"].to_numpy(float) if name == "as_agreed" else np.asarray(classify(t), float)
         if name == "factual_only":
             factual_cls = cls
-        hot = cls >= 2
+        hot = np.nan_to_num(cls) >= 2
         union = (hot | agreed_hot).sum()
         share = t["evidence"].get("community_report", 0.0) / max(t["evidence"].get("recorded_crime", 1.0), 1e-12)
         rows.append({"scenario": name, "anecdotal_weight": round(share, 3), "hot_cells": int(hot.sum()),
+                     "cold_cells": int((np.nan_to_num(cls) <= -2).sum()),
                      "regions": _count_regions(hot, touch),
                      "jaccard_with_agreed": round(float((hot & agreed_hot).sum() / union), 3) if union else 1.0})
-    factual_hot = factual_cls >= 2
+    factual_hot = np.nan_to_num(factual_cls) >= 2
     recs = []
     region = cells["region_id"].to_numpy()
     for rid in [r for r in pd.unique(region) if r]:
@@ -92,16 +97,20 @@ def _count_regions(hot: np.ndarray, touch) -> int:
 
 
 def high_risk_scenario(incidents: pd.DataFrame, high_risk: np.ndarray, w, touch, cells: pd.DataFrame,
-                       alpha: float, inference: str, seed: int) -> tuple[dict, np.ndarray]:
+                       alpha: float, inference: str, seed: int, detect=None) -> tuple[dict, np.ndarray]:
     """The ``high_risk_only`` scenario: the agreed weights, counting only the records their own partner
     calls high risk (``hotspots.thresholds.high_risk_mask``); returns (its sensitivity.csv row, its
     ``gi_class`` per cell)."""
     weights = np.where(high_risk, incidents["weight"].to_numpy(float), 0.0)
-    weighted = np.bincount(incidents["cell"].to_numpy(), weights=weights, minlength=len(cells))
-    cls = hotspot_gistar(weighted, w, alpha, inference=inference, seed=seed)["gi_class"]
-    hot, agreed_hot = cls >= 2, cells["gi_class"].to_numpy() >= 2
+    if detect is not None:      # the configured rule (``pipeline.hotspot_grid``) on these weights
+        cls = np.asarray(detect(weights), float)
+    else:
+        weighted = np.bincount(incidents["cell"].to_numpy(), weights=weights, minlength=len(cells))
+        cls = hotspot_gistar(weighted, w, alpha, inference=inference, seed=seed)["gi_class"]
+    hot, agreed_hot = np.nan_to_num(cls) >= 2, np.nan_to_num(cells["gi_class"].to_numpy(float)) >= 2
     union = (hot | agreed_hot).sum()
     row = {"scenario": "high_risk_only", "anecdotal_weight": np.nan, "hot_cells": int(hot.sum()),
+           "cold_cells": int((np.nan_to_num(cls) <= -2).sum()),
            "regions": _count_regions(hot, touch),
            "jaccard_with_agreed": round(float((hot & agreed_hot).sum() / union), 3) if union else 1.0}
     return row, np.asarray(cls)

@@ -49,7 +49,8 @@ def _planted(seed: int = 0):
 @pytest.fixture(scope="module")
 def planted_dbscan():
     df, planted = _planted(0)
-    clusters, params = find_clusters(df, L_SHAPE, method="dbscan", n_sim=99, seed=0)
+    # The background here is CSR by construction, so CSR is the right null for this data.
+    clusters, params = find_clusters(df, L_SHAPE, method="dbscan", n_sim=99, seed=0, background="csr")
     return df, planted, clusters, params
 
 
@@ -80,7 +81,7 @@ def test_planted_cluster_found_by_dbscan(planted_dbscan):
     json.dumps(params)  # the manifest must be serialisable
 
     # Seeded: the same call gives the same p-values.
-    again, _ = find_clusters(df, L_SHAPE, method="dbscan", n_sim=99, seed=0)
+    again, _ = find_clusters(df, L_SHAPE, method="dbscan", n_sim=99, seed=0, background="csr")
     assert again["p_value"].tolist() == clusters["p_value"].tolist()
 
 
@@ -156,7 +157,7 @@ def test_evidence_columns_sum_to_n(planted_dbscan):
 # 5 --------------------------------------------------------------------------
 def test_hdbscan_finds_planted_cluster():
     df, planted = _planted(0)
-    clusters, params = find_clusters(df, L_SHAPE, method="hdbscan", n_sim=39, seed=0)
+    clusters, params = find_clusters(df, L_SHAPE, method="hdbscan", n_sim=39, seed=0, background="csr")
     assert clusters["cluster_id"].str.match(r"^H\d+$").all()
     hit = clusters[clusters.contains(shapely.Point(CENTRE))]
     assert len(hit) == 1
@@ -203,3 +204,42 @@ def test_no_points_or_no_clusters_gives_empty_frame():
     assert len(clusters) == 0 and clusters.crs.to_epsg() == 27700
     assert {"cluster_id", "method", "n", "weighted", "p_value", "geometry"} <= set(clusters.columns)
     assert params["n_clusters"] == 0
+
+
+def test_stacks_at_random_real_snap_points_are_not_clusters_under_random_labelling(example_result):
+    # police.uk snap points follow the streets: stacks placed at random among them carry no
+    # extra clustering, yet CSR rejects on the street geometry alone. Random labelling (the
+    # stacks relabelled onto the snap-point layer) does not.
+    inc = example_result.incidents
+    snap = inc.loc[inc["location_precision"] == "snap_point", ["x", "y"]].drop_duplicates().to_numpy(float)
+    area = example_result.study_area
+    flagged = {"random_labelling": 0, "csr": 0}
+    runs = 10
+    for run in range(runs):
+        rng = np.random.default_rng(500 + run)
+        loc = snap[rng.choice(len(snap), 800, replace=False)]
+        xy = np.repeat(loc, rng.poisson(1.5, 800) + 1, axis=0)
+        df = _frame(xy, rng)
+        for bg in flagged:
+            clusters, _ = find_clusters(df, area, n_sim=39, seed=run, background=bg, background_xy=snap)
+            flagged[bg] += bool((clusters["p_value"] < 0.05).any())
+    assert flagged["random_labelling"] <= 1, flagged
+    assert flagged["csr"] >= 8, flagged
+
+
+def test_dbscan_on_a_drawn_subset_with_the_background_pairs_equals_dbscan_from_scratch():
+    from scipy.spatial import cKDTree
+    from hotspots.detect.clusters import weighted_dbscan
+    rng = np.random.default_rng(4)
+    pool = sample_csr(L_SHAPE, 3000, rng)
+    pick = rng.choice(len(pool), 1200, replace=False)
+    w = rng.choice([0.5, 1.0, 2.0], 1200)
+    pairs = cKDTree(pool).query_pairs(80.0, output_type="ndarray")
+    pos = np.full(len(pool), -1)
+    pos[pick] = np.arange(1200)
+    a, b = pos[pairs[:, 0]], pos[pairs[:, 1]]
+    keep = (a >= 0) & (b >= 0)
+    sub = np.column_stack([np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])])
+    fresh = weighted_dbscan(pool[pick], w, 80.0, 4.0)
+    assert (fresh >= 0).any()
+    assert np.array_equal(weighted_dbscan(pool[pick], w, 80.0, 4.0, pairs=sub), fresh)

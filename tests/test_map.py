@@ -27,7 +27,7 @@ def test_esc_neutralises_markup_and_template_payloads():
 @needs_chromium
 def test_map_draws_every_significant_cell_and_region_offline(demo_out, example_result):
     cells = example_result.cells
-    n_sig = int((cells["gi_class"] != 0).sum())
+    n_sig = int((cells["gi_class"].notna() & (cells["gi_class"] != 0)).sum())   # no-data cells are not cells of a class
     n_regions = len(example_result.regions)
     with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
         page.wait_for_timeout(500)
@@ -124,7 +124,12 @@ def test_methods_panel_lists_sources_and_attribution(demo_out):
 
 
 @needs_chromium
-def test_every_layer_toggles(demo_out):
+def test_every_layer_toggles(demo_out, example_result):
+    # A layer with nothing to draw toggles nothing: under the agreed per-source combination the
+    # factual-only scenario of the example has no hot cell (sensitivity.csv says so too).
+    empty = set()
+    if not (example_result.cells["gi_class_factual_only"] >= 2).any():
+        empty.add("Gi* hot spots: factual sources only")
     with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
         page.wait_for_timeout(300)
         expand_layer_control(page)
@@ -146,7 +151,7 @@ def test_every_layer_toggles(demo_out):
             box.click()
             assert page.evaluate(count) == before
             if "from zoom" not in names[i]:     # labels that show only when zoomed in: tested below
-                assert after != before, names[i]
+                assert after != before or any(e in names[i] for e in empty), names[i]
         assert errors == []
 
 
@@ -182,8 +187,13 @@ def test_street_and_building_names_appear_as_the_map_zooms_in(demo_out, example_
 def test_regions_are_named_by_their_streets_and_buildings(example_result):
     regions = example_result.regions
     assert regions["rank"].tolist() == list(range(1, len(regions) + 1))
-    r1 = regions.iloc[0]
-    assert r1["name"].startswith("Leicester Square") and r1["name"].endswith(": Camden / Westminster")
+    # Under the agreed per-source combination the strongest region is by Liverpool Street (the City's
+    # police, the ED and intelligence agree there); the second is the ED-only cluster planted at
+    # Shoreditch High Street station, named by the station. (The West End, hot on the Met's evidence
+    # alone, is not a region: see tests/test_cli.py.)
+    r1, r2 = regions.iloc[0], regions.iloc[1]
+    assert r1["name"].endswith(": City of London / Tower Hamlets") and "Artillery Lane" in r1["name"]
+    assert r2["name"].startswith("Shoreditch High Street") and r2["name"].endswith(": Hackney / Tower Hamlets")
     # every named place lies inside its region
     for reg in regions.itertuples():
         places = reg.name.split(": ")[0].split(", ") if ": " in reg.name else []

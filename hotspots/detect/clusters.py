@@ -21,17 +21,23 @@ Pipeline (``find_clusters``):
    ``ratio=CONCAVE_RATIO`` (0.3), buffered by half eps so that a cluster of one,
    two or collinear locations still has an area and the outline sits a little
    outside the outermost incidents rather than through them.
-4. **Monte Carlo p-values** against complete spatial randomness (CSR) in the
-   study area. Each simulation puts the same distinct locations, with their
-   incident counts and weights kept, at independent uniform positions inside
-   the study-area polygon (exactly, by constrained Delaunay triangulation; not
-   the bounding box) and reruns the same detector with the same parameters.
+4. **Monte Carlo p-values** against random labelling (default): crime never
+   follows complete spatial randomness (CSR): stacks placed at random real
+   snap points, with no extra clustering, were flagged in 30 of 30 runs against
+   CSR. So each simulation keeps the distinct locations where they are (the
+   street geometry where incidents can be recorded) and shuffles their stacks
+   (incident count and summed weight) among them, then reruns the same
+   detector with the same parameters. ``background="csr"`` keeps the former
+   null: the stacks at independent uniform positions inside the study-area
+   polygon (exactly, by constrained Delaunay triangulation; not the bounding
+   box).
    Each observed cluster's statistic is compared with the *maximum* cluster
    statistic of each simulation (a scan-statistic test, so the p-values control
    the family-wise error over all the clusters of the map):
    ``p = (1 + #{sims with max >= observed}) / (n_sim + 1)``.
    Keeping the stacks in the null model matters for police.uk data: a pile of
-   incidents on one snap point is not, by itself, evidence of a hotspot.
+   incidents on one snap point is not, by itself, evidence of a hotspot; nor
+   is a street's worth of snap points.
    The statistic is the cluster's weighted count for DBSCAN. For HDBSCAN it is
    Kulldorff's Poisson log-likelihood ratio of the cluster's weight against the
    CSR expectation for its polygon, because HDBSCAN, having no absolute density
@@ -288,7 +294,7 @@ def _default_min_cluster_size(n_locations: int, area_m2: float, eps: float) -> t
 # Detector (shared by the observed data and every simulation)
 # --------------------------------------------------------------------------
 def weighted_dbscan(xy: np.ndarray, weight: np.ndarray, eps: float,
-                    min_weight: float) -> np.ndarray:
+                    min_weight: float, pairs: np.ndarray | None = None) -> np.ndarray:
     """DBSCAN with sample weights and a real-valued ``min_weight``.
 
     A point is core when the summed weight within ``eps`` (distance <= eps,
@@ -302,14 +308,17 @@ def weighted_dbscan(xy: np.ndarray, weight: np.ndarray, eps: float,
     reproduces scikit-learn's labels exactly, including its numbering (clusters
     in order of their lowest-index core point) and its tie rule (a border point
     within eps of several clusters joins the lowest-numbered one);
-    ``tests/test_clusters.py`` checks equality with scikit-learn.
+    ``tests/test_clusters.py`` checks equality with scikit-learn. ``pairs``: the
+    (i < j, distance <= eps) index pairs when already known (the random-labelling
+    simulations reuse the background layer's), else found with a KD-tree.
     """
     xy = np.asarray(xy, dtype=float)
     weight = np.asarray(weight, dtype=float)
     m = len(xy)
     if m == 0:
         return np.empty(0, dtype=np.int64)
-    pairs = cKDTree(xy).query_pairs(eps, output_type="ndarray")  # i < j, d <= eps
+    if pairs is None:
+        pairs = cKDTree(xy).query_pairs(eps, output_type="ndarray")  # i < j, d <= eps
     i, j = pairs[:, 0], pairs[:, 1]
     nbw = (weight + np.bincount(i, weights=weight[j], minlength=m)
            + np.bincount(j, weights=weight[i], minlength=m))
@@ -341,13 +350,13 @@ def weighted_dbscan(xy: np.ndarray, weight: np.ndarray, eps: float,
     return labels
 
 
-def _detect(xy, weight, count, method, eps, min_weight, min_cluster_size):
+def _detect(xy, weight, count, method, eps, min_weight, min_cluster_size, pairs=None):
     """Cluster labels per location (-1 = noise), clusters numbered 0..k-1."""
     m = len(xy)
     if m == 0:
         return np.empty(0, dtype=np.int64)
     if method == "dbscan":
-        labels = weighted_dbscan(xy, weight, eps, min_weight)
+        labels = weighted_dbscan(xy, weight, eps, min_weight, pairs)
         if min_cluster_size:
             # Optional post-filter on incidents per cluster (applied to the
             # simulations too, so the test stays like-for-like).
@@ -429,7 +438,8 @@ def _cluster_statistic(method, xy, weight, labels, buffer_m, area, area_m2):
 def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
                   eps_m: float | None = None, min_weight: float | None = None,
                   min_cluster_size: int | None = None, n_sim: int = 199,
-                  seed: int = 0) -> tuple[gpd.GeoDataFrame, dict]:
+                  seed: int = 0, background: str = "random_labelling",
+                  background_xy: np.ndarray | None = None) -> tuple[gpd.GeoDataFrame, dict]:
     """Density clusters of weighted incidents, as polygons with Monte Carlo p-values.
 
     Parameters
@@ -455,6 +465,16 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
         DBSCAN, optional: clusters with fewer incidents are dropped.
     n_sim : Monte Carlo simulations (0 = no test, p_value NaN).
     seed : seed of the simulations.
+    background : the null of the Monte Carlo test. ``"random_labelling"``
+        (default): the stacks (count and weight of each distinct location)
+        are relabelled onto places where incidents can be recorded: drawn
+        without replacement among ``background_xy`` (e.g. the police.uk
+        snap-point layer) when given, else shuffled among the observed
+        locations; so a cluster must be more than the street geometry.
+        ``"csr"``: the stacks placed uniformly in the study area (complete
+        spatial randomness: it rejects on street geometry alone, 30 of 30 runs
+        of stacks at random real snap points).
+    background_xy : (k, 2) places for random labelling (inside the study area).
 
     Returns
     -------
@@ -476,6 +496,8 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
     t0 = time.perf_counter()
     if method not in ("dbscan", "hdbscan"):
         raise ValueError(f"method must be 'dbscan' or 'hdbscan', not {method!r}")
+    if background not in ("random_labelling", "csr"):
+        raise ValueError(f"background must be 'random_labelling' or 'csr', not {background!r}")
     missing = {"x", "y", "weight", "evidence"} - set(points.columns)
     if missing:
         raise ValueError(f"points lacks columns {sorted(missing)}")
@@ -575,13 +597,41 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
     # Simulations only when there is something to test (no clusters: no p).
     if n_sim > 0 and k > 0:
         rng = np.random.default_rng(seed)
+        pool = None
+        if background_xy is not None and len(background_xy):
+            pool = np.unique(np.asarray(background_xy, float), axis=0)
+            pool = pool[shapely.intersects_xy(area, pool[:, 0], pool[:, 1])]
+            pool = pool if len(pool) >= m else None
+        pool_pairs = pos = None
+        if pool is not None and method == "dbscan":
+            # The background's neighbour pairs, found once: each simulation keeps those between
+            # the places it drew (DBSCAN on a subset has exactly the subset's pairs).
+            pool_pairs = cKDTree(pool).query_pairs(eps, output_type="ndarray")
+            pos = np.full(len(pool), -1, dtype=np.int64)
         sim_max = np.empty(n_sim)
         for s in range(n_sim):
-            # The stacks keep their weight and count; since positions are iid
-            # uniform, shuffling which stack goes where would change nothing.
-            sxy = sampler.sample(m, rng)
-            slab = _detect(sxy, weight, count, method, eps, mw, mcs)
-            sstat = _cluster_statistic(method, sxy, weight, slab, *stat_args)
+            spairs = None
+            if background == "random_labelling" and pool is not None:
+                # The stacks relabelled onto places of the background layer.
+                pick = rng.choice(len(pool), m, replace=False)
+                sxy, sw, sc = pool[pick], weight, count
+                if pool_pairs is not None:
+                    pos[:] = -1
+                    pos[pick] = np.arange(m)
+                    a, b = pos[pool_pairs[:, 0]], pos[pool_pairs[:, 1]]
+                    keep = (a >= 0) & (b >= 0)
+                    a, b = a[keep], b[keep]
+                    spairs = np.column_stack([np.minimum(a, b), np.maximum(a, b)])
+            elif background == "random_labelling":
+                # The locations stay; which stack sits where is shuffled.
+                perm = rng.permutation(m)
+                sxy, sw, sc = xy, weight[perm], count[perm]
+            else:
+                # The stacks keep their weight and count; since positions are iid
+                # uniform, shuffling which stack goes where would change nothing.
+                sxy, sw, sc = sampler.sample(m, rng), weight, count
+            slab = _detect(sxy, sw, sc, method, eps, mw, mcs, spairs)
+            sstat = _cluster_statistic(method, sxy, sw, slab, *stat_args)
             sim_max[s] = sstat.max() if len(sstat) else 0.0
         # A relative tolerance so that float summation order cannot flip a tie.
         ge = sim_max[None, :] >= obs_stat[:, None] * (1 - 1e-12)
@@ -591,16 +641,23 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
     else:
         pvals = np.full(k, np.nan)
     params.update(
-        n_sim=n_sim, seed=int(seed),
+        n_sim=n_sim, seed=int(seed), background=background,
         p_value_statistic=(
             "cluster weighted count" if method == "dbscan" else
             "Kulldorff Poisson log-likelihood ratio of the cluster's weighted count against "
             "total_weight * polygon area (clipped to the study area) / study area; the "
             "weighted count alone does not work for HDBSCAN, whose CSR clusters are huge"),
-        p_value_how=("Monte Carlo vs complete spatial randomness inside the study area "
-                     "(constrained-Delaunay sampling): the distinct locations, each keeping "
-                     "its incident count and summed weight, are placed uniformly at random "
-                     "n_sim times, the same detector with the same parameters is rerun, and "
+        p_value_how=(("Monte Carlo by random labelling: the stacks (incident count and summed weight "
+                      "of each distinct location) are placed n_sim times on places drawn at random "
+                      + (f"among the {len(background_xy):,} places of the background layer (where "
+                         "incidents can be recorded)" if background_xy is not None and len(background_xy)
+                         else "among the observed locations (shuffled)") +
+                      ", the same detector with the same parameters is rerun, and "
+                      if background == "random_labelling" else
+                      "Monte Carlo vs complete spatial randomness inside the study area "
+                      "(constrained-Delaunay sampling): the distinct locations, each keeping "
+                      "its incident count and summed weight, are placed uniformly at random "
+                      "n_sim times, the same detector with the same parameters is rerun, and ") +
                      "each observed cluster's statistic is compared with the maximum cluster "
                      "statistic of each simulation (family-wise over all clusters): "
                      "p = (1 + #{sim max >= observed}) / (n_sim + 1)"

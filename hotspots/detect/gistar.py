@@ -14,6 +14,12 @@ hot cell with normal p-values, against 1 % with randomisation (measured;
 assume: the cell values shuffled across the grid, so a neighbourhood of k
 cells sums k values drawn at random from all cells.
 
+The hotspot map itself (``pipeline.hotspot_grid``) no longer uses that
+unconditional null: each source is tested within its coverage by esda's
+conditional permutation (the cell held out, neighbours drawn without
+replacement; ``hotspots.detect.inference``, ``hotspots.detect.combine``).
+``permutation_p`` remains for the monthly maps of ``spacetime`` (not yet moved).
+
 Written with a sparse matrix product rather than esda: on a 90,000-cell grid
 this is 2-4 ms against esda's 2 s with identical z (measured, see benchmarks/).
 """

@@ -55,7 +55,7 @@ def _fmt(df: pd.DataFrame, col: str, digits: int) -> pd.Series:
 
 def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
     group = folium.FeatureGroup(name="Hotspots · Gi* hot and cold spots (cells)", show=True)
-    sig = cells[cells["gi_class"] != 0].copy()
+    sig = cells[cells["gi_class"].notna() & (cells["gi_class"] != 0)].copy()
     if not len(sig):
         return group
     sig["confidence"] = sig["gi_class"].map(GI_LABELS)
@@ -69,8 +69,12 @@ def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
         sig["weighted_txt"] = _fmt(sig, "weighted", 1)
         sig["z"] = _fmt(sig, "gi_z", 2)
         sig["q"] = sig["gi_q"].map(lambda v: f"{v:.2g}")
-        fields = ["cell_id", "confidence", "incidents", "weighted_txt", "z", "q", "areas", "region_id"]
-        aliases = ["Cell", "Gi*", "Incidents", "Weighted", "z", "q (FDR)", "Areas", "Region"]
+        sig["per_source"] = _per_source(sig)
+        sig["support_txt"] = sig["support"].fillna("") if "support" in sig else ""
+        fields = ["cell_id", "confidence", "incidents", "weighted_txt", "z", "q", "per_source", "support_txt",
+                  "areas", "region_id"]
+        aliases = ["Cell", "Gi*", "Incidents", "Weighted", "z", "q (FDR)", "Each source (z, p)",
+                   "Made hot by", "Areas", "Region"]
     data = _web(sig, ["fill", *fields])
     folium.GeoJson(
         data, name="gi_cells",
@@ -79,6 +83,16 @@ def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
         popup=folium.GeoJsonPopup(fields=fields, aliases=aliases),
     ).add_to(group)
     return group
+
+
+def _per_source(cells: pd.DataFrame) -> pd.Series:
+    """Each covering source's own evidence, in words: 'source z 2.1 p 0.004; ...'."""
+    sids = [c[2:] for c in cells.columns if c.startswith("z_") and f"p_{c[2:]}" in cells.columns]
+
+    def one(row) -> str:
+        return "; ".join(f"{s} z {row['z_' + s]:.1f} p {row['p_' + s]:.2g}" for s in sids
+                         if pd.notna(row["z_" + s]) and pd.notna(row["p_" + s]))
+    return cells.apply(one, axis=1) if sids and len(cells) else pd.Series("", index=cells.index)
 
 
 def _regions_layer(regions: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
@@ -99,8 +113,11 @@ def _regions_layer(regions: gpd.GeoDataFrame, public: bool) -> folium.FeatureGro
         ev = count_columns(reg)
         reg["evidence_mix"] = reg[ev].apply(lambda r: ", ".join(f"{_count_label(c)} {int(v):,}" for c, v in r.items()
                                                                 if v), axis=1) if ev else ""
-        fields = ["region_id", "name", "cells", "incidents", "weighted_txt", "peak", "evidence_mix", "areas", "crosses"]
-        aliases = ["Region", "Place", "Cells", "Incidents", "Weighted", "Peak z", "Evidence", "Areas",
+        reg["support_txt"] = (reg["support"].fillna("") + np.where(reg["anecdotal_only"], " (anecdotal only)", "")
+                              if "support" in reg else "")
+        fields = ["region_id", "name", "cells", "incidents", "weighted_txt", "peak", "evidence_mix", "support_txt",
+                  "areas", "crosses"]
+        aliases = ["Region", "Place", "Cells", "Incidents", "Weighted", "Peak z", "Evidence", "Made hot by", "Areas",
                    "Crosses a boundary"]
     data = _web(reg, fields)
     folium.GeoJson(
@@ -506,6 +523,8 @@ PARAMETER_NAMES = {
     "gi_inference": "Gi* inference", "bandwidth_m": "KDE bandwidth (m)", "kde_kernel": "KDE kernel",
     "cluster_simulations": "Cluster simulations", "space_time": "Space-time trends",
     "building_radii_m": "Building radii (m)", "building_time_profile": "Building time profiles",
+    "coverage": "Each source's coverage (how decided)", "combine": "Combination of the sources' evidence",
+    "building_null": "Key buildings: null model",
 }
 
 

@@ -1,0 +1,187 @@
+"""Coverage: where each source's data can speak, and why.
+
+A source that records nothing in a place has either seen nothing there or
+never looked there. Only the second is a gap in the data, and a gap is not
+"low risk": a cell no risk source covers is ``no_data``, never cold, and in no
+reference distribution (``hotspots.detect.combine``).
+
+How a source's coverage is decided, in this order (``how`` says which):
+
+1. ``coverage = ["Camden", ...]`` on its [[sources]] entry: the union of the
+   boundary areas so named (any [[boundaries]] layer): ``declared areas``.
+2. ``coverage_path = "file"``: the union of the polygons of a vector file
+   (any CRS): ``polygon file``.
+3. Neither: derived from the extract. With ``[analysis] coverage_units_path``
+   (a polygon layer of small units such as LSOAs, ``coverage_units_field``
+   naming them), the units in which the source recorded anything over the
+   study (police.uk street files are published by LSOA; an API pull of six
+   wards then covers those wards' LSOAs, not six boroughs):
+   ``derived: units with records``. Without a units layer, the cells within
+   ``coverage_reach_m`` (default 300 m) of a cell where it recorded anything:
+   ``derived: within R m of its records``. A derived coverage that leaves
+   part of the study area out carries a ``warning`` naming that share.
+
+A cell is covered by a source when most of it (more than half its area) lies
+inside that source's coverage and the study area; its ``share`` (the covered
+fraction of the cell) is its exposure, so that a cell only partly inside is
+not compared as if whole (``cell_shares``).
+
+``source_coverage`` returns one row per source: ``source_id``, ``how``,
+``areas`` (the names or units, in words), ``cells`` (covered cells),
+``study_share`` (share of the study area's cells it covers), ``warning``
+and the coverage ``geometry`` (EPSG:27700).
+"""
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from hotspots.config import Config
+from hotspots.errors import UserError
+
+BNG = "EPSG:27700"
+MOST = 0.5              # a cell is covered when more than half of it lies inside
+DEFAULT_REACH_M = 300.0
+COLUMNS = ["source_id", "how", "areas", "cells", "study_share", "warning", "geometry"]
+
+
+def area_share(grid, area) -> np.ndarray:
+    """The share of each analysed cell's area that lies inside the study area (0..1)."""
+    boxes = grid.boxes()
+    return _shares(boxes, area, grid.cell_area)
+
+
+def _shares(boxes: np.ndarray, geom, cell_area: float) -> np.ndarray:
+    """Fraction of each box inside ``geom``: whole and empty boxes without clipping (fast)."""
+    out = np.zeros(len(boxes))
+    if geom is None or shapely.is_empty(geom):
+        return out
+    shapely.prepare(geom)
+    whole = shapely.contains_properly(geom, boxes)
+    out[whole] = 1.0
+    edge = ~whole & shapely.intersects(geom, boxes)
+    if edge.any():
+        out[edge] = shapely.area(shapely.intersection(boxes[edge], geom)) / cell_area
+    return np.clip(out, 0.0, 1.0)
+
+
+def cell_shares(grid, area, coverage: gpd.GeoDataFrame | None, sources: list[str]) -> np.ndarray:
+    """(n_cells, n_sources): the share of each cell inside each source's coverage and the study area.
+
+    A source without a row in ``coverage`` covers the whole study area.
+    """
+    inside = area_share(grid, area) if area is not None else np.ones(grid.n)
+    out = np.repeat(inside[:, None], len(sources), axis=1)
+    if coverage is None or not len(coverage):
+        return out
+    geoms = dict(zip(coverage["source_id"], coverage.geometry.values))
+    boxes = grid.boxes()
+    for j, sid in enumerate(sources):
+        geom = geoms.get(sid)
+        if geom is not None:
+            out[:, j] = np.minimum(inside, _shares(boxes, geom, grid.cell_area))
+    return out
+
+
+def covered(shares: np.ndarray) -> np.ndarray:
+    """True where a cell is covered: more than half of it inside (see the module docstring)."""
+    return shares > MOST
+
+
+def source_coverage(cfg: Config, boundaries: gpd.GeoDataFrame, incidents: pd.DataFrame, grid, area) -> gpd.GeoDataFrame:
+    """Each source's coverage and how it was decided; see the module docstring for the columns."""
+    units = _units(cfg)
+    reach = float(cfg.analysis.get("coverage_reach_m", DEFAULT_REACH_M))
+    inside = area_share(grid, area)
+    n_study = max(int(covered(inside).sum()), 1)
+    recs = []
+    for src in cfg.sources:
+        mine = incidents[incidents["source_id"] == src.id]
+        warning = ""
+        if src.coverage:
+            sel = boundaries[boundaries["area"].isin(src.coverage)]
+            missing = sorted(set(src.coverage) - set(sel["area"]))
+            if missing:
+                raise UserError(f"[[sources]] '{src.id}' coverage names {', '.join(missing)}, not found in any "
+                                "boundary layer.", file=str(cfg.path))
+            geom, how, areas = shapely.union_all(sel.geometry.values), "declared areas", "; ".join(src.coverage)
+        elif src.options.get("coverage_path"):
+            path = cfg.resolve(str(src.options["coverage_path"]))
+            try:
+                poly = gpd.read_file(path)
+            except Exception as exc:  # pyogrio raises several types for unreadable files
+                raise UserError(f"[[sources]] '{src.id}' coverage_path cannot be read ({exc}).", file=str(path)) from None
+            if poly.crs is None:
+                raise UserError(f"[[sources]] '{src.id}' coverage_path has no coordinate reference system.",
+                                file=str(path))
+            geom = shapely.union_all(shapely.make_valid(poly.to_crs(BNG).geometry.values))
+            how, areas = "polygon file", str(src.options["coverage_path"])
+        elif units is not None:
+            geom, names = _units_with_records(units, mine)
+            how = f"derived: {units.attrs['label']} where it recorded anything over the study"
+            areas = f"{len(names)} units" + (f" ({', '.join(names[:12])}{', ...' if len(names) > 12 else ''})"
+                                             if len(names) else "")
+        else:
+            geom = _cells_near_records(grid, mine, reach)
+            how, areas = f"derived: cells within {reach:g} m of a cell where it recorded anything", ""
+        share = np.minimum(inside, _shares(grid.boxes(), geom, grid.cell_area))
+        n_cov = int(covered(share).sum())
+        if how.startswith("derived") and n_cov < n_study:
+            warning = (f"'{src.id}' declares no coverage and recorded nothing in {100 * (1 - n_cov / n_study):.0f} % "
+                       "of the study area: those cells are outside its coverage (declare `coverage` if it looked there)")
+        recs.append({"source_id": src.id, "how": how, "areas": areas, "cells": n_cov,
+                     "study_share": round(n_cov / n_study, 4), "warning": warning, "geometry": geom})
+    return gpd.GeoDataFrame(pd.DataFrame(recs, columns=COLUMNS), geometry="geometry", crs=BNG)
+
+
+def describe(coverage: gpd.GeoDataFrame) -> dict:
+    """Per source, how its coverage was decided (for the manifest's parameters)."""
+    return {r.source_id: {"how": r.how, "areas": r.areas, "cells": int(r.cells), "study_share": float(r.study_share),
+                          **({"warning": r.warning} if r.warning else {})} for r in coverage.itertuples()}
+
+
+def _units(cfg: Config) -> gpd.GeoDataFrame | None:
+    """The configured small-area units for derived coverage (``[analysis] coverage_units_path``), or None."""
+    rel = cfg.analysis.get("coverage_units_path")
+    if not rel:
+        return None
+    path = cfg.resolve(str(rel))
+    field = str(cfg.analysis.get("coverage_units_field", ""))
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise UserError(f"[analysis] coverage_units_path cannot be read ({exc}).", file=str(path)) from None
+    if gdf.crs is None:
+        raise UserError("[analysis] coverage_units_path has no coordinate reference system.", file=str(path))
+    if field and field not in gdf.columns:
+        raise UserError(f"[analysis] coverage_units_field '{field}' is not a field of the units layer "
+                        f"(fields: {', '.join(c for c in gdf.columns if c != 'geometry')}).", file=str(path))
+    gdf = gdf.to_crs(BNG)
+    out = gpd.GeoDataFrame({"unit": gdf[field].astype(str) if field else gdf.index.astype(str)},
+                           geometry=shapely.make_valid(gdf.geometry.values), crs=BNG)
+    out.attrs["label"] = f"the units of {rel}" + (f" ({field})" if field else "")
+    return out
+
+
+def _units_with_records(units: gpd.GeoDataFrame, mine: pd.DataFrame):
+    """The union of the units holding at least one of the source's records, and their names."""
+    if not len(mine):
+        return shapely.Polygon(), []
+    pts = shapely.points(mine["x"].to_numpy(float), mine["y"].to_numpy(float))
+    tree = shapely.STRtree(units.geometry.values)
+    _, ui = tree.query(pts, predicate="within")
+    hit = np.unique(ui)
+    return shapely.union_all(units.geometry.values[hit]), sorted(units["unit"].to_numpy()[hit].tolist())
+
+
+def _cells_near_records(grid, mine: pd.DataFrame, reach: float):
+    """The union of the cells within ``reach`` of a cell holding a record of the source."""
+    if not len(mine) or "cell" not in mine:
+        return shapely.Polygon()
+    has = np.zeros(grid.n)
+    cells = mine["cell"].to_numpy(np.int64)
+    has[cells[cells >= 0]] = 1.0
+    near = (grid.neighbours(max(reach, grid.touch_distance)) @ has) > 0
+    return shapely.coverage_union_all(grid.boxes()[near])

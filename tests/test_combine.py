@@ -1,0 +1,154 @@
+"""Coverage and the combination of sources: each source on its own terms, weighed as agreed."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import shapely
+from scipy.stats import norm
+
+from hotspots import coverage as covermod
+from hotspots import grid as gridmod
+from hotspots.detect.combine import combine, source_table, stouffer
+from hotspots.detect.gistar import bh_qvalues, neighbour_matrix
+from hotspots.pipeline import hotspot_grid
+
+
+def _esda_z(values, w):
+    esda = pytest.importorskip("esda")
+    libpysal = pytest.importorskip("libpysal")
+    n = w.shape[0]
+    W = libpysal.weights.WSP(sp.csr_matrix(w - sp.eye(n))).to_W(silence_warnings=True)
+    return esda.G_Local(values, W, transform="B", star=True, permutations=0).Zs
+
+
+def test_weighted_stouffer_matches_a_hand_computation():
+    p = np.array([[0.01, 0.5], [0.01, np.nan], [np.nan, np.nan]])
+    side = np.array([[1, -1], [1, 0], [0, 0]])
+    z = stouffer(p, side, np.array([1.0, 0.3]))
+    # (1 x 2.5758 - 0.3 x 0.6745) / sqrt(1 + 0.09)
+    assert z[0] == pytest.approx((2.5758293 - 0.3 * 0.6744898) / np.sqrt(1.09), abs=1e-6)
+    assert z[1] == pytest.approx(2.5758293, abs=1e-6)           # one source: its own p
+    assert np.isnan(z[2])                                        # none: no data
+
+
+def _two_sources(n_rows=20, n_cols=30, seed=0):
+    """A dense 'police' source covering the left two thirds, a sparse 'partner' source everywhere."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.nonzero(np.ones((n_rows, n_cols), bool))
+    w = neighbour_matrix(cols, rows, 100.0, 100.0 * np.sqrt(2))
+    police_cov = cols < 20
+    police = np.where(police_cov, rng.poisson(8.0, len(rows)), 0).astype(float)
+    partner = rng.poisson(0.3, len(rows)).astype(float)
+    return rows, cols, w, police, partner, police_cov
+
+
+def test_each_source_is_tested_on_its_covered_cells_only_with_esda_z():
+    rows, cols, w, police, partner, police_cov = _two_sources()
+    ev = source_table({"police": police, "partner": partner},
+                      {"police": police_cov.astype(float), "partner": np.ones(len(rows))}, w, draws=2_000)
+    idx = np.nonzero(police_cov)[0]
+    ref = _esda_z(police[idx], w[idx][:, idx])          # esda on the covered cells, weights restricted
+    assert np.max(np.abs(ev["police"]["z"][idx] - ref)) < 1e-9
+    assert np.isnan(ev["police"]["z"][~police_cov]).all() and np.isnan(ev["police"]["p"][~police_cov]).all()
+
+
+def test_cells_no_source_covers_are_no_data_and_out_of_the_fdr_count():
+    rows, cols, w, police, partner, police_cov = _two_sources()
+    ev = source_table({"police": police}, {"police": police_cov.astype(float)}, w, draws=2_000)
+    out = combine(ev, {"police": 1.0}, len(rows))
+    assert (out.loc[~police_cov, "status"] == "no_data").all()
+    assert out.loc[~police_cov, ["gi_z", "gi_p", "gi_q", "gi_class"]].isna().all().all()
+    assert (out.loc[police_cov, "status"] == "analysed").all()
+    # BH over the analysed cells only (600 cells of which 400 analysed).
+    assert np.allclose(out.loc[police_cov, "gi_q"], bh_qvalues(out.loc[police_cov, "gi_p"].to_numpy()))
+
+
+def test_a_partner_only_cluster_beside_a_dense_police_source_is_found():
+    rows, cols, w, police, partner, police_cov = _two_sources(seed=1)
+    block = (rows >= 8) & (rows < 11) & (cols >= 24) & (cols < 27)      # outside police coverage
+    partner[block] += 6                                                 # 54 partner records
+    ev = source_table({"police": police, "partner": partner},
+                      {"police": police_cov.astype(float), "partner": np.ones(len(rows))}, w, draws=20_000)
+    out = combine(ev, {"police": 1.0, "partner": 1.0}, len(rows))
+    centre = (rows == 9) & (cols == 25)
+    assert out.loc[centre, "gi_class"].iloc[0] >= 2
+    assert out.loc[centre, "support"].iloc[0] == "partner"
+    assert out.loc[centre, "covered_by"].iloc[0] == "partner"
+    far = (np.abs(rows - 9) > 2) | (np.abs(cols - 25) > 2)
+    assert (out.loc[far, "gi_class"] >= 2).sum() == 0
+    # Pooled, the police volume sets the variance and the same cluster is invisible.
+    pooled = police + partner
+    from hotspots.detect.combine import pooled as pooled_gi
+    cls = pooled_gi(pooled, np.ones(len(rows), bool), w, draws=20_000)["gi_class"].to_numpy()
+    assert cls[centre][0] < 2
+
+
+def test_partly_covered_cells_are_compared_by_their_covered_share():
+    g = gridmod.build_grid(shapely.box(0, 0, 1000, 1000), 100.0)
+    boxes_cov = pd.DataFrame({"source_id": ["a"]})
+    import geopandas as gpd
+    cov = gpd.GeoDataFrame(boxes_cov, geometry=[shapely.box(0, 0, 1000, 560)], crs="EPSG:27700")
+    shares = covermod.cell_shares(g, shapely.box(0, 0, 1000, 1000), cov, ["a"])[:, 0]
+    _, y = g.centres()
+    assert np.allclose(shares[y < 500], 1.0)
+    assert np.allclose(shares[(y > 500) & (y < 600)], 0.6)        # 60 m of 100 m inside: covered
+    assert np.allclose(shares[y > 600], 0.0)
+    assert covermod.covered(shares).sum() == 60
+
+
+def test_hotspot_grid_keeps_the_pooled_rule_equal_to_esda():
+    rng = np.random.default_rng(2)
+    area = shapely.box(0, 0, 3000, 2000)
+    g = gridmod.build_grid(area, 150.0)
+    x, y = rng.uniform(0, 3000, 3000), rng.uniform(0, 2000, 3000)
+    inc = pd.DataFrame({"x": x, "y": y, "weight": rng.choice([0.5, 1.0], 3000), "evidence": "recorded_crime",
+                        "source_id": rng.choice(["a", "b"], 3000)})
+    inc["cell"] = g.assign(x, y)
+    cells, w = hotspot_grid(inc, g, g.touch_distance, 0.05, "permutation", 0, None, area, "pooled", draws=2_000)
+    # The top row of cells is a third inside the area: not covered, so no data, out of the reference.
+    ok = (cells["status"] == "analysed").to_numpy()
+    assert ok.sum() == 20 * 13 and cells.loc[~ok, "gi_z"].isna().all()
+    idx = np.nonzero(ok)[0]
+    ref = _esda_z(cells["weighted"].to_numpy()[idx], w[idx][:, idx])
+    assert np.max(np.abs(cells["gi_z"].to_numpy()[idx] - ref)) < 1e-9
+
+
+def test_the_example_finds_the_hospital_only_hotspot_and_nothing_outside_coverage(example_result):
+    cells = example_result.cells
+    assert {"status", "covered_by", "support", "z_ed_assaults", "p_ed_assaults"} <= set(cells.columns)
+    nodata = cells["status"] == "no_data"
+    assert nodata.any()
+    assert cells.loc[nodata, "gi_class"].isna().all() and (cells.loc[nodata, "covered_by"] == "").all()
+    assert not (cells.loc[~nodata, "gi_class"].isna()).any()
+    # The planted ED-only hotspot: 104 assaults in one cell by Shoreditch High Street station.
+    top = cells.loc[cells["n_health"].idxmax()]
+    assert top["n_health"] >= 100
+    assert top["gi_class"] >= 2 and "ed_assaults" in top["support"].split(";")
+    cov = example_result.parameters["coverage"]["value"]
+    assert cov["met_police"]["how"].startswith("derived")
+    assert cov["city_police"]["how"] == "declared areas"
+    # The Met's six wards are not four boroughs: its derived coverage is well under the study area.
+    assert cov["met_police"]["study_share"] < 0.6
+
+
+def test_derived_coverage_without_units_is_the_cells_near_the_records_and_warns():
+    from types import SimpleNamespace
+    import geopandas as gpd
+    area = shapely.box(0, 0, 3000, 3000)
+    g = gridmod.build_grid(area, 100.0)
+    xs = np.array([150.0, 250.0, 2850.0])
+    ys = np.array([150.0, 150.0, 2850.0])
+    inc = pd.DataFrame({"source_id": "p", "x": xs, "y": ys, "cell": g.assign(xs, ys)})
+    cfg = SimpleNamespace(sources=[SimpleNamespace(id="p", coverage=None, options={})],
+                          analysis={"coverage_reach_m": 200.0}, path="x.toml", resolve=lambda p: p)
+    cov = covermod.source_coverage(cfg, gpd.GeoDataFrame(geometry=[], crs="EPSG:27700"), inc, g, area)
+    row = cov.iloc[0]
+    assert row["how"].startswith("derived: cells within 200 m")
+    # Records in cells (col 1, row 1), (2, 1) and (28, 28) of a 30 x 30 grid; covered: the cells whose
+    # centres lie within 200 m (a disc of 13 cells) of one of them. Around the first two, row 1 has
+    # columns 0-4 (5), rows 0 and 2 columns 0-3 (8), row 3 columns 1-2 (2); row -1 is off the grid:
+    # 15. Around (28, 28) the disc loses the two cells beyond column and row 29: 11. 26 of 900 cells.
+    assert row["cells"] == 15 + 11
+    assert "recorded nothing in 97 %" in row["warning"]
