@@ -138,7 +138,7 @@ def grade_weight(grade_source: pd.Series, grade_intel: pd.Series, table: dict) -
 
 def apply_weights(incidents: pd.DataFrame, table: dict) -> pd.DataFrame:
     """Set ``weight`` on every incident from ``table`` (see ``weight_table``)."""
-    out = incidents.copy()
+    out = incidents.copy(deep=False)     # copy-on-write: only ``weight`` is new
     w = out["source_id"].map(table["sources"]).fillna(1.0).to_numpy(float)
     w = w * out["source_id"].map(table.get("period_scale", {})).fillna(1.0).to_numpy(float)
     w = w * out["evidence"].map(table["evidence"]).fillna(0.0).to_numpy(float)
@@ -155,7 +155,9 @@ def apply_weights(incidents: pd.DataFrame, table: dict) -> pd.DataFrame:
     return out
 
 
-def risk(incidents: pd.DataFrame) -> pd.DataFrame:
+def risk(incidents: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
     """The incidents that count as risk: weight above zero (not context, not a linked duplicate,
-    not held to a role other than victim)."""
-    return incidents[incidents["weight"].to_numpy() > 0]
+    not held to a role other than victim). With ``columns`` only those are copied (at millions of
+    rows a copy of every column is the largest allocation of the stage that asks)."""
+    keep = incidents["weight"].to_numpy() > 0
+    return (incidents if columns is None else incidents[list(columns)])[keep]

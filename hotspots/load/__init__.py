@@ -352,10 +352,21 @@ def _account(ledger: Ledger, job: FileJob, res: FileResult, frames: list, geocod
     ledger.filter(job.source_id, path, res.filtered["_row"], res.filtered["reason"])
     notes = res.notes
     ledger.note(job.source_id, path, notes["_row"].to_numpy(), notes["note"].to_numpy(), notes["columns"].to_numpy())
-    mapped = res.incidents.copy()
-    mapped["_file"] = str(path)
+    # ``_file`` is added once for all files after the concatenation (``_with_files``), as a category.
+    mapped = res.incidents.drop(columns=["_file"], errors="ignore")
     mapped["incident_id"] = f"{job.source_id}:{fidx}:" + mapped["_row"].astype(str)
-    frames.append(mapped)
+    frames.append((mapped, str(path)))
+
+
+def _with_files(frames: list[tuple[pd.DataFrame, str]]) -> pd.DataFrame:
+    """The files' incidents in one table, ``_file`` (each row's path) a category: one copy of each
+    path, not one string per row (80 bytes a row at the benchmark's paths)."""
+    frames = [(f, p) for f, p in frames if len(f)]
+    incidents = pd.concat([f for f, _ in frames], ignore_index=True)
+    paths = list(dict.fromkeys(p for _, p in frames))
+    codes = np.repeat([paths.index(p) for _, p in frames], [len(f) for f, _ in frames])
+    incidents["_file"] = pd.Categorical.from_codes(codes, categories=pd.Index(paths, dtype="str"))
+    return incidents
 
 
 def _street_tables(plans: list[_Plan], results: dict[tuple[int, str], FileResult]) -> list[pd.DataFrame]:
@@ -520,7 +531,7 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
                 raise plan.error
             if geo_error is not None and needs_geocoder(plan.schema)[0]:
                 raise geo_error
-            own: list[pd.DataFrame] = []
+            own: list[tuple[pd.DataFrame, str]] = []
             for job in jobs[k]:
                 _account(ledger, job, results[(k, job.path)], own, geocoding, streets)
             check_losses(plan.src, ledger, plan.schema)
@@ -529,9 +540,8 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
             if not keep_going:
                 raise
             ledger.failures[plan.src.id] = str(exc)
-    frames = [f for f in frames if len(f)]
-    if frames:
-        incidents = pd.concat(frames, ignore_index=True)
+    if any(len(f) for f, _ in frames):
+        incidents = _with_files(frames)
     else:
         incidents = empty_incidents().assign(_file=pd.Series(dtype=str), _row=pd.Series(dtype=int),
                                              _conditions=pd.Series(dtype=bool))
