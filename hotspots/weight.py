@@ -123,8 +123,18 @@ def grade_weight(grade_source: pd.Series, grade_intel: pd.Series, table: dict) -
     A 3x5x2 grade has a numeric source (1-3) and a letter assessment (A-E); a
     5x5x5 grade has a letter source (A-E) and a numeric assessment (1-5).
     """
-    gs = grade_source.fillna("").astype(str).str.strip().str.upper()
-    gi = grade_intel.fillna("").astype(str).str.strip().str.upper()
+    # Decided once per distinct pair of grades (a handful), then spread to the records.
+    s_code, s_values = pd.factorize(grade_source.fillna("").astype(str))
+    i_code, i_values = pd.factorize(grade_intel.fillna("").astype(str))
+    pair, inverse = np.unique(s_code.astype(np.int64) * max(len(i_values), 1) + i_code, return_inverse=True)
+    n_i = max(len(i_values), 1)
+    gs = pd.Series(np.asarray(s_values, dtype=object)[pair // n_i], dtype=str).str.strip().str.upper()
+    gi = pd.Series(np.asarray(i_values, dtype=object)[pair % n_i], dtype=str).str.strip().str.upper()
+    return _grade_weight(gs, gi, table)[inverse.reshape(-1)] if len(pair) else np.ones(0)
+
+
+def _grade_weight(gs: pd.Series, gi: pd.Series, table: dict) -> np.ndarray:
+    """``grade_weight`` of cleaned (stripped, upper-case) grade texts."""
     w = np.ones(len(gs))
     modern = gs.str.fullmatch("[1-3]") | gi.str.fullmatch("[A-E]")
     legacy = gs.str.fullmatch("[A-E]") | gi.str.fullmatch("[1-5]")

@@ -36,7 +36,7 @@ import pandas as pd
 
 from hotspots.config import Config, Source
 from hotspots.errors import UserError
-from hotspots.load.dedupe import merge_duplicates
+from hotspots.load.dedupe import duplicates
 from hotspots.load import cache
 from hotspots.load.geocode import Geocoder, build_geocoder, geocoding_options, match_counts, postcode_files
 from hotspots.load.ledger import HotspotsWarning, Ledger, sha256
@@ -358,14 +358,32 @@ def _account(ledger: Ledger, job: FileJob, res: FileResult, frames: list, geocod
     frames.append((mapped, str(path)))
 
 
-def _with_files(frames: list[tuple[pd.DataFrame, str]]) -> pd.DataFrame:
-    """The files' incidents in one table, ``_file`` (each row's path) a category: one copy of each
-    path, not one string per row (80 bytes a row at the benchmark's paths)."""
-    frames = [(f, p) for f, p in frames if len(f)]
-    incidents = pd.concat([f for f, _ in frames], ignore_index=True)
-    paths = list(dict.fromkeys(p for _, p in frames))
-    codes = np.repeat([paths.index(p) for _, p in frames], [len(f) for f, _ in frames])
-    incidents["_file"] = pd.Categorical.from_codes(codes, categories=pd.Index(paths, dtype="str"))
+def _with_files(frames: list[tuple[pd.DataFrame, str]], ledger: Ledger) -> pd.DataFrame:
+    """The files' incidents in one table, records published twice merged (``dedupe``, found on
+    the few columns it reads, so that each file's table is filtered before they are put together,
+    not the whole table after), ``_file`` (each row's path) a category: one copy of each path, not
+    one string per row (80 bytes a row at the benchmark's paths). ``_dedupe`` is not kept.
+
+    Empties ``frames``: from here each file's table is held once, and let go as soon as it is used."""
+    parts = [f for f, _ in frames if len(f)]
+    paths_of = [p for f, p in frames if len(f)]
+    frames.clear()
+    paths = list(dict.fromkeys(paths_of))
+    lengths = [len(f) for f in parts]
+    codes = np.repeat([paths.index(p) for p in paths_of], lengths)
+    files = pd.Categorical.from_codes(codes, categories=pd.Index(paths, dtype="str"))
+    keys = pd.concat([f[[c for c in ("source_id", "_row", "_dedupe", "incident_id") if c in f]] for f in parts],
+                     ignore_index=True)
+    keys["_file"] = files
+    dup = duplicates(keys, ledger)
+    del keys
+    if dup is not None:
+        ends = np.cumsum(lengths)
+        for k, end in enumerate(ends):      # one file at a time: its unfiltered table goes as the filtered one comes
+            parts[k] = parts[k][~dup[end - lengths[k]:end]]
+        files = files[~dup]
+    incidents = pd.concat(parts, ignore_index=True).drop(columns=["_dedupe"], errors="ignore")
+    incidents["_file"] = files
     return incidents
 
 
@@ -533,7 +551,8 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
                 raise geo_error
             own: list[tuple[pd.DataFrame, str]] = []
             for job in jobs[k]:
-                _account(ledger, job, results[(k, job.path)], own, geocoding, streets)
+                # Popped: each file's rows are held once, by ``own``, until they are concatenated.
+                _account(ledger, job, results.pop((k, job.path)), own, geocoding, streets)
             check_losses(plan.src, ledger, plan.schema)
             frames += own
         except UserError as exc:
@@ -541,11 +560,10 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
                 raise
             ledger.failures[plan.src.id] = str(exc)
     if any(len(f) for f, _ in frames):
-        incidents = _with_files(frames)
+        incidents = _with_files(frames, ledger)
     else:
         incidents = empty_incidents().assign(_file=pd.Series(dtype=str), _row=pd.Series(dtype=int),
                                              _conditions=pd.Series(dtype=bool))
-    incidents = merge_duplicates(incidents, ledger)
     incidents, linkage = link_duplicates(incidents, cfg)
     streets = [s for s in streets if len(s)]
     loaded = Loaded(incidents, ledger, geocoding, linkage)
@@ -564,6 +582,6 @@ def finish(incidents: pd.DataFrame) -> pd.DataFrame:
     out = enforce(incidents).reset_index(drop=True)
     for col in ANNOTATIONS:
         if col in incidents:
-            values = incidents[col].fillna("").astype(str).to_numpy()
-            out[col] = np.where(pd.Series(values).isin(set(out["incident_id"])), values, "")
+            values = incidents[col].fillna("").astype(str).reset_index(drop=True)
+            out[col] = values.where(values.isin(out["incident_id"]), "")
     return out
