@@ -418,6 +418,15 @@ def _coverage_layer(coverage, study_area) -> folium.FeatureGroup | None:
     return group
 
 
+def public_coverage(coverage: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+    """The coverages a public map may draw: areas a source declared, a polygon file, or the units
+    (LSOAs) where a source recorded anything, which police.uk publishes. A coverage derived from the
+    cells near one partner's records would trace those records, so it stays in the partner tier."""
+    if coverage is None:
+        return None
+    return coverage[~coverage["how"].astype(str).str.startswith("derived: cells")]
+
+
 def _no_data_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
     """Cells no risk source covers (``status`` no_data): grey and hatched, never drawn as cold."""
     if "status" not in cells:
@@ -485,14 +494,14 @@ def _swatch(colour: str, label: str, border: str = "1px solid #777") -> str:
     return f'<div><span class="hs-swatch" style="background:{colour};border:{border}"></span>{esc(label)}</div>'
 
 
-def _gi_legend(public: bool) -> str:
+def _gi_legend() -> str:
     """What hot, cold and not significant mean, in words."""
     rows = "".join(_swatch(GI_COLOURS[k], v) for k, v in GI_LABELS.items())
     return ("<b>Gi* hot and cold spots</b>" + rows +
             '<div class="hs-note">Hot: more incidents in and around the cell than across the study area, beyond '
             "what chance would give, after the false discovery rate correction over all cells (so a cell with a "
-            "large z can still be not significant). Cold: fewer. No colour: not significant"
-            + ("." if public else "; cells outside a source's coverage say nothing about that source.") + "</div>")
+            "large z can still be not significant). Cold: fewer. No colour: not significant; cells outside "
+            "a source's coverage say nothing about that source.</div>")
 
 
 def _regions_legend() -> str:
@@ -711,7 +720,7 @@ def build_map(result, tier: str = "partner") -> str:
     add(_streets_layer(result.streets, m.get_name()))
     add(_no_data_layer(result.cells), "hs-legend-nodata",
         _swatch("rgba(158,158,158,.45)", "No data: no risk source covers the cell (not low risk)", "1px dashed #777"))
-    coverage = None if public else _coverage_layer(result.coverage, result.study_area)
+    coverage = _coverage_layer(public_coverage(result.coverage) if public else result.coverage, result.study_area)
     add(coverage, "hs-legend-coverage", _swatch("none", "Edge of a source's coverage: beyond it, that source "
                                                         "has no data (not low risk)", "2px dotted #e6550d"))
     if not public:
@@ -729,7 +738,7 @@ def build_map(result, tier: str = "partner") -> str:
     cells = add(_cells_layer(result.cells, public))
     factual = None if public else add(_factual_layer(result.cells))
     high = None if public else add(_high_risk_layer(result.cells))
-    legends.append(("hs-legend-gi", _gi_legend(public), [g for g in (cells, factual, high) if g is not None]))
+    legends.append(("hs-legend-gi", _gi_legend(), [g for g in (cells, factual, high) if g is not None]))
     if not public:
         add(_trends_layer(result.cells), "hs-legend-trends", _trends_legend(result.cells))
         add(_clusters_layer(result.clusters), "hs-legend-clusters",
