@@ -223,9 +223,14 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         other = "pooled" if combine == "sources" else "sources"
         other_cls = hotspot_grid(incidents, grid, dist, alpha, inference, seed, coverage, area, other, sweights,
                                  draws)[0]["gi_class"].to_numpy(float)
-        sens, sens_regions, factual_cls = weight_sensitivity(table, grid.neighbours(grid.touch_distance), cells,
-                                                             classify, {other: other_cls})
-        cells["gi_class_factual_only"] = factual_cls
+        sens, sens_regions, classes = weight_sensitivity(table, grid.neighbours(grid.touch_distance), cells,
+                                                         classify, {other: other_cls})
+        cells["gi_class_factual_only"] = classes["factual_only"]
+        cells["gi_class_anecdotal_equal"] = classes["anecdotal_equal"]
+        # Whose own evidence makes a cell hot does not depend on the weights: a cell whose only support
+        # is anecdotal is labelled so on any weighting's map.
+        cells["anecdotal_only"] = combmod.anecdotal_only(cells.get("support", pd.Series("", index=cells.index)),
+                                                         evidence_of)
         # Each partner's own "high risk": the levels side by side, and hotspots of those records only.
         threshold_table = thresholds.threshold_table(cfg, incidents)
         row, high_cls = high_risk_scenario(

@@ -344,3 +344,26 @@ def test_a_coverage_derived_from_partner_records_stays_out_of_the_public_map():
                                     "derived: the units of lsoa.gpkg (LSOA11CD) where it recorded anything over the study"]},
                            geometry=[shapely.box(0, 0, 1, 1)] * 3, crs="EPSG:27700")
     assert list(public_coverage(cov)["source_id"]) == ["police", "youth"]
+
+
+@needs_chromium
+def test_the_anecdotal_equal_layer_says_which_cells_only_anecdotal_sources_support(demo_out, example_result):
+    cells = example_result.cells
+    target = cells[(cells["gi_class_anecdotal_equal"] >= 2) & cells["anecdotal_only"]].iloc[0]
+    with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
+        expand_layer_control(page)
+        page.locator(".leaflet-control-layers-overlays label", has_text="anecdotal reports counting as recorded crime"
+                     ).locator("input").click()
+        page.wait_for_timeout(200)
+        # Open the drawn cell's own popup (other layers may lie on top of it at this zoom).
+        assert page.evaluate("""(id) => { let done = false;
+            const map = Object.values(window).find(v => v instanceof L.Map);
+            map.eachLayer(l => { if (!done && l.feature && l.feature.properties.cell_id === id && l.getElement
+                && l.getElement() && l.getElement().classList.contains('hs-anecdotal-equal')) {
+                l.fire('click', {latlng: l.getBounds().getCenter()}, true); done = true; } });
+            return done; }""", target["cell_id"])
+        popup = page.locator(".leaflet-popup-content")
+        popup.wait_for(timeout=3000)
+        text = popup.inner_text()
+        assert "supported only by anecdotal sources" in text and target["cell_id"] in text
+        assert errors == [] and blocked == []

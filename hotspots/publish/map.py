@@ -346,7 +346,8 @@ def _trends_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
 
 def _scenario_layer(cells: gpd.GeoDataFrame, column: str, name: str, alias: str, css: str,
                     outline: str) -> folium.FeatureGroup | None:
-    """The hot spots (class 2 and 3 of ``column``) of another weighting, beside the agreed cells layer."""
+    """The hot spots (class 2 and 3 of ``column``) of another weighting, beside the agreed cells layer;
+    each names the sources whose own evidence makes it hot, and says when they are all anecdotal."""
     if column not in cells:
         return None
     group = folium.FeatureGroup(name=name, show=False)
@@ -354,10 +355,18 @@ def _scenario_layer(cells: gpd.GeoDataFrame, column: str, name: str, alias: str,
     if len(hot):
         hot["confidence"] = hot[column].map(GI_LABELS)
         hot["fill"] = hot[column].map(GI_COLOURS)
-        folium.GeoJson(_web(hot, ["cell_id", "confidence", "fill"]), name=css.replace("hs-", "").replace("-", "_"),
+        support = hot["support"].fillna("").astype(str) if "support" in hot else pd.Series("", index=hot.index)
+        anec = hot["anecdotal_only"].to_numpy(bool) if "anecdotal_only" in hot else np.zeros(len(hot), bool)
+        hot["support_txt"] = np.where(anec, support.str.replace(";", ", ") + " (supported only by anecdotal sources)",
+                                      support.str.replace(";", ", "))
+        hot["weight"] = np.where(anec, 3.0, 1.0)
+        folium.GeoJson(_web(hot, ["cell_id", "confidence", "fill", "support_txt", "weight"]),
+                       name=css.replace("hs-", "").replace("-", "_"),
                        style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": outline,
-                                                 "weight": 1.0, "fillOpacity": 0.6, "className": css},
-                       popup=folium.GeoJsonPopup(fields=["cell_id", "confidence"], aliases=["Cell", alias])
+                                                 "weight": f["properties"]["weight"], "fillOpacity": 0.6,
+                                                 "className": css},
+                       popup=folium.GeoJsonPopup(fields=["cell_id", "confidence", "support_txt"],
+                                                 aliases=["Cell", alias, "Supported by (each source's own evidence)"])
                        ).add_to(group)
     return group
 
@@ -366,6 +375,14 @@ def _factual_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
     """Gi* hot spots when community reports and intelligence weigh nothing ("factual only")."""
     return _scenario_layer(cells, "gi_class_factual_only", "Hotspots · Gi* hot spots: factual sources only",
                            "Gi* (factual sources only)", "hs-factual", "#222222")
+
+
+def _anecdotal_equal_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
+    """Gi* hot spots when community reports and intelligence weigh as much as recorded crime; a cell
+    that only anecdotal sources support has a thick outline and says so."""
+    return _scenario_layer(cells, "gi_class_anecdotal_equal",
+                           "Hotspots · Gi* hot spots: anecdotal reports counting as recorded crime",
+                           "Gi* (anecdotal counting as recorded crime)", "hs-anecdotal-equal", "#7f2704")
 
 
 def _high_risk_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
@@ -737,8 +754,9 @@ def build_map(result, tier: str = "partner") -> str:
             legends.append(("hs-legend-time", timed[1], [timed[0]]))
     cells = add(_cells_layer(result.cells, public))
     factual = None if public else add(_factual_layer(result.cells))
+    anecdotal = None if public else add(_anecdotal_equal_layer(result.cells))
     high = None if public else add(_high_risk_layer(result.cells))
-    legends.append(("hs-legend-gi", _gi_legend(), [g for g in (cells, factual, high) if g is not None]))
+    legends.append(("hs-legend-gi", _gi_legend(), [g for g in (cells, factual, anecdotal, high) if g is not None]))
     if not public:
         add(_trends_layer(result.cells), "hs-legend-trends", _trends_legend(result.cells))
         add(_clusters_layer(result.clusters), "hs-legend-clusters",
