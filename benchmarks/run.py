@@ -559,6 +559,78 @@ def build_table(runs: dict) -> list[list[str]]:
     return rows
 
 
+# How the time splits (issue 13): stage names of ``Progress`` in each part.
+SPLIT = {"load": ("load sources",), "aggregate": ("study area and grid", "weight"),
+         "analyse": ("detect hotspots", "density and trends", "attribute to boundaries", "profile key buildings",
+                     "weighting sensitivity"),
+         "publish": ("publish", "summary (CLI table)")}
+SCALE_START, SCALE_END = "<!-- scale:start -->", "<!-- scale:end -->"
+
+
+def scale_table(runs: dict) -> list[list[str]]:
+    """Rows of the scale table: peak memory (whole run, per incident, per stage) and the time split."""
+    sizes = list(runs)
+    rows = [["", *sizes]]
+
+    def add(label, fn):
+        vals = []
+        for s in sizes:
+            try:
+                vals.append(fn(runs[s]))
+            except (KeyError, TypeError, ZeroDivisionError):
+                vals.append("")
+        rows.append([label, *vals])
+
+    add("run at (UTC)", lambda r: r["at"])
+    add("incidents analysed", lambda r: f"{r['pipeline']['incidents']:,}")
+    add("other jobs' CPU share during run", lambda r: f"{100 * r['child']['others_cpu_share']:.0f} %")
+    add("load average (1 min) before", lambda r: f"{r['child']['load1_before']:.2f}")
+    add("**end to end, process wall (s)**", lambda r: fmt_s(r["child"]["wall_s"]))
+    add("CPU time (s)", lambda r: fmt_s(r["child"]["cpu_s"]))
+    for part, names in SPLIT.items():
+        add(f"time: {part} (s)", lambda r, names=names: fmt_s(sum(r["pipeline"]["stages"].get(k, 0.0) for k in names)))
+    add("**peak RSS (MB)**", lambda r: f"{r['child']['maxrss_bytes'] / 2 ** 20:,.0f}")
+    add("peak RSS per incident (bytes)", lambda r: f"{r['child']['maxrss_bytes'] / r['pipeline']['incidents']:,.0f}")
+    add("peak reached in stage", lambda r: peak_stage(r["pipeline"]))
+    stages = []
+    for r in runs.values():
+        for k in r["pipeline"].get("rss_peak_in_stage_mb", {}):
+            if k not in stages and k not in ("imports", "read config", "between stages"):
+                stages.append(k)
+    for k in stages:
+        add(f"RSS peak in stage: {k} (MB)", lambda r, k=k: f"{r['pipeline']['rss_peak_in_stage_mb'][k]:,.0f}")
+    return rows
+
+
+def write_scale(runs: dict, machine: dict) -> None:
+    """Keep each size's record in ``out/<size>/run.json`` and rewrite the scale block of RESULTS.md from
+    every size recorded there (sizes run at different times keep their own date and load)."""
+    for label, rec in runs.items():
+        if "pipeline" in rec:
+            (OUT / label / "run.json").write_text(json.dumps({**rec, "at": machine["date"]}, indent=2, default=str))
+    recorded = {}
+    for path in OUT.glob("*/run.json"):
+        try:
+            recorded[path.parent.name] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    order = sorted(recorded, key=generate.parse_size)
+    block = (f"{SCALE_START}\n## Scale: peak memory and the time split (issue 13)\n\n"
+             "Written by `benchmarks/run.py --scale` from every size recorded in `out/<size>/run.json` (each run "
+             "on its own date and machine load). `analyse` + `publish` in a fresh process, the files read "
+             "afresh (no cache). Time split: load = `load sources`; aggregate = `study area and grid` + "
+             "`weight` (the clip, the schema, the cell of each incident, its weight); analyse = Gi*, KDE, "
+             "clusters, trends, boundaries, buildings, sensitivity; publish = every output file. RSS peaks per "
+             "stage come from a 20 ms sampler; the whole run's peak is `ru_maxrss`.\n\n"
+             f"{md_table(scale_table({s: recorded[s] for s in order}))}\n{SCALE_END}")
+    old = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
+    if SCALE_START in old:
+        new = re.sub(re.escape(SCALE_START) + r".*?" + re.escape(SCALE_END), lambda _: block, old, flags=re.S)
+    else:
+        new = old.replace("## Analysis", block + "\n\n## Analysis", 1) if "## Analysis" in old else old + "\n" + block + "\n"
+    RESULTS_MD.write_text(new)
+
+
 def peak_stage(p: dict) -> str:
     """The stage during which the process's high-water mark (ru_maxrss) reached its final value."""
     after = p.get("rss_after_stage_mb", {})
@@ -702,6 +774,8 @@ def write_results(runs: dict, compare: dict, machine: dict, args, profile: dict 
                                              "about it. `run.py` keeps this block when it rewrites the file._")
     e = re.search(re.escape(ENGINES_START) + r".*?" + re.escape(ENGINES_END), old, re.S)
     engines = e.group(0) + "\n\n" if e else ""
+    sc = re.search(re.escape(SCALE_START) + r".*?" + re.escape(SCALE_END), old, re.S)
+    engines += sc.group(0) + "\n\n" if sc else ""
     pk = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
     loads = "; ".join(f"{s}: {100 * r['child']['others_cpu_share']:.0f} % of the CPUs busy with other jobs, "
                       f"load average {r['child']['load1_before']:.2f} before"
@@ -759,6 +833,9 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=3600, help="seconds allowed per child process")
     ap.add_argument("--mem-limit-gb", type=float, default=None, help="address-space limit for each child")
     ap.add_argument("--no-results", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
+    ap.add_argument("--scale", action="store_true",
+                    help="record each size in out/<size>/run.json and rewrite only the scale block of RESULTS.md "
+                         "(peak memory per size and stage, the time split), e.g. --sizes 1m,5m,10m --scale")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -877,7 +954,10 @@ def main(argv=None) -> int:
     raw = OUT / ("results.json" if not args.no_results else f"results-{'-'.join(sizes)}.json")
     raw.write_text(json.dumps({"machine": machine, "runs": runs, "compare": compare, "profile": profile,
                                "profile_size": profile_size}, indent=2, default=str))
-    if not args.no_results and ok_sizes:
+    if args.scale and ok_sizes:
+        write_scale({s: r for s, r in runs.items() if "pipeline" in r}, machine)
+        print(f"\nwrote the scale block of {RESULTS_MD}")
+    elif not args.no_results and ok_sizes:
         write_results({s: r for s, r in runs.items() if "pipeline" in r and "floor" in r}, compare, machine, args,
                       profile, profile_size)
         print(f"\nwrote {RESULTS_MD}")

@@ -123,13 +123,20 @@ def _load_options(args, cfg, out: Path, demo: bool = False):
             raise UserError(f"the output folder {out} and the cache folder {folder} overlap: the output "
                             "folder is replaced whole by each run.",
                             hint="Choose another --out, or set HOTSPOTS_CACHE to a folder outside it.")
-    scheduler = getattr(args, "scheduler", None)
+    scheduler = _scheduler(args, cfg)
     if not scheduler:
         yield dataclasses.replace(LoadOptions.for_run(fresh=fresh), cache=folder)
         return
     from hotspots.distributed import connect
     with connect(scheduler) as client:
         yield dataclasses.replace(LoadOptions.for_run(fresh=fresh, client=client), cache=folder)
+
+
+def _scheduler(args, cfg) -> str | None:
+    """The Dask scheduler of this run: --scheduler, else the config's ``[engine] scheduler``;
+    None for this machine's processes (``--scheduler none`` overrides the config's)."""
+    chosen = getattr(args, "scheduler", None) or cfg.raw.get("engine", {}).get("scheduler")
+    return None if not chosen or chosen == "none" else str(chosen)
 
 
 def cmd_run_many(args) -> int:
@@ -378,7 +385,8 @@ def _engine_arguments(p: argparse.ArgumentParser) -> None:
                        help="read, map and geocode every file again, ignoring (and refreshing) the reusable incidents")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="load the files on a Dask cluster: a scheduler address (tcp://host:8786), or 'local' "
-                        "for a cluster on this machine's cores; the outputs are the same")
+                        "for a cluster on this machine's cores; the outputs are the same. Default: the config's "
+                        "[engine] scheduler; 'none' loads in this machine's processes whatever the config says")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

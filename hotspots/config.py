@@ -30,6 +30,8 @@ MAX_RADIUS_M = 5_000.0        # key-building catchment radius
 _MONTH = r"\d{4}-\d{2}(-\d{2})?"
 _PERIOD = r"\s*\d{4}-\d{2}\s*:\s*\d{4}-\d{2}\s*"
 _DAYS = r"\s*\d{4}-\d{2}-\d{2}\s*:\s*\d{4}-\d{2}-\d{2}\s*"
+# ``[engine] scheduler`` and ``--scheduler``: a LocalCluster on this machine, or a Dask scheduler's address.
+SCHEDULER_PATTERN = r"local|(tcp|tls|ucx|inproc)://[^\s/]+(:\d+)?/?|[A-Za-z0-9.\-]+:\d+"
 
 
 @lru_cache(maxsize=1)
@@ -119,6 +121,9 @@ def config_rules() -> dict:
             "building_simulations": Number(99, 99_999, integer=True),
         }),
         "outputs": Table({"tiers": ListOf(Text(TIERS), single=True), "tiles": text, "tiles_attribution": text}),
+        # Where the load stage runs, as --scheduler (which wins over it): "local" or a Dask scheduler's address.
+        "engine": Table({"scheduler": Text(pattern=SCHEDULER_PATTERN,
+                                           example='"local" or a Dask scheduler address such as "tcp://HOST:8786"')}),
         "attribution": texts,
         "geocoding": Table({"postcodes": texts, "key_buildings": Bool(), "streets": Bool(), "fuzzy": Bool(),
                             "places": ListOf(Table({"path": text, "schema": text, "type": text, **building_opts},

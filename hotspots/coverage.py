@@ -98,7 +98,8 @@ def source_coverage(cfg: Config, boundaries: gpd.GeoDataFrame, incidents: pd.Dat
     n_study = max(int(covered(inside).sum()), 1)
     recs = []
     for src in cfg.sources:
-        mine = incidents[incidents["source_id"] == src.id]
+        mine = incidents.loc[(incidents["source_id"] == src.id).to_numpy(),
+                             [c for c in ("x", "y", "cell") if c in incidents]]
         warning = ""
         if src.coverage:
             sel = boundaries[boundaries["area"].isin(src.coverage)]

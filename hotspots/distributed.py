@@ -84,7 +84,8 @@ def run_config(config: str, fresh: bool = False) -> dict:
     from hotspots.load.ledger import HotspotsWarning
 
     out, err = io.StringIO(), io.StringIO()
-    args = argparse.Namespace(config=config, out=None, agency=None, pdf=False, fresh=fresh, scheduler=None,
+    # On a worker the files load in this process: never the config's [engine] scheduler again.
+    args = argparse.Namespace(config=config, out=None, agency=None, pdf=False, fresh=fresh, scheduler="none",
                               debug=False)
     code = 0
     with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out):

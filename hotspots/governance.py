@@ -88,7 +88,8 @@ def split_shared(incidents: pd.DataFrame, cfg, ledger: Ledger, agency: str | Non
         why = restriction(held, cfg)
         for (sid, path), grp in held.groupby(["source_id", "_file"], sort=False):
             ledger.filter(sid, path, grp["_row"].to_numpy(), why[grp.index].to_numpy())
-    return incidents[ok].copy(), held.copy()
+    # Filtered frames are new frames already (copy-on-write): no second copy of every column.
+    return (incidents if ok.all() else incidents[ok.to_numpy()]), held
 
 
 def role_counts(incidents: pd.DataFrame) -> pd.DataFrame:

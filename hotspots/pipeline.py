@@ -75,10 +75,12 @@ def _param(value, how: str) -> dict:
 
 
 def choose_study_area(cfg: Config, incidents: pd.DataFrame, boundaries: gpd.GeoDataFrame,
-                      ledger: Ledger) -> tuple[shapely.Geometry, float, dict, pd.DataFrame]:
-    """The study area, the cell size and how each was chosen; strays become rejects."""
+                      ledger: Ledger) -> tuple[shapely.Geometry, float, dict, np.ndarray]:
+    """The study area, the cell size, how each was chosen, and which incidents stay (a boolean
+    mask: the table is filtered once, by the caller); strays become rejects."""
     params = {}
     x, y = incidents["x"].to_numpy(float), incidents["y"].to_numpy(float)
+    stays = np.ones(len(incidents), dtype=bool)
     if cfg.area:
         area = attribute.study_area_from_layer(boundaries, cfg.area, cfg.area_names, str(cfg.path))
         params["study_area"] = _param(cfg.area, "union of boundary layer '%s'%s" % (
@@ -86,7 +88,7 @@ def choose_study_area(cfg: Config, incidents: pd.DataFrame, boundaries: gpd.GeoD
     else:
         keep, rule = gridmod.drop_strays(x, y)
         _reject(incidents, ~keep, "outside study area (stray point far from the rest)", ledger)
-        incidents = incidents[keep]
+        stays &= keep
         x, y = x[keep], y[keep]
         area = shapely.box(x.min(), y.min(), x.max(), y.max())
         params["study_area"] = _param("derived", "derived from the data: " + rule +
@@ -101,9 +103,11 @@ def choose_study_area(cfg: Config, incidents: pd.DataFrame, boundaries: gpd.GeoD
         params["cell_size_m"] = _param(cell, how)
     if not cfg.area:
         area, keep = gridmod.derived_area(x, y, cell)
-        _reject(incidents, ~keep, "outside study area (isolated from the main body of the data)", ledger)
-        incidents = incidents[keep]
-    return area, cell, params, incidents
+        isolated = stays.copy()
+        isolated[stays] = ~keep
+        _reject(incidents, isolated, "outside study area (isolated from the main body of the data)", ledger)
+        stays &= ~isolated
+    return area, cell, params, stays
 
 
 def _reject(incidents: pd.DataFrame, mask: np.ndarray, reason: str, ledger: Ledger) -> None:
@@ -139,14 +143,17 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
                         hint="Run 'hotspots validate' on the config to see each source's rejects.")
 
     with progress.step("study area and grid"):
-        area, cell, params, incidents = choose_study_area(cfg, incidents, boundaries, ledger)
+        area, cell, params, stays = choose_study_area(cfg, incidents, boundaries, ledger)
         shape = str(cfg.analysis.get("cell_shape", "square"))   # enumerated values: config.config_rules()
         params["cell_shape"] = _param(shape, "set in the config" if "cell_shape" in cfg.analysis else "default")
         grid = gridmod.build_grid(area, cell, shape)
         x, y = incidents["x"].to_numpy(), incidents["y"].to_numpy()
-        cell_no = grid.assign(x, y)
-        inside = gridmod.in_area(grid, area, x, y) & (cell_no >= 0)
-        _reject(incidents, ~inside, "outside study area", ledger)
+        cell_no = np.full(len(incidents), -1, dtype=np.int64)
+        cell_no[stays] = grid.assign(x[stays], y[stays])
+        inside = np.zeros(len(incidents), dtype=bool)
+        inside[stays] = gridmod.in_area(grid, area, x[stays], y[stays]) & (cell_no[stays] >= 0)
+        _reject(incidents, stays & ~inside, "outside study area", ledger)
+        # One filter of the whole table for the three reasons above, not one copy each.
         incidents = incidents[inside]
         if not len(incidents):
             raise UserError("no incident lies inside the study area.", file=str(cfg.path))
@@ -178,7 +185,9 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         params["coverage"] = _param(covermod.describe(coverage), "per source: declared areas, a polygon file, or "
                                     "derived from its records (hotspots/coverage.py); a cell is covered when more "
                                     "than half of it lies inside")
-        sweights = source_weights(weight.risk(incidents), table)
+        # Which evidence class each risk source's records carry: read once, for every weighting below.
+        risk_evidence = weight.risk(incidents, ["source_id", "evidence"])
+        sweights = source_weights(risk_evidence, table)
         params["combine"] = _param(combine, (
             "each risk source's Gi* within its own coverage, combined per cell by weighted Stouffer with weights "
             + ", ".join(f"{k} {v:g}" for k, v in sweights.items()) + " (source x evidence weight), then BH"
@@ -194,7 +203,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
 
     with progress.step("attribute to boundaries"):
         cells, regions, areas = attribute_cells(cells, grid, boundaries)
-        evidence_of = weight.risk(incidents).groupby("source_id")["evidence"].agg(lambda v: v.mode().iat[0]).to_dict()
+        evidence_of = risk_evidence.groupby("source_id")["evidence"].agg(lambda v: v.mode().iat[0]).to_dict()
         regions = combmod.region_support(regions, cells, evidence_of)
         clusters["areas"], clusters["cross_boundary"] = attribute.polygon_areas(clusters.geometry.values, boundaries)
         cells["outside_coverage_of"] = attribute.cells_outside_coverage(cells.geometry.values, coverage)
@@ -210,7 +219,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
     with progress.step("weighting sensitivity"):
         def classify(t: dict) -> np.ndarray:
             if combine == "sources":
-                return combmod.combine(evidence, source_weights(weight.risk(incidents), t), grid.n, alpha)["gi_class"]
+                return combmod.combine(evidence, source_weights(risk_evidence, t), grid.n, alpha)["gi_class"]
             return hotspot_grid(weight.apply_weights(incidents, t), grid, dist, alpha, inference, seed, coverage,
                                 area, "pooled", None, draws)[0]["gi_class"]
         other = "pooled" if combine == "sources" else "sources"
@@ -264,7 +273,7 @@ def hotspot_grid(incidents: pd.DataFrame, grid: gridmod.Grid, dist: float, alpha
     counts = hotspot_count(incidents, grid.n)
     rows, cols = grid.rows_cols
     w = grid.neighbours(dist)
-    risk = incidents[incidents["weight"].to_numpy() > 0]
+    risk = weight.risk(incidents, [c for c in ("cell", "weight", "source_id") if c in incidents])
     sid_col = risk["source_id"] if "source_id" in risk else pd.Series("all", index=risk.index)
     sids = [str(s) for s in pd.unique(sid_col)]
     shares = covermod.cell_shares(grid, area, coverage, sids)
@@ -312,15 +321,16 @@ def public_view(result: Result) -> Result:
     check_public(result.cfg)
     cell = max(PUBLIC["min_cell_m"], result.grid.cell)
     grid = gridmod.build_grid(result.study_area, cell, result.grid.shape)
-    inc = result.incidents.copy()
-    inc["cell"] = grid.assign(inc["x"].to_numpy(), inc["y"].to_numpy())
+    # What the counts and Gi* read of each incident, not a copy of every column.
+    inc = result.incidents[[c for c in ("x", "y", "weight", "source_id", "evidence", "role") if c in result.incidents]]
+    inc = inc.assign(cell=grid.assign(inc["x"].to_numpy(), inc["y"].to_numpy()))
     inc = inc[inc["cell"] >= 0]
     p = result.parameters
     alpha = p["fdr_alpha"]["value"]
     cells, w = hotspot_grid(inc, grid, grid.touch_distance, alpha, p["gi_inference"]["value"],
                             int(result.cfg.analysis.get("seed", 0)), result.coverage, result.study_area,
                             str(result.cfg.analysis.get("combine", "sources")),
-                            source_weights(weight.risk(inc), result.weights),
+                            source_weights(weight.risk(inc, ["source_id", "evidence"]), result.weights),
                             int(result.cfg.analysis.get("permutations", DEFAULT_DRAWS)))
     cells, regions, areas = attribute_cells(cells, grid, result.boundaries)
     # The outline a public map draws: the boundary areas when the study is made of them, otherwise the
@@ -364,7 +374,7 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
     options = {**options_from_config(cfg), "trend_exclude_sources": tuple(weight.period_scales(cfg))}
     kind = str(cfg.analysis.get("building_null", "random_places"))
     n_sim, seed = int(cfg.analysis.get("building_simulations", 1999)), int(cfg.analysis.get("seed", 0))
-    sites = comparable_places(weight.risk(incidents), buildings[["x", "y"]].to_numpy(float), grid, analysed,
+    sites = comparable_places(weight.risk(incidents, ["x", "y", "location_precision"]), buildings[["x", "y"]].to_numpy(float), grid, analysed,
                               kind, seed=seed)
     label = ("random places in the covered area" if kind == "random_places"
              else "police.uk snap points and key buildings in the covered area")
@@ -396,7 +406,7 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
 def _kde(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd.GeoDataFrame,
          params: dict) -> np.ndarray:
     """Weighted KDE at the cell centres (``kde`` column); returns the (ny, nx) surface, NaN outside."""
-    risk = weight.risk(incidents)
+    risk = weight.risk(incidents, ["x", "y", "weight"])
     kernel = str(cfg.analysis.get("kde_kernel", "quartic"))
     x, y, w = risk["x"].to_numpy(), risk["y"].to_numpy(), risk["weight"].to_numpy()
     if "bandwidth_m" in cfg.analysis:
@@ -422,7 +432,7 @@ def _clusters(cfg: Config, incidents: pd.DataFrame, area, params: dict) -> gpd.G
     """Density clusters (DBSCAN, and HDBSCAN when configured) as polygons with Monte Carlo p-values."""
     methods = cfg.analysis.get("clusters", ["dbscan"])
     methods = [methods] if isinstance(methods, str) else list(methods)
-    risk = weight.risk(incidents)[["x", "y", "weight", "evidence"]]
+    risk = weight.risk(incidents, ["x", "y", "weight", "evidence"])
     if "cluster_simulations" in cfg.analysis:
         n_sim, sim_how = int(cfg.analysis["cluster_simulations"]), "set in the config"
     else:
@@ -463,7 +473,7 @@ def _clusters(cfg: Config, incidents: pd.DataFrame, area, params: dict) -> gpd.G
 def _trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd.GeoDataFrame, w,
             alpha: float, seed: int, params: dict) -> None:
     """Emerging hot spot classes per cell from monthly Gi* (``trend_class``, ``trend_z``, ``trend_p``)."""
-    risk = weight.risk(incidents)
+    risk = weight.risk(incidents, ["source_id", "cell", "occurred_from", "weight"])
     # A source covering part of the period only would read as a trend where it starts or stops.
     partial = sorted(weight.period_scales(cfg))
     risk = risk[~risk["source_id"].isin(partial)]

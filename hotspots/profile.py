@@ -273,10 +273,18 @@ def catchment_areas(x: np.ndarray, y: np.ndarray, r: float, study_area) -> np.nd
 
 # --------------------------------------------------------------------------- helpers
 
+# What profiling reads of a risk incident: a narrow copy of those rows, not every column.
+RISK_COLUMNS = ("x", "y", "weight", "evidence", "source_id", "location_precision", "location_precision_m",
+                "occurred_from", "date_precision")
+
+
+NEAR_CHUNK = 16      # buildings per neighbour query
+
+
 def _risk(incidents: pd.DataFrame) -> pd.DataFrame:
     w = pd.to_numeric(incidents["weight"], errors="coerce").fillna(0.0)
     ok = (w > 0) & incidents["x"].notna() & incidents["y"].notna()
-    return incidents[ok.to_numpy()].reset_index(drop=True)
+    return incidents.loc[ok.to_numpy(), [c for c in RISK_COLUMNS if c in incidents]].reset_index(drop=True)
 
 
 def _time_note(risk: pd.DataFrame) -> str:
@@ -400,18 +408,22 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
 
     rx, ry = risk["x"].to_numpy(float), risk["y"].to_numpy(float)
     rw = risk["weight"].to_numpy(float)
-    rev = risk["evidence"].astype(str).to_numpy()
+    # Evidence and date precision as small codes, not a Python string per incident.
+    rev_code, rev_names = pd.factorize(risk["evidence"].astype(str))
     rprec = risk["location_precision_m"].to_numpy(float)
     rkind = risk["location_precision"].astype(str)
     rdate = pd.to_datetime(risk["occurred_from"]).reset_index(drop=True)
-    rdp = risk["date_precision"].astype(str).to_numpy()
+    rdp_code, rdp_names = pd.factorize(risk["date_precision"].astype(str))
     rmax = max(radii)
     if N and nb:
         tree = cKDTree(np.column_stack([rx, ry]))
-        near = tree.query_ball_point(np.column_stack([bx, by]), rmax)
+        centres = np.column_stack([bx, by])
+        # A few buildings at a time: the tree answers in Python lists (36 bytes per incident near a
+        # building, gigabytes at 10 M incidents), each kept only until it is an int32 array.
+        near = [np.asarray(ix, dtype=np.int32) for k0 in range(0, nb, NEAR_CHUNK)
+                for ix in tree.query_ball_point(centres[k0:k0 + NEAR_CHUNK], rmax)]
     else:
-        near = [[] for _ in range(nb)]
-    near = [np.asarray(ix, dtype=int) for ix in near]
+        near = [np.zeros(0, dtype=np.int32) for _ in range(nb)]
     dist = [np.hypot(rx[ix] - x0, ry[ix] - y0) for ix, x0, y0 in zip(near, bx, by)]
 
     out = pd.DataFrame({"building_id": b["building_id"].to_numpy(), "name": b["name"].to_numpy(),
@@ -424,7 +436,8 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
         w_by[r] = np.array([float(rw[ix[m]].sum()) for ix, m in zip(near, masks)])
         area_by[r] = catchment_areas(bx, by, r, study_area) if nb else np.zeros(0)
         for ev in evidence:
-            extra[f"n_{ev}_{lab}"] = np.array([int((rev[ix[m]] == ev).sum()) for ix, m in zip(near, masks)])
+            code = rev_names.get_loc(ev)
+            extra[f"n_{ev}_{lab}"] = np.array([int((rev_code[ix[m]] == code).sum()) for ix, m in zip(near, masks)])
         extra[f"catchment_km2_{lab}"] = area_by[r] / 1e6
 
     # The null: relocation among comparable places (crime counts are overdispersed: a flat Poisson
@@ -523,8 +536,8 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     minutes = (rdate.dt.hour * 60 + rdate.dt.minute).fillna(-1).astype(int).to_numpy()
     weekday = rdate.dt.day_of_week.fillna(-1).astype(int).to_numpy()
     hours = rdate.dt.hour.fillna(-1).astype(int).to_numpy()
-    timed = (rdp == "minute") & known
-    dated = np.isin(rdp, ["minute", "day"]) & known
+    timed = np.isin(rdp_code, [i for i, v in enumerate(rdp_names) if v == "minute"]) & known
+    dated = np.isin(rdp_code, [i for i, v in enumerate(rdp_names) if v in ("minute", "day")]) & known
     trend, trend_p, peak, after, weekly, tnote = [], [], [], [], [], []
     hol_days = holiday_days(opts["holidays"], start, end)
     total_days = int((end - start) / pd.Timedelta(days=1))

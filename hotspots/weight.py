@@ -123,8 +123,18 @@ def grade_weight(grade_source: pd.Series, grade_intel: pd.Series, table: dict) -
     A 3x5x2 grade has a numeric source (1-3) and a letter assessment (A-E); a
     5x5x5 grade has a letter source (A-E) and a numeric assessment (1-5).
     """
-    gs = grade_source.fillna("").astype(str).str.strip().str.upper()
-    gi = grade_intel.fillna("").astype(str).str.strip().str.upper()
+    # Decided once per distinct pair of grades (a handful), then spread to the records.
+    s_code, s_values = pd.factorize(grade_source.fillna("").astype(str))
+    i_code, i_values = pd.factorize(grade_intel.fillna("").astype(str))
+    pair, inverse = np.unique(s_code.astype(np.int64) * max(len(i_values), 1) + i_code, return_inverse=True)
+    n_i = max(len(i_values), 1)
+    gs = pd.Series(np.asarray(s_values, dtype=object)[pair // n_i], dtype=str).str.strip().str.upper()
+    gi = pd.Series(np.asarray(i_values, dtype=object)[pair % n_i], dtype=str).str.strip().str.upper()
+    return _grade_weight(gs, gi, table)[inverse.reshape(-1)] if len(pair) else np.ones(0)
+
+
+def _grade_weight(gs: pd.Series, gi: pd.Series, table: dict) -> np.ndarray:
+    """``grade_weight`` of cleaned (stripped, upper-case) grade texts."""
     w = np.ones(len(gs))
     modern = gs.str.fullmatch("[1-3]") | gi.str.fullmatch("[A-E]")
     legacy = gs.str.fullmatch("[A-E]") | gi.str.fullmatch("[1-5]")
@@ -138,7 +148,7 @@ def grade_weight(grade_source: pd.Series, grade_intel: pd.Series, table: dict) -
 
 def apply_weights(incidents: pd.DataFrame, table: dict) -> pd.DataFrame:
     """Set ``weight`` on every incident from ``table`` (see ``weight_table``)."""
-    out = incidents.copy()
+    out = incidents.copy(deep=False)     # copy-on-write: only ``weight`` is new
     w = out["source_id"].map(table["sources"]).fillna(1.0).to_numpy(float)
     w = w * out["source_id"].map(table.get("period_scale", {})).fillna(1.0).to_numpy(float)
     w = w * out["evidence"].map(table["evidence"]).fillna(0.0).to_numpy(float)
@@ -155,7 +165,9 @@ def apply_weights(incidents: pd.DataFrame, table: dict) -> pd.DataFrame:
     return out
 
 
-def risk(incidents: pd.DataFrame) -> pd.DataFrame:
+def risk(incidents: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
     """The incidents that count as risk: weight above zero (not context, not a linked duplicate,
-    not held to a role other than victim)."""
-    return incidents[incidents["weight"].to_numpy() > 0]
+    not held to a role other than victim). With ``columns`` only those are copied (at millions of
+    rows a copy of every column is the largest allocation of the stage that asks)."""
+    keep = incidents["weight"].to_numpy() > 0
+    return (incidents if columns is None else incidents[list(columns)])[keep]

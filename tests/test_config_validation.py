@@ -90,6 +90,13 @@ def test_a_valid_config_with_every_analysis_key_loads(tmp_path):
     assert cfg.analysis["clusters"] == ["dbscan", "hdbscan"] and cfg.analysis["seed"] == 3
 
 
+@pytest.mark.parametrize("address", ["local", "tcp://10.0.0.5:8786", "tls://scheduler.example.org:8786",
+                                     "scheduler-host:8786"])
+def test_an_engine_scheduler_local_or_an_address_is_accepted(tmp_path, address):
+    cfg = load_config(_write(tmp_path, BASE + f'\n[engine]\nscheduler = "{address}"\n'))
+    assert cfg.raw["engine"]["scheduler"] == address
+
+
 # --------------------------------------------------------------------------- handling codes
 
 @pytest.mark.parametrize("value", ['"CONFIDENTIAL"', '"RESTRICTED"', '"Code 5"', "4.0", '"4.0"', '"PC"', "true"])
@@ -190,6 +197,9 @@ def test_a_mapping_that_allows_a_handling_code_outside_the_sets_fails(tmp_path):
     (BASE.replace("[analysis]", '[analysis]\ncombine = "mean"'), ["[analysis] combine", "'sources', 'pooled'"]),
     (BASE.replace("[analysis]", '[analysis]\nbuilding_null = "csr"'), ["[analysis] building_null", "'random_places'"]),
     (_source('evidence = "rumour"'), ["[[sources]] 'city' evidence", "recorded_crime"]),
+    (BASE + '\n[engine]\nscheduler = "my cluster"\n', ["[engine] scheduler", "tcp://HOST:8786"]),
+    (BASE + '\n[engine]\nscheduler = 8786\n', ["[engine] scheduler", "text"]),
+    (BASE + '\n[engine]\nschedular = "local"\n', ["[engine] has an unknown key 'schedular'", "scheduler"]),
     (_source('categories = ["knife-crime"]'), ["[[sources]] 'city' categories[0]", "'knife-crime'"]),
     (BASE.replace('start = "2018-01"', 'start = "January"'), ["[study] start", "January"]),
     (BASE.replace('id = "city"', 'id = 5'), ["[[sources]] number 1 id", "text"]),

@@ -52,6 +52,31 @@ def test_run_with_a_scheduler_writes_the_one_process_outputs(tmp_path, client):
     assert text_there == text_here
 
 
+def test_the_config_engine_scheduler_loads_on_the_cluster_as_the_option_does(tmp_path, client):
+    config = small_partnership(tmp_path / "p")
+    code, text_here = _run("run", config, "--fresh")
+    assert code == 0
+    here = comparable_outputs(config.parent / "output")
+    config.write_text(config.read_text(encoding="utf-8") +
+                      f'\n[engine]\nscheduler = "{client.scheduler.address}"\n', encoding="utf-8")
+    with get_task_stream(client) as stream:
+        code, text_there = _run("run", config, "--fresh")
+    assert code == 0, text_there
+    assert any("load_file" in str(t["key"]) for t in stream.data)     # the files were loaded on the cluster
+    assert_same_outputs(here, comparable_outputs(config.parent / "output"))
+    assert text_there == text_here
+
+
+def test_scheduler_none_on_the_command_line_overrides_the_config_engine_scheduler(tmp_path):
+    config = small_partnership(tmp_path / "p")
+    config.write_text(config.read_text(encoding="utf-8") + '\n[engine]\nscheduler = "tcp://127.0.0.1:9"\n',
+                      encoding="utf-8")
+    code, text = _run("run", config, "--scheduler", "none")
+    assert code == 0, text
+    code, text = _run("run", config)
+    assert code == 1 and "no Dask scheduler answered" in text
+
+
 def test_run_many_on_a_local_cluster_writes_each_config_as_run_does(tmp_path):
     configs = [small_partnership(tmp_path / name) for name in ("north", "south")]
     # The second partnership differs: a later study start, so its outputs are its own.

@@ -126,8 +126,10 @@ def collapse_points(points: pd.DataFrame) -> Locations:
     xy = np.column_stack([np.asarray(points["x"], dtype=float),
                           np.asarray(points["y"], dtype=float)])
     w = np.asarray(points["weight"], dtype=float)
-    ev = points["evidence"].astype(object).where(points["evidence"].notna(), "unknown")
-    codes, classes = pd.factorize(ev.astype(str), sort=True)
+    # Not through a Python object per row (60 bytes each): the missing values are filled in place.
+    ev = points["evidence"]
+    ev = ev.astype(str).where(ev.notna().to_numpy(), "unknown")
+    codes, classes = pd.factorize(ev, sort=True)
     classes = [str(c) for c in classes]
     if len(xy) == 0:
         return Locations(np.empty((0, 2)), np.empty(0), np.empty(0, dtype=np.int64),

@@ -10,6 +10,7 @@ merged here.
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from hotspots.load.ledger import Ledger
@@ -17,13 +18,23 @@ from hotspots.load.ledger import Ledger
 
 def merge_duplicates(incidents: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
     """Keep the first of each ``source_ref``; record the rest as rejects."""
+    dup = duplicates(incidents, ledger)
+    return incidents if dup is None else incidents[~dup]
+
+
+def duplicates(incidents: pd.DataFrame, ledger: Ledger) -> np.ndarray | None:
+    """True for each record merged into an earlier one (recorded as a reject); None when there is none.
+
+    Reads ``source_id``, ``_file``, ``_row``, ``_dedupe`` and ``incident_id`` only: at millions of
+    rows the loader finds them on those columns and filters each file's table before putting the
+    files together, instead of copying the whole table once more."""
     if "_dedupe" not in incidents or not len(incidents):
-        return incidents
+        return None
     ref = incidents["_dedupe"].fillna("")
     has = ref != ""
     dup = has & ref.duplicated(keep="first")
     if not dup.any():
-        return incidents
+        return None
     # Only the columns needed are taken: filtering the whole table of strings twice
     # cost two seconds at a million rows.
     keep = (has & ~dup).to_numpy()
@@ -32,4 +43,4 @@ def merge_duplicates(incidents: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
     for (sid, path), grp in gone.groupby(["source_id", "_file"], sort=False):
         ledger.reject(sid, path, grp["_row"].to_numpy(),
                       ("duplicate of " + grp["_dedupe"].map(first)).to_numpy(), "source_ref")
-    return incidents[~dup.to_numpy()]
+    return dup.to_numpy()

@@ -117,12 +117,17 @@ def _candidate_pairs(a: pd.DataFrame, b: pd.DataFrame, opts: dict) -> pd.DataFra
     return pd.DataFrame({"ia": ia[ok], "ib": ib[ok], "d": d[ok]})
 
 
+# What the candidate search reads of each record (a narrow copy, not the whole table).
+PAIR_COLUMNS = ["source_id", "category", "x", "y", "location_precision_m", "occurred_from", "occurred_to",
+                "date_precision"]
+
+
 def link_duplicates(incidents: pd.DataFrame, cfg) -> tuple[pd.DataFrame, dict]:
     """Add ``duplicate_of`` ("" or the incident_id of the record kept) when two linkable evidence classes
     are loaded (no column otherwise), and return what was linked:
     ``{"linked": n, "distance_m", "days", "precision_factor", "pairs", "by_pair": {"a+b": n}, "rule"}``."""
     opts = linkage_options(cfg)
-    out = incidents.copy()
+    out = incidents.copy(deep=False)     # copy-on-write: only duplicate_of is written
     present = set(out["evidence"]) if len(out) else set()
     if not opts["enabled"] or not any(ea in present and eb in present for ea, eb in opts["pairs"]):
         # Nothing that could be linked (e.g. police data alone): no column, the common schema unchanged.
@@ -141,7 +146,7 @@ def link_duplicates(incidents: pd.DataFrame, cfg) -> tuple[pd.DataFrame, dict]:
     for ea, eb in opts["pairs"]:
         ma = (out["evidence"] == ea).to_numpy() & ~used
         mb = (out["evidence"] == eb).to_numpy() & ~used
-        a, b = out[ma], out[mb]
+        a, b = out.loc[ma, PAIR_COLUMNS], out.loc[mb, PAIR_COLUMNS]
         pairs = _candidate_pairs(a, b, opts).sort_values(["d", "ia", "ib"], kind="stable")
         pa, pb = pos[ma], pos[mb]
         n = 0
