@@ -341,6 +341,10 @@ def public_view(result: Result) -> Result:
     regions = regions[factual_mask(regions)].reset_index(drop=True)
     cells.loc[cells["region_id"].isin(anecdotal_only), "gi_class"] = 0
     cells.loc[cells["region_id"].isin(anecdotal_only), "region_id"] = ""
+    # Which sources' own evidence is high is said only of the hotspots published: elsewhere it would
+    # place an anecdotal-only concentration, or one partner's (missing from care near a home), unshown.
+    if "support" in cells:
+        cells.loc[cells["region_id"].fillna("") == "", "support"] = ""
     # Named by streets only: a key-building layer may be sensitive, and street names are public.
     regions = attribute.name_regions(regions, result.streets)
     params = dict(p)
