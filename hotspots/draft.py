@@ -203,11 +203,11 @@ def _read(path: Path, sheet) -> tuple[dict, pd.DataFrame, list[str], list[str]]:
             raise UserError(f"the workbook cannot be read ({type(exc).__name__}).", file=str(path)) from None
         names = book.sheet_names
         if sheet is None:
-            sizes = {n: book.parse(n, header=None, dtype=str).dropna(how="all").shape[0] for n in names}
+            sizes = {n: pd.read_excel(book, sheet_name=n, header=None, dtype=str).dropna(how="all").shape[0] for n in names}
             sheet = max(names, key=lambda n: sizes[n])
         elif str(sheet) not in names:
             raise UserError(f"the workbook has no sheet '{sheet}' (it has: {', '.join(names)}).", file=str(path))
-        top = book.parse(sheet, header=None, dtype=str, nrows=40).fillna("")
+        top = pd.read_excel(book, sheet_name=sheet, header=None, dtype=str, nrows=40).fillna("")
         rows = top.astype(str).values.tolist()
         at = _header_index(rows)
         reader["sheet"] = str(sheet)

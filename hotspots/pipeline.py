@@ -145,9 +145,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
 
     with progress.step("study area and grid"):
         area, cell, params, stays = choose_study_area(cfg, incidents, boundaries, ledger)
-        shape = str(cfg.analysis.get("cell_shape", "square"))
-        if shape not in ("square", "hexagon"):
-            raise UserError(f"[analysis] cell_shape = '{shape}' should be 'square' or 'hexagon'.", file=str(cfg.path))
+        shape = str(cfg.analysis.get("cell_shape", "square"))   # enumerated values: config.config_rules()
         params["cell_shape"] = _param(shape, "set in the config" if "cell_shape" in cfg.analysis else "default")
         grid = gridmod.build_grid(area, cell, shape)
         x, y = incidents["x"].to_numpy(), incidents["y"].to_numpy()
@@ -177,9 +175,6 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         alpha = float(cfg.analysis.get("fdr_alpha", 0.05))
         params["fdr_alpha"] = _param(alpha, "set in the config" if "fdr_alpha" in cfg.analysis else "default 0.05")
         inference = str(cfg.analysis.get("gi_inference", "permutation"))
-        if inference not in ("permutation", "normal"):
-            raise UserError(f"[analysis] gi_inference = '{inference}' should be 'permutation' or 'normal'.",
-                            file=str(cfg.path))
         seed = int(cfg.analysis.get("seed", 0))
         draws = int(cfg.analysis.get("permutations", DEFAULT_DRAWS))
         params["gi_inference"] = _param(inference, f"conditional permutation as esda (the cell held out, its "
@@ -187,8 +182,6 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
                                         f"draws per neighbourhood size, seed {seed}"
                                         if inference == "permutation" else "normal approximation, as ArcGIS")
         combine = str(cfg.analysis.get("combine", "sources"))
-        if combine not in ("sources", "pooled"):
-            raise UserError(f"[analysis] combine = '{combine}' should be 'sources' or 'pooled'.", file=str(cfg.path))
         coverage = covermod.source_coverage(cfg, boundaries, incidents, grid, area)
         params["coverage"] = _param(covermod.describe(coverage), "per source: declared areas, a polygon file, or "
                                     "derived from its records (hotspots/coverage.py); a cell is covered when more "
@@ -233,9 +226,14 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         other = "pooled" if combine == "sources" else "sources"
         other_cls = hotspot_grid(incidents, grid, dist, alpha, inference, seed, coverage, area, other, sweights,
                                  draws)[0]["gi_class"].to_numpy(float)
-        sens, sens_regions, factual_cls = weight_sensitivity(table, grid.neighbours(grid.touch_distance), cells,
-                                                             classify, {other: other_cls})
-        cells["gi_class_factual_only"] = factual_cls
+        sens, sens_regions, classes = weight_sensitivity(table, grid.neighbours(grid.touch_distance), cells,
+                                                         classify, {other: other_cls})
+        cells["gi_class_factual_only"] = classes["factual_only"]
+        cells["gi_class_anecdotal_equal"] = classes["anecdotal_equal"]
+        # Whose own evidence makes a cell hot does not depend on the weights: a cell whose only support
+        # is anecdotal is labelled so on any weighting's map.
+        cells["anecdotal_only"] = combmod.anecdotal_only(cells.get("support", pd.Series("", index=cells.index)),
+                                                         evidence_of)
         # Each partner's own "high risk": the levels side by side, and hotspots of those records only.
         threshold_table = thresholds.threshold_table(cfg, incidents)
         row, high_cls = high_risk_scenario(
@@ -344,6 +342,10 @@ def public_view(result: Result) -> Result:
     regions = regions[factual_mask(regions)].reset_index(drop=True)
     cells.loc[cells["region_id"].isin(anecdotal_only), "gi_class"] = 0
     cells.loc[cells["region_id"].isin(anecdotal_only), "region_id"] = ""
+    # Which sources' own evidence is high is said only of the hotspots published: elsewhere it would
+    # place an anecdotal-only concentration, or one partner's (missing from care near a home), unshown.
+    if "support" in cells:
+        cells.loc[cells["region_id"].fillna("") == "", "support"] = ""
     # Named by streets only: a key-building layer may be sensitive, and street names are public.
     regions = attribute.name_regions(regions, result.streets)
     params = dict(p)
@@ -376,9 +378,6 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
     radii = sorted({r for kb in cfg.key_buildings for r in kb.radius_m})
     options = {**options_from_config(cfg), "trend_exclude_sources": tuple(weight.period_scales(cfg))}
     kind = str(cfg.analysis.get("building_null", "random_places"))
-    if kind not in ("random_places", "snap_points"):
-        raise UserError(f"[analysis] building_null = '{kind}' should be 'random_places' or 'snap_points'.",
-                        file=str(cfg.path))
     n_sim, seed = int(cfg.analysis.get("building_simulations", 1999)), int(cfg.analysis.get("seed", 0))
     sites = comparable_places(weight.risk(incidents, ["x", "y", "location_precision"]), buildings[["x", "y"]].to_numpy(float), grid, analysed,
                               kind, seed=seed)
@@ -414,8 +413,6 @@ def _kde(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd.Ge
     """Weighted KDE at the cell centres (``kde`` column); returns the (ny, nx) surface, NaN outside."""
     risk = weight.risk(incidents, ["x", "y", "weight"])
     kernel = str(cfg.analysis.get("kde_kernel", "quartic"))
-    if kernel not in ("quartic", "gaussian"):
-        raise UserError(f"[analysis] kde_kernel = '{kernel}' should be 'quartic' or 'gaussian'.", file=str(cfg.path))
     x, y, w = risk["x"].to_numpy(), risk["y"].to_numpy(), risk["weight"].to_numpy()
     if "bandwidth_m" in cfg.analysis:
         bw, how = float(cfg.analysis["bandwidth_m"]), "set in the config"
@@ -466,8 +463,6 @@ def _clusters(cfg: Config, incidents: pd.DataFrame, area, params: dict) -> gpd.G
         background = np.unique((np.floor(background / 25.0) + 0.5) * 25.0, axis=0)
     parts = []
     for method in methods:
-        if method not in ("dbscan", "hdbscan"):
-            raise UserError(f"[analysis] clusters: '{method}' should be 'dbscan' or 'hdbscan'.", file=str(cfg.path))
         found, used = find_clusters(risk, area, method=method, eps_m=cfg.analysis.get("cluster_eps_m"),
                                     min_weight=cfg.analysis.get("cluster_min_weight"), n_sim=n_sim, seed=seed,
                                     background_xy=background)

@@ -47,8 +47,9 @@ def scenario_tables(table: dict) -> dict[str, dict]:
 
 
 def weight_sensitivity(table: dict, touch, cells: pd.DataFrame, classify,
-                       other_rules: dict[str, np.ndarray] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """Hot cells and regions under each scenario; returns (summary, regions, factual-only ``gi_class``).
+                       other_rules: dict[str, np.ndarray] | None = None
+                       ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
+    """Hot cells and regions under each scenario; returns (summary, regions, ``gi_class`` per scenario).
 
     ``classify(table)`` gives the ``gi_class`` per cell under a weighting table (the
     configured rule); ``other_rules`` maps a rule's name to its ``gi_class`` under the
@@ -56,14 +57,13 @@ def weight_sensitivity(table: dict, touch, cells: pd.DataFrame, classify,
     groups of hot cells).
     """
     agreed_hot = np.nan_to_num(cells["gi_class"].to_numpy(float)) >= 2
-    rows, factual_cls = [], None
+    rows, classes = [], {}
     scenarios = [(name, t, None) for name, t in scenario_tables(table).items()]
     scenarios += [(name, table, cls) for name, cls in (other_rules or {}).items()]
     for name, t, cls in scenarios:
         if cls is None:
             cls = cells["gi_class"].to_numpy(float) if name == "as_agreed" else np.asarray(classify(t), float)
-        if name == "factual_only":
-            factual_cls = cls
+        classes[name] = cls
         hot = np.nan_to_num(cls) >= 2
         union = (hot | agreed_hot).sum()
         share = t["evidence"].get("community_report", 0.0) / max(t["evidence"].get("recorded_crime", 1.0), 1e-12)
@@ -71,7 +71,7 @@ def weight_sensitivity(table: dict, touch, cells: pd.DataFrame, classify,
                      "cold_cells": int((np.nan_to_num(cls) <= -2).sum()),
                      "regions": _count_regions(hot, touch),
                      "jaccard_with_agreed": round(float((hot & agreed_hot).sum() / union), 3) if union else 1.0})
-    factual_hot = np.nan_to_num(factual_cls) >= 2
+    factual_hot = np.nan_to_num(classes["factual_only"]) >= 2
     recs = []
     region = cells["region_id"].to_numpy()
     for rid in [r for r in pd.unique(region) if r]:
@@ -84,7 +84,7 @@ def weight_sensitivity(table: dict, touch, cells: pd.DataFrame, classify,
                      "depends_on_anecdotal": bool(factual_hot[idx].sum() == 0)})
     regions = pd.DataFrame(recs, columns=["region_id", "cells", "n_factual", "n_anecdotal",
                                           "hot_cells_factual_only", "depends_on_anecdotal"])
-    return pd.DataFrame(rows), regions, factual_cls
+    return pd.DataFrame(rows), regions, classes
 
 
 def _count_regions(hot: np.ndarray, touch) -> int:

@@ -152,3 +152,22 @@ def test_derived_coverage_without_units_is_the_cells_near_the_records_and_warns(
     # 15. Around (28, 28) the disc loses the two cells beyond column and row 29: 11. 26 of 900 cells.
     assert row["cells"] == 15 + 11
     assert "recorded nothing in 97 %" in row["warning"]
+
+
+def test_the_example_labels_its_anecdotal_only_hotspot_as_such(example_result):
+    """The generator's community-reports hotspot by Hoxton station (no police or hospital records
+    there) is not hot under the agreed weights; when anecdotal reports count as recorded crime it is,
+    and every such cell there is labelled as supported only by anecdotal sources."""
+    cells = example_result.cells
+    centre = cells.geometry.centroid
+    near = np.hypot(centre.x - 533576, centre.y - 183148) <= 300     # Hoxton, from the TfL stations file
+    hot_equal = near & (cells["gi_class_anecdotal_equal"] >= 2)
+    assert hot_equal.sum() >= 3
+    assert (cells.loc[hot_equal, "gi_class"] < 2).all()
+    assert cells.loc[hot_equal, "anecdotal_only"].all()
+    for support in cells.loc[hot_equal, "support"]:
+        assert set(support.split(";")) <= {"community_intel", "legacy_intel"}
+    # A cell with factual support is never labelled anecdotal-only (the ED hotspot, R1).
+    factual = cells["support"].str.contains("city_police|met_police|ed_assaults", regex=True)
+    assert not (cells.loc[factual, "anecdotal_only"]).any()
+    assert cells["anecdotal_only"].sum() < len(cells) / 10

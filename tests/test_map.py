@@ -306,3 +306,64 @@ def test_every_figure_in_the_methods_panel_is_the_manifests(demo_out):
     for row in sources:
         if row[0] in per_source:
             assert [int(v.replace(",", "")) for v in row[3:7]] == per_source[row[0]], row[0]
+
+
+@needs_chromium
+@pytest.mark.parametrize("name", ["map.html", "map-public.html"])
+def test_both_tiers_draw_no_data_and_coverage_edges_and_no_class_outside_coverage(demo_out, name):
+    import geopandas as gpd
+    folder = demo_out[2] if name == "map.html" else demo_out[2] / "public"
+    cells = gpd.read_file(folder / "cells.geojson")
+    nodata = cells["status"] == "no_data"
+    assert nodata.sum() > 0
+    # No cell outside every risk source's coverage is hot or cold (or of any class).
+    assert cells.loc[nodata, "gi_class"].isna().all()
+    assert cells.loc[~nodata, "gi_class"].notna().all()
+    with open_offline(demo_out[2] / name) as (page, errors, blocked):
+        page.wait_for_timeout(500)
+        assert errors == [] and blocked == []
+        assert page.locator("path.hs-nodata").count() >= 1
+        assert page.locator("path.hs-coverage").count() >= 2   # the City's declared areas, the Met's LSOAs
+        drawn = page.evaluate("""() => { const out = [];
+            const map = Object.values(window).find(v => v instanceof L.Map);
+            map.eachLayer(l => { if (l.feature && l.feature.properties.cell_id && l.getElement && l.getElement()
+                && l.getElement().classList.contains('hs-cell')) out.push(l.feature.properties.cell_id); });
+            return out; }""")
+        assert drawn and not set(drawn) & set(cells.loc[nodata, "cell_id"])
+        legend = page.locator("#hs-legend-nodata").inner_text()
+        assert "No data" in legend and "not low risk" in legend
+
+
+def test_a_coverage_derived_from_partner_records_stays_out_of_the_public_map():
+    import geopandas as gpd
+    import shapely
+
+    from hotspots.publish.map import public_coverage
+    cov = gpd.GeoDataFrame({"source_id": ["police", "council", "youth"],
+                            "how": ["declared areas", "derived: cells within 300 m of a cell where it recorded anything",
+                                    "derived: the units of lsoa.gpkg (LSOA11CD) where it recorded anything over the study"]},
+                           geometry=[shapely.box(0, 0, 1, 1)] * 3, crs="EPSG:27700")
+    assert list(public_coverage(cov)["source_id"]) == ["police", "youth"]
+
+
+@needs_chromium
+def test_the_anecdotal_equal_layer_says_which_cells_only_anecdotal_sources_support(demo_out, example_result):
+    cells = example_result.cells
+    target = cells[(cells["gi_class_anecdotal_equal"] >= 2) & cells["anecdotal_only"]].iloc[0]
+    with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
+        expand_layer_control(page)
+        page.locator(".leaflet-control-layers-overlays label", has_text="anecdotal reports counting as recorded crime"
+                     ).locator("input").click()
+        page.wait_for_timeout(200)
+        # Open the drawn cell's own popup (other layers may lie on top of it at this zoom).
+        assert page.evaluate("""(id) => { let done = false;
+            const map = Object.values(window).find(v => v instanceof L.Map);
+            map.eachLayer(l => { if (!done && l.feature && l.feature.properties.cell_id === id && l.getElement
+                && l.getElement() && l.getElement().classList.contains('hs-anecdotal-equal')) {
+                l.fire('click', {latlng: l.getBounds().getCenter()}, true); done = true; } });
+            return done; }""", target["cell_id"])
+        popup = page.locator(".leaflet-popup-content")
+        popup.wait_for(timeout=3000)
+        text = popup.inner_text()
+        assert "supported only by anecdotal sources" in text and target["cell_id"] in text
+        assert errors == [] and blocked == []

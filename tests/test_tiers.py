@@ -207,3 +207,18 @@ def test_the_public_outline_follows_the_public_cells_not_single_incidents(public
     partner = gpd.read_file(public_run / "hotspots.gpkg", layer="study_area").geometry.iloc[0]
     assert not (np.abs(shapely.get_coordinates(partner) / 400.0
                        - np.round(shapely.get_coordinates(partner) / 400.0)) < 1e-6).all()
+
+
+def test_public_cells_name_supporting_sources_only_for_published_hotspots(demo_out):
+    """Outside a published hotspot, a cell's `support` would place what the public tier withholds:
+    the community reports' own concentration by Hoxton, or missing-from-care episodes by a home."""
+    partner = gpd.read_file(demo_out[2] / "cells.geojson")
+    assert (partner["support"].fillna("").str.contains("community_intel") & (partner["region_id"].fillna("") == "")).any()
+    for frame in (gpd.read_file(demo_out[2] / "public" / "cells.geojson"),
+                  gpd.read_file(demo_out[2] / "public" / "hotspots.gpkg", layer="cells")):
+        support, region = frame["support"].fillna(""), frame["region_id"].fillna("")
+        assert (support[region == ""] == "").all()
+        assert (support[region != ""] != "").all()
+        for names in support[support != ""]:
+            assert set(names.split(";")) & {"city_police", "met_police", "ed_assaults", "yos_referrals",
+                                             "missing_episodes"}

@@ -170,11 +170,18 @@ def region_support(regions: pd.DataFrame, cells: pd.DataFrame, evidence_of: dict
         regions["support"] = pd.Series("", index=regions.index, dtype=object)
         regions["anecdotal_only"] = pd.Series(False, index=regions.index, dtype=bool)
         return regions
-    sup, anec = [], []
+    sup = []
     for rid in regions["region_id"]:
         names = sorted({s for v in cells.loc[cells["region_id"] == rid, "support"] for s in str(v).split(";") if s})
         sup.append(";".join(names))
-        anec.append(bool(names) and all(evidence_of.get(s, "") in ANECDOTAL for s in names))
     regions["support"] = sup
-    regions["anecdotal_only"] = anec
+    regions["anecdotal_only"] = anecdotal_only(regions["support"], evidence_of)
     return regions
+
+
+def anecdotal_only(support: pd.Series, evidence_of: dict[str, str]) -> np.ndarray:
+    """Per row of ';'-separated supporting sources: are there any, and are they all anecdotal?"""
+    def only(v) -> bool:
+        names = [s for s in str(v if isinstance(v, str) else "").split(";") if s]
+        return bool(names) and all(evidence_of.get(s, "") in ANECDOTAL for s in names)
+    return np.array([only(v) for v in support], dtype=bool)

@@ -346,7 +346,8 @@ def _trends_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
 
 def _scenario_layer(cells: gpd.GeoDataFrame, column: str, name: str, alias: str, css: str,
                     outline: str) -> folium.FeatureGroup | None:
-    """The hot spots (class 2 and 3 of ``column``) of another weighting, beside the agreed cells layer."""
+    """The hot spots (class 2 and 3 of ``column``) of another weighting, beside the agreed cells layer;
+    each names the sources whose own evidence makes it hot, and says when they are all anecdotal."""
     if column not in cells:
         return None
     group = folium.FeatureGroup(name=name, show=False)
@@ -354,10 +355,18 @@ def _scenario_layer(cells: gpd.GeoDataFrame, column: str, name: str, alias: str,
     if len(hot):
         hot["confidence"] = hot[column].map(GI_LABELS)
         hot["fill"] = hot[column].map(GI_COLOURS)
-        folium.GeoJson(_web(hot, ["cell_id", "confidence", "fill"]), name=css.replace("hs-", "").replace("-", "_"),
+        support = hot["support"].fillna("").astype(str) if "support" in hot else pd.Series("", index=hot.index)
+        anec = hot["anecdotal_only"].to_numpy(bool) if "anecdotal_only" in hot else np.zeros(len(hot), bool)
+        hot["support_txt"] = np.where(anec, support.str.replace(";", ", ") + " (supported only by anecdotal sources)",
+                                      support.str.replace(";", ", "))
+        hot["weight"] = np.where(anec, 3.0, 1.0)
+        folium.GeoJson(_web(hot, ["cell_id", "confidence", "fill", "support_txt", "weight"]),
+                       name=css.replace("hs-", "").replace("-", "_"),
                        style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": outline,
-                                                 "weight": 1.0, "fillOpacity": 0.6, "className": css},
-                       popup=folium.GeoJsonPopup(fields=["cell_id", "confidence"], aliases=["Cell", alias])
+                                                 "weight": f["properties"]["weight"], "fillOpacity": 0.6,
+                                                 "className": css},
+                       popup=folium.GeoJsonPopup(fields=["cell_id", "confidence", "support_txt"],
+                                                 aliases=["Cell", alias, "Supported by (each source's own evidence)"])
                        ).add_to(group)
     return group
 
@@ -366,6 +375,14 @@ def _factual_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
     """Gi* hot spots when community reports and intelligence weigh nothing ("factual only")."""
     return _scenario_layer(cells, "gi_class_factual_only", "Hotspots · Gi* hot spots: factual sources only",
                            "Gi* (factual sources only)", "hs-factual", "#222222")
+
+
+def _anecdotal_equal_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
+    """Gi* hot spots when community reports and intelligence weigh as much as recorded crime; a cell
+    that only anecdotal sources support has a thick outline and says so."""
+    return _scenario_layer(cells, "gi_class_anecdotal_equal",
+                           "Hotspots · Gi* hot spots: anecdotal reports counting as recorded crime",
+                           "Gi* (anecdotal counting as recorded crime)", "hs-anecdotal-equal", "#7f2704")
 
 
 def _high_risk_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
@@ -416,6 +433,15 @@ def _coverage_layer(coverage, study_area) -> folium.FeatureGroup | None:
                                              "className": "hs-coverage"},
                    tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(group)
     return group
+
+
+def public_coverage(coverage: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+    """The coverages a public map may draw: areas a source declared, a polygon file, or the units
+    (LSOAs) where a source recorded anything, which police.uk publishes. A coverage derived from the
+    cells near one partner's records would trace those records, so it stays in the partner tier."""
+    if coverage is None:
+        return None
+    return coverage[~coverage["how"].astype(str).str.startswith("derived: cells")]
 
 
 def _no_data_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
@@ -485,14 +511,14 @@ def _swatch(colour: str, label: str, border: str = "1px solid #777") -> str:
     return f'<div><span class="hs-swatch" style="background:{colour};border:{border}"></span>{esc(label)}</div>'
 
 
-def _gi_legend(public: bool) -> str:
+def _gi_legend() -> str:
     """What hot, cold and not significant mean, in words."""
     rows = "".join(_swatch(GI_COLOURS[k], v) for k, v in GI_LABELS.items())
     return ("<b>Gi* hot and cold spots</b>" + rows +
             '<div class="hs-note">Hot: more incidents in and around the cell than across the study area, beyond '
             "what chance would give, after the false discovery rate correction over all cells (so a cell with a "
-            "large z can still be not significant). Cold: fewer. No colour: not significant"
-            + ("." if public else "; cells outside a source's coverage say nothing about that source.") + "</div>")
+            "large z can still be not significant). Cold: fewer. No colour: not significant; cells outside "
+            "a source's coverage say nothing about that source.</div>")
 
 
 def _regions_legend() -> str:
@@ -711,7 +737,7 @@ def build_map(result, tier: str = "partner") -> str:
     add(_streets_layer(result.streets, m.get_name()))
     add(_no_data_layer(result.cells), "hs-legend-nodata",
         _swatch("rgba(158,158,158,.45)", "No data: no risk source covers the cell (not low risk)", "1px dashed #777"))
-    coverage = None if public else _coverage_layer(result.coverage, result.study_area)
+    coverage = _coverage_layer(public_coverage(result.coverage) if public else result.coverage, result.study_area)
     add(coverage, "hs-legend-coverage", _swatch("none", "Edge of a source's coverage: beyond it, that source "
                                                         "has no data (not low risk)", "2px dotted #e6550d"))
     if not public:
@@ -728,8 +754,9 @@ def build_map(result, tier: str = "partner") -> str:
             legends.append(("hs-legend-time", timed[1], [timed[0]]))
     cells = add(_cells_layer(result.cells, public))
     factual = None if public else add(_factual_layer(result.cells))
+    anecdotal = None if public else add(_anecdotal_equal_layer(result.cells))
     high = None if public else add(_high_risk_layer(result.cells))
-    legends.append(("hs-legend-gi", _gi_legend(public), [g for g in (cells, factual, high) if g is not None]))
+    legends.append(("hs-legend-gi", _gi_legend(), [g for g in (cells, factual, anecdotal, high) if g is not None]))
     if not public:
         add(_trends_layer(result.cells), "hs-legend-trends", _trends_legend(result.cells))
         add(_clusters_layer(result.clusters), "hs-legend-clusters",
