@@ -28,6 +28,7 @@ from hotspots.detect.inference import DEFAULT_DRAWS
 from hotspots.detect.kde import choose_bandwidth, kde_grid
 from hotspots.detect.spacetime import emerging_classes, month_index, space_time_cube
 from hotspots.errors import UserError
+from hotspots.frames import take_by_column
 from hotspots.load import LoadOptions, finish, load_sources
 from hotspots.load.buildings import load_buildings
 from hotspots.load.ledger import Ledger
@@ -154,8 +155,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         inside = np.zeros(len(incidents), dtype=bool)
         inside[stays] = gridmod.in_area(grid, area, x[stays], y[stays]) & (cell_no[stays] >= 0)
         _reject(incidents, stays & ~inside, "outside study area", ledger)
-        # One filter of the whole table for the three reasons above, not one copy each.
-        incidents = incidents[inside]
+        # One filter of the whole table for the three reasons above, not one copy each, column by column.
+        incidents = take_by_column(incidents, inside)
         if not len(incidents):
             raise UserError("no incident lies inside the study area.", file=str(cfg.path))
         accounting = ledger.accounting(incidents)

@@ -36,6 +36,7 @@ import pandas as pd
 
 from hotspots.config import Config, Source
 from hotspots.errors import UserError
+from hotspots.frames import concat_by_column
 from hotspots.load.dedupe import duplicates
 from hotspots.load import cache
 from hotspots.load.geocode import Geocoder, build_geocoder, geocoding_options, match_counts, postcode_files
@@ -388,21 +389,6 @@ def _with_files(frames: list[tuple[pd.DataFrame, str]], ledger: Ledger) -> pd.Da
     incidents = concat_by_column(parts)
     incidents["_file"] = files
     return incidents
-
-
-def concat_by_column(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """``pd.concat(parts, ignore_index=True)``, the same table, built one column at a time with each
-    part's column let go once copied: the parts and the whole are never both held in full (at 5 M
-    incidents the concatenation was the load stage's peak, twice the table). Empties ``parts``' columns."""
-    columns = list(dict.fromkeys(c for p in parts for c in p.columns))
-    out = {}
-    for col in columns:
-        out[col] = pd.concat([p[[col]] if col in p.columns else pd.DataFrame(index=p.index) for p in parts],
-                             ignore_index=True)[col]
-        for part in parts:
-            if col in part.columns:
-                del part[col]
-    return pd.DataFrame(out) if columns else pd.concat(parts, ignore_index=True)
 
 
 def _street_tables(plans: list[_Plan], results: dict[tuple[int, str], FileResult]) -> list[pd.DataFrame]:
