@@ -153,7 +153,10 @@ class Result:
         r = pipeline_result
         self.pipeline = r
         self.config = r.cfg
-        self.incidents = _bng(r.incidents)
+        # The pipeline holds its few-valued text columns as categories (hotspots.load.COMPACT); the
+        # layer handed to Python users keeps the common schema's text columns.
+        self.incidents = _bng(r.incidents.astype({c: str for c in r.incidents.columns
+                                                   if r.incidents[c].dtype == "category"}))
         self.cells = _bng(r.cells)
         self.regions = _bng(r.regions)
         self.clusters = _bng(r.clusters)
