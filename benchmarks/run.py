@@ -581,7 +581,7 @@ def scale_table(runs: dict) -> list[list[str]]:
                 vals.append("")
         rows.append([label, *vals])
 
-    add("run at (UTC)", lambda r: r["at"])
+    add("run started (UTC)", lambda r: r["at"])
     add("incidents analysed", lambda r: f"{r['pipeline']['incidents']:,}")
     add("other jobs' CPU share during run", lambda r: f"{100 * r['child']['others_cpu_share']:.0f} %")
     add("load average (1 min) before", lambda r: f"{r['child']['load1_before']:.2f}")
@@ -595,7 +595,7 @@ def scale_table(runs: dict) -> list[list[str]]:
     stages = []
     for r in runs.values():
         for k in r["pipeline"].get("rss_peak_in_stage_mb", {}):
-            if k not in stages and k not in ("imports", "read config", "between stages"):
+            if k not in stages and k not in ("startup", "imports", "read config", "between stages"):
                 stages.append(k)
     for k in stages:
         add(f"RSS peak in stage: {k} (MB)", lambda r, k=k: f"{r['pipeline']['rss_peak_in_stage_mb'][k]:,.0f}")
