@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from hotspots.load.ledger import Ledger
+from hotspots.weight import lookup
 
 REASON_C = "handling code C without recorded conditions: originating agency only"
 REASON_5X5X5 = "5x5x5 handling code 4 or 5: originating agency only"
@@ -49,7 +50,7 @@ def restriction(incidents: pd.DataFrame, cfg) -> pd.Series:
         .str.strip().str.upper()
     own = incidents["_conditions"].fillna(False).astype(bool) if "_conditions" in incidents \
         else pd.Series(False, index=incidents.index)
-    src_cond = incidents["source_id"].map(conditions).fillna(False).astype(bool)
+    src_cond = pd.Series(lookup(incidents["source_id"], conditions, 0.0) > 0, index=incidents.index)
     blank = pd.Series("", index=incidents.index)
     graded = (incidents.get("grade_source", blank).fillna("").astype(str) != "") | \
         (incidents.get("grade_intel", blank).fillna("").astype(str) != "")

@@ -28,6 +28,7 @@ from hotspots.detect.inference import DEFAULT_DRAWS
 from hotspots.detect.kde import choose_bandwidth, kde_grid
 from hotspots.detect.spacetime import emerging_classes, month_index, space_time_cube
 from hotspots.errors import UserError
+from hotspots.frames import take_by_column
 from hotspots.load import LoadOptions, finish, load_sources
 from hotspots.load.buildings import load_buildings
 from hotspots.load.ledger import Ledger
@@ -138,6 +139,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
     ledger = loaded.ledger
     # Handling codes: records that may not leave their agency are held back (filtered, with the reason).
     incidents, held = governance.split_shared(loaded.incidents, cfg, ledger, agency=agency)
+    loaded.incidents = None     # from here the table is held once, by ``incidents``
     if not len(incidents):
         raise UserError("no incident was loaded from any source for the study period "
                         f"{cfg.start_label} to {cfg.end_label}: nothing to analyse.", file=str(cfg.path),
@@ -154,8 +156,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         inside = np.zeros(len(incidents), dtype=bool)
         inside[stays] = gridmod.in_area(grid, area, x[stays], y[stays]) & (cell_no[stays] >= 0)
         _reject(incidents, stays & ~inside, "outside study area", ledger)
-        # One filter of the whole table for the three reasons above, not one copy each.
-        incidents = incidents[inside]
+        # One filter of the whole table for the three reasons above, not one copy each, column by column.
+        incidents = take_by_column(incidents, inside)
         if not len(incidents):
             raise UserError("no incident lies inside the study area.", file=str(cfg.path))
         accounting = ledger.accounting(incidents)

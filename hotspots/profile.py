@@ -283,8 +283,12 @@ NEAR_CHUNK = 16      # buildings per neighbour query
 
 def _risk(incidents: pd.DataFrame) -> pd.DataFrame:
     w = pd.to_numeric(incidents["weight"], errors="coerce").fillna(0.0)
-    ok = (w > 0) & incidents["x"].notna() & incidents["y"].notna()
-    return incidents.loc[ok.to_numpy(), [c for c in RISK_COLUMNS if c in incidents]].reset_index(drop=True)
+    ok = ((w > 0) & incidents["x"].notna() & incidents["y"].notna()).to_numpy()
+    cols = [c for c in RISK_COLUMNS if c in incidents]
+    if ok.all() and list(incidents.columns) == cols and isinstance(incidents.index, pd.RangeIndex) \
+            and incidents.index.start == 0 and incidents.index.step == 1:
+        return incidents        # already the risk rows (building_types is handed them): no second copy
+    return incidents.loc[ok, cols].reset_index(drop=True)
 
 
 def _time_note(risk: pd.DataFrame) -> str:

@@ -36,6 +36,7 @@ import pandas as pd
 
 from hotspots.config import Config, Source
 from hotspots.errors import UserError
+from hotspots.frames import concat_by_column
 from hotspots.load.dedupe import duplicates
 from hotspots.load import cache
 from hotspots.load.geocode import Geocoder, build_geocoder, geocoding_options, match_counts, postcode_files
@@ -382,7 +383,10 @@ def _with_files(frames: list[tuple[pd.DataFrame, str]], ledger: Ledger) -> pd.Da
         for k, end in enumerate(ends):      # one file at a time: its unfiltered table goes as the filtered one comes
             parts[k] = parts[k][~dup[end - lengths[k]:end]]
         files = files[~dup]
-    incidents = pd.concat(parts, ignore_index=True).drop(columns=["_dedupe"], errors="ignore")
+    for part in parts:
+        if "_dedupe" in part:
+            del part["_dedupe"]
+    incidents = concat_by_column(parts)
     incidents["_file"] = files
     return incidents
 

@@ -31,16 +31,15 @@ def duplicates(incidents: pd.DataFrame, ledger: Ledger) -> np.ndarray | None:
     if "_dedupe" not in incidents or not len(incidents):
         return None
     ref = incidents["_dedupe"].fillna("")
-    has = ref != ""
-    dup = has & ref.duplicated(keep="first")
+    # On codes, not on a Python string per record (a gigabyte at 5 M rows): each reference's
+    # first record is the one kept, the later ones point to it.
+    codes, _ = pd.factorize(ref)
+    _, first = np.unique(codes, return_index=True)
+    dup = (ref != "").to_numpy() & (first[codes] != np.arange(len(codes)))
     if not dup.any():
         return None
-    # Only the columns needed are taken: filtering the whole table of strings twice
-    # cost two seconds at a million rows.
-    keep = (has & ~dup).to_numpy()
-    first = pd.Series(incidents["incident_id"].to_numpy()[keep], index=ref.to_numpy()[keep])
-    gone = incidents.loc[dup, ["source_id", "_file", "_row", "_dedupe"]]
+    gone = incidents.loc[dup, ["source_id", "_file", "_row"]]
+    gone["kept"] = incidents["incident_id"].iloc[first[codes[dup]]].to_numpy()
     for (sid, path), grp in gone.groupby(["source_id", "_file"], sort=False):
-        ledger.reject(sid, path, grp["_row"].to_numpy(),
-                      ("duplicate of " + grp["_dedupe"].map(first)).to_numpy(), "source_ref")
-    return dup.to_numpy()
+        ledger.reject(sid, path, grp["_row"].to_numpy(), ("duplicate of " + grp["kept"]).to_numpy(), "source_ref")
+    return dup

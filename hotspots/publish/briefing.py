@@ -93,7 +93,9 @@ def _region_map(result, reg, public: bool) -> str:
 
 def _region_incidents(result, reg, public: bool) -> pd.DataFrame:
     """The risk incidents inside a region's cells (the public grid's cells for the public view)."""
-    inc = risk(result.incidents)
+    # The columns the region's charts read, not a copy of every column per region.
+    inc = risk(result.incidents, [c for c in ("x", "y", "cell", "occurred_from", "source_id", "date_precision")
+                                  if c in result.incidents])
     members = np.zeros(result.grid.n, dtype=bool)
     members[np.nonzero((result.cells["region_id"] == reg.region_id).to_numpy())[0]] = True
     cell = result.grid.assign(inc["x"].to_numpy(), inc["y"].to_numpy()) if public else inc["cell"].to_numpy()
@@ -223,7 +225,7 @@ def _summary(result, public: bool) -> str:
     return (f"<section><h1>{esc(result.cfg.name)}</h1><p class=sub>Hotspot briefing, "
             f"{esc(result.cfg.start_label)} to {esc(result.cfg.end_label)} ({'public' if public else 'partner'} "
             f"tier). Made {esc(datetime.now().strftime('%d %B %Y'))} by hotspots.</p>"
-            f"<p>{count(len(risk(result.incidents)))} incidents counted as risk; {hot:,} cells hot at 95 % or more "
+            f"<p>{count(int((result.incidents['weight'].to_numpy() > 0).sum()))} incidents counted as risk; {hot:,} cells hot at 95 % or more "
             f"after the false discovery rate correction, in {n_regions:,} hotspot region"
             f"{'s' if n_regions != 1 else ''}.</p>"
             "<h2>Sources, data quality and coverage</h2><table><tr><th>Source</th><th>Rows read</th><th>Loaded</th>"

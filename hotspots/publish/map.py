@@ -251,7 +251,7 @@ def _evidence_layers(result, frame, pixels) -> list[tuple[folium.FeatureGroup, s
 
 def _time_layer(result, frame, pixels, m) -> tuple[folium.FeatureGroup, str] | None:
     """Incidents per cell for each month as images, switched by a slider (bounded size at any data volume)."""
-    inc = risk(result.incidents)
+    inc = risk(result.incidents, ["occurred_from", "cell"])
     if not len(inc):
         return None
     months = pd.period_range(result.cfg.start, result.cfg.end - pd.Timedelta(seconds=1), freq="M")

@@ -61,6 +61,7 @@ def _region_entries(result, public: bool) -> list[dict]:
                 detail += f"; supported by {support.replace(';', ', ')}"
             inc = result.incidents
             if "cell" in inc:
+                inc = inc[[c for c in ("weight", "cell", "date_precision", "occurred_from") if c in inc]]
                 hours = peak_hours(inc[inc["weight"] > 0][members.to_numpy()[inc.loc[inc["weight"] > 0, "cell"]
                                                                            .to_numpy()]])
                 detail += f"; peak hours {hours}" if hours else "; no times of day (month-only dates)"

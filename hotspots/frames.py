@@ -1,0 +1,42 @@
+"""Tables held once: a large table put together or filtered one column at a time.
+
+At millions of incidents a table of strings is gigabytes; ``pd.concat(parts)`` or
+``frame[mask]`` holds the source and the result in full at once (twice the table at
+the peak). These build the same table column by column and let each source column go
+as soon as it is copied, so the peak is the table plus one column. Both empty their
+input, which the caller must own (no other reference may expect its columns).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def concat_by_column(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """``pd.concat(parts, ignore_index=True)``: the same columns (in the same order), dtypes and values.
+    Empties the columns of ``parts``."""
+    columns = list(dict.fromkeys(c for p in parts for c in p.columns))
+    if not columns:
+        return pd.concat(parts, ignore_index=True)
+    out = {}
+    for col in columns:
+        out[col] = pd.concat([p[[col]] if col in p.columns else pd.DataFrame(index=p.index) for p in parts],
+                             ignore_index=True)[col]
+        for part in parts:
+            if col in part.columns:
+                del part[col]
+    return pd.DataFrame(out)
+
+
+def take_by_column(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """``frame[mask]`` (a boolean mask over the rows): the same index, columns, dtypes and values.
+    Empties ``frame`` unless every row is kept."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.all():
+        return frame.copy(deep=False)
+    index = frame.index[mask]
+    out = {}
+    for col in list(frame.columns):
+        out[col] = frame[col].array[mask]
+        del frame[col]
+    return pd.DataFrame(out, index=index)
