@@ -341,6 +341,14 @@ def public_view(result: Result) -> Result:
                             str(result.cfg.analysis.get("combine", "sources")),
                             source_weights(weight.risk(inc, ["source_id", "evidence"]), result.weights),
                             int(result.cfg.analysis.get("permutations", DEFAULT_DRAWS)))
+    if near.any():
+        # Their partner records left out, the cells around a sensitive site, and those whose Gi*
+        # neighbourhood reaches them, would read as cold: a hole in the data, not low risk (and a cold
+        # patch where partners work would point at the site).
+        zone = shapely.union_all(shapely.buffer(shapely.points(result.sensitive_sites),
+                                                PUBLIC["sensitive_exclusion_m"] + grid.touch_distance))
+        touched = shapely.intersects(cells.geometry.values, zone)
+        cells.loc[touched & (cells["gi_class"].fillna(0).to_numpy() < 0), "gi_class"] = 0
     cells, regions, areas = attribute_cells(cells, grid, result.boundaries)
     # The outline a public map draws: the boundary areas when the study is made of them, otherwise the
     # public cells (an outline at the partner cell size would trace where single incidents lie).

@@ -282,3 +282,15 @@ def test_a_hotspot_only_anecdotal_sources_support_is_withheld_even_when_they_wei
     centres = view.regions.geometry.centroid
     assert (np.hypot(centres.x - 533576, centres.y - 183148) > 600).all()   # nothing by Hoxton station
     assert not {"support", "anecdotal_only"} & set(view.regions.columns)
+
+
+def test_leaving_out_records_near_a_sensitive_site_makes_no_cold_spot_there(example_result):
+    import shapely
+
+    from hotspots.pipeline import public_view
+    view = public_view(example_result)
+    zone = shapely.union_all(shapely.buffer(shapely.points(example_result.sensitive_sites),
+                                            300.0 + view.grid.touch_distance))
+    touched = shapely.intersects(view.cells.geometry.values, zone)
+    assert touched.sum() >= 6
+    assert (view.cells.loc[touched, "gi_class"].fillna(0) >= 0).all()
