@@ -35,7 +35,7 @@ from hotspots.load.ledger import Ledger
 from hotspots.profile import category_counts, comparable_places, options_from_config, profile_buildings
 from hotspots.progress import Progress
 from hotspots.sensitivity import high_risk_scenario, weight_sensitivity
-from hotspots.tiers import PUBLIC, check_public, disclose, factual_mask
+from hotspots.tiers import PUBLIC, check_public, disclose, factual_mask, near_sensitive
 
 BNG = "EPSG:27700"
 
@@ -68,6 +68,7 @@ class Result:
     building_accounting: pd.DataFrame | None = None  # rows per building file
     streets: pd.DataFrame | None = None             # street-name labels (attribute.street_labels)
     thresholds: pd.DataFrame | None = None          # thresholds.csv: each partner's levels (hotspots.thresholds)
+    sensitive_sites: np.ndarray | None = None       # true x, y of sensitive buildings (never written out)
     extra: dict = field(default_factory=dict)
 
 
@@ -216,6 +217,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         streets = attribute.street_labels(loaded.streets, area)
         regions = attribute.name_regions(regions, streets, buildings)
         # Sensitive sites shown only by their cell lose name and place from here on (hotspots.sensitive).
+        sites = (buildings.loc[sensitive.sensitive_mask(buildings), ["x", "y"]].to_numpy(float)
+                 if buildings is not None else None)
         buildings = sensitive.partner_buildings(buildings, grid)
 
     with progress.step("weighting sensitivity"):
@@ -253,7 +256,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
                   neighbours=w, kde_surface=kde_surface, coverage=coverage,
                   sensitivity=sens, sensitivity_regions=sens_regions, buildings=buildings,
                   building_types=building_types, building_accounting=building_acc, streets=streets,
-                  thresholds=threshold_table,
+                  thresholds=threshold_table, sensitive_sites=sites,
                   extra={"geocoding": loaded.geocoding, "linkage": loaded.linkage,
                          "held_back": governance.restriction(held, cfg).value_counts().to_dict() if len(held) else {},
                          "roles": governance.role_counts(incidents).to_dict(orient="records"),
@@ -325,6 +328,10 @@ def public_view(result: Result) -> Result:
     grid = gridmod.build_grid(result.study_area, cell, result.grid.shape)
     # What the counts and Gi* read of each incident, not a copy of every column.
     inc = result.incidents[[c for c in ("x", "y", "weight", "source_id", "evidence", "role") if c in result.incidents]]
+    # Around a sensitive site, partner records are its profile: the public tier leaves them out.
+    near = near_sensitive(inc, result.sensitive_sites)
+    incidents = result.incidents[~near] if near.any() else result.incidents
+    inc = inc[~near] if near.any() else inc
     inc = inc.assign(cell=grid.assign(inc["x"].to_numpy(), inc["y"].to_numpy()))
     inc = inc[inc["cell"] >= 0]
     p = result.parameters
@@ -334,19 +341,35 @@ def public_view(result: Result) -> Result:
                             str(result.cfg.analysis.get("combine", "sources")),
                             source_weights(weight.risk(inc, ["source_id", "evidence"]), result.weights),
                             int(result.cfg.analysis.get("permutations", DEFAULT_DRAWS)))
+    if near.any():
+        # Their partner records left out, the cells around a sensitive site, and those whose Gi*
+        # neighbourhood reaches them, would read as cold: a hole in the data, not low risk (and a cold
+        # patch where partners work would point at the site).
+        zone = shapely.union_all(shapely.buffer(shapely.points(result.sensitive_sites),
+                                                PUBLIC["sensitive_exclusion_m"] + grid.touch_distance))
+        touched = shapely.intersects(cells.geometry.values, zone)
+        cells.loc[touched & (cells["gi_class"].fillna(0).to_numpy() < 0), "gi_class"] = 0
     cells, regions, areas = attribute_cells(cells, grid, result.boundaries)
     # The outline a public map draws: the boundary areas when the study is made of them, otherwise the
     # public cells (an outline at the partner cell size would trace where single incidents lie).
     area = result.study_area if result.cfg.area else shapely.union_all(grid.boxes())
-    # A hotspot that only anecdotal or intelligence sources support is not published.
-    anecdotal_only = regions.loc[~factual_mask(regions), "region_id"]
-    regions = regions[factual_mask(regions)].reset_index(drop=True)
+    # A hotspot that only anecdotal or intelligence sources support is not published: judged by whose
+    # own evidence makes it hot (``support``), and by its records (a 400 m cell takes in a few factual
+    # records beside an anecdotal cluster, so counts alone would let it through).
+    evidence_of = inc.groupby("source_id", observed=True)["evidence"].agg(lambda v: v.mode().iat[0]).to_dict()
+    regions = combmod.region_support(regions, cells, {str(k): str(v) for k, v in evidence_of.items()})
+    keep = factual_mask(regions) & ~regions["anecdotal_only"].to_numpy(bool)
+    anecdotal_only = regions.loc[~keep, "region_id"]
+    regions = regions[keep].drop(columns=["support", "anecdotal_only"]).reset_index(drop=True)
     cells.loc[cells["region_id"].isin(anecdotal_only), "gi_class"] = 0
     cells.loc[cells["region_id"].isin(anecdotal_only), "region_id"] = ""
-    # Which sources' own evidence is high is said only of the hotspots published: elsewhere it would
-    # place an anecdotal-only concentration, or one partner's (missing from care near a home), unshown.
+    # Which sources' own evidence is high, and the mix of evidence and roles, are said only of the
+    # hotspots published: elsewhere they would place an anecdotal-only concentration, or one partner's.
+    outside = cells["region_id"].fillna("").to_numpy() == ""
     if "support" in cells:
-        cells.loc[cells["region_id"].fillna("") == "", "support"] = ""
+        cells.loc[outside, "support"] = ""
+    mix = [c for c in cells.columns if c.startswith("role_") or (c.startswith("n_") and c != "n")]
+    cells.loc[outside, mix] = np.nan
     # Named by streets only: a key-building layer may be sensitive, and street names are public.
     regions = attribute.name_regions(regions, result.streets)
     params = dict(p)
@@ -360,7 +383,8 @@ def public_view(result: Result) -> Result:
     if types is not None and result.buildings is not None and "type" in types:
         hidden = set(result.buildings.loc[sensitive.sensitive_mask(result.buildings), "type"].astype(str))
         types = types[~types["type"].astype(str).isin(hidden)].reset_index(drop=True)
-    return dataclasses.replace(result, grid=grid, cells=cells, regions=regions, areas=areas, clusters=empty,
+    return dataclasses.replace(result, incidents=incidents, grid=grid, cells=cells, regions=regions, areas=areas,
+                               clusters=empty,
                                study_area=area, kde_surface=None, neighbours=w, parameters=params,
                                buildings=sensitive.public_buildings(result.buildings), building_types=types,
                                thresholds=None,

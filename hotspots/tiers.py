@@ -6,7 +6,10 @@ published counts: cells of at least 400 m, counts from one to seven
 suppressed and the rest rounded to the nearest five, a window of at least 12
 months, no incident points, no hotspot supported only by anecdotal or
 intelligence sources, no sexual-offence or domestic-abuse layer, and no
-building profile below the suppression threshold.
+building profile below the suppression threshold. Records other than police
+data within ``sensitive_exclusion_m`` of a sensitive site are left out, and the
+evidence and role mix is published only for the cells of published hotspots
+(``pipeline.public_view``).
 """
 from __future__ import annotations
 
@@ -22,6 +25,10 @@ PUBLIC = {
     "round_to": 5,
     "min_months": 12,
     "factual_evidence": ("recorded_crime", "health", "partner_record"),
+    # Records that are not police.uk-style police data, within this distance of a sensitive site
+    # (children's homes), are left out of the public tier: around a home they are its profile.
+    "sensitive_exclusion_m": 300.0,
+    "police_evidence": ("recorded_crime", "police_activity"),
     "restricted_categories": tuple(sorted(c for c, v in TAXONOMY.items() if v.get("restricted"))),
 }
 SUPPRESSED = "<8"
@@ -30,7 +37,8 @@ RULES_TEXT = ("Public tier: cells of at least 400 m; counts from one to seven ar
               "\"<8\") and all other counts rounded to the nearest five (NHS Digital's rule); a window of "
               "at least twelve months; no incident locations; hotspots supported only by anecdotal or "
               "intelligence sources are not shown; no sexual offence or domestic abuse layer; buildings "
-              "are profiled only where counts reach the threshold.")
+              "are profiled only where counts reach the threshold; partner records near places the "
+              "partnership protects are left out; the mix of evidence is shown for published hotspots only.")
 
 
 def public_count(value) -> str:
@@ -84,12 +92,28 @@ def study_months(start: pd.Timestamp, end: pd.Timestamp) -> int:
 
 
 def check_public(cfg) -> None:
-    """Raise a UserError when the config cannot meet the public tier's rules."""
-    months = study_months(cfg.start, cfg.end)
+    """Raise a UserError when the config cannot meet the public tier's rules: the window (``end`` is
+    exclusive) must span twelve months of elapsed time, not twelve calendar months touched."""
+    months = 0
+    while cfg.start + pd.DateOffset(months=months + 1) <= cfg.end:
+        months += 1
     if months < PUBLIC["min_months"]:
         raise UserError(f"the public tier needs a window of at least {PUBLIC['min_months']} months; the study "
                         f"covers {months} ({cfg.start_label} to {cfg.end_label}).", file=str(cfg.path),
                         hint="Lengthen [study] start/end, or remove \"public\" from [outputs] tiers.")
+
+
+def near_sensitive(incidents: pd.DataFrame, sites: np.ndarray | None) -> np.ndarray:
+    """True for the records the public tier leaves out near sensitive sites: those not from police
+    data (``police_evidence``) within ``sensitive_exclusion_m`` of a site (``sites``: x, y rows)."""
+    out = np.zeros(len(incidents), dtype=bool)
+    if sites is None or not len(sites) or not len(incidents):
+        return out
+    from scipy.spatial import cKDTree
+    xy = incidents[["x", "y"]].to_numpy(float)
+    dist, _ = cKDTree(np.asarray(sites, float)).query(xy, k=1)
+    police = incidents["evidence"].astype(str).isin(PUBLIC["police_evidence"]).to_numpy()
+    return (dist <= PUBLIC["sensitive_exclusion_m"]) & ~police
 
 
 def factual_mask(frame: pd.DataFrame) -> pd.Series:

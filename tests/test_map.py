@@ -343,7 +343,7 @@ def test_a_coverage_derived_from_partner_records_stays_out_of_the_public_map():
                             "how": ["declared areas", "derived: cells within 300 m of a cell where it recorded anything",
                                     "derived: the units of lsoa.gpkg (LSOA11CD) where it recorded anything over the study"]},
                            geometry=[shapely.box(0, 0, 1, 1)] * 3, crs="EPSG:27700")
-    assert list(public_coverage(cov)["source_id"]) == ["police", "youth"]
+    assert list(public_coverage(cov)["source_id"]) == ["police"]
 
 
 @needs_chromium

@@ -141,7 +141,10 @@ def test_no_public_cell_or_count_singles_a_site_out(demo_out, example_result):
         cell = hit.iloc[0]
         minx, miny, maxx, maxy = cell.geometry.bounds
         assert min(maxx - minx, maxy - miny) >= 400 - 1e-6
-        near = int((np.hypot(inc["x"] - site["x"], inc["y"] - site["y"]) <= 100).sum())
+        # What the public tier counts near a site: police data only (other records within 300 m of a
+        # sensitive site are left out of the public tier, tests/test_tiers.py).
+        police = inc["evidence"].astype(str).isin(["recorded_crime", "police_activity"])
+        near = int(((np.hypot(inc["x"] - site["x"], inc["y"] - site["y"]) <= 100) & police).sum())
         n = cell["n"]
         if pd.notna(n) and n != "":
             assert int(n) % 5 == 0

@@ -151,6 +151,21 @@ def test_public_tier_needs_twelve_months(tmp_path, capsys):
     assert "at least 12 months" in err and "covers 6" in err
 
 
+@pytest.mark.parametrize("months, ok", [(("2017-12-31", "2018-12-01"), False), (("2017-12", "2018-10"), False),
+                                        (("2018-01", "2018-12"), True), (("2018-01-15", "2019-01-14"), True),
+                                        (("2018-01-15", "2019-01-13"), False)])
+def test_twelve_months_are_elapsed_time_not_calendar_months_touched(tmp_path, months, ok):
+    from hotspots.config import load_config
+    from hotspots.errors import UserError
+    from hotspots.tiers import check_public
+    cfg = load_config(_config(tmp_path, months=months))
+    if ok:
+        check_public(cfg)
+    else:
+        with pytest.raises(UserError, match="at least 12 months"):
+            check_public(cfg)
+
+
 NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w.])")
 
 
@@ -218,7 +233,64 @@ def test_public_cells_name_supporting_sources_only_for_published_hotspots(demo_o
                   gpd.read_file(demo_out[2] / "public" / "hotspots.gpkg", layer="cells")):
         support, region = frame["support"].fillna(""), frame["region_id"].fillna("")
         assert (support[region == ""] == "").all()
-        assert (support[region != ""] != "").all()
-        for names in support[support != ""]:
-            assert set(names.split(";")) & {"city_police", "met_police", "ed_assaults", "yos_referrals",
-                                             "missing_episodes"}
+        assert (support[region != ""] != "").any()
+        # Each published region rests on at least one factual source's own evidence.
+        for rid in set(region) - {""}:
+            names = {s for v in support[region == rid] for s in v.split(";") if s}
+            assert names & {"city_police", "met_police", "ed_assaults", "yos_referrals", "missing_episodes"}
+
+
+def test_partner_records_near_a_sensitive_site_stay_out_of_the_public_tier(example_result):
+    """Around a children's home the partner records (missing episodes, exploitation referrals) are its
+    profile: the public view leaves out every non-police record within 300 m of a sensitive site."""
+    from scipy.spatial import cKDTree
+
+    from hotspots.pipeline import public_view
+    sites = example_result.sensitive_sites
+    assert sites is not None and len(sites) == 6
+    full = example_result.incidents
+    police = full["evidence"].astype(str).isin(["recorded_crime", "police_activity"]).to_numpy()
+    dist = cKDTree(sites).query(full[["x", "y"]].to_numpy(float))[0]
+    willow = np.hypot(full["x"] - 531277, full["y"] - 183304).to_numpy() <= 300   # the planted home
+    assert (willow & ~police).sum() >= 50          # what the partner tier profiles there
+    view = public_view(example_result)
+    assert len(view.incidents) == len(full) - int(((dist <= 300) & ~police).sum())
+    vdist = cKDTree(sites).query(view.incidents[["x", "y"]].to_numpy(float))[0]
+    vpolice = view.incidents["evidence"].astype(str).isin(["recorded_crime", "police_activity"]).to_numpy()
+    assert not ((vdist <= 300) & ~vpolice).any()
+    # The public cell holding the planted home counts no partner record.
+    home = view.grid.assign(np.array([531277.0]), np.array([183304.0]))[0]
+    row = view.cells.iloc[home]
+    assert not row["region_id"]  # no published hotspot there
+    assert row[[c for c in view.cells.columns if c.startswith("role_")]].fillna(0).sum() == 0
+
+
+def test_a_hotspot_only_anecdotal_sources_support_is_withheld_even_when_they_weigh_as_much(example_config):
+    """With community reports and intelligence weighted as recorded crime, the Hoxton cluster is a
+    partner-tier region labelled anecdotal-only; on 400 m cells it takes in a few factual records, and
+    must still not be published."""
+    import dataclasses
+
+    from hotspots.pipeline import analyse, public_view
+    cfg = dataclasses.replace(example_config, weights={**example_config.weights, "intelligence": 1.0,
+                                                       "community_report": 1.0})
+    result = analyse(cfg)
+    assert result.regions["anecdotal_only"].any()
+    # Without the sensitive-site rule, which leaves out records near a children's home by Hoxton too.
+    view = public_view(dataclasses.replace(result, sensitive_sites=None))
+    assert view.extra["withheld_anecdotal_only_regions"] >= 1
+    centres = view.regions.geometry.centroid
+    assert (np.hypot(centres.x - 533576, centres.y - 183148) > 600).all()   # nothing by Hoxton station
+    assert not {"support", "anecdotal_only"} & set(view.regions.columns)
+
+
+def test_leaving_out_records_near_a_sensitive_site_makes_no_cold_spot_there(example_result):
+    import shapely
+
+    from hotspots.pipeline import public_view
+    view = public_view(example_result)
+    zone = shapely.union_all(shapely.buffer(shapely.points(example_result.sensitive_sites),
+                                            300.0 + view.grid.touch_distance))
+    touched = shapely.intersects(view.cells.geometry.values, zone)
+    assert touched.sum() >= 6
+    assert (view.cells.loc[touched, "gi_class"].fillna(0) >= 0).all()

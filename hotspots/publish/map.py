@@ -436,12 +436,12 @@ def _coverage_layer(coverage, study_area) -> folium.FeatureGroup | None:
 
 
 def public_coverage(coverage: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
-    """The coverages a public map may draw: areas a source declared, a polygon file, or the units
-    (LSOAs) where a source recorded anything, which police.uk publishes. A coverage derived from the
-    cells near one partner's records would trace those records, so it stays in the partner tier."""
+    """The coverages a public map may draw: areas a source declared, or a polygon file. A coverage
+    derived from a source's records (the units it recorded in, or the cells near them) would trace
+    where a small source's few records lie, so it stays in the partner tier."""
     if coverage is None:
         return None
-    return coverage[~coverage["how"].astype(str).str.startswith("derived: cells")]
+    return coverage[~coverage["how"].astype(str).str.startswith("derived")]
 
 
 def _no_data_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
