@@ -331,24 +331,40 @@ def public_view(result: Result) -> Result:
     # Around a sensitive site, partner records are its profile: the public tier leaves them out.
     near = near_sensitive(inc, result.sensitive_sites)
     incidents = result.incidents[~near] if near.any() else result.incidents
-    inc = inc[~near] if near.any() else inc
+    inc_all, inc = inc, (inc[~near] if near.any() else inc)
     inc = inc.assign(cell=grid.assign(inc["x"].to_numpy(), inc["y"].to_numpy()))
     inc = inc[inc["cell"] >= 0]
     p = result.parameters
     alpha = p["fdr_alpha"]["value"]
-    cells, w = hotspot_grid(inc, grid, grid.touch_distance, alpha, p["gi_inference"]["value"],
+
+    def detect(records: pd.DataFrame):
+        return hotspot_grid(records, grid, grid.touch_distance, alpha, p["gi_inference"]["value"],
                             int(result.cfg.analysis.get("seed", 0)), result.coverage, result.study_area,
                             str(result.cfg.analysis.get("combine", "sources")),
-                            source_weights(weight.risk(inc, ["source_id", "evidence"]), result.weights),
+                            source_weights(weight.risk(records, ["source_id", "evidence"]), result.weights),
                             int(result.cfg.analysis.get("permutations", DEFAULT_DRAWS)))
+    cells, w = detect(inc)
     if near.any():
-        # Their partner records left out, the cells around a sensitive site, and those whose Gi*
-        # neighbourhood reaches them, would read as cold: a hole in the data, not low risk (and a cold
-        # patch where partners work would point at the site).
+        # With their partner records left out, the cells around a sensitive site, and those whose Gi*
+        # neighbourhood reaches them, could read as cold for want of data (a cold patch where partners
+        # work would also point at the site): there a cell is shown cold only when it is cold with the
+        # records kept too, so the class says nothing the records left out decide.
         zone = shapely.union_all(shapely.buffer(shapely.points(result.sensitive_sites),
                                                 PUBLIC["sensitive_exclusion_m"] + grid.touch_distance))
         touched = shapely.intersects(cells.geometry.values, zone)
-        cells.loc[touched & (cells["gi_class"].fillna(0).to_numpy() < 0), "gi_class"] = 0
+        whole = inc_all.assign(cell=grid.assign(inc_all["x"].to_numpy(), inc_all["y"].to_numpy()))
+        kept_cls = detect(whole[whole["cell"] >= 0])[0]["gi_class"].fillna(0).to_numpy()
+        cls = cells["gi_class"].fillna(0).to_numpy()
+        shown = np.where(np.sign(cls) == np.sign(kept_cls), np.sign(cls) * np.minimum(abs(cls), abs(kept_cls)), 0)
+        cold = touched & (cls < 0)
+        cells.loc[cold, "gi_class"] = shown[cold]
+    # Which sources cover a cell is published for coverages a source declared only: one derived from
+    # a source's own records would say where a small source's few records lie.
+    if "covered_by" in cells and result.coverage is not None:
+        from hotspots.publish.map import public_coverage
+        declared = set(public_coverage(result.coverage)["source_id"].astype(str))
+        cells["covered_by"] = [";".join(s for s in str(v).split(";") if s in declared)
+                               for v in cells["covered_by"].fillna("")]
     cells, regions, areas = attribute_cells(cells, grid, result.boundaries)
     # The outline a public map draws: the boundary areas when the study is made of them, otherwise the
     # public cells (an outline at the partner cell size would trace where single incidents lie).
@@ -554,15 +570,18 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
     # An agency's own run holds records that may not leave it: never a public map.
     tiers = ["partner"] if result.extra.get("agency") else result.cfg.tiers
     views = {tier: (result if tier == "partner" else public_view(result)) for tier in tiers}
-    written = [(p, "partner") for p in _write_tables(result, out, public=False)]
-    written.append((write_csv(result.ledger.rejects, out / "rejects.csv"), "analyst"))
-    if result.buildings is not None:
-        written.append((write_csv(result.buildings, out / "buildings.csv"), "partner"))
-        written.append((write_csv(result.building_types, out / "building_types.csv"), "partner"))
-    written.append((write_csv(result.sensitivity, out / "sensitivity.csv"), "partner"))
-    written.append((write_csv(result.sensitivity_regions, out / "sensitivity_regions.csv"), "partner"))
-    if result.thresholds is not None:
-        written.append((write_csv(result.thresholds, out / "thresholds.csv"), "partner"))
+    written = [(write_csv(result.ledger.rejects, out / "rejects.csv"), "analyst")]
+    # A run configured for the public tier only writes no partner-tier table (they carry the
+    # profiles of sensitive sites, per-source evidence and anecdotal-only places).
+    if "partner" in tiers:
+        written += [(p, "partner") for p in _write_tables(result, out, public=False)]
+        if result.buildings is not None:
+            written.append((write_csv(result.buildings, out / "buildings.csv"), "partner"))
+            written.append((write_csv(result.building_types, out / "building_types.csv"), "partner"))
+        written.append((write_csv(result.sensitivity, out / "sensitivity.csv"), "partner"))
+        written.append((write_csv(result.sensitivity_regions, out / "sensitivity_regions.csv"), "partner"))
+        if result.thresholds is not None:
+            written.append((write_csv(result.thresholds, out / "thresholds.csv"), "partner"))
     paths = {}
     for tier, view in views.items():
         name = "map.html" if tier == "partner" else f"map-{tier}.html"

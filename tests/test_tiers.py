@@ -285,12 +285,55 @@ def test_a_hotspot_only_anecdotal_sources_support_is_withheld_even_when_they_wei
 
 
 def test_leaving_out_records_near_a_sensitive_site_makes_no_cold_spot_there(example_result):
+    """Near a sensitive site (within the exclusion and one Gi* neighbourhood), a public cell is cold
+    only where it is cold with the left-out records kept too: the hole in the data makes no cold spot,
+    and a real cold spot there stays."""
+    import dataclasses
+
     import shapely
 
     from hotspots.pipeline import public_view
     view = public_view(example_result)
+    kept = public_view(dataclasses.replace(example_result, sensitive_sites=None))
     zone = shapely.union_all(shapely.buffer(shapely.points(example_result.sensitive_sites),
                                             300.0 + view.grid.touch_distance))
     touched = shapely.intersects(view.cells.geometry.values, zone)
     assert touched.sum() >= 6
-    assert (view.cells.loc[touched, "gi_class"].fillna(0) >= 0).all()
+    shown = view.cells["gi_class"].fillna(0).to_numpy()
+    whole = kept.cells["gi_class"].fillna(0).to_numpy()
+    cold = touched & (shown < 0)
+    assert (whole[cold] <= shown[cold]).all()
+    # Without the rule, the exclusion alone would have made cold cells there (it did: a column of them
+    # by the planted home); with it, none is colder than with every record.
+    assert not (touched & (shown < 0) & (whole >= 0)).any()
+
+
+def test_a_public_only_run_writes_no_partner_table(tmp_path):
+    out = tmp_path / "o"
+    assert main(["run", str(_config(tmp_path, tiers='["public"]')), "--out", str(out)]) == 0
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert {"map-public.html", "briefing-public.html", "public/cells.geojson", "manifest.json"} <= names
+    assert not names & {"map.html", "briefing.html", "cells.geojson", "regions.geojson", "clusters.geojson",
+                        "hotspots.gpkg", "buildings.csv", "sensitivity.csv", "sensitivity_regions.csv",
+                        "thresholds.csv", "building_types.csv"}
+    tiers = {o["tier"] for o in json.loads((out / "manifest.json").read_text())["outputs"]}
+    assert "partner" not in tiers
+
+
+def test_public_covered_by_names_declared_coverage_only(demo_out):
+    """A coverage derived from a source's records (the Met's LSOAs, or the cells near a small partner's
+    few records) would place them; the public cells name only the sources that declared theirs."""
+    partner = gpd.read_file(demo_out[2] / "cells.geojson")
+    public = gpd.read_file(demo_out[2] / "public" / "cells.geojson")
+    assert partner["covered_by"].str.contains("met_police").any()
+    named = {s for v in public["covered_by"].fillna("") for s in v.split(";") if s}
+    assert named and not named & {"met_police", "city_stop_search"}
+    manifest = json.loads((demo_out[2] / "manifest.json").read_text())
+    declared = {k for k, v in manifest["parameters"]["coverage"]["value"].items() if v["how"] == "declared areas"}
+    assert named <= declared
+
+
+def test_the_public_methods_panel_does_not_count_restricted_records(demo_out):
+    assert "held back from shared outputs" in (demo_out[2] / "map.html").read_text(encoding="utf-8")
+    assert "held back" not in (demo_out[2] / "map-public.html").read_text(encoding="utf-8")
+    assert "held back" not in (demo_out[2] / "briefing-public.html").read_text(encoding="utf-8")

@@ -602,13 +602,17 @@ def _methods(result, public: bool) -> str:
         notes.append(f"{esc(sid)}: {count(located)} of {count(asked)} locations geocoded offline "
                      f"(postcode {count(c.get('postcode', 0))}, street {count(c.get('street', 0))}, "
                      f"place {count(c.get('place', 0))}); never given invented coordinates")
+    pooled = str(cfg.analysis.get("combine", "sources")) == "pooled"
     for sid, f in (w.get("period_scale") or {}).items():
-        notes.append(f"{esc(sid)} covers part of the study period only: its weights are scaled by {f:.2f}")
+        notes.append(f"{esc(sid)} covers part of the study period only: its weights are scaled by {f:.2f}" if pooled
+                     else f"{esc(sid)} covers part of the study period only: tested on its own months, not "
+                          f"scaled (the pooled comparison in the sensitivity table scales it by {f:.2f})")
     link = extra.get("linkage") or {}
     if link:
         notes.append(f"{count(link.get('linked', 0))} records judged probable duplicates of another agency's record "
                      "(close in place and time, same kind of incident; never person to person) are counted once")
-    for reason, n in (extra.get("held_back") or {}).items():
+    # How many restricted records exist is itself for the partnership only.
+    for reason, n in ({} if public else (extra.get("held_back") or {})).items():
         notes.append(f"{count(n)} records held back from shared outputs: {esc(reason)}")
     notes_html = "<ul>" + "".join(f"<li>{n}</li>" for n in notes) + "</ul>" if notes else ""
     return f"""
