@@ -35,7 +35,7 @@ from hotspots.load.ledger import Ledger
 from hotspots.profile import category_counts, comparable_places, options_from_config, profile_buildings
 from hotspots.progress import Progress
 from hotspots.sensitivity import high_risk_scenario, weight_sensitivity
-from hotspots.tiers import PUBLIC, check_public, disclose, factual_mask, near_sensitive
+from hotspots.tiers import PUBLIC, check_public, disclose, factual_mask, near_sensitive, public_coverage
 
 BNG = "EPSG:27700"
 
@@ -320,9 +320,11 @@ def attribute_cells(cells: gpd.GeoDataFrame, grid: gridmod.Grid, boundaries: gpd
 
 
 def public_view(result: Result) -> Result:
-    """The public tier's layers: the same incidents on cells of at least 400 m, hotspots
-    backed by at least one factual source, no clusters (their outlines follow points),
-    no KDE surface. Numbers are suppressed and rounded when shown (``tiers``)."""
+    """The public tier's layers: the incidents on cells of at least 400 m, less the partner records
+    near sensitive sites; hotspots backed by at least one factual source's own evidence; the mix of
+    evidence and roles, and ``support``, only for published hotspots; ``covered_by`` naming declared
+    coverage only; no clusters (their outlines follow points), no KDE surface. Numbers are
+    suppressed and rounded when shown (``tiers``)."""
     check_public(result.cfg)
     cell = max(PUBLIC["min_cell_m"], result.grid.cell)
     grid = gridmod.build_grid(result.study_area, cell, result.grid.shape)
@@ -361,7 +363,6 @@ def public_view(result: Result) -> Result:
     # Which sources cover a cell is published for coverages a source declared only: one derived from
     # a source's own records would say where a small source's few records lie.
     if "covered_by" in cells and result.coverage is not None:
-        from hotspots.publish.map import public_coverage
         declared = set(public_coverage(result.coverage)["source_id"].astype(str))
         cells["covered_by"] = [";".join(s for s in str(v).split(";") if s in declared)
                                for v in cells["covered_by"].fillna("")]

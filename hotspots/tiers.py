@@ -103,6 +103,15 @@ def check_public(cfg) -> None:
                         hint="Lengthen [study] start/end, or remove \"public\" from [outputs] tiers.")
 
 
+def public_coverage(coverage: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The coverages the public tier may draw or name: areas a source declared, or a polygon file.
+    A coverage derived from a source's records (the units it recorded in, or the cells near them)
+    would say where a small source's few records lie, so it stays in the partner tier."""
+    if coverage is None:
+        return None
+    return coverage[~coverage["how"].astype(str).str.startswith("derived")]
+
+
 def near_sensitive(incidents: pd.DataFrame, sites: np.ndarray | None) -> np.ndarray:
     """True for the records the public tier leaves out near sensitive sites: those not from police
     data (``police_evidence``) within ``sensitive_exclusion_m`` of a site (``sites``: x, y rows)."""

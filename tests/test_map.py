@@ -338,7 +338,7 @@ def test_a_coverage_derived_from_partner_records_stays_out_of_the_public_map():
     import geopandas as gpd
     import shapely
 
-    from hotspots.publish.map import public_coverage
+    from hotspots.tiers import public_coverage
     cov = gpd.GeoDataFrame({"source_id": ["police", "council", "youth"],
                             "how": ["declared areas", "derived: cells within 300 m of a cell where it recorded anything",
                                     "derived: the units of lsoa.gpkg (LSOA11CD) where it recorded anything over the study"]},

@@ -29,7 +29,7 @@ from hotspots.publish.escape import HtmlBlock, esc, short
 from hotspots.publish.map_controls import LegendSwitch, MonthSlider, WhereToAct, ZoomLabels
 from hotspots.publish.where import where_to_act
 from hotspots.publish.offline import make_self_contained
-from hotspots.tiers import RULES_TEXT, public_count, public_counts
+from hotspots.tiers import RULES_TEXT, public_count, public_counts, public_coverage
 from hotspots.weight import risk
 
 WGS84 = "EPSG:4326"
@@ -433,15 +433,6 @@ def _coverage_layer(coverage, study_area) -> folium.FeatureGroup | None:
                                              "className": "hs-coverage"},
                    tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False)).add_to(group)
     return group
-
-
-def public_coverage(coverage: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
-    """The coverages a public map may draw: areas a source declared, or a polygon file. A coverage
-    derived from a source's records (the units it recorded in, or the cells near them) would trace
-    where a small source's few records lie, so it stays in the partner tier."""
-    if coverage is None:
-        return None
-    return coverage[~coverage["how"].astype(str).str.startswith("derived")]
 
 
 def _no_data_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup | None:
