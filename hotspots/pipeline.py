@@ -206,7 +206,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
 
     with progress.step("attribute to boundaries"):
         cells, regions, areas = attribute_cells(cells, grid, boundaries)
-        evidence_of = risk_evidence.groupby("source_id")["evidence"].agg(lambda v: v.mode().iat[0]).to_dict()
+        evidence_of = evidence_classes(risk_evidence)
         regions = combmod.region_support(regions, cells, evidence_of)
         clusters["areas"], clusters["cross_boundary"] = attribute.polygon_areas(clusters.geometry.values, boundaries)
         cells["outside_coverage_of"] = attribute.cells_outside_coverage(cells.geometry.values, coverage)
@@ -241,8 +241,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         # Each partner's own "high risk": the levels side by side, and hotspots of those records only.
         threshold_table = thresholds.threshold_table(cfg, incidents)
         row, high_cls = high_risk_scenario(
-            incidents, thresholds.high_risk_mask(cfg, incidents), w, grid.neighbours(grid.touch_distance), cells,
-            alpha, inference, seed,
+            incidents, thresholds.high_risk_mask(cfg, incidents), grid.neighbours(grid.touch_distance), cells,
             detect=lambda wts: hotspot_grid(incidents.assign(weight=wts), grid, dist, alpha, inference, seed, coverage,
                                             area, combine, sweights, draws)[0]["gi_class"].to_numpy(float))
         agreed = sens.loc[sens["scenario"] == "as_agreed", "anecdotal_weight"]
@@ -302,12 +301,17 @@ def hotspot_grid(incidents: pd.DataFrame, grid: gridmod.Grid, dist: float, alpha
     return (out, w, evidence) if return_evidence else (out, w)
 
 
+def evidence_classes(incidents: pd.DataFrame) -> dict[str, str]:
+    """Each source's evidence class: the commonest among its records."""
+    ev = incidents.groupby("source_id", sort=False, observed=True)["evidence"].agg(lambda v: v.mode().iat[0])
+    return {str(sid): str(e) for sid, e in ev.items()}
+
+
 def source_weights(incidents: pd.DataFrame, table: dict) -> dict[str, float]:
     """The partnership's weight of each source's evidence: source weight x its evidence class's weight
     (grades weigh records within a source; the period scale takes no part)."""
-    ev = incidents.groupby("source_id", sort=False)["evidence"].agg(lambda v: v.mode().iat[0])
-    return {str(sid): float(table["sources"].get(sid, 1.0)) * float(table["evidence"].get(e, 0.0))
-            for sid, e in ev.items()}
+    return {sid: float(table["sources"].get(sid, 1.0)) * float(table["evidence"].get(e, 0.0))
+            for sid, e in evidence_classes(incidents).items()}
 
 
 def attribute_cells(cells: gpd.GeoDataFrame, grid: gridmod.Grid, boundaries: gpd.GeoDataFrame):
@@ -373,8 +377,7 @@ def public_view(result: Result) -> Result:
     # A hotspot that only anecdotal or intelligence sources support is not published: judged by whose
     # own evidence makes it hot (``support``), and by its records (a 400 m cell takes in a few factual
     # records beside an anecdotal cluster, so counts alone would let it through).
-    evidence_of = inc.groupby("source_id", observed=True)["evidence"].agg(lambda v: v.mode().iat[0]).to_dict()
-    regions = combmod.region_support(regions, cells, {str(k): str(v) for k, v in evidence_of.items()})
+    regions = combmod.region_support(regions, cells, evidence_classes(inc))
     keep = factual_mask(regions) & ~regions["anecdotal_only"].to_numpy(bool)
     anecdotal_only = regions.loc[~keep, "region_id"]
     regions = regions[keep].drop(columns=["support", "anecdotal_only"]).reset_index(drop=True)

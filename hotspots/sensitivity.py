@@ -25,10 +25,8 @@ import copy
 import numpy as np
 import pandas as pd
 
-from hotspots.detect.gistar import hotspot_gistar
+from hotspots.detect.combine import ANECDOTAL
 
-
-ANECDOTAL = ("community_report", "intelligence")
 FACTUAL = ("recorded_crime", "health", "partner_record")
 
 
@@ -64,13 +62,8 @@ def weight_sensitivity(table: dict, touch, cells: pd.DataFrame, classify,
         if cls is None:
             cls = cells["gi_class"].to_numpy(float) if name == "as_agreed" else np.asarray(classify(t), float)
         classes[name] = cls
-        hot = np.nan_to_num(cls) >= 2
-        union = (hot | agreed_hot).sum()
         share = t["evidence"].get("community_report", 0.0) / max(t["evidence"].get("recorded_crime", 1.0), 1e-12)
-        rows.append({"scenario": name, "anecdotal_weight": round(share, 3), "hot_cells": int(hot.sum()),
-                     "cold_cells": int((np.nan_to_num(cls) <= -2).sum()),
-                     "regions": _count_regions(hot, touch),
-                     "jaccard_with_agreed": round(float((hot & agreed_hot).sum() / union), 3) if union else 1.0})
+        rows.append(_scenario_row(name, round(share, 3), cls, agreed_hot, touch))
     factual_hot = np.nan_to_num(classes["factual_only"]) >= 2
     recs = []
     region = cells["region_id"].to_numpy()
@@ -96,21 +89,21 @@ def _count_regions(hot: np.ndarray, touch) -> int:
     return int(connected_components(touch[idx][:, idx], directed=False)[0])
 
 
-def high_risk_scenario(incidents: pd.DataFrame, high_risk: np.ndarray, w, touch, cells: pd.DataFrame,
-                       alpha: float, inference: str, seed: int, detect=None) -> tuple[dict, np.ndarray]:
-    """The ``high_risk_only`` scenario: the agreed weights, counting only the records their own partner
-    calls high risk (``hotspots.thresholds.high_risk_mask``); returns (its sensitivity.csv row, its
-    ``gi_class`` per cell)."""
-    weights = np.where(high_risk, incidents["weight"].to_numpy(float), 0.0)
-    if detect is not None:      # the configured rule (``pipeline.hotspot_grid``) on these weights
-        cls = np.asarray(detect(weights), float)
-    else:
-        weighted = np.bincount(incidents["cell"].to_numpy(), weights=weights, minlength=len(cells))
-        cls = hotspot_gistar(weighted, w, alpha, inference=inference, seed=seed)["gi_class"]
-    hot, agreed_hot = np.nan_to_num(cls) >= 2, np.nan_to_num(cells["gi_class"].to_numpy(float)) >= 2
+def _scenario_row(name: str, anecdotal_weight: float, cls: np.ndarray, agreed_hot: np.ndarray, touch) -> dict:
+    """One row of sensitivity.csv: a scenario's hot and cold cells, regions and overlap with the agreed map."""
+    hot = np.nan_to_num(cls) >= 2
     union = (hot | agreed_hot).sum()
-    row = {"scenario": "high_risk_only", "anecdotal_weight": np.nan, "hot_cells": int(hot.sum()),
-           "cold_cells": int((np.nan_to_num(cls) <= -2).sum()),
-           "regions": _count_regions(hot, touch),
-           "jaccard_with_agreed": round(float((hot & agreed_hot).sum() / union), 3) if union else 1.0}
-    return row, np.asarray(cls)
+    return {"scenario": name, "anecdotal_weight": anecdotal_weight, "hot_cells": int(hot.sum()),
+            "cold_cells": int((np.nan_to_num(cls) <= -2).sum()), "regions": _count_regions(hot, touch),
+            "jaccard_with_agreed": round(float((hot & agreed_hot).sum() / union), 3) if union else 1.0}
+
+
+def high_risk_scenario(incidents: pd.DataFrame, high_risk: np.ndarray, touch, cells: pd.DataFrame,
+                       detect) -> tuple[dict, np.ndarray]:
+    """The ``high_risk_only`` scenario: the agreed weights, counting only the records their own partner
+    calls high risk (``hotspots.thresholds.high_risk_mask``), classified by ``detect(weights)`` (the
+    configured rule, ``pipeline.hotspot_grid``); returns (its sensitivity.csv row, its ``gi_class``)."""
+    weights = np.where(high_risk, incidents["weight"].to_numpy(float), 0.0)
+    cls = np.asarray(detect(weights), float)
+    agreed_hot = np.nan_to_num(cells["gi_class"].to_numpy(float)) >= 2
+    return _scenario_row("high_risk_only", np.nan, cls, agreed_hot, touch), cls

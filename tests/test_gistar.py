@@ -6,14 +6,7 @@ import pytest
 import scipy.sparse as sp
 
 from hotspots.detect.gistar import bh_qvalues, gi_class, gi_star, hotspot_gistar, neighbour_matrix, p_two_sided
-
-
-def _esda_z(values, w):
-    esda = pytest.importorskip("esda")
-    libpysal = pytest.importorskip("libpysal")
-    n = w.shape[0]
-    W = libpysal.weights.WSP(sp.csr_matrix(w - sp.eye(n))).to_W(silence_warnings=True)
-    return esda.G_Local(values, W, transform="B", star=True, permutations=0).Zs
+from tests.esda_reference import esda_gi_z
 
 
 @pytest.mark.parametrize("distance_cells", [np.sqrt(2), 2.0, 3.0])
@@ -26,7 +19,7 @@ def test_gi_z_equals_esda_g_local_star_on_an_irregular_grid(distance_cells):
     values[(rows > 20) & (cols > 30)] += 6   # a planted hot corner
     w = neighbour_matrix(cols, rows, 150.0, 150.0 * distance_cells)
     ours = gi_star(values, w)
-    ref = _esda_z(values, w)
+    ref = esda_gi_z(values, w)
     assert np.max(np.abs(ours - ref)) < 1e-9
 
 

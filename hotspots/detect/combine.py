@@ -88,7 +88,7 @@ def stouffer(p: np.ndarray, side: np.ndarray, weights: np.ndarray, score: np.nda
 def source_table(values: dict[str, np.ndarray], shares: dict[str, np.ndarray], w: sp.csr_matrix,
                  inference: str = "permutation", draws: int = DEFAULT_DRAWS, seed: int = 0,
                  most: float = 0.5) -> dict[str, dict[str, np.ndarray]]:
-    """Each source's own evidence: {source: {"z", "p", "side", "covered"}} per cell (``source_evidence``).
+    """Each source's own evidence: {source: {"z", "p", "side", "score", "covered"}} per cell (``source_evidence``).
 
     Computed once; ``combine`` then weighs it (cheap), so weighting scenarios reuse it.
     """
