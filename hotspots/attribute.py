@@ -101,26 +101,6 @@ def cell_areas(boxes: np.ndarray, boundaries: gpd.GeoDataFrame) -> tuple[list[st
     return [_names(p) for p in pairs], pairs
 
 
-def source_coverage(cfg: Config, boundaries: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Where each source's data stops: the union of the boundary areas its ``coverage`` names.
-
-    Returns ``source_id``, ``areas`` and geometry (EPSG:27700) for the sources that declare one.
-    """
-    recs = []
-    for src in cfg.sources:
-        if not src.coverage:
-            continue
-        sel = boundaries[boundaries["area"].isin(src.coverage)]
-        missing = sorted(set(src.coverage) - set(sel["area"]))
-        if missing:
-            raise UserError(f"[[sources]] '{src.id}' coverage names {', '.join(missing)}, not found in any "
-                            "boundary layer.", file=str(cfg.path))
-        recs.append({"source_id": src.id, "areas": ";".join(src.coverage),
-                     "geometry": shapely.union_all(sel.geometry.values)})
-    return gpd.GeoDataFrame(pd.DataFrame(recs, columns=["source_id", "areas", "geometry"]),
-                            geometry="geometry", crs=BNG)
-
-
 def cells_outside_coverage(boxes: np.ndarray, coverage: gpd.GeoDataFrame) -> list[str]:
     """Per cell, the sources whose declared coverage does not reach it (';'-separated).
 

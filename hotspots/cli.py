@@ -183,10 +183,13 @@ def cmd_validate(args) -> int:
     # What run checks before analysing: the boundary layers, the study area's names, each source's
     # declared coverage; then the records that may not be shared are held back as run holds them.
     from hotspots import attribute, governance
+    from hotspots.coverage import declared_areas
     boundaries = attribute.read_boundaries(cfg)
     if cfg.area:
         attribute.study_area_from_layer(boundaries, cfg.area, cfg.area_names, str(cfg.path))
-    attribute.source_coverage(cfg, boundaries)
+    for src in cfg.sources:
+        if src.coverage:
+            declared_areas(cfg, boundaries, src)
     loaded = load_sources(cfg, keep_going=True)
     incidents, _ = governance.split_shared(loaded.incidents, cfg, loaded.ledger)
     acc = loaded.ledger.accounting(incidents)

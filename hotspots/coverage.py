@@ -90,6 +90,17 @@ def covered(shares: np.ndarray) -> np.ndarray:
     return shares > MOST
 
 
+def declared_areas(cfg: Config, boundaries: gpd.GeoDataFrame, src):
+    """The union of the boundary areas a source's ``coverage`` names; a name no layer has is a UserError
+    (``validate`` checks every source's with this before reading any file)."""
+    sel = boundaries[boundaries["area"].isin(src.coverage)]
+    missing = sorted(set(src.coverage) - set(sel["area"]))
+    if missing:
+        raise UserError(f"[[sources]] '{src.id}' coverage names {', '.join(missing)}, not found in any "
+                        "boundary layer.", file=str(cfg.path))
+    return shapely.union_all(sel.geometry.values)
+
+
 def source_coverage(cfg: Config, boundaries: gpd.GeoDataFrame, incidents: pd.DataFrame, grid, area) -> gpd.GeoDataFrame:
     """Each source's coverage and how it was decided; see the module docstring for the columns."""
     units = _units(cfg)
@@ -102,12 +113,7 @@ def source_coverage(cfg: Config, boundaries: gpd.GeoDataFrame, incidents: pd.Dat
                              [c for c in ("x", "y", "cell") if c in incidents]]
         warning = ""
         if src.coverage:
-            sel = boundaries[boundaries["area"].isin(src.coverage)]
-            missing = sorted(set(src.coverage) - set(sel["area"]))
-            if missing:
-                raise UserError(f"[[sources]] '{src.id}' coverage names {', '.join(missing)}, not found in any "
-                                "boundary layer.", file=str(cfg.path))
-            geom, how, areas = shapely.union_all(sel.geometry.values), "declared areas", "; ".join(src.coverage)
+            geom, how, areas = declared_areas(cfg, boundaries, src), "declared areas", "; ".join(src.coverage)
         elif src.options.get("coverage_path"):
             path = cfg.resolve(str(src.options["coverage_path"]))
             try:

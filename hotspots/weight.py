@@ -126,8 +126,8 @@ def grade_weight(grade_source: pd.Series, grade_intel: pd.Series, table: dict) -
     # Decided once per distinct pair of grades (a handful), then spread to the records.
     s_code, s_values = pd.factorize(grade_source.fillna("").astype(str))
     i_code, i_values = pd.factorize(grade_intel.fillna("").astype(str))
-    pair, inverse = np.unique(s_code.astype(np.int64) * max(len(i_values), 1) + i_code, return_inverse=True)
     n_i = max(len(i_values), 1)
+    pair, inverse = np.unique(s_code.astype(np.int64) * n_i + i_code, return_inverse=True)
     gs = pd.Series(np.asarray(s_values, dtype=object)[pair // n_i], dtype=str).str.strip().str.upper()
     gi = pd.Series(np.asarray(i_values, dtype=object)[pair % n_i], dtype=str).str.strip().str.upper()
     return _grade_weight(gs, gi, table)[inverse.reshape(-1)] if len(pair) else np.ones(0)
