@@ -90,6 +90,23 @@ def test_partly_covered_cells_are_compared_by_their_covered_share():
     assert covermod.covered(shares).sum() == 60
 
 
+@pytest.mark.parametrize("geom", [
+    shapely.Polygon([(0, 0), (1000, 0), (0, 1000)]),                                  # diagonal: cut cells
+    shapely.union_all([shapely.box(100, 100, 500, 400), shapely.box(500, 300, 800, 900)]),  # cell sides only
+    shapely.box(150, 150, 850, 850).difference(shapely.box(300, 300, 700, 700)),      # a hole, half cells
+    shapely.Point(500, 500).buffer(420),
+])
+def test_cell_shares_equal_clipping_every_cell(geom):
+    """The fast path (predicates first) gives each cell's exact clipped share, and a second ask is the same."""
+    g = gridmod.build_grid(shapely.box(0, 0, 1000, 1000), 100.0)
+    boxes = g.boxes()
+    exact = shapely.area(shapely.intersection(boxes, geom)) / g.cell_area
+    got = covermod.grid_shares(g, geom)
+    assert np.allclose(got, exact, atol=1e-12)
+    assert covermod.grid_shares(g, geom) is got
+    assert 0 < (got == 1).sum() < len(got)
+
+
 def test_hotspot_grid_keeps_the_pooled_rule_equal_to_esda():
     rng = np.random.default_rng(2)
     area = shapely.box(0, 0, 3000, 2000)
