@@ -7,7 +7,11 @@ and calls these two; each stage lives in its own module.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
 import time
+import warnings
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -167,6 +171,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
     with progress.step("weight"):
         table = weight.weight_table(cfg)
         incidents = weight.apply_weights(incidents, table)
+    clusters_job = _start_clusters(cfg, incidents, area)
 
     with progress.step("detect hotspots"):
         dist = float(cfg.analysis.get("neighbour_distance_m", grid.touch_distance))
@@ -201,14 +206,12 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
 
     with progress.step("density and trends"):
         kde_surface = _kde(cfg, incidents, grid, cells, params)
-        clusters = _clusters(cfg, incidents, area, params)
         _trends(cfg, incidents, grid, cells, w, alpha, seed, params)
 
     with progress.step("attribute to boundaries"):
         cells, regions, areas = attribute_cells(cells, grid, boundaries)
         evidence_of = evidence_classes(risk_evidence)
         regions = combmod.region_support(regions, cells, evidence_of)
-        clusters["areas"], clusters["cross_boundary"] = attribute.polygon_areas(clusters.geometry.values, boundaries)
         cells["outside_coverage_of"] = attribute.cells_outside_coverage(cells.geometry.values, coverage)
 
     with progress.step("profile key buildings"):
@@ -248,6 +251,10 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         row["anecdotal_weight"] = float(agreed.iloc[0]) if len(agreed) else float("nan")
         sens = pd.concat([sens, pd.DataFrame([row])], ignore_index=True)
         cells["gi_class_high_risk"] = high_cls
+
+    with progress.step("clusters"):
+        clusters = finish_clusters(clusters_job, params)
+        clusters["areas"], clusters["cross_boundary"] = attribute.polygon_areas(clusters.geometry.values, boundaries)
 
     return Result(cfg=cfg, incidents=incidents, ledger=ledger, accounting=accounting, study_area=area,
                   grid=grid, cells=cells, regions=regions, clusters=clusters, boundaries=boundaries, areas=areas,
@@ -478,11 +485,50 @@ def _kde(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd.Ge
     return np.where(inside.reshape(surface.shape) >= 0, surface, np.nan)
 
 
-def _clusters(cfg: Config, incidents: pd.DataFrame, area, params: dict) -> gpd.GeoDataFrame:
-    """Density clusters (DBSCAN, and HDBSCAN when configured) as polygons with Monte Carlo p-values."""
+def _start_clusters(cfg: Config, incidents: pd.DataFrame, area):
+    """Start the density clusters on the second core: they need only the risk points and the places
+    incidents were recorded, and their simulations are the longest single step (10 s at 1 M incidents),
+    so the other stages run meanwhile. ``finish_clusters`` collects them. One core, or inside a
+    worker process: run here. The result is the same either way (same seed, same inputs)."""
+    risk = weight.risk(incidents, ["x", "y", "weight", "evidence"])
+    # The background for random labelling: every distinct place an incident of any source was
+    # recorded at (police.uk snap points, geocoded places), context layers included.
+    background = incidents[["x", "y"]].drop_duplicates().to_numpy(float)
+    args = (cfg, risk, background, area)
+    if (os.cpu_count() or 1) < 2 or multiprocessing.current_process().daemon or \
+            "fork" not in multiprocessing.get_all_start_methods():
+        done: Future = Future()
+        done.set_result(_clusters(*args))
+        return done
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    job = pool.submit(_clusters, *args)
+    pool.shutdown(wait=False)
+    return job
+
+
+def finish_clusters(job, params: dict) -> gpd.GeoDataFrame:
+    """The clusters ``_start_clusters`` started; their parameters go into ``params`` and their
+    warnings are raised here, as if they had run in this process."""
+    clusters, used, caught = job.result()
+    params.update(used)
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return clusters
+
+
+def _clusters(cfg: Config, risk: pd.DataFrame, background: np.ndarray, area):
+    """Density clusters (DBSCAN, and HDBSCAN when configured) as polygons with Monte Carlo p-values;
+    returns (clusters, their parameters, the warnings raised)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        params: dict = {}
+        clusters = _find_clusters(cfg, risk, background, area, params)
+    return clusters, params, caught
+
+
+def _find_clusters(cfg: Config, risk: pd.DataFrame, background: np.ndarray, area, params: dict) -> gpd.GeoDataFrame:
     methods = cfg.analysis.get("clusters", ["dbscan"])
     methods = [methods] if isinstance(methods, str) else list(methods)
-    risk = weight.risk(incidents, ["x", "y", "weight", "evidence"])
     if "cluster_simulations" in cfg.analysis:
         n_sim, sim_how = int(cfg.analysis["cluster_simulations"]), "set in the config"
     else:
@@ -501,9 +547,6 @@ def _clusters(cfg: Config, incidents: pd.DataFrame, area, params: dict) -> gpd.G
         params["cluster_lattice_m"] = _param(25.0, f"{locations:,} distinct locations: snapped to a 25 m lattice "
                                                    "before clustering (police.uk snap points are coarser)")
     seed = int(cfg.analysis.get("seed", 0))
-    # The background for random labelling: every distinct place an incident of any source was
-    # recorded at (police.uk snap points, geocoded places), context layers included.
-    background = incidents[["x", "y"]].drop_duplicates().to_numpy(float)
     if "cluster_lattice_m" in params:
         background = np.unique((np.floor(background / 25.0) + 0.5) * 25.0, axis=0)
     parts = []
