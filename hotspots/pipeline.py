@@ -36,7 +36,8 @@ from hotspots.frames import take_by_column
 from hotspots.load import LoadOptions, finish, load_sources
 from hotspots.load.buildings import load_buildings
 from hotspots.load.ledger import Ledger
-from hotspots.profile import category_counts, comparable_places, options_from_config, profile_buildings
+from hotspots.profile import (category_counts, comparable_places, grouped_risk, options_from_config,
+                              profile_buildings, type_profile)
 from hotspots.progress import Progress
 from hotspots.sensitivity import high_risk_scenario, weight_sensitivity
 from hotspots.tiers import PUBLIC, check_public, disclose, factual_mask, near_sensitive, public_coverage
@@ -435,8 +436,12 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
                               kind, seed=seed)
     label = ("random places in the covered area" if kind == "random_places"
              else "police.uk snap points and key buildings in the covered area")
-    table, types = profile_buildings(buildings, incidents, area, regions, radii, cfg.start, cfg.end, options,
-                                     null_sites=sites, n_sim=n_sim, seed=seed, null_label=label)
+    risk = grouped_risk(incidents)
+    # The building types' Monte Carlo on the second core while the buildings are profiled here.
+    types_job = in_background(type_profile, buildings, risk, area, sites, n_sim, seed)
+    table, _ = profile_buildings(buildings, risk, area, regions, radii, cfg.start, cfg.end, options,
+                                 null_sites=sites, n_sim=n_sim, seed=seed, null_label=label, with_types=False)
+    types = types_job.result()
     params["building_null"] = _param(table["null"].iat[0] if len(table) else label,
                                      ("set in the config" if "building_null" in cfg.analysis else "default") +
                                      ": crime counts are overdispersed, so each building is compared with places "
@@ -494,15 +499,20 @@ def _start_clusters(cfg: Config, incidents: pd.DataFrame, area):
     # The background for random labelling: every distinct place an incident of any source was
     # recorded at (police.uk snap points, geocoded places), context layers included.
     background = incidents[["x", "y"]].drop_duplicates().to_numpy(float)
-    args = (cfg, risk, background, area)
+    return in_background(_clusters, cfg, risk, background, area)
+
+
+def in_background(fn, *args) -> Future:
+    """``fn(*args)`` in a forked process on the second core, as a future; with one core, inside a
+    worker process, or without fork, run here (a finished future). Same result either way."""
     if (os.cpu_count() or 1) < 2 or multiprocessing.current_process().daemon or \
             "fork" not in multiprocessing.get_all_start_methods():
         done: Future = Future()
-        done.set_result(_clusters(*args))
+        done.set_result(fn(*args))
         return done
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    job = pool.submit(_clusters, *args)
-    pool.shutdown(wait=False)
+    job = pool.submit(fn, *args)
+    pool.shutdown(wait=False)     # the job runs on; the process ends with it
     return job
 
 

@@ -291,6 +291,29 @@ def _risk(incidents: pd.DataFrame) -> pd.DataFrame:
     return incidents.loc[ok, cols].reset_index(drop=True)
 
 
+def grouped_risk(incidents: pd.DataFrame) -> pd.DataFrame:
+    """The risk records grouped by every field the profiles read (place, evidence, location precision,
+    date, date precision, source): one row per group, ``weight`` summed and ``count`` records. Police.uk
+    records share snap points and month starts, so at 10 M incidents the profiles loop over a small
+    part of the rows; every count below is a sum of ``count`` and every figure equals the per-record one.
+    A table already grouped (it has ``count``) is returned as it is."""
+    if "count" in incidents:
+        return incidents
+    risk = _risk(incidents)
+    keys = [c for c in RISK_COLUMNS if c != "weight" and c in risk]
+    g = risk.groupby(keys, sort=False, observed=True, dropna=False)["weight"]
+    out = pd.concat([g.sum(), g.size().rename("count")], axis=1).reset_index()
+    return out[[c for c in RISK_COLUMNS if c in out] + ["count"]]
+
+
+def _weighted_median(values: np.ndarray, counts: np.ndarray) -> float:
+    """The median of ``values`` each repeated ``counts`` times (NaN values left out, as nanmedian)."""
+    ok = ~np.isnan(values)
+    if not ok.any():
+        return float("nan")
+    return float(np.median(np.repeat(values[ok], counts[ok])))
+
+
 def _time_note(risk: pd.DataFrame) -> str:
     prec = set(risk["date_precision"].astype(str).unique()) if len(risk) else set()
     if "minute" in prec:
@@ -305,8 +328,9 @@ def time_note(incidents: pd.DataFrame) -> str:
     return _time_note(_risk(incidents))
 
 
-def _peak_window(hours: np.ndarray, width: int) -> str:
-    counts = np.bincount(hours, minlength=24)
+def _peak_window(hours: np.ndarray, width: int, counts: np.ndarray | None = None) -> str:
+    """The ``width``-hour window (wrapping midnight) holding most records; ``counts``: records per hour value."""
+    counts = np.bincount(hours, weights=counts, minlength=24)
     windows = np.array([counts[(h + np.arange(width)) % 24].sum() for h in range(24)])
     h0 = int(np.argmax(windows))
     return f"{h0}-{(h0 + width) % 24}"
@@ -320,12 +344,13 @@ def _rank_radius(radii: list[float], precision: float) -> float | None:
     return None
 
 
-def _precision_note(kinds: pd.Series, metres: float, flagged: list[float]) -> str:
+def _precision_note(kinds: pd.Series, counts: np.ndarray, metres: float, flagged: list[float]) -> str:
+    """``kinds``: the location precision of each group of records near a building, ``counts`` its records."""
     notes = []
     if len(kinds):
-        top = kinds.value_counts()
-        kind = str(top.index[0])
-        if kind in PRECISION_LABELS and top.iloc[0] * 2 > len(kinds):
+        top = pd.Series(counts).groupby(kinds.astype(str).to_numpy()).sum()
+        kind = str(top.idxmax())
+        if kind in PRECISION_LABELS and top.max() * 2 > counts.sum():     # a strict majority: no ties
             notes.append(f"{PRECISION_LABELS[kind]} locations (~{metres:.0f} m): profile is approximate")
     if flagged:
         radii = ", ".join(f"{radius_label(r)} m" for r in flagged)
@@ -379,26 +404,29 @@ def comparable_places(risk: pd.DataFrame, building_xy: np.ndarray, grid=None, an
 def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_area, regions: gpd.GeoDataFrame,
                       radii, period_start, period_end, cfg_options: dict | None = None,
                       null_sites: np.ndarray | None = None, n_sim: int = 1999, seed: int = 0,
-                      null_label: str = "random places in the covered area"
-                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      null_label: str = "random places in the covered area", with_types: bool = True
+                      ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(buildings table, building-type table) for ``buildings`` (from ``load_buildings``); see the module
-    docstring for both tables' columns and every method. ``incidents`` are in the common schema (EPSG:27700);
+    docstring for both tables' columns and every method. ``incidents`` are in the common schema (EPSG:27700)
+    or already grouped (``grouped_risk``);
     ``regions`` has ``region_id`` and ``geometry`` (may be empty); ``radii`` in metres (None: every radius
     of any layer); the period is [period_start, period_end). With ``null_sites`` (an (m, 2) array of
     comparable places inside the covered area, at least 20), p-values come from Monte Carlo relocation
-    among them (``n_sim`` draws, ``seed``); without, from the flat Poisson rate (column ``null`` says which)."""
+    among them (``n_sim`` draws, ``seed``); without, from the flat Poisson rate (column ``null`` says which).
+    ``with_types=False``: no building-type table (None; ``type_profile`` makes it on its own)."""
     opts = profile_options(cfg_options)
     if radii is None:
         radii = [float(r) for rs in buildings["radius_m"] for r in rs] if len(buildings) else [100.0, 250.0, 500.0]
     radii = sorted({float(r) for r in radii})
     labels = [radius_label(r) for r in radii]
-    risk = _risk(incidents)
+    risk = grouped_risk(incidents)
+    cnt = risk["count"].to_numpy(np.int64)
     evidence = sorted(set(risk["evidence"].astype(str))) if len(risk) else []
     A = float(study_area.area)
     W = float(risk["weight"].sum())
-    N = len(risk)
+    N = int(cnt.sum())
     mean_w_all = W / N if N else 1.0
-    global_precision = float(np.nanmedian(risk["location_precision_m"].to_numpy(float))) if N else 0.0
+    global_precision = _weighted_median(risk["location_precision_m"].to_numpy(float), cnt) if N else 0.0
     if not np.isfinite(global_precision):
         global_precision = 0.0
     note_all = _time_note(risk)
@@ -436,12 +464,13 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     n_by, w_by, area_by = {}, {}, {}
     for r, lab in zip(radii, labels):
         masks = [d <= r for d in dist]
-        n_by[r] = np.array([int(m.sum()) for m in masks])
+        n_by[r] = np.array([int(cnt[ix[m]].sum()) for ix, m in zip(near, masks)], dtype=np.int64)
         w_by[r] = np.array([float(rw[ix[m]].sum()) for ix, m in zip(near, masks)])
         area_by[r] = catchment_areas(bx, by, r, study_area) if nb else np.zeros(0)
         for ev in evidence:
             code = rev_names.get_loc(ev)
-            extra[f"n_{ev}_{lab}"] = np.array([int((rev_code[ix[m]] == code).sum()) for ix, m in zip(near, masks)])
+            extra[f"n_{ev}_{lab}"] = np.array([int(cnt[ix[m]][rev_code[ix[m]] == code].sum())
+                                               for ix, m in zip(near, masks)], dtype=np.int64)
         extra[f"catchment_km2_{lab}"] = area_by[r] / 1e6
 
     # The null: relocation among comparable places (crime counts are overdispersed: a flat Poisson
@@ -492,14 +521,14 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
 
     # Location precision, rank radius and rank.
     largest = [d <= rmax for d in dist]
-    precision = np.array([float(np.median(rprec[ix[m]])) if m.any() else global_precision
+    precision = np.array([_weighted_median(rprec[ix[m]], cnt[ix[m]]) if m.any() else global_precision
                           for ix, m in zip(near, largest)]) if nb else np.zeros(0)
     precision = np.where(np.isfinite(precision), precision, 0.0)
     notes, rank_r = [], []
     for k in range(nb):
         flagged = [r for r in radii if r < precision[k]]
-        kinds = rkind.iloc[near[k][largest[k]]] if largest[k].any() else rkind
-        note = _precision_note(kinds, precision[k], flagged)
+        sel = near[k][largest[k]] if largest[k].any() else slice(None)
+        note = _precision_note(rkind.iloc[sel], cnt[sel], precision[k], flagged)
         if comparison_note[k]:
             note = "; ".join(v for v in (note, comparison_note[k]) if v)
         notes.append(note)
@@ -532,9 +561,9 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     in_period = ((rdate >= start) & (rdate < end)).to_numpy()
     if opts["trend_exclude_sources"] and "source_id" in risk:
         in_period = in_period & ~risk["source_id"].isin(list(opts["trend_exclude_sources"])).to_numpy()
-    recent_all = ((rdate >= split[0]) & (rdate < end)).to_numpy() if split else np.zeros(N, bool)
+    recent_all = ((rdate >= split[0]) & (rdate < end)).to_numpy() if split else np.zeros(len(risk), bool)
     if split and opts["trend_baseline"] == "area":
-        p0_area = recent_all[in_period].sum() / max(in_period.sum(), 1)
+        p0_area = cnt[in_period & recent_all].sum() / max(cnt[in_period].sum(), 1)
     a0, a1 = parse_window(opts["after_school"])
     known = rdate.notna().to_numpy()
     minutes = (rdate.dt.hour * 60 + rdate.dt.minute).fillna(-1).astype(int).to_numpy()
@@ -546,7 +575,7 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     hol_days = holiday_days(opts["holidays"], start, end)
     total_days = int((end - start) / pd.Timedelta(days=1))
     hol_share = len(hol_days) / total_days if total_days > 0 else 0.0
-    on_holiday = np.isin(rdate.values.astype("datetime64[D]"), hol_days) if len(hol_days) else np.zeros(N, bool)
+    on_holiday = np.isin(rdate.values.astype("datetime64[D]"), hol_days) if len(hol_days) else np.zeros(len(risk), bool)
     hol_ratio, hol_p = [], []
     for k in range(nb):
         r = rank_r[k] if rank_r[k] is not None else radii[len(radii) // 2]
@@ -556,8 +585,8 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
             trend.append("")
             trend_p.append(np.nan)
         else:
-            n2 = int(recent_all[sel].sum())
-            n_tot = len(sel)
+            n2 = int(cnt[sel][recent_all[sel]].sum())
+            n_tot = int(cnt[sel].sum())
             p0 = p0_area if opts["trend_baseline"] == "area" else split[1]
             pv = binom_two_sided(n2, n_tot, p0)
             trend_p.append(pv)
@@ -566,34 +595,36 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
             else:
                 trend.append("stable")
         t_ix = ix[timed[ix]]
+        n_timed = int(cnt[t_ix].sum())
         if note_all:
             peak.append("")
             after.append(np.nan)
             tnote.append(note_all)
         else:
-            if len(t_ix) >= opts["min_timed"]:
-                peak.append(_peak_window(hours[t_ix], opts["peak_window_h"]))
+            if n_timed >= opts["min_timed"]:
+                peak.append(_peak_window(hours[t_ix], opts["peak_window_h"], cnt[t_ix]))
                 tnote.append("")
             else:
                 peak.append("")
-                tnote.append(f"too few timed incidents ({len(t_ix)}) for an hour profile")
-            if len(t_ix):
+                tnote.append(f"too few timed incidents ({n_timed}) for an hour profile")
+            if n_timed:
                 win = (weekday[t_ix] < 5) & (minutes[t_ix] >= a0) & (minutes[t_ix] < a1)
-                after.append(float(win.mean()))
+                after.append(float(cnt[t_ix][win].sum() / n_timed))
             else:
                 after.append(np.nan)
         d_ix = ix[dated[ix]]
-        if 0 < hol_share < 1 and len(d_ix) >= opts["min_timed"]:
+        n_dated = int(cnt[d_ix].sum())
+        if 0 < hol_share < 1 and n_dated >= opts["min_timed"]:
             # Share of the building's dated incidents that fall in school holidays, against the share
             # of days that are holidays: 1 = no difference; exact binomial test.
-            n_hol = int(on_holiday[d_ix].sum())
-            hol_ratio.append((n_hol / len(d_ix)) / hol_share)
-            hol_p.append(binom_two_sided(n_hol, len(d_ix), hol_share))
+            n_hol = int(cnt[d_ix][on_holiday[d_ix]].sum())
+            hol_ratio.append((n_hol / n_dated) / hol_share)
+            hol_p.append(binom_two_sided(n_hol, n_dated, hol_share))
         else:
             hol_ratio.append(np.nan)
             hol_p.append(np.nan)
-        if len(d_ix):
-            counts = np.bincount(weekday[d_ix], minlength=7)
+        if n_dated:
+            counts = np.bincount(weekday[d_ix], weights=cnt[d_ix], minlength=7).astype(np.int64)
             weekly.append(", ".join(f"{d} {c}" for d, c in zip(DAYS, counts)))
         else:
             weekly.append("")
@@ -622,9 +653,23 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     out.attrs["time_note"] = note_all
     out.attrs["radii"] = radii
 
-    types = building_types(b, risk, study_area, global_precision,
-                           null_sites=null_sites if relocate else None, n_sim=max(n_sim // 4, 99), seed=seed + 1)
-    return out, types
+    return out, (type_profile(buildings, risk, study_area, null_sites, n_sim, seed) if with_types else None)
+
+
+def type_profile(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_area,
+                 null_sites: np.ndarray | None = None, n_sim: int = 1999, seed: int = 0) -> pd.DataFrame:
+    """``building_types.csv`` as ``profile_buildings`` makes it, with the same arguments: the buildings
+    inside the study area, the study's median location precision, a quarter of the draws (at least 99)
+    and the next seed. The pipeline runs it on the second core beside ``profile_buildings``."""
+    risk = grouped_risk(incidents)
+    cnt = risk["count"].to_numpy(np.int64)
+    precision = _weighted_median(risk["location_precision_m"].to_numpy(float), cnt) if cnt.sum() else 0.0
+    shapely.prepare(study_area)
+    inside = shapely.covers(study_area, shapely.points(buildings["x"].to_numpy(float), buildings["y"].to_numpy(float)))
+    relocate = null_sites is not None and len(null_sites) >= 20 and cnt.sum() > 0
+    return building_types(buildings[inside].reset_index(drop=True), risk, study_area,
+                          precision if np.isfinite(precision) else 0.0,
+                          null_sites=null_sites if relocate else None, n_sim=max(n_sim // 4, 99), seed=seed + 1)
 
 
 def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_area,
@@ -634,11 +679,12 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
     against elsewhere in the study area (see the module docstring). ``buildings`` must lie in the study area.
     With ``null_sites``, ``p_value`` is a two-sided Monte Carlo p: as many sites as the type has buildings,
     drawn among the comparable places, ``n_sim`` times; without, the exact binomial test (``null`` says)."""
-    risk = _risk(incidents)
+    risk = grouped_risk(incidents)
+    cnt = risk["count"].to_numpy(np.int64)
     if precision_m is None:
-        precision_m = float(np.nanmedian(risk["location_precision_m"])) if len(risk) else 0.0
+        precision_m = _weighted_median(risk["location_precision_m"].to_numpy(float), cnt) if len(risk) else 0.0
     A = float(study_area.area)
-    N = len(risk)
+    N = int(cnt.sum())
     rx, ry, rw = risk["x"].to_numpy(float), risk["y"].to_numpy(float), risk["weight"].to_numpy(float)
     rows = []
     a = (1 - level) / 2
@@ -662,7 +708,7 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
             is_near = d <= r
         else:
             is_near = np.zeros(0, bool)
-        n_near = int(is_near.sum())
+        n_near = int(cnt[is_near].sum())
         w_near = float(rw[is_near].sum())
         n_else = N - n_near
         w_else = float(rw[~is_near].sum())
@@ -670,8 +716,8 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
                "weighted_near": w_near, "n_elsewhere": n_else, "rate_ratio": np.nan, "rr_low": np.nan,
                "rr_high": np.nan, "p_value": np.nan, "note": note}
         if N and a_near > 0 and a_else > 0:
-            mean_near = w_near / n_near if n_near else _mean_weight(rw)
-            mean_else = w_else / n_else if n_else else _mean_weight(rw)
+            mean_near = w_near / n_near if n_near else rw.sum() / N
+            mean_else = w_else / n_else if n_else else rw.sum() / N
             scale_w = mean_near / mean_else
             odds = a_else / a_near
             lo = stats.beta.ppf(a, n_near, N - n_near + 1) if n_near > 0 else 0.0
@@ -693,11 +739,6 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
                        else "exact binomial against the study-area rate")
         rows.append(rec)
     return pd.DataFrame(rows, columns=TYPE_COLUMNS)
-
-
-def _mean_weight(w: np.ndarray) -> float:
-    return float(w.mean()) if len(w) else 1.0
-
 
 
 def category_counts(table: pd.DataFrame, incidents: pd.DataFrame, categories, radii, study_area) -> pd.DataFrame:
