@@ -69,21 +69,47 @@ def maxrss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def tree_pss() -> int:
+    """Memory of this process and every process it started (the load's worker pool, the forked
+    clusters and building-type jobs), bytes: the sum of their proportional set sizes, so pages a fork
+    shares with its parent are counted once. ``ru_maxrss`` is only the largest single process."""
+    pids, total, k = [os.getpid()], 0, 0
+    while k < len(pids):
+        pid, k = pids[k], k + 1
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as fh:
+                    pids += [int(c) for c in fh.read().split()]
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                total += next(int(line.split()[1]) * 1024 for line in fh if line.startswith("Pss:"))
+        except (OSError, StopIteration):
+            continue        # the process ended meanwhile
+    return total
+
+
 class RssSampler(threading.Thread):
-    """Samples this process's RSS every ``interval`` s; keeps the peak per current stage."""
+    """Samples this process's RSS every ``interval`` s and the process tree's PSS every fifth sample
+    (``tree_pss`` walks page tables); keeps the peak per current stage and the tree's overall peak."""
 
     def __init__(self, interval: float = 0.02):
         super().__init__(daemon=True)
         self.interval = interval
         self.stage = "startup"
         self.peaks: dict[str, int] = {}
+        self.tree_peaks: dict[str, int] = {}
         self._halt = threading.Event()
 
     def run(self) -> None:
+        n = 0
         while not self._halt.is_set():
             r = rss_now()
             if r > self.peaks.get(self.stage, 0):
                 self.peaks[self.stage] = r
+            if n % 5 == 0:
+                t = tree_pss()
+                if t > self.tree_peaks.get(self.stage, 0):
+                    self.tree_peaks[self.stage] = t
+            n += 1
             self._halt.wait(self.interval)
 
     def stop(self) -> None:
@@ -252,6 +278,8 @@ def child_pipeline(config: Path, out: Path, result_json: Path, profile: Path | N
     rec["publish_parts"] = parts
     rec["rss_after_stage_mb"] = {k: v / 2 ** 20 for k, v in rss_after.items()}
     rec["rss_peak_in_stage_mb"] = {k: v / 2 ** 20 for k, v in sampler.peaks.items()}
+    rec["tree_pss_peak_in_stage_mb"] = {k: v / 2 ** 20 for k, v in sampler.tree_peaks.items()}
+    rec["tree_pss_peak_mb"] = max(sampler.tree_peaks.values(), default=0) / 2 ** 20
     rec["maxrss_mb"] = maxrss() / 2 ** 20
     acc = result.accounting
     rec["rows_read"] = int(acc["rows_read"].sum())
@@ -544,6 +572,7 @@ def build_table(runs: dict) -> list[list[str]]:
     add("**end to end, process wall (s)**", lambda r: r["child"]["wall_s"])
     add("CPU time / wall", lambda r: f"{r['child']['cpu_s'] / r['child']['wall_s']:.2f}")
     add("**peak RSS (MB)**", lambda r: f"{r['child']['maxrss_bytes'] / 2 ** 20:,.0f}")
+    add("**peak memory of the process tree, PSS (MB)**", lambda r: f"{r['pipeline'].get('tree_pss_peak_mb', 0):,.0f}")
     add("peak reached in stage", lambda r: peak_stage(r["pipeline"]))
     add("floor: pyarrow read CSVs (s)", lambda r: r["floor"]["read_s"])
     add("floor: pyproj 4326->27700 (s)", lambda r: r["floor"]["reproject_s"])
@@ -590,6 +619,7 @@ def scale_table(runs: dict) -> list[list[str]]:
     for part, names in SPLIT.items():
         add(f"time: {part} (s)", lambda r, names=names: fmt_s(sum(r["pipeline"]["stages"].get(k, 0.0) for k in names)))
     add("**peak RSS (MB)**", lambda r: f"{r['child']['maxrss_bytes'] / 2 ** 20:,.0f}")
+    add("**peak memory of the process tree, PSS (MB)**", lambda r: f"{r['pipeline'].get('tree_pss_peak_mb', 0):,.0f}")
     add("peak RSS per incident (bytes)", lambda r: f"{r['child']['maxrss_bytes'] / r['pipeline']['incidents']:,.0f}")
     add("peak reached in stage", lambda r: peak_stage(r["pipeline"]))
     stages = []
@@ -669,9 +699,10 @@ def verdicts(runs: dict, compare: dict) -> list[str]:
         lines.append(f"- End to end at {big}{note}: {e2e:.1f} s against < {TARGETS['e2e_s']:g} s: "
                      + ("**met**." if ok else f"**missed** by {e2e - TARGETS['e2e_s']:.1f} s "
                         f"({e2e / TARGETS['e2e_s']:.1f}x the target). Largest stages: {top}."))
-        gb = c["maxrss_bytes"] / 2 ** 30
+        # The larger of the biggest single process and the whole tree (the forked jobs' own pages).
+        gb = max(c["maxrss_bytes"], p.get("tree_pss_peak_mb", 0) * 2 ** 20) / 2 ** 30
         ok = gb < TARGETS["peak_gb"]
-        lines.append(f"- Peak memory at {big}: {gb:.2f} GB against < {TARGETS['peak_gb']:g} GB: "
+        lines.append(f"- Peak memory at {big} (process tree): {gb:.2f} GB against < {TARGETS['peak_gb']:g} GB: "
                      + ("**met**." if ok else f"**missed** by {gb - TARGETS['peak_gb']:.2f} GB; "
                         f"the high-water mark is reached in '{peak_stage(p)}'."))
         ratio = p["pipeline_s"] / f["floor_s"]
