@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 
 def concat_by_column(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -20,8 +21,15 @@ def concat_by_column(parts: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.concat(parts, ignore_index=True)
     out = {}
     for col in columns:
-        out[col] = pd.concat([p[[col]] if col in p.columns else pd.DataFrame(index=p.index) for p in parts],
-                             ignore_index=True)[col]
+        if all(isinstance(p[col].dtype, pd.CategoricalDtype) for p in parts if col in p.columns):
+            # Categories of every part united (pd.concat would turn categories that differ into strings).
+            out[col] = pd.Series(union_categoricals([
+                p[col].array if col in p.columns else
+                pd.Categorical.from_codes(np.full(len(p), -1), categories=pd.Index([], dtype="str"))
+                for p in parts]))
+        else:
+            out[col] = pd.concat([p[[col]] if col in p.columns else pd.DataFrame(index=p.index) for p in parts],
+                                 ignore_index=True)[col]
         for part in parts:
             if col in part.columns:
                 del part[col]

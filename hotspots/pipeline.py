@@ -139,7 +139,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     with progress.step("load sources"):
-        loaded = load_sources(cfg, options=load)
+        # Few-valued text as categories from each file on (hotspots.load.compact): the table stays small.
+        loaded = load_sources(cfg, options=dataclasses.replace(load or LoadOptions(), compact=True))
         boundaries = attribute.read_boundaries(cfg)
     ledger = loaded.ledger
     # Handling codes: records that may not leave their agency are held back (filtered, with the reason).

@@ -135,8 +135,10 @@ def enforce(df: pd.DataFrame) -> pd.DataFrame:
             raise ValueError(f"loader produced no '{name}' field")
         else:
             col = pd.Series(np.nan if dtype in ("float64", "Int64") else "", index=df.index)
-        if dtype == "str":
-            col = col.fillna("").astype(str)
+        if dtype == "str" and isinstance(col.dtype, pd.CategoricalDtype) and not col.isna().any():
+            pass        # text held as categories (hotspots.load.compact): kept so, not one string a row
+        elif dtype == "str":
+            col = col.astype(str).fillna("")
         else:
             col = col.astype(dtype)
         if "enum" in cons:

@@ -107,12 +107,16 @@ class LoadOptions:
       process only).
     - ``client``: a ``dask.distributed.Client``; the files are read on its workers
       (``hotspots.distributed``), which need the package and read access to the data.
+    - ``compact``: keep the few-valued text columns (``COMPACT``) as categories, as the
+      pipeline does from each file on; off, they are strings (one value a row, and
+      ``value_counts`` of a subset names only the values it has).
     """
     reuse: bool = False
     write: bool = False
     cache: Path | None = None
     processes: int | None = None
     client: object | None = None
+    compact: bool = False
 
     @classmethod
     def for_run(cls, fresh: bool = False, client=None) -> "LoadOptions":
@@ -225,8 +229,18 @@ def load_file(job: FileJob, geocoder: Geocoder | None = None) -> FileResult:
     else:
         ref = mapped.get("source_ref", pd.Series("", index=mapped.index)).fillna("")
     mapped["_dedupe"] = (scope + ":" + ref).where(ref != "", "") if scope else ""
-    res.incidents = mapped.drop(columns=[c for c in ("_dedupe_ref",) if c in mapped])
+    res.incidents = compact(mapped.drop(columns=[c for c in ("_dedupe_ref",) if c in mapped]))
     return res
+
+
+def compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its few-valued text columns (``COMPACT``) as categories, missing values as ""
+    (as the schema has them): one byte a row instead of a string from each file on, so that the files
+    put together (their categories united, ``hotspots.frames``) and every copy of the table stay small."""
+    for col in COMPACT:
+        if col in frame and not isinstance(frame[col].dtype, pd.CategoricalDtype):
+            frame[col] = frame[col].fillna("").astype(str).astype("category")
+    return frame
 
 
 _EMPTY = {"rejects": ["_row", "reason", "columns"], "filtered": ["_row", "reason"],
@@ -391,6 +405,10 @@ def _with_files(frames: list[tuple[pd.DataFrame, str]], ledger: Ledger) -> pd.Da
             del part["_dedupe"]
     incidents = concat_by_column(parts)
     incidents["_file"] = files
+    for col in COMPACT:     # a column some files lack is "" for their rows, as compact() writes it
+        if col in incidents and incidents[col].isna().any():
+            cat = incidents[col]
+            incidents[col] = (cat if "" in cat.cat.categories else cat.cat.add_categories([""])).fillna("")
     return incidents
 
 
@@ -573,6 +591,10 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
                                              _conditions=pd.Series(dtype=bool))
     incidents, linkage = link_duplicates(incidents, cfg)
     streets = [s for s in streets if len(s)]
+    if not options.compact:
+        for col in COMPACT:
+            if col in incidents and isinstance(incidents[col].dtype, pd.CategoricalDtype):
+                incidents[col] = incidents[col].astype(str)
     loaded = Loaded(incidents, ledger, geocoding, linkage)
     if streets:
         loaded.streets = pd.concat(streets, ignore_index=True)
@@ -595,5 +617,8 @@ def finish(incidents: pd.DataFrame) -> pd.DataFrame:
     # 150 bytes an incident in all, in this table and in every copy a stage makes of its columns).
     for col in COMPACT:
         if col in out:
-            out[col] = out[col].astype("category")
+            # Categories of records clipped or held back go (none is counted as a zero), and the rest
+            # sort as text, as a column of strings would (the files' categories come in file order).
+            cat = out[col].astype("category").cat.remove_unused_categories()
+            out[col] = cat.cat.reorder_categories(sorted(cat.cat.categories))
     return out

@@ -82,7 +82,7 @@ def linkage_options(cfg) -> dict:
 def category_family(category: pd.Series) -> pd.Series:
     """The taxonomy parent of each category, or the category itself; "" for context categories."""
     fam = {c: v.get("parent", c) for c, v in TAXONOMY.items() if v.get("risk", True)}
-    return category.map(fam).fillna("")
+    return category.astype(str).map(fam).fillna("")
 
 
 def _candidate_pairs(a: pd.DataFrame, b: pd.DataFrame, opts: dict) -> pd.DataFrame:
