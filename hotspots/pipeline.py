@@ -33,7 +33,7 @@ from hotspots.detect.kde import choose_bandwidth, kde_grid
 from hotspots.detect.spacetime import emerging_classes, month_index, space_time_cube
 from hotspots.errors import UserError
 from hotspots.frames import take_by_column
-from hotspots.load import LoadOptions, finish, load_sources
+from hotspots.load import IDENTIFIERS, LoadOptions, finish, load_sources
 from hotspots.load.buildings import load_buildings
 from hotspots.load.ledger import Ledger
 from hotspots.profile import (category_counts, comparable_places, grouped_risk, options_from_config,
@@ -49,7 +49,7 @@ BNG = "EPSG:27700"
 class Result:
     """Everything one run produced. Layers are GeoDataFrames in EPSG:27700."""
     cfg: Config
-    incidents: pd.DataFrame          # common schema + ``cell``
+    incidents: pd.DataFrame          # common schema less ``IDENTIFIERS``, + ``cell``
     ledger: Ledger
     accounting: pd.DataFrame         # one row per input file
     study_area: shapely.Geometry
@@ -168,6 +168,10 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
             raise UserError("no incident lies inside the study area.", file=str(cfg.path))
         accounting = ledger.accounting(incidents)
         incidents = finish(incidents)
+        # The per-record identifiers have done their work (duplicates, linkage) and no stage reads
+        # them: 72 of the table's 140 bytes a row, gone (hotspots.load.IDENTIFIERS).
+        for col in IDENTIFIERS:
+            del incidents[col]
         incidents["cell"] = cell_no[inside]
 
     with progress.step("weight"):

@@ -50,6 +50,8 @@ from hotspots.schema import TAXONOMY, empty_incidents, enforce
 # Columns outside the common schema that ``finish`` keeps: bookkeeping about
 # incidents (never about people), which later stages read.
 ANNOTATIONS = ("duplicate_of",)
+# Common-schema fields unique to a record, read only while loading (duplicates, cross-agency linkage).
+IDENTIFIERS = ("incident_id", "source_ref")
 # Common-schema text fields with few distinct values, held as categories once analysed (``finish``).
 COMPACT = ("source_id", "evidence", "category", "source_category", "source_severity", "date_precision",
            "location_precision", "role", "grade_source", "grade_intel", "handling")
