@@ -27,6 +27,8 @@ def concat_by_column(parts: list[pd.DataFrame]) -> pd.DataFrame:
                 p[col].array if col in p.columns else
                 pd.Categorical.from_codes(np.full(len(p), -1), categories=pd.Index([], dtype="str"))
                 for p in parts]))
+        elif all(col in p.columns for p in parts):
+            out[col] = pd.concat([p[col] for p in parts], ignore_index=True)   # columns, not one-column frames
         else:
             out[col] = pd.concat([p[[col]] if col in p.columns else pd.DataFrame(index=p.index) for p in parts],
                                  ignore_index=True)[col]

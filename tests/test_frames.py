@@ -1,0 +1,40 @@
+"""Tables put together and filtered column by column (hotspots.frames) give what pandas gives."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hotspots.frames import concat_by_column, take_by_column
+
+
+def _parts():
+    a = pd.DataFrame({"x": [1.0, 2.0], "name": ["a", "b"], "when": pd.to_datetime(["2020-01-01", "2020-02-01"]),
+                      "kind": pd.Categorical(["street", "exact"])})
+    b = pd.DataFrame({"x": [3.0], "name": ["c"], "when": pd.to_datetime(["2020-03-01"]),
+                      "kind": pd.Categorical(["postcode"]), "role": ["victim"]})
+    return a, b
+
+
+def test_concat_by_column_equals_pandas_and_unites_categories():
+    expected = pd.concat(list(_parts()), ignore_index=True)
+    got = concat_by_column(list(_parts()))
+    assert list(got.columns) == list(expected.columns)
+    for col in ("x", "name", "when"):
+        pd.testing.assert_series_equal(got[col], expected[col])
+    # pandas turns categories that differ into text; here they stay categories, with the same values.
+    assert isinstance(got["kind"].dtype, pd.CategoricalDtype)
+    assert got["kind"].astype(str).tolist() == ["street", "exact", "postcode"]
+    assert got["role"].isna().tolist() == [True, True, False] and got["role"].iloc[2] == "victim"
+
+
+def test_concat_by_column_empties_its_parts():
+    parts = list(_parts())
+    concat_by_column(parts)
+    assert all(len(p.columns) == 0 for p in parts)
+
+
+def test_take_by_column_equals_a_boolean_filter():
+    frame = pd.concat(list(_parts()), ignore_index=True)
+    mask = np.array([True, False, True])
+    expected = frame[mask]
+    pd.testing.assert_frame_equal(take_by_column(frame.copy(), mask), expected)
