@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hotspots.frames import text_codes
 from hotspots.load.ledger import Ledger
 from hotspots.weight import lookup
 
@@ -46,14 +47,17 @@ ROLES = ("victim", "suspect", "witness", "unknown")
 def restriction(incidents: pd.DataFrame, cfg) -> pd.Series:
     """Why each record may not be shared ("" where it may); see the module docstring."""
     conditions = {s.id: bool(str(s.handling_conditions).strip()) for s in cfg.sources}
-    handling = incidents.get("handling", pd.Series("", index=incidents.index)).fillna("").astype(str) \
-        .str.strip().str.upper()
+    # Each distinct code read once, not a string a row.
+    codes, values = text_codes(incidents.get("handling", pd.Series("", index=incidents.index)))
+    handling = pd.Series(values.str.strip().str.upper().to_numpy(object)[codes], index=incidents.index)
     own = incidents["_conditions"].fillna(False).astype(bool) if "_conditions" in incidents \
         else pd.Series(False, index=incidents.index)
     src_cond = pd.Series(lookup(incidents["source_id"], conditions, 0.0) > 0, index=incidents.index)
     blank = pd.Series("", index=incidents.index)
-    graded = (incidents.get("grade_source", blank).fillna("").astype(str) != "") | \
-        (incidents.get("grade_intel", blank).fillna("").astype(str) != "")
+    graded = pd.Series(False, index=incidents.index)
+    for col in ("grade_source", "grade_intel"):
+        codes, values = text_codes(incidents.get(col, blank))
+        graded |= (values != "")[codes]
     # An allow-list: a record is shared only when its code says it may be; anything else stays.
     why = pd.Series(REASON_UNKNOWN, index=incidents.index, dtype=object)
     why[handling.isin(SHAREABLE_CODES)] = ""

@@ -133,7 +133,14 @@ class Grid:
         return out
 
     def boxes(self) -> np.ndarray:
-        """Shapely boxes of the analysed cells, in cell-number order."""
+        """Shapely boxes (hexagons for a ``HexGrid``) of the analysed cells, in cell-number order; made
+        once per grid (stages ask for them a dozen times) and read-only."""
+        if "_boxes" not in self.__dict__:
+            self.__dict__["_boxes"] = self._make_boxes()
+            self.__dict__["_boxes"].flags.writeable = False
+        return self.__dict__["_boxes"]
+
+    def _make_boxes(self) -> np.ndarray:
         rows, cols = self.rows_cols
         xmin = self.x0 + cols * self.cell
         ymin = self.y0 + rows * self.cell
@@ -223,7 +230,7 @@ class HexGrid(Grid):
         rows, cols = self.rows_cols
         return self.x0 + (cols + 0.5 * (rows & 1)) * self.cell, self.y0 + rows * self.row_step
 
-    def boxes(self) -> np.ndarray:
+    def _make_boxes(self) -> np.ndarray:
         cx, cy = self.centres()
         return _hexagons(cx, cy, self.cell)
 

@@ -344,12 +344,13 @@ def _rank_radius(radii: list[float], precision: float) -> float | None:
     return None
 
 
-def _precision_note(kinds: pd.Series, counts: np.ndarray, metres: float, flagged: list[float]) -> str:
-    """``kinds``: the location precision of each group of records near a building, ``counts`` its records."""
+def _precision_note(kinds: np.ndarray, names, counts: np.ndarray, metres: float, flagged: list[float]) -> str:
+    """``kinds``: the location precision (codes into ``names``) of each group of records near a
+    building, ``counts`` its records."""
     notes = []
     if len(kinds):
-        top = pd.Series(counts).groupby(kinds.astype(str).to_numpy()).sum()
-        kind = str(top.idxmax())
+        top = np.bincount(kinds, weights=counts, minlength=len(names))
+        kind = str(names[int(np.argmax(top))])
         if kind in PRECISION_LABELS and top.max() * 2 > counts.sum():     # a strict majority: no ties
             notes.append(f"{PRECISION_LABELS[kind]} locations (~{metres:.0f} m): profile is approximate")
     if flagged:
@@ -443,7 +444,7 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     # Evidence and date precision as small codes, not a Python string per incident.
     rev_code, rev_names = pd.factorize(risk["evidence"].astype(str))
     rprec = risk["location_precision_m"].to_numpy(float)
-    rkind = risk["location_precision"].astype(str)
+    rkind, rkind_names = pd.factorize(risk["location_precision"].astype(str))
     rdate = pd.to_datetime(risk["occurred_from"]).reset_index(drop=True)
     rdp_code, rdp_names = pd.factorize(risk["date_precision"].astype(str))
     rmax = max(radii)
@@ -528,7 +529,7 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     for k in range(nb):
         flagged = [r for r in radii if r < precision[k]]
         sel = near[k][largest[k]] if largest[k].any() else slice(None)
-        note = _precision_note(rkind.iloc[sel], cnt[sel], precision[k], flagged)
+        note = _precision_note(rkind[sel], rkind_names, cnt[sel], precision[k], flagged)
         if comparison_note[k]:
             note = "; ".join(v for v in (note, comparison_note[k]) if v)
         notes.append(note)

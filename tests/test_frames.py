@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hotspots.frames import concat_by_column, take_by_column
+from hotspots.frames import concat_by_column, take_by_column, text_codes
 
 
 def _parts():
@@ -38,3 +38,13 @@ def test_take_by_column_equals_a_boolean_filter():
     mask = np.array([True, False, True])
     expected = frame[mask]
     pd.testing.assert_frame_equal(take_by_column(frame.copy(), mask), expected)
+
+
+def test_text_codes_of_categories_equal_factorized_text():
+    values = ["victim", None, "suspect", "victim", ""]
+    cat = pd.Series(values, dtype="category").cat.add_categories(["witness"])     # "witness": no row has it
+    codes, names = text_codes(cat)
+    assert [names[c] for c in codes] == ["victim", "", "suspect", "victim", ""]
+    assert sorted(names) == ["", "suspect", "victim"]
+    plain_codes, plain_names = text_codes(pd.Series(values))
+    assert [plain_names[c] for c in plain_codes] == [names[c] for c in codes]

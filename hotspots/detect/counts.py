@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hotspots.frames import text_codes
+
 COUNT_PREFIXES = ("n_", "role_")
 
 
@@ -31,9 +33,8 @@ def hotspot_count(incidents: pd.DataFrame, n_cells: int) -> pd.DataFrame:
     cell = incidents["cell"].to_numpy(np.int64)
     w = incidents["weight"].to_numpy(float)
     # Codes of role and evidence, not a Python string per incident (hundreds of MB at 10 M).
-    role_code, roles = pd.factorize(incidents["role"].fillna("").astype(str) if "role" in incidents
-                                    else pd.Series("", index=incidents.index))
-    ev_code, classes = pd.factorize(incidents["evidence"].astype(str))
+    role_code, roles = text_codes(incidents["role"] if "role" in incidents else pd.Series("", index=incidents.index))
+    ev_code, classes = text_codes(incidents["evidence"])
     no_role = roles.get_loc("") if "" in roles else -1
     out = pd.DataFrame(index=pd.RangeIndex(n_cells, name="cell"))
     out["n"] = np.bincount(cell[w > 0], minlength=n_cells)
