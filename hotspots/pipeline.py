@@ -12,6 +12,7 @@ import os
 import time
 import warnings
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -446,7 +447,7 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
     types_job = in_background(type_profile, buildings, risk, area, sites, n_sim, seed)
     table, _ = profile_buildings(buildings, risk, area, regions, radii, cfg.start, cfg.end, options,
                                  null_sites=sites, n_sim=n_sim, seed=seed, null_label=label, with_types=False)
-    types = types_job.result()
+    types = background_result(types_job, "building types")
     params["building_null"] = _param(table["null"].iat[0] if len(table) else label,
                                      ("set in the config" if "building_null" in cfg.analysis else "default") +
                                      ": crime counts are overdispersed, so each building is compared with places "
@@ -521,10 +522,21 @@ def in_background(fn, *args) -> Future:
     return job
 
 
+def background_result(job: Future, what: str):
+    """The result of an ``in_background`` job; a worker killed on the way (out of memory) is a
+    UserError naming the step, not a traceback."""
+    try:
+        return job.result()
+    except BrokenProcessPool:
+        raise UserError(f"the process computing the {what} ended before it finished (out of memory?).",
+                        hint="Free memory or run on a larger machine; a smaller study or fewer simulations "
+                             "([analysis] cluster_simulations, building_simulations) need less.") from None
+
+
 def finish_clusters(job, params: dict) -> gpd.GeoDataFrame:
     """The clusters ``_start_clusters`` started; their parameters go into ``params`` and their
     warnings are raised here, as if they had run in this process."""
-    clusters, used, caught = job.result()
+    clusters, used, caught = background_result(job, "density clusters")
     params.update(used)
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
