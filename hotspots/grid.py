@@ -162,7 +162,15 @@ class Grid:
         return self.cell ** 2
 
     def neighbours(self, distance: float):
-        """Binary Gi* neighbours (self included) of the analysed cells within ``distance``."""
+        """Binary Gi* neighbours (self included) of the analysed cells within ``distance``: a sparse
+        matrix made once per grid and distance (Gi*, its scenarios, trends and regions share it: not
+        to be modified)."""
+        memo = self.__dict__.setdefault("_neighbours", {})
+        if float(distance) not in memo:
+            memo[float(distance)] = self._make_neighbours(float(distance))
+        return memo[float(distance)]
+
+    def _make_neighbours(self, distance: float):
         from hotspots.detect.gistar import neighbour_matrix
         check_neighbour_distance(distance, self.cell, self.n)
         rows, cols = self.rows_cols
@@ -234,7 +242,7 @@ class HexGrid(Grid):
         cx, cy = self.centres()
         return _hexagons(cx, cy, self.cell)
 
-    def neighbours(self, distance: float):
+    def _make_neighbours(self, distance: float):
         from hotspots.detect.gistar import neighbour_matrix_xy
         check_neighbour_distance(distance, self.cell, self.n)
         cx, cy = self.centres()
