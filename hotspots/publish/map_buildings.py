@@ -132,11 +132,12 @@ def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "", map_nam
     lon, lat = _TO_WGS84.transform(buildings_table["x"].to_numpy(float), buildings_table["y"].to_numpy(float))
     groups = []
     types = buildings_table["type"].astype(str)
+    rows = buildings_table.to_dict("records")     # a row as a dict, not a Series per building: 0.1 s at 400
     for t in sorted(types.unique()):
         group = folium.FeatureGroup(name=esc(short(f"Buildings · Key buildings: {t}")), show=True)
         labels, markers = [], []
         for k in np.nonzero((types == t).to_numpy())[0]:
-            row = buildings_table.iloc[k]
+            row = rows[k]
             band = risk_band(row, labs)
             colour = BANDS[band][0]
             where = [round(float(lat[k]), 6), round(float(lon[k]), 6)]
