@@ -596,7 +596,8 @@ def test_map_layers_one_group_per_type_with_escaped_popups(example_profile):
     for g in groups:
         g.add_to(m)
     html = m.get_root().render()
-    assert html.count("L.circleMarker(") == len(table)
+    # one marker per building (each with its band's class), drawn as circle markers
+    assert html.count('"className": "hs-building-') == len(table) and "L.circleMarker(" in html
     # escaped for HTML, then carried as a JSON string in the script (& as \u0026)
     assert "<img src=x" not in html and "${alert" not in html and "\\u0026lt;img src=x" in html
     assert "AwesomeMarkers.icon(" not in html and "L.marker(" not in html   # CircleMarkers only, no folium.Icon

@@ -39,12 +39,14 @@ def write_layers(layers: dict[str, gpd.GeoDataFrame], out: Path, web: tuple[str,
         gpkg.unlink()
     for name, gdf in layers.items():
         gdf = _gis_ready(gdf)
+        # Through Arrow: the same files (GeoJSON byte for byte, the same GeoPackage fields and values), and
+        # a small GeoPackage layer in ~0.01 s instead of ~0.1 s (the 10 k run's tables: 0.84 s -> 0.67 s).
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            gdf.to_file(gpkg, layer=name, driver="GPKG")
+            gdf.to_file(gpkg, layer=name, driver="GPKG", use_arrow=True)
         if name in web:
             path = out / f"{name}.geojson"
-            gdf.to_crs("EPSG:4326").to_file(path, driver="GeoJSON")
+            gdf.to_crs("EPSG:4326").to_file(path, driver="GeoJSON", use_arrow=True)
             written.append(path)
     written.insert(0, gpkg)
     return written

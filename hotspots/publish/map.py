@@ -12,6 +12,8 @@ popups, tooltips and layer names into the page as raw HTML and JavaScript.
 """
 from __future__ import annotations
 
+import base64
+import io
 import re
 from datetime import datetime
 
@@ -157,19 +159,41 @@ def _lonlat_frame(lattice):
     return [[south, west], [north, east]], row, col, ok, frow, fcol
 
 
-def _png(values: np.ndarray, top: float, cmap: str) -> str:
-    """A data-URI PNG of ``values`` (NaN transparent) on a square-root colour scale up to ``top``."""
-    import base64
-    import io
-
+def _rgba(values: np.ndarray, top: float, cmap: str) -> np.ndarray:
+    """The colours of ``values`` (NaN transparent) on a square-root colour scale up to ``top``, as RGBA bytes."""
     from matplotlib import colormaps
-    from matplotlib.image import imsave
     norm = np.sqrt(np.clip(np.nan_to_num(values) / top, 0, 1)) if top > 0 else np.zeros(values.shape)
     rgba = colormaps[cmap](norm)
     rgba[..., 3] = np.where(np.isfinite(values) & (norm > 0.03), 0.35 + 0.55 * norm, 0.0)
+    return (rgba * 255).astype(np.uint8)      # truncated, as matplotlib's imsave did
+
+
+def _png(image: np.ndarray, palette: np.ndarray | None = None) -> str:
+    """A data-URI PNG of an RGBA image, or of an image of indices into ``palette`` (at most 256 RGBA rows)."""
+    from PIL import Image
+    if palette is None:
+        picture, options = Image.fromarray(image, "RGBA"), {}
+    else:
+        picture = Image.fromarray(image.astype(np.uint8), "P")
+        picture.putpalette(palette[:, :3].tobytes(), rawmode="RGB")
+        options = {"transparency": palette[:, 3].tobytes()}
     buf = io.BytesIO()
-    imsave(buf, rgba, format="png")
+    picture.save(buf, format="png", **options)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _cell_png(counts: np.ndarray, pixels: np.ndarray, top: float, cmap: str) -> str:
+    """A data-URI PNG of a count per cell on the frame's ``pixels`` (a count of 0, and outside the grid:
+    transparent), on ``_rgba``'s colour scale.
+
+    With at most 256 colours (one per distinct count) the PNG has a palette: the same pixels as RGBA in a
+    quarter of the bytes to compress; as RGBA, the map's 29 images took 0.4 s of its 1.5 s at 10 k incidents.
+    """
+    levels, level = np.unique(counts, return_inverse=True)
+    # One colour per distinct count and, last, one for the pixels outside the grid (``pixels`` -1).
+    colours = _rgba(np.append(np.where(levels > 0, levels, np.nan), np.nan), top, cmap)
+    index = np.append(level, len(levels))[pixels]
+    return _png(colours[index]) if len(colours) > 256 else _png(index, colours)
 
 
 def _cell_pixels(result, frame) -> np.ndarray:
@@ -204,7 +228,7 @@ def _kde_layer(result, frame) -> tuple[folium.FeatureGroup, str] | None:
     smooth = map_coordinates(np.nan_to_num(surface), [frow[ok] - 0.5, fcol[ok] - 0.5], order=1, mode="nearest")
     values[ok] = np.where(np.isfinite(surface[row[ok], col[ok]]), smooth, np.nan)
     group = folium.FeatureGroup(name="Density · Kernel density surface", show=False)
-    folium.raster_layers.ImageOverlay(_png(values, np.nanmax(values), "YlOrRd"), bounds=bounds,
+    folium.raster_layers.ImageOverlay(_png(_rgba(values, np.nanmax(values), "YlOrRd")), bounds=bounds,
                                       interactive=False, zindex=2).add_to(group)
     legend = ("<b>Kernel density</b> (weighted incidents per km², square-root scale)"
               + _ramp("YlOrRd", "low", f"{np.nanmax(surface) * 1e6:,.0f}"))
@@ -236,13 +260,11 @@ def _evidence_layers(result, frame, pixels) -> list[tuple[folium.FeatureGroup, s
         counts = result.cells[col].to_numpy(float)
         if counts.sum() == 0:
             continue
-        values = np.where(pixels >= 0, counts[np.clip(pixels, 0, None)], np.nan)
-        values[values == 0] = np.nan
         evidence = col[2:] if col.startswith("n_") else col[len("role_"):].partition("_")[2]
         cmap = EVIDENCE_CMAPS.get(evidence, "PuBu")
         group = folium.FeatureGroup(name=f"Evidence · Evidence: {esc(_count_label(col))}", show=False)
-        folium.raster_layers.ImageOverlay(_png(values, counts.max(), cmap), bounds=bounds, interactive=False,
-                                          zindex=3).add_to(group)
+        folium.raster_layers.ImageOverlay(_cell_png(counts, pixels, counts.max(), cmap), bounds=bounds,
+                                          interactive=False, zindex=3).add_to(group)
         legend = (f"<b>Evidence: {esc(_count_label(col))}</b> (records per cell)"
                   + _ramp(cmap, "1", f"{int(counts.max()):,}"))
         layers.append((group, legend))
@@ -261,12 +283,7 @@ def _time_layer(result, frame, pixels, m) -> tuple[folium.FeatureGroup, str] | N
     cube = np.zeros((result.grid.n, len(months)))
     np.add.at(cube, (inc["cell"].to_numpy(), idx), 1.0)
     top = cube.max()
-    urls = []
-    for t in range(len(months)):
-        counts = cube[:, t]
-        values = np.where(pixels >= 0, counts[np.clip(pixels, 0, None)], np.nan)
-        values[values == 0] = np.nan
-        urls.append(_png(values, top, "OrRd"))
+    urls = [_cell_png(cube[:, t], pixels, top, "OrRd") for t in range(len(months))]
     group = folium.FeatureGroup(name="Density · Incidents by month (slider)", show=False)
     overlay = folium.raster_layers.ImageOverlay(urls[-1], bounds=frame[0], interactive=False, zindex=4)
     overlay.add_to(group)

@@ -2,9 +2,9 @@
 
 ``buildings_layers(table, time_note)`` takes the buildings table of
 ``hotspots.profile.profile_buildings`` and returns one ``folium.FeatureGroup``
-per building type. Each building is a ``CircleMarker`` (no ``folium.Icon``,
-which would need Bootstrap and Font Awesome) with a tooltip (its name) and a
-popup profile: counts, weighted counts, expected counts and relative risk with
+per building type. Each building is a Leaflet circle marker (no ``folium.Icon``,
+which would need Bootstrap and Font Awesome), made in the browser from JSON
+(``map_controls.BuildingMarkers``), with a tooltip (its name) and a popup profile: counts, weighted counts, expected counts and relative risk with
 its 95 % interval per radius, the q-value, rank, hotspot region, trend, peak
 hours (or why there are none) and the location-precision note. A sensitive site shown only by its
 cell (``cell_id`` set by ``hotspots.sensitive.partner_buildings``) is drawn as that cell's square,
@@ -19,7 +19,7 @@ radius when the building is unranked):
 - no profile: no relative risk (no incidents in the study area).
 
 Every string goes through ``hotspots.publish.escape``: popups and tooltips are
-escaped HTML carried as JSON strings (``SafePopup``, ``SafeTooltip``).
+escaped HTML carried as JSON strings, as ``SafePopup`` and ``SafeTooltip`` carry them.
 """
 from __future__ import annotations
 
@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
-from hotspots.publish.escape import SafePopup, SafeTooltip, esc, short
-from hotspots.publish.map_controls import ZoomLabels
+from folium.vector_layers import path_options
+
+from hotspots.publish.escape import esc, short
+from hotspots.publish.map_controls import BuildingMarkers, ZoomLabels
 
 BANDS = {
     "high": ("#b2182b", "High: relative risk above 1 with confidence (interval above 1, q <= 0.05)"),
@@ -130,34 +132,32 @@ def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "", map_nam
     lon, lat = _TO_WGS84.transform(buildings_table["x"].to_numpy(float), buildings_table["y"].to_numpy(float))
     groups = []
     types = buildings_table["type"].astype(str)
+    rows = buildings_table.to_dict("records")     # a row as a dict, not a Series per building: 0.1 s at 400
     for t in sorted(types.unique()):
         group = folium.FeatureGroup(name=esc(short(f"Buildings · Key buildings: {t}")), show=True)
-        labels = []
+        labels, markers = [], []
         for k in np.nonzero((types == t).to_numpy())[0]:
-            row = buildings_table.iloc[k]
+            row = rows[k]
             band = risk_band(row, labs)
             colour = BANDS[band][0]
             where = [round(float(lat[k]), 6), round(float(lon[k]), 6)]
+            # The tooltip and the popup as SafeTooltip and SafePopup carry them: escaped HTML.
+            marker = {"tooltip": esc(row["name"]), "popup": popup_html(row, labs, time_note)}
             size = row.get("cell_size_m")
             if row.get("cell_id") and size is not None and pd.notna(size):
                 # A sensitive site shown only by its cell (hotspots.sensitive): the cell's square, no label.
                 h = float(size) / 2
                 lo_lon, lo_lat = _TO_WGS84.transform(float(row["x"]) - h, float(row["y"]) - h)
                 hi_lon, hi_lat = _TO_WGS84.transform(float(row["x"]) + h, float(row["y"]) + h)
-                square = folium.Rectangle(bounds=[[lo_lat, lo_lon], [hi_lat, hi_lon]], color="#222222", weight=2,
-                                          dash_array="4 3", fill=True, fill_color=colour, fill_opacity=0.45,
-                                          class_name="hs-sensitive-cell")
-                square.add_child(SafeTooltip(row["name"]))
-                square.add_child(SafePopup(popup_html(row, labs, time_note), max_width=380))
-                square.add_to(group)
+                markers.append({**marker, "bounds": [[lo_lat, lo_lon], [hi_lat, hi_lon]], "options": path_options(
+                    line=True, color="#222222", weight=2, dash_array="4 3", fill=True, fill_color=colour,
+                    fill_opacity=0.45, class_name="hs-sensitive-cell")})
                 continue
-            marker = folium.CircleMarker(
-                location=where, radius=6, color="#222222", weight=1,
-                fill=True, fill_color=colour, fill_opacity=0.9, class_name=f"hs-building-{band.replace(' ', '-')}")
-            marker.add_child(SafeTooltip(row["name"]))
-            marker.add_child(SafePopup(popup_html(row, labs, time_note), max_width=380))
-            marker.add_to(group)
+            markers.append({**marker, "at": where, "options": path_options(
+                radius=6, color="#222222", weight=1, fill=True, fill_color=colour, fill_opacity=0.9,
+                class_name=f"hs-building-{band.replace(' ', '-')}")})
             labels.append([where[0] - 0.00012, where[1], short(row["name"], 60), LABEL_ZOOM])
+        group.add_child(BuildingMarkers(markers))
         if map_name:
             group.add_child(ZoomLabels(map_name, labels, "hs-building-label"))
         groups.append(group)

@@ -11,6 +11,10 @@
   is on the map; ``pairs`` are ``(element id, [layers])``.
 - ``MonthSlider(overlay, urls, labels)``: a month slider (with play) that swaps
   the image of a monthly-count overlay.
+- ``BuildingMarkers(markers)``: the key buildings of one layer, each a circle
+  marker (``at``) or a cell's square (``bounds``) with its Leaflet path
+  ``options``, its ``tooltip`` and ``popup`` (escaped HTML, as ``SafeTooltip``
+  and ``SafePopup`` carry theirs).
 
 Text reaches the page only through ``js_json`` and ``textContent``.
 """
@@ -181,3 +185,33 @@ class MonthSlider(MacroElement):
         self.overlay = overlay.get_name()
         self.urls = js_json(urls)
         self.labels = js_json([str(t) for t in labels])   # shown with textContent
+
+
+class BuildingMarkers(MacroElement):
+    """The key buildings of the parent layer, made in the browser from JSON (see the module docstring).
+
+    One element per layer, not a Folium marker, popup and tooltip per building: branca compiles each
+    element's script output as a template again, which for the 391 buildings of the 10 k benchmark
+    was 0.25 s of the map's 1.2 s.
+    """
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+(function () {
+  var group = {{ this._parent.get_name() }};
+  {{ this.markers }}.forEach(function (b) {
+    var layer = b.bounds ? L.rectangle(b.bounds, b.options) : L.circleMarker(b.at, b.options);
+    layer.bindTooltip(b.tooltip, {"sticky": true});
+    var div = document.createElement("div");
+    div.innerHTML = b.popup;
+    layer.bindPopup(div, {"maxWidth": 380});
+    group.addLayer(layer);
+  });
+})();
+{% endmacro %}
+""")
+
+    def __init__(self, markers: list[dict]):
+        super().__init__()
+        self._name = "BuildingMarkers"
+        self.markers = js_json(markers)

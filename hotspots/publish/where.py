@@ -15,6 +15,7 @@ import pandas as pd
 from pyproj import Transformer
 
 from hotspots.tiers import public_count
+from hotspots.weight import risk
 
 TOP_BUILDINGS = 10
 _TO_WGS84 = Transformer.from_crs("EPSG:27700", "EPSG:4326", always_xy=True)
@@ -43,6 +44,10 @@ def _region_entries(result, public: bool) -> list[dict]:
     if regions is None or not len(regions):
         return []
     cells = result.cells
+    # The risk incidents once, not once per region; their times only (peak hours).
+    inc = result.incidents
+    timed = (risk(inc, [c for c in ("cell", "date_precision", "occurred_from") if c in inc])
+             if "cell" in inc and not public else None)
     out = []
     order = regions.assign(_rank=regions.get("rank", regions["region_id"].str[1:].astype(int)))
     for reg in order.sort_values("_rank").itertuples():
@@ -59,11 +64,8 @@ def _region_entries(result, public: bool) -> list[dict]:
             support = getattr(reg, "support", "")
             if isinstance(support, str) and support:
                 detail += f"; supported by {support.replace(';', ', ')}"
-            inc = result.incidents
-            if "cell" in inc:
-                inc = inc[[c for c in ("weight", "cell", "date_precision", "occurred_from") if c in inc]]
-                hours = peak_hours(inc[inc["weight"] > 0][members.to_numpy()[inc.loc[inc["weight"] > 0, "cell"]
-                                                                           .to_numpy()]])
+            if timed is not None:
+                hours = peak_hours(timed[members.to_numpy()[timed["cell"].to_numpy()]])
                 detail += f"; peak hours {hours}" if hours else "; no times of day (month-only dates)"
         if reg.cross_boundary:
             detail += "; crosses a boundary"
