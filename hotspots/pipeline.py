@@ -636,7 +636,7 @@ def publish(result: Result, out: Path, pdf: bool = False) -> dict[str, Path]:
 
 def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> dict[str, Path]:
     """Write every output of ``result`` into the (temporary, empty) folder ``out``."""
-    from hotspots.publish.briefing import build_briefing, print_pdf
+    from hotspots.publish.briefing import print_pdf
     from hotspots.publish.exports import write_csv
     from hotspots.publish.manifest import write_manifest
     from hotspots.publish.map import build_map
@@ -644,6 +644,9 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
     # An agency's own run holds records that may not leave it: never a public map.
     tiers = ["partner"] if result.extra.get("agency") else result.cfg.tiers
     views = {tier: (result if tier == "partner" else public_view(result)) for tier in tiers}
+    # The briefings' charts (the longest part of publishing) are drawn on the second core while
+    # the tables and maps are written here.
+    briefings = in_background(_briefings, views)
     written = [(write_csv(result.ledger.rejects, out / "rejects.csv"), "analyst")]
     # A run configured for the public tier only writes no partner-tier table (they carry the
     # profiles of sensitive sites, per-source evidence and anecdotal-only places).
@@ -656,15 +659,16 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
         written.append((write_csv(result.sensitivity_regions, out / "sensitivity_regions.csv"), "partner"))
         if result.thresholds is not None:
             written.append((write_csv(result.thresholds, out / "thresholds.csv"), "partner"))
-    paths = {}
+    paths, maps = {}, {}
     for tier, view in views.items():
-        name = "map.html" if tier == "partner" else f"map-{tier}.html"
-        path = out / name
-        path.write_text(build_map(view, tier), encoding="utf-8")
-        written.append((path, tier))
-        paths[f"map_{tier}"] = path
+        maps[tier] = out / ("map.html" if tier == "partner" else f"map-{tier}.html")
+        maps[tier].write_text(build_map(view, tier), encoding="utf-8")
+    html = background_result(briefings, "briefings")
+    for tier, view in views.items():
+        written.append((maps[tier], tier))
+        paths[f"map_{tier}"] = maps[tier]
         brief = out / ("briefing.html" if tier == "partner" else f"briefing-{tier}.html")
-        brief.write_text(build_briefing(view, tier), encoding="utf-8")
+        brief.write_text(html[tier], encoding="utf-8")
         written.append((brief, tier))
         paths[f"briefing_{tier}"] = brief
         if pdf:
@@ -692,6 +696,12 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
                                        started=result.started, extra=extra, kind=kind)
     paths["out"] = out
     return paths
+
+
+def _briefings(views: dict[str, Result]) -> dict[str, str]:
+    """Each tier's briefing HTML (``hotspots.publish.briefing``)."""
+    from hotspots.publish.briefing import build_briefing
+    return {tier: build_briefing(view, tier) for tier, view in views.items()}
 
 
 def _write_tables(view: Result, out: Path, public: bool) -> list[Path]:
