@@ -7,12 +7,8 @@ and calls these two; each stage lives in its own module.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
-import os
 import time
 import warnings
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +18,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from hotspots import attribute, governance, grid as gridmod, weight
+from hotspots import attribute, background, governance, grid as gridmod, weight
 from hotspots import sensitive, thresholds
 from hotspots.config import Config
 from hotspots.detect.clusters import find_clusters
@@ -444,10 +440,10 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
              else "police.uk snap points and key buildings in the covered area")
     risk = grouped_risk(incidents)
     # The building types' Monte Carlo on the second core while the buildings are profiled here.
-    types_job = in_background(type_profile, buildings, risk, area, sites, n_sim, seed)
+    types_job = background.start(type_profile, buildings, risk, area, sites, n_sim, seed, what="building types")
     table, _ = profile_buildings(buildings, risk, area, regions, radii, cfg.start, cfg.end, options,
                                  null_sites=sites, n_sim=n_sim, seed=seed, null_label=label, with_types=False)
-    types = background_result(types_job, "building types")
+    types = types_job.result()
     params["building_null"] = _param(table["null"].iat[0] if len(table) else label,
                                      ("set in the config" if "building_null" in cfg.analysis else "default") +
                                      ": crime counts are overdispersed, so each building is compared with places "
@@ -501,59 +497,34 @@ def _start_clusters(cfg: Config, incidents: pd.DataFrame, area):
     incidents were recorded, and their simulations are the longest single step (10 s at 1 M incidents),
     so the other stages run meanwhile. ``finish_clusters`` collects them. One core, or inside a
     worker process: run here. The result is the same either way (same seed, same inputs)."""
-    risk = weight.risk(incidents, ["x", "y", "weight", "evidence"])
-    # The background for random labelling: every distinct place an incident of any source was
-    # recorded at (police.uk snap points, geocoded places), context layers included.
-    background = incidents[["x", "y"]].drop_duplicates().to_numpy(float)
-    return in_background(_clusters, cfg, risk, background, area)
-
-
-def in_background(fn, *args) -> Future:
-    """``fn(*args)`` in a forked process on the second core, as a future; with one core, inside a
-    worker process, or without fork, run here (a finished future). Same result either way."""
-    if (os.cpu_count() or 1) < 2 or multiprocessing.current_process().daemon or \
-            "fork" not in multiprocessing.get_all_start_methods():
-        done: Future = Future()
-        done.set_result(fn(*args))
-        return done
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    job = pool.submit(fn, *args)
-    pool.shutdown(wait=False)     # the job runs on; the process ends with it
-    return job
-
-
-def background_result(job: Future, what: str):
-    """The result of an ``in_background`` job; a worker killed on the way (out of memory) is a
-    UserError naming the step, not a traceback."""
-    try:
-        return job.result()
-    except BrokenProcessPool:
-        raise UserError(f"the process computing the {what} ended before it finished (out of memory?).",
-                        hint="Free memory or run on a larger machine; a smaller study or fewer simulations "
-                             "([analysis] cluster_simulations, building_simulations) need less.") from None
+    return background.start(_clusters, cfg, incidents, area, what="density clusters")
 
 
 def finish_clusters(job, params: dict) -> gpd.GeoDataFrame:
     """The clusters ``_start_clusters`` started; their parameters go into ``params`` and their
     warnings are raised here, as if they had run in this process."""
-    clusters, used, caught = background_result(job, "density clusters")
+    clusters, used, caught = job.result()
     params.update(used)
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return clusters
 
 
-def _clusters(cfg: Config, risk: pd.DataFrame, background: np.ndarray, area):
+def _clusters(cfg: Config, incidents: pd.DataFrame, area):
     """Density clusters (DBSCAN, and HDBSCAN when configured) as polygons with Monte Carlo p-values;
     returns (clusters, their parameters, the warnings raised)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         params: dict = {}
-        clusters = _find_clusters(cfg, risk, background, area, params)
+        risk = weight.risk(incidents, ["x", "y", "weight", "evidence"])
+        # The background for random labelling: every distinct place an incident of any source was
+        # recorded at (police.uk snap points, geocoded places), context layers included.
+        places = incidents[["x", "y"]].drop_duplicates().to_numpy(float)
+        clusters = _find_clusters(cfg, risk, places, area, params)
     return clusters, params, caught
 
 
-def _find_clusters(cfg: Config, risk: pd.DataFrame, background: np.ndarray, area, params: dict) -> gpd.GeoDataFrame:
+def _find_clusters(cfg: Config, risk: pd.DataFrame, places: np.ndarray, area, params: dict) -> gpd.GeoDataFrame:
     methods = cfg.analysis.get("clusters", ["dbscan"])
     methods = [methods] if isinstance(methods, str) else list(methods)
     if "cluster_simulations" in cfg.analysis:
@@ -575,12 +546,12 @@ def _find_clusters(cfg: Config, risk: pd.DataFrame, background: np.ndarray, area
                                                    "before clustering (police.uk snap points are coarser)")
     seed = int(cfg.analysis.get("seed", 0))
     if "cluster_lattice_m" in params:
-        background = np.unique((np.floor(background / 25.0) + 0.5) * 25.0, axis=0)
+        places = np.unique((np.floor(places / 25.0) + 0.5) * 25.0, axis=0)
     parts = []
     for method in methods:
         found, used = find_clusters(risk, area, method=method, eps_m=cfg.analysis.get("cluster_eps_m"),
                                     min_weight=cfg.analysis.get("cluster_min_weight"), n_sim=n_sim, seed=seed,
-                                    background_xy=background)
+                                    background_xy=places)
         params[f"clusters_{method}"] = _param({k: v for k, v in used.items() if not k.endswith("_how")},
                                               "; ".join(str(v) for k, v in used.items() if k.endswith("_how")))
         parts.append(found)
@@ -646,7 +617,7 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
     views = {tier: (result if tier == "partner" else public_view(result)) for tier in tiers}
     # The briefings' charts (the longest part of publishing) are drawn on the second core while
     # the tables and maps are written here.
-    briefings = in_background(_briefings, views)
+    briefings = background.start(_briefings, views, what="briefings")
     written = [(write_csv(result.ledger.rejects, out / "rejects.csv"), "analyst")]
     # A run configured for the public tier only writes no partner-tier table (they carry the
     # profiles of sensitive sites, per-source evidence and anecdotal-only places).
@@ -663,7 +634,7 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
     for tier, view in views.items():
         maps[tier] = out / ("map.html" if tier == "partner" else f"map-{tier}.html")
         maps[tier].write_text(build_map(view, tier), encoding="utf-8")
-    html = background_result(briefings, "briefings")
+    html = briefings.result()
     for tier, view in views.items():
         written.append((maps[tier], tier))
         paths[f"map_{tier}"] = maps[tier]

@@ -1,4 +1,4 @@
-"""Steps run on the second core (hotspots.pipeline.in_background) give what they give here."""
+"""Steps run on the second core (hotspots.background) give what they give here."""
 from __future__ import annotations
 
 import os
@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from hotspots import pipeline
+from hotspots import background
 from hotspots.errors import UserError
 
 
@@ -19,12 +19,21 @@ def _draws(seed: int) -> np.ndarray:
 
 
 def test_a_background_job_returns_what_it_returns_here():
-    job = pipeline.in_background(_draws, 7)
-    assert np.array_equal(pipeline.background_result(job, "draws"), _draws(7))
+    job = background.start(_draws, 7, what="draws")
+    assert np.array_equal(job.result(), _draws(7))
 
 
 def test_a_background_job_killed_on_the_way_is_a_user_error_not_a_traceback():
     if (os.cpu_count() or 1) < 2:
         pytest.skip("one core: background jobs run in this process")
     with pytest.raises(UserError, match="density clusters ended before it finished"):
-        pipeline.background_result(pipeline.in_background(_die), "density clusters")
+        background.start(_die, what="density clusters").result()
+
+
+def _fail():
+    raise ValueError("bad input in the background")
+
+
+def test_a_background_jobs_exception_is_raised_where_its_result_is_asked():
+    with pytest.raises(ValueError, match="bad input in the background"):
+        background.start(_fail, what="test").result()
