@@ -66,3 +66,17 @@ def text_codes(series: pd.Series) -> tuple[np.ndarray, pd.Index]:
     remap = np.full(len(values), -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
     return remap[codes], values[used]
+
+
+def release_freed_memory() -> None:
+    """Give memory freed by the load (file tables, their copies while put together) back to the
+    system: glibc and Arrow keep freed pages for later use, so a process holding 1.3 GB of table at
+    10 M incidents stayed at 4.6 GB resident. Does nothing where malloc_trim does not exist."""
+    import ctypes
+
+    import pyarrow as pa
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

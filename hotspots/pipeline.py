@@ -29,7 +29,7 @@ from hotspots.detect.inference import DEFAULT_DRAWS
 from hotspots.detect.kde import choose_bandwidth, kde_grid
 from hotspots.detect.spacetime import emerging_classes, month_index, space_time_cube
 from hotspots.errors import UserError
-from hotspots.frames import take_by_column
+from hotspots.frames import release_freed_memory, take_by_column
 from hotspots.load import IDENTIFIERS, LoadOptions, finish, load_sources
 from hotspots.load.buildings import load_buildings
 from hotspots.load.ledger import Ledger
@@ -170,6 +170,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         for col in IDENTIFIERS:
             del incidents[col]
         incidents["cell"] = cell_no[inside]
+        release_freed_memory()
 
     with progress.step("weight"):
         table = weight.weight_table(cfg)
