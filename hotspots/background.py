@@ -4,13 +4,15 @@ The pipeline starts the density clusters, the building types' simulations and th
 this way while it goes on with the other stages (``hotspots.pipeline``). The process is forked
 with its inputs already in memory: they are never copied through a pipe (at 10 M incidents the
 clusters' points alone would be 250 MB pickled); only the result comes back. With one core,
-inside a worker process (which may not start children) or where fork does not exist, the
-function runs at once in this process. The result is the same either way.
+inside a worker process (which may not start children) or off Linux (forking a process that has
+loaded macOS system frameworks, as matplotlib does, is not safe), the function runs at once in
+this process. The result is the same either way.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 
 from hotspots.errors import UserError
 
@@ -22,7 +24,7 @@ class Job:
         self.what = what
         self._proc = None
         if (os.cpu_count() or 1) < 2 or multiprocessing.current_process().daemon or \
-                "fork" not in multiprocessing.get_all_start_methods():
+                not sys.platform.startswith("linux"):
             self._value = (True, fn(*args))
             return
         ctx = multiprocessing.get_context("fork")
