@@ -601,3 +601,14 @@ def test_path_matching_no_file_names_the_source(tmp_path):
 def test_unknown_schema_name_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="unknown schema 'police_uk_streets'"):
         load(tmp_path, [{"id": "city", "path": STREET_GLOB, "schema": "police_uk_streets"}])
+
+
+def test_dedupe_keys_tell_references_apart_and_mark_none():
+    from hotspots.load.dedupe import dedupe_keys
+    refs = pd.Series(["street:abc", "street:abd", "", None, "street:abc", "api:abc"])
+    a, b = dedupe_keys(refs, len(refs))
+    pairs = list(zip(a.tolist(), b.tolist()))
+    assert pairs[0] == pairs[4]                               # the same reference, the same key
+    assert len({pairs[0], pairs[1], pairs[5]}) == 3           # a letter or the scope apart: different keys
+    assert pairs[2] == pairs[3] == (0, 0)                     # no reference: never merged
+    assert dedupe_keys(None, 2)[0].tolist() == [0, 0]

@@ -37,7 +37,7 @@ import pandas as pd
 from hotspots.config import Config, Source
 from hotspots.errors import UserError
 from hotspots.frames import concat_by_column
-from hotspots.load.dedupe import duplicates
+from hotspots.load.dedupe import DEDUPE_KEYS, dedupe_keys, duplicates
 from hotspots.load import cache
 from hotspots.load.geocode import Geocoder, build_geocoder, geocoding_options, match_counts, postcode_files
 from hotspots.load.ledger import HotspotsWarning, Ledger, sha256
@@ -230,7 +230,8 @@ def load_file(job: FileJob, geocoder: Geocoder | None = None) -> FileResult:
         ref = mapped["_dedupe_ref"]
     else:
         ref = mapped.get("source_ref", pd.Series("", index=mapped.index)).fillna("")
-    mapped["_dedupe"] = (scope + ":" + ref).where(ref != "", "") if scope else ""
+    mapped["_dedupe_a"], mapped["_dedupe_b"] = dedupe_keys((scope + ":" + ref).where(ref != "", "") if scope else None,
+                                                         len(mapped))
     res.incidents = compact(mapped.drop(columns=[c for c in ("_dedupe_ref",) if c in mapped]))
     return res
 
@@ -378,11 +379,12 @@ def _account(ledger: Ledger, job: FileJob, res: FileResult, frames: list, geocod
     frames.append((mapped, str(path)))
 
 
-def _with_files(frames: list[tuple[pd.DataFrame, str]], ledger: Ledger) -> pd.DataFrame:
+def _with_files(frames: list[tuple[pd.DataFrame, str]], ledger: Ledger, drop: tuple = ()) -> pd.DataFrame:
     """The files' incidents in one table, records published twice merged (``dedupe``, found on
     the few columns it reads, so that each file's table is filtered before they are put together,
     not the whole table after), ``_file`` (each row's path) a category: one copy of each path, not
-    one string per row (80 bytes a row at the benchmark's paths). ``_dedupe`` is not kept.
+    one string per row (80 bytes a row at the benchmark's paths). The dedupe keys are not kept, nor
+    ``drop`` (columns the caller does not need: each file's copy goes before they are put together).
 
     Empties ``frames``: from here each file's table is held once, and let go as soon as it is used."""
     parts = [f for f, _ in frames if len(f)]
@@ -392,7 +394,7 @@ def _with_files(frames: list[tuple[pd.DataFrame, str]], ledger: Ledger) -> pd.Da
     lengths = [len(f) for f in parts]
     codes = np.repeat([paths.index(p) for p in paths_of], lengths)
     files = pd.Categorical.from_codes(codes, categories=pd.Index(paths, dtype="str"))
-    keys = pd.concat([f[[c for c in ("source_id", "_row", "_dedupe", "incident_id") if c in f]] for f in parts],
+    keys = pd.concat([f[[c for c in ("source_id", "_row", *DEDUPE_KEYS, "incident_id") if c in f]] for f in parts],
                      ignore_index=True)
     keys["_file"] = files
     dup = duplicates(keys, ledger)
@@ -403,8 +405,9 @@ def _with_files(frames: list[tuple[pd.DataFrame, str]], ledger: Ledger) -> pd.Da
             parts[k] = parts[k][~dup[end - lengths[k]:end]]
         files = files[~dup]
     for part in parts:
-        if "_dedupe" in part:
-            del part["_dedupe"]
+        for col in (*DEDUPE_KEYS, *drop):
+            if col in part:
+                del part[col]
     incidents = concat_by_column(parts)
     incidents["_file"] = files
     for col in COMPACT:     # a column some files lack is "" for their rows, as compact() writes it
@@ -587,7 +590,8 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
                 raise
             ledger.failures[plan.src.id] = str(exc)
     if any(len(f) for f, _ in frames):
-        incidents = _with_files(frames, ledger)
+        # The pipeline reads no source reference once duplicates are merged (hotspots.load.IDENTIFIERS).
+        incidents = _with_files(frames, ledger, drop=("source_ref",) if options.compact else ())
     else:
         incidents = empty_incidents().assign(_file=pd.Series(dtype=str), _row=pd.Series(dtype=int),
                                              _conditions=pd.Series(dtype=bool))
