@@ -143,6 +143,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
     # Handling codes: records that may not leave their agency are held back (filtered, with the reason).
     incidents, held = governance.split_shared(loaded.incidents, cfg, ledger, agency=agency)
     loaded.incidents = None     # from here the table is held once, by ``incidents``
+    release_freed_memory()      # the files' tables, as they were put together
     if not len(incidents):
         raise UserError("no incident was loaded from any source for the study period "
                         f"{cfg.start_label} to {cfg.end_label}: nothing to analyse.", file=str(cfg.path),

@@ -394,8 +394,9 @@ def _with_files(frames: list[tuple[pd.DataFrame, str]], ledger: Ledger, drop: tu
     lengths = [len(f) for f in parts]
     codes = np.repeat([paths.index(p) for p in paths_of], lengths)
     files = pd.Categorical.from_codes(codes, categories=pd.Index(paths, dtype="str"))
-    keys = pd.concat([f[[c for c in ("source_id", "_row", *DEDUPE_KEYS, "incident_id") if c in f]] for f in parts],
-                     ignore_index=True)
+    # The few columns duplicates are found on, put together as the table is (source_id stays a category).
+    keys = concat_by_column([f[[c for c in ("source_id", "_row", *DEDUPE_KEYS, "incident_id") if c in f]]
+                             for f in parts])
     keys["_file"] = files
     dup = duplicates(keys, ledger)
     del keys
