@@ -651,7 +651,9 @@ def write_scale(runs: dict, machine: dict) -> None:
              "afresh (no cache). Time split: load = `load sources`; aggregate = `study area and grid` + "
              "`weight` (the clip, the schema, the cell of each incident, its weight); analyse = Gi*, KDE, "
              "clusters, trends, boundaries, buildings, sensitivity; publish = every output file. RSS peaks per "
-             "stage come from a 20 ms sampler; the whole run's peak is `ru_maxrss`.\n\n"
+             "stage come from a 20 ms sampler; the whole run's peak is `ru_maxrss` (the largest single "
+             "process) and, for the process tree (the pipeline, its load workers and forked jobs), the peak "
+             "sum of their PSS sampled every 100 ms.\n\n"
              f"{md_table(scale_table({s: recorded[s] for s in order}))}\n{SCALE_END}")
     old = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
     if SCALE_START in old:
@@ -826,7 +828,8 @@ community reports (WGS84), 24 months, clustered around inner London, snapped to 
 ## Pipeline against the floor
 
 `analyse` + `publish` (+ the CLI's accounting table) in a fresh process per size; stage
-seconds from `Progress.times`; peak RSS is the child's `ru_maxrss`. The floor is measured in the
+seconds from `Progress.times`; peak RSS is the child's `ru_maxrss` (its largest single process); the
+process tree's peak adds the PSS of its worker pool and forked jobs (`tree_pss`). The floor is measured in the
 same run on the same files: pyarrow reading every source CSV (multithreaded), pyproj
 reprojecting every lon/lat point to EPSG:27700, numpy binning every point onto the pipeline's grid.
 
