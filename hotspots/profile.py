@@ -427,16 +427,12 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     W = float(risk["weight"].sum())
     N = int(cnt.sum())
     mean_w_all = W / N if N else 1.0
-    global_precision = _weighted_median(risk["location_precision_m"].to_numpy(float), cnt) if N else 0.0
-    if not np.isfinite(global_precision):
-        global_precision = 0.0
+    global_precision = _study_precision(risk)
     note_all = _time_note(risk)
 
-    bx_all, by_all = buildings["x"].to_numpy(float), buildings["y"].to_numpy(float)
-    shapely.prepare(study_area)
-    inside = shapely.covers(study_area, shapely.points(bx_all, by_all)) if len(buildings) else np.zeros(0, bool)
+    inside = _in_area(buildings, study_area)
     b = buildings[inside].reset_index(drop=True)
-    bx, by = bx_all[inside], by_all[inside]
+    bx, by = buildings["x"].to_numpy(float)[inside], buildings["y"].to_numpy(float)[inside]
     nb = len(b)
 
     rx, ry = risk["x"].to_numpy(float), risk["y"].to_numpy(float)
@@ -663,14 +659,25 @@ def type_profile(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_are
     inside the study area, the study's median location precision, a quarter of the draws (at least 99)
     and the next seed. The pipeline runs it on the second core beside ``profile_buildings``."""
     risk = grouped_risk(incidents)
-    cnt = risk["count"].to_numpy(np.int64)
-    precision = _weighted_median(risk["location_precision_m"].to_numpy(float), cnt) if cnt.sum() else 0.0
+    relocate = null_sites is not None and len(null_sites) >= 20 and risk["count"].sum() > 0
+    return building_types(buildings[_in_area(buildings, study_area)].reset_index(drop=True), risk, study_area,
+                          _study_precision(risk), null_sites=null_sites if relocate else None,
+                          n_sim=max(n_sim // 4, 99), seed=seed + 1)
+
+
+def _in_area(buildings: pd.DataFrame, study_area) -> np.ndarray:
+    """True for the buildings inside the study area (on its edge included)."""
+    if not len(buildings):
+        return np.zeros(0, bool)
     shapely.prepare(study_area)
-    inside = shapely.covers(study_area, shapely.points(buildings["x"].to_numpy(float), buildings["y"].to_numpy(float)))
-    relocate = null_sites is not None and len(null_sites) >= 20 and cnt.sum() > 0
-    return building_types(buildings[inside].reset_index(drop=True), risk, study_area,
-                          precision if np.isfinite(precision) else 0.0,
-                          null_sites=null_sites if relocate else None, n_sim=max(n_sim // 4, 99), seed=seed + 1)
+    return shapely.covers(study_area, shapely.points(buildings["x"].to_numpy(float), buildings["y"].to_numpy(float)))
+
+
+def _study_precision(risk: pd.DataFrame) -> float:
+    """The median location precision of the (grouped) risk records, 0 when unknown."""
+    cnt = risk["count"].to_numpy(np.int64)
+    value = _weighted_median(risk["location_precision_m"].to_numpy(float), cnt) if cnt.sum() else 0.0
+    return value if np.isfinite(value) else 0.0
 
 
 def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_area,
@@ -683,7 +690,7 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
     risk = grouped_risk(incidents)
     cnt = risk["count"].to_numpy(np.int64)
     if precision_m is None:
-        precision_m = _weighted_median(risk["location_precision_m"].to_numpy(float), cnt) if len(risk) else 0.0
+        precision_m = _study_precision(risk)
     A = float(study_area.area)
     N = int(cnt.sum())
     rx, ry, rw = risk["x"].to_numpy(float), risk["y"].to_numpy(float), risk["weight"].to_numpy(float)
