@@ -279,7 +279,12 @@ def test_both_cores_are_used_only_when_the_files_pay_for_it(partnership, monkeyp
     assert used and used[0] == 2
     used.clear()
     monkeypatch.setattr(load, "PARALLEL_MIN_BYTES", size * 2)
+    monkeypatch.setattr(load, "PARALLEL_MIN_FILES", 10_000)
     load_sources(cfg)
     assert used == []
+    monkeypatch.setattr(load, "PARALLEL_MIN_FILES", 2)     # many small files: two processes too
+    load_sources(cfg)
+    assert used and set(used) == {2}
+    used.clear()
     load_sources(cfg, only=["yos_referrals"], options=LoadOptions(processes=2))   # one file: no pool
     assert used == []
