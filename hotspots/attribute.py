@@ -73,11 +73,16 @@ def _touching(geoms: np.ndarray, boundaries: gpd.GeoDataFrame, min_share: float)
     out: list[list[str]] = [[] for _ in range(len(geoms))]
     if not len(boundaries) or not len(geoms):
         return out
-    tree = shapely.STRtree(boundaries.geometry.values)
+    areas = boundaries.geometry.values
+    tree = shapely.STRtree(areas)
     gi, bi = tree.query(geoms, predicate="intersects")
     if len(gi):
-        share = shapely.area(shapely.intersection(geoms[gi], boundaries.geometry.values[bi]))
-        share = share / np.maximum(shapely.area(geoms[gi]), 1e-9)
+        # A geometry wholly inside an area (most cells of a grid) holds all of it: no clipping.
+        wi, wb = tree.query(geoms, predicate="within")
+        cut = ~np.isin(gi.astype(np.int64) * len(areas) + bi, wi.astype(np.int64) * len(areas) + wb)
+        share = np.ones(len(gi))
+        share[cut] = shapely.area(shapely.intersection(geoms[gi[cut]], areas[bi[cut]])) / \
+            np.maximum(shapely.area(geoms[gi[cut]]), 1e-9)
         layers = boundaries["layer"].to_numpy()
         names = boundaries["area"].to_numpy()
         for g, b, s in zip(gi, bi, share):
