@@ -47,11 +47,6 @@ DEFAULT_REACH_M = 300.0
 COLUMNS = ["source_id", "how", "areas", "cells", "study_share", "warning", "geometry"]
 
 
-def area_share(grid, area) -> np.ndarray:
-    """The share of each analysed cell's area that lies inside the study area (0..1)."""
-    return grid_shares(grid, area)
-
-
 def grid_shares(grid, geom) -> np.ndarray:
     """The share of each analysed cell of ``grid`` inside ``geom``, computed once per grid and geometry
     (a run asks for each source's shares in coverage, the main Gi* and each weighting scenario)."""
@@ -88,7 +83,7 @@ def cell_shares(grid, area, coverage: gpd.GeoDataFrame | None, sources: list[str
 
     A source without a row in ``coverage`` covers the whole study area.
     """
-    inside = area_share(grid, area) if area is not None else np.ones(grid.n)
+    inside = grid_shares(grid, area) if area is not None else np.ones(grid.n)
     out = np.repeat(inside[:, None], len(sources), axis=1)
     if coverage is None or not len(coverage):
         return out
@@ -120,7 +115,7 @@ def source_coverage(cfg: Config, boundaries: gpd.GeoDataFrame, incidents: pd.Dat
     """Each source's coverage and how it was decided; see the module docstring for the columns."""
     units = _units(cfg)
     reach = float(cfg.analysis.get("coverage_reach_m", DEFAULT_REACH_M))
-    inside = area_share(grid, area)
+    inside = grid_shares(grid, area)
     n_study = max(int(covered(inside).sum()), 1)
     recs = []
     for src in cfg.sources:

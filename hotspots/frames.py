@@ -54,18 +54,14 @@ def take_by_column(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
 
 def text_codes(series: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """``pd.factorize`` of a text column with missing values as "": (codes, the values present). A
-    column of categories gives its own codes (no string a row); only values some row has are listed."""
-    if not isinstance(series.dtype, pd.CategoricalDtype):
-        return pd.factorize(series.fillna("").astype(str))
-    values = series.cat.categories.astype(str)
-    codes = series.cat.codes.to_numpy().astype(np.int64)
+    column of categories is factorized on its codes (no string a row)."""
+    codes, values = pd.factorize(series)
+    values = pd.Index(np.asarray(values, dtype=object).astype(str), dtype=object)
     if (codes < 0).any():
-        values = values if "" in values else values.append(pd.Index([""], dtype=values.dtype))
+        if "" not in values:
+            values = values.append(pd.Index([""], dtype=object))
         codes = np.where(codes < 0, values.get_loc(""), codes)
-    used = np.flatnonzero(np.bincount(codes, minlength=len(values)))
-    remap = np.full(len(values), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    return remap[codes], values[used]
+    return codes, values
 
 
 def release_freed_memory() -> None:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from hotspots.config import Config
 from hotspots.errors import UserError
+from hotspots.frames import text_codes
 from hotspots.schema import DEFAULT_WEIGHTS, EVIDENCE_CLASSES, TAXONOMY
 
 
@@ -124,8 +125,8 @@ def grade_weight(grade_source: pd.Series, grade_intel: pd.Series, table: dict) -
     5x5x5 grade has a letter source (A-E) and a numeric assessment (1-5).
     """
     # Decided once per distinct pair of grades (a handful), then spread to the records.
-    s_code, s_values = pd.factorize(grade_source.fillna("").astype(str))
-    i_code, i_values = pd.factorize(grade_intel.fillna("").astype(str))
+    s_code, s_values = text_codes(grade_source)
+    i_code, i_values = text_codes(grade_intel)
     n_i = max(len(i_values), 1)
     pair, inverse = np.unique(s_code.astype(np.int64) * n_i + i_code, return_inverse=True)
     gs = pd.Series(np.asarray(s_values, dtype=object)[pair // n_i], dtype=str).str.strip().str.upper()

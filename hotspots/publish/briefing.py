@@ -47,18 +47,6 @@ def _count(public: bool):
     return public_count if public else (lambda v: f"{int(v):,}")
 
 
-def _region_incidents(result, reg, public: bool) -> pd.DataFrame:
-    """The risk incidents inside a region's cells (the public grid's cells for the public view)."""
-    # The columns the region's charts read, not a copy of every column per region.
-    inc = risk(result.incidents, [c for c in ("x", "y", "cell", "occurred_from", "source_id", "date_precision")
-                                  if c in result.incidents])
-    members = np.zeros(result.grid.n, dtype=bool)
-    members[np.nonzero((result.cells["region_id"] == reg.region_id).to_numpy())[0]] = True
-    cell = result.grid.assign(inc["x"].to_numpy(), inc["y"].to_numpy()) if public else inc["cell"].to_numpy()
-    keep = (cell >= 0) & members[np.clip(cell, 0, None)]
-    return inc[keep]
-
-
 def _png(fig) -> str:
     """``fig`` as an <img> of PNG data, cut to what is drawn plus 0.1 in, as ``savefig(bbox_inches="tight")``.
 
@@ -117,7 +105,8 @@ def _within(points: tuple[np.ndarray, np.ndarray, np.ndarray], minx, miny, maxx,
 
 
 class _RegionCharts:
-    """Each region's map and monthly chart, drawn into one figure each that is cleared for the next region.
+    """Each region's map and monthly chart, drawn into one figure each that is cleared for the next region,
+    and the risk incidents they are drawn from (``incidents``).
 
     Matplotlib collections of the cells and bars in view, not geopandas' plotting (which also draws
     the figure once more) nor a patch per bar, and one figure of each kind, not two per region: at
@@ -126,6 +115,12 @@ class _RegionCharts:
 
     def __init__(self, result, public: bool):
         self.public = public
+        # The risk incidents and their cells (the public grid's for the public view) once, not per region:
+        # the columns the sections read.
+        self.records = risk(result.incidents, [c for c in ("x", "y", "cell", "occurred_from", "source_id",
+                                                          "date_precision") if c in result.incidents])
+        self.record_cell = (result.grid.assign(self.records["x"].to_numpy(), self.records["y"].to_numpy())
+                            if public else self.records["cell"].to_numpy())
         cells = result.cells
         shown = cells[cells["gi_class"].isin(list(GI_COLOURS))]
         # Hottest class first, as the classes were drawn one after another before.
@@ -149,6 +144,13 @@ class _RegionCharts:
         ax.set_xlim(-0.4 - 0.05 * (len(x) - 0.2), len(x) - 0.6 + 0.05 * (len(x) - 0.2))   # ax.bar's margins
         ax.set_title("Incidents per month (rounded to 5; hatched: fewer than 8)" if public
                      else "Incidents per month, by source", fontsize=7)
+
+    def incidents(self, result, reg) -> pd.DataFrame:
+        """The risk incidents inside a region's cells."""
+        members = np.zeros(result.grid.n, dtype=bool)
+        members[np.nonzero((result.cells["region_id"] == reg.region_id).to_numpy())[0]] = True
+        cell = self.record_cell
+        return self.records[(cell >= 0) & members[np.clip(cell, 0, None)]]
 
     @staticmethod
     def _clear(ax) -> None:
@@ -240,7 +242,7 @@ def _hour_table(inc: pd.DataFrame) -> str:
 
 def _region_section(result, reg, public: bool, charts: _RegionCharts) -> str:
     count = _count(public)
-    inc = _region_incidents(result, reg, public)
+    inc = charts.incidents(result, reg)
     ev = [c for c in count_columns(result.regions) if getattr(reg, c, 0)]
     mix = ", ".join(f"{c[2:].replace('_', ' ') if c.startswith('n_') else c[5:].replace('_', ' ')} "
                     f"{count(getattr(reg, c))}" for c in ev) or "none"
