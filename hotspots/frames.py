@@ -19,22 +19,28 @@ def concat_by_column(parts: list[pd.DataFrame]) -> pd.DataFrame:
     columns = list(dict.fromkeys(c for p in parts for c in p.columns))
     if not columns:
         return pd.concat(parts, ignore_index=True)
+    lengths = [len(p) for p in parts]
+    # Each part as its columns, the part emptied at once: deleting a column from a frame costs about
+    # as much as copying a small one (0.9 s for the 10 k benchmark's 74 files, column by column).
+    held = [{c: p[c] for c in p.columns} for p in parts]
+    for part in parts:
+        part.drop(columns=part.columns, inplace=True)
     out = {}
     for col in columns:
-        if all(isinstance(p[col].dtype, pd.CategoricalDtype) for p in parts if col in p.columns):
+        have = [h[col] for h in held if col in h]
+        if all(isinstance(c.dtype, pd.CategoricalDtype) for c in have):
             # Categories of every part united (pd.concat would turn categories that differ into strings).
             out[col] = pd.Series(union_categoricals([
-                p[col].array if col in p.columns else
-                pd.Categorical.from_codes(np.full(len(p), -1), categories=pd.Index([], dtype="str"))
-                for p in parts]))
-        elif all(col in p.columns for p in parts):
-            out[col] = pd.concat([p[col] for p in parts], ignore_index=True)   # columns, not one-column frames
+                h[col].array if col in h else
+                pd.Categorical.from_codes(np.full(n, -1), categories=pd.Index([], dtype="str"))
+                for h, n in zip(held, lengths)]))
+        elif len(have) == len(held):
+            out[col] = pd.concat(have, ignore_index=True)   # columns, not one-column frames
         else:
-            out[col] = pd.concat([p[[col]] if col in p.columns else pd.DataFrame(index=p.index) for p in parts],
-                                 ignore_index=True)[col]
-        for part in parts:
-            if col in part.columns:
-                del part[col]
+            out[col] = pd.concat([h[col].to_frame() if col in h else pd.DataFrame(index=pd.RangeIndex(n))
+                                  for h, n in zip(held, lengths)], ignore_index=True)[col]
+        for h in held:       # each source column goes as soon as it is copied
+            h.pop(col, None)
     return pd.DataFrame(out)
 
 

@@ -20,6 +20,7 @@ import pytest
 import hotspots.load as load
 from hotspots.cli import main
 from hotspots.config import load_config
+from hotspots.errors import UserError
 from hotspots.load import LoadOptions, load_sources
 from hotspots.load.spec import needs_geocoder, resolve_schema
 from hotspots.schema import _load_schema_file
@@ -279,12 +280,53 @@ def test_both_cores_are_used_only_when_the_files_pay_for_it(partnership, monkeyp
     assert used and used[0] == 2
     used.clear()
     monkeypatch.setattr(load, "PARALLEL_MIN_BYTES", size * 2)
-    monkeypatch.setattr(load, "PARALLEL_MIN_FILES", 10_000)
-    load_sources(cfg)
+    load_sources(cfg)           # many small files, few bytes: mapped in batches here (load.batches)
     assert used == []
-    monkeypatch.setattr(load, "PARALLEL_MIN_FILES", 2)     # many small files: two processes too
-    load_sources(cfg)
-    assert used and set(used) == {2}
-    used.clear()
     load_sources(cfg, only=["yos_referrals"], options=LoadOptions(processes=2))   # one file: no pool
     assert used == []
+
+
+def test_files_mapped_in_batches_are_each_what_mapping_it_alone_gives(partnership, monkeypatch):
+    """Batches (load.batches, load_files) against one file at a time: the same incidents, ledger,
+    geocoding and street points, on real police.uk months (rejects, notes, duplicates across months)
+    and the geocoded partner files."""
+    cfg = load_config(partnership / "partnership.toml")
+    batched = load_sources(cfg, options=LoadOptions(processes=1))
+    monkeypatch.setattr(load, "BATCH_BYTES", 1)          # every file its own batch
+    alone = load_sources(cfg, options=LoadOptions(processes=1))
+    assert_same_load(batched, alone)
+    assert len(batched.ledger.rejects) > 0 and len(batched.ledger.notes) > 0
+    # File by file, each result as load_file gives it, in a batch of every street file of a source.
+    plan = load._plan(cfg, next(s for s in cfg.sources if s.id == "city_police"))
+    jobs = load._jobs(cfg, plan)
+    assert len(jobs) >= 3
+    together = load.load_files(jobs)
+    assert len(load.batches(jobs)) == 1
+    for job, res in zip(jobs, together):
+        one = load.load_file(job)
+        assert res.rows_read == one.rows_read and res.geocoding == one.geocoding and res.error is None
+        for name in ("incidents", "rejects", "filtered", "notes", "streets"):
+            pd.testing.assert_frame_equal(getattr(res, name), getattr(one, name), obj=f"{name} of {job.path}")
+
+
+def test_a_batch_that_fails_to_map_is_mapped_file_by_file_and_the_error_names_its_file(partnership,
+                                                                                    monkeypatch):
+    cfg = load_config(partnership / "partnership.toml")
+    jobs = load._jobs(cfg, load._plan(cfg, next(s for s in cfg.sources if s.id == "city_police")))
+    bad = Path(jobs[1].path)
+    real = load.map_rows
+
+    def failing(raw, schema, source_id, evidence, path, *a, **k):
+        if (raw["Crime ID"] == "BOOM").any():
+            raise UserError("a value this mapping cannot read.", file=path)
+        return real(raw, schema, source_id, evidence, path, *a, **k)
+
+    monkeypatch.setattr(load, "map_rows", failing)
+    text = bad.read_text(encoding="utf-8").splitlines()
+    head, first = text[0].split(","), text[1].split(",")
+    first[head.index("Crime ID")] = "BOOM"
+    bad.write_text("\n".join([text[0], ",".join(first), *text[2:]]) + "\n", encoding="utf-8")
+    results = load.load_files(jobs)
+    assert results[1].error is not None and results[1].stage == "map"
+    assert str(bad) in str(results[1].error.file)
+    assert all(r.error is None and len(r.incidents) for k, r in enumerate(results) if k != 1)

@@ -105,8 +105,8 @@ class LoadOptions:
       file again (and refreshes the cache). ``cache`` is the folder (default:
       ``cache.cache_dir`` of the config); ``write`` stores what was read.
     - ``processes``: worker processes for the files to read (None: both cores when
-      there are several files and at least ``PARALLEL_MIN_BYTES`` to read, or at least
-      ``PARALLEL_MIN_FILES`` files; 1: this process only).
+      there are several files and at least ``PARALLEL_MIN_BYTES`` to read; 1: this
+      process only). Files are mapped in batches (``batches``, ``load_files``).
     - ``client``: a ``dask.distributed.Client``; the files are read on its workers
       (``hotspots.distributed``), which need the package and read access to the data.
     - ``compact``: keep the few-valued text columns (``COMPACT``) as categories, as the
@@ -126,11 +126,12 @@ class LoadOptions:
         return cls(reuse=not fresh, write=True, client=client)
 
 
-# Below this many bytes of files to read, starting worker processes costs more than it saves,
-# unless there are many files: each costs ~25 ms of mapping however small (74 files of the 10 k
-# benchmark, 2 MB: 1.85 s in one process, 1.28 s in two).
+# Below this many bytes of files to read, starting worker processes costs more than it saves. Many
+# small files do not pay for them either once they are mapped in batches (``load_files``): the 10 k
+# benchmark's 74 files (2 MB) load in 2.7-3.4 s in one process, 2.8-3.5 s in two.
 PARALLEL_MIN_BYTES = 8_000_000
-PARALLEL_MIN_FILES = 32
+# The most bytes of files one ``load_files`` call maps as one table.
+BATCH_BYTES = 32_000_000
 
 
 @dataclass
@@ -173,12 +174,64 @@ class FileResult:
 
 
 def load_file(job: FileJob, geocoder: Geocoder | None = None) -> FileResult:
-    """Read one file, map it to the common schema, locate and filter it (no ledger, no cache).
+    """One file: ``load_files([job])``."""
+    return load_files([job], geocoder)[0]
 
-    Runs anywhere (this process, a worker process, a Dask worker): the result is
-    pure data. ``incidents`` holds the kept rows with ``_file`` and
+
+def load_files(jobs: list[FileJob], geocoder: Geocoder | None = None) -> list[FileResult]:
+    """Read files, map them to the common schema, locate and filter them (no ledger, no cache);
+    one ``FileResult`` per job, in order.
+
+    Runs anywhere (this process, a worker process, a Dask worker): the results are
+    pure data. Each ``incidents`` holds the file's kept rows with ``_file`` and
     ``incident_id`` left blank: ``load_sources`` fills them in file order.
+
+    Consecutive files of one source whose tables have the same columns are mapped as one
+    table: mapping costs about 0.1 s a file however small the file (pandas' cost per call,
+    30 to 40 calls a field: 7.1 s of the 10 k benchmark's 74 files in one process), and every
+    step of it works row by row, so each file's share is what mapping it alone gives (tested).
+    A group that fails to map is mapped again file by file, so that the error names its file.
     """
+    results: list[FileResult] = []
+    ready: list[tuple[int, pd.DataFrame, list[str]]] = []
+    for k, job in enumerate(jobs):
+        res, raw, header = _read_checked(job)
+        results.append(res)
+        if raw is not None:
+            ready.append((k, raw, header))
+    i = 0
+    while i < len(ready):
+        j, first = i + 1, jobs[ready[i][0]]
+        while (j < len(ready) and list(ready[j][1].columns) == list(ready[i][1].columns)
+               and _same_mapping(jobs[ready[j][0]], first)):
+            j += 1
+        group, i = ready[i:j], j
+        if len(group) > 1:
+            try:
+                _map_group([jobs[k] for k, _, _ in group], [results[k] for k, _, _ in group],
+                           [raw for _, raw, _ in group], geocoder)
+                continue
+            except UserError:
+                pass        # file by file below: the error then names the file it is in
+        elif first.street:
+            results[group[0][0]].streets = street_points_from(group[0][1], first.schema)
+        for k, raw, header in group:
+            try:
+                _fill(results[k], jobs[k], _map(raw, jobs[k], geocoder, header))
+            except UserError as exc:
+                results[k].error, results[k].stage = exc, "map"
+    return results
+
+
+def _same_mapping(a: FileJob, b: FileJob) -> bool:
+    """Whether two files are mapped alike (one source, one schema, one period and selection)."""
+    return (a.source_id, a.evidence, a.fixed_evidence, a.selected, a.start, a.end, a.handling, a.geocoded) == \
+        (b.source_id, b.evidence, b.fixed_evidence, b.selected, b.start, b.end, b.handling, b.geocoded) \
+        and a.schema == b.schema
+
+
+def _read_checked(job: FileJob) -> tuple[FileResult, pd.DataFrame | None, list[str] | None]:
+    """Read one file and check its header: (its result so far, its rows or None, its header)."""
     schema, path = job.schema, Path(job.path)
     res = FileResult()
     try:
@@ -186,38 +239,90 @@ def load_file(job: FileJob, geocoder: Geocoder | None = None) -> FileResult:
                                   keep=schema_columns(schema) | set(street_source(schema).values()))
     except UserError as exc:
         res.error, res.stage = exc, "read"
-        return res
-    if job.street:
-        res.streets = street_points_from(raw, schema)
+        return res, None, None
     try:
         # A file whose header the mapping does not recognise fails before it is counted:
         # never "0 rows read" for a file of the wrong shape.
         check_columns(raw, schema, str(path), header)
     except UserError as exc:
         res.error, res.stage = exc, "check"
-        return res
+        if job.street:      # its snap points still name streets (``load_files`` finds the others')
+            res.streets = street_points_from(raw, schema)
+        return res, None, None
     res.rows_read = len(raw)
     if not len(raw):
         res.warning = "the file has no data rows."
-    try:
-        m = map_rows(raw, schema, job.source_id, job.evidence, str(path), geocoder,
-                     fixed_evidence=job.fixed_evidence, header=header)
-    except UserError as exc:
-        res.error, res.stage = exc, "map"
-        return res
-    res.rejects = m.rejects
+    return res, raw, header
+
+
+def _fill(res: FileResult, job: FileJob, parts: dict) -> None:
+    res.incidents, res.rejects, res.filtered, res.notes = (parts[k] for k in ("incidents", "rejects", "filtered",
+                                                                           "notes"))
+    if len(parts["geocoded"]) or job.geocoded:
+        res.geocoding = match_counts(parts["geocoded"])
+
+
+def _map_group(jobs: list[FileJob], results: list[FileResult], raws: list[pd.DataFrame],
+               geocoder: Geocoder | None) -> None:
+    """Map files with the same columns as one table (``load_files``), then split each table by file:
+    ``_row`` is numbered through the whole table for the mapping, then given back per file. The
+    files' snap points (``street_points_from``) are found here too, in one pass."""
+    sizes = [len(r) for r in raws]
+    owner = np.repeat(np.arange(len(raws)), sizes)
+    local = np.concatenate([r["_row"].to_numpy() for r in raws])
+    whole = pd.concat(raws, ignore_index=True)
+    whole["_row"] = np.arange(1, len(whole) + 1)
+    if jobs[0].street:
+        points = street_points_from(whole, jobs[0].schema, keep_index=True)
+        at = np.searchsorted(owner[points.index.to_numpy()], np.arange(len(raws) + 1))
+        for f, res in enumerate(results):
+            res.streets = points.iloc[at[f]:at[f + 1]].reset_index(drop=True)
+    parts = _map(whole, jobs[0], geocoder, None)
+    bounds = np.arange(len(raws) + 1)
+    split: dict[str, list] = {}
+    for name, table in parts.items():
+        # Every table keeps the rows in their order, so each file's rows are one run of them.
+        g = table.index.to_numpy() if name == "geocoded" else table["_row"].to_numpy() - 1
+        at = np.searchsorted(owner[g], bounds)
+        pieces = []
+        for f in range(len(raws)):
+            piece = table.iloc[at[f]:at[f + 1]]
+            if name == "geocoded":
+                pieces.append(piece.set_axis(local[piece.index.to_numpy()] - 1))
+                continue
+            piece = piece.copy()
+            piece["_row"] = local[piece["_row"].to_numpy() - 1]
+            if name == "incidents":
+                # As mapped alone: indexed as the file's rows, categories only of the file's values.
+                piece.index = pd.Index(piece["_row"].to_numpy() - 1)
+                for col in COMPACT:
+                    if col in piece and isinstance(piece[col].dtype, pd.CategoricalDtype):
+                        piece[col] = piece[col].cat.remove_unused_categories()
+            else:
+                piece = piece.reset_index(drop=True)
+            pieces.append(piece)
+        split[name] = pieces
+    for f, (job, res) in enumerate(zip(jobs, results)):
+        _fill(res, job, {name: pieces[f] for name, pieces in split.items()})
+
+
+def _map(raw: pd.DataFrame, job: FileJob, geocoder: Geocoder | None, header: list[str] | None) -> dict:
+    """Map rows to the common schema, filter them by the study period and the source's categories,
+    and give each its handling code and dedupe keys: ``incidents``, ``rejects``, ``filtered``,
+    ``notes`` and ``geocoded`` (the match level of each row the geocoder was asked about)."""
+    schema = job.schema
+    m = map_rows(raw, schema, job.source_id, job.evidence, job.path, geocoder,
+                 fixed_evidence=job.fixed_evidence, header=header)
     mapped = m.incidents
-    if len(m.geocoded) or job.geocoded:
-        res.geocoding = match_counts(m.geocoded)
     # Filters chosen by the config: the study period, then the source's categories.
     out_period = (mapped["occurred_to"] < job.start) | (mapped["occurred_from"] >= job.end)
     why = pd.Series(np.where(out_period, "outside study period", ""), index=mapped.index)
     if job.selected:
         why[(why == "") & ~mapped["category"].isin(job.selected)] = "category not selected"
     drop = why != ""
-    res.filtered = pd.DataFrame({"_row": mapped.loc[drop, "_row"].to_numpy(), "reason": why[drop].to_numpy()})
+    filtered = pd.DataFrame({"_row": mapped.loc[drop, "_row"].to_numpy(), "reason": why[drop].to_numpy()})
     kept_rows = set(mapped.loc[~drop, "_row"])
-    res.notes = m.notes[m.notes["_row"].isin(kept_rows)]
+    notes = m.notes[m.notes["_row"].isin(kept_rows)]
     mapped = mapped[~drop].copy()
     # Filled in by load_sources (the file's path and its index in the ledger); here they keep their place.
     mapped["_file"] = ""
@@ -235,8 +340,8 @@ def load_file(job: FileJob, geocoder: Geocoder | None = None) -> FileResult:
         ref = mapped.get("source_ref", pd.Series("", index=mapped.index)).fillna("")
     mapped["_dedupe_a"], mapped["_dedupe_b"] = dedupe_keys((scope + ":" + ref).where(ref != "", "") if scope else None,
                                                          len(mapped))
-    res.incidents = compact(mapped.drop(columns=[c for c in ("_dedupe_ref",) if c in mapped]))
-    return res
+    return {"incidents": compact(mapped.drop(columns=[c for c in ("_dedupe_ref",) if c in mapped])),
+            "rejects": m.rejects, "filtered": filtered, "notes": notes, "geocoded": m.geocoded}
 
 
 def compact(frame: pd.DataFrame) -> pd.DataFrame:
@@ -278,28 +383,53 @@ def _to_cache(options: LoadOptions, job: FileJob, res: FileResult) -> None:
 
 
 def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptions) -> list[FileResult]:
-    """``load_file`` over ``jobs`` in this process, a process pool or a Dask cluster; results in job order."""
+    """``load_files`` over ``jobs`` in batches (``batches``) in this process, a process pool or a
+    Dask cluster; results in job order."""
     if not jobs:
         return []
-    if options.client is not None:
-        from hotspots.distributed import run_on_cluster
-        return run_on_cluster(options.client, load_file, jobs, geocoder)
     n = options.processes
     if n is None:
-        big = sum(j.size for j in jobs) >= PARALLEL_MIN_BYTES or len(jobs) >= PARALLEL_MIN_FILES
+        big = sum(j.size for j in jobs) >= PARALLEL_MIN_BYTES
         n = min(len(jobs), os.cpu_count() or 1) if big and len(jobs) > 1 else 1
-    n = min(n, len(jobs))
-    if n <= 1 or multiprocessing.current_process().daemon:
-        return [load_file(j, geocoder) for j in jobs]
-    # The largest files first, so that no worker is left with a big file at the end.
-    order = sorted(range(len(jobs)), key=lambda i: -jobs[i].size)
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_set_worker_geocoder,
-                             initargs=(geocoder,)) as pool:
-        done = list(pool.map(_load_in_worker, [jobs[i] for i in order]))
+    workers = len(options.client.scheduler_info().get("workers", {})) if options.client is not None else n
+    groups = batches(jobs, max(1, workers))
+    if options.client is not None:
+        from hotspots.distributed import run_on_cluster
+        done = run_on_cluster(options.client, load_files, [[jobs[i] for i in g] for g in groups], geocoder)
+    elif min(n, len(groups)) <= 1 or multiprocessing.current_process().daemon:
+        done = [load_files([jobs[i] for i in g], geocoder) for g in groups]
+    else:
+        # The largest batches first, so that no worker is left with a big one at the end.
+        order = sorted(range(len(groups)), key=lambda b: -sum(jobs[i].size for i in groups[b]))
+        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+        with ProcessPoolExecutor(max_workers=min(n, len(groups)), mp_context=ctx, initializer=_set_worker_geocoder,
+                                 initargs=(geocoder,)) as pool:
+            got = list(pool.map(_load_in_worker, [[jobs[i] for i in groups[b]] for b in order]))
+        done = [None] * len(groups)
+        for b, res in zip(order, got):
+            done[b] = res
     out: list[FileResult] = [None] * len(jobs)      # type: ignore[list-item]
-    for i, res in zip(order, done):
-        out[i] = res
+    for g, res in zip(groups, done):
+        for i, r in zip(g, res):
+            out[i] = r
+    return out
+
+
+def batches(jobs: list[FileJob], workers: int = 1) -> list[list[int]]:
+    """The jobs (their indices) in runs of one source's consecutive files, each run at most
+    ``BATCH_BYTES`` and, with several workers, at most a quarter of one worker's share of the bytes,
+    so that the work still spreads: ``load_files`` maps a batch's files as one table."""
+    total = sum(j.size for j in jobs)
+    limit = min(BATCH_BYTES, max(1, total // (4 * workers))) if workers > 1 else BATCH_BYTES
+    out: list[list[int]] = []
+    size = 0
+    for i, job in enumerate(jobs):
+        if out and jobs[out[-1][-1]].source_id == job.source_id and size + job.size <= limit:
+            out[-1].append(i)
+            size += job.size
+        else:
+            out.append([i])
+            size = job.size
     return out
 
 
@@ -311,8 +441,8 @@ def _set_worker_geocoder(geocoder: Geocoder | None) -> None:
     _WORKER_GEOCODER = geocoder
 
 
-def _load_in_worker(job: FileJob) -> FileResult:
-    return load_file(job, _WORKER_GEOCODER)
+def _load_in_worker(jobs: list[FileJob]) -> list[FileResult]:
+    return load_files(jobs, _WORKER_GEOCODER)
 
 
 def _jobs(cfg: Config, plan: _Plan) -> list[FileJob]:

@@ -271,16 +271,18 @@ def has_station_cue(canon: str) -> bool:
 _GENERIC = {g.lower() for g in RULES["police_generic_locations"]}
 
 
-def street_points(names: pd.Series, x: np.ndarray, y: np.ndarray, strip: str = "") -> pd.DataFrame:
+def street_points(names: pd.Series, x: np.ndarray, y: np.ndarray, strip: str = "",
+                  keep_index: bool = False) -> pd.DataFrame:
     """Named snap points (police.uk "On or near <street>") as ``name``, ``x``, ``y``: the prefix
-    stripped; generic labels ("Supermarket", "Nightclub"), junctions ("A/B") and road numbers dropped."""
+    stripped; generic labels ("Supermarket", "Nightclub"), junctions ("A/B") and road numbers dropped.
+    ``keep_index``: indexed as ``names``, else 0, 1, ..."""
     name = names.fillna("").astype(str).str.strip()
     if strip:
         name = name.str.replace(strip, "", regex=True).str.strip()
     ok = ((name != "") & ~name.str.lower().isin(_GENERIC) & ~name.str.contains("/", regex=False)
           & ~name.str.fullmatch(r"[ABM]\d+(\(M\))?").astype(bool) & np.isfinite(x) & np.isfinite(y))
     return pd.DataFrame({"name": name[ok].to_numpy(), "x": np.asarray(x)[ok.to_numpy()],
-                         "y": np.asarray(y)[ok.to_numpy()]})
+                         "y": np.asarray(y)[ok.to_numpy()]}, index=name.index[ok.to_numpy()] if keep_index else None)
 
 
 def streets_from_points(points: pd.DataFrame) -> pd.DataFrame:

@@ -205,14 +205,15 @@ def street_source(schema: dict) -> dict:
     return schema.get("gazetteer") or RULES["street_sources"].get(schema.get("name", ""), {})
 
 
-def street_points_from(raw: pd.DataFrame, schema: dict) -> pd.DataFrame:
-    """The named snap points of a police.uk table (schema ``gazetteer`` entry), for the street gazetteer."""
+def street_points_from(raw: pd.DataFrame, schema: dict, keep_index: bool = False) -> pd.DataFrame:
+    """The named snap points of a police.uk table (schema ``gazetteer`` entry), for the street gazetteer;
+    ``keep_index``: indexed by the rows of ``raw`` they come from."""
     gz = street_source(schema)
     if "street" not in gz or gz["street"] not in raw.columns:
         return pd.DataFrame(columns=["name", "x", "y"])
     where = locate(raw, schema["location"])
     return street_points(raw[gz["street"]], where["x"].to_numpy(float), where["y"].to_numpy(float),
-                         gz.get("strip", ""))
+                         gz.get("strip", ""), keep_index)
 
 
 def map_rows(raw: pd.DataFrame, schema: dict, source_id: str, evidence: str, path: str,
