@@ -27,7 +27,7 @@ import json
 import multiprocessing
 import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -366,20 +366,18 @@ def _from_cache(hit: dict) -> FileResult:
                       warning=meta["warning"], cached=True)
 
 
-def _to_cache(options: LoadOptions, job: FileJob, res: FileResult) -> None:
-    if not options.write or options.cache is None or res.error is not None:
-        return
+def _store(options: LoadOptions, job: FileJob, res: FileResult) -> bool:
+    """Keep one file's result in the cache (when the run writes it); False when the folder cannot be
+    written. Runs where the result is: a worker process stores its own batches' files."""
+    if not options.write or options.cache is None or res.error is not None or not job.sha256:
+        return True
     meta = {"rows_read": res.rows_read, "warning": res.warning, "geocoding": res.geocoding,
             "has_streets": res.streets is not None, "source_id": job.source_id, "sha256": job.sha256}
     tables = {"incidents": res.incidents}
     for name, cols in _EMPTY.items():
         df = getattr(res, name)
         tables[name] = df if df is not None else pd.DataFrame(columns=cols)
-    if not cache.put(options.cache, job.key, meta, tables):
-        options.write = False        # a read-only folder: say so once and carry on without the cache
-        warnings.warn(f"the cache folder {options.cache} cannot be written: normalised incidents are not "
-                      "kept for the next run (set HOTSPOTS_CACHE to a writable folder).", HotspotsWarning,
-                      stacklevel=2)
+    return cache.put(options.cache, job.key, meta, tables)
 
 
 def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptions) -> list[FileResult]:
@@ -396,18 +394,33 @@ def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptio
     if options.client is not None:
         from hotspots.distributed import run_on_cluster
         done = run_on_cluster(options.client, load_files, [[jobs[i] for i in g] for g in groups], geocoder)
+        stored = [_store(options, jobs[i], r) for g, res in zip(groups, done) for i, r in zip(g, res)]
     elif min(n, len(groups)) <= 1 or multiprocessing.current_process().daemon:
-        done = [load_files([jobs[i] for i in g], geocoder) for g in groups]
+        # The cache is written on a thread while the next batch is mapped (Parquet writes let go of the GIL).
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            done, pending = [], []
+            for g in groups:
+                done.append(load_files([jobs[i] for i in g], geocoder))
+                pending += [writer.submit(_store, options, jobs[i], r) for i, r in zip(g, done[-1])]
+            stored = [f.result() for f in pending]
     else:
-        # The largest batches first, so that no worker is left with a big one at the end.
+        # The largest batches first, so that no worker is left with a big one at the end. Each worker
+        # writes its own files to the cache (3 s of the 1 M run no longer in this process).
         order = sorted(range(len(groups)), key=lambda b: -sum(jobs[i].size for i in groups[b]))
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-        with ProcessPoolExecutor(max_workers=min(n, len(groups)), mp_context=ctx, initializer=_set_worker_geocoder,
-                                 initargs=(geocoder,)) as pool:
+        with ProcessPoolExecutor(max_workers=min(n, len(groups)), mp_context=ctx, initializer=_set_worker,
+                                 initargs=(geocoder, options)) as pool:
             got = list(pool.map(_load_in_worker, [[jobs[i] for i in groups[b]] for b in order]))
         done = [None] * len(groups)
-        for b, res in zip(order, got):
+        stored = []
+        for b, (res, ok) in zip(order, got):
             done[b] = res
+            stored += ok
+    if not all(stored):
+        options.write = False        # a read-only folder: say so once and carry on without the cache
+        warnings.warn(f"the cache folder {options.cache} cannot be written: normalised incidents are not "
+                      "kept for the next run (set HOTSPOTS_CACHE to a writable folder).", HotspotsWarning,
+                      stacklevel=3)
     out: list[FileResult] = [None] * len(jobs)      # type: ignore[list-item]
     for g, res in zip(groups, done):
         for i, r in zip(g, res):
@@ -433,16 +446,16 @@ def batches(jobs: list[FileJob], workers: int = 1) -> list[list[int]]:
     return out
 
 
-_WORKER_GEOCODER: Geocoder | None = None
+_WORKER: dict = {}
 
 
-def _set_worker_geocoder(geocoder: Geocoder | None) -> None:
-    global _WORKER_GEOCODER
-    _WORKER_GEOCODER = geocoder
+def _set_worker(geocoder: Geocoder | None, options: LoadOptions) -> None:
+    _WORKER.update(geocoder=geocoder, options=options)
 
 
-def _load_in_worker(jobs: list[FileJob]) -> list[FileResult]:
-    return load_files(jobs, _WORKER_GEOCODER)
+def _load_in_worker(jobs: list[FileJob]) -> tuple[list[FileResult], list[bool]]:
+    results = load_files(jobs, _WORKER["geocoder"])
+    return results, [_store(_WORKER["options"], job, res) for job, res in zip(jobs, results)]
 
 
 def _jobs(cfg: Config, plan: _Plan) -> list[FileJob]:
@@ -672,8 +685,6 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
         geocoder = geocoder_needed() if geocoder_needed and todo else None
         for (k, job), res in zip(todo, _run_jobs([j for _, j in todo], geocoder, options)):
             results[(k, job.path)] = res
-            if job.sha256:
-                _to_cache(options, job, res)
 
     # Round one: sources located without the geocoder.
     first = [(k, j) for k, js in jobs.items() for j in js if not j.geocoded]
