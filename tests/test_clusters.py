@@ -227,19 +227,22 @@ def test_stacks_at_random_real_snap_points_are_not_clusters_under_random_labelli
     assert flagged["csr"] >= 8, flagged
 
 
-def test_dbscan_on_a_drawn_subset_with_the_background_pairs_equals_dbscan_from_scratch():
-    from scipy.spatial import cKDTree
-    from hotspots.detect.clusters import weighted_dbscan
-    rng = np.random.default_rng(4)
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_dbscan_of_drawn_places_on_the_background_graph_equals_dbscan_from_scratch(seed):
+    """PlaceGraph.dbscan (the simulations: places drawn from the background) against
+    weighted_dbscan on the drawn points alone, label for label: the numbering by lowest-index core
+    point and the border tie rule too (weights of 0.5, 1 and 2 make points sit within eps of
+    several clusters at the threshold)."""
+    from hotspots.detect.clusters import PlaceGraph, weighted_dbscan
+    rng = np.random.default_rng(seed)
     pool = sample_csr(L_SHAPE, 3000, rng)
-    pick = rng.choice(len(pool), 1200, replace=False)
-    w = rng.choice([0.5, 1.0, 2.0], 1200)
-    pairs = cKDTree(pool).query_pairs(80.0, output_type="ndarray")
-    pos = np.full(len(pool), -1)
-    pos[pick] = np.arange(1200)
-    a, b = pos[pairs[:, 0]], pos[pairs[:, 1]]
-    keep = (a >= 0) & (b >= 0)
-    sub = np.column_stack([np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])])
-    fresh = weighted_dbscan(pool[pick], w, 80.0, 4.0)
-    assert (fresh >= 0).any()
-    assert np.array_equal(weighted_dbscan(pool[pick], w, 80.0, 4.0, pairs=sub), fresh)
+    graph = PlaceGraph(pool, 80.0)
+    for size, threshold in ((1200, 4.0), (2900, 11.5), (300, 50.0)):
+        pick = rng.choice(len(pool), size, replace=False)
+        w = rng.choice([0.5, 1.0, 2.0], size)
+        fresh = weighted_dbscan(pool[pick], w, 80.0, threshold)
+        assert np.array_equal(graph.dbscan(pick, w, threshold), fresh)
+        if threshold < 50:
+            assert fresh.max() >= 1          # several clusters, so that the numbering is tested
+        else:
+            assert (fresh == -1).all()       # no core point at all

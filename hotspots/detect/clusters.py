@@ -295,8 +295,7 @@ def _default_min_cluster_size(n_locations: int, area_m2: float, eps: float) -> t
 # --------------------------------------------------------------------------
 # Detector (shared by the observed data and every simulation)
 # --------------------------------------------------------------------------
-def weighted_dbscan(xy: np.ndarray, weight: np.ndarray, eps: float,
-                    min_weight: float, pairs: np.ndarray | tuple | None = None) -> np.ndarray:
+def weighted_dbscan(xy: np.ndarray, weight: np.ndarray, eps: float, min_weight: float) -> np.ndarray:
     """DBSCAN with sample weights and a real-valued ``min_weight``.
 
     A point is core when the summed weight within ``eps`` (distance <= eps,
@@ -310,19 +309,16 @@ def weighted_dbscan(xy: np.ndarray, weight: np.ndarray, eps: float,
     reproduces scikit-learn's labels exactly, including its numbering (clusters
     in order of their lowest-index core point) and its tie rule (a border point
     within eps of several clusters joins the lowest-numbered one);
-    ``tests/test_clusters.py`` checks equality with scikit-learn. ``pairs``: the
-    (distance <= eps) index pairs when already known, as an (n, 2) array or two arrays
-    (the random-labelling simulations reuse the background layer's; which end of a pair
-    comes first does not matter), else found with a KD-tree.
+    ``tests/test_clusters.py`` checks equality with scikit-learn. The simulations run it
+    on subsets of one set of places through ``PlaceGraph.dbscan``.
     """
     xy = np.asarray(xy, dtype=float)
     weight = np.asarray(weight, dtype=float)
     m = len(xy)
     if m == 0:
         return np.empty(0, dtype=np.int64)
-    if pairs is None:
-        pairs = cKDTree(xy).query_pairs(eps, output_type="ndarray")  # i < j, d <= eps
-    i, j = pairs if isinstance(pairs, tuple) else (pairs[:, 0], pairs[:, 1])
+    pairs = cKDTree(xy).query_pairs(eps, output_type="ndarray")  # i < j, d <= eps
+    i, j = pairs[:, 0], pairs[:, 1]
     nbw = (weight + np.bincount(i, weights=weight[j], minlength=m)
            + np.bincount(j, weights=weight[i], minlength=m))
     # Relative tolerance: summing 0.1 ten times must still reach 1.0, so raw
@@ -353,13 +349,77 @@ def weighted_dbscan(xy: np.ndarray, weight: np.ndarray, eps: float,
     return labels
 
 
-def _detect(xy, weight, count, method, eps, min_weight, min_cluster_size, pairs=None):
-    """Cluster labels per location (-1 = noise), clusters numbered 0..k-1."""
+class PlaceGraph:
+    """The background's places and their neighbour pairs (within eps), found once for all the
+    random-labelling simulations: a symmetric adjacency in CSR form (``row`` holds each stored
+    entry's row). ``dbscan`` runs ``weighted_dbscan`` on a subset of the places without building
+    the subset's own graph."""
+
+    def __init__(self, places: np.ndarray, eps: float):
+        found = cKDTree(places).query_pairs(eps, output_type="ndarray")
+        n = len(places)
+        both = (np.concatenate([found[:, 0], found[:, 1]]), np.concatenate([found[:, 1], found[:, 0]]))
+        del found
+        # Ones as floats: a neighbourhood's weight is one sparse product (8x faster than a gather and
+        # a bincount over the 11 M entries at 1 M incidents, and the same sums in the same order).
+        self.adj = sp.coo_matrix((np.ones(len(both[0])), both), shape=(n, n)).tocsr()     # sorted
+        self.n, self.indptr, self.col = n, self.adj.indptr, self.adj.indices
+        self.row = np.repeat(np.arange(n, dtype=self.col.dtype), np.diff(self.indptr))
+
+    def dbscan(self, pick: np.ndarray, weight: np.ndarray, min_weight: float) -> np.ndarray:
+        """``weighted_dbscan(places[pick], weight, eps, min_weight)``, label for label (the same
+        numbering and tie rule, tested): the places not picked hold no weight and are never core.
+        At 1 M incidents (199,246 places, 11.1 M stored pairs) 0.2 s a simulation instead of 0.7 s
+        building the subset's pairs and graph."""
+        n, row, col, indptr = self.n, self.row, self.col, self.indptr
+        m = len(pick)
+        pos = np.full(n, -1, dtype=np.int64)
+        pos[pick] = np.arange(m)
+        wp = np.zeros(n)
+        wp[pick] = weight
+        core = (pos >= 0) & (wp + self.adj @ wp >= min_weight * (1.0 - 1e-9))   # weighted_dbscan's tolerance
+        labels = np.full(m, -1, dtype=np.int64)
+        places = np.flatnonzero(core)
+        if not len(places):
+            return labels
+        # The core-core pairs: the graph's own entries kept where both ends are core (still sorted).
+        both = core[row] & core[col]
+        sub = np.zeros(n + 1, dtype=indptr.dtype)
+        np.cumsum(np.bincount(row[both], minlength=n), out=sub[1:])
+        graph = sp.csr_matrix((np.ones(int(both.sum()), dtype=np.int8), col[both], sub), shape=(n, n))
+        graph.has_sorted_indices = True
+        # Both directions of each pair are stored: the strong components of this symmetric graph are its
+        # connected components, found without the transpose that directed=False builds (2.6x faster).
+        _, comp = connected_components(graph, directed=True, connection="strong")
+        # Clusters numbered by their lowest-index core point (index: the point's place in ``pick``).
+        first = np.full(comp.max() + 1, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, comp[places], pos[places])
+        used = np.flatnonzero(first < np.iinfo(np.int64).max)
+        rank = np.empty(comp.max() + 1, dtype=np.int64)
+        rank[used[np.argsort(first[used])]] = np.arange(len(used))
+        lab = np.full(n, -1, dtype=np.int64)
+        lab[places] = rank[comp[places]]
+        # Border points: picked, not core, with a core neighbour; the lowest cluster number among
+        # their neighbours wins (non-core neighbours read as the largest number).
+        border = np.flatnonzero((pos >= 0) & ~core & (self.adj @ core.astype(float) > 0))
+        if len(border):
+            lens = indptr[border + 1] - indptr[border]
+            starts = np.cumsum(lens) - lens
+            entries = np.repeat(indptr[border] - starts, lens) + np.arange(lens.sum())
+            near = lab[col[entries]]
+            near[near < 0] = np.iinfo(np.int64).max
+            lab[border] = np.minimum.reduceat(near, starts)
+        return lab[pick]
+
+
+def _detect(xy, weight, count, method, eps, min_weight, min_cluster_size, labels=None):
+    """Cluster labels per location (-1 = noise), clusters numbered 0..k-1. ``labels``: DBSCAN's
+    labels when already found (``PlaceGraph.dbscan``)."""
     m = len(xy)
     if m == 0:
         return np.empty(0, dtype=np.int64)
     if method == "dbscan":
-        labels = weighted_dbscan(xy, weight, eps, min_weight, pairs)
+        labels = weighted_dbscan(xy, weight, eps, min_weight) if labels is None else labels
         if min_cluster_size:
             # Optional post-filter on incidents per cluster (applied to the
             # simulations too, so the test stays like-for-like).
@@ -605,30 +665,20 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
             pool = np.unique(np.asarray(background_xy, float), axis=0)
             pool = pool[shapely.intersects_xy(area, pool[:, 0], pool[:, 1])]
             pool = pool if len(pool) >= m else None
-        pool_pairs = pos = None
+        graph = None
         if pool is not None and method == "dbscan":
-            # The background's neighbour pairs, found once: each simulation keeps those between
-            # the places it drew (DBSCAN on a subset has exactly the subset's pairs).
-            # Two contiguous 32-bit columns: each simulation reads millions of pairs (5.4 M at 1 M
-            # incidents), half the bytes of cKDTree's (n, 2) int64 array.
-            found = cKDTree(pool).query_pairs(eps, output_type="ndarray")
-            pool_pairs = (np.ascontiguousarray(found[:, 0], dtype=np.int32),
-                          np.ascontiguousarray(found[:, 1], dtype=np.int32))
-            del found
-            pos = np.full(len(pool), -1, dtype=np.int32)
+            # The background's neighbour pairs, found once: each simulation's DBSCAN runs on the
+            # places it drew within them (DBSCAN on a subset has exactly the subset's pairs).
+            graph = PlaceGraph(pool, eps)
         sim_max = np.empty(n_sim)
         for s in range(n_sim):
-            spairs = None
+            found = None
             if background == "random_labelling" and pool is not None:
                 # The stacks relabelled onto places of the background layer.
                 pick = rng.choice(len(pool), m, replace=False)
                 sxy, sw, sc = pool[pick], weight, count
-                if pool_pairs is not None:
-                    pos[:] = -1
-                    pos[pick] = np.arange(m)
-                    a, b = pos[pool_pairs[0]], pos[pool_pairs[1]]
-                    keep = (a >= 0) & (b >= 0)
-                    spairs = (a[keep], b[keep])
+                if graph is not None and mw is not None:
+                    found = graph.dbscan(pick, weight, mw)
             elif background == "random_labelling":
                 # The locations stay; which stack sits where is shuffled.
                 perm = rng.permutation(m)
@@ -637,7 +687,7 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
                 # The stacks keep their weight and count; since positions are iid
                 # uniform, shuffling which stack goes where would change nothing.
                 sxy, sw, sc = sampler.sample(m, rng), weight, count
-            slab = _detect(sxy, sw, sc, method, eps, mw, mcs, spairs)
+            slab = _detect(sxy, sw, sc, method, eps, mw, mcs, found)
             sstat = _cluster_statistic(method, sxy, sw, slab, *stat_args)
             sim_max[s] = sstat.max() if len(sstat) else 0.0
         # A relative tolerance so that float summation order cannot flip a tie.
