@@ -213,13 +213,17 @@ def load_files(jobs: list[FileJob], geocoder: Geocoder | None = None) -> list[Fi
                 continue
             except UserError:
                 pass        # file by file below: the error then names the file it is in
-        elif first.street:
-            results[group[0][0]].streets = street_points_from(group[0][1], first.schema)
         for k, raw, header in group:
             try:
-                _fill(results[k], jobs[k], _map(raw, jobs[k], geocoder, header))
+                parts = _map(raw, jobs[k], geocoder, header)
             except UserError as exc:
                 results[k].error, results[k].stage = exc, "map"
+                parts = {"where": None}
+            if jobs[k].street and (len(group) == 1 or results[k].streets is None):
+                results[k].streets = street_points_from(raw, jobs[k].schema,
+                                                        where=parts["where"] if not jobs[k].geocoded else None)
+            if results[k].error is None:
+                _fill(results[k], jobs[k], parts)
     return results
 
 
@@ -272,12 +276,15 @@ def _map_group(jobs: list[FileJob], results: list[FileResult], raws: list[pd.Dat
     local = np.concatenate([r["_row"].to_numpy() for r in raws])
     whole = pd.concat(raws, ignore_index=True)
     whole["_row"] = np.arange(1, len(whole) + 1)
+    parts = _map(whole, jobs[0], geocoder, None)
     if jobs[0].street:
-        points = street_points_from(whole, jobs[0].schema, keep_index=True)
+        # Located as the mapping located them when no geocoder took part (the same call).
+        points = street_points_from(whole, jobs[0].schema, keep_index=True,
+                                    where=parts["where"] if not jobs[0].geocoded else None)
         at = np.searchsorted(owner[points.index.to_numpy()], np.arange(len(raws) + 1))
         for f, res in enumerate(results):
             res.streets = points.iloc[at[f]:at[f + 1]].reset_index(drop=True)
-    parts = _map(whole, jobs[0], geocoder, None)
+    del parts["where"]
     bounds = np.arange(len(raws) + 1)
     split: dict[str, list] = {}
     for name, table in parts.items():
@@ -341,7 +348,7 @@ def _map(raw: pd.DataFrame, job: FileJob, geocoder: Geocoder | None, header: lis
     mapped["_dedupe_a"], mapped["_dedupe_b"] = dedupe_keys((scope + ":" + ref).where(ref != "", "") if scope else None,
                                                          len(mapped))
     return {"incidents": compact(mapped.drop(columns=[c for c in ("_dedupe_ref",) if c in mapped])),
-            "rejects": m.rejects, "filtered": filtered, "notes": notes, "geocoded": m.geocoded}
+            "rejects": m.rejects, "filtered": filtered, "notes": notes, "geocoded": m.geocoded, "where": m.where}
 
 
 def compact(frame: pd.DataFrame) -> pd.DataFrame:

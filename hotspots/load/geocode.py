@@ -276,13 +276,16 @@ def street_points(names: pd.Series, x: np.ndarray, y: np.ndarray, strip: str = "
     """Named snap points (police.uk "On or near <street>") as ``name``, ``x``, ``y``: the prefix
     stripped; generic labels ("Supermarket", "Nightclub"), junctions ("A/B") and road numbers dropped.
     ``keep_index``: indexed as ``names``, else 0, 1, ..."""
-    name = names.fillna("").astype(str).str.strip()
+    # Each distinct label cleaned once (a million rows of police.uk hold a few thousand).
+    codes, labels = pd.factorize(names.fillna("").astype(str), use_na_sentinel=False)
+    label = pd.Series(labels, dtype=str).str.strip()
     if strip:
-        name = name.str.replace(strip, "", regex=True).str.strip()
-    ok = ((name != "") & ~name.str.lower().isin(_GENERIC) & ~name.str.contains("/", regex=False)
-          & ~name.str.fullmatch(r"[ABM]\d+(\(M\))?").astype(bool) & np.isfinite(x) & np.isfinite(y))
-    return pd.DataFrame({"name": name[ok].to_numpy(), "x": np.asarray(x)[ok.to_numpy()],
-                         "y": np.asarray(y)[ok.to_numpy()]}, index=name.index[ok.to_numpy()] if keep_index else None)
+        label = label.str.replace(strip, "", regex=True).str.strip()
+    usable = ((label != "") & ~label.str.lower().isin(_GENERIC) & ~label.str.contains("/", regex=False)
+              & ~label.str.fullmatch(r"[ABM]\d+(\(M\))?").astype(bool)).to_numpy(bool)
+    keep = usable[codes] & np.isfinite(x) & np.isfinite(y)
+    return pd.DataFrame({"name": label.to_numpy(object)[codes[keep]], "x": np.asarray(x)[keep],
+                         "y": np.asarray(y)[keep]}, index=names.index[keep] if keep_index else None)
 
 
 def streets_from_points(points: pd.DataFrame) -> pd.DataFrame:

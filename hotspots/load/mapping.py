@@ -51,6 +51,7 @@ class Mapped:
     rejects: pd.DataFrame          # _row, reason, columns
     notes: pd.DataFrame            # _row, note, columns (loaded rows corrected on the way)
     geocoded: pd.Series            # match level of every row the geocoder was asked about
+    where: pd.DataFrame | None = None  # x, y of every row as located (None: not kept)
 
 
 def expected_columns(schema: dict) -> list[str]:
@@ -205,13 +206,16 @@ def street_source(schema: dict) -> dict:
     return schema.get("gazetteer") or RULES["street_sources"].get(schema.get("name", ""), {})
 
 
-def street_points_from(raw: pd.DataFrame, schema: dict, keep_index: bool = False) -> pd.DataFrame:
+def street_points_from(raw: pd.DataFrame, schema: dict, keep_index: bool = False,
+                       where: pd.DataFrame | None = None) -> pd.DataFrame:
     """The named snap points of a police.uk table (schema ``gazetteer`` entry), for the street gazetteer;
-    ``keep_index``: indexed by the rows of ``raw`` they come from."""
+    ``keep_index``: indexed by the rows of ``raw`` they come from. ``where``: the rows' ``x``, ``y``
+    when already located (``map_rows`` without a geocoder), else located here."""
     gz = street_source(schema)
     if "street" not in gz or gz["street"] not in raw.columns:
         return pd.DataFrame(columns=["name", "x", "y"])
-    where = locate(raw, schema["location"])
+    if where is None:
+        where = locate(raw, schema["location"])
     return street_points(raw[gz["street"]], where["x"].to_numpy(float), where["y"].to_numpy(float),
                          gz.get("strip", ""), keep_index)
 
@@ -291,4 +295,4 @@ def map_rows(raw: pd.DataFrame, schema: dict, source_id: str, evidence: str, pat
     notes = pd.DataFrame({"_row": raw.loc[noted, "_row"].to_numpy(), "note": note[noted].to_numpy(),
                           "columns": note_cols[noted].to_numpy()})
     geocoded = where.loc[where["geocoded"], "level"]
-    return Mapped(out[~bad].copy(), rejects, notes, geocoded)
+    return Mapped(out[~bad].copy(), rejects, notes, geocoded, where[["x", "y"]])
