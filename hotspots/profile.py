@@ -422,7 +422,7 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     labels = [radius_label(r) for r in radii]
     risk = grouped_risk(incidents)
     cnt = risk["count"].to_numpy(np.int64)
-    evidence = sorted(set(risk["evidence"].astype(str))) if len(risk) else []
+    evidence = sorted(risk["evidence"].astype(str).unique()) if len(risk) else []
     A = float(study_area.area)
     W = float(risk["weight"].sum())
     N = int(cnt.sum())
