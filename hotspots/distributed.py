@@ -1,9 +1,10 @@
 """Running on a ``dask.distributed`` cluster: one partnership's files, or many partnerships.
 
 - ``hotspots run CONFIG --scheduler ADDRESS|local``: the load stage's per-file work
-  (read, map to the common schema, locate, filter: ``hotspots.load.load_file``) runs
-  on the cluster's workers (``run_on_cluster``); this process keeps the ledger, the
-  cache and everything after loading, so the outputs are those of a one-process run.
+  (read, map to the common schema, locate, filter: ``hotspots.load.load_files``, a batch
+  of one source's files a task) runs on the cluster's workers (``run_on_cluster``); this
+  process keeps the ledger, the cache and everything after loading, so the outputs are
+  those of a one-process run.
 - ``hotspots run-many CONFIG... --scheduler ADDRESS|local``: each config is one task
   (``run_config``: the whole of ``hotspots run``) on a worker; its output folder is
   the one ``hotspots run`` would use (``output/`` beside the config).
