@@ -694,6 +694,7 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
     A = float(study_area.area)
     N = int(cnt.sum())
     rx, ry, rw = risk["x"].to_numpy(float), risk["y"].to_numpy(float), risk["weight"].to_numpy(float)
+    places = None      # the distinct places and their weights, for every type's relocation null
     rows = []
     a = (1 - level) / 2
     for t, grp in buildings.groupby("type", sort=True):
@@ -738,9 +739,10 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
             p0 = rho * a_near / (rho * a_near + a_else)
             rec["p_value"] = binom_two_sided(n_near, N, p0)
             if null_sites is not None and len(null_sites) >= 20:
-                from hotspots.detect.inference import two_sided_p, union_relocation_null
-                null = union_relocation_null(np.column_stack([rx, ry]), rw, np.asarray(null_sites, float), len(grp),
-                                             r, n_sim, np.random.default_rng(seed + len(rows)))
+                from hotspots.detect.inference import collapse, two_sided_p, union_relocation_null
+                places = places or collapse(np.column_stack([rx, ry]), rw)
+                null = union_relocation_null(*places, np.asarray(null_sites, float), len(grp), r, n_sim,
+                                             np.random.default_rng(seed + len(rows)), collapsed=True)
                 rec["p_value"] = float(two_sided_p(np.array([w_near]), null)[0])
         rec["null"] = (f"Monte Carlo relocation of {len(grp)} sites among {len(null_sites):,} comparable places, "
                        f"{n_sim:,} draws" if null_sites is not None and len(null_sites) >= 20

@@ -221,14 +221,16 @@ def relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: np.nda
 
 
 def union_relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: np.ndarray, m: int,
-                          radius: float, n_sim: int, rng: np.random.Generator) -> np.ndarray:
+                          radius: float, n_sim: int, rng: np.random.Generator, collapsed: bool = False) -> np.ndarray:
     """Monte Carlo relocation of a whole building type: ``m`` sites drawn without replacement among
-    ``sites_xy``, the weighted incidents within ``radius`` of any of them; (n_sim,) draws."""
+    ``sites_xy``, the weighted incidents within ``radius`` of any of them; (n_sim,) draws.
+    ``collapsed``: the points are already distinct places (``collapse``), as for every type of a table."""
     from scipy.spatial import cKDTree
     out = np.zeros(n_sim)
     if not len(points_xy) or not len(sites_xy):
         return out
-    points_xy, weights = collapse(points_xy, weights)
+    if not collapsed:
+        points_xy, weights = collapse(points_xy, weights)
     if len(sites_xy) > POOL:
         # The draws only need a pool of places, not every candidate: bounds the neighbour lists.
         sites_xy = sites_xy[rng.choice(len(sites_xy), POOL, replace=False)]
@@ -238,8 +240,12 @@ def union_relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: 
     lens = np.fromiter((len(v) for v in near), dtype=np.int64, count=len(near))
     flat = np.concatenate([np.asarray(v, dtype=np.int64) for v in near if v]) if lens.sum() else lens[:0]
     starts = np.cumsum(lens) - lens
+    # Only places near some candidate site can be hit: each draw marks and sums among those (in the
+    # same order, so the same sums), not over every place of the study.
+    near_places, flat = np.unique(flat, return_inverse=True)
+    weights = weights[near_places]
     m = min(m, len(sites_xy))
-    hit = np.zeros(len(points_xy), bool)
+    hit = np.zeros(len(near_places), bool)
     for k in range(n_sim):
         pick = rng.choice(len(sites_xy), m, replace=False)
         runs = lens[pick]
