@@ -128,7 +128,7 @@ class LoadOptions:
 
 # Below this many bytes of files to read, starting worker processes costs more than it saves. Many
 # small files do not pay for them either once they are mapped in batches (``load_files``): the 10 k
-# benchmark's 74 files (2 MB) load in 2.7-3.4 s in one process, 2.8-3.5 s in two.
+# benchmark's 74 files (2 MB) load in 1.7 s in one process, 2.0-2.2 s in two.
 PARALLEL_MIN_BYTES = 8_000_000
 # The most bytes of files one ``load_files`` call maps as one table.
 BATCH_BYTES = 32_000_000
@@ -219,7 +219,7 @@ def load_files(jobs: list[FileJob], geocoder: Geocoder | None = None) -> list[Fi
             except UserError as exc:
                 results[k].error, results[k].stage = exc, "map"
                 parts = {"where": None}
-            if jobs[k].street and (len(group) == 1 or results[k].streets is None):
+            if jobs[k].street and results[k].streets is None:
                 results[k].streets = street_points_from(raw, jobs[k].schema,
                                                         where=parts["where"] if not jobs[k].geocoded else None)
             if results[k].error is None:
