@@ -296,14 +296,14 @@ def test_files_mapped_in_batches_are_each_what_mapping_it_alone_gives(partnershi
     alone = load_sources(cfg, options=LoadOptions(processes=1))
     assert_same_load(batched, alone)
     assert len(batched.ledger.rejects) > 0 and len(batched.ledger.notes) > 0
-    # File by file, each result as load_file gives it, in a batch of every street file of a source.
+    # File by file, each result as loading it alone gives it, in a batch of every street file of a source.
     plan = load._plan(cfg, next(s for s in cfg.sources if s.id == "city_police"))
     jobs = load._jobs(cfg, plan)
     assert len(jobs) >= 3
     together = load.load_files(jobs)
     assert len(load.batches(jobs)) == 1
     for job, res in zip(jobs, together):
-        one = load.load_file(job)
+        one = load.load_files([job])[0]
         assert res.rows_read == one.rows_read and res.geocoding == one.geocoding and res.error is None
         for name in ("incidents", "rejects", "filtered", "notes", "streets"):
             pd.testing.assert_frame_equal(getattr(res, name), getattr(one, name), obj=f"{name} of {job.path}")

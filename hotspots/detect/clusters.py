@@ -76,6 +76,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from scipy.stats import poisson
 
+from hotspots.detect.inference import run_indices
+
 CRS = "EPSG:27700"
 
 #: k of the k-distance rule for eps: 4 is Ester et al.'s (1996) 2-D default.
@@ -404,11 +406,9 @@ class PlaceGraph:
         border = np.flatnonzero((pos >= 0) & ~core & (self.adj @ core.astype(float) > 0))
         if len(border):
             lens = indptr[border + 1] - indptr[border]
-            starts = np.cumsum(lens) - lens
-            entries = np.repeat(indptr[border] - starts, lens) + np.arange(lens.sum())
-            near = lab[col[entries]]
+            near = lab[col[run_indices(indptr[border], lens)]]
             near[near < 0] = np.iinfo(np.int64).max
-            lab[border] = np.minimum.reduceat(near, starts)
+            lab[border] = np.minimum.reduceat(near, np.cumsum(lens) - lens)
         return lab[pick]
 
 
@@ -677,7 +677,7 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
                 # The stacks relabelled onto places of the background layer.
                 pick = rng.choice(len(pool), m, replace=False)
                 sxy, sw, sc = pool[pick], weight, count
-                if graph is not None and mw is not None:
+                if graph is not None:
                     found = graph.dbscan(pick, weight, mw)
             elif background == "random_labelling":
                 # The locations stay; which stack sits where is shuffled.

@@ -136,7 +136,7 @@ BATCH_BYTES = 32_000_000
 
 @dataclass
 class FileJob:
-    """One file of one source to load: everything ``load_file`` needs, picklable for a worker."""
+    """One file of one source to load: everything ``load_files`` needs, picklable for a worker."""
     source_id: str
     path: str
     schema: dict
@@ -155,7 +155,7 @@ class FileJob:
 
 @dataclass
 class FileResult:
-    """What loading one file gave: the ledger's entries and the loaded rows (see ``load_file``).
+    """What loading one file gave: the ledger's entries and the loaded rows (see ``load_files``).
 
     ``stage`` says how far the file got when ``error`` is set: "read" (nothing to
     account), "check" (the header did not match: only its street points exist) or
@@ -171,11 +171,6 @@ class FileResult:
     error: UserError | None = None
     stage: str = ""
     cached: bool = False
-
-
-def load_file(job: FileJob, geocoder: Geocoder | None = None) -> FileResult:
-    """One file: ``load_files([job])``."""
-    return load_files([job], geocoder)[0]
 
 
 def load_files(jobs: list[FileJob], geocoder: Geocoder | None = None) -> list[FileResult]:
@@ -220,8 +215,7 @@ def load_files(jobs: list[FileJob], geocoder: Geocoder | None = None) -> list[Fi
                 results[k].error, results[k].stage = exc, "map"
                 parts = {"where": None}
             if jobs[k].street and results[k].streets is None:
-                results[k].streets = street_points_from(raw, jobs[k].schema,
-                                                        where=parts["where"] if not jobs[k].geocoded else None)
+                results[k].streets = street_points_from(raw, jobs[k].schema, where=parts["where"])
             if results[k].error is None:
                 _fill(results[k], jobs[k], parts)
     return results
@@ -278,9 +272,7 @@ def _map_group(jobs: list[FileJob], results: list[FileResult], raws: list[pd.Dat
     whole["_row"] = np.arange(1, len(whole) + 1)
     parts = _map(whole, jobs[0], geocoder, None)
     if jobs[0].street:
-        # Located as the mapping located them when no geocoder took part (the same call).
-        points = street_points_from(whole, jobs[0].schema, keep_index=True,
-                                    where=parts["where"] if not jobs[0].geocoded else None)
+        points = street_points_from(whole, jobs[0].schema, keep_index=True, where=parts["where"])
         at = np.searchsorted(owner[points.index.to_numpy()], np.arange(len(raws) + 1))
         for f, res in enumerate(results):
             res.streets = points.iloc[at[f]:at[f + 1]].reset_index(drop=True)
@@ -316,7 +308,8 @@ def _map_group(jobs: list[FileJob], results: list[FileResult], raws: list[pd.Dat
 def _map(raw: pd.DataFrame, job: FileJob, geocoder: Geocoder | None, header: list[str] | None) -> dict:
     """Map rows to the common schema, filter them by the study period and the source's categories,
     and give each its handling code and dedupe keys: ``incidents``, ``rejects``, ``filtered``,
-    ``notes`` and ``geocoded`` (the match level of each row the geocoder was asked about)."""
+    ``notes``, ``geocoded`` (the match level of each row the geocoder was asked about) and ``where``
+    (every row's ``x``, ``y`` when no geocoder took part: ``street_points_from`` locates them alike)."""
     schema = job.schema
     m = map_rows(raw, schema, job.source_id, job.evidence, job.path, geocoder,
                  fixed_evidence=job.fixed_evidence, header=header)
@@ -348,7 +341,8 @@ def _map(raw: pd.DataFrame, job: FileJob, geocoder: Geocoder | None, header: lis
     mapped["_dedupe_a"], mapped["_dedupe_b"] = dedupe_keys((scope + ":" + ref).where(ref != "", "") if scope else None,
                                                          len(mapped))
     return {"incidents": compact(mapped.drop(columns=[c for c in ("_dedupe_ref",) if c in mapped])),
-            "rejects": m.rejects, "filtered": filtered, "notes": notes, "geocoded": m.geocoded, "where": m.where}
+            "rejects": m.rejects, "filtered": filtered, "notes": notes, "geocoded": m.geocoded,
+            "where": None if job.geocoded else m.where}
 
 
 def compact(frame: pd.DataFrame) -> pd.DataFrame:
