@@ -68,26 +68,33 @@ def study_area_from_layer(boundaries: gpd.GeoDataFrame, layer: str, names: list[
     return shapely.union_all(sel.geometry.values)
 
 
-def _touching(geoms: np.ndarray, boundaries: gpd.GeoDataFrame, min_share: float) -> list[list[str]]:
-    """For each geometry, the 'layer:area' keys of the boundary areas holding >= min_share of it."""
-    out: list[list[str]] = [[] for _ in range(len(geoms))]
+def overlaps(geoms: np.ndarray, boundaries: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (geometry, boundary area) pair that intersect: their indices and the share of the geometry
+    inside the area."""
     if not len(boundaries) or not len(geoms):
-        return out
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     areas = boundaries.geometry.values
     tree = shapely.STRtree(areas)
     gi, bi = tree.query(geoms, predicate="intersects")
+    share = np.ones(len(gi))
     if len(gi):
         # A geometry wholly inside an area (most cells of a grid) holds all of it: no clipping.
         wi, wb = tree.query(geoms, predicate="within")
         cut = ~np.isin(gi.astype(np.int64) * len(areas) + bi, wi.astype(np.int64) * len(areas) + wb)
-        share = np.ones(len(gi))
         share[cut] = shapely.area(shapely.intersection(geoms[gi[cut]], areas[bi[cut]])) / \
             np.maximum(shapely.area(geoms[gi[cut]]), 1e-9)
-        layers = boundaries["layer"].to_numpy()
-        names = boundaries["area"].to_numpy()
-        for g, b, s in zip(gi, bi, share):
-            if s >= min_share:
-                out[g].append((layers[b], names[b]))
+    return gi, bi, share
+
+
+def _touching(overlap: tuple, n: int, boundaries: gpd.GeoDataFrame, min_share: float) -> list[list[str]]:
+    """For each of ``n`` geometries, the (layer, area) keys of the boundary areas holding >= min_share of
+    it; ``overlap`` is ``overlaps(geometries, boundaries)``."""
+    out: list[list[str]] = [[] for _ in range(n)]
+    layers = boundaries["layer"].to_numpy()
+    names = boundaries["area"].to_numpy()
+    for g, b, s in zip(*overlap):
+        if s >= min_share:
+            out[g].append((layers[b], names[b]))
     return [sorted(set(v)) for v in out]
 
 
@@ -100,10 +107,11 @@ def _crosses(pairs: list[tuple[str, str]]) -> bool:
     return any(layers.count(layer) >= 2 for layer in set(layers))
 
 
-def cell_areas(boxes: np.ndarray, boundaries: gpd.GeoDataFrame) -> tuple[list[str], list[list]]:
-    """``areas`` text per cell and the (layer, area) pairs behind it."""
-    pairs = _touching(boxes, boundaries, MIN_OVERLAP)
-    return [_names(p) for p in pairs], pairs
+def cell_areas(boxes: np.ndarray, boundaries: gpd.GeoDataFrame) -> tuple[list[str], list[list], tuple]:
+    """``areas`` text per cell, the (layer, area) pairs behind it, and the ``overlaps`` they come from."""
+    overlap = overlaps(boxes, boundaries)
+    pairs = _touching(overlap, len(boxes), boundaries, MIN_OVERLAP)
+    return [_names(p) for p in pairs], pairs, overlap
 
 
 def cells_outside_coverage(boxes: np.ndarray, coverage: gpd.GeoDataFrame) -> list[str]:
@@ -123,7 +131,8 @@ def cells_outside_coverage(boxes: np.ndarray, coverage: gpd.GeoDataFrame) -> lis
 
 def polygon_areas(geoms: np.ndarray, boundaries: gpd.GeoDataFrame) -> tuple[list[str], list[bool]]:
     """For polygons such as clusters: the areas each overlaps and whether it crosses a boundary."""
-    pairs = _touching(np.asarray(geoms), boundaries, MIN_OVERLAP)
+    geoms = np.asarray(geoms)
+    pairs = _touching(overlaps(geoms, boundaries), len(geoms), boundaries, MIN_OVERLAP)
     return [_names(p) for p in pairs], [_crosses(p) for p in pairs]
 
 
@@ -162,24 +171,21 @@ def hotspot_regions(cells: gpd.GeoDataFrame, grid: Grid, cell_pairs: list[list])
     return regions, region_of
 
 
-def area_summary(cells: gpd.GeoDataFrame, cell_pairs: list[list], regions: gpd.GeoDataFrame,
+def area_summary(cells: gpd.GeoDataFrame, overlap: tuple, regions: gpd.GeoDataFrame,
                  boundaries: gpd.GeoDataFrame) -> pd.DataFrame:
     """``areas.csv``: per boundary area, the incidents and hot cells it holds and the regions touching it.
 
     A cell on a boundary is counted in each area it touches, so totals over
     areas can exceed the study total; ``n`` and ``weighted`` are shared out by
-    the share of the cell's area in each area.
+    the share of the cell's area in each area (``overlap``: ``overlaps(cells, boundaries)``).
     """
     recs = {}
     keys = list(zip(boundaries["layer"], boundaries["area"]))
     for key in keys:
         recs[key] = {"layer": key[0], "area": key[1], "n": 0.0, "weighted": 0.0, "hot_cells": 0,
                      "regions": set(), "cross_boundary_regions": set()}
-    boxes = cells.geometry.values
-    if len(boundaries) and len(boxes):
-        tree = shapely.STRtree(boundaries.geometry.values)
-        ci, bi = tree.query(boxes, predicate="intersects")
-        share = shapely.area(shapely.intersection(boxes[ci], boundaries.geometry.values[bi])) / shapely.area(boxes[ci])
+    ci, bi, share = overlap
+    if len(ci):
         n = cells["n"].to_numpy(float)
         wsum = cells["weighted"].to_numpy(float)
         hot = cells["gi_class"].to_numpy() >= 2

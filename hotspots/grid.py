@@ -302,12 +302,14 @@ def build_grid(area: BaseGeometry, cell: float, shape: str = "square") -> Grid:
     bx = shapely.box(x0 + ii * cell, y0 + jj * cell, x0 + (ii + 1) * cell, y0 + (jj + 1) * cell)
     shapely.prepare(area)
     inter = shapely.intersects(area, bx)
+    # "The area contains the cell" is "the cell is within the area", but only this way round does the
+    # prepared area serve (10x faster: 0.05 s against 0.5 s for 46,000 cells).
+    inside = shapely.contains(area, bx)
     # A cell that merely shares an edge with the area is not in it.
-    edge = inter & ~shapely.within(bx, area)
+    edge = inter & ~inside
     if edge.any():
         frac = shapely.area(shapely.intersection(bx[edge], area)) / cell ** 2
         inter[edge] = frac > 1e-6
-    inside = shapely.within(bx, area)
     return Grid(float(x0), float(y0), float(cell), nx, ny, inter, inside)
 
 
@@ -326,10 +328,10 @@ def build_hex_grid(area: BaseGeometry, cell: float) -> HexGrid:
     hexes = _hexagons(cx.ravel(), cy.ravel(), cell)
     shapely.prepare(area)
     inter = shapely.intersects(area, hexes)
-    edge = inter & ~shapely.within(hexes, area)
+    inside = shapely.contains(area, hexes)     # = within(hexes, area), with the prepared area (build_grid)
+    edge = inter & ~inside
     if edge.any():
         inter[edge] = shapely.area(shapely.intersection(hexes[edge], area)) / (SQRT3 / 2 * cell ** 2) > 1e-6
-    inside = shapely.within(hexes, area)
     return HexGrid(float(x0), float(y0), float(cell), nx, ny, inter.reshape(ny, nx), inside.reshape(ny, nx))
 
 

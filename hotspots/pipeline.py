@@ -328,11 +328,11 @@ def source_weights(incidents: pd.DataFrame, table: dict) -> dict[str, float]:
 
 def attribute_cells(cells: gpd.GeoDataFrame, grid: gridmod.Grid, boundaries: gpd.GeoDataFrame):
     """Areas per cell, hotspot regions and the per-area summary; returns (cells, regions, areas)."""
-    areas_txt, pairs = attribute.cell_areas(cells.geometry.values, boundaries)
+    areas_txt, pairs, overlap = attribute.cell_areas(cells.geometry.values, boundaries)
     cells["areas"] = areas_txt
     regions, region_of = attribute.hotspot_regions(cells, grid, pairs)
     cells["region_id"] = region_of
-    return cells, regions, attribute.area_summary(cells, pairs, regions, boundaries)
+    return cells, regions, attribute.area_summary(cells, overlap, regions, boundaries)
 
 
 def public_view(result: Result) -> Result:

@@ -86,7 +86,7 @@ def test_regions_crossing_a_boundary_are_flagged_and_summarised(two_boroughs):
     cells = gpd.GeoDataFrame({"cell_id": [f"C{r}_{c}" for r, c in zip(rows, cols)], "n": 1,
                               "weighted": np.where(cls > 0, 5.0, 1.0), "gi_z": cls * 1.0,
                               "gi_class": cls, "n_recorded_crime": 1}, geometry=g.boxes(), crs="EPSG:27700")
-    names, pairs = attribute.cell_areas(cells.geometry.values, two_boroughs)
+    names, pairs, overlap = attribute.cell_areas(cells.geometry.values, two_boroughs)
     assert names[int(np.nonzero((rows == 5) & (cols == 4))[0][0])] == "West"
     cells["areas"] = names
     regions, region_of = attribute.hotspot_regions(cells, g, pairs)
@@ -96,7 +96,7 @@ def test_regions_crossing_a_boundary_are_flagged_and_summarised(two_boroughs):
     assert bool(regions.set_index("region_id").loc["R2", "cross_boundary"]) is False
     assert set(regions.set_index("region_id").loc["R1", "areas"].split(";")) == {"West", "East"}
     cells["region_id"] = region_of
-    areas = attribute.area_summary(cells, pairs, regions, two_boroughs).set_index("area")
+    areas = attribute.area_summary(cells, overlap, regions, two_boroughs).set_index("area")
     assert areas.loc["West", "hot_cells"] == 3 and areas.loc["East", "hot_cells"] == 2
     assert areas.loc["West", "regions"] == 2 and areas.loc["West", "cross_boundary_regions"] == 1
     assert areas.loc["East", "n"] == 50 and areas.loc["West", "n"] == 50
