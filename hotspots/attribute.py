@@ -78,9 +78,10 @@ def overlaps(geoms: np.ndarray, boundaries: gpd.GeoDataFrame) -> tuple[np.ndarra
     gi, bi = tree.query(geoms, predicate="intersects")
     share = np.ones(len(gi))
     if len(gi):
-        # A geometry wholly inside an area (most cells of a grid) holds all of it: no clipping.
-        wi, wb = tree.query(geoms, predicate="within")
-        cut = ~np.isin(gi.astype(np.int64) * len(areas) + bi, wi.astype(np.int64) * len(areas) + wb)
+        # A geometry wholly inside an area (most cells of a grid) holds all of it: no clipping. The
+        # prepared area tells (4x faster than the tree's "within", which prepares the cells instead).
+        shapely.prepare(areas)
+        cut = ~shapely.contains(areas[bi], geoms[gi])
         share[cut] = shapely.area(shapely.intersection(geoms[gi[cut]], areas[bi[cut]])) / \
             np.maximum(shapely.area(geoms[gi[cut]]), 1e-9)
     return gi, bi, share

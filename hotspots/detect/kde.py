@@ -182,6 +182,22 @@ def _as_points(x, y, w):
     return x, y, w
 
 
+def _merge_identical(x, y, w):
+    """Points at one location as one point carrying their summed weight. The density is linear in the
+    weights, so the surface is the same to round-off, and every later step costs per point: police.uk
+    locations are snap points (the 10 M benchmark's incidents sit on 300,000 places), and the exact
+    repair of cells took 9.9 s of the 10 M run. Returned as given when fewer than half would merge."""
+    import pandas as pd
+    if x.size < 1000:
+        return x, y, w
+    fx, ux = pd.factorize(x)
+    fy, uy = pd.factorize(y)
+    k, keys = pd.factorize(fx.astype(np.int64) * len(uy) + fy)
+    if len(keys) > 0.5 * x.size:
+        return x, y, w
+    return ux[keys // len(uy)], uy[keys % len(uy)], np.bincount(k, weights=w, minlength=len(keys))
+
+
 def _check_bandwidth(bandwidth) -> float:
     h = float(bandwidth)
     if not (h > 0.0 and math.isfinite(h)):
@@ -507,6 +523,7 @@ def kde_grid(x, y, w, x0, y0, cell, nx, ny, bandwidth, kernel: str = "quartic",
         L = lattice_nodes(f)
         cost_fft = 4.5e-9 * L * math.log2(L) + 60e-9 * x.size
         method = "direct" if cost_direct < cost_fft else "fft"
+    x, y, w = _merge_identical(x, y, w)
     if method == "direct":
         return _grid_direct(x, y, w, x0, y0, cell, nx, ny, h, kernel)
 
