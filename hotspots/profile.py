@@ -695,6 +695,11 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
     N = int(cnt.sum())
     rx, ry, rw = risk["x"].to_numpy(float), risk["y"].to_numpy(float), risk["weight"].to_numpy(float)
     places = None      # the distinct places and their weights, for every type's relocation null
+    if N:
+        # Near or not is a property of the place: each type's tree asked once per place, not per record.
+        from hotspots.detect.inference import place_codes
+        code, px, py = place_codes(rx, ry)
+        pxy = np.column_stack([px, py])
     rows = []
     a = (1 - level) / 2
     for t, grp in buildings.groupby("type", sort=True):
@@ -713,8 +718,8 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
         a_near = min(float(union.area) * scale, A)
         a_else = A - a_near
         if N:
-            d, _ = cKDTree(np.column_stack([gx, gy])).query(np.column_stack([rx, ry]), distance_upper_bound=r)
-            is_near = d <= r
+            d, _ = cKDTree(np.column_stack([gx, gy])).query(pxy, distance_upper_bound=r)
+            is_near = (d <= r)[code]
         else:
             is_near = np.zeros(0, bool)
         n_near = int(cnt[is_near].sum())

@@ -24,6 +24,23 @@ def test_relocation_null_and_p_match_a_hand_computation():
     assert (both == 7.0).all()
 
 
+@pytest.mark.parametrize("m", [2, 10, 300])
+def test_union_relocation_null_equals_each_draw_summed_by_hand(m):
+    """Draws of 2 sites reach a few places (each gathered once, sorted), of 300 most of them (a mask
+    over the places): either way a draw's value is the weight of the places within the radius of any
+    drawn site, each once, for the same draws (the same generator, replayed here)."""
+    rng = np.random.default_rng(3)
+    places = rng.uniform(0, 2000, (3000, 2))
+    w = rng.choice([0.5, 1.0, 2.0], 3000)
+    sites = rng.uniform(0, 2000, (500, 2))
+    null = union_relocation_null(places, w, sites, m, 60.0, 30, np.random.default_rng(8))
+    replay = np.random.default_rng(8)
+    for k in range(30):
+        pick = sites[replay.choice(len(sites), m, replace=False)]
+        near = (np.hypot(places[:, None, 0] - pick[None, :, 0], places[:, None, 1] - pick[None, :, 1]) <= 60.0)
+        assert null[k] == pytest.approx(w[near.any(axis=1)].sum(), rel=1e-12)
+
+
 @pytest.fixture(scope="module")
 def example_places(example_result):
     r = example_result

@@ -192,6 +192,16 @@ def collapse(points_xy: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np
                             g.index.get_level_values(1).to_numpy(float)]), g.to_numpy(float)
 
 
+def place_codes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each point's place (identical coordinates) as a code: (code per point, the places' x, y, in order
+    of first appearance). Hashing, not sorting: 0.3 s for 10 M points."""
+    import pandas as pd
+    fx, ux = pd.factorize(np.asarray(x, float))
+    fy, uy = pd.factorize(np.asarray(y, float))
+    code, keys = pd.factorize(fx.astype(np.int64) * len(uy) + fy)
+    return code, ux[keys // len(uy)], uy[keys % len(uy)]
+
+
 def flat_neighbours(near) -> tuple[np.ndarray, np.ndarray]:
     """``cKDTree.query_ball_point``'s lists as one array: (every list one after another, each list's length)."""
     lens = np.fromiter((len(v) for v in near), dtype=np.int64, count=len(near))
@@ -254,13 +264,20 @@ def union_relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: 
     weights = weights[near_places]
     m = min(m, len(sites_xy))
     hit = np.zeros(len(near_places), bool)
+    last = np.zeros(len(near_places), np.int64)
     for k in range(n_sim):
         pick = rng.choice(len(sites_xy), m, replace=False)
         idx = flat[run_indices(starts[pick], lens[pick])]
-        if len(idx):
+        if len(idx) > len(near_places) // 16:
             hit[idx] = True
             out[k] = weights[hit].sum()
             hit[idx] = False
+        elif len(idx):
+            # A small draw: its places, each once (its last position in ``idx`` marks it), in ascending
+            # order: the mask's elements, so its sum, at the cost of the draw's own places (1 M: 2x faster).
+            at = np.arange(len(idx))
+            last[idx] = at
+            out[k] = weights[np.sort(idx[last[idx] == at])].sum()
     return out
 
 

@@ -187,15 +187,13 @@ def _merge_identical(x, y, w):
     weights, so the surface is the same to round-off, and every later step costs per point: police.uk
     locations are snap points (the 10 M benchmark's incidents sit on 300,000 places), and the exact
     repair of cells took 9.9 s of the 10 M run. Returned as given when fewer than half would merge."""
-    import pandas as pd
+    from hotspots.detect.inference import place_codes
     if x.size < 1000:
         return x, y, w
-    fx, ux = pd.factorize(x)
-    fy, uy = pd.factorize(y)
-    k, keys = pd.factorize(fx.astype(np.int64) * len(uy) + fy)
-    if len(keys) > 0.5 * x.size:
+    code, px, py = place_codes(x, y)
+    if len(px) > 0.5 * x.size:
         return x, y, w
-    return ux[keys // len(uy)], uy[keys % len(uy)], np.bincount(k, weights=w, minlength=len(keys))
+    return px, py, np.bincount(code, weights=w, minlength=len(px))
 
 
 def _check_bandwidth(bandwidth) -> float:
