@@ -46,3 +46,18 @@ def test_with_times_keeps_the_written_order_first():
     got = with_times(["%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "ISO8601"])
     assert got[:3] == ["%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "ISO8601"]
     assert "%d/%m/%Y %H:%M" in got and "%Y-%m-%d %H:%M:%S %H:%M" not in got
+
+
+def test_a_long_column_of_few_values_reads_as_each_value_alone():
+    """A column of few distinct values is parsed once per value (hotspots.load.dates): a 4,000-row column
+    of repeated dates, times, blanks, missing cells, impossible dates and text reads, row by row, as
+    the same values read as a column of their own."""
+    values = ["03/07/2018 14:25", "31/02/2019", "", None, "n/k", "2018-07-03T14:25:00", "3/7/2018", "14:25",
+              "01/01/2091"]
+    long = [values[k % len(values)] for k in range(4000)]
+    for dtype in ("str", object):
+        whole = _parse(pd.Series(long, dtype=dtype), precision="minute")
+        alone = pd.concat([_parse(pd.Series([v], dtype=dtype), precision="minute") for v in values],
+                          ignore_index=True)
+        expect = alone.iloc[[k % len(values) for k in range(4000)]].reset_index(drop=True)
+        pd.testing.assert_frame_equal(whole.reset_index(drop=True), expect)
