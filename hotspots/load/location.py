@@ -45,7 +45,7 @@ from pyproj import Transformer
 
 from hotspots.errors import UserError
 from hotspots.load.geocode import looks_like_gridref, parse_gridref
-from hotspots.load.readers import pick
+from hotspots.load.readers import numbers, pick
 
 BNG = "EPSG:27700"
 # A generous box around Great Britain in BNG metres: beyond it a point is a
@@ -112,8 +112,7 @@ def _coordinates(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
     out = _blank(len(raw))
     out["columns"][:] = f"{cand['x']},{cand['y']}"
     present = ((xs != "") | (ys != "")).to_numpy()
-    xn = pd.to_numeric(xs, errors="coerce").to_numpy(float)
-    yn = pd.to_numeric(ys, errors="coerce").to_numpy(float)
+    xn, yn = numbers(xs), numbers(ys)
     reason = out["reason"]
 
     def reject(mask, why):
