@@ -410,3 +410,19 @@ def test_a_minority_of_rejects_never_fails_a_source(tmp_path):
     dates = ["2018-01-05"] * 100 + ["05/01/2018"] * 40
     loaded = load_sources(load_config(_council_log(tmp_path, dates)))
     assert len(loaded.incidents) == 100 and len(loaded.ledger.rejects) == 40
+
+
+def test_coordinate_cells_read_as_numbers_as_pandas_reads_them():
+    """``readers.numbers`` (Arrow's cast, pandas for a column with any cell that is no number) gives
+    pandas.to_numeric's floats, NaN included, for odd cells a partner's file may hold."""
+    import numpy as np
+    import pandas as pd
+
+    from hotspots.load.readers import numbers
+    odd = ["1.5", "", "abc", " 2", "1e3", "-0.1", "nan", "inf", "+5", ".5", "5.", "1,000", "0x10", "1_0", "NaN",
+           "Infinity", "-inf", "\u0661\u0662", "1e400", "  ", "530000.123456789012345"]
+    for cell in odd:
+        for dtype in ("str", object):
+            col = pd.Series(["531234.5", cell, ""], dtype=dtype)
+            assert np.array_equal(numbers(col), pd.to_numeric(col, errors="coerce").to_numpy(float),
+                                  equal_nan=True), (cell, dtype)
