@@ -65,12 +65,13 @@ def pick(raw: pd.DataFrame, names) -> pd.Series:
     """A column of a raw table, or the first non-empty of several, as stripped strings
     ("" where absent). ``names`` is a column name, a list of names, or None."""
     names = [] if not names else [names] if isinstance(names, str) else list(names)
-    out = pd.Series("", index=raw.index, dtype=str)
+    out = None
     for name in reversed(names):
         if name in raw.columns:
             col = raw[name].fillna("").astype(str).str.strip()
-            out = col.where(col != "", out)
-    return out
+            # The last column named, or the only one, as it is: its blanks would be filled with blanks.
+            out = col if out is None else col.where(col != "", out)
+    return pd.Series("", index=raw.index, dtype=str) if out is None else out
 
 
 def numbers(text: pd.Series) -> np.ndarray:
