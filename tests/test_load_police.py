@@ -612,3 +612,23 @@ def test_dedupe_keys_tell_references_apart_and_mark_none():
     assert len({pairs[0], pairs[1], pairs[5]}) == 3           # a letter or the scope apart: different keys
     assert pairs[2] == pairs[3] == (0, 0)                     # no reference: never merged
     assert dedupe_keys(None, 2)[0].tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("shared_first_hash", [False, True])
+def test_duplicates_keep_each_references_first_record(shared_first_hash):
+    """Records merge only when both hashes of their reference agree; the first in order is kept and the
+    later ones point to it. Two references whose first hashes happen to agree (sorted by both then)
+    stay apart."""
+    from hotspots.load.dedupe import duplicates
+    from hotspots.load.ledger import Ledger
+    a = np.array([5, 9, 5, 0, 9, 5, 7], dtype=np.uint64)
+    b = np.array([1, 2, 3 if shared_first_hash else 1, 0, 2, 1, 4], dtype=np.uint64)
+    inc = pd.DataFrame({"source_id": "city", "_file": "f.csv", "_row": np.arange(2, 9), "incident_id":
+                        [f"i{k}" for k in range(7)], "_dedupe_a": a, "_dedupe_b": b})
+    ledger = Ledger()
+    dup = duplicates(inc, ledger)
+    later = {4: "i1", 5: "i0"} if shared_first_hash else {2: "i0", 4: "i1", 5: "i0"}
+    assert np.flatnonzero(dup).tolist() == sorted(later)
+    rej = ledger.rejects
+    assert rej["row"].tolist() == [k + 2 for k in sorted(later)]
+    assert rej["reason"].tolist() == [f"duplicate of {later[k]}" for k in sorted(later)]
