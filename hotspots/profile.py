@@ -694,7 +694,7 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
     A = float(study_area.area)
     N = int(cnt.sum())
     rx, ry, rw = risk["x"].to_numpy(float), risk["y"].to_numpy(float), risk["weight"].to_numpy(float)
-    places = None      # the distinct places and their weights, for every type's relocation null
+    places = None      # the distinct places, their weights and tree, for every type's relocation null
     if N:
         # Near or not is a property of the place: each type's tree asked once per place, not per record.
         from hotspots.detect.inference import place_codes
@@ -744,10 +744,10 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
             p0 = rho * a_near / (rho * a_near + a_else)
             rec["p_value"] = binom_two_sided(n_near, N, p0)
             if null_sites is not None and len(null_sites) >= 20:
-                from hotspots.detect.inference import collapse, two_sided_p, union_relocation_null
-                places = places or collapse(np.column_stack([rx, ry]), rw)
-                null = union_relocation_null(*places, np.asarray(null_sites, float), len(grp), r, n_sim,
-                                             np.random.default_rng(seed + len(rows)), collapsed=True)
+                from hotspots.detect.inference import place_tree, two_sided_p, union_relocation_null
+                places = places or place_tree(np.column_stack([rx, ry]), rw)
+                null = union_relocation_null(places[0], places[1], np.asarray(null_sites, float), len(grp), r,
+                                             n_sim, np.random.default_rng(seed + len(rows)), tree=places[2])
                 rec["p_value"] = float(two_sided_p(np.array([w_near]), null)[0])
         rec["null"] = (f"Monte Carlo relocation of {len(grp)} sites among {len(null_sites):,} comparable places, "
                        f"{n_sim:,} draws" if null_sites is not None and len(null_sites) >= 20

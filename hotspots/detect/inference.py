@@ -240,44 +240,52 @@ def relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: np.nda
     return out
 
 
+def place_tree(points_xy: np.ndarray, weights: np.ndarray):
+    """The distinct places of ``points_xy`` (``collapse``), in the order of the leaves of their k-d tree,
+    their weights and that tree. Places near one another then lie near one another in memory: a draw's
+    gathers among them hit the cache (10 M incidents: a building type's 499 draws 3.7 s -> 1.1 s)."""
+    from scipy.spatial import cKDTree
+    places, weights = collapse(points_xy, weights)
+    leaves = cKDTree(places).indices
+    places, weights = places[leaves], weights[leaves]
+    return places, weights, cKDTree(places)
+
+
 def union_relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: np.ndarray, m: int,
-                          radius: float, n_sim: int, rng: np.random.Generator, collapsed: bool = False) -> np.ndarray:
+                          radius: float, n_sim: int, rng: np.random.Generator, tree=None) -> np.ndarray:
     """Monte Carlo relocation of a whole building type: ``m`` sites drawn without replacement among
     ``sites_xy``, the weighted incidents within ``radius`` of any of them; (n_sim,) draws.
-    ``collapsed``: the points are already distinct places (``collapse``), as for every type of a table."""
-    from scipy.spatial import cKDTree
+    ``tree``: the points are ``place_tree``'s places and this its tree (every type of a table shares them)."""
     out = np.zeros(n_sim)
     if not len(points_xy) or not len(sites_xy):
         return out
-    if not collapsed:
-        points_xy, weights = collapse(points_xy, weights)
+    if tree is None:
+        points_xy, weights, tree = place_tree(points_xy, weights)
     if len(sites_xy) > POOL:
         # The draws only need a pool of places, not every candidate: bounds the neighbour lists.
         sites_xy = sites_xy[rng.choice(len(sites_xy), POOL, replace=False)]
     # Each place's neighbours as one run of ``flat``: a draw gathers its places' runs at once (not a
     # Python list of arrays per draw: 2.5 s -> 0.6 s for five types' 499 draws at 1 M incidents).
-    flat, lens = flat_neighbours(cKDTree(points_xy).query_ball_point(sites_xy, radius))
+    flat, lens = flat_neighbours(tree.query_ball_point(sites_xy, radius))
     starts = np.cumsum(lens) - lens
-    # Only places near some candidate site can be hit: each draw marks and sums among those (in the
-    # same order, so the same sums), not over every place of the study.
-    near_places, flat = np.unique(flat, return_inverse=True)
-    weights = weights[near_places]
+    # Only places near some candidate site can be hit: numbered among those (a mark, not np.unique's
+    # sort: 10 M, 7 M neighbours, 1.15 s -> 0.11 s).
+    near = np.zeros(len(points_xy), bool)
+    near[flat] = True
+    flat = (np.cumsum(near) - 1)[flat]
+    weights = weights[near]
     m = min(m, len(sites_xy))
-    hit = np.zeros(len(near_places), bool)
-    last = np.zeros(len(near_places), np.int64)
+    # A draw's places, each once (its last position in ``idx`` marks it), at the cost of the draw's own
+    # places, not of a mask over every near place (10 M: 1.5 M near places, 120,000 in a draw). The sum
+    # runs in the draw's order: the same to round-off (1e-16 of it), far inside the p-values' 1e-9.
+    last = np.zeros(len(weights), np.int64)
     for k in range(n_sim):
         pick = rng.choice(len(sites_xy), m, replace=False)
         idx = flat[run_indices(starts[pick], lens[pick])]
-        if len(idx) > len(near_places) // 16:
-            hit[idx] = True
-            out[k] = weights[hit].sum()
-            hit[idx] = False
-        elif len(idx):
-            # A small draw: its places, each once (its last position in ``idx`` marks it), in ascending
-            # order: the mask's elements, so its sum, at the cost of the draw's own places (1 M: 2x faster).
+        if len(idx):
             at = np.arange(len(idx))
             last[idx] = at
-            out[k] = weights[np.sort(idx[last[idx] == at])].sum()
+            out[k] = weights[idx[last[idx] == at]].sum()
     return out
 
 
