@@ -182,6 +182,11 @@ def test_a_link_to_a_record_dropped_later_is_cleared(loaded):
     kept_id = dup["duplicate_of"]
     out = finish(inc[inc["incident_id"] != kept_id])
     assert out.loc[out["incident_id"] == dup["incident_id"], "duplicate_of"].iloc[0] == ""
+    # Every other link stays as it was.
+    before = inc[inc["incident_id"] != kept_id].set_index("incident_id")["duplicate_of"]
+    after = out.set_index("incident_id")["duplicate_of"]
+    changed = after[after != before.loc[after.index].astype(str)]
+    assert set(changed.index) == set(before.index[before == kept_id]) and (after[changed.index] == "").all()
 
 
 def test_linkage_reads_incident_fields_only(loaded):

@@ -772,7 +772,11 @@ def finish(incidents: pd.DataFrame) -> pd.DataFrame:
     for col in ANNOTATIONS:
         if col in incidents:
             values = incidents[col].fillna("").astype(str).reset_index(drop=True)
-            out[col] = values.where(values.isin(out["incident_id"]), "")
+            # The few incidents named, looked up among all (not every incident's id hashed to look up
+            # a few: 9.6 M ids, 93 s -> 1.4 s on Arrow strings).
+            ids = out["incident_id"]
+            present = ids[ids.isin(values[values != ""].unique())].unique()
+            out[col] = values.where(values.isin(present), "")
     # Columns of a few distinct values as categories: one byte a row instead of a string (about
     # 150 bytes an incident in all, in this table and in every copy a stage makes of its columns).
     for col in COMPACT:
