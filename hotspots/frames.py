@@ -70,6 +70,13 @@ def text_codes(series: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes, values
 
 
+def text_in(series: pd.Series, values) -> np.ndarray:
+    """``series.fillna("").astype(str).isin(values)`` as an array, on ``text_codes`` (no string a row for a
+    column of categories: 10 M incidents, 0.3-0.9 s a call as strings)."""
+    codes, present = text_codes(series)
+    return np.isin(codes, np.flatnonzero(present.isin([str(v) for v in values])))
+
+
 def release_freed_memory() -> None:
     """Give memory freed by the load (file tables, their copies while put together) back to the
     system: glibc and Arrow keep freed pages for later use, so a process holding 1.3 GB of table at

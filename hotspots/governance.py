@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hotspots.frames import text_codes
+from hotspots.frames import text_codes, text_in
 from hotspots.load.ledger import Ledger
 from hotspots.weight import lookup
 
@@ -104,7 +104,7 @@ def split_shared(incidents: pd.DataFrame, cfg, ledger: Ledger, agency: str | Non
 def role_counts(incidents: pd.DataFrame) -> pd.DataFrame:
     """Records per source and role (``source_id``, ``role``, ``n``) for the records that concern a
     person: each role counted apart, never summed."""
-    person = incidents[incidents["role"].fillna("").astype(str) != ""]
+    person = incidents[~text_in(incidents["role"], [""])]
     if not len(person):
         return pd.DataFrame(columns=["source_id", "role", "n"])
     out = person.groupby(["source_id", "role"]).size().rename("n").reset_index()

@@ -126,6 +126,7 @@ from scipy.spatial import cKDTree
 
 from hotspots.detect.gistar import bh_qvalues  # one BH implementation for cells and buildings
 from hotspots.errors import UserError
+from hotspots.frames import text_codes, text_in
 
 DEFAULT_OPTIONS = {
     "comparison": "area",          # "area" (study-area rate) or "type" (other buildings of the same type)
@@ -315,7 +316,7 @@ def _weighted_median(values: np.ndarray, counts: np.ndarray) -> float:
 
 
 def _time_note(risk: pd.DataFrame) -> str:
-    prec = set(risk["date_precision"].astype(str).unique()) if len(risk) else set()
+    prec = set(text_codes(risk["date_precision"])[1]) if len(risk) else set()
     if "minute" in prec:
         return ""
     if "day" in prec:
@@ -422,7 +423,7 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     labels = [radius_label(r) for r in radii]
     risk = grouped_risk(incidents)
     cnt = risk["count"].to_numpy(np.int64)
-    evidence = sorted(risk["evidence"].astype(str).unique()) if len(risk) else []
+    evidence = sorted(text_codes(risk["evidence"])[1]) if len(risk) else []
     A = float(study_area.area)
     W = float(risk["weight"].sum())
     N = int(cnt.sum())
@@ -438,11 +439,11 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     rx, ry = risk["x"].to_numpy(float), risk["y"].to_numpy(float)
     rw = risk["weight"].to_numpy(float)
     # Evidence and date precision as small codes, not a Python string per incident.
-    rev_code, rev_names = pd.factorize(risk["evidence"].astype(str))
+    rev_code, rev_names = text_codes(risk["evidence"])
     rprec = risk["location_precision_m"].to_numpy(float)
-    rkind, rkind_names = pd.factorize(risk["location_precision"].astype(str))
+    rkind, rkind_names = text_codes(risk["location_precision"])
     rdate = pd.to_datetime(risk["occurred_from"]).reset_index(drop=True)
-    rdp_code, rdp_names = pd.factorize(risk["date_precision"].astype(str))
+    rdp_code, rdp_names = text_codes(risk["date_precision"])
     rmax = max(radii)
     if N and nb:
         tree = cKDTree(np.column_stack([rx, ry]))
@@ -769,7 +770,7 @@ def category_counts(table: pd.DataFrame, incidents: pd.DataFrame, categories, ra
     pts = np.column_stack([bx, by])
     A = float(study_area.area)
     for cat in categories:
-        sub = incidents[incidents["category"].astype(str) == cat]
+        sub = incidents[text_in(incidents["category"], [cat])]
         tree = cKDTree(np.column_stack([sub["x"].to_numpy(float), sub["y"].to_numpy(float)])) if len(sub) else None
         for r in radii:
             lab = f"{cat.replace('-', '_')}_{radius_label(r)}"

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from hotspots.config import Config
+from hotspots.frames import text_in
 from hotspots.load.spec import resolve_schema
 
 COLUMNS = ["source_id", "level", "common_severity", "meaning", "high_risk", "records", "months", "per_month",
@@ -82,10 +83,9 @@ def high_risk_mask(cfg: Config, incidents: pd.DataFrame) -> np.ndarray:
     mask = np.zeros(len(incidents), dtype=bool)
     if not len(incidents) or "source_severity" not in incidents:
         return mask
-    sid = incidents["source_id"].astype(str).to_numpy()
     level = incidents["source_severity"].map(_norm).to_numpy()
     for source, info in source_levels(cfg).items():
-        mask |= (sid == source) & np.isin(level, list(info["high_risk"]))
+        mask |= text_in(incidents["source_id"], [source]) & np.isin(level, list(info["high_risk"]))
     return mask
 
 
@@ -103,7 +103,7 @@ def threshold_table(cfg: Config, incidents: pd.DataFrame) -> pd.DataFrame:
     rows = []
     by_id = {s.id: s for s in cfg.sources}
     for source, info in source_levels(cfg).items():
-        inc = incidents[incidents["source_id"].astype(str) == source] if len(incidents) else incidents
+        inc = incidents[text_in(incidents["source_id"], [source])] if len(incidents) else incidents
         level = inc["source_severity"].map(_norm) if len(inc) else pd.Series(dtype=str)
         month = pd.to_datetime(inc["occurred_from"]).dt.to_period("M") if len(inc) else pd.Series(dtype=object)
         months = _months(cfg, by_id[source])

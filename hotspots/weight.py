@@ -28,7 +28,7 @@ import pandas as pd
 
 from hotspots.config import Config
 from hotspots.errors import UserError
-from hotspots.frames import text_codes
+from hotspots.frames import text_codes, text_in
 from hotspots.schema import DEFAULT_WEIGHTS, EVIDENCE_CLASSES, TAXONOMY
 
 
@@ -167,7 +167,7 @@ def apply_weights(incidents: pd.DataFrame, table: dict) -> pd.DataFrame:
     w[out["category"].isin(table["non_risk_categories"]).to_numpy()] = 0.0
     # Records about a person count as risk for one role only (victims, or role unknown):
     # a suspect's and a victim's record of the same incident are never summed.
-    w[~out["role"].fillna("").astype(str).isin(table.get("risk_roles", RISK_ROLES)).to_numpy()] = 0.0
+    w[~text_in(out["role"], table.get("risk_roles", RISK_ROLES))] = 0.0
     if "duplicate_of" in out:
         w[(out["duplicate_of"].fillna("").astype(str) != "").to_numpy()] = 0.0
     out["weight"] = w
