@@ -44,7 +44,8 @@ DEFAULT_TIME_FORMATS = ["%H:%M", "%H:%M:%S", "%H.%M", "%H%M"]
 
 def _once_per_value(parse, text: pd.Series, formats: list[str]) -> pd.Series:
     """``parse(text, formats)``, parsing each distinct value once when there are few (police.uk's months,
-    a log's days, times of day): a council log's 1.3 M days, 3.4 s -> 0.2 s. The same values either way."""
+    a log's days, times of day): the 10 M benchmark council log's 1.4 M dates, 4.7 s -> 1.0 s under the
+    profiler. The same values either way."""
     codes, values = pd.factorize(text)
     if len(values) >= len(text) // 4:
         return parse(text, formats)
