@@ -746,7 +746,8 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
             rec["p_value"] = binom_two_sided(n_near, N, p0)
             if null_sites is not None and len(null_sites) >= 20:
                 from hotspots.detect.inference import place_tree, two_sided_p, union_relocation_null
-                places = places or place_tree(np.column_stack([rx, ry]), rw)
+                # The places found above, with their weights: ``collapse`` of the records, not computed again.
+                places = places or place_tree(pxy, np.bincount(code, weights=rw, minlength=len(pxy)))
                 null = union_relocation_null(places[0], places[1], np.asarray(null_sites, float), len(grp), r,
                                              n_sim, np.random.default_rng(seed + len(rows)), tree=places[2])
                 rec["p_value"] = float(two_sided_p(np.array([w_near]), null)[0])

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from hotspots.config import Config
-from hotspots.frames import text_in
+from hotspots.frames import text_codes
 from hotspots.load.spec import resolve_schema
 
 COLUMNS = ["source_id", "level", "common_severity", "meaning", "high_risk", "records", "months", "per_month",
@@ -84,8 +84,9 @@ def high_risk_mask(cfg: Config, incidents: pd.DataFrame) -> np.ndarray:
     if not len(incidents) or "source_severity" not in incidents:
         return mask
     level = incidents["source_severity"].map(_norm).to_numpy()
+    sid, names = text_codes(incidents["source_id"])     # once, not per source (-1: a source with no record)
     for source, info in source_levels(cfg).items():
-        mask |= text_in(incidents["source_id"], [source]) & np.isin(level, list(info["high_risk"]))
+        mask |= (sid == names.get_indexer([source])[0]) & np.isin(level, list(info["high_risk"]))
     return mask
 
 
@@ -102,8 +103,9 @@ def threshold_table(cfg: Config, incidents: pd.DataFrame) -> pd.DataFrame:
     """One row per source with its own grading and level; see the module docstring for the columns."""
     rows = []
     by_id = {s.id: s for s in cfg.sources}
+    sid, names = text_codes(incidents["source_id"])
     for source, info in source_levels(cfg).items():
-        inc = incidents[text_in(incidents["source_id"], [source])] if len(incidents) else incidents
+        inc = incidents[sid == names.get_indexer([source])[0]] if len(incidents) else incidents
         level = inc["source_severity"].map(_norm) if len(inc) else pd.Series(dtype=str)
         month = pd.to_datetime(inc["occurred_from"]).dt.to_period("M") if len(inc) else pd.Series(dtype=object)
         months = _months(cfg, by_id[source])
