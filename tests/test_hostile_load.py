@@ -426,3 +426,79 @@ def test_coordinate_cells_read_as_numbers_as_pandas_reads_them():
             col = pd.Series(["531234.5", cell, ""], dtype=dtype)
             assert np.array_equal(numbers(col), pd.to_numeric(col, errors="coerce").to_numpy(float),
                                   equal_nan=True), (cell, dtype)
+
+
+# Files pyarrow's CSV reader might read otherwise than pandas' C parser (``readers._arrow_csv``).
+# Each is read both ways: pyarrow's table is pandas', or pyarrow declines and pandas reads it.
+ODD_CSVS = {
+    "plain": b"a,b,c\n1,2,3\n4,5,6\n",
+    "bom, utf-8-sig": b"\xef\xbb\xbfa,b\n1,2\n",
+    "crlf and no final newline": b"a,b\r\n1,2\r\n3,4",
+    "cr only": b"a,b\r1,2\r3,4\r",
+    "quotes doubled, delimiter and newlines inside": b'a,b\n"x""y","p,q"\n"multi\nline","r\r\ns"\n',
+    "text after a closing quote": b'a,b\n"ab"c,d\n',
+    "a quote inside a value": b'a,b\nab"c,d"\n',
+    "a space before a quote": b'a,b\n "x",y\n',
+    "blank lines between and after": b"a,b\n1,2\n\n\n3,4\n\n",
+    "a line of spaces": b"a,b\n1,2\n   \n3,4\n",
+    "empty cells and an empty row": b"a,b,c\n,,\n1,,3\n",
+    "spaces kept around names and values": b" a , b \n 1 , 2 \n",
+    "a short row": b"a,b,c\n1,2\n",
+    "a long row": b"a,b\n1,2,3\n",
+    "a trailing comma on every line": b"a,b,\n1,2,\n",
+    "a repeated header name": b"a,a\n1,2\n",
+    "a blank header name": b"a,,c\n1,2,3\n",
+    "header only": b"a,b\n",
+    "formula-like text and unicode": "a,b\n=cmd|' /C calc'!A0,é ☃ \u200f\u00a0x\n".encode(),
+    "not utf-8": b"a,b\n\xe9t\xe9,2\n",
+    "semicolons": b"a;b\n1;2\n",
+    # 3 MB: pyarrow reads in 1 MB blocks, and a block may end inside a quoted newline.
+    "quoted newlines over several blocks": b"a,b,c\n" + b"".join(
+        b'%d,"line one\nline two, ""%d""",x\n' % (i, i * 7) for i in range(90_000)),
+}
+
+
+def _both_ways(path: Path, spec: dict, keep=None, monkeypatch=None):
+    fast = readers._arrow_csv(path, spec, readers._csv_header(path, spec), keep)
+    with monkeypatch.context() as m:
+        m.setattr(readers, "_arrow_csv", lambda *a: None)
+        try:
+            slow = readers._read_csv(path, spec, keep)
+        except UserError as exc:
+            slow = exc
+    return fast, slow
+
+
+@pytest.mark.parametrize("name", sorted(ODD_CSVS))
+@pytest.mark.parametrize("keep", [None, {"b", "c"}])
+def test_pyarrow_reads_a_csv_as_pandas_does_or_leaves_it_to_pandas(tmp_path, monkeypatch, name, keep):
+    path = tmp_path / "odd.csv"
+    path.write_bytes(ODD_CSVS[name])
+    spec = {"delimiter": ";"} if name == "semicolons" else {}
+    try:
+        fast, slow = _both_ways(path, spec, keep, monkeypatch)
+    except UserError:
+        return          # refused before either parser (the header check)
+    # The quirks pyarrow would read otherwise (or not at all) are pandas' to read.
+    declined = {"a line of spaces", "a short row", "a long row", "a trailing comma on every line",
+                "a repeated header name", "a blank header name"}
+    named = keep is None or bool(keep & set(readers._csv_header(path, spec)))   # else nothing to read
+    assert (fast is None) == (name in declined or not named)
+    if fast is None:
+        return          # pandas reads it: its table, or its message
+    assert not isinstance(slow, UserError), f"pyarrow read what pandas refuses: {slow}"
+    assert readers._read_csv(path, spec, keep).rows.equals(slow.rows)
+    assert list(fast.columns) == list(slow.rows.columns[1:])
+    pd.testing.assert_frame_equal(readers._finish(fast), slow.rows)
+
+
+def test_pyarrow_takes_the_plain_files_and_gives_pandas_tables_for_real_extracts(monkeypatch):
+    data = Path("examples/london_city_fringe/data")
+    files = sorted(data.rglob("*street.csv"))[:6] + sorted((data / "buildings").glob("*.csv"))
+    files.append(Path("tests/fixtures/buildings/trafford_care_homes_sample.csv"))
+    assert len(files) == 9
+    for path in files:
+        fast, slow = _both_ways(path, {}, None, monkeypatch)
+        assert fast is not None, path          # the plain case is the fast one
+        assert len(fast) >= 8
+        pd.testing.assert_frame_equal(readers._finish(fast), slow.rows)
