@@ -25,7 +25,7 @@ from hotspots.detect.clusters import find_clusters
 from hotspots.detect.counts import hotspot_count
 from hotspots import coverage as covermod
 from hotspots.detect import combine as combmod
-from hotspots.detect.inference import DEFAULT_DRAWS
+from hotspots.detect.inference import DEFAULT_DRAWS, place_codes
 from hotspots.detect.kde import choose_bandwidth, kde_grid
 from hotspots.detect.spacetime import emerging_classes, month_index, space_time_cube
 from hotspots.errors import UserError
@@ -520,30 +520,33 @@ def _clusters(cfg: Config, incidents: pd.DataFrame, area):
         params: dict = {}
         risk = weight.risk(incidents, ["x", "y", "weight", "evidence"])
         # The background for random labelling: every distinct place an incident of any source was
-        # recorded at (police.uk snap points, geocoded places), context layers included.
-        places = incidents[["x", "y"]].drop_duplicates().to_numpy(float)
-        clusters = _find_clusters(cfg, risk, places, area, params)
+        # recorded at (police.uk snap points, geocoded places), context layers included. By hashing
+        # the coordinates, not drop_duplicates on a copy of the two columns (its order does not
+        # matter: find_clusters sorts the places).
+        _, px, py = place_codes(incidents["x"].to_numpy(), incidents["y"].to_numpy())
+        clusters = _find_clusters(cfg, risk, np.column_stack([px, py]), area, params)
     return clusters, params, caught
 
 
 def _find_clusters(cfg: Config, risk: pd.DataFrame, places: np.ndarray, area, params: dict) -> gpd.GeoDataFrame:
     methods = cfg.analysis.get("clusters", ["dbscan"])
     methods = [methods] if isinstance(methods, str) else list(methods)
+    locations = len(place_codes(risk["x"].to_numpy(), risk["y"].to_numpy())[1])
     if "cluster_simulations" in cfg.analysis:
         n_sim, sim_how = int(cfg.analysis["cluster_simulations"]), "set in the config"
     else:
         # Each simulation reruns DBSCAN on every distinct location (0.13 s at 200,000 measured):
         # fewer simulations on large data, still enough to resolve p <= 0.05.
-        locations = len(risk[["x", "y"]].drop_duplicates())
         n_sim = 199 if locations <= 20_000 else 39 if locations <= 100_000 else 19
         sim_how = (f"{n_sim} simulations for {locations:,} distinct locations (199 up to 20,000, 39 up to "
                    f"100,000, 19 beyond; the smallest p is 1/(n+1))")
     params["cluster_simulations"] = _param(n_sim, sim_how)
-    locations = len(risk[["x", "y"]].drop_duplicates())
     if locations > 200_000:
         # DBSCAN's neighbour pairs grow with the square of the local density (std::bad_alloc at
         # 10 M incidents): snap to a 25 m lattice first, which bounds them by area, not by rows.
-        risk = risk.assign(x=(np.floor(risk["x"] / 25.0) + 0.5) * 25.0, y=(np.floor(risk["y"] / 25.0) + 0.5) * 25.0)
+        # Column by column in this frame (``weight.risk``'s copy), not a copy of the whole frame.
+        for c in ("x", "y"):
+            risk[c] = (np.floor(risk[c].to_numpy() / 25.0) + 0.5) * 25.0
         params["cluster_lattice_m"] = _param(25.0, f"{locations:,} distinct locations: snapped to a 25 m lattice "
                                                    "before clustering (police.uk snap points are coarser)")
     seed = int(cfg.analysis.get("seed", 0))

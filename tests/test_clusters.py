@@ -246,3 +246,16 @@ def test_dbscan_of_drawn_places_on_the_background_graph_equals_dbscan_from_scrat
             assert fresh.max() >= 1          # several clusters, so that the numbering is tested
         else:
             assert (fresh == -1).all()       # no core point at all
+
+
+def test_evidence_of_a_categorical_column_is_coded_as_its_text_would_be():
+    from hotspots.detect.clusters import _evidence_codes
+    text = ["recorded_crime", None, "unknown", "partner_record", "recorded_crime", None, "community_report"]
+    # Unused categories, a missing value and a category spelled "unknown" among them.
+    cat = pd.Series(pd.Categorical(text, categories=["zzz_unused", "recorded_crime", "unknown", "partner_record",
+                                                     "community_report", "aaa_unused"]))
+    as_text = pd.Series(text, dtype=object)
+    codes, classes = _evidence_codes(cat)
+    want_codes, want_classes = _evidence_codes(as_text)
+    assert classes == want_classes == ["community_report", "partner_record", "recorded_crime", "unknown"]
+    assert codes.tolist() == list(want_codes) == [2, 3, 3, 1, 2, 3, 0]

@@ -115,6 +115,25 @@ class Locations:
     inverse: np.ndarray       # (n,) location index of each input row
 
 
+def _evidence_codes(ev: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Each row's evidence class as a code into the sorted classes present ("unknown" where missing):
+    ``pd.factorize(text, sort=True)`` of the column as text. A categorical column is read from its
+    codes, not turned into a string per row (1.5 s and 150 MB at 10 M incidents)."""
+    if isinstance(ev.dtype, pd.CategoricalDtype):
+        raw = ev.cat.codes.to_numpy()
+        names = np.array([str(c) for c in ev.cat.categories] + ["unknown"], dtype=object)
+        raw = np.where(raw < 0, len(names) - 1, raw)
+        present = np.flatnonzero(np.bincount(raw, minlength=len(names)))
+        classes = sorted(set(names[present]))
+        rank = {name: k for k, name in enumerate(classes)}
+        lookup = np.array([rank.get(name, -1) for name in names], dtype=np.int64)
+        return lookup[raw], classes
+    # Not through a Python object per row (60 bytes each): the missing values are filled in place.
+    ev = ev.astype(str).where(ev.notna().to_numpy(), "unknown")
+    codes, classes = pd.factorize(ev, sort=True)
+    return codes, [str(c) for c in classes]
+
+
 def collapse_points(points: pd.DataFrame) -> Locations:
     """Collapse identical (x, y) into one location each.
 
@@ -125,28 +144,25 @@ def collapse_points(points: pd.DataFrame) -> Locations:
     the order of ``classes``), plus ``inverse`` mapping each input row to its
     location.
     """
-    xy = np.column_stack([np.asarray(points["x"], dtype=float),
-                          np.asarray(points["y"], dtype=float)])
+    # +0.0 turns -0.0 into 0.0 so that the two spellings of zero collapse (a new array: the caller's
+    # columns are not touched).
+    x = np.asarray(points["x"], dtype=float) + 0.0
+    y = np.asarray(points["y"], dtype=float) + 0.0
     w = np.asarray(points["weight"], dtype=float)
-    # Not through a Python object per row (60 bytes each): the missing values are filled in place.
-    ev = points["evidence"]
-    ev = ev.astype(str).where(ev.notna().to_numpy(), "unknown")
-    codes, classes = pd.factorize(ev, sort=True)
-    classes = [str(c) for c in classes]
-    if len(xy) == 0:
+    codes, classes = _evidence_codes(points["evidence"])
+    if len(x) == 0:
         return Locations(np.empty((0, 2)), np.empty(0), np.empty(0, dtype=np.int64),
                          np.empty((0, len(classes)), dtype=np.int64), classes,
                          np.empty(0, dtype=np.int64))
-    # +0.0 turns -0.0 into 0.0 so that the two spellings of zero collapse.
-    xy = xy + 0.0
     # Hash-based groupby numbering (sorted by x, then y): 0.12 s for 1 M rows
     # against 0.94 s for np.unique(axis=0), with the same result.
-    inverse = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]}).groupby(
+    inverse = pd.DataFrame({"x": x, "y": y}, copy=False).groupby(
         ["x", "y"], sort=True).ngroup().to_numpy(dtype=np.int64)
     m, c = int(inverse.max()) + 1, len(classes)
     first = np.empty(m, dtype=np.int64)
     first[inverse] = np.arange(len(inverse))   # any row of each location will do
-    uniq = xy[first]
+    uniq = np.column_stack([x[first], y[first]])
+    del x, y
     weight = np.bincount(inverse, weights=w, minlength=m)
     count = np.bincount(inverse, minlength=m).astype(np.int64)
     # Location x class counts in one bincount instead of a slow np.add.at.
@@ -564,10 +580,10 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
     missing = {"x", "y", "weight", "evidence"} - set(points.columns)
     if missing:
         raise ValueError(f"points lacks columns {sorted(missing)}")
-    xw = points[["x", "y", "weight"]].to_numpy(dtype=float)
-    if not np.isfinite(xw).all():
+    # Column by column: a (n, 3) copy held for the whole call was 230 MB at 10 M incidents.
+    if not all(np.isfinite(np.asarray(points[c], dtype=float)).all() for c in ("x", "y", "weight")):
         raise ValueError("x, y and weight must be finite")
-    if (xw[:, 2] < 0).any():
+    if (np.asarray(points["weight"], dtype=float) < 0).any():
         raise ValueError("weights must be >= 0")
     n_sim = int(n_sim)
     if n_sim < 0:
