@@ -255,12 +255,24 @@ def test_cache_folder_overlapping_the_output_or_a_source_is_refused(partnership,
         load_sources(cfg, options=LoadOptions.for_run())
 
 
-def test_worker_processes_give_the_same_incidents_and_ledger(partnership):
+@pytest.mark.parametrize("compact", [False, True])
+def test_worker_processes_give_the_same_incidents_and_ledger(partnership, compact):
+    # Compact (the pipeline's load), the workers send back no references; one process drops them later.
     cfg = load_config(partnership / "partnership.toml")
-    one = load_sources(cfg, options=LoadOptions(processes=1))
-    two = load_sources(cfg, options=LoadOptions(processes=2))
+    one = load_sources(cfg, options=LoadOptions(processes=1, compact=compact))
+    two = load_sources(cfg, options=LoadOptions(processes=2, compact=compact))
     assert_same_load(one, two)
     assert len(one.incidents) > 3_000 and one.geocoding["ed_assaults"]["street"] > 0
+    assert ("source_ref" in two.incidents) is not compact
+
+
+def test_the_cache_written_by_compact_workers_keeps_the_references(partnership, tmp_path):
+    cfg = load_config(partnership / "partnership.toml")
+    folder = tmp_path / "cache"
+    load_sources(cfg, options=LoadOptions(processes=2, compact=True, write=True, cache=folder))
+    reused = load_sources(cfg, options=LoadOptions(reuse=True, cache=folder, processes=1))
+    assert_same_load(load_sources(cfg, options=LoadOptions(processes=1)), reused)
+    assert (reused.incidents["source_ref"] != "").mean() > 0.5
 
 
 def test_both_cores_are_used_only_when_the_files_pay_for_it(partnership, monkeypatch):
