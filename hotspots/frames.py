@@ -41,7 +41,7 @@ def concat_by_column(parts: list[pd.DataFrame]) -> pd.DataFrame:
                                   for h, n in zip(held, lengths)], ignore_index=True)[col]
         for h in held:       # each source column goes as soon as it is copied
             h.pop(col, None)
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, copy=False)      # the columns are new: not copied a second time
 
 
 def take_by_column(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
@@ -55,7 +55,7 @@ def take_by_column(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     for col in list(frame.columns):
         out[col] = frame[col].array[mask]
         del frame[col]
-    return pd.DataFrame(out, index=index)
+    return pd.DataFrame(out, index=index, copy=False)   # new columns: pandas would copy them all again
 
 
 def text_codes(series: pd.Series) -> tuple[np.ndarray, pd.Index]:
