@@ -164,8 +164,8 @@ def _widest_line(path: Path, delimiter: str, encoding: str) -> tuple[int, int]:
 
 def _arrow_csv(path: Path, spec: dict, file_header: list[str], keep: set[str] | None) -> pd.DataFrame | None:
     """The plain case of ``_read_csv`` read by pyarrow's CSV reader: the same strings as pandas' C
-    parser gives below, 3-4x faster (a 250,000-row police.uk street file: 0.91 s -> 0.2 s a file, the
-    largest part of the load after the mapping). None where the file is not plain (a header row
+    parser gives below, faster (a 250,000-row police.uk street file, read alone and alternated: 0.66-1.02 s
+    -> 0.23-0.52 s, the largest part of the load after the mapping). None where the file is not plain (a header row
     that is not the first, names given, an encoding other than UTF-8, a delimiter of more than one
     byte, header names blank or repeated, which pandas renames) or where pyarrow refuses it (a row
     of another width, text that is not UTF-8, a quoted value longer than a block): pandas then
