@@ -117,21 +117,15 @@ class Locations:
 
 def _evidence_codes(ev: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Each row's evidence class as a code into the sorted classes present ("unknown" where missing):
-    ``pd.factorize(text, sort=True)`` of the column as text. A categorical column is read from its
-    codes, not turned into a string per row (1.5 s and 150 MB at 10 M incidents)."""
-    if isinstance(ev.dtype, pd.CategoricalDtype):
-        raw = ev.cat.codes.to_numpy()
-        names = np.array([str(c) for c in ev.cat.categories] + ["unknown"], dtype=object)
-        raw = np.where(raw < 0, len(names) - 1, raw)
-        present = np.flatnonzero(np.bincount(raw, minlength=len(names)))
-        classes = sorted(set(names[present]))
-        rank = {name: k for k, name in enumerate(classes)}
-        lookup = np.array([rank.get(name, -1) for name in names], dtype=np.int64)
-        return lookup[raw], classes
-    # Not through a Python object per row (60 bytes each): the missing values are filled in place.
-    ev = ev.astype(str).where(ev.notna().to_numpy(), "unknown")
-    codes, classes = pd.factorize(ev, sort=True)
-    return codes, [str(c) for c in classes]
+    ``pd.factorize(text, sort=True)`` of the column as text. Factorized as it is and named afterwards: a
+    categorical column by its codes, not a string per row (1.5 s and 150 MB at 10 M incidents)."""
+    raw, uniques = pd.factorize(ev)
+    names = np.array([str(u) for u in uniques] + ["unknown"], dtype=object)
+    raw = np.where(raw < 0, len(names) - 1, raw)
+    classes = sorted(set(names[np.flatnonzero(np.bincount(raw, minlength=len(names)))]))
+    rank = {name: k for k, name in enumerate(classes)}
+    # Values whose text is the same (a category and its string) share one class.
+    return np.array([rank.get(name, -1) for name in names], dtype=np.int64)[raw], classes
 
 
 def collapse_points(points: pd.DataFrame) -> Locations:

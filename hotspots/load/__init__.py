@@ -758,7 +758,7 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
             ledger.failures[plan.src.id] = str(exc)
     if any(len(f) for f, _ in frames):
         # The pipeline reads no source reference once duplicates are merged (hotspots.load.IDENTIFIERS).
-        incidents = _with_files(frames, ledger, drop=("source_ref",) if options.compact else ())
+        incidents = _with_files(frames, ledger, drop=NOT_SENT_BACK if options.compact else ())
     else:
         incidents = empty_incidents().assign(_file=pd.Series(dtype=str), _row=pd.Series(dtype=int),
                                              _conditions=pd.Series(dtype=bool))
