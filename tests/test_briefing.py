@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 
+import numpy as np
+import pandas as pd
 import pytest
+import shapely
 
 from hotspots.publish.offline import external_references
 from tests.browser import chromium_available, open_offline
@@ -28,7 +32,7 @@ def test_briefing_has_a_section_per_region_and_top_building(demo_out, example_re
         read[entry["source_id"]] = read.get(entry["source_id"], 0) + entry["rows_read"]
     for sid in ("city_police", "met_police", "ed_assaults", "yos_referrals", "community_intel"):
         assert f"<td>{sid}</td><td>{read[sid]:,}</td>" in html, sid
-    assert html.count("data:image/png;base64,") >= 2 * len(regions)      # a map and a chart per region
+    assert html.count("<svg class=chart") == 2 * len(regions)           # a map and a chart per region
 
 
 def test_public_briefing_keeps_the_public_rules(demo_out, example_result):
@@ -53,3 +57,159 @@ def test_briefing_opens_and_prints_to_pdf_with_no_console_error(demo_out, name, 
     assert pdf[:4] == b"%PDF" and len(pdf) > 20_000
     pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
     assert pages >= (3 if name == "briefing.html" else 2)
+
+
+class _Svg(HTMLParser):
+    """The charts of a page: for each <svg class=chart>, its paths (fill, d), rects (attributes and
+    title) and texts, read back as a browser would (entities decoded)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.charts, self._open, self._text = [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "svg" and a.get("class") == "chart":
+            self.charts.append({"label": a.get("aria-label"), "paths": [], "rects": [], "texts": [],
+                                "circles": [], "tags": []})
+        elif self.charts and (tag in ("script", "svg") or any(k.startswith("on") for k in a)):
+            self.charts[-1]["tags"].append(tag)           # an element or handler no chart draws
+        if not self.charts:
+            return
+        chart = self.charts[-1]
+        if tag == "path":
+            chart["paths"].append(a)
+        elif tag in ("rect", "circle", "text"):
+            a["title"] = ""
+            chart[{"rect": "rects", "circle": "circles", "text": "texts"}[tag]].append(a)
+            self._open = a
+            self._text = tag == "text"
+        elif tag == "title":
+            self._text = False
+
+    def handle_data(self, data):
+        if self._open is not None:
+            self._open["body" if self._text else "title"] = self._open.get(
+                "body" if self._text else "title", "") + data
+
+    def handle_endtag(self, tag):
+        if tag in ("rect", "circle", "text"):
+            self._open = None
+
+
+def _charts(html: str) -> list[dict]:
+    parser = _Svg()
+    parser.feed(html)
+    return parser.charts
+
+
+def test_briefing_monthly_bars_are_each_sources_risk_incidents_in_the_region(demo_out, example_result):
+    """Every bar of every region's monthly chart is the count, recounted here from the incidents, of one
+    source's risk incidents (weight > 0) in that region's cells in that month; and the bars' heights are
+    in proportion to their counts."""
+    html = (demo_out[2] / "briefing.html").read_text(encoding="utf-8")
+    charts = _charts(html)
+    r = example_result
+    inc = r.incidents[r.incidents["weight"].to_numpy() > 0]
+    month = inc["occurred_from"].dt.strftime("%b %y")
+    regions = r.regions.sort_values("rank")
+    checked = 0
+    for k, reg in enumerate(regions.itertuples()):
+        bars = charts[2 * k + 1]
+        assert bars["label"] == "Incidents per month"
+        cells = np.flatnonzero((r.cells["region_id"] == reg.region_id).to_numpy())
+        mine = inc[np.isin(inc["cell"].to_numpy(), cells)]
+        expected = mine.groupby([month[mine.index], mine["source_id"].astype(str)]).size()
+        got = {}
+        for rect in bars["rects"]:
+            m = re.fullmatch(r"(\w{3} \d{2}): (.+) ([\d,]+)", rect["title"])
+            if m:
+                got[(m[1], m[2])] = (int(m[3].replace(",", "")), float(rect["height"]))
+        assert {key: n for key, (n, _) in got.items()} == expected.to_dict(), reg.region_id
+        per_unit = {round(h / n, 1) for n, h in got.values()}
+        assert max(per_unit) - min(per_unit) <= 0.15, per_unit      # one scale for every bar (0.1 px rounding)
+        checked += len(got)
+    assert checked > 50
+
+
+def test_briefing_region_map_draws_the_cells_in_view_by_class(demo_out, example_result):
+    """Each region's map has one ring per hot or cold cell touching its view (the region's box widened
+    by 250 m), filled with that class's colour, and the region's outline in black."""
+    from hotspots.publish.briefing import GI_COLOURS
+    html = (demo_out[2] / "briefing.html").read_text(encoding="utf-8")
+    charts = _charts(html)
+    r = example_result
+    classed = r.cells[r.cells["gi_class"].isin(list(GI_COLOURS))]
+    for k, reg in enumerate(r.regions.sort_values("rank").itertuples()):
+        drawn = charts[2 * k]
+        assert drawn["label"].startswith("Map of the region")
+        view = shapely.box(*reg.geometry.buffer(250).bounds)
+        shown = classed[shapely.intersects(classed.geometry.values, view)]
+        want = shown["gi_class"].map(GI_COLOURS).value_counts().to_dict()
+        got = {p["fill"]: p["d"].count("M") for p in drawn["paths"] if p["fill"] != "none"}
+        assert got == want, reg.region_id
+        outline = [p for p in drawn["paths"] if p["fill"] == "none"]
+        assert len(outline) == 1 and outline[0]["stroke"] == "#111"
+        assert outline[0]["d"].count("M") == shapely.get_num_geometries(reg.geometry)
+        assert float(drawn["rects"][0]["width"]) <= 420.5 and float(drawn["rects"][0]["height"]) <= 330.5
+
+
+def test_public_briefing_bars_are_rounded_or_hatched(demo_out):
+    """The public chart's bars are totals rounded to 5 (10 or more); a month of one to seven is a hatched
+    box saying so, never its count; no source names."""
+    html = (demo_out[2] / "briefing-public.html").read_text(encoding="utf-8")
+    bars = [c for c in _charts(html) if c["label"] == "Incidents per month"]
+    assert bars
+    seen = set()
+    for chart in bars:
+        for rect in chart["rects"]:
+            m = re.fullmatch(r"\w{3} \d{2}: (.+)", rect["title"])
+            if not m:
+                continue
+            text = m[1]
+            seen.add(text.split(" ")[0])
+            if text == "fewer than 8, not shown":
+                assert rect["fill"] == "url(#hatch)"
+            else:
+                name, n = text.rsplit(" ", 1)
+                assert name == "incidents" and int(n.replace(",", "")) % 5 == 0 and int(n.replace(",", "")) >= 10
+    assert "incidents" in seen
+
+
+def test_chart_text_from_data_stays_text():
+    """Street, building and source names reach the SVG as escaped text: a name that closes the SVG and
+    opens a script is read back as the same name, and no element is added."""
+    from hotspots.publish import charts
+    evil = '</text></svg><script>alert("x")</script><svg onload=alert(1)>&amp;'
+    drawn = charts.region_map((0, 0, 1000, 800), np.array([shapely.box(100, 100, 200, 200)]), np.array(["#b2182b"]),
+                              shapely.box(100, 100, 200, 200), [(150, 150, evil)], [(300, 300, evil)])
+    bars = charts.monthly_bars(["Jan 22", "Feb 22"], {evil: np.array([3.0, 0.0])}, {evil: "#1f77b4"})
+    legend = charts.legend({evil: "#1f77b4"})
+    for page in (drawn, bars, legend):
+        assert "<script" not in page and "<svg onload" not in page
+        assert all(chart["tags"] == [] for chart in _charts(page))
+    parsed = _charts(drawn)[0]
+    assert [t["body"] for t in parsed["texts"]] == [evil, evil]
+    assert parsed["circles"][0]["title"] == evil
+    assert _charts(bars)[0]["rects"][1]["title"] == f"Jan 22: {evil} 3"
+    assert "&lt;/text&gt;&lt;/svg&gt;&lt;script&gt;" in legend
+
+
+def test_monthly_bars_scale_and_ticks():
+    """Heights in proportion to counts, stacked in order; the axis' ticks are round counts from 0 within the
+    axis; a month with no count draws no bar."""
+    from hotspots.publish import charts
+    svg = charts.monthly_bars(["Jan 22", "Feb 22", "Mar 22"], {"a": np.array([10.0, 0.0, 30.0]),
+                                                               "b": np.array([5.0, 2.0, 0.0])},
+                              {"a": "#111111", "b": "#222222"})
+    chart = _charts(svg)[0]
+    rects = [r for r in chart["rects"] if r["title"]]
+    assert [r["title"] for r in rects] == ["Jan 22: a 10", "Mar 22: a 30", "Jan 22: b 5", "Feb 22: b 2"]
+    h = {r["title"]: float(r["height"]) for r in rects}
+    assert h["Mar 22: a 30"] == pytest.approx(3 * h["Jan 22: a 10"], abs=0.2)
+    assert h["Jan 22: b 5"] == pytest.approx(2.5 * h["Feb 22: b 2"], abs=0.2)
+    a, b = (next(r for r in rects if r["title"] == t) for t in ("Jan 22: a 10", "Jan 22: b 5"))
+    assert float(b["y"]) + float(b["height"]) == pytest.approx(float(a["y"]), abs=0.15)   # b sits on a
+    ticks = [int(t["body"].replace(",", "")) for t in chart["texts"] if t["body"].replace(",", "").isdigit()]
+    assert ticks[0] == 0 and max(ticks) <= 30 * 1.05 and len(ticks) >= 3 and all(t % 5 == 0 for t in ticks)
+    assert list(charts.ticks(0)) == [0, 1]

@@ -5,9 +5,8 @@ the public tier) and returns HTML laid out for A4: a summary (period, sources,
 incidents, data quality and coverage in one table), one section per hotspot
 region (a small map, monthly counts with the trend, an hour-by-weekday table
 where the sources' times allow, the evidence mix, nearby key buildings), one per
-top key building (partner tier), then methods and caveats. Charts are drawn
-with matplotlib into the file as PNG data URIs; every text from data goes
-through ``esc``.
+top key building (partner tier), then methods and caveats. Charts are inline
+SVG (``hotspots.publish.charts``); every text from data goes through ``esc``.
 
 The public briefing follows the public tier's rules: counts suppressed and
 rounded (``tiers.public_count``), no building sections and no points, regions as
@@ -19,8 +18,6 @@ when it is installed, and says clearly when it is not.
 """
 from __future__ import annotations
 
-import base64
-import io
 import shutil
 import subprocess
 from datetime import datetime
@@ -32,63 +29,19 @@ import shapely
 
 from hotspots.detect.counts import count_columns
 from hotspots.errors import UserError
+from hotspots.publish import charts
 from hotspots.publish.escape import esc
 from hotspots.publish.where import peak_hours
-from hotspots.tiers import RULES_TEXT, public_count
+from hotspots.tiers import RULES_TEXT, SUPPRESSED, public_count
 from hotspots.weight import risk
 
 TOP_BUILDINGS = 5
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-DPI = 110
 GI_COLOURS = {3: "#b2182b", 2: "#ef8a62", 1: "#fddbc7", -1: "#d1e5f0", -2: "#67a9cf", -3: "#2166ac"}
 
 
 def _count(public: bool):
     return public_count if public else (lambda v: f"{int(v):,}")
-
-
-def _png(fig) -> str:
-    """``fig`` as an <img> of PNG data, cut to what is drawn plus 0.1 in, as ``savefig(bbox_inches="tight")``.
-
-    Drawn once and cut: savefig's "tight" draws the figure twice. When something is drawn beyond
-    the figure (a long label at a map's edge), savefig's own "tight" keeps it whole.
-    """
-    from PIL import Image
-    canvas = fig.canvas
-    canvas.draw()
-    box = fig.get_tightbbox(canvas.get_renderer())
-    width, height = fig.get_size_inches()
-    buf = io.BytesIO()
-    if box.x0 < 0 or box.y0 < 0 or box.x1 > width or box.y1 > height:
-        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    else:
-        # RGB: the figure is opaque, and a fourth channel only makes the PNG larger and slower to write.
-        pixels = np.asarray(canvas.buffer_rgba())[..., :3]
-        rows, cols = pixels.shape[:2]
-        left, right = round((box.x0 - 0.1) * DPI), round((box.x1 + 0.1) * DPI)
-        top, bottom = rows - round((box.y1 + 0.1) * DPI), rows - round((box.y0 - 0.1) * DPI)
-        # The margin may reach past the figure's edge: there it is the figure's background.
-        image = np.empty((bottom - top, right - left, 3), np.uint8)
-        image[...] = np.round(np.array(fig.get_facecolor()[:3]) * 255)
-        inside = pixels[max(top, 0):bottom, max(left, 0):right]
-        image[max(-top, 0):max(-top, 0) + inside.shape[0], max(-left, 0):max(-left, 0) + inside.shape[1]] = inside
-        Image.fromarray(image).save(buf, format="png")
-    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
-
-
-def _axes(width: float, height: float):
-    """The axes of a new figure drawn by Agg, outside pyplot (no figure list to close)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig.subplots()
-
-
-def _rectangles(x: np.ndarray, bottom: np.ndarray, height: np.ndarray) -> np.ndarray:
-    """The corners of bars of width 0.8 centred on ``x``, as ``ax.bar`` draws them."""
-    left, right, top = x - 0.4, x + 0.4, bottom + height
-    return np.stack([np.c_[left, bottom], np.c_[left, top], np.c_[right, top], np.c_[right, bottom]], axis=1)
 
 
 def _labelled_points(points: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,15 +58,12 @@ def _within(points: tuple[np.ndarray, np.ndarray, np.ndarray], minx, miny, maxx,
 
 
 class _RegionCharts:
-    """Each region's map and monthly chart, drawn into one figure each that is cleared for the next region,
-    and the risk incidents they are drawn from (``incidents``).
-
-    Matplotlib collections of the cells and bars in view, not geopandas' plotting (which also draws
-    the figure once more) nor a patch per bar, and one figure of each kind, not two per region: at
-    10 k incidents (21 regions) those took nine tenths of the briefing's time.
-    """
+    """Each region's map and monthly chart (``hotspots.publish.charts``), and the risk incidents they are
+    drawn from (``incidents``): what every region shares is found once, here."""
 
     def __init__(self, result, public: bool):
+        from matplotlib import colormaps
+        from matplotlib.colors import to_hex
         self.public = public
         # The risk incidents and their cells (the public grid's for the public view) once, not per region:
         # the columns the sections read.
@@ -123,27 +73,13 @@ class _RegionCharts:
                             if public else self.records["cell"].to_numpy())
         cells = result.cells
         shown = cells[cells["gi_class"].isin(list(GI_COLOURS))]
-        # Hottest class first, as the classes were drawn one after another before.
-        rank = shown["gi_class"].map({cls: k for k, cls in enumerate(GI_COLOURS)}).to_numpy()
-        shown = shown.iloc[np.argsort(rank, kind="stable")]
         self.cells = shown.geometry.values
         self.colours = np.array([GI_COLOURS[int(c)] for c in shown["gi_class"]], dtype=object)
         self.streets = _labelled_points(result.streets)
         self.buildings = _labelled_points(None if public else result.buildings)
-        self.map_ax = _axes(4.2, 3.4)
-        self.map_ax.set_xticks([])
-        self.map_ax.set_yticks([])
-        self.map_ax.set_title("Hot cells (red), region outline (black)", fontsize=7)
         self.months = pd.period_range(result.cfg.start, result.cfg.end - pd.Timedelta(seconds=1), freq="M")
-        ax = self.month_ax = _axes(4.6, 2.3)
-        x = np.arange(len(self.months))
-        step = max(1, len(self.months) // 8)
-        ax.set_xticks(x[::step])
-        ax.set_xticklabels([self.months[i].strftime("%b %y") for i in range(0, len(self.months), step)], fontsize=6)
-        ax.tick_params(axis="y", labelsize=6)
-        ax.set_xlim(-0.4 - 0.05 * (len(x) - 0.2), len(x) - 0.6 + 0.05 * (len(x) - 0.2))   # ax.bar's margins
-        ax.set_title("Incidents per month (rounded to 5; hatched: fewer than 8)" if public
-                     else "Incidents per month, by source", fontsize=7)
+        self.labels = [m.strftime("%b %y") for m in self.months]
+        self.palette = [to_hex(c) for c in colormaps["tab10"].colors]
 
     def incidents(self, result, reg) -> pd.DataFrame:
         """The risk incidents inside a region's cells."""
@@ -152,76 +88,35 @@ class _RegionCharts:
         cell = self.record_cell
         return self.records[(cell >= 0) & members[np.clip(cell, 0, None)]]
 
-    @staticmethod
-    def _clear(ax) -> None:
-        for artist in [*ax.collections, *ax.lines, *ax.texts]:
-            artist.remove()
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-
     def region_map(self, reg) -> str:
         """A small map of a region: its cells by Gi* class, the region outline, streets and buildings."""
-        from matplotlib.collections import PolyCollection
-        ax = self.map_ax
-        self._clear(ax)
-        minx, miny, maxx, maxy = reg.geometry.buffer(250).bounds
-        in_view = shapely.intersects(self.cells, shapely.box(minx, miny, maxx, maxy))
-        parts = shapely.get_parts(self.cells[in_view])
-        colours = np.repeat(self.colours[in_view], shapely.get_num_geometries(self.cells[in_view]))
-        ax.add_collection(PolyCollection([shapely.get_coordinates(shapely.get_exterior_ring(p)) for p in parts],
-                                         facecolors=list(colours), edgecolors="#888", linewidths=0.3), autolim=False)
-        for ring in shapely.get_exterior_ring(shapely.get_parts(reg.geometry)):
-            ax.plot(*ring.xy, color="#111", linewidth=1.6)
-        for k in _within(self.streets, minx, miny, maxx, maxy)[:8]:
-            ax.text(self.streets[0][k], self.streets[1][k], self.streets[2][k], fontsize=6, style="italic",
-                    color="#333", ha="center")
-        near = _within(self.buildings, minx, miny, maxx, maxy)
-        if len(near):
-            ax.scatter(self.buildings[0][near], self.buildings[1][near], s=14, color="#222", zorder=3)
-        for k in near[:6]:
-            ax.text(self.buildings[0][k], self.buildings[1][k] + 25, self.buildings[2][k], fontsize=6, weight="bold",
-                    ha="center")
-        ax.set_xlim(minx, maxx)
-        ax.set_ylim(miny, maxy)
-        ax.set_aspect("equal")
-        return _png(ax.figure)
+        view = reg.geometry.buffer(250).bounds
+        in_view = shapely.intersects(self.cells, shapely.box(*view))
+        streets = [(self.streets[0][k], self.streets[1][k], self.streets[2][k])
+                   for k in _within(self.streets, *view)[:8]]
+        near = [(self.buildings[0][k], self.buildings[1][k], self.buildings[2][k])
+                for k in _within(self.buildings, *view)]
+        return ("<p class=caption>Hot cells (red), cold cells (blue), region outline (black)</p>"
+                + charts.region_map(view, self.cells[in_view], self.colours[in_view], reg.geometry, streets, near))
 
     def monthly(self, inc: pd.DataFrame) -> str:
         """Incidents per month, stacked by source (a source covering part of the period shows as such, not
         as a trend); the public chart rounds each month's total and hatches the suppressed ones."""
-        from matplotlib import colormaps
-        from matplotlib.collections import PolyCollection
-        from matplotlib.patches import Patch
-        ax, months = self.month_ax, self.months
-        self._clear(ax)
-        x = np.arange(len(months), dtype=float)
+        months = self.months
         if self.public:
             values = inc["occurred_from"].dt.to_period("M").value_counts().reindex(months, fill_value=0).to_numpy(float)
-            shown = np.array([np.nan if public_count(v) == "<8" else float(public_count(v)) for v in values])
+            shown = np.array([np.nan if public_count(v) == SUPPRESSED else float(public_count(v)) for v in values])
             hidden = np.isnan(shown)
-            heights = np.nan_to_num(shown)
-            ax.add_collection(PolyCollection(_rectangles(x, np.zeros(len(x)), heights), facecolors="#b2182b",
-                                             linewidths=0), autolim=False)
-            ax.add_collection(PolyCollection(_rectangles(x[hidden], np.zeros(hidden.sum()), np.full(hidden.sum(), 4)),
-                                             facecolors="none", edgecolors="#999", hatch="///"), autolim=False)
-            top = max(heights.max(initial=0), 4 if hidden.any() else 0)
-        else:
-            table = (inc.assign(month=inc["occurred_from"].dt.to_period("M"))
-                     .groupby(["month", "source_id"]).size().unstack(fill_value=0).reindex(months, fill_value=0))
-            bottom = np.zeros(len(months))
-            colours = colormaps["tab10"]
-            handles = []
-            for k, sid in enumerate(table.columns):
-                counts = table[sid].to_numpy(float)
-                ax.add_collection(PolyCollection(_rectangles(x, bottom, counts), facecolors=colours(k % 10),
-                                                 linewidths=0), autolim=False)
-                handles.append(Patch(color=colours(k % 10), label=str(sid)[:30]))
-                bottom += counts
-            if handles:
-                ax.legend(handles=handles, fontsize=5, frameon=False, loc="upper right")
-            top = bottom.max(initial=0)
-        ax.set_ylim(0, top * 1.05 if top > 0 else 1)     # ax.bar's margin above, none below zero
-        return _png(ax.figure)
+            return ("<p class=caption>Incidents per month (rounded to 5; hatched: fewer than 8)</p>"
+                    + charts.monthly_bars(self.labels, {"incidents": np.nan_to_num(shown)}, {"incidents": "#b2182b"},
+                                          hidden=hidden, note="fewer than 8, not shown"))
+        table = (inc.assign(month=inc["occurred_from"].dt.to_period("M"))
+                 .groupby(["month", "source_id"], observed=True).size().unstack(fill_value=0)
+                 .reindex(months, fill_value=0))
+        series = {str(sid): table[sid].to_numpy(float) for sid in table.columns}
+        colours = {name: self.palette[k % len(self.palette)] for k, name in enumerate(series)}
+        return ("<p class=caption>Incidents per month, by source</p>"
+                + charts.monthly_bars(self.labels, series, colours) + charts.legend(colours))
 
 
 def _hour_table(inc: pd.DataFrame) -> str:
@@ -240,9 +135,9 @@ def _hour_table(inc: pd.DataFrame) -> str:
             f"<table class=hours><tr><th></th>{head}</tr>{rows}</table>")
 
 
-def _region_section(result, reg, public: bool, charts: _RegionCharts) -> str:
+def _region_section(result, reg, public: bool, drawn: _RegionCharts) -> str:
     count = _count(public)
-    inc = charts.incidents(result, reg)
+    inc = drawn.incidents(result, reg)
     ev = [c for c in count_columns(result.regions) if getattr(reg, c, 0)]
     mix = ", ".join(f"{c[2:].replace('_', ' ') if c.startswith('n_') else c[5:].replace('_', ' ')} "
                     f"{count(getattr(reg, c))}" for c in ev) or "none"
@@ -272,8 +167,8 @@ def _region_section(result, reg, public: bool, charts: _RegionCharts) -> str:
     table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     hours = _hour_table(inc) if not public else ""
     return (f'<section class=page><h2>{esc(reg.region_id)} {esc(name)}</h2>'
-            f'<div class=row><div>{charts.region_map(reg)}</div><div><table class=facts>{table}</table>'
-            f'</div></div><div class=row><div>{charts.monthly(inc)}</div><div>{hours}</div></div>'
+            f'<div class=row><div>{drawn.region_map(reg)}</div><div><table class=facts>{table}</table>'
+            f'</div></div><div class=row><div>{drawn.monthly(inc)}</div><div>{hours}</div></div>'
             f'</section>')
 
 
@@ -354,13 +249,15 @@ def _text(value) -> str:
 
 
 CSS = """<style>
-@page{size:A4;margin:14mm}
+@page{size:A4;margin:14mm}*{print-color-adjust:exact;-webkit-print-color-adjust:exact}
 body{font:10.5pt/1.4 sans-serif;color:#222;max-width:182mm;margin:auto}
 h1{font-size:18pt;margin:0 0 2mm}h2{font-size:13pt;margin:5mm 0 2mm}h3{font-size:11pt;margin:4mm 0 1mm}
 .sub{color:#555;margin-top:0}.note{color:#555;font-size:9pt}
 table{border-collapse:collapse;font-size:9pt;margin:2mm 0}td,th{border:1px solid #ccc;padding:1px 4px;text-align:left;
 vertical-align:top}table.facts th{width:38mm;background:#f4f4f4}table.hours td{text-align:right;min-width:7mm}
-.row{display:flex;gap:4mm;align-items:flex-start}.row>div{flex:1}img{max-width:100%}
+.row{display:flex;gap:4mm;align-items:flex-start}.row>div{flex:1;min-width:0}svg.chart{max-width:100%;height:auto}
+.caption{font-size:8pt;margin:0 0 1mm}.legend{font-size:7.5pt;margin:1mm 0}.legend span{margin-right:3mm;white-space:nowrap}
+.legend i{display:inline-block;width:8px;height:8px;margin-right:1mm}
 section.page{break-before:page}section.keep{break-inside:avoid}
 </style>"""
 
@@ -372,8 +269,8 @@ def build_briefing(result, tier: str = "partner") -> str:
     regions = result.regions
     if regions is not None and len(regions):
         order = regions.sort_values("rank") if "rank" in regions else regions
-        charts = _RegionCharts(result, public)
-        parts += [_region_section(result, reg, public, charts) for reg in order.itertuples()]
+        drawn = _RegionCharts(result, public)
+        parts += [_region_section(result, reg, public, drawn) for reg in order.itertuples()]
     else:
         parts.append("<section><h2>Hotspot regions</h2><p>No cell is hot at 95 % or more.</p></section>")
     if not public and result.buildings is not None and len(result.buildings) and "rank" in result.buildings:
@@ -386,7 +283,7 @@ def build_briefing(result, tier: str = "partner") -> str:
     parts.append(_methods(result, public))
     title = esc(f"{result.cfg.name}: briefing ({tier})")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>{CSS}</head>'
-            f"<body>{''.join(parts)}</body></html>")
+            f"<body>{charts.PATTERNS}{''.join(parts)}</body></html>")
 
 
 def chromium() -> str | None:
