@@ -384,3 +384,50 @@ def test_the_anecdotal_equal_layer_says_which_cells_only_anecdotal_sources_suppo
         text = popup.inner_text()
         assert "supported only by anecdotal sources" in text and target["cell_id"] in text
         assert errors == [] and blocked == []
+
+
+@pytest.mark.parametrize("tier", ["partner", "public"])
+def test_map_rendered_once_is_the_page_branca_renders_twice(example_result, monkeypatch, tier):
+    """``render_once`` (each element's template rendered once, its output kept as text) writes the same
+    page, byte for byte, as branca's own render (which compiles that output as a template and renders it
+    again); the element ids made the same in both."""
+    import itertools
+
+    from branca.element import Element
+
+    import hotspots.publish.map as mapmod
+    from hotspots.pipeline import public_view
+    view = example_result if tier == "partner" else public_view(example_result)
+    pages = []
+    for once in (True, False):
+        ids = itertools.count()
+        monkeypatch.setattr(Element, "_generate_id", classmethod(lambda cls: f"{next(ids):032x}"))
+        monkeypatch.setattr(mapmod, "render_once", mapmod.render_once if once else (lambda figure: figure.render()))
+        pages.append(mapmod.build_map(view, tier))
+    assert len(pages[0]) > 100_000 and pages[0] == pages[1]
+
+
+def test_layer_geojson_is_geopandas_interface_without_bboxes(example_result):
+    """``_web``'s FeatureCollection (built as JSON text in C) has the same features, ids, properties and
+    coordinates as geopandas' ``__geo_interface__`` of the same columns, which folium read before."""
+    import json
+
+    import shapely
+
+    from hotspots.publish.map import WGS84, _web
+    cells = example_result.cells
+    sig = cells[cells["gi_class"].fillna(0) != 0].copy()
+    sig["label"] = sig["cell_id"] + ' <b>"x"</b> {{ 7*7 }}'
+    columns = ["cell_id", "gi_class", "gi_z", "n", "label", "region_id"]
+    got = _web(sig, columns)
+    ref = sig[columns + ["geometry"]].to_crs(WGS84)
+    ref["label"] = ref["label"].map(esc)
+    ref["cell_id"] = ref["cell_id"].map(esc)
+    ref["region_id"] = ref["region_id"].map(esc)
+    ref = ref.set_geometry(shapely.set_precision(ref.geometry.values, 1e-6))
+    want = json.loads(json.dumps(ref.__geo_interface__))
+    for feature in want["features"]:
+        feature.pop("bbox", None)
+    assert len(got["features"]) == len(sig) > 20
+    assert json.dumps(got["features"]) == json.dumps(want["features"])
+    assert "{{" not in json.dumps(got) and "&lt;b&gt;" in json.dumps(got)

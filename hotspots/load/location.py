@@ -41,13 +41,12 @@ from functools import cache
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import Transformer
 
+from hotspots.crs import BNG, WGS84, transformer
 from hotspots.errors import UserError
 from hotspots.load.geocode import looks_like_gridref, parse_gridref
 from hotspots.load.readers import numbers, pick
 
-BNG = "EPSG:27700"
 # A generous box around Great Britain in BNG metres: beyond it a point is a
 # stray (a typo, a swapped or zeroed coordinate), never a reason to grow the grid.
 GB_BOX = (-10_000.0, -10_000.0, 700_000.0, 1_250_000.0)
@@ -60,7 +59,6 @@ GB_LONLAT = ((-6.8, 49.8), (-5.0, 49.85), (-4.0, 50.0), (-2.5, 50.2), (-1.0, 50.
              (1.45, 51.0), (1.75, 51.3), (1.95, 51.8), (2.0, 52.5), (2.0, 61.0), (-9.0, 61.0), (-9.0, 57.2),
              (-7.3, 56.0), (-6.3, 55.45), (-5.85, 55.25), (-5.3, 54.85), (-5.2, 54.5), (-5.5, 54.0),
              (-5.4, 53.0), (-5.7, 52.0), (-5.8, 51.6), (-7.0, 50.3))
-_TRANSFORMERS: dict[str, Transformer] = {}
 OUT_COLUMNS = ["x", "y", "location_precision", "location_precision_m", "level", "geocoded", "reason", "columns",
                "note"]
 
@@ -69,9 +67,7 @@ def to_bng(x: np.ndarray, y: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarr
     """Reproject coordinates to British National Grid (pyproj without the OSTN15 grid: ~2 m off)."""
     if crs.upper() == BNG:
         return x, y
-    if crs not in _TRANSFORMERS:
-        _TRANSFORMERS[crs] = Transformer.from_crs(crs, BNG, always_xy=True)
-    return _TRANSFORMERS[crs].transform(x, y)
+    return transformer(crs, BNG).transform(x, y)
 
 
 @cache
@@ -80,7 +76,7 @@ def gb_polygon() -> shapely.Polygon:
     ring = np.asarray(GB_LONLAT)
     steps = np.linspace(0.0, 1.0, 20, endpoint=False)[:, None]
     pts = np.concatenate([a + steps * (b - a) for a, b in zip(ring, np.roll(ring, -1, axis=0))])
-    x, y = Transformer.from_crs("EPSG:4326", BNG, always_xy=True).transform(pts[:, 0], pts[:, 1])
+    x, y = transformer(WGS84, BNG).transform(pts[:, 0], pts[:, 1])
     poly = shapely.Polygon(np.column_stack([x, y]))
     shapely.prepare(poly)
     return poly

@@ -66,6 +66,9 @@ def js_json(value) -> str:
     return _JINJA_OPENER.sub(r"\\u007b", text)
 
 
+_LAST_NEWLINE = re.compile(r"(\r\n|\r|\n)\Z")
+
+
 class HtmlBlock(Element):
     """Already-escaped HTML placed in the page as data (a template variable, not template source)."""
 
@@ -75,6 +78,45 @@ class HtmlBlock(Element):
         super().__init__()
         self._name = "HtmlBlock"
         self.markup = markup
+
+
+class _Rendered(Element):
+    """Markup a template has already rendered, placed in the page as it is (less one line break at the
+    end, which a second pass through Jinja would have taken off)."""
+
+    def __init__(self, markup: str):
+        super().__init__()
+        self._name = "Rendered"
+        self.markup = _LAST_NEWLINE.sub("", markup, count=1)
+
+    def render(self, **kwargs) -> str:
+        return self.markup
+
+
+def _render_macros_once(self, **kwargs) -> None:
+    """``MacroElement.render`` that puts each macro's output (header, html, script) into the figure as
+    text. branca's own wraps that output in ``Element(text)``, which compiles it as a Jinja template and
+    renders it a second time: a second pass over text that holds data, and 0.4 s (10 k incidents) to
+    0.9 s (1 M) of compiling megabytes of GeoJSON."""
+    figure = self.get_root()
+    macros = self._template.module.__dict__
+    for part in ("header", "html", "script"):
+        if macros.get(part) is not None:
+            getattr(figure, part).add_child(_Rendered(macros[part](self, kwargs)), name=self.get_name())
+    for element in self._children.values():
+        element.render(**kwargs)
+
+
+def render_once(figure) -> str:
+    """``figure.render()``, each element's template rendered once (``_render_macros_once``); the same
+    page as branca's two passes when no text from data holds template syntax, which ``esc`` and
+    ``js_json`` already make sure of."""
+    saved = MacroElement.render
+    MacroElement.render = _render_macros_once
+    try:
+        return figure.render()
+    finally:
+        MacroElement.render = saved
 
 
 class SafePopup(MacroElement):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from datetime import datetime
 
@@ -23,32 +24,40 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from hotspots.crs import BNG, WGS84, transformer
 from hotspots.detect.counts import count_columns
 from hotspots.errors import UserError
 from hotspots.detect.spacetime import month_index
 from hotspots.publish.map_buildings import LABEL_ZOOM, buildings_layers, buildings_legend_html
-from hotspots.publish.escape import HtmlBlock, esc, short
+from hotspots.publish.escape import HtmlBlock, esc, render_once, short
 from hotspots.publish.map_controls import LegendSwitch, MonthSlider, WhereToAct, ZoomLabels
 from hotspots.publish.where import where_to_act
 from hotspots.publish.offline import make_self_contained
 from hotspots.tiers import RULES_TEXT, public_count, public_counts, public_coverage
 from hotspots.weight import risk
 
-WGS84 = "EPSG:4326"
 GI_COLOURS = {3: "#b2182b", 2: "#ef8a62", 1: "#fddbc7", -1: "#d1e5f0", -2: "#67a9cf", -3: "#2166ac"}
 GI_LABELS = {3: "Hot spot, 99 % confidence", 2: "Hot spot, 95 %", 1: "Hot spot, 90 %",
              -1: "Cold spot, 90 %", -2: "Cold spot, 95 %", -3: "Cold spot, 99 %"}
 CROSS_COLOUR = "#7b3294"
 
 
-def _web(gdf: gpd.GeoDataFrame, columns: list[str]) -> gpd.GeoDataFrame:
-    """The columns a layer shows, escaped, in WGS84 with coordinates rounded to ~0.1 m."""
+def _web(gdf: gpd.GeoDataFrame, columns: list[str]) -> dict:
+    """The columns a layer shows, escaped, in WGS84 with coordinates rounded to ~0.1 m: a GeoJSON
+    FeatureCollection, each feature's id its row's index (as geopandas' ``__geo_interface__``).
+
+    Geometries written as JSON by GEOS and read in one call, properties taken column by column: not
+    row by row through ``__geo_interface__`` as folium does (the 1 M run's cells: 0.78 s -> 0.23 s)."""
     out = gdf[columns + [gdf.geometry.name]].to_crs(WGS84)
+    values = []
     for c in columns:
-        if out[c].dtype.kind in "OSUT" or str(out[c].dtype) in ("str", "string"):
-            out[c] = out[c].map(esc)
-    out = out.set_geometry(shapely.set_precision(out.geometry.values, 1e-6))
-    return out
+        col = out[c].map(esc) if out[c].dtype.kind in "OSUT" or str(out[c].dtype) in ("str", "string") else out[c]
+        values.append(col.astype(object).where(col.notna(), None).tolist())
+    geoms = shapely.to_geojson(shapely.set_precision(out.geometry.values, 1e-6))
+    shapes = json.loads("[" + ",".join(geoms) + "]")
+    return {"type": "FeatureCollection", "features": [
+        {"id": str(i), "type": "Feature", "properties": dict(zip(columns, row)), "geometry": g}
+        for i, row, g in zip(out.index, zip(*values), shapes)]}
 
 
 def _fmt(df: pd.DataFrame, col: str, digits: int) -> pd.Series:
@@ -90,11 +99,14 @@ def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
 def _per_source(cells: pd.DataFrame) -> pd.Series:
     """Each covering source's own evidence, in words: 'source z 2.1 p 0.004; ...'."""
     sids = [c[2:] for c in cells.columns if c.startswith("z_") and f"p_{c[2:]}" in cells.columns]
-
-    def one(row) -> str:
-        return "; ".join(f"{s} z {row['z_' + s]:.1f} p {row['p_' + s]:.2g}" for s in sids
-                         if pd.notna(row["z_" + s]) and pd.notna(row["p_" + s]))
-    return cells.apply(one, axis=1) if sids and len(cells) else pd.Series("", index=cells.index)
+    if not sids or not len(cells):
+        return pd.Series("", index=cells.index)
+    # Column by column, not a row at a time (DataFrame.apply took 0.6 s for 2,600 cells).
+    parts = []
+    for s in sids:
+        z, p = cells["z_" + s].to_numpy(float), cells["p_" + s].to_numpy(float)
+        parts.append([f"{s} z {a:.1f} p {b:.2g}" if a == a and b == b else "" for a, b in zip(z, p)])
+    return pd.Series(["; ".join(t for t in row if t) for row in zip(*parts)], index=cells.index)
 
 
 def _regions_layer(regions: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
@@ -140,9 +152,7 @@ def _lonlat_frame(lattice):
     with the vector layers: the BNG grid is rotated about a degree from
     lon/lat in London, which would otherwise shift the image's edges.
     """
-    from pyproj import Transformer
-    to_wgs = Transformer.from_crs("EPSG:27700", WGS84, always_xy=True)
-    to_bng = Transformer.from_crs(WGS84, "EPSG:27700", always_xy=True)
+    to_wgs, to_bng = transformer(BNG, WGS84), transformer(WGS84, BNG)
     xs = [lattice.x0, lattice.x0 + lattice.nx * lattice.cell]
     ys = [lattice.y0, lattice.y0 + lattice.ny * lattice.cell]
     corners = np.array([to_wgs.transform(x, y) for x in xs for y in ys])
@@ -494,8 +504,7 @@ def _streets_layer(streets, map_name: str) -> folium.FeatureGroup | None:
     base map, what lets a meeting say which street a hotspot is on."""
     if streets is None or not len(streets):
         return None
-    from pyproj import Transformer
-    lon, lat = Transformer.from_crs("EPSG:27700", WGS84, always_xy=True).transform(
+    lon, lat = transformer(BNG, WGS84).transform(
         streets["x"].to_numpy(float), streets["y"].to_numpy(float))
     # The busiest quarter of the street labels from zoom 16, the rest from 17: a readable density.
     busy = streets["n"].to_numpy() >= np.quantile(streets["n"].to_numpy(), 0.75)
@@ -787,4 +796,4 @@ def build_map(result, tier: str = "partner") -> str:
     root.header.add_child(HtmlBlock(CSS))
     root.html.add_child(HtmlBlock(_legends_html(legends) + _methods(result, public) + _areas_panel(result, public)))
     root.title = esc(f"{result.cfg.name}: hotspots ({tier})")
-    return make_self_contained(root.render())
+    return make_self_contained(render_once(root))

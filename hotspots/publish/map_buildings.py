@@ -26,10 +26,10 @@ from __future__ import annotations
 import folium
 import numpy as np
 import pandas as pd
-from pyproj import Transformer
 
 from folium.vector_layers import path_options
 
+from hotspots.crs import BNG, WGS84, transformer
 from hotspots.publish.escape import esc, short
 from hotspots.publish.map_controls import BuildingMarkers, ZoomLabels
 
@@ -40,7 +40,6 @@ BANDS = {
     "no profile": ("#999999", "No profile"),
 }
 Q_LEVEL = 0.05
-_TO_WGS84 = Transformer.from_crs("EPSG:27700", "EPSG:4326", always_xy=True)
 
 
 def _radii(table: pd.DataFrame) -> list[str]:
@@ -129,7 +128,8 @@ def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "", map_nam
     if buildings_table is None or not len(buildings_table):
         return []
     labs = _radii(buildings_table)
-    lon, lat = _TO_WGS84.transform(buildings_table["x"].to_numpy(float), buildings_table["y"].to_numpy(float))
+    to_wgs = transformer(BNG, WGS84)
+    lon, lat = to_wgs.transform(buildings_table["x"].to_numpy(float), buildings_table["y"].to_numpy(float))
     groups = []
     types = buildings_table["type"].astype(str)
     rows = buildings_table.to_dict("records")     # a row as a dict, not a Series per building: 0.1 s at 400
@@ -147,8 +147,8 @@ def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "", map_nam
             if row.get("cell_id") and size is not None and pd.notna(size):
                 # A sensitive site shown only by its cell (hotspots.sensitive): the cell's square, no label.
                 h = float(size) / 2
-                lo_lon, lo_lat = _TO_WGS84.transform(float(row["x"]) - h, float(row["y"]) - h)
-                hi_lon, hi_lat = _TO_WGS84.transform(float(row["x"]) + h, float(row["y"]) + h)
+                lo_lon, lo_lat = to_wgs.transform(float(row["x"]) - h, float(row["y"]) - h)
+                hi_lon, hi_lat = to_wgs.transform(float(row["x"]) + h, float(row["y"]) + h)
                 markers.append({**marker, "bounds": [[lo_lat, lo_lon], [hi_lat, hi_lon]], "options": path_options(
                     line=True, color="#222222", weight=2, dash_array="4 3", fill=True, fill_color=colour,
                     fill_opacity=0.45, class_name="hs-sensitive-cell")})

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pyproj import Transformer
 
+from hotspots.crs import BNG, WGS84, transformer
 from hotspots.tiers import public_count
 from hotspots.weight import risk
 
 TOP_BUILDINGS = 10
-_TO_WGS84 = Transformer.from_crs("EPSG:27700", "EPSG:4326", always_xy=True)
 
 
 def _bounds(minx: float, miny: float, maxx: float, maxy: float) -> list[list[float]]:
-    xs, ys = _TO_WGS84.transform([minx, maxx, minx, maxx], [miny, miny, maxy, maxy])
+    xs, ys = transformer(BNG, WGS84).transform([minx, maxx, minx, maxx], [miny, miny, maxy, maxy])
     return [[round(min(ys), 6), round(min(xs), 6)], [round(max(ys), 6), round(max(xs), 6)]]
 
 
