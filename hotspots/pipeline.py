@@ -620,26 +620,27 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
     # An agency's own run holds records that may not leave it: never a public map.
     tiers = ["partner"] if result.extra.get("agency") else result.cfg.tiers
     views = {tier: (result if tier == "partner" else public_view(result)) for tier in tiers}
-    # The briefings (0.5-1 s at 10 k incidents, a section per region) are written on the second core
-    # while the tables and maps are written here.
-    briefings = background.start(_briefings, views, what="briefings")
+    # The briefings and the GIS layers (GeoPackage, GeoJSON: 2 s at 10 k incidents, 3 s at 1 M) are
+    # written on the second core while the maps are built here.
+    side = background.start(_side_outputs, views, out, what="briefings and GIS layers")
     written = [(write_csv(result.ledger.rejects, out / "rejects.csv"), "analyst")]
     # A run configured for the public tier only writes no partner-tier table (they carry the
     # profiles of sensitive sites, per-source evidence and anecdotal-only places).
+    tables = []
     if "partner" in tiers:
-        written += [(p, "partner") for p in _write_tables(result, out, public=False)]
         if result.buildings is not None:
-            written.append((write_csv(result.buildings, out / "buildings.csv"), "partner"))
-            written.append((write_csv(result.building_types, out / "building_types.csv"), "partner"))
-        written.append((write_csv(result.sensitivity, out / "sensitivity.csv"), "partner"))
-        written.append((write_csv(result.sensitivity_regions, out / "sensitivity_regions.csv"), "partner"))
+            tables.append((write_csv(result.buildings, out / "buildings.csv"), "partner"))
+            tables.append((write_csv(result.building_types, out / "building_types.csv"), "partner"))
+        tables.append((write_csv(result.sensitivity, out / "sensitivity.csv"), "partner"))
+        tables.append((write_csv(result.sensitivity_regions, out / "sensitivity_regions.csv"), "partner"))
         if result.thresholds is not None:
-            written.append((write_csv(result.thresholds, out / "thresholds.csv"), "partner"))
+            tables.append((write_csv(result.thresholds, out / "thresholds.csv"), "partner"))
     paths, maps = {}, {}
     for tier, view in views.items():
         maps[tier] = out / ("map.html" if tier == "partner" else f"map-{tier}.html")
         maps[tier].write_text(build_map(view, tier), encoding="utf-8")
-    html = briefings.result()
+    html, layers = side.result()
+    written += [(p, "partner") for p in layers.get("partner", [])] + tables
     for tier, view in views.items():
         written.append((maps[tier], tier))
         paths[f"map_{tier}"] = maps[tier]
@@ -651,7 +652,7 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
             written.append((print_pdf(brief, brief.with_suffix(".pdf")), tier))
             paths[f"briefing_pdf_{tier}"] = brief.with_suffix(".pdf")
         if tier == "public":
-            written += [(p, "public") for p in _write_tables(view, out / "public", public=True)]
+            written += [(p, "public") for p in layers["public"]]
     inputs = result.accounting.to_dict(orient="records")
     if result.building_accounting is not None:
         inputs += result.building_accounting.to_dict(orient="records")
@@ -674,10 +675,13 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
     return paths
 
 
-def _briefings(views: dict[str, Result]) -> dict[str, str]:
-    """Each tier's briefing HTML (``hotspots.publish.briefing``)."""
+def _side_outputs(views: dict[str, Result], out: Path) -> tuple[dict[str, str], dict[str, list[Path]]]:
+    """What publishing does on the second core: each tier's briefing HTML (``hotspots.publish.briefing``)
+    and its GIS layers written into ``out`` (``_write_tables``; the public tier's into ``out/public``)."""
     from hotspots.publish.briefing import build_briefing
-    return {tier: build_briefing(view, tier) for tier, view in views.items()}
+    layers = {tier: _write_tables(view, out if tier == "partner" else out / tier, public=tier == "public")
+              for tier, view in views.items()}
+    return {tier: build_briefing(view, tier) for tier, view in views.items()}, layers
 
 
 def _write_tables(view: Result, out: Path, public: bool) -> list[Path]:
