@@ -400,4 +400,7 @@ def derived_area(x: np.ndarray, y: np.ndarray, cell: float, rings: int = 2,
     # ... but the area is the closed mask, with no empty rim around the data.
     jj, ii = np.nonzero(keep_label[labels] & closed)
     boxes = shapely.box((ii + c0) * cell, (jj + r0) * cell, (ii + c0 + 1) * cell, (jj + r0 + 1) * cell)
-    return shapely.union_all(boxes), keep_label[point_label]
+    # Neighbours' shared sides are the same numbers (whole cells times the size), so the boxes are a
+    # coverage: GEOS dissolves it edge by edge, the same polygon as union_all's (0.87 s -> 0.05 s for
+    # 22,413 boxes; only where the parts and rings start differs).
+    return shapely.coverage_union_all(boxes), keep_label[point_label]

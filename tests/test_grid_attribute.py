@@ -58,6 +58,33 @@ def test_strays_do_not_stretch_the_derived_study_area():
     assert xmax - xmin < 8_000 and ymax - ymin < 8_000
 
 
+@pytest.mark.parametrize("cell", [100.0, 150.0, 73.3])
+def test_derived_area_is_the_union_of_its_cells(cell):
+    """The derived study area (dissolved as a coverage) is the polygon union_all makes of the same
+    cells, vertex for vertex once normalised: patches, holes filled, islands of strays dropped."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(530_000, 2_500, 8_000), rng.normal(537_000, 700, 2_000),
+                        rng.uniform(520_000, 545_000, 200)])
+    y = np.concatenate([rng.normal(180_000, 2_500, 8_000), rng.normal(176_000, 700, 2_000),
+                        rng.uniform(170_000, 190_000, 200)])
+    seen = {}
+    real = shapely.coverage_union_all
+
+    def spy(boxes, *a, **k):
+        seen["boxes"] = boxes
+        return real(boxes, *a, **k)
+    gridmod.shapely.coverage_union_all = spy
+    try:
+        area, inside = gridmod.derived_area(x, y, cell)
+    finally:
+        gridmod.shapely.coverage_union_all = real
+    want = shapely.union_all(seen["boxes"])
+    assert len(seen["boxes"]) > 1_000 and shapely.get_num_geometries(area) > 1
+    assert shapely.equals_exact(shapely.normalize(area), shapely.normalize(want))
+    assert area.area == pytest.approx(len(seen["boxes"]) * cell * cell, rel=1e-12)
+    assert inside[:10_000].mean() > 0.98
+
+
 def test_counts_per_evidence_class_and_weighted_sum():
     inc = pd.DataFrame({"cell": [0, 0, 1, 2, 2, 2], "weight": [1.0, 0.3, 1.0, 0.0, 1.0, 0.5],
                         "evidence": ["recorded_crime", "community_report", "health", "police_activity",
