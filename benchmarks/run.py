@@ -239,8 +239,8 @@ def child_pipeline(config: Path, out: Path, result_json: Path, profile: Path | N
     timed(exports_mod, "write_csv", "CSV tables")
     timed(map_mod, "build_map", "HTML map")
     timed(manifest_mod, "write_manifest", "manifest (incl. sha256 of outputs)")
-    # The GIS layers and briefings are written in a forked process (``pipeline._side_outputs``): what
-    # this process spends on them is its wait for that process, after the maps.
+    # The GIS layers are written in a forked process (``pipeline._gis_layers``): what this process
+    # spends on them is its wait for that process, after the maps and briefings.
     job_result = background_mod.Job.result
 
     def waited(job):
@@ -248,8 +248,8 @@ def child_pipeline(config: Path, out: Path, result_json: Path, profile: Path | N
         try:
             return job_result(job)
         finally:
-            if job.what == "briefings and GIS layers":
-                label = "waiting for the GIS layers and briefings (second core)"
+            if job.what == "GIS layers":
+                label = "waiting for the GIS layers (second core)"
                 parts[label] = parts.get(label, 0.0) + time.perf_counter() - t0
     background_mod.Job.result = waited
 

@@ -1,7 +1,7 @@
 """Steps run on the second core: a function in a forked process, its result collected later.
 
-The pipeline starts the density clusters, the building types' simulations and the briefings
-this way while it goes on with the other stages (``hotspots.pipeline``). The process is forked
+The pipeline starts the density clusters, the building types' simulations and the GIS layers'
+writing this way while it goes on with the other stages (``hotspots.pipeline``). The process is forked
 with its inputs already in memory: they are never copied through a pipe (at 10 M incidents the
 clusters' points alone would be 250 MB pickled); only the result comes back. With one core,
 inside a worker process (which may not start children) or off Linux (forking a process that has

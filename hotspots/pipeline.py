@@ -612,7 +612,7 @@ def publish(result: Result, out: Path, pdf: bool = False) -> dict[str, Path]:
 
 def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> dict[str, Path]:
     """Write every output of ``result`` into the (temporary, empty) folder ``out``."""
-    from hotspots.publish.briefing import print_pdf
+    from hotspots.publish.briefing import build_briefing, print_pdf
     from hotspots.publish.exports import write_csv
     from hotspots.publish.manifest import write_manifest
     from hotspots.publish.map import build_map
@@ -620,9 +620,9 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
     # An agency's own run holds records that may not leave it: never a public map.
     tiers = ["partner"] if result.extra.get("agency") else result.cfg.tiers
     views = {tier: (result if tier == "partner" else public_view(result)) for tier in tiers}
-    # The briefings and the GIS layers (GeoPackage, GeoJSON: 2 s at 10 k incidents, 3 s at 1 M) are
-    # written on the second core while the maps are built here.
-    side = background.start(_side_outputs, views, out, what="briefings and GIS layers")
+    # The GIS layers (GeoPackage, GeoJSON: 2 s at 10 k incidents, 3 s at 1 M) are written on the second
+    # core while the maps and briefings are made here.
+    side = background.start(_gis_layers, views, out, what="GIS layers")
     written = [(write_csv(result.ledger.rejects, out / "rejects.csv"), "analyst")]
     # A run configured for the public tier only writes no partner-tier table (they carry the
     # profiles of sensitive sites, per-source evidence and anecdotal-only places).
@@ -639,7 +639,8 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
     for tier, view in views.items():
         maps[tier] = out / ("map.html" if tier == "partner" else f"map-{tier}.html")
         maps[tier].write_text(build_map(view, tier), encoding="utf-8")
-    html, layers = side.result()
+    html = {tier: build_briefing(view, tier) for tier, view in views.items()}
+    layers = side.result()
     written += [(p, "partner") for p in layers.get("partner", [])] + tables
     for tier, view in views.items():
         written.append((maps[tier], tier))
@@ -675,13 +676,11 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
     return paths
 
 
-def _side_outputs(views: dict[str, Result], out: Path) -> tuple[dict[str, str], dict[str, list[Path]]]:
-    """What publishing does on the second core: each tier's briefing HTML (``hotspots.publish.briefing``)
-    and its GIS layers written into ``out`` (``_write_tables``; the public tier's into ``out/public``)."""
-    from hotspots.publish.briefing import build_briefing
-    layers = {tier: _write_tables(view, out if tier == "partner" else out / tier, public=tier == "public")
-              for tier, view in views.items()}
-    return {tier: build_briefing(view, tier) for tier, view in views.items()}, layers
+def _gis_layers(views: dict[str, Result], out: Path) -> dict[str, list[Path]]:
+    """Each tier's GIS layers written into ``out`` (``_write_tables``; the public tier's into ``out/public``),
+    by tier: the part of publishing done on the second core."""
+    return {tier: _write_tables(view, out if tier == "partner" else out / tier, public=tier == "public")
+            for tier, view in views.items()}
 
 
 def _write_tables(view: Result, out: Path, public: bool) -> list[Path]:
