@@ -197,6 +197,7 @@ def child_pipeline(config: Path, out: Path, result_json: Path, profile: Path | N
     t = time.perf_counter()
     sampler.stage = "imports"
     import hotspots.background as background_mod
+    import hotspots.publish.briefing as briefing_mod
     import hotspots.publish.exports as exports_mod
     import hotspots.publish.manifest as manifest_mod
     import hotspots.publish.map as map_mod
@@ -238,6 +239,7 @@ def child_pipeline(config: Path, out: Path, result_json: Path, profile: Path | N
     timed(exports_mod, "write_layers", "GeoPackage + GeoJSON layers")
     timed(exports_mod, "write_csv", "CSV tables")
     timed(map_mod, "build_map", "HTML map")
+    timed(briefing_mod, "build_briefing", "briefing (HTML)")
     timed(manifest_mod, "write_manifest", "manifest (incl. sha256 of outputs)")
     # The GIS layers are written in a forked process (``pipeline._gis_layers``): what this process
     # spends on them is its wait for that process, after the maps and briefings.
