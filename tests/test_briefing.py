@@ -213,3 +213,20 @@ def test_monthly_bars_scale_and_ticks():
     ticks = [int(t["body"].replace(",", "")) for t in chart["texts"] if t["body"].replace(",", "").isdigit()]
     assert ticks[0] == 0 and max(ticks) <= 30 * 1.05 and len(ticks) >= 3 and all(t % 5 == 0 for t in ticks)
     assert list(charts.ticks(0)) == [0, 1]
+
+
+def test_withheld_months_are_hatched_boxes_with_no_count():
+    """A month withheld from the public chart is a hatched box of height 4 titled with the note, never its
+    count; the axis reaches a round tick above the tallest bar."""
+    from hotspots.publish import charts
+    svg = charts.monthly_bars(["Jan 22", "Feb 22", "Mar 22"], {"incidents": np.array([10.0, 0.0, 145.0])},
+                              {"incidents": "#b2182b"}, hidden=np.array([False, True, False]),
+                              note="fewer than 8, not shown")
+    rects = [r for r in _charts(svg)[0]["rects"] if r["title"]]
+    assert [r["title"] for r in rects] == ["Jan 22: incidents 10", "Mar 22: incidents 145",
+                                           "Feb 22: fewer than 8, not shown"]
+    hatched = rects[2]
+    assert hatched["fill"] == "url(#hatch)" and 'id="hatch"' in charts.PATTERNS
+    assert float(hatched["height"]) == pytest.approx(4 / 10 * float(rects[0]["height"]), abs=0.2)
+    ticks = [int(t["body"]) for t in _charts(svg)[0]["texts"] if t["body"].isdigit()]
+    assert ticks == [0, 50, 100, 150]

@@ -125,7 +125,7 @@ def monthly_bars(months: list[str], series: dict[str, np.ndarray], colours: dict
         return top_m + plot_h - np.asarray(v, float) / y_max * plot_h
 
     body = [f'<rect x="{left:.1f}" y="{top_m:.1f}" width="{plot_w:.1f}" height="{plot_h:.1f}" fill="#fff"/>']
-    for t in ticks(top):
+    for t in ticks(y_max):
         y = float(sy(t))
         body.append(f'<line x1="{left:.1f}" x2="{left + plot_w:.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e4e4"/>'
                     f'<text x="{left - 3:.1f}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{int(t):,}</text>')
