@@ -30,7 +30,7 @@ from typing import Any
 __version__ = "0.1.0"
 __all__ = ["run", "publish", "read_config", "Result", "__version__"]
 
-BNG = "EPSG:27700"
+from hotspots.crs import BNG  # noqa: E402  (the package's coordinate system, for notebooks)
 
 
 class ConfigDict(dict):

@@ -16,12 +16,12 @@ import pandas as pd
 import shapely
 
 from hotspots.config import Config
+from hotspots.crs import BNG
 from hotspots.detect.counts import count_columns
 from hotspots.errors import UserError
 from hotspots.grid import Grid
 from hotspots.sensitive import names_places
 
-BNG = "EPSG:27700"
 MIN_OVERLAP = 0.01  # a cell "touches" an area when at least 1 % of the cell lies in it
 
 

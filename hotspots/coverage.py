@@ -39,9 +39,9 @@ import pandas as pd
 import shapely
 
 from hotspots.config import Config
+from hotspots.crs import BNG
 from hotspots.errors import UserError
 
-BNG = "EPSG:27700"
 MOST = 0.5              # a cell is covered when more than half of it lies inside
 DEFAULT_REACH_M = 300.0
 COLUMNS = ["source_id", "how", "areas", "cells", "study_share", "warning", "geometry"]

@@ -21,6 +21,7 @@ import shapely
 from hotspots import attribute, background, governance, grid as gridmod, weight
 from hotspots import sensitive, thresholds
 from hotspots.config import Config
+from hotspots.crs import BNG
 from hotspots.detect.clusters import find_clusters
 from hotspots.detect.counts import hotspot_count
 from hotspots import coverage as covermod
@@ -38,8 +39,6 @@ from hotspots.profile import (category_counts, comparable_places, grouped_risk, 
 from hotspots.progress import Progress
 from hotspots.sensitivity import high_risk_scenario, weight_sensitivity
 from hotspots.tiers import PUBLIC, check_public, disclose, factual_mask, near_sensitive, public_coverage
-
-BNG = "EPSG:27700"
 
 
 @dataclass

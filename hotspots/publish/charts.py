@@ -31,11 +31,14 @@ def _svg(width: float, height: float, body: str, label: str) -> str:
             f'role="img" aria-label="{esc(label)}" font-family="sans-serif">{body}</svg>')
 
 
-def _path(x: np.ndarray, y: np.ndarray, starts: np.ndarray) -> str:
-    """SVG path data of closed rings: ring ``k`` is the points ``starts[k]`` to ``starts[k + 1]``."""
+def _path(geoms, px) -> str:
+    """SVG path data of the exterior rings of ``geoms`` (polygons or multipolygons), one closed subpath
+    a ring, placed by ``px`` (metres to pixels)."""
+    xy, ring = shapely.get_coordinates(shapely.get_exterior_ring(shapely.get_parts(geoms)), return_index=True)
+    x, y = px(xy[:, 0], xy[:, 1])
     pts = [f"{a:.1f} {b:.1f}" for a, b in zip(x, y)]
-    bounds = list(starts) + [len(pts)]
-    return "".join("M" + "L".join(pts[a:b]) + "Z" for a, b in zip(bounds[:-1], bounds[1:]) if b > a)
+    bounds = [*np.flatnonzero(np.r_[True, ring[1:] != ring[:-1]]), len(pts)] if len(pts) else [0]
+    return "".join("M" + "L".join(pts[a:b]) + "Z" for a, b in zip(bounds[:-1], bounds[1:]))
 
 
 def _fit(x: float, text: str, width: float) -> float:
@@ -60,22 +63,14 @@ def region_map(view: tuple[float, float, float, float], cells: np.ndarray, colou
         return (np.asarray(x, float) - minx) * scale, (maxy - np.asarray(y, float)) * scale
 
     body = [f'<rect width="{width:.1f}" height="{height:.1f}" fill="#fff"/>']
-    parts = shapely.get_parts(np.asarray(cells, dtype=object))
-    part_colours = np.repeat(np.asarray(colours, dtype=object), shapely.get_num_geometries(cells)) \
-        if len(parts) else np.empty(0, dtype=object)
+    cells, colours = np.asarray(cells, dtype=object), np.asarray(colours, dtype=object)
     # One path per colour, a ring per cell: a few elements rather than one per cell.
-    for colour in dict.fromkeys(part_colours):
-        rings = shapely.get_exterior_ring(parts[part_colours == colour])
-        xy, ring = shapely.get_coordinates(rings, return_index=True)
-        x, y = px(xy[:, 0], xy[:, 1])
-        starts = np.flatnonzero(np.r_[True, ring[1:] != ring[:-1]])
-        body.append(f'<path d="{_path(x, y, starts)}" fill="{colour}" stroke="{CELL_EDGE}" stroke-width="0.4"/>')
-    rings = shapely.get_exterior_ring(shapely.get_parts(outline))
-    xy, ring = shapely.get_coordinates(rings, return_index=True)
-    if len(xy):
-        x, y = px(xy[:, 0], xy[:, 1])
-        starts = np.flatnonzero(np.r_[True, ring[1:] != ring[:-1]])
-        body.append(f'<path d="{_path(x, y, starts)}" fill="none" stroke="#111" stroke-width="2"/>')
+    for colour in dict.fromkeys(colours):
+        body.append(f'<path d="{_path(cells[colours == colour], px)}" fill="{colour}" stroke="{CELL_EDGE}" '
+                    'stroke-width="0.4"/>')
+    outline = _path(outline, px)
+    if outline:
+        body.append(f'<path d="{outline}" fill="none" stroke="#111" stroke-width="2"/>')
     for lx, ly, text in labels:
         x, y = px(lx, ly)
         body.append(f'<text x="{_fit(x, text, width):.1f}" y="{y:.1f}" font-size="11" font-style="italic" '
