@@ -70,6 +70,17 @@ def text_codes(series: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes, values
 
 
+def text_values(series: pd.Series) -> set[str]:
+    """The values present in a text column, as strings (missing values left out). A column of categories
+    is read on its codes: ``set(series)`` makes a Python object a row (1.1 GB passing through at 10 M
+    incidents, the load's peak)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        used = np.zeros(len(series.cat.categories) + 1, dtype=bool)
+        used[series.cat.codes.to_numpy()] = True        # a missing value (code -1) marks the last place
+        return {str(v) for v in series.cat.categories[used[:-1]]}
+    return {str(v) for v in pd.unique(series.dropna())}
+
+
 def text_in(series: pd.Series, values) -> np.ndarray:
     """``series.fillna("").astype(str).isin(values)`` as an array, on ``text_codes`` (no string a row for a
     column of categories: 10 M incidents, 0.3-0.9 s a call as strings)."""

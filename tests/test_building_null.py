@@ -24,6 +24,21 @@ def test_relocation_null_and_p_match_a_hand_computation():
     assert (both == 7.0).all()
 
 
+def test_relocation_null_in_chunks_of_draws_equals_every_draw_at_once(monkeypatch):
+    """The draws' neighbours are found a chunk at a time (memory): each draw's sums are the same, bit
+    for bit, as when every draw is queried at once, with a last chunk shorter than the others."""
+    from hotspots.detect import inference
+    rng = np.random.default_rng(4)
+    pts = np.round(rng.normal(0, 400, (20_000, 2)), -1)        # shared places, as police.uk snap points
+    w = rng.choice([1.0, 0.6, 0.35], len(pts))
+    sites = rng.uniform(-800, 800, (700, 2))
+    chunked = relocation_null(pts, w, sites, [100.0, 250.0], 1999, np.random.default_rng(6))
+    assert inference.RELOCATION_CHUNK < 1999 and 1999 % inference.RELOCATION_CHUNK
+    monkeypatch.setattr(inference, "RELOCATION_CHUNK", 10 ** 9)
+    whole = relocation_null(pts, w, sites, [100.0, 250.0], 1999, np.random.default_rng(6))
+    assert np.array_equal(chunked, whole) and chunked[:, 1].min() > 0
+
+
 @pytest.mark.parametrize("m", [2, 10, 300])
 def test_union_relocation_null_equals_each_draw_summed_by_hand(m):
     """Draws of 2 sites reach a few places (each gathered once, sorted), of 300 most of them (a mask

@@ -637,3 +637,33 @@ def test_school_holidays_against_term_on_a_constructed_layout():
     with pytest.raises(UserError, match="holidays"):
         profile_buildings(buildings_at([(1000, 1000)]), inc, SQUARE, NO_REGIONS, [100], start, end,
                           {"holidays": ["summer"]})
+
+
+def test_grouped_risk_equals_pandas_groupby_of_the_risk_rows():
+    """``grouped_risk`` numbers groups key by key (memory at 10 M incidents): the same groups, in order of
+    first appearance, the same values, dtypes and sums as pandas' groupby of the risk rows; rows of no
+    weight or no place left out, a missing precision its own group."""
+    from hotspots.profile import RISK_COLUMNS, grouped_risk
+    rng = np.random.default_rng(11)
+    n = 5000
+    snap = rng.integers(0, 40, n)
+    table = pd.DataFrame({
+        "x": 530000.0 + snap * 37.5, "y": 181000.0 + (snap % 7) * 52.25,
+        "weight": rng.choice([1.0, 0.6, 0.35, 0.0, -1.0], n),
+        "evidence": pd.Categorical(rng.choice(["recorded_crime", "health"], n),
+                                   categories=["community_report", "health", "recorded_crime"]),
+        "source_id": pd.Categorical(rng.choice(["met", "ed"], n)),
+        "location_precision": pd.Categorical(rng.choice(["snap_point", "exact"], n)),
+        "location_precision_m": rng.choice([200.0, 10.0, np.nan], n),
+        "occurred_from": pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 6, n) * 31, unit="D"),
+        "date_precision": pd.Categorical(rng.choice(["month", "minute"], n)),
+        "category": "violent-crime"})
+    table.loc[::97, "x"] = np.nan
+    got = grouped_risk(table)
+    risk = table.loc[(table["weight"] > 0) & table["x"].notna(), list(RISK_COLUMNS)]
+    keys = [c for c in RISK_COLUMNS if c != "weight"]
+    g = risk.groupby(keys, sort=False, observed=True, dropna=False)["weight"]
+    expected = pd.concat([g.sum(), g.size().rename("count")], axis=1).reset_index()[[*RISK_COLUMNS, "count"]]
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
+    assert got["count"].sum() == len(risk) and got["location_precision_m"].isna().any()
+    assert grouped_risk(got) is got

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hotspots.frames import concat_by_column, take_by_column, text_codes
+from hotspots.frames import concat_by_column, take_by_column, text_codes, text_values
 
 
 def _parts():
@@ -52,6 +52,20 @@ def test_text_codes_of_categories_equal_factorized_text():
     assert sorted(names) == ["", "suspect", "victim"]
     plain_codes, plain_names = text_codes(pd.Series(values))
     assert [plain_names[c] for c in plain_codes] == [names[c] for c in codes]
+
+
+def test_text_values_are_the_values_present_without_a_python_object_a_row():
+    values = ["victim", None, "suspect", "victim"]
+    cat = pd.Series(values, dtype="category").cat.add_categories(["witness"])     # "witness": no row has it
+    assert text_values(cat) == {"victim", "suspect"} == text_values(pd.Series(values))
+    assert text_values(cat.iloc[0:0]) == set()
+    # 2 M rows of categories: their codes are read (2 MB), not a Python object per row (16 MB and more).
+    big = pd.Series(pd.Categorical.from_codes(np.arange(2_000_000) % 3, ["a", "b", "c", "d"]))
+    got, peak = _peak_bytes(lambda: text_values(big))
+    assert got == {"a", "b", "c"}
+    assert peak < 6_000_000
+    _, peak_set = _peak_bytes(lambda: set(big))
+    assert peak_set > 3 * peak
 
 
 def _peak_bytes(fn):

@@ -50,6 +50,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from hotspots.errors import UserError
+from hotspots.frames import text_values
 from hotspots.schema import EVIDENCE_CLASSES, TAXONOMY
 
 DEFAULTS = {"enabled": True, "distance_m": 50.0, "days": 1.0, "precision_factor": 0.1,
@@ -128,7 +129,7 @@ def link_duplicates(incidents: pd.DataFrame, cfg) -> tuple[pd.DataFrame, dict]:
     ``{"linked": n, "distance_m", "days", "precision_factor", "pairs", "by_pair": {"a+b": n}, "rule"}``."""
     opts = linkage_options(cfg)
     out = incidents.copy(deep=False)     # copy-on-write: only duplicate_of is written
-    present = set(out["evidence"]) if len(out) else set()
+    present = text_values(out["evidence"])
     if not opts["enabled"] or not any(ea in present and eb in present for ea, eb in opts["pairs"]):
         # Nothing that could be linked (e.g. police data alone): no column, the common schema unchanged.
         return out, {"linked": 0, "distance_m": opts["distance_m"], "days": opts["days"],
