@@ -26,7 +26,7 @@ from hotspots.detect.clusters import find_clusters
 from hotspots.detect.counts import hotspot_count
 from hotspots import coverage as covermod
 from hotspots.detect import combine as combmod
-from hotspots.detect.inference import DEFAULT_DRAWS, place_codes
+from hotspots.detect.inference import DEFAULT_DRAWS, merged_places
 from hotspots.detect.kde import choose_bandwidth, kde_grid
 from hotspots.detect.spacetime import emerging_classes, month_index, space_time_cube
 from hotspots.errors import UserError
@@ -471,15 +471,22 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
 def _kde(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd.GeoDataFrame,
          params: dict) -> np.ndarray:
     """Weighted KDE at the cell centres (``kde`` column); returns the (ny, nx) surface, NaN outside."""
-    risk = weight.risk(incidents, ["x", "y", "weight"])
     kernel = str(cfg.analysis.get("kde_kernel", "quartic"))
-    x, y, w = risk["x"].to_numpy(), risk["y"].to_numpy(), risk["weight"].to_numpy()
+    # The risk incidents at one place as one point of their summed weight: the density is linear in the
+    # weights, the bandwidth rule reads weighted moments and a weighted median, so both are the same to
+    # round-off, from a few places, not millions of rows (police.uk records share snap points).
+    wt = incidents["weight"].to_numpy()
+    places, w = merged_places(incidents["x"].to_numpy(), incidents["y"].to_numpy(), wt, wt > 0)
+    x, y = places[:, 0], places[:, 1]
     if "bandwidth_m" in cfg.analysis:
         bw, how = float(cfg.analysis["bandwidth_m"]), "set in the config"
         if bw < grid.cell:
             how += f" (warning: smaller than the {grid.cell:g} m cell: the surface will be spiky)"
     else:
-        bw, how = choose_bandwidth(x, y, w, grid.cell)
+        # Every record at one place: the rule's own fallback, said of the records, not of one place.
+        bw, how = (choose_bandwidth(x, y, w, grid.cell) if len(x) > 1 else
+                   choose_bandwidth(*(weight.risk(incidents, ["x", "y", "weight"])[c] for c in ("x", "y", "weight")),
+                                    grid.cell))
     params["bandwidth_m"] = _param(round(bw, 1), how)
     params["kde_kernel"] = _param(kernel, "set in the config" if "kde_kernel" in cfg.analysis
                                   else "default quartic (as ArcGIS Kernel Density and CrimeStat)")
@@ -522,15 +529,15 @@ def _clusters(cfg: Config, incidents: pd.DataFrame, area):
         # recorded at (police.uk snap points, geocoded places), context layers included. By hashing
         # the coordinates, not drop_duplicates on a copy of the two columns (its order does not
         # matter: find_clusters sorts the places).
-        _, px, py = place_codes(incidents["x"].to_numpy(), incidents["y"].to_numpy())
-        clusters = _find_clusters(cfg, risk, np.column_stack([px, py]), area, params)
+        places, _ = merged_places(incidents["x"].to_numpy(), incidents["y"].to_numpy())
+        clusters = _find_clusters(cfg, risk, places, area, params)
     return clusters, params, caught
 
 
 def _find_clusters(cfg: Config, risk: pd.DataFrame, places: np.ndarray, area, params: dict) -> gpd.GeoDataFrame:
     methods = cfg.analysis.get("clusters", ["dbscan"])
     methods = [methods] if isinstance(methods, str) else list(methods)
-    locations = len(place_codes(risk["x"].to_numpy(), risk["y"].to_numpy())[1])
+    locations = len(merged_places(risk["x"].to_numpy(), risk["y"].to_numpy())[0])
     if "cluster_simulations" in cfg.analysis:
         n_sim, sim_how = int(cfg.analysis["cluster_simulations"]), "set in the config"
     else:

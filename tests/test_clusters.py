@@ -259,3 +259,30 @@ def test_evidence_of_a_categorical_column_is_coded_as_its_text_would_be():
     want_codes, want_classes = _evidence_codes(as_text)
     assert classes == want_classes == ["community_report", "partner_record", "recorded_crime", "unknown"]
     assert codes.tolist() == list(want_codes) == [2, 3, 3, 1, 2, 3, 0]
+
+
+def test_collapse_points_in_chunks_equals_a_groupby_of_every_row(monkeypatch):
+    """``collapse_points`` reads a chunk of rows at a time (memory at 30 M incidents): the same locations,
+    sorted by x then y, counts, evidence counts and (to round-off) weights as a groupby of all rows;
+    -0.0 and 0.0 are one place; a class that only a later chunk has gets its column."""
+    from hotspots.detect import inference
+    rng = np.random.default_rng(21)
+    n = 30_000
+    df = pd.DataFrame({"x": np.round(rng.uniform(-500, 500, n), -2), "y": np.round(rng.uniform(0, 300, n), -2),
+                       "weight": rng.choice([1.0, 0.6, 0.35], n),
+                       "evidence": rng.choice(["recorded_crime", "health", None], n, p=[0.6, 0.3, 0.1])})
+    df.loc[n - 5:, "evidence"] = "community_report"        # only in the last chunk
+    df.loc[0, "x"], df.loc[1, "x"] = -0.0, 0.0
+    ev = df["evidence"].fillna("unknown")
+    key = [df["x"] + 0.0, df["y"]]
+    g = df.groupby(key, sort=True)
+    expected_xy = np.array(list(g.groups.keys()))
+    counts = pd.crosstab(key, ev).sort_index()
+    for chunk in (10 ** 9, 4_000):
+        monkeypatch.setattr(inference, "PLACE_CHUNK", chunk)
+        locs = collapse_points(df)
+        assert np.array_equal(locs.xy, expected_xy)
+        assert np.array_equal(locs.count, g.size().to_numpy())
+        np.testing.assert_allclose(locs.weight, g["weight"].sum().to_numpy(), rtol=1e-12)
+        assert locs.classes == sorted(counts.columns)
+        assert np.array_equal(locs.evidence, counts[locs.classes].to_numpy())

@@ -112,7 +112,6 @@ class Locations:
     count: np.ndarray         # (m,) number of incidents at each location
     evidence: np.ndarray      # (m, c) incident count per evidence class
     classes: list             # the c evidence class names, sorted
-    inverse: np.ndarray       # (n,) location index of each input row
 
 
 def _evidence_codes(ev: pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -135,33 +134,50 @@ def collapse_points(points: pd.DataFrame) -> Locations:
     evidence value is counted as ``"unknown"``). Returns a ``Locations`` with, per
     distinct location (sorted by x then y): ``xy``, summed ``weight``, incident
     ``count`` and an ``evidence`` matrix of incident counts per class (columns in
-    the order of ``classes``), plus ``inverse`` mapping each input row to its
-    location.
+    the order of ``classes``).
     """
-    # +0.0 turns -0.0 into 0.0 so that the two spellings of zero collapse (a new array: the caller's
-    # columns are not touched).
-    x = np.asarray(points["x"], dtype=float) + 0.0
-    y = np.asarray(points["y"], dtype=float) + 0.0
-    w = np.asarray(points["weight"], dtype=float)
-    codes, classes = _evidence_codes(points["evidence"])
-    if len(x) == 0:
+    from hotspots.detect.inference import PLACE_CHUNK, place_codes
+    n = len(points)
+    # A chunk of rows at a time, each chunk's places and sums merged afterwards: no code, copy or
+    # groupby key of every row is held at once (2 GB passing through at 30 M incidents, the density
+    # clusters' peak). Sums over several chunks are the same to round-off; one chunk, the same bits.
+    xs, ys, ws, cs, es, names = [], [], [], [], [], []
+    for k0 in range(0, max(n, 1), PLACE_CHUNK):
+        part = points.iloc[k0:k0 + PLACE_CHUNK]
+        # +0.0 turns -0.0 into 0.0 so that the two spellings of zero collapse (a new array: the caller's
+        # columns are not touched).
+        code, px, py = place_codes(np.asarray(part["x"], dtype=float) + 0.0, np.asarray(part["y"], dtype=float) + 0.0)
+        ev, classes = _evidence_codes(part["evidence"])
+        m, c = len(px), len(classes)
+        xs.append(px)
+        ys.append(py)
+        ws.append(np.bincount(code, weights=np.asarray(part["weight"], dtype=float), minlength=m))
+        cs.append(np.bincount(code, minlength=m).astype(np.int64))
+        # Location x class counts in one bincount instead of a slow np.add.at.
+        es.append(np.bincount(code * c + ev, minlength=m * c).reshape(m, c).astype(np.int64))
+        names.append(classes)
+    classes = sorted(set().union(*names))
+    if n == 0:
         return Locations(np.empty((0, 2)), np.empty(0), np.empty(0, dtype=np.int64),
-                         np.empty((0, len(classes)), dtype=np.int64), classes,
-                         np.empty(0, dtype=np.int64))
-    # Hash-based groupby numbering (sorted by x, then y): 0.12 s for 1 M rows
-    # against 0.94 s for np.unique(axis=0), with the same result.
-    inverse = pd.DataFrame({"x": x, "y": y}, copy=False).groupby(
-        ["x", "y"], sort=True).ngroup().to_numpy(dtype=np.int64)
-    m, c = int(inverse.max()) + 1, len(classes)
-    first = np.empty(m, dtype=np.int64)
-    first[inverse] = np.arange(len(inverse))   # any row of each location will do
-    uniq = np.column_stack([x[first], y[first]])
-    del x, y
-    weight = np.bincount(inverse, weights=w, minlength=m)
-    count = np.bincount(inverse, minlength=m).astype(np.int64)
-    # Location x class counts in one bincount instead of a slow np.add.at.
-    evidence = np.bincount(inverse * c + codes, minlength=m * c).reshape(m, c).astype(np.int64)
-    return Locations(uniq, weight, count, evidence, classes, inverse)
+                         np.empty((0, len(classes)), dtype=np.int64), classes)
+    if len(xs) == 1:        # one chunk: its places are already distinct
+        code, px, py = np.arange(len(xs[0])), xs[0], ys[0]
+    else:
+        code, px, py = place_codes(np.concatenate(xs), np.concatenate(ys))
+    m = len(px)
+    weight = np.bincount(code, weights=np.concatenate(ws), minlength=m)
+    count = np.bincount(code, weights=np.concatenate(cs), minlength=m).astype(np.int64)
+    evidence = np.zeros((m, len(classes)), dtype=np.int64)
+    at = 0
+    for part, part_classes in zip(es, names):
+        rows = code[at:at + len(part)]
+        at += len(part)
+        for j, name in enumerate(part_classes):
+            evidence[:, classes.index(name)] += np.bincount(rows, weights=part[:, j], minlength=m).astype(np.int64)
+    # Sorted by x, then y (two stable sorts: 0.7 s for 1.4 M places, np.lexsort 1.0 s).
+    order = np.argsort(py, kind="stable")
+    order = order[np.argsort(px[order], kind="stable")]
+    return Locations(np.column_stack([px[order], py[order]]), weight[order], count[order], evidence[order], classes)
 
 
 # --------------------------------------------------------------------------

@@ -200,6 +200,37 @@ def place_codes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return code, ux[keys // len(uy)], uy[keys % len(uy)]
 
 
+PLACE_CHUNK = 1 << 21     # rows ``merged_places`` reads at a time
+
+
+def merged_places(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None,
+                  keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``collapse`` of the rows ``keep`` (every row when None) of the columns ``x``, ``y`` and ``weights``:
+    the distinct places, (m, 2) in order of first appearance, and their summed weights (None without
+    ``weights``). Read a chunk of rows at a time: neither a copy of the rows nor a code per row is held
+    (``place_codes`` makes four arrays of 8 bytes a row: 2.4 GB passing through at 30 M incidents). The
+    weights are summed per chunk, then across chunks: the same to round-off; one chunk, the same bits."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    xs, ys, ws = [], [], []
+    for k0 in range(0, len(x), PLACE_CHUNK):
+        rows = slice(k0, k0 + PLACE_CHUNK)
+        cx, cy = x[rows], y[rows]
+        cw = None if weights is None else np.asarray(weights[rows], float)
+        if keep is not None:
+            sel = np.asarray(keep[rows], bool)
+            cx, cy, cw = cx[sel], cy[sel], (None if cw is None else cw[sel])
+        code, px, py = place_codes(cx, cy)
+        xs.append(px)
+        ys.append(py)
+        if cw is not None:
+            ws.append(np.bincount(code, weights=cw, minlength=len(px)))
+    if not xs:
+        return np.empty((0, 2)), (None if weights is None else np.empty(0))
+    code, px, py = place_codes(np.concatenate(xs), np.concatenate(ys))
+    summed = None if weights is None else np.bincount(code, weights=np.concatenate(ws), minlength=len(px))
+    return np.column_stack([px, py]), summed
+
+
 def flat_neighbours(near) -> tuple[np.ndarray, np.ndarray]:
     """``cKDTree.query_ball_point``'s lists as one array: (every list one after another, each list's length)."""
     lens = np.fromiter((len(v) for v in near), dtype=np.int64, count=len(near))
