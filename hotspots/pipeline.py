@@ -22,7 +22,7 @@ from hotspots import attribute, background, governance, grid as gridmod, weight
 from hotspots import sensitive, thresholds
 from hotspots.config import Config
 from hotspots.crs import BNG
-from hotspots.detect.clusters import find_clusters
+from hotspots.detect.clusters import collapse_points, find_clusters
 from hotspots.detect.counts import hotspot_count
 from hotspots import coverage as covermod
 from hotspots.detect import combine as combmod
@@ -524,20 +524,21 @@ def _clusters(cfg: Config, incidents: pd.DataFrame, area):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         params: dict = {}
-        risk = weight.risk(incidents, ["x", "y", "weight", "evidence"])
         # The background for random labelling: every distinct place an incident of any source was
         # recorded at (police.uk snap points, geocoded places), context layers included. By hashing
         # the coordinates, not drop_duplicates on a copy of the two columns (its order does not
         # matter: find_clusters sorts the places).
         places, _ = merged_places(incidents["x"].to_numpy(), incidents["y"].to_numpy())
-        clusters = _find_clusters(cfg, risk, places, area, params)
+        clusters = _find_clusters(cfg, incidents, places, area, params)
     return clusters, params, caught
 
 
-def _find_clusters(cfg: Config, risk: pd.DataFrame, places: np.ndarray, area, params: dict) -> gpd.GeoDataFrame:
+def _find_clusters(cfg: Config, incidents: pd.DataFrame, places: np.ndarray, area, params: dict) -> gpd.GeoDataFrame:
     methods = cfg.analysis.get("clusters", ["dbscan"])
     methods = [methods] if isinstance(methods, str) else list(methods)
-    locations = len(merged_places(risk["x"].to_numpy(), risk["y"].to_numpy())[0])
+    # The risk incidents are read where they are (a chunk at a time), not copied: 0.7 GB at 30 M.
+    risk = incidents["weight"].to_numpy() > 0
+    locations = len(merged_places(incidents["x"].to_numpy(), incidents["y"].to_numpy(), keep=risk)[0])
     if "cluster_simulations" in cfg.analysis:
         n_sim, sim_how = int(cfg.analysis["cluster_simulations"]), "set in the config"
     else:
@@ -550,17 +551,17 @@ def _find_clusters(cfg: Config, risk: pd.DataFrame, places: np.ndarray, area, pa
     if locations > 200_000:
         # DBSCAN's neighbour pairs grow with the square of the local density (std::bad_alloc at
         # 10 M incidents): snap to a 25 m lattice first, which bounds them by area, not by rows.
-        # Column by column in this frame (``weight.risk``'s copy), not a copy of the whole frame.
-        for c in ("x", "y"):
-            risk[c] = (np.floor(risk[c].to_numpy() / 25.0) + 0.5) * 25.0
         params["cluster_lattice_m"] = _param(25.0, f"{locations:,} distinct locations: snapped to a 25 m lattice "
                                                    "before clustering (police.uk snap points are coarser)")
     seed = int(cfg.analysis.get("seed", 0))
     if "cluster_lattice_m" in params:
         places = np.unique((np.floor(places / 25.0) + 0.5) * 25.0, axis=0)
+    # Collapsed once for every method: the locations, their weight, count and evidence mix.
+    locs = collapse_points(incidents, keep=risk,
+                           snap=25.0 if "cluster_lattice_m" in params else None)
     parts = []
     for method in methods:
-        found, used = find_clusters(risk, area, method=method, eps_m=cfg.analysis.get("cluster_eps_m"),
+        found, used = find_clusters(locs, area, method=method, eps_m=cfg.analysis.get("cluster_eps_m"),
                                     min_weight=cfg.analysis.get("cluster_min_weight"), n_sim=n_sim, seed=seed,
                                     background_xy=places)
         params[f"clusters_{method}"] = _param({k: v for k, v in used.items() if not k.endswith("_how")},

@@ -286,3 +286,11 @@ def test_collapse_points_in_chunks_equals_a_groupby_of_every_row(monkeypatch):
         np.testing.assert_allclose(locs.weight, g["weight"].sum().to_numpy(), rtol=1e-12)
         assert locs.classes == sorted(counts.columns)
         assert np.array_equal(locs.evidence, counts[locs.classes].to_numpy())
+        # Only the rows kept, snapped to a lattice: as collapsing those rows, snapped beforehand.
+        keep = (df["weight"] > 0.5).to_numpy()
+        snapped = df[keep].assign(x=(np.floor(df["x"][keep] / 25.0) + 0.5) * 25.0,
+                                  y=(np.floor(df["y"][keep] / 25.0) + 0.5) * 25.0)
+        ref, got = collapse_points(snapped.reset_index(drop=True)), collapse_points(df, keep=keep, snap=25.0)
+        assert np.array_equal(got.xy, ref.xy) and np.array_equal(got.count, ref.count)
+        assert np.array_equal(got.evidence, ref.evidence) and got.classes == ref.classes
+        np.testing.assert_allclose(got.weight, ref.weight, rtol=1e-12)

@@ -127,26 +127,34 @@ def _evidence_codes(ev: pd.Series) -> tuple[np.ndarray, list[str]]:
     return np.array([rank.get(name, -1) for name in names], dtype=np.int64)[raw], classes
 
 
-def collapse_points(points: pd.DataFrame) -> Locations:
+def collapse_points(points: pd.DataFrame, keep: np.ndarray | None = None, snap: float | None = None) -> Locations:
     """Collapse identical (x, y) into one location each.
 
     ``points`` needs columns ``x``, ``y``, ``weight`` and ``evidence`` (a missing
-    evidence value is counted as ``"unknown"``). Returns a ``Locations`` with, per
+    evidence value is counted as ``"unknown"``); only the rows ``keep`` are read (a
+    boolean mask; every row when None), each moved to the centre of its ``snap``-metre
+    lattice square when ``snap`` is given. Returns a ``Locations`` with, per
     distinct location (sorted by x then y): ``xy``, summed ``weight``, incident
     ``count`` and an ``evidence`` matrix of incident counts per class (columns in
     the order of ``classes``).
     """
     from hotspots.detect.inference import PLACE_CHUNK, place_codes
-    n = len(points)
+    n = len(points) if keep is None else int(np.count_nonzero(keep))
     # A chunk of rows at a time, each chunk's places and sums merged afterwards: no code, copy or
     # groupby key of every row is held at once (2 GB passing through at 30 M incidents, the density
     # clusters' peak). Sums over several chunks are the same to round-off; one chunk, the same bits.
     xs, ys, ws, cs, es, names = [], [], [], [], [], []
-    for k0 in range(0, max(n, 1), PLACE_CHUNK):
-        part = points.iloc[k0:k0 + PLACE_CHUNK]
+    for k0 in range(0, max(len(points), 1), PLACE_CHUNK):
+        rows = slice(k0, k0 + PLACE_CHUNK)
+        sel = None if keep is None else np.asarray(keep[rows], bool)
+        part = {c: points[c].iloc[rows] if sel is None else points[c].iloc[rows][sel]    # the chunk's rows of
+                for c in ("x", "y", "weight", "evidence")}                               # four columns only
+        x, y = np.asarray(part["x"], dtype=float), np.asarray(part["y"], dtype=float)
+        if snap:
+            x, y = (np.floor(x / snap) + 0.5) * snap, (np.floor(y / snap) + 0.5) * snap
         # +0.0 turns -0.0 into 0.0 so that the two spellings of zero collapse (a new array: the caller's
         # columns are not touched).
-        code, px, py = place_codes(np.asarray(part["x"], dtype=float) + 0.0, np.asarray(part["y"], dtype=float) + 0.0)
+        code, px, py = place_codes(x + 0.0, y + 0.0)
         ev, classes = _evidence_codes(part["evidence"])
         m, c = len(px), len(classes)
         xs.append(px)
@@ -534,7 +542,8 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
     Parameters
     ----------
     points : DataFrame with ``x``, ``y`` (metres, EPSG:27700), ``weight``
-        (float >= 0) and ``evidence`` (class name, e.g. ``recorded_crime``).
+        (float >= 0) and ``evidence`` (class name, e.g. ``recorded_crime``),
+        or their ``collapse_points`` (``Locations``).
         Incidents outside ``study_area`` are dropped with a warning, because
         the null model only lives inside it.
     study_area : shapely (Multi)Polygon (or GeoSeries/GeoDataFrame, unioned) in
@@ -587,14 +596,22 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
         raise ValueError(f"method must be 'dbscan' or 'hdbscan', not {method!r}")
     if background not in ("random_labelling", "csr"):
         raise ValueError(f"background must be 'random_labelling' or 'csr', not {background!r}")
-    missing = {"x", "y", "weight", "evidence"} - set(points.columns)
-    if missing:
-        raise ValueError(f"points lacks columns {sorted(missing)}")
-    # Column by column: a (n, 3) copy held for the whole call was 230 MB at 10 M incidents.
-    if not all(np.isfinite(np.asarray(points[c], dtype=float)).all() for c in ("x", "y", "weight")):
-        raise ValueError("x, y and weight must be finite")
-    if (np.asarray(points["weight"], dtype=float) < 0).any():
-        raise ValueError("weights must be >= 0")
+    if isinstance(points, Locations):
+        locs = points
+        if not (np.isfinite(locs.xy).all() and np.isfinite(locs.weight).all()):
+            raise ValueError("x, y and weight must be finite")
+        if (locs.weight < 0).any():
+            raise ValueError("weights must be >= 0")
+    else:
+        missing = {"x", "y", "weight", "evidence"} - set(points.columns)
+        if missing:
+            raise ValueError(f"points lacks columns {sorted(missing)}")
+        # Column by column: a (n, 3) copy held for the whole call was 230 MB at 10 M incidents.
+        if not all(np.isfinite(np.asarray(points[c], dtype=float)).all() for c in ("x", "y", "weight")):
+            raise ValueError("x, y and weight must be finite")
+        if (np.asarray(points["weight"], dtype=float) < 0).any():
+            raise ValueError("weights must be >= 0")
+        locs = collapse_points(points)
     n_sim = int(n_sim)
     if n_sim < 0:
         raise ValueError("n_sim must be >= 0")
@@ -603,7 +620,6 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
     area = sampler.area
     area_m2 = float(area.area)
 
-    locs = collapse_points(points)
     # Membership test on distinct locations, not on raw rows (far fewer);
     # intersects keeps incidents exactly on the boundary.
     inside = shapely.intersects_xy(area, locs.xy[:, 0], locs.xy[:, 1]) if len(locs.xy) else \
