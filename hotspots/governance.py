@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hotspots.frames import text_codes, text_in
+from hotspots.frames import take_by_column, text_codes, text_in
 from hotspots.load.ledger import Ledger
 from hotspots.weight import lookup
 
@@ -52,8 +52,10 @@ def restriction(incidents: pd.DataFrame, cfg) -> pd.Series:
     each distinct handling code and grade is read once, and the answer is a code a row (a string a
     row was 5 GB at 23 M records)."""
     conditions = {s.id: bool(str(s.handling_conditions).strip()) for s in cfg.sources}
-    blank = pd.Series("", index=incidents.index)
-    codes, values = text_codes(incidents.get("handling", blank))
+    def column(name: str) -> pd.Series:     # "" where the column is missing (made only then)
+        return incidents[name] if name in incidents else pd.Series("", index=incidents.index)
+
+    codes, values = text_codes(column("handling"))
     code = values.str.strip().str.upper().to_numpy(object)
     # An allow-list: a record is shared only when its code says it may be; anything else stays.
     kind = np.select([np.isin(code, SHAREABLE_CODES), code == "C", np.isin(code, ["4", "5"]), code == ""],
@@ -63,7 +65,7 @@ def restriction(incidents: pd.DataFrame, cfg) -> pd.Series:
     src_cond = lookup(incidents["source_id"], conditions, 0.0) > 0
     graded = np.zeros(len(incidents), bool)
     for col in ("grade_source", "grade_intel"):
-        gcodes, gvalues = text_codes(incidents.get(col, blank))
+        gcodes, gvalues = text_codes(column(col))
         graded |= np.asarray(gvalues != "")[gcodes]
     why = np.where(kind == C, np.where(own | src_cond, SHARED, C), kind)
     why = np.where(kind == BLANK, np.where(graded, BLANK, SHARED), why)
@@ -83,13 +85,15 @@ def shareable(incidents: pd.DataFrame, cfg, agency: str | None = None) -> pd.Ser
     return ok
 
 
-def split_shared(incidents: pd.DataFrame, cfg, ledger: Ledger, agency: str | None = None
-                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_shared(incidents: pd.DataFrame, cfg, ledger: Ledger, agency: str | None = None,
+                 consume: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(kept, held back): the records the outputs may use, and the rest.
 
     Call it right after loading (the incidents still carry ``_file`` and
     ``_row``): every record held back is counted in the ledger as filtered, with
-    its reason, so the row accounting still balances.
+    its reason, so the row accounting still balances. With ``consume`` the kept
+    records are taken column by column and ``incidents`` is emptied (the caller
+    lets it go): the table is not held twice.
     """
     ok = shareable(incidents, cfg, agency)
     held = incidents[~ok]
@@ -97,8 +101,9 @@ def split_shared(incidents: pd.DataFrame, cfg, ledger: Ledger, agency: str | Non
         why = restriction(held, cfg)
         for (sid, path), grp in held.groupby(["source_id", "_file"], sort=False):
             ledger.filter(sid, path, grp["_row"].to_numpy(), why[grp.index].to_numpy())
-    # Filtered frames are new frames already (copy-on-write): no second copy of every column.
-    return (incidents if ok.all() else incidents[ok.to_numpy()]), held
+    if ok.all():
+        return incidents, held
+    return (take_by_column(incidents, ok.to_numpy()) if consume else incidents[ok.to_numpy()]), held
 
 
 def role_counts(incidents: pd.DataFrame) -> pd.DataFrame:

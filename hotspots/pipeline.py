@@ -137,12 +137,13 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
     with progress.step("load sources"):
         # Few-valued text as categories from each file on (hotspots.load.compact): the table stays small.
         loaded = load_sources(cfg, options=dataclasses.replace(load or LoadOptions(), compact=True))
+        release_freed_memory()      # the files' tables, as they were put together
         boundaries = attribute.read_boundaries(cfg)
     ledger = loaded.ledger
     # Handling codes: records that may not leave their agency are held back (filtered, with the reason).
-    incidents, held = governance.split_shared(loaded.incidents, cfg, ledger, agency=agency)
+    incidents, held = governance.split_shared(loaded.incidents, cfg, ledger, agency=agency, consume=True)
     loaded.incidents = None     # from here the table is held once, by ``incidents``
-    release_freed_memory()      # the files' tables, as they were put together
+    release_freed_memory()      # the columns taken from it
     if not len(incidents):
         raise UserError("no incident was loaded from any source for the study period "
                         f"{cfg.start_label} to {cfg.end_label}: nothing to analyse.", file=str(cfg.path),
