@@ -639,10 +639,11 @@ def test_school_holidays_against_term_on_a_constructed_layout():
                           {"holidays": ["summer"]})
 
 
-def test_grouped_risk_equals_pandas_groupby_of_the_risk_rows():
+def test_grouped_risk_equals_pandas_groupby_of_the_risk_rows(monkeypatch):
     """``grouped_risk`` numbers groups key by key (memory at 10 M incidents): the same groups, in order of
     first appearance, the same values, dtypes and sums as pandas' groupby of the risk rows; rows of no
     weight or no place left out, a missing precision its own group."""
+    from hotspots import profile
     from hotspots.profile import RISK_COLUMNS, grouped_risk
     rng = np.random.default_rng(11)
     n = 5000
@@ -667,3 +668,6 @@ def test_grouped_risk_equals_pandas_groupby_of_the_risk_rows():
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
     assert got["count"].sum() == len(risk) and got["location_precision_m"].isna().any()
     assert grouped_risk(got) is got
+    # A chunk of rows at a time (memory at 30 M incidents), the chunks' groups grouped again: the same.
+    monkeypatch.setattr(profile, "GROUP_CHUNK", 700)
+    pd.testing.assert_frame_equal(grouped_risk(table), expected, check_exact=False, rtol=1e-12)
