@@ -160,16 +160,20 @@ def test_sharing_is_an_allow_list_of_codes_and_anything_unknown_is_held_back(loa
     assert governance.shareable(inc, cfg, agency="ed").all()     # the agency's own run uses them all
 
 
-def test_split_shared_consuming_its_input_keeps_the_same_records(example_config):
+def test_split_shared_consuming_its_input_keeps_the_same_records(loaded):
     """``consume=True`` (the pipeline's: the loaded table is let go) takes the kept records column by
-    column: the same table and the same ledger entries as the copy."""
-    from hotspots.load import load_sources
-    cfg = example_config
-    ld, ld2 = load_sources(cfg), load_sources(cfg)
-    kept, held = governance.split_shared(ld.incidents, cfg, ld.ledger)
-    kept2, held2 = governance.split_shared(ld2.incidents, cfg, ld2.ledger, consume=True)
+    column: the same table, held-back table and ledger entries as the copy."""
+    cfg, ld = loaded
+
+    def ledger():
+        return Ledger(files=list(ld.ledger.files), _rejects=list(ld.ledger._rejects),
+                      _filtered=list(ld.ledger._filtered))
+    first, second = ledger(), ledger()
+    kept, held = governance.split_shared(ld.incidents, cfg, first)
+    table = ld.incidents.copy(deep=True)
+    kept2, held2 = governance.split_shared(table, cfg, second, consume=True)
     assert len(held) and len(kept)
     pd.testing.assert_frame_equal(kept2, kept)
     pd.testing.assert_frame_equal(held2, held)
-    pd.testing.assert_frame_equal(ld2.ledger.filtered, ld.ledger.filtered)
-    assert ld2.incidents.shape[1] == 0        # emptied: its columns went as they were taken
+    pd.testing.assert_frame_equal(second.filtered, first.filtered)
+    assert table.shape[1] == 0        # emptied: its columns went as they were taken
