@@ -186,8 +186,7 @@ def collapse(points_xy: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np
     """Identical locations merged, their weights summed (police.uk snap points: 1 M incidents sit
     on tens of thousands of places), so that catchment sums are exact and cheap."""
     pts = np.asarray(points_xy, float)
-    code, px, py = place_codes(pts[:, 0], pts[:, 1])
-    return np.column_stack([px, py]), np.bincount(code, weights=np.asarray(weights, float), minlength=len(px))
+    return merged_places(pts[:, 0], pts[:, 1], np.asarray(weights, float))
 
 
 def place_codes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -205,7 +204,7 @@ PLACE_CHUNK = 1 << 21     # rows ``merged_places`` reads at a time
 
 def merged_places(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None,
                   keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """``collapse`` of the rows ``keep`` (every row when None) of the columns ``x``, ``y`` and ``weights``:
+    """Identical places merged among the rows ``keep`` (every row when None) of ``x``, ``y`` and ``weights``:
     the distinct places, (m, 2) in order of first appearance, and their summed weights (None without
     ``weights``). Read a chunk of rows at a time: neither a copy of the rows nor a code per row is held
     (``place_codes`` makes four arrays of 8 bytes a row: 2.4 GB passing through at 30 M incidents). The
