@@ -121,10 +121,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy import stats
 from scipy.spatial import cKDTree
 
 from hotspots.detect.gistar import bh_qvalues  # one BH implementation for cells and buildings
+from hotspots.distributions import beta_ppf, binom_cdf, binom_sf, chi2_ppf, poisson_sf
 from hotspots.errors import UserError
 from hotspots.frames import text_codes, text_in
 
@@ -232,23 +232,23 @@ def garwood_interval(n, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Exact (Garwood) Poisson confidence limits for observed counts ``n``."""
     n = np.asarray(n, dtype=float)
     a = (1 - level) / 2
-    low = np.where(n > 0, stats.chi2.ppf(a, 2 * n) / 2, 0.0)
-    high = stats.chi2.ppf(1 - a, 2 * n + 2) / 2
+    low = np.where(n > 0, chi2_ppf(a, 2 * n) / 2, 0.0)
+    high = chi2_ppf(1 - a, 2 * n + 2) / 2
     return low, high
 
 
 def poisson_upper_p(n, mu) -> np.ndarray:
     """Exact one-sided P(X >= n) for X ~ Poisson(mu)."""
     n = np.asarray(n, dtype=float)
-    return np.where(n > 0, stats.poisson.sf(n - 1, mu), 1.0)
+    return np.where(n > 0, poisson_sf(n - 1, mu), 1.0)
 
 
 def binom_two_sided(k: int, n: int, p: float) -> float:
     """Exact two-sided binomial p-value, twice the smaller tail (consistent with Clopper-Pearson)."""
     if n == 0:
         return float("nan")
-    lower = stats.binom.cdf(k, n, p)
-    upper = stats.binom.sf(k - 1, n, p)
+    lower = binom_cdf(k, n, p)
+    upper = binom_sf(k - 1, n, p)
     return float(min(1.0, 2 * min(lower, upper)))
 
 
@@ -772,8 +772,8 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
             mean_else = w_else / n_else if n_else else rw.sum() / N
             scale_w = mean_near / mean_else
             odds = a_else / a_near
-            lo = stats.beta.ppf(a, n_near, N - n_near + 1) if n_near > 0 else 0.0
-            hi = stats.beta.ppf(1 - a, n_near + 1, N - n_near) if n_near < N else 1.0
+            lo = beta_ppf(a, n_near, N - n_near + 1) if n_near > 0 else 0.0
+            hi = beta_ppf(1 - a, n_near + 1, N - n_near) if n_near < N else 1.0
             with np.errstate(divide="ignore"):
                 rec["rate_ratio"] = (w_near / a_near) / (w_else / a_else) if w_else > 0 else np.inf
                 rec["rr_low"] = lo / (1 - lo) * odds * scale_w

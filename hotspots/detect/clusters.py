@@ -74,9 +74,9 @@ import shapely
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
-from scipy.stats import poisson
 
 from hotspots.detect.inference import run_indices
+from hotspots.distributions import poisson_ppf
 
 CRS = "EPSG:27700"
 
@@ -300,7 +300,7 @@ def _csr_count_threshold(n_incidents: int, area_m2: float, eps: float) -> tuple[
     1 - q for each point.
     """
     mu = n_incidents / area_m2 * np.pi * eps ** 2
-    need = int(poisson.ppf(CSR_QUANTILE, mu)) + 2
+    need = int(poisson_ppf(CSR_QUANTILE, mu)) + 2
     return max(need, MIN_CORE_INCIDENTS), float(mu)
 
 

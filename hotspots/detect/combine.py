@@ -36,10 +36,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.stats import norm
 
 from hotspots.detect.gistar import bh_qvalues, gi_class, gi_star, p_two_sided
 from hotspots.detect.inference import DEFAULT_DRAWS, conditional_p
+from hotspots.distributions import norm_isf
 
 
 def source_evidence(values: np.ndarray, share: np.ndarray, w: sp.csr_matrix, covered: np.ndarray,
@@ -67,7 +67,7 @@ def source_evidence(values: np.ndarray, share: np.ndarray, w: sp.csr_matrix, cov
         sc = np.nan_to_num(zs)
     else:
         ps, sd = conditional_p(dens, sub, draws=draws, seed=seed)
-        sc = sd * norm.isf(ps / 2.0)
+        sc = sd * norm_isf(ps / 2.0)
     z[idx], p[idx], side[idx], score[idx] = zs, ps, sd, sc
     return z, p, side, score
 
@@ -77,7 +77,7 @@ def stouffer(p: np.ndarray, side: np.ndarray, weights: np.ndarray, score: np.nda
     ``score`` where given); NaN p are left out."""
     ok = np.isfinite(p)
     if score is None:
-        score = side * norm.isf(np.clip(np.where(ok, p, 1.0), 1e-300, 1.0) / 2.0)
+        score = side * norm_isf(np.clip(np.where(ok, p, 1.0), 1e-300, 1.0) / 2.0)
     s = np.where(ok, score, 0.0)
     wts = np.where(ok, weights[None, :], 0.0)
     den = np.sqrt((wts ** 2).sum(axis=1))

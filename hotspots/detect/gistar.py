@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import norm
+
+from hotspots.distributions import norm_sf
+
 
 def neighbour_matrix(cols: np.ndarray, rows: np.ndarray, cell_size: float,
                      distance: float) -> sp.csr_matrix:
@@ -106,7 +108,7 @@ def gi_star(values: np.ndarray, w: sp.csr_matrix) -> np.ndarray:
 
 def p_two_sided(z: np.ndarray) -> np.ndarray:
     """Two-sided normal p-value of each z (NaN stays NaN; z = 0 gives p = 1)."""
-    return 2.0 * norm.sf(np.abs(z))
+    return 2.0 * norm_sf(np.abs(z))
 
 
 def permutation_p(values: np.ndarray, w: sp.csr_matrix, draws: int = 200_000,

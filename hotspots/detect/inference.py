@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from hotspots.distributions import genpareto_fit, genpareto_sf
+
 DEFAULT_DRAWS = 99_999
 
 
@@ -80,7 +82,6 @@ def gpd_tail_p(sorted_sims: np.ndarray, observed: np.ndarray, n_exc: int = TAIL_
     the ``n_exc`` largest draws (Knijnenburg et al. 2009, "Fewer permutations, more accurate
     P-values"): p = n_exc / draws x GPD survival beyond the threshold, at most 1 / (draws + 1)
     and at least ``TAIL_FLOOR`` (1e-9: extrapolation is not trusted further)."""
-    from scipy.stats import genpareto
     draws = len(sorted_sims)
     cap = 1.0 / (draws + 1)
     obs = np.asarray(observed, float)
@@ -90,8 +91,8 @@ def gpd_tail_p(sorted_sims: np.ndarray, observed: np.ndarray, n_exc: int = TAIL_
     exc = sorted_sims[draws - n_exc:] - u
     if np.ptp(exc) <= 0:
         return np.full(obs.shape, cap)
-    c, _, scale = genpareto.fit(exc, floc=0.0)
-    p = n_exc / draws * genpareto.sf(obs - u, c, loc=0.0, scale=scale)
+    c, scale = genpareto_fit(exc)
+    p = n_exc / draws * genpareto_sf(obs - u, c, scale)
     return np.clip(np.nan_to_num(p, nan=cap), TAIL_FLOOR, cap)
 
 

@@ -87,9 +87,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.stats import norm
 
 from hotspots.detect.gistar import bh_qvalues, gi_class, permutation_p
+from hotspots.distributions import norm_sf
 
 #: Labels in a fixed order (hot, then cold, then none), for legends and tests.
 HOT_CLASSES = (
@@ -237,7 +237,7 @@ def mann_kendall(series_2d: np.ndarray, continuity: bool = True
     z = np.zeros_like(s)
     ok = var > 0
     z[ok] = num[ok] / np.sqrt(var[ok])
-    p = 2.0 * norm.sf(np.abs(z))
+    p = 2.0 * norm_sf(np.abs(z))
     return z, p
 
 
@@ -290,7 +290,7 @@ def period_classes(z: np.ndarray, fdr_alpha: float = 0.05, cube: np.ndarray | No
             p = permutation_p(cube[:, t], w, draws=draws, seed=seed + t)
             p[~np.isfinite(col)] = np.nan
         else:
-            p = 2.0 * norm.sf(np.abs(col))
+            p = 2.0 * norm_sf(np.abs(col))
         out[:, t] = gi_class(col, bh_qvalues(p), fdr_alpha)
     return out
 
