@@ -491,21 +491,33 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
                 for ix in tree.query_ball_point(centres[k0:k0 + NEAR_CHUNK], rmax)]
     else:
         near = [np.zeros(0, dtype=np.int32) for _ in range(nb)]
-    dist = [np.hypot(rx[ix] - x0, ry[ix] - y0) for ix, x0, y0 in zip(near, bx, by)]
+    # Every building's neighbours one after another (``owner``: whose each is), so that counts per
+    # building are bincounts, not a Python sum per building, radius and evidence class (1 M incidents,
+    # 400 buildings: 0.8 s -> 0.1 s); ``dist`` and ``near`` stay per building, as views.
+    lens = np.array([len(ix) for ix in near], dtype=np.int64)
+    bounds = np.cumsum(lens)[:-1]
+    flat = np.concatenate(near) if nb else np.zeros(0, dtype=np.int32)
+    owner = np.repeat(np.arange(nb), lens)
+    dflat = np.hypot(rx[flat] - bx[owner], ry[flat] - by[owner])
+    dist = np.split(dflat, bounds) if nb else []
+    cflat, eflat = cnt[flat], rev_code[flat]
+    wflat = np.split(rw[flat], bounds) if nb else []
 
     out = pd.DataFrame({"building_id": b["building_id"].to_numpy(), "name": b["name"].to_numpy(),
                         "type": b["type"].to_numpy(), "x": bx, "y": by})
     extra: dict[str, np.ndarray] = {}
     n_by, w_by, area_by = {}, {}, {}
     for r, lab in zip(radii, labels):
-        masks = [d <= r for d in dist]
-        n_by[r] = np.array([int(cnt[ix[m]].sum()) for ix, m in zip(near, masks)], dtype=np.int64)
-        w_by[r] = np.array([float(rw[ix[m]].sum()) for ix, m in zip(near, masks)])
+        within = dflat <= r
+        n_by[r] = np.bincount(owner[within], weights=cflat[within], minlength=nb).astype(np.int64)
+        # Weights summed per building as numpy sums them (pairwise): the same figures as before.
+        w_by[r] = np.array([float(w[m].sum()) for w, m in zip(wflat, np.split(within, bounds))]) if nb \
+            else np.zeros(0)
         area_by[r] = catchment_areas(bx, by, r, study_area) if nb else np.zeros(0)
+        by_class = np.bincount(owner[within] * len(rev_names) + eflat[within], weights=cflat[within],
+                               minlength=nb * len(rev_names)).reshape(nb, len(rev_names))
         for ev in evidence:
-            code = rev_names.get_loc(ev)
-            extra[f"n_{ev}_{lab}"] = np.array([int(cnt[ix[m]][rev_code[ix[m]] == code].sum())
-                                               for ix, m in zip(near, masks)], dtype=np.int64)
+            extra[f"n_{ev}_{lab}"] = by_class[:, rev_names.get_loc(ev)].astype(np.int64)
         extra[f"catchment_km2_{lab}"] = area_by[r] / 1e6
 
     # The null: relocation among comparable places (crime counts are overdispersed: a flat Poisson
