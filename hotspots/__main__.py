@@ -1,3 +1,3 @@
-from hotspots.cli import main
+from hotspots.cli import entry
 
-raise SystemExit(main())
+entry()

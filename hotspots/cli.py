@@ -9,7 +9,9 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import sys
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -423,3 +425,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         warnings.showwarning = previous
+
+
+def entry() -> None:
+    """The ``hotspots`` command (and ``python -m hotspots``): ``main``, then out without the
+    interpreter's teardown when nothing is left to clean up (every output written and closed, no
+    other thread, no child process): freeing the run's tables object by object took 0.6-0.7 s of
+    the 10 k and 1 M benchmark runs. ``main`` itself returns, for callers in Python."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    import multiprocessing
+    if threading.active_count() == 1 and not multiprocessing.active_children():
+        os._exit(code)
+    sys.exit(code)
