@@ -33,6 +33,10 @@ class Job:
         self._proc.start()
         send.close()
 
+    def done(self) -> bool:
+        """Whether ``result`` would return at once (computed here, or the process has sent it)."""
+        return self._proc is None or self._recv.poll()
+
     def result(self):
         """The function's result; its exception raised here; a process that died on the way (out of
         memory) is a UserError naming the step, not a traceback."""

@@ -37,3 +37,20 @@ def _fail():
 def test_a_background_jobs_exception_is_raised_where_its_result_is_asked():
     with pytest.raises(ValueError, match="bad input in the background"):
         background.start(_fail, what="test").result()
+
+
+def _wait_for(path: str) -> int:
+    import time
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return 5
+
+
+def test_done_says_whether_the_result_is_ready(tmp_path):
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: background jobs run in this process")
+    flag = tmp_path / "go"
+    job = background.start(_wait_for, str(flag), what="test")
+    assert not job.done()
+    flag.write_text("")
+    assert job.result() == 5 and job.done()
