@@ -109,6 +109,23 @@ def test_cell_shares_equal_clipping_every_cell(geom, shape):
     assert 0 < (got == 1).sum() < len(got)
 
 
+@pytest.mark.parametrize("shape", ["square", "hexagon"])
+def test_derived_coverage_shares_are_its_cells(shape):
+    """A coverage derived from records (cells within reach of a cell with a record) is made of whole cells:
+    the shares it remembers are what clipping every cell against its outline gives."""
+    area = shapely.Point(1000, 1000).buffer(950)
+    g = gridmod.build_grid(area, 100.0, shape)
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(200, 1300, 60), rng.uniform(300, 1800, 60)
+    mine = pd.DataFrame({"x": x, "y": y, "cell": g.assign(x, y)})
+    geom = covermod._cells_near_records(g, mine, 250.0)
+    remembered = covermod.grid_shares(g, geom)
+    exact = shapely.area(shapely.intersection(g.boxes(), geom)) / g.cell_area
+    assert np.allclose(remembered, exact, atol=1e-9) and set(np.unique(remembered)) == {0.0, 1.0}
+    assert np.array_equal(remembered, covermod._shares(g.boxes(), geom, g.cell_area))
+    assert 0 < remembered.sum() < g.n
+
+
 def test_hotspot_grid_keeps_the_pooled_rule_equal_to_esda():
     rng = np.random.default_rng(2)
     area = shapely.box(0, 0, 3000, 2000)
