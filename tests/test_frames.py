@@ -27,6 +27,27 @@ def test_concat_by_column_equals_pandas_and_unites_categories():
     assert got["role"].isna().tolist() == [True, True, False] and got["role"].iloc[2] == "victim"
 
 
+def test_concat_by_column_unites_categories_as_union_categoricals():
+    """Categories in the order they first appear, missing values and parts without the column missing,
+    a part whose categories are all unused: as pandas' union_categoricals gives them."""
+    from pandas.api.types import union_categoricals
+    cats = [pd.Categorical(["b", None, "a", "b"]), None, pd.Categorical([None, None], categories=["z"]),
+            pd.Categorical(["c", "a"], categories=["c", "a", "d"])]
+    parts = [pd.DataFrame({"n": np.arange(4)}) if c is None else pd.DataFrame({"n": np.arange(len(c)), "k": c})
+             for c in cats]
+    got = concat_by_column(parts)["k"]
+    want = union_categoricals([c if c is not None else pd.Categorical([None] * 4, categories=pd.Index([], dtype="str"))
+                               for c in cats])
+    assert list(got.cat.categories) == list(want.categories) == ["a", "b", "z", "c", "d"]
+    assert got.cat.codes.tolist() == list(want.codes)
+    assert got.isna().tolist() == [False, True, False, False, True, True, True, True, True, True, False, False]
+    # one type in every part, numpy or not: joined as pd.concat joins them
+    parts = [pd.DataFrame({"i": pd.array([1, None], dtype="Int64"), "s": ["x", "y"], "b": [True, False]}),
+             pd.DataFrame({"i": pd.array([3], dtype="Int64"), "s": ["z"], "b": [True]})]
+    want = pd.concat([p.copy() for p in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(concat_by_column(parts), want)
+
+
 def test_concat_by_column_lets_its_parts_go():
     import gc
     import weakref
