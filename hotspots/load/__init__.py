@@ -534,7 +534,9 @@ def _account(ledger: Ledger, job: FileJob, res: FileResult, frames: list, geocod
     notes = res.notes
     ledger.note(job.source_id, path, notes["_row"].to_numpy(), notes["note"].to_numpy(), notes["columns"].to_numpy())
     # ``_file`` is added once for all files after the concatenation (``_with_files``), as a category.
-    mapped = res.incidents.drop(columns=["_file"], errors="ignore")
+    mapped = res.incidents       # popped by the caller: this file's table is changed in place, not copied
+    if "_file" in mapped:
+        del mapped["_file"]
     mapped["incident_id"] = f"{job.source_id}:{fidx}:" + mapped["_row"].astype(str)
     frames.append((mapped, str(path)))
 

@@ -50,17 +50,25 @@ class Ledger:
         self.warnings.append({"source_id": source_id, "file": path, "message": message})
         warnings.warn(f"source '{source_id}', file {path}: {message}", HotspotsWarning, stacklevel=2)
 
+    # Each file's rows are kept as a table only when there are some (most files of a run have no
+    # rejects, filtered rows or notes: 74 files, three tables each, were 0.1 s of the 10 k benchmark).
     def reject(self, source_id: str, path: str, rows, reasons, columns) -> None:
+        if not len(rows):
+            return
         self._rejects.append(pd.DataFrame({"source_id": source_id, "file": path, "row": rows,
                                            "reason": reasons, "columns": columns}))
 
     def filter(self, source_id: str, path: str, rows, reasons) -> None:
+        if not len(rows):
+            return
         self._filtered.append(pd.DataFrame({"source_id": source_id, "file": path, "row": rows,
                                             "reason": reasons}))
 
     def note(self, source_id: str, path: str, rows, notes, columns) -> None:
         """Record rows that were loaded after a correction (a swapped longitude and latitude put
         back, an arrival time used for a blank assault date). Notes do not change the accounting."""
+        if not len(rows):
+            return
         self._notes.append(pd.DataFrame({"source_id": source_id, "file": path, "row": rows,
                                          "note": notes, "columns": columns}))
 
