@@ -95,3 +95,16 @@ def test_permutation_p_matches_the_exact_null_on_a_tiny_case():
     from hotspots.detect.gistar import permutation_p
     p = permutation_p(values, w, draws=400_000, seed=1)
     assert p[0] == pytest.approx(0.08, abs=0.003)
+
+
+def test_row_sums_are_numpys_bit_for_bit():
+    """permutation_p's sums of each draw's cells, column by column, in numpy's own order of additions:
+    the same null, bit for bit, for every row length (numpy's pairwise blocks of 8, and beyond 128)."""
+    from hotspots.detect.gistar import row_sums
+    rng = np.random.default_rng(3)
+    for k in range(0, 150):
+        a = rng.random((500, k)) * rng.choice([1.0, 0.3, 1e-3, -7.0, 1e12], (500, k))
+        assert np.array_equal(row_sums(a), a.sum(axis=1)), k
+    a = rng.random((50, 9))
+    a[3, 4] = np.nan
+    assert np.array_equal(row_sums(a), a.sum(axis=1), equal_nan=True)
