@@ -394,11 +394,22 @@ class PlaceGraph:
     def __init__(self, places: np.ndarray, eps: float):
         found = cKDTree(places).query_pairs(eps, output_type="ndarray")
         n = len(places)
-        both = (np.concatenate([found[:, 0], found[:, 1]]), np.concatenate([found[:, 1], found[:, 0]]))
+        # Both directions of each pair as one key, row then column, sorted: the entries in the CSR's
+        # own order (what scipy's COO conversion gives, without its search for duplicates, of which
+        # there are none): 1.15 s -> 0.55 s at 1 M incidents (11.1 M entries), the same matrix.
+        key = np.concatenate([found[:, 0] * n + found[:, 1], found[:, 1] * n + found[:, 0]])
         del found
+        key.sort()
+        row, col = np.divmod(key, n)
+        del key
+        index = np.int32 if len(col) < 2 ** 31 else np.int64       # as scipy chooses
+        indptr = np.zeros(n + 1, dtype=index)
+        np.cumsum(np.bincount(row, minlength=n), out=indptr[1:])
+        del row
         # Ones as floats: a neighbourhood's weight is one sparse product (8x faster than a gather and
         # a bincount over the 11 M entries at 1 M incidents, and the same sums in the same order).
-        self.adj = sp.coo_matrix((np.ones(len(both[0])), both), shape=(n, n)).tocsr()     # sorted
+        self.adj = sp.csr_matrix((np.ones(len(col)), col.astype(index), indptr), shape=(n, n))
+        self.adj.has_sorted_indices = True
         self.n, self.indptr, self.col = n, self.adj.indptr, self.adj.indices
         self.degree = np.diff(self.indptr)
 
