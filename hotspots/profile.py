@@ -350,8 +350,8 @@ def _counts_near(near: list, dist: list, cnt: np.ndarray, code: np.ndarray, n_co
     ``dist``: their distances; ``cnt``: records per group) and the same per code of ``code`` (evidence
     class): {radius: (buildings,)} and {radius: (buildings, n_codes)}, int64. A few buildings' groups
     one after another at a time, counted by bincount, not a Python sum per building, radius and class
-    (1 M incidents, 400 buildings: 0.8 s -> 0.1 s); a chunk at a time, so that the arrays of every
-    building's groups together (10 M incidents: 200 MB more at the peak) are never made."""
+    (1 M incidents, 400 buildings: profile_buildings 2.3 s -> 1.8 s); a chunk at a time, so that the
+    arrays of every building's groups together (10 M incidents: 200 MB more at the peak) are never made."""
     nb = len(near)
     n_by = {r: np.zeros(nb, dtype=np.int64) for r in radii}
     by_code = {r: np.zeros((nb, n_codes), dtype=np.int64) for r in radii}
@@ -526,7 +526,7 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     n_by, by_class = _counts_near(near, dist, cnt, rev_code, len(rev_names), radii)
     w_by, area_by = {}, {}
     for r, lab in zip(radii, labels):
-        # Weights summed per building as numpy sums them (pairwise): the same figures as the counts' sums.
+        # Weights summed per building, as numpy sums them (pairwise): the same figures as before.
         w_by[r] = np.array([float(rw[ix[d <= r]].sum()) for ix, d in zip(near, dist)])
         area_by[r] = catchment_areas(bx, by, r, study_area) if nb else np.zeros(0)
         for ev in evidence:

@@ -388,8 +388,8 @@ def weighted_dbscan(xy: np.ndarray, weight: np.ndarray, eps: float, min_weight: 
 class PlaceGraph:
     """The background's places and their neighbour pairs (within eps), found once for all the
     random-labelling simulations: a symmetric adjacency in CSR form (``degree``: each place's
-    number of stored entries). ``dbscan`` runs ``weighted_dbscan`` on a subset of the places without building
-    the subset's own graph."""
+    number of stored entries). ``dbscan`` runs ``weighted_dbscan`` on a subset of the places without
+    building the subset's own graph."""
 
     def __init__(self, places: np.ndarray, eps: float):
         found = cKDTree(places).query_pairs(eps, output_type="ndarray")
