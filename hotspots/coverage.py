@@ -53,14 +53,15 @@ def grid_shares(grid, geom) -> np.ndarray:
     memo = grid.__dict__.setdefault("_shares_memo", {})
     key = None if geom is None else shapely.to_wkb(geom)
     if key not in memo:
-        _remember(grid, geom, _shares(grid.boxes(), geom, grid.cell_area))
+        _remember(memo, key, _shares(grid.boxes(), geom, grid.cell_area))
     return memo[key]
 
 
-def _remember(grid, geom, shares: np.ndarray) -> None:
-    """``grid_shares(grid, geom)`` is ``shares`` from now on (shared by every caller: read-only)."""
+def _remember(memo: dict, key, shares: np.ndarray) -> None:
+    """``grid_shares`` of the geometry whose WKB is ``key`` is ``shares`` from now on (shared by every
+    caller: read-only)."""
     shares.flags.writeable = False
-    grid.__dict__.setdefault("_shares_memo", {})[None if geom is None else shapely.to_wkb(geom)] = shares
+    memo[key] = shares
 
 
 def _shares(boxes: np.ndarray, geom, cell_area: float) -> np.ndarray:
@@ -220,5 +221,5 @@ def _cells_near_records(grid, mine: pd.DataFrame, reach: float):
         geom = shapely.union_all(grid.boxes()[near])
     # Made of whole cells, its share of each cell is known: 1 for its own, 0 for the others (what
     # ``_shares`` finds cell by cell, 0.1-0.2 s a source; the same shares, tested).
-    _remember(grid, geom, near.astype(float))
+    _remember(grid.__dict__.setdefault("_shares_memo", {}), shapely.to_wkb(geom), near.astype(float))
     return geom

@@ -32,9 +32,9 @@ def concat_by_column(parts: list[pd.DataFrame]) -> pd.DataFrame:
             out[col] = _union_categories([h[col].array if col in h else None for h in held], lengths)
         elif len(have) == len(held) and all(c.dtype == have[0].dtype for c in have):
             # One type: its arrays joined as pd.concat joins them, without its checks of each part.
-            arrays = [c.array for c in have]
-            out[col] = pd.Series(np.concatenate([c.to_numpy() for c in have]) if isinstance(have[0].dtype, np.dtype)
-                                 else type(arrays[0])._concat_same_type(arrays), dtype=have[0].dtype)
+            dtype = have[0].dtype
+            out[col] = pd.Series(np.concatenate([c.to_numpy() for c in have]) if isinstance(dtype, np.dtype)
+                                 else type(have[0].array)._concat_same_type([c.array for c in have]), dtype=dtype)
         elif len(have) == len(held):
             out[col] = pd.concat(have, ignore_index=True)   # columns, not one-column frames
         else:
