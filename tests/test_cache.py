@@ -8,6 +8,7 @@ processes give the same incidents and ledger as one process.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import re
@@ -229,13 +230,56 @@ def test_fresh_reads_every_file_and_a_damaged_entry_is_read_again(partnership, r
     reads.clear()
     load_sources(cfg, options=LoadOptions.for_run(fresh=True))
     assert len(reads) == n
-    for parquet in (partnership / ".hotspots-cache").rglob("incidents.parquet"):
-        parquet.write_bytes(b"not parquet")
-        break
+    # One file's entry and the whole load's entry damaged: that file alone is read again.
+    root = partnership / ".hotspots-cache"
+    whole = list((root / "loads").rglob("incidents.parquet"))
+    assert len(whole) == 1
+    whole[0].write_bytes(b"not parquet")
+    for parquet in root.rglob("incidents.parquet"):
+        if "loads" not in parquet.parts:
+            parquet.write_bytes(b"not parquet")
+            break
     reads.clear()
     again = load_sources(cfg, options=LoadOptions.for_run())
     assert len(reads) == 1
     assert_same_load(first, again)
+
+
+def test_a_rerun_that_changes_only_what_the_load_does_not_read_takes_the_whole_load_back(
+        partnership, reads, monkeypatch):
+    config = partnership / "partnership.toml"
+    # A file with a header and no rows: its warning is shown again when the whole load is reused.
+    street = sorted((partnership / "data" / "city_street").glob("*-street.csv"))[0]
+    header = street.read_text(encoding="utf-8").splitlines(keepends=True)[0]
+    (street.parent / "2018-03-empty-street.csv").write_text(header, encoding="utf-8")
+    with pytest.warns(load.HotspotsWarning, match="no data rows"):
+        plain = load_sources(load_config(config), options=LoadOptions(compact=True))  # no cache
+    assert len(plain.ledger.warnings) == 1
+    run = dataclasses.replace(LoadOptions.for_run(), compact=True)         # as the pipeline loads
+    load_sources(load_config(config), options=run)                              # fills it
+    reads.clear()
+    entries = []
+    real_get = load.cache.get
+    monkeypatch.setattr(load.cache, "get", lambda root, key: entries.append(root.name) or real_get(root, key))
+    # The weights, a source's weight and its coverage, the cell size: none of them is read by the load.
+    text = config.read_text(encoding="utf-8")
+    edited = (text.replace("community_report = 0.3", "community_report = 0.6")
+              .replace("weight = 0.8\ncoverage", "weight = 0.4\ncoverage")
+              .replace('coverage = ["City of London", "Camden", "Hackney", "Islington", "Tower Hamlets", '
+                       '"Westminster"]\nhandling = "4"', 'coverage = ["City of London"]\nhandling = "4"'))
+    assert edited.count("community_report = 0.6") == 1 and "weight = 0.4" in edited and edited != text
+    config.write_text(edited, encoding="utf-8")
+    with pytest.warns(load.HotspotsWarning, match="no data rows"):
+        again = load_sources(load_config(config), options=run)
+    assert reads == [] and entries == ["loads"]         # one entry read: the whole load's
+    assert_same_load(plain, again)
+    # [linkage] is read by the load: the whole load is made again, from the files' own entries (none read).
+    config.write_text(edited.replace("distance_m = 50", "distance_m = 400"), encoding="utf-8")
+    entries.clear()
+    linked = load_sources(load_config(config), options=run)
+    assert reads == [] and entries.count("loads") == 1 and len(entries) > 10
+    assert linked.linkage["distance_m"] == 400 and linked.linkage["linked"] > plain.linkage["linked"]
+    assert_same_load(load_sources(load_config(config), options=LoadOptions(compact=True)), linked)
 
 
 def test_cache_folder_overlapping_the_output_or_a_source_is_refused(partnership, monkeypatch):
@@ -342,3 +386,20 @@ def test_a_batch_that_fails_to_map_is_mapped_file_by_file_and_the_error_names_it
     assert results[1].error is not None and results[1].stage == "map"
     assert str(bad) in str(results[1].error.file)
     assert all(r.error is None and len(r.incidents) for k, r in enumerate(results) if k != 1)
+
+
+def test_a_table_stored_a_slice_at_a_time_comes_back_as_it_was(tmp_path, monkeypatch):
+    import numpy as np
+    monkeypatch.setattr(load.cache, "WRITE_ROWS", 3)      # 7 rows: three slices
+    df = pd.DataFrame({
+        "cat": pd.Categorical(list("xyxzxyx"), categories=["z", "y", "x", "unused"]),   # order and unused kept
+        "text": pd.Series(list("abcdefg"), dtype="str"),
+        "num": pd.array([1, None, 3, 4, 5, 6, 7], dtype="Int64"),
+        "when": pd.to_datetime(["2020-01-01"] * 6 + ["2021-05-31"]).astype("datetime64[ns]"),
+        "x": np.arange(7.0), "flag": [True, False] * 3 + [True]})
+    tables = {name: df.iloc[:0] for name in load.cache.TABLES} | {"incidents": df}
+    assert load.cache.put(tmp_path, "ab" + "0" * 62, {"n": 1}, tables)
+    back = load.cache.get(tmp_path, "ab" + "0" * 62)
+    pd.testing.assert_frame_equal(back["incidents"], df)
+    assert list(back["incidents"]["cat"].cat.categories) == ["z", "y", "x", "unused"]
+    assert back["meta"]["n"] == 1

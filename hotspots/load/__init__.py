@@ -41,7 +41,7 @@ from hotspots.load.dedupe import DEDUPE_KEYS, dedupe_keys, duplicates
 from hotspots.load import cache
 from hotspots.load.geocode import Geocoder, build_geocoder, geocoding_options, match_counts, postcode_files
 from hotspots.load.ledger import HotspotsWarning, Ledger, sha256
-from hotspots.load.linkage import link_duplicates
+from hotspots.load.linkage import link_duplicates, linkage_options
 from hotspots.load.mapping import check_columns, map_rows, street_points_from, street_source
 from hotspots.load.readers import read_source, schema_columns
 from hotspots.load.spec import needs_geocoder, resolve_schema
@@ -485,18 +485,20 @@ def _jobs(cfg: Config, plan: _Plan) -> list[FileJob]:
             for path in plan.files]
 
 
+def _key_parts(job: FileJob, geo_fingerprint: str | None) -> dict:
+    return {"file": job.sha256, "schema": job.schema, "source": job.source_id, "evidence": job.evidence,
+            "fixed_evidence": job.fixed_evidence, "categories": sorted(job.selected) if job.selected else None,
+            "start": job.start.isoformat(), "end": job.end.isoformat(), "handling": job.handling,
+            "geocoder": geo_fingerprint if job.geocoded else None}
+
+
 def _key(job: FileJob, geo_fingerprint: str | None) -> str:
-    return cache.make_key({
-        "file": job.sha256, "schema": job.schema, "source": job.source_id, "evidence": job.evidence,
-        "fixed_evidence": job.fixed_evidence, "categories": sorted(job.selected) if job.selected else None,
-        "start": job.start.isoformat(), "end": job.end.isoformat(), "handling": job.handling,
-        "geocoder": geo_fingerprint if job.geocoded else None})
+    return cache.make_key(_key_parts(job, geo_fingerprint))
 
 
-def geocoder_fingerprint(cfg: Config, street_tables: list[pd.DataFrame], need_postcodes: bool) -> str:
-    """A hash of everything ``build_geocoder`` reads: [geocoding], the postcode files, the streets,
-    and the key-building and place layers (their config entries and their files' hashes)."""
-    import dataclasses
+def _geocoder_inputs(cfg: Config, need_postcodes: bool) -> dict:
+    """What ``build_geocoder`` reads but the streets: [geocoding], the postcode files' hashes, and the
+    key-building and place layers (their config entries and their files' hashes)."""
     import glob as globmod
 
     opts = geocoding_options(cfg)
@@ -505,10 +507,69 @@ def geocoder_fingerprint(cfg: Config, street_tables: list[pd.DataFrame], need_po
     layer_files = []
     for layer in [*layers, *opts.get("places", [])]:
         layer_files += sorted(globmod.glob(str(cfg.base / str(layer.get("path", "")))))
-    parts = {"options": opts, "need_postcodes": need_postcodes, "layers": layers,
-             "postcodes": [sha256(Path(f)) for f in files], "layer_files": [sha256(Path(f)) for f in layer_files],
-             "streets": cache.frame_fingerprint(street_tables)}
+    return {"options": opts, "need_postcodes": need_postcodes, "layers": layers,
+            "postcodes": [sha256(Path(f)) for f in files], "layer_files": [sha256(Path(f)) for f in layer_files]}
+
+
+def geocoder_fingerprint(cfg: Config, street_tables: list[pd.DataFrame], need_postcodes: bool) -> str:
+    """A hash of everything ``build_geocoder`` reads: ``_geocoder_inputs`` and the streets."""
+    parts = {**_geocoder_inputs(cfg, need_postcodes), "streets": cache.frame_fingerprint(street_tables)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _load_key(cfg: Config, plans: list[_Plan], jobs: dict[int, list[FileJob]], only, options: LoadOptions
+              ) -> str | None:
+    """The key of the whole load's result (``cache.LOADS``), or None when it is not to be kept: a source
+    failed before its files were read, or a file could not be hashed (the load reports these).
+
+    Made of what decides the result beyond each file's own key: the files in order (their paths are in
+    the ledger and the table), each source's loss limit (``check_losses``), the geocoder's inputs (its
+    streets come from the police files, whose hashes are here), [linkage], ``only`` and ``compact``.
+    A source's weight, coverage or high-risk levels are not: the load does not read them, so a rerun
+    that changes only those takes the whole table back at once."""
+    if any(p.error is not None for p in plans) or len(jobs) < len(plans):
+        return None
+    every = [job for k in sorted(jobs) for job in jobs[k]]
+    if not every or any(not job.sha256 for job in every):
+        return None
+    geocoded = [p for k, p in enumerate(plans) if needs_geocoder(p.schema)[0]]
+    try:
+        geocoder = (_geocoder_inputs(cfg, any(needs_geocoder(p.schema)[1] for p in geocoded))
+                    if geocoded else None)
+        link = linkage_options(cfg)
+    except (UserError, OSError):
+        return None      # the load itself says what is wrong
+    return cache.make_key({
+        "whole load": True, "only": sorted(only) if only else None, "compact": options.compact,
+        "sources": [{"id": p.src.id, "max_reject_share": p.src.options.get("max_reject_share")} for p in plans],
+        "files": [{"path": job.path, **_key_parts(job, None)} for job in every],
+        "geocoder": geocoder, "linkage": link})
+
+
+def _store_load(options: LoadOptions, key: str, loaded: "Loaded") -> None:
+    """Keep the whole load's result (``cache.LOADS``) for a rerun; nothing when it cannot be written."""
+    ledger = loaded.ledger
+    meta = {"files": ledger.files, "warnings": ledger.warnings, "geocoding": loaded.geocoding,
+            "linkage": loaded.linkage}
+    meta = json.loads(json.dumps(meta, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
+    cache.put(options.cache / cache.LOADS, key, meta, {
+        "incidents": loaded.incidents, "rejects": ledger.rejects, "filtered": ledger.filtered,
+        "notes": ledger.notes, "streets": loaded.streets})
+
+
+def _stored_load(options: LoadOptions, key: str) -> "Loaded | None":
+    """The whole load's result as ``_store_load`` kept it, its warnings shown again; None if absent."""
+    hit = cache.get(options.cache / cache.LOADS, key)
+    if hit is None:
+        return None
+    meta, ledger = hit["meta"], Ledger()
+    ledger.files = meta["files"]
+    for name in ("rejects", "filtered", "notes"):
+        if len(hit[name]):
+            getattr(ledger, "_" + name).append(hit[name])
+    for w in meta["warnings"]:
+        ledger.warn(w["source_id"], w["file"], w["message"])
+    return Loaded(hit["incidents"], ledger, meta["geocoding"], meta["linkage"], hit["streets"])
 
 
 def _account(ledger: Ledger, job: FileJob, res: FileResult, frames: list, geocoding: dict,
@@ -696,6 +757,11 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
             except UserError as exc:
                 plan.error = exc
     _fingerprint([job for js in jobs.values() for job in js])
+    whole = _load_key(cfg, plans, jobs, only, options) if options.cache is not None and not keep_going else None
+    if whole is not None and options.reuse:
+        stored = _stored_load(options, whole)
+        if stored is not None:
+            return stored
     results: dict[tuple[int, str], FileResult] = {}
 
     def run_round(batch: list[tuple[int, FileJob]], geocoder_needed=None) -> None:
@@ -776,6 +842,8 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
     loaded = Loaded(incidents, ledger, geocoding, linkage)
     if streets:
         loaded.streets = pd.concat(streets, ignore_index=True)
+    if whole is not None and options.write and len(incidents) and not ledger.failures:
+        _store_load(options, whole, loaded)
     return loaded
 
 

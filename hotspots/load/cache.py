@@ -11,8 +11,9 @@ stored under a key made of everything that decides the result:
 - for a source whose locations are geocoded, a fingerprint of the geocoder's
   inputs (``geocoder_fingerprint``: the postcode files' hashes, the streets of
   the police sources, the key-building and place layers and [geocoding]);
-- the code that loads (a hash of ``hotspots/load/*.py``, ``hotspots/schema.py``
-  and ``data_schemas/``) and the versions of pandas, numpy and pyproj.
+- the code that loads (a hash of ``hotspots/load/*.py``, ``hotspots/schema.py``,
+  ``hotspots/frames.py`` and ``data_schemas/``) and the versions of pandas, numpy
+  and pyproj.
 
 An entry is a folder ``<cache>/<key[:2]>/<key>/`` of Parquet tables (pyarrow;
 never pickle, so a cache folder cannot carry code): ``incidents.parquet`` (the
@@ -24,6 +25,14 @@ file's loaded rows, common schema plus the loader's ``_`` columns),
 column dtypes). The row ledger therefore comes back from the cache exactly as
 the first run wrote it. An entry is written into a temporary folder and renamed
 into place, so a crash never leaves half an entry.
+
+The whole load is kept too, in ``<cache>/loads/<key[:2]>/<key>/``: the same
+five tables for every file put together (duplicates merged, cross-agency links
+made) and, in ``meta.json``, the ledger's files and warnings, the geocoding
+counts and the linkage summary. Its key is every file's key in order, each
+source's loss limit, the geocoder's inputs and [linkage]
+(``hotspots.load._load_key``); a rerun that changes only what the load does not
+read (weights, the cell size, outputs) reads that one entry.
 
 Where: ``.hotspots-cache/`` beside the config by default (a hidden folder: no
 ``*`` or ``**`` source glob reaches it, and it is never inside an output folder,
@@ -51,6 +60,9 @@ import pyarrow.parquet as pq
 FORMAT = 1
 FOLDER = ".hotspots-cache"
 TABLES = ("incidents", "rejects", "filtered", "notes", "streets")
+# The subfolder of whole loads (see the module docstring): one entry to read, not one per file (the
+# 10 k benchmark's 74 files: 1.8 s of reading Parquet tables).
+LOADS = "loads"
 
 
 def cache_dir(config_base: Path) -> Path | None:
@@ -73,7 +85,8 @@ def code_fingerprint() -> str:
     schemas = root / "data_schemas"
     if not schemas.is_dir():
         schemas = root.parent / "data_schemas"
-    files = sorted((root / "load").glob("*.py")) + [root / "schema.py"] + sorted(schemas.rglob("*.json"))
+    files = (sorted((root / "load").glob("*.py")) + [root / "schema.py", root / "frames.py"]
+             + sorted(schemas.rglob("*.json")))
     for path in files:
         if path.is_file():
             h.update(path.name.encode())
@@ -115,7 +128,9 @@ def get(root: Path | None, key: str) -> dict | None:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         out = {"meta": meta}
         for name in TABLES:
-            df = pq.read_table(folder / f"{name}.parquet").to_pandas()
+            # Converted column by column, each Arrow column let go once converted: a whole load's table
+            # is not held twice (``self_destruct``).
+            df = pq.read_table(folder / f"{name}.parquet").to_pandas(split_blocks=True, self_destruct=True)
             out[name] = _restore(df, meta["dtypes"][name], meta["index"][name])
         return out
     except (OSError, ValueError, KeyError, pa.ArrowException):
@@ -140,8 +155,7 @@ def put(root: Path | None, key: str, meta: dict, tables: dict[str, pd.DataFrame]
             df = tables[name]
             meta["dtypes"][name] = {str(c): str(t) for c, t in df.dtypes.items()}
             meta["index"][name] = [int(v) for v in df.index] if not isinstance(df.index, pd.RangeIndex) else None
-            pq.write_table(pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False),
-                           tmp / f"{name}.parquet")
+            _write(df.reset_index(drop=True), tmp / f"{name}.parquet")
         # Insertion order kept: the geocoding counts print in the order they were counted.
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         try:
@@ -152,6 +166,24 @@ def put(root: Path | None, key: str, meta: dict, tables: dict[str, pd.DataFrame]
     except (OSError, ValueError, TypeError, pa.ArrowException):
         shutil.rmtree(tmp, ignore_errors=True)
         return False
+
+
+# Rows converted to Arrow at a time when a table is stored: a whole load's table (``LOADS``) is
+# written a slice at a time, not copied whole into Arrow first (10 M incidents: about 1 GB).
+WRITE_ROWS = 1 << 20
+
+
+def _write(df: pd.DataFrame, path: Path) -> None:
+    first = pa.Table.from_pandas(df.iloc[:WRITE_ROWS], preserve_index=False)
+    if len(df) <= WRITE_ROWS:
+        pq.write_table(first, path)
+        return
+    with pq.ParquetWriter(path, first.schema) as writer:     # every slice converted as the first was
+        writer.write_table(first)
+        del first
+        for start in range(WRITE_ROWS, len(df), WRITE_ROWS):
+            writer.write_table(pa.Table.from_pandas(df.iloc[start:start + WRITE_ROWS], schema=writer.schema,
+                                                    preserve_index=False))
 
 
 def _restore(df: pd.DataFrame, dtypes: dict[str, str], index: list[int] | None) -> pd.DataFrame:
