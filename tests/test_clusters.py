@@ -294,3 +294,28 @@ def test_collapse_points_in_chunks_equals_a_groupby_of_every_row(monkeypatch):
         assert np.array_equal(got.xy, ref.xy) and np.array_equal(got.count, ref.count)
         assert np.array_equal(got.evidence, ref.evidence) and got.classes == ref.classes
         np.testing.assert_allclose(got.weight, ref.weight, rtol=1e-12)
+
+
+def test_the_observed_clusters_on_the_background_graph_are_those_found_from_scratch(monkeypatch):
+    """When every observed location is a background place, the observed DBSCAN runs on the
+    background's graph (``_rows_in``): the same clusters, p-values and outlines as from scratch."""
+    import hotspots.detect.clusters as cl
+    rng = np.random.default_rng(11)
+    pool = sample_csr(L_SHAPE, 3000, rng)
+    # Stacks on 600 of the places, heavier at two centres: clusters to find, many places repeated.
+    near = [np.flatnonzero(np.hypot(pool[:, 0] - cx, pool[:, 1] - cy) < 250) for cx, cy in (CENTRE, (2500, 500))]
+    at = np.concatenate([rng.choice(len(pool), 600), rng.choice(near[0], 400), rng.choice(near[1], 300)])
+    points = _frame(pool[at], rng, weighted=True)
+    used = []
+    real = cl._rows_in
+    monkeypatch.setattr(cl, "_rows_in", lambda places, xy: used.append(1) or real(places, xy))
+    graph_way, _ = find_clusters(points, L_SHAPE, eps_m=80, n_sim=19, seed=3, background_xy=pool)
+    assert used and real(np.unique(pool, axis=0), np.unique(pool[at], axis=0)) is not None
+    monkeypatch.setattr(cl, "_rows_in", lambda places, xy: None)        # from scratch
+    scratch, _ = find_clusters(points, L_SHAPE, eps_m=80, n_sim=19, seed=3, background_xy=pool)
+    assert len(scratch) >= 2
+    pd.testing.assert_frame_equal(pd.DataFrame(graph_way), pd.DataFrame(scratch))
+    # A location that is not a background place: no positions, so the observed is found from scratch.
+    sorted_pool = np.unique(pool, axis=0)
+    assert real(sorted_pool, np.vstack([sorted_pool[[5, 2]], [[1.0, 1.0]]])) is None
+    assert real(sorted_pool, sorted_pool[[5, 2, 5]]).tolist() == [5, 2, 5]

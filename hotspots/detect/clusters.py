@@ -465,6 +465,15 @@ class PlaceGraph:
         return lab[pick]
 
 
+def _rows_in(places: np.ndarray, xy: np.ndarray) -> np.ndarray | None:
+    """Where each row of ``xy`` is among ``places`` (rows sorted by x, then y, as ``np.unique`` gives
+    them), or None when one is not there. As complex numbers the rows sort in that same order."""
+    key = places[:, 0] + 1j * places[:, 1]
+    want = xy[:, 0] + 1j * xy[:, 1]
+    at = np.minimum(np.searchsorted(key, want), len(key) - 1)
+    return at if (key[at] == want).all() else None
+
+
 def _detect(xy, weight, count, method, eps, min_weight, min_cluster_size, labels=None):
     """Cluster labels per location (-1 = noise), clusters numbered 0..k-1. ``labels``: DBSCAN's
     labels when already found (``PlaceGraph.dbscan``)."""
@@ -709,8 +718,21 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
     buffer_m = BUFFER_FRACTION * eps
     params.update(concave_ratio=CONCAVE_RATIO, buffer_m=buffer_m)
 
-    if m and (method == "hdbscan" or mw is not None):
-        labels = _detect(xy, weight, count, method, eps, mw, mcs)
+    detect = bool(m) and (method == "hdbscan" or mw is not None)
+    pool, graph = None, None
+    if detect and n_sim > 0 and background_xy is not None and len(background_xy):
+        pool = np.unique(np.asarray(background_xy, float), axis=0)
+        pool = pool[shapely.intersects_xy(area, pool[:, 0], pool[:, 1])]
+        pool = pool if len(pool) >= m else None
+        if pool is not None and method == "dbscan":
+            # The background's neighbour pairs, found once: each simulation's DBSCAN runs on the
+            # places it drew within them (DBSCAN on a subset has exactly the subset's pairs), and so
+            # does the observed one when its locations are background places.
+            graph = PlaceGraph(pool, eps)
+    if detect:
+        at = _rows_in(pool, xy) if graph is not None else None
+        labels = _detect(xy, weight, count, method, eps, mw, mcs,
+                         graph.dbscan(at, weight, mw) if at is not None else None)
     else:
         labels = np.full(m, -1, dtype=np.int64)
     k = int(labels.max()) + 1 if m else 0
@@ -721,16 +743,6 @@ def find_clusters(points: pd.DataFrame, study_area, method: str = "dbscan",
     # Simulations only when there is something to test (no clusters: no p).
     if n_sim > 0 and k > 0:
         rng = np.random.default_rng(seed)
-        pool = None
-        if background_xy is not None and len(background_xy):
-            pool = np.unique(np.asarray(background_xy, float), axis=0)
-            pool = pool[shapely.intersects_xy(area, pool[:, 0], pool[:, 1])]
-            pool = pool if len(pool) >= m else None
-        graph = None
-        if pool is not None and method == "dbscan":
-            # The background's neighbour pairs, found once: each simulation's DBSCAN runs on the
-            # places it drew within them (DBSCAN on a subset has exactly the subset's pairs).
-            graph = PlaceGraph(pool, eps)
         sim_max = np.empty(n_sim)
         for s in range(n_sim):
             found = None
