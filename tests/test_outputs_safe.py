@@ -329,7 +329,9 @@ HOSTILE = ["=HYPERLINK(\"http://x\",\"y\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM
 def test_write_csv_neutralises_formula_text_and_keeps_negative_numbers_numeric(tmp_path):
     df = pd.DataFrame({"name": HOSTILE + ["plain", None], "z": [-1.5, 2.0, -3.25, 0.0, -0.1, 1.0, -7.0, np.nan],
                        "n": np.arange(-4, 4), "flag": [True, False] * 4,
-                       "kind": pd.Categorical(["=a", "b"] * 4), "-neg": ["x"] * 8})
+                       "kind": pd.Categorical(["=a", "b"] * 3 + [None, "@c"]), "-neg": ["x"] * 8,
+                       "mixed": pd.Series([1, "=x", 2.5, None, "+y", "z", -3, "@"], dtype=object)})
+    assert isinstance(df["name"].dtype, pd.StringDtype)      # pandas' text dtype, tested by column
     path = write_csv(df, tmp_path / "t.csv")
     back = pd.read_csv(path, keep_default_na=False)
     assert list(back["name"][:6]) == ["'" + s for s in HOSTILE]
@@ -338,6 +340,8 @@ def test_write_csv_neutralises_formula_text_and_keeps_negative_numbers_numeric(t
     assert back["z"].dtype == float and back["z"].iloc[0] == -1.5 and back["z"].iloc[2] == -3.25
     assert back["n"].dtype == np.int64 and back["n"].min() == -4
     assert list(back["kind"][:2]) == ["'=a", "b"] and "'-neg" in back.columns
+    assert back["kind"].fillna("").tolist()[6:] == ["", "'@c"]
+    assert back["mixed"].fillna("").astype(str).tolist() == ["1", "'=x", "2.5", "", "'+y", "z", "-3", "'@"]
     assert df["name"].iloc[0] == HOSTILE[0]            # the caller's frame is not changed
     plain = pd.DataFrame({"a": ["x", "y"], "b": [-1.0, 2.0]})
     assert neutralise_formulas(plain) is plain

@@ -56,6 +56,21 @@ def _formula_like(value) -> bool:
     return isinstance(value, str) and value.startswith(FORMULA_TRIGGERS)
 
 
+def _formula_cells(s: pd.Series) -> np.ndarray | None:
+    """Which cells of ``s`` are formula-like text (None: a numeric, boolean or date column).
+    Categories are tested once each and text columns by pandas' own ``startswith`` (at 1 M
+    incidents the CSVs' 158 k text cells were 0.43 s one by one); other columns value by value."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        hit = np.append(np.fromiter((_formula_like(v) for v in cats), bool, len(cats)), False)
+        return hit[s.cat.codes.to_numpy()]          # code -1 (missing) reads the False appended
+    if isinstance(s.dtype, pd.StringDtype):
+        return s.str.startswith(FORMULA_TRIGGERS).fillna(False).to_numpy(bool)
+    if pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype):
+        return np.fromiter((_formula_like(v) for v in s.to_numpy(dtype=object)), bool, len(s))
+    return None
+
+
 def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with every text cell and column name that starts with ``= + - @``, tab or carriage
     return prefixed with ``'`` (OWASP's rule), so that a spreadsheet shows it instead of running it.
@@ -64,13 +79,9 @@ def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
     out = df
     for i in range(df.shape[1]):
         s = df.iloc[:, i]
-        if not (pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)
-                or isinstance(s.dtype, pd.CategoricalDtype)):
-            continue
-        values = s.to_numpy(dtype=object)
-        hit = np.fromiter((_formula_like(v) for v in values), bool, len(values))
-        if hit.any():
-            values = values.copy()
+        hit = _formula_cells(s)
+        if hit is not None and hit.any():
+            values = s.to_numpy(dtype=object).copy()
             values[hit] = ["'" + v for v in values[hit]]
             if out is df:
                 out = df.copy()
