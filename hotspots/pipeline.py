@@ -305,7 +305,7 @@ def hotspot_grid(incidents: pd.DataFrame, grid: gridmod.Grid, dist: float, alpha
     if combine == "pooled":
         stats = combmod.pooled(counts["weighted"].to_numpy(), covermod.covered(shares).any(axis=1), w, alpha,
                                inference, draws, seed)
-        stats.insert(1, "covered_by", [";".join(s for s, c in zip(sids, row) if c) for row in covermod.covered(shares)])
+        stats.insert(1, "covered_by", combmod.joined(sids, list(covermod.covered(shares).T), grid.n))
     else:
         evidence = combmod.source_table(values, dict(zip(sids, shares.T)), w, inference, draws, seed, covermod.MOST)
         weights = {sid: (source_weights or {}).get(sid, 1.0) for sid in sids}

@@ -199,3 +199,15 @@ def test_the_example_labels_its_anecdotal_only_hotspot_as_such(example_result):
     factual = cells["support"].str.contains("city_police|met_police|ed_assaults", regex=True)
     assert not (cells.loc[factual, "anecdotal_only"]).any()
     assert cells["anecdotal_only"].sum() < len(cells) / 10
+
+
+@pytest.mark.parametrize("k", [0, 1, 5, 70])
+def test_names_joined_per_cell_as_one_join_each_would_give(k):
+    from hotspots.detect.combine import joined
+    rng = np.random.default_rng(k)
+    names = [f"src_{i}" for i in range(k)]
+    masks = [rng.random(500) < 0.3 for _ in names]
+    want = [";".join(s for s, m in zip(names, masks) if m[i]) for i in range(500)]
+    assert joined(names, masks, 500) == want
+    if k == 5:
+        assert len(set(want)) > 10 and "" in want      # many sets, and cells of none

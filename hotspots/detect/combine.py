@@ -121,18 +121,28 @@ def combine(evidence: dict[str, dict[str, np.ndarray]], weights: dict[str, float
     cls = gi_class(np.nan_to_num(Z), q, fdr_alpha).astype(float)
     cls[~analysed] = np.nan
     out = pd.DataFrame({"status": np.where(analysed, "analysed", "no_data"),
-                        "covered_by": [";".join(s for s in sids if evidence[s]["covered"][i]) for i in range(n)],
+                        "covered_by": joined(sids, [evidence[s]["covered"] for s in sids], n),
                         "gi_z": np.where(analysed, Z, np.nan), "gi_p": p, "gi_q": q, "gi_class": cls})
-    support = [[] for _ in range(n)]
     for sid in evidence:
         out[f"z_{sid}"] = evidence[sid]["z"]
         out[f"p_{sid}"] = evidence[sid]["p"]
-        if sid in sids:
-            strong = (evidence[sid]["side"] > 0) & (np.nan_to_num(evidence[sid]["p"], nan=1.0) <= fdr_alpha)
-            for i in np.nonzero(strong)[0]:
-                support[i].append(sid)
-    out["support"] = [";".join(v) for v in support]
+    out["support"] = joined(sids, [(evidence[s]["side"] > 0) & (np.nan_to_num(evidence[s]["p"], nan=1.0) <= fdr_alpha)
+                                   for s in sids], n)
     return out
+
+
+def joined(names: list[str], masks: list[np.ndarray], n: int) -> list[str]:
+    """Per cell, the ``names`` whose mask is set there, joined by ";" in the order of ``names``.
+    Each cell's set as the bits of one integer, each distinct set joined once (the 10 k run's four
+    calls: 189 k Python joins, 0.2 s)."""
+    if len(names) > 62:
+        return [";".join(s for s, m in zip(names, masks) if m[i]) for i in range(n)]
+    code = np.zeros(n, dtype=np.int64)
+    for k, m in enumerate(masks):
+        code |= np.asarray(m, dtype=bool).astype(np.int64) << k
+    sets, which = np.unique(code, return_inverse=True)
+    text = [";".join(s for k, s in enumerate(names) if int(u) >> k & 1) for u in sets]
+    return [text[i] for i in which.tolist()]
 
 
 def pooled(weighted: np.ndarray, covered_any: np.ndarray, w: sp.csr_matrix, fdr_alpha: float = 0.05,
