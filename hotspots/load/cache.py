@@ -130,7 +130,8 @@ def get(root: Path | None, key: str) -> dict | None:
         for name in TABLES:
             # Converted column by column, each Arrow column let go once converted: a whole load's table
             # is not held twice (``self_destruct``).
-            df = pq.read_table(folder / f"{name}.parquet").to_pandas(split_blocks=True, self_destruct=True)
+            df = _one_chunk(pq.read_table(folder / f"{name}.parquet")).to_pandas(split_blocks=True,
+                                                                                 self_destruct=True)
             out[name] = _restore(df, meta["dtypes"][name], meta["index"][name])
         return out
     except (OSError, ValueError, KeyError, pa.ArrowException):
@@ -184,6 +185,18 @@ def _write(df: pd.DataFrame, path: Path) -> None:
         for start in range(WRITE_ROWS, len(df), WRITE_ROWS):
             writer.write_table(pa.Table.from_pandas(df.iloc[start:start + WRITE_ROWS], schema=writer.schema,
                                                     preserve_index=False))
+
+
+def _one_chunk(table: pa.Table) -> pa.Table:
+    """Text columns of several row groups as one array each (pandas keeps text in Arrow, and takes
+    rows of a column in pieces by joining them first): 10 M incidents read back, the study-area
+    clip's peak 2,971 MB -> 2,821 MB (one run each; read afresh, 2,535 MB). One column at a time, so
+    only one column is held twice."""
+    for i, field in enumerate(table.schema):
+        column = table.column(i)
+        if column.num_chunks > 1 and (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+            table = table.set_column(i, field, pa.chunked_array([column.combine_chunks()]))
+    return table
 
 
 def _restore(df: pd.DataFrame, dtypes: dict[str, str], index: list[int] | None) -> pd.DataFrame:
