@@ -230,3 +230,16 @@ def test_withheld_months_are_hatched_boxes_with_no_count():
     assert float(hatched["height"]) == pytest.approx(4 / 10 * float(rects[0]["height"]), abs=0.2)
     ticks = [int(t["body"]) for t in _charts(svg)[0]["texts"] if t["body"].isdigit()]
     assert ticks == [0, 50, 100, 150]
+
+
+def test_each_regions_records_are_those_a_mask_of_its_cells_picks():
+    from hotspots.publish.where import rows_by_region
+    rng = np.random.default_rng(2)
+    region_of_cell = np.array(["", "R1", "R2", "", "R1", "R3", "R2", ""] * 25, dtype=object)
+    record_cell = rng.integers(-1, len(region_of_cell), 5000)
+    rows = rows_by_region(record_cell, region_of_cell)
+    for reg in ("R1", "R2", "R3"):
+        members = region_of_cell == reg
+        want = np.flatnonzero((record_cell >= 0) & members[np.clip(record_cell, 0, None)])
+        assert rows[reg].tolist() == want.tolist() and len(want) > 300
+    assert "R4" not in rows and rows_by_region(np.array([], dtype=np.int64), region_of_cell)["R1"].size == 0

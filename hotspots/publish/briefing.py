@@ -31,7 +31,7 @@ from hotspots.detect.counts import count_columns
 from hotspots.errors import UserError
 from hotspots.publish import charts
 from hotspots.publish.escape import esc
-from hotspots.publish.where import peak_hours
+from hotspots.publish.where import peak_hours, rows_by_region
 from hotspots.tiers import RULES_TEXT, SUPPRESSED, public_count
 from hotspots.weight import risk
 
@@ -69,8 +69,9 @@ class _RegionCharts:
         # the columns the sections read.
         self.records = risk(result.incidents, [c for c in ("x", "y", "cell", "occurred_from", "source_id",
                                                           "date_precision") if c in result.incidents])
-        self.record_cell = (result.grid.assign(self.records["x"].to_numpy(), self.records["y"].to_numpy())
-                            if public else self.records["cell"].to_numpy())
+        record_cell = (result.grid.assign(self.records["x"].to_numpy(), self.records["y"].to_numpy())
+                       if public else self.records["cell"].to_numpy())
+        self.rows = rows_by_region(record_cell, result.cells["region_id"].to_numpy())
         cells = result.cells
         shown = cells[cells["gi_class"].isin(list(GI_COLOURS))]
         self.cells = shown.geometry.values
@@ -81,12 +82,9 @@ class _RegionCharts:
         self.labels = [m.strftime("%b %y") for m in self.months]
         self.palette = [to_hex(c) for c in colormaps["tab10"].colors]
 
-    def incidents(self, result, reg) -> pd.DataFrame:
+    def incidents(self, reg) -> pd.DataFrame:
         """The risk incidents inside a region's cells."""
-        members = np.zeros(result.grid.n, dtype=bool)
-        members[np.nonzero((result.cells["region_id"] == reg.region_id).to_numpy())[0]] = True
-        cell = self.record_cell
-        return self.records[(cell >= 0) & members[np.clip(cell, 0, None)]]
+        return self.records.iloc[self.rows.get(str(reg.region_id), np.empty(0, dtype=np.int64))]
 
     def region_map(self, reg) -> str:
         """A small map of a region: its cells by Gi* class, the region outline, streets and buildings."""
@@ -137,7 +135,7 @@ def _hour_table(inc: pd.DataFrame) -> str:
 
 def _region_section(result, reg, public: bool, drawn: _RegionCharts) -> str:
     count = _count(public)
-    inc = drawn.incidents(result, reg)
+    inc = drawn.incidents(reg)
     ev = [c for c in count_columns(result.regions) if getattr(reg, c, 0)]
     mix = ", ".join(f"{c[2:].replace('_', ' ') if c.startswith('n_') else c[5:].replace('_', ' ')} "
                     f"{count(getattr(reg, c))}" for c in ev) or "none"
