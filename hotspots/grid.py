@@ -124,8 +124,8 @@ class Grid:
         out = np.full(len(row), -1, dtype=np.int64)
         ok = (row >= 0) & (row < self.ny) & (col >= 0) & (col < self.nx)
         out[ok] = num[row[ok], col[ok]]
-        # The edge rule reads only the points not yet in a cell (few), not every point three times
-        # more (10 M incidents: 1.5 s -> 0.5 s).
+        # The edge rule reads only the points not yet in a cell, not every point three times more
+        # (10 M points, 45 % of them outside the cells: 1.50 s -> 0.81-1.15 s).
         rest = np.flatnonzero(out < 0)
         if not len(rest):
             return out

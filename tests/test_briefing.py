@@ -243,3 +243,17 @@ def test_each_regions_records_are_those_a_mask_of_its_cells_picks():
         want = np.flatnonzero((record_cell >= 0) & members[np.clip(record_cell, 0, None)])
         assert rows[reg].tolist() == want.tolist() and len(want) > 300
     assert "R4" not in rows and rows_by_region(np.array([], dtype=np.int64), region_of_cell)["R1"].size == 0
+
+
+def test_the_clock_of_every_record_is_pandas_hour_and_weekday():
+    from hotspots.publish.where import clock
+    rng = np.random.default_rng(5)
+    when = pd.Series(pd.to_datetime(rng.integers(-2 * 10**9, 2 * 10**9, 3000), unit="s"))   # 1906 to 2033
+    when[::97] = pd.NaT
+    precision = pd.Series(pd.Categorical(rng.choice(["minute", "day", "month"], 3000)))
+    hour, weekday, timed = clock(pd.DataFrame({"occurred_from": when, "date_precision": precision}))
+    ok = when.notna().to_numpy()
+    assert hour[ok].tolist() == when[ok].dt.hour.tolist()
+    assert weekday[ok].tolist() == when[ok].dt.day_of_week.tolist()
+    assert timed.tolist() == ((precision.astype(str) == "minute") & when.notna()).tolist()
+    assert (when[ok] < pd.Timestamp("1970-01-01")).sum() > 500        # before the epoch too

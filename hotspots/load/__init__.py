@@ -532,7 +532,7 @@ def _load_key(cfg: Config, plans: list[_Plan], jobs: dict[int, list[FileJob]], o
     every = [job for k in sorted(jobs) for job in jobs[k]]
     if not every or any(not job.sha256 for job in every):
         return None
-    geocoded = [p for k, p in enumerate(plans) if needs_geocoder(p.schema)[0]]
+    geocoded = [p for p in plans if needs_geocoder(p.schema)[0]]
     try:
         geocoder = (_geocoder_inputs(cfg, any(needs_geocoder(p.schema)[1] for p in geocoded))
                     if geocoded else None)

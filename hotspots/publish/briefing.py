@@ -31,7 +31,7 @@ from hotspots.detect.counts import count_columns
 from hotspots.errors import UserError
 from hotspots.publish import charts
 from hotspots.publish.escape import esc
-from hotspots.publish.where import peak_hours, rows_by_region
+from hotspots.publish.where import clock, peak_window, rows_by_region
 from hotspots.tiers import RULES_TEXT, SUPPRESSED, public_count
 from hotspots.weight import risk
 
@@ -72,6 +72,15 @@ class _RegionCharts:
         record_cell = (result.grid.assign(self.records["x"].to_numpy(), self.records["y"].to_numpy())
                        if public else self.records["cell"].to_numpy())
         self.rows = rows_by_region(record_cell, result.cells["region_id"].to_numpy())
+        # What the monthly chart and the hour tables count, for every record once.
+        self.hour, weekday, self.timed = clock(self.records)
+        self.slot = weekday * 8 + self.hour // 3
+        source = self.records["source_id"]
+        if isinstance(source.dtype, pd.CategoricalDtype):       # grouped by it, pandas orders categories so
+            self.source, self.source_names = source.cat.codes.to_numpy(np.int64), list(source.cat.categories)
+        else:
+            self.source, names = pd.factorize(source, sort=True)
+            self.source_names = list(names)
         cells = result.cells
         shown = cells[cells["gi_class"].isin(list(GI_COLOURS))]
         self.cells = shown.geometry.values
@@ -79,12 +88,20 @@ class _RegionCharts:
         self.streets = _labelled_points(result.streets)
         self.buildings = _labelled_points(None if public else result.buildings)
         self.months = pd.period_range(result.cfg.start, result.cfg.end - pd.Timedelta(seconds=1), freq="M")
+        dated = pd.to_datetime(self.records["occurred_from"]).to_numpy()
+        first = (self.months[0].year - 1970) * 12 + self.months[0].month - 1      # months since 1970-01
+        self.month = np.where(np.isnat(dated), -1, dated.astype("datetime64[M]").astype(np.int64) - first)
         self.labels = [m.strftime("%b %y") for m in self.months]
         self.palette = [to_hex(c) for c in colormaps["tab10"].colors]
 
-    def incidents(self, reg) -> pd.DataFrame:
-        """The risk incidents inside a region's cells."""
-        return self.records.iloc[self.rows.get(str(reg.region_id), np.empty(0, dtype=np.int64))]
+    def rows_of(self, reg) -> np.ndarray:
+        """The positions of the risk incidents inside a region's cells."""
+        return self.rows.get(str(reg.region_id), np.empty(0, dtype=np.int64))
+
+    def hours(self, rows: np.ndarray) -> tuple[str, str]:
+        """The region's peak hours (``peak_window``) and its hour-by-weekday table."""
+        timed = rows[self.timed[rows]]
+        return peak_window(self.hour[timed]), _hour_table(self.slot[timed])
 
     def region_map(self, reg) -> str:
         """A small map of a region: its cells by Gi* class, the region outline, streets and buildings."""
@@ -97,45 +114,48 @@ class _RegionCharts:
         return ("<p class=caption>Hot cells (red), cold cells (blue), region outline (black)</p>"
                 + charts.region_map(view, self.cells[in_view], self.colours[in_view], reg.geometry, streets, near))
 
-    def monthly(self, inc: pd.DataFrame) -> str:
+    def monthly(self, rows: np.ndarray) -> str:
         """Incidents per month, stacked by source (a source covering part of the period shows as such, not
         as a trend); the public chart rounds each month's total and hatches the suppressed ones."""
-        months = self.months
+        months, month = self.months, self.month[rows]
+        inside = (month >= 0) & (month < len(months))
         if self.public:
-            values = inc["occurred_from"].dt.to_period("M").value_counts().reindex(months, fill_value=0).to_numpy(float)
+            values = np.bincount(month[inside], minlength=len(months)).astype(float)
             shown = np.array([np.nan if public_count(v) == SUPPRESSED else float(public_count(v)) for v in values])
             hidden = np.isnan(shown)
             return ("<p class=caption>Incidents per month (rounded to 5; hatched: fewer than 8)</p>"
                     + charts.monthly_bars(self.labels, {"incidents": np.nan_to_num(shown)}, {"incidents": "#b2182b"},
                                           hidden=hidden, note="fewer than 8, not shown"))
-        table = (inc.assign(month=inc["occurred_from"].dt.to_period("M"))
-                 .groupby(["month", "source_id"], observed=True).size().unstack(fill_value=0)
-                 .reindex(months, fill_value=0))
-        series = {str(sid): table[sid].to_numpy(float) for sid in table.columns}
+        # A column for each source the region's dated records come from, in the sources' order.
+        source = self.source[rows]
+        present = np.unique(source[(month != -1) & (source >= 0)])
+        table = np.bincount(source[inside] * len(months) + month[inside],
+                            minlength=len(self.source_names) * len(months)).reshape(-1, len(months))
+        series = {str(self.source_names[k]): table[k].astype(float) for k in present}
         colours = {name: self.palette[k % len(self.palette)] for k, name in enumerate(series)}
         return ("<p class=caption>Incidents per month, by source</p>"
                 + charts.monthly_bars(self.labels, series, colours) + charts.legend(colours))
 
 
-def _hour_table(inc: pd.DataFrame) -> str:
-    timed = inc[inc["date_precision"].astype(str) == "minute"]
-    if len(timed) < 10:
+def _hour_table(slots: np.ndarray) -> str:
+    """The hour-by-weekday table of the records with a time of day; ``slots``: day of week x 8 + hour // 3."""
+    if len(slots) < 10:
         return ("<p class=note>No hour-by-weekday table: fewer than 10 of this region's records carry a time of "
                 "day (police.uk dates are month-only).</p>")
-    when = pd.to_datetime(timed["occurred_from"])
-    table = pd.crosstab(when.dt.day_of_week, when.dt.hour // 3).reindex(index=range(7), columns=range(8), fill_value=0)
+    table = np.bincount(slots, minlength=56).reshape(7, 8)
     head = "".join(f"<th>{3 * h:02d}-{3 * h + 3:02d}</th>" for h in range(8))
-    top = table.to_numpy().max() or 1
+    top = table.max() or 1
     rows = "".join(f"<tr><th>{DAYS[d]}</th>" + "".join(
-        f'<td style="background:rgba(178,24,43,{v / top * 0.8:.2f})">{v}</td>' for v in table.loc[d]) + "</tr>"
+        f'<td style="background:rgba(178,24,43,{v / top * 0.8:.2f})">{v}</td>' for v in table[d]) + "</tr>"
         for d in range(7))
-    return (f"<p>When ({len(timed):,} records with a time of day):</p>"
+    return (f"<p>When ({len(slots):,} records with a time of day):</p>"
             f"<table class=hours><tr><th></th>{head}</tr>{rows}</table>")
 
 
 def _region_section(result, reg, public: bool, drawn: _RegionCharts) -> str:
     count = _count(public)
-    inc = drawn.incidents(reg)
+    inc = drawn.rows_of(reg)
+    peak, when = drawn.hours(inc)
     ev = [c for c in count_columns(result.regions) if getattr(reg, c, 0)]
     mix = ", ".join(f"{c[2:].replace('_', ' ') if c.startswith('n_') else c[5:].replace('_', ' ')} "
                     f"{count(getattr(reg, c))}" for c in ev) or "none"
@@ -148,8 +168,7 @@ def _region_section(result, reg, public: bool, drawn: _RegionCharts) -> str:
         rows.append(("Supported by", support.replace(";", ", ")))
     if not public:
         rows.insert(1, ("Weighted incidents", f"{reg.weighted:,.1f}"))
-        hours = peak_hours(inc)
-        rows.append(("Peak hours", hours or "no times of day in these records"))
+        rows.append(("Peak hours", peak or "no times of day in these records"))
         if "trend_class" in result.cells:
             trends = result.cells.loc[result.cells["region_id"] == reg.region_id, "trend_class"]
             trends = trends[trends != "no pattern detected"]
@@ -163,7 +182,7 @@ def _region_section(result, reg, public: bool, drawn: _RegionCharts) -> str:
                 f"{n} ({t}{', rank ' + str(int(r)) if pd.notna(r) else ''})"
                 for n, t, r in zip(near["name"], near["type"], near["rank"])) or "none"))
     table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
-    hours = _hour_table(inc) if not public else ""
+    hours = when if not public else ""
     return (f'<section class=page><h2>{esc(reg.region_id)} {esc(name)}</h2>'
             f'<div class=row><div>{drawn.region_map(reg)}</div><div><table class=facts>{table}</table>'
             f'</div></div><div class=row><div>{drawn.monthly(inc)}</div><div>{hours}</div></div>'
