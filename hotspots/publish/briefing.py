@@ -90,9 +90,9 @@ class _RegionCharts:
         self.buildings = _labelled_points(None if public else result.buildings)
         self.months = pd.period_range(result.cfg.start, result.cfg.end - pd.Timedelta(seconds=1), freq="M")
         dated = pd.to_datetime(self.records["occurred_from"])
-        self.month = np.full(len(dated), -1, dtype=np.int64)       # -1: no date
-        known = dated.notna().to_numpy()
-        self.month[known] = month_index(dated[known], self.months[0].start_time)
+        self.dated = dated.notna().to_numpy()
+        self.month = np.full(len(dated), -1, dtype=np.int64)
+        self.month[self.dated] = month_index(dated[self.dated], self.months[0].start_time)
         self.labels = [m.strftime("%b %y") for m in self.months]
         self.palette = [to_hex(c) for c in colormaps["tab10"].colors]
 
@@ -120,7 +120,7 @@ class _RegionCharts:
         """Incidents per month, stacked by source (a source covering part of the period shows as such, not
         as a trend); the public chart rounds each month's total and hatches the suppressed ones."""
         months, month = self.months, self.month[rows]
-        inside = (month >= 0) & (month < len(months))
+        inside = self.dated[rows] & (month >= 0) & (month < len(months))
         if self.public:
             values = np.bincount(month[inside], minlength=len(months)).astype(float)
             shown = np.array([np.nan if public_count(v) == SUPPRESSED else float(public_count(v)) for v in values])
@@ -130,7 +130,8 @@ class _RegionCharts:
                                           hidden=hidden, note="fewer than 8, not shown"))
         # A column for each source the region's dated records come from, in the sources' order.
         source = self.source[rows]
-        present = np.unique(source[(month != -1) & (source >= 0)])
+        present = np.unique(source[self.dated[rows] & (source >= 0)])
+        inside &= source >= 0
         table = np.bincount(source[inside] * len(months) + month[inside],
                             minlength=len(self.source_names) * len(months)).reshape(-1, len(months))
         series = {str(self.source_names[k]): table[k].astype(float) for k in present}
