@@ -50,18 +50,23 @@ COLUMNS = ["source_id", "how", "areas", "cells", "study_share", "warning", "geom
 def grid_shares(grid, geom) -> np.ndarray:
     """The share of each analysed cell of ``grid`` inside ``geom``, computed once per grid and geometry
     (a run asks for each source's shares in coverage, the main Gi* and each weighting scenario)."""
-    memo = grid.__dict__.setdefault("_shares_memo", {})
+    memo = _memo(grid)
     key = None if geom is None else shapely.to_wkb(geom)
     if key not in memo:
-        _remember(memo, key, _shares(grid.boxes(), geom, grid.cell_area))
+        _remember(grid, key, _shares(grid.boxes(), geom, grid.cell_area))
     return memo[key]
 
 
-def _remember(memo: dict, key, shares: np.ndarray) -> None:
+def _remember(grid, key, shares: np.ndarray) -> None:
     """``grid_shares`` of the geometry whose WKB is ``key`` is ``shares`` from now on (shared by every
     caller: read-only)."""
     shares.flags.writeable = False
-    memo[key] = shares
+    _memo(grid)[key] = shares
+
+
+def _memo(grid) -> dict:
+    """The shares already found on ``grid``, by the geometry's WKB (None: no geometry)."""
+    return grid.__dict__.setdefault("_shares_memo", {})
 
 
 def _shares(boxes: np.ndarray, geom, cell_area: float) -> np.ndarray:
@@ -221,5 +226,5 @@ def _cells_near_records(grid, mine: pd.DataFrame, reach: float):
         geom = shapely.union_all(grid.boxes()[near])
     # Made of whole cells, its share of each cell is known: 1 for its own, 0 for the others (what
     # ``_shares`` finds cell by cell, 0.1-0.2 s a source; the same shares, tested).
-    _remember(grid.__dict__.setdefault("_shares_memo", {}), shapely.to_wkb(geom), near.astype(float))
+    _remember(grid, shapely.to_wkb(geom), near.astype(float))
     return geom

@@ -573,11 +573,11 @@ def _find_clusters(cfg: Config, incidents: pd.DataFrame, places: np.ndarray, are
         params["cluster_lattice_m"] = _param(25.0, f"{locations:,} distinct locations: snapped to a 25 m lattice "
                                                    "before clustering (police.uk snap points are coarser)")
     seed = int(cfg.analysis.get("seed", 0))
-    if "cluster_lattice_m" in params:
-        places = np.unique((np.floor(places / 25.0) + 0.5) * 25.0, axis=0)
+    snap = 25.0 if "cluster_lattice_m" in params else None
+    if snap:
+        places = np.unique((np.floor(places / snap) + 0.5) * snap, axis=0)
     # Collapsed once for every method: the locations, their weight, count and evidence mix.
-    locs = collapse_points(incidents, keep=risk,
-                           snap=25.0 if "cluster_lattice_m" in params else None)
+    locs = collapse_points(incidents, keep=risk, snap=snap)
     parts = []
     for method in methods:
         found, used = find_clusters(locs, area, method=method, eps_m=cfg.analysis.get("cluster_eps_m"),

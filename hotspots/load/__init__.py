@@ -511,33 +511,31 @@ def _geocoder_inputs(cfg: Config, need_postcodes: bool) -> dict:
             "postcodes": [sha256(Path(f)) for f in files], "layer_files": [sha256(Path(f)) for f in layer_files]}
 
 
-def geocoder_fingerprint(cfg: Config, street_tables: list[pd.DataFrame], need_postcodes: bool) -> str:
-    """A hash of everything ``build_geocoder`` reads: ``_geocoder_inputs`` and the streets."""
-    parts = {**_geocoder_inputs(cfg, need_postcodes), "streets": cache.frame_fingerprint(street_tables)}
+def geocoder_fingerprint(inputs: dict, street_tables: list[pd.DataFrame]) -> str:
+    """A hash of everything ``build_geocoder`` reads: its ``_geocoder_inputs`` and the streets."""
+    parts = {**inputs, "streets": cache.frame_fingerprint(street_tables)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _load_key(cfg: Config, plans: list[_Plan], jobs: dict[int, list[FileJob]], only, options: LoadOptions
-              ) -> str | None:
+def _load_key(cfg: Config, plans: list[_Plan], jobs: dict[int, list[FileJob]], only, options: LoadOptions,
+              geocoder: dict | None) -> str | None:
     """The key of the whole load's result (``cache.LOADS``), or None when it is not to be kept: a source
     failed before its files were read, or a file could not be hashed (the load reports these).
 
     Made of what decides the result beyond each file's own key: the files in order (their paths are in
-    the ledger and the table), each source's loss limit (``check_losses``), the geocoder's inputs (its
-    streets come from the police files, whose hashes are here), [linkage], ``only`` and ``compact``.
+    the ledger and the table), each source's loss limit (``check_losses``), the geocoder's inputs
+    (``geocoder``, None without a geocoded source; its streets come from the police files, whose
+    hashes are here), [linkage], ``only`` and ``compact``.
     A source's weight, coverage or high-risk levels are not: the load does not read them, so a rerun
     that changes only those takes the whole table back at once."""
-    if any(p.error is not None for p in plans) or len(jobs) < len(plans):
+    if any(p.error is not None for p in plans):     # a source without jobs is one with an error
         return None
     every = [job for k in sorted(jobs) for job in jobs[k]]
     if not every or any(not job.sha256 for job in every):
         return None
-    geocoded = [p for p in plans if needs_geocoder(p.schema)[0]]
     try:
-        geocoder = (_geocoder_inputs(cfg, any(needs_geocoder(p.schema)[1] for p in geocoded))
-                    if geocoded else None)
         link = linkage_options(cfg)
-    except (UserError, OSError):
+    except UserError:
         return None      # the load itself says what is wrong
     return cache.make_key({
         "whole load": True, "only": sorted(only) if only else None, "compact": options.compact,
@@ -562,11 +560,8 @@ def _stored_load(options: LoadOptions, key: str) -> "Loaded | None":
     hit = cache.get(options.cache / cache.LOADS, key)
     if hit is None:
         return None
-    meta, ledger = hit["meta"], Ledger()
-    ledger.files = meta["files"]
-    for name in ("rejects", "filtered", "notes"):
-        if len(hit[name]):
-            getattr(ledger, "_" + name).append(hit[name])
+    meta = hit["meta"]
+    ledger = Ledger.restored(meta["files"], hit["rejects"], hit["filtered"], hit["notes"])
     for w in meta["warnings"]:
         ledger.warn(w["source_id"], w["file"], w["message"])
     return Loaded(hit["incidents"], ledger, meta["geocoding"], meta["linkage"], hit["streets"])
@@ -757,7 +752,18 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
             except UserError as exc:
                 plan.error = exc
     _fingerprint([job for js in jobs.values() for job in js])
-    whole = _load_key(cfg, plans, jobs, only, options) if options.cache is not None and not keep_going else None
+    # What the geocoder reads but the streets, hashed once: for the whole load's key and the geocoded
+    # files' keys (a national postcode file is a gigabyte).
+    wanted = [p for k, p in enumerate(plans) if k in jobs and needs_geocoder(p.schema)[0]]
+    need_postcodes = any(needs_geocoder(p.schema)[1] for p in wanted)
+    geo_error, geo_inputs = None, None
+    if wanted:
+        try:
+            geo_inputs = _geocoder_inputs(cfg, need_postcodes)
+        except UserError as exc:
+            geo_error = exc
+    whole = (_load_key(cfg, plans, jobs, only, options, geo_inputs)
+             if options.cache is not None and not keep_going and geo_error is None else None)
     if whole is not None and options.reuse:
         stored = _stored_load(options, whole)
         if stored is not None:
@@ -782,15 +788,9 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
         job.key = _key(job, None)
     run_round(first)
     # The geocoder, when a source needs one, from the streets of the sources that name them.
-    wanted = [p for k, p in enumerate(plans) if k in jobs and needs_geocoder(p.schema)[0]]
-    geo_error, geocoder = None, None
     if wanted:
         street_tables = _street_tables(plans, results)
-        need_postcodes = any(needs_geocoder(p.schema)[1] for p in wanted)
-        try:
-            fingerprint = geocoder_fingerprint(cfg, street_tables, need_postcodes)
-        except UserError as exc:
-            geo_error, fingerprint = exc, None
+        fingerprint = geocoder_fingerprint(geo_inputs, street_tables) if geo_error is None else None
         built: list = []
 
         def geocoder_needed():

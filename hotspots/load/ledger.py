@@ -38,6 +38,17 @@ class Ledger:
     _notes: list[pd.DataFrame] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)     # source_id, file, message
 
+    @classmethod
+    def restored(cls, files: list[dict], rejects: pd.DataFrame, filtered: pd.DataFrame,
+                 notes: pd.DataFrame) -> "Ledger":
+        """The ledger whose ``files``, ``rejects``, ``filtered`` and ``notes`` these are (the cache's whole
+        load); its warnings are entered again with ``warn``, which shows them."""
+        ledger = cls(files=list(files))
+        for parts, table in ((ledger._rejects, rejects), (ledger._filtered, filtered), (ledger._notes, notes)):
+            if len(table):
+                parts.append(table)
+        return ledger
+
     def add_file(self, source_id: str, path: Path, rows_read: int, sha: str | None = None) -> int:
         """Register a file (``sha``: its sha256 when already computed); returns its index (used in incident ids)."""
         self.files.append({"source_id": source_id, "path": str(path), "sha256": sha or sha256(path),
