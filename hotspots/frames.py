@@ -68,6 +68,21 @@ def _union_categories(parts: list, lengths: list[int]) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(joined, dtype=pd.CategoricalDtype(values)))
 
 
+def used_categories(column: pd.Series) -> pd.Series:
+    """``column.cat.remove_unused_categories()`` (the categories used, in their order) by counting codes,
+    not by pandas' sort of them (a million rows' piece of a file: 0.46 s of the 1 M load's mapping)."""
+    cat = column.array
+    codes = cat.codes
+    used = np.bincount(codes[codes >= 0].astype(np.int64), minlength=len(cat.categories)) > 0
+    if used.all():
+        return column
+    remap = np.cumsum(used) - 1
+    new = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1).astype(codes.dtype)
+    dtype = pd.CategoricalDtype(cat.categories[used], ordered=cat.ordered)
+    return pd.Series(pd.Categorical.from_codes(new, dtype=dtype, validate=False), index=column.index,
+                     name=column.name)
+
+
 def take_by_column(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     """``frame[mask]`` (a boolean mask over the rows): the same index, columns, dtypes and values.
     Empties ``frame`` unless every row is kept."""

@@ -118,3 +118,43 @@ def test_taking_rows_and_putting_files_together_hold_one_copy_not_two():
     out, peak = _peak_bytes(lambda: concat_by_column(parts))
     pd.testing.assert_frame_equal(out, want)
     assert peak < 1.4 * table, peak / table
+
+
+def test_used_categories_equals_pandas_remove_unused_categories():
+    """Categories kept in their order, missing values kept, the codes' width as pandas gives it
+    (a piece of a file's table, ``hotspots.load._map_group``)."""
+    from hotspots.frames import used_categories
+    rng = np.random.default_rng(3)
+    names = [f"c{k:03d}" for k in range(300)]         # more than 127: 16-bit codes
+    for used, ordered in ((names[::7], False), (names[:120], True), (names, False), ([], False)):
+        values = [used[i] for i in rng.integers(0, len(used), 500)] if used else []
+        cells = [None if k % 11 == 0 else v for k, v in enumerate(values)]
+        col = pd.Series(pd.Categorical(cells, categories=names[::-1], ordered=ordered), index=np.arange(len(cells)) + 5)
+        got, want = used_categories(col), col.cat.remove_unused_categories()
+        pd.testing.assert_series_equal(got, want)
+        assert got.cat.codes.dtype == want.cat.codes.dtype
+        assert list(got.cat.categories) == list(want.cat.categories)
+
+
+def test_text_category_of_python_strings_equals_pandas():
+    """A column of Python strings (``locate``'s) made categories as ``astype(str).astype("category")``
+    makes them: sorted text categories, missing values as ""."""
+    from hotspots.load import text_category
+    for cells in (["exact", "area", "street", "exact", ""], ["b", None, "a", np.nan, "b"], [],
+                  ["Zed", "zed", "Ähre", "a b", "a"]):
+        col = pd.Series(np.array(cells, dtype=object), index=np.arange(len(cells)) * 2, name="location_precision")
+        got, want = text_category(col), col.fillna("").astype(str).astype("category")
+        pd.testing.assert_series_equal(got, want)
+        assert got.cat.categories.dtype == want.cat.categories.dtype
+        assert got.cat.codes.dtype == want.cat.codes.dtype
+
+
+def test_map_few_equals_series_map():
+    from hotspots.load.readers import map_few
+    table = {"burglary": "burglary", "robbery": "robbery", "": "blank"}
+    for col in (pd.Series(["robbery", "burglary", "other", "", "robbery"]),
+                pd.Series(["robbery", None, "x"], dtype="str", index=[9, 4, 1]),
+                pd.Series(np.array(["robbery", "burglary", None], dtype=object)),
+                pd.Series([], dtype="str")):
+        for mapping in (table, {"robbery": 3, "burglary": 1}):
+            pd.testing.assert_series_equal(map_few(col, mapping), col.map(mapping))

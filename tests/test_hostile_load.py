@@ -215,6 +215,29 @@ def test_rows_far_wider_than_the_header_are_refused_before_pandas_parses_them(tm
     assert "m.csv" in msg and "line 3 of the file has 1,000,012 fields" in msg
 
 
+def test_the_widest_line_passes_over_only_blocks_that_cannot_hold_a_wide_line(tmp_path, monkeypatch):
+    """``_widest_line(at_least=n)`` skips blocks whose lines are all shorter than n bytes: it finds any
+    line of n delimiters or more where the full count does (in a block, across blocks, the first
+    line, the last without a newline) and never reports one that is not there."""
+    monkeypatch.setattr(readers, "WIDTH_BLOCK", 4096)
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        lines = [",".join("x" * int(k) for k in rng.integers(0, 12, rng.integers(1, 20))) for _ in range(400)]
+        for at in rng.integers(0, len(lines), rng.integers(0, 3)):
+            lines[at] = "," * int(rng.integers(150, 9000)) + lines[at]
+        text = "\n".join(lines) + ("\n" if trial % 2 else "")
+        path = tmp_path / f"w{trial}.csv"
+        path.write_text(text, encoding="utf-8")
+        full = readers._widest_line(path, ",", "utf-8")
+        assert full[1] == max(line.count(",") for line in lines)
+        for n in (100, 2000, 5000):
+            got = readers._widest_line(path, ",", "utf-8", at_least=n)
+            if full[1] >= n:
+                assert got == full
+            else:
+                assert got[1] < n
+
+
 def test_a_row_with_one_field_too_many_keeps_its_columns_in_place(tmp_path):
     # pandas' default made the first fields of such a file an index, shifting every column
     (tmp_path / "m.csv").write_text(POLICE_HEADER + "\n"

@@ -36,7 +36,7 @@ import pandas as pd
 
 from hotspots.config import Config, Source
 from hotspots.errors import UserError
-from hotspots.frames import concat_by_column, release_freed_memory
+from hotspots.frames import concat_by_column, release_freed_memory, used_categories
 from hotspots.load.dedupe import DEDUPE_KEYS, dedupe_keys, duplicates
 from hotspots.load import cache
 from hotspots.load.geocode import Geocoder, build_geocoder, geocoding_options, match_counts, postcode_files
@@ -296,7 +296,7 @@ def _map_group(jobs: list[FileJob], results: list[FileResult], raws: list[pd.Dat
                 piece.index = pd.Index(piece["_row"].to_numpy() - 1)
                 for col in COMPACT:
                     if col in piece and isinstance(piece[col].dtype, pd.CategoricalDtype):
-                        piece[col] = piece[col].cat.remove_unused_categories()
+                        piece[col] = used_categories(piece[col])
             else:
                 piece = piece.reset_index(drop=True)
             pieces.append(piece)
@@ -315,15 +315,14 @@ def _map(raw: pd.DataFrame, job: FileJob, geocoder: Geocoder | None, header: lis
                  fixed_evidence=job.fixed_evidence, header=header)
     mapped = m.incidents
     # Filters chosen by the config: the study period, then the source's categories.
-    out_period = (mapped["occurred_to"] < job.start) | (mapped["occurred_from"] >= job.end)
-    why = pd.Series(np.where(out_period, "outside study period", ""), index=mapped.index)
-    if job.selected:
-        why[(why == "") & ~mapped["category"].isin(job.selected)] = "category not selected"
-    drop = why != ""
-    filtered = pd.DataFrame({"_row": mapped.loc[drop, "_row"].to_numpy(), "reason": why[drop].to_numpy()})
-    kept_rows = set(mapped.loc[~drop, "_row"])
-    notes = m.notes[m.notes["_row"].isin(kept_rows)]
-    mapped = mapped[~drop].copy()
+    out_period = ((mapped["occurred_to"] < job.start) | (mapped["occurred_from"] >= job.end)).to_numpy()
+    drop = out_period | ~mapped["category"].isin(job.selected).to_numpy() if job.selected else out_period
+    rows = mapped["_row"].to_numpy()
+    filtered = pd.DataFrame({"_row": rows[drop], "reason": np.where(
+        out_period[drop], "outside study period", "category not selected").astype(object)})
+    # A note is of a loaded row: those filtered out take theirs with them.
+    notes = m.notes[~m.notes["_row"].isin(rows[drop])]
+    mapped = mapped[~drop]
     # Filled in by load_sources (the file's path and its index in the ledger); here they keep their place.
     mapped["_file"] = ""
     mapped["incident_id"] = ""
@@ -351,8 +350,26 @@ def compact(frame: pd.DataFrame) -> pd.DataFrame:
     put together (their categories united, ``hotspots.frames``) and every copy of the table stay small."""
     for col in COMPACT:
         if col in frame and not isinstance(frame[col].dtype, pd.CategoricalDtype):
-            frame[col] = frame[col].fillna("").astype(str).astype("category")
+            frame[col] = text_category(frame[col])
     return frame
+
+
+def text_category(values: pd.Series) -> pd.Series:
+    """``values.fillna("").astype(str).astype("category")``: text categories, sorted. A column of Python
+    strings (``locate``'s) is coded as it is, not made Arrow strings first (1 M rows: 0.22 s -> 0.04 s)."""
+    if values.dtype != object:
+        return values.fillna("").astype(str).astype("category")
+    cells = values.to_numpy(object)
+    cells = np.where(pd.isna(cells), "", cells) if pd.isna(cells).any() else cells
+    codes, found = pd.factorize(cells)
+    if not all(isinstance(v, str) for v in found):
+        return values.fillna("").astype(str).astype("category")
+    order = np.argsort(found.astype(str), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    categories = pd.Index(found[order].astype(str), dtype="str")
+    return pd.Series(pd.Categorical.from_codes(rank[codes], categories=categories, validate=False),
+                     index=values.index, name=values.name)
 
 
 _EMPTY = {"rejects": ["_row", "reason", "columns"], "filtered": ["_row", "reason"],

@@ -209,7 +209,8 @@ def parse_when(raw: pd.DataFrame, spec: dict) -> pd.DataFrame:
         reject(m & (out["occurred_from"] >= today), "date in the future", col)
         reject(m & (out["occurred_to"] < earliest), f"date before {earliest:%Y-%m-%d}", col)
     bad = reason != ""
-    out["reason"], out["columns"] = reason, columns
+    # Object arrays, as ``map_rows`` reads them (not made Arrow strings and back).
+    out["reason"], out["columns"] = (pd.Series(v, index=idx, dtype=object) for v in (reason, columns))
     if bad.any():
         out.loc[bad, ["occurred_from", "occurred_to"]] = pd.NaT
         out.loc[bad, "note"] = ""

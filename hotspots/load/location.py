@@ -255,4 +255,7 @@ def locate(raw: pd.DataFrame, spec, geocoder=None) -> pd.DataFrame:
     away = done & ~in_great_britain(final["x"], final["y"])
     final["reason"][away] = "outside Great Britain"
     final["x"][away] = final["y"][away] = np.nan
-    return pd.DataFrame(final, index=raw.index)[OUT_COLUMNS]
+    # The text columns stay object arrays (``map_rows`` reads them back as such): not made Arrow strings
+    # and back (1 M rows: 0.56 s).
+    return pd.DataFrame({c: pd.Series(final[c], index=raw.index, dtype=final[c].dtype, copy=False)
+                         for c in OUT_COLUMNS})

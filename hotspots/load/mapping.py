@@ -40,7 +40,7 @@ from hotspots.errors import UserError
 from hotspots.load.dates import parse_when
 from hotspots.load.geocode import RULES, street_points
 from hotspots.load.location import candidates, locate
-from hotspots.load.readers import pick
+from hotspots.load.readers import map_few, pick
 from hotspots.schema import CATEGORY_MAPS, EVIDENCE_CLASSES, TAXONOMY
 
 
@@ -165,7 +165,7 @@ def map_field(raw: pd.DataFrame, name: str, spec: dict, schema: dict) -> tuple[p
             text = (text + "; " + p).where((text != "") & (p != ""), text + p)
         return text, pd.Series("", index=raw.index, dtype=str), _colname(spec)
     cols = _colname(spec)
-    text = pick(raw, spec["column"]).str.strip()
+    text = pick(raw, spec["column"])
     label = spec.get("label", name.strip("_").replace("_", " "))
     insensitive = spec.get("case") == "insensitive"
     key = text.str.lower().str.split().str.join(" ") if insensitive else text
@@ -177,7 +177,7 @@ def map_field(raw: pd.DataFrame, name: str, spec: dict, schema: dict) -> tuple[p
     table = _map_table(spec, schema)
     if table is not None:
         lookup = {(" ".join(str(k).lower().split()) if insensitive else str(k)): v for k, v in table.items()}
-        values = key.map(lookup)
+        values = map_few(key, lookup)
         known = values.notna() | (blank & ("" not in lookup))
         values = values.where(values.notna(), text)
     elif "allowed" in spec:
@@ -274,7 +274,7 @@ def map_rows(raw: pd.DataFrame, schema: dict, source_id: str, evidence: str, pat
         out[c] = where[c]
     out["source_id"] = source_id
     if "category" in out:
-        default = out["category"].map({c: v.get("severity", 1) for c, v in TAXONOMY.items()}).fillna(1)
+        default = map_few(out["category"], {c: v.get("severity", 1) for c, v in TAXONOMY.items()}).fillna(1)
         sev = pd.to_numeric(out["severity"], errors="coerce") if "severity" in out else \
             pd.Series(np.nan, index=raw.index)
         out["severity"] = sev.where(sev.notna(), default).astype("Int64")
@@ -288,11 +288,12 @@ def map_rows(raw: pd.DataFrame, schema: dict, source_id: str, evidence: str, pat
     rejects = pd.DataFrame({"_row": raw.loc[bad, "_row"].to_numpy(), "reason": reason[bad.to_numpy()],
                             "columns": columns[bad.to_numpy()]})
     fb = schema["date"].get("fallback", {})
-    from_date = when["note"] != ""
-    note = when["note"].where(from_date, where["note"])
-    note_cols = where["columns"].where(~from_date, ",".join(c for c in (fb.get("column"), fb.get("time_column")) if c))
-    noted = ~bad & (note != "")
-    notes = pd.DataFrame({"_row": raw.loc[noted, "_row"].to_numpy(), "note": note[noted].to_numpy(),
-                          "columns": note_cols[noted].to_numpy()})
+    from_date = (when["note"] != "").to_numpy()
+    note = np.where(from_date, when["note"].to_numpy(object), where["note"].to_numpy(object))
+    note_cols = np.where(from_date, ",".join(c for c in (fb.get("column"), fb.get("time_column")) if c),
+                         where["columns"].to_numpy(object))
+    noted = ~bad.to_numpy() & (note != "")
+    notes = pd.DataFrame({"_row": raw["_row"].to_numpy()[noted], "note": note[noted], "columns": note_cols[noted]})
     geocoded = where.loc[where["geocoded"], "level"]
-    return Mapped(out[~bad].copy(), rejects, notes, geocoded, where[["x", "y"]])
+    # Boolean indexing copies already (pandas' copy-on-write): no second copy.
+    return Mapped(out[~bad], rejects, notes, geocoded, where[["x", "y"]])
