@@ -642,6 +642,7 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
     from hotspots.publish.exports import write_csv
     from hotspots.publish.manifest import write_manifest
     from hotspots.publish.map import build_map
+    from hotspots.publish.where import forget_region_records
 
     # An agency's own run holds records that may not leave it: never a public map.
     tiers = ["partner"] if result.extra.get("agency") else result.cfg.tiers
@@ -666,6 +667,7 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
         maps[tier] = out / ("map.html" if tier == "partner" else f"map-{tier}.html")
         maps[tier].write_text(build_map(view, tier), encoding="utf-8")
     html = {tier: build_briefing(view, tier) for tier, view in views.items()}
+    forget_region_records(result)       # the records both found for the partner view (hotspots.publish.where)
     layers = side.result()
     written += [(p, "partner") for p in layers.get("partner", [])] + tables
     for tier, view in views.items():

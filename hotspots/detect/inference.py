@@ -254,7 +254,9 @@ def relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: np.nda
     if not len(points_xy) or not len(sites_xy):
         return out
     points_xy, weights = collapse(points_xy, weights)
-    tree = cKDTree(points_xy)
+    # Not balanced: built in 1.0 s instead of 1.6 s for 1.8 M places (10 M incidents); the same places within
+    # each radius, sorted, and the queries no slower (9.1-9.4 s -> 7.3-8.7 s for the whole null).
+    tree = cKDTree(points_xy, balanced_tree=False)
     sites = sites_xy[rng.integers(0, len(sites_xy), n_sim)]
     # A chunk of draws' neighbours in one array, summed per draw and radius by bincount (not a Python
     # loop over the draws: 1.7 s -> 0.3 s for 1,999 draws at 1 M incidents). Chunks, not every draw at

@@ -32,7 +32,7 @@ from hotspots.detect.spacetime import month_index
 from hotspots.errors import UserError
 from hotspots.publish import charts
 from hotspots.publish.escape import esc
-from hotspots.publish.where import clock, peak_window, rows_by_region
+from hotspots.publish.where import RECORD_COLUMNS, clock, peak_window, region_records, rows_by_region
 from hotspots.tiers import RULES_TEXT, SUPPRESSED, public_count
 from hotspots.weight import risk
 
@@ -68,13 +68,15 @@ class _RegionCharts:
         self.public = public
         # The risk incidents and their cells (the public grid's for the public view) once, not per region:
         # the columns the sections read.
-        self.records = risk(result.incidents, [c for c in ("x", "y", "cell", "occurred_from", "source_id",
-                                                          "date_precision") if c in result.incidents])
-        record_cell = (result.grid.assign(self.records["x"].to_numpy(), self.records["y"].to_numpy())
-                       if public else self.records["cell"].to_numpy())
-        self.rows = rows_by_region(record_cell, result.cells["region_id"].to_numpy())
-        # What the monthly chart and the hour tables count, for every record once.
-        self.hour, weekday, self.timed = clock(self.records)
+        # What the monthly chart and the hour tables count, for every record once: for the partner view,
+        # as the map's list found them (``region_records``); the public view's cells are its own grid's.
+        if public:
+            self.records = risk(result.incidents, [c for c in RECORD_COLUMNS if c in result.incidents])
+            self.rows = rows_by_region(result.grid.assign(self.records["x"].to_numpy(), self.records["y"].to_numpy()),
+                                       result.cells["region_id"].to_numpy())
+            self.hour, weekday, self.timed = clock(self.records)
+        else:
+            self.records, self.rows, self.hour, weekday, self.timed = region_records(result)
         self.slot = weekday * 8 + self.hour // 3
         source = self.records["source_id"]
         if isinstance(source.dtype, pd.CategoricalDtype):       # grouped by it, pandas orders categories so

@@ -64,17 +64,37 @@ def rows_by_region(record_cell: np.ndarray, region_of_cell) -> dict[str, np.ndar
     return {str(name): order[ends[k]:ends[k + 1]] for k, name in enumerate(names)}
 
 
+RECORD_COLUMNS = ("x", "y", "cell", "occurred_from", "source_id", "date_precision")
+
+
+def region_records(result) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """The risk records (their ``RECORD_COLUMNS``), each region's rows among them by the records' own
+    cells (``rows_by_region``) and their ``clock`` (hour, weekday, timed): found once per result and
+    kept on it, for the partner map's list and the partner briefing both (10 M incidents: about a
+    second each time)."""
+    got = result.__dict__.get("_region_records")
+    if got is None:
+        inc = result.incidents
+        records = risk(inc, [c for c in RECORD_COLUMNS if c in inc])
+        rows = rows_by_region(records["cell"].to_numpy(), result.cells["region_id"].to_numpy())
+        got = (records, rows, *clock(records))
+        result.__dict__["_region_records"] = got
+    return got
+
+
+def forget_region_records(result) -> None:
+    """Let go of what ``region_records`` kept on ``result`` (a copy of six columns of the records)."""
+    result.__dict__.pop("_region_records", None)
+
+
 def _region_entries(result, public: bool) -> list[dict]:
     regions = result.regions
     if regions is None or not len(regions):
         return []
     cells = result.cells
-    # The risk incidents once, not once per region; their times only (peak hours).
-    inc = result.incidents
-    timed = (risk(inc, [c for c in ("cell", "date_precision", "occurred_from") if c in inc])
-             if "cell" in inc and not public else None)
-    rows = rows_by_region(timed["cell"].to_numpy(), cells["region_id"].to_numpy()) if timed is not None else {}
-    hour, _, has_time = clock(timed) if timed is not None else (None, None, None)
+    # The risk incidents' regions and times once, not once per region (peak hours).
+    timed = "cell" in result.incidents and not public
+    _, rows, hour, _, has_time = region_records(result) if timed else (None, {}, None, None, None)
     none = np.empty(0, dtype=np.int64)
     out = []
     order = regions.assign(_rank=regions.get("rank", regions["region_id"].str[1:].astype(int)))
@@ -92,7 +112,7 @@ def _region_entries(result, public: bool) -> list[dict]:
             support = getattr(reg, "support", "")
             if isinstance(support, str) and support:
                 detail += f"; supported by {support.replace(';', ', ')}"
-            if timed is not None:
+            if timed:
                 at = rows.get(str(reg.region_id), none)
                 hours = peak_window(hour[at[has_time[at]]])
                 detail += f"; peak hours {hours}" if hours else "; no times of day (month-only dates)"
