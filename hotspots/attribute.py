@@ -232,10 +232,14 @@ def street_labels(points: pd.DataFrame, area, spacing: float = 400.0) -> pd.Data
              .str.replace(r"\b(Ii|Iii|Iv|Vi|Vii|Viii|Ix)\b", lambda m: m.group(0).upper(), regex=True)
              .str.replace(r"\((lu|nr|dlr|lo)\b", lambda m: "(" + m.group(1).upper(), regex=True)
              .str.replace(r"\((london)\)", "(London)", regex=True))
-    name = pd.Series(fixed.to_numpy()[codes], index=points.index)
-    pts = points.assign(name=name, bx=np.floor(points["x"] / spacing), by=np.floor(points["y"] / spacing))
+    # Grouped by each corrected name's number, not by a string a row (10 M incidents: 7 M named points).
+    fcode, fnames = pd.factorize(fixed)
+    pts = pd.DataFrame({"name": fcode[codes], "bx": np.floor(points["x"] / spacing).to_numpy(),
+                        "by": np.floor(points["y"] / spacing).to_numpy(), "x": points["x"].to_numpy(),
+                        "y": points["y"].to_numpy()})
     g = pts.groupby(["name", "bx", "by"], sort=False)
     out = g[["x", "y"]].median().assign(n=g.size()).reset_index()[cols]
+    out["name"] = pd.Series(np.asarray(fnames, dtype=object)[out["name"].to_numpy()], index=out.index, dtype="str")
     shapely.prepare(area)
     out = out[shapely.intersects_xy(area, out["x"].to_numpy(), out["y"].to_numpy())]
     return out.sort_values(["n", "name"], ascending=[False, True], kind="stable").reset_index(drop=True)

@@ -128,7 +128,11 @@ def grade_weight(grade_source: pd.Series, grade_intel: pd.Series, table: dict) -
     s_code, s_values = text_codes(grade_source)
     i_code, i_values = text_codes(grade_intel)
     n_i = max(len(i_values), 1)
-    pair, inverse = np.unique(s_code.astype(np.int64) * n_i + i_code, return_inverse=True)
+    # The pairs present, in order, and each record's among them: np.unique's answer, by counting the
+    # few possible pairs instead of sorting every record (10 M: 1.53 s -> 0.1 s).
+    key = s_code.astype(np.int64) * n_i + i_code
+    present = np.bincount(key, minlength=len(s_values) * n_i) > 0
+    pair, inverse = np.flatnonzero(present), (np.cumsum(present) - 1)[key]
     gs = pd.Series(np.asarray(s_values, dtype=object)[pair // n_i], dtype=str).str.strip().str.upper()
     gi = pd.Series(np.asarray(i_values, dtype=object)[pair % n_i], dtype=str).str.strip().str.upper()
     return _grade_weight(gs, gi, table)[inverse.reshape(-1)] if len(pair) else np.ones(0)
@@ -152,7 +156,8 @@ def lookup(values: pd.Series, mapping: dict, default: float) -> np.ndarray:
     string column value by value makes a Python object per row (gigabytes at 10 M incidents)."""
     codes, distinct = pd.factorize(values)
     found = pd.Series(distinct, dtype=object).map(mapping).fillna(default).to_numpy(float)
-    return np.where(codes >= 0, found[np.maximum(codes, 0)] if len(found) else default, default)
+    # A missing value (code -1) takes the default, the last entry: one gather, not a where over every row.
+    return np.append(found, float(default))[codes]
 
 
 def apply_weights(incidents: pd.DataFrame, table: dict) -> pd.DataFrame:
