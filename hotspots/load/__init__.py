@@ -316,7 +316,7 @@ def _map(raw: pd.DataFrame, job: FileJob, geocoder: Geocoder | None, header: lis
     mapped = m.incidents
     # Filters chosen by the config: the study period, then the source's categories.
     out_period = ((mapped["occurred_to"] < job.start) | (mapped["occurred_from"] >= job.end)).to_numpy()
-    drop = out_period | ~mapped["category"].isin(job.selected).to_numpy() if job.selected else out_period
+    drop = (out_period | ~mapped["category"].isin(job.selected).to_numpy()) if job.selected else out_period
     rows = mapped["_row"].to_numpy()
     filtered = pd.DataFrame({"_row": rows[drop], "reason": np.where(
         out_period[drop], "outside study period", "category not selected").astype(object)})
@@ -356,7 +356,7 @@ def compact(frame: pd.DataFrame) -> pd.DataFrame:
 
 def text_category(values: pd.Series) -> pd.Series:
     """``values.fillna("").astype(str).astype("category")``: text categories, sorted. A column of Python
-    strings (``locate``'s) is coded as it is, not made Arrow strings first (1 M rows: 0.22 s -> 0.04 s)."""
+    strings (``locate``'s) is coded as it is, not made Arrow strings first (a million rows: 0.15 s -> 0.04 s)."""
     if values.dtype != object:
         return values.fillna("").astype(str).astype("category")
     cells = values.to_numpy(object)

@@ -78,7 +78,7 @@ def pick(raw: pd.DataFrame, names) -> pd.Series:
 def map_few(values: pd.Series, mapping) -> pd.Series:
     """``values.map(mapping)`` for a column of few distinct values: each distinct value (a missing one
     too) mapped once, then spread over the rows by its code. The same Series, dtype included: police.uk's
-    crime types over a million rows, 0.24 s -> 0.05 s."""
+    crime types and categories over a million rows, 0.24 s -> 0.11 s."""
     codes, uniques = pd.factorize(values, use_na_sentinel=False)
     mapped = pd.Series(uniques, dtype=values.dtype).map(mapping)
     return pd.Series(mapped.array.take(codes), index=values.index, name=values.name)
@@ -146,7 +146,7 @@ def _widest_line(path: Path, delimiter: str, encoding: str, at_least: int = 0) -
     above: it is only used against ``MAX_COLUMNS``, far above any real row. (0, 0)
     where the delimiter is not one byte in the encoding (then pandas' own errors apply).
     ``at_least``: only lines of at least that many delimiters need counting: a block whose lines
-    are all shorter than that in bytes is passed over (the 1 M benchmark's 174 MB: 0.50 s -> 0.2 s).
+    are all shorter than that in bytes is passed over (the 1 M benchmark's 174 MB: 0.50 s -> 0.30 s).
     """
     try:
         sep = delimiter.encode(encoding.replace("-sig", ""))

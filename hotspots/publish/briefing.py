@@ -66,10 +66,9 @@ class _RegionCharts:
         from matplotlib import colormaps
         from matplotlib.colors import to_hex
         self.public = public
-        # The risk incidents and their cells (the public grid's for the public view) once, not per region:
-        # the columns the sections read.
-        # What the monthly chart and the hour tables count, for every record once: for the partner view,
-        # as the map's list found them (``region_records``); the public view's cells are its own grid's.
+        # The risk incidents (the columns the sections read), their regions and what the monthly chart and
+        # the hour tables count, once, not per region: for the partner view as the map's list found them
+        # (``region_records``); the public view's records are placed in its own grid's cells.
         if public:
             self.records = risk(result.incidents, [c for c in RECORD_COLUMNS if c in result.incidents])
             self.rows = rows_by_region(result.grid.assign(self.records["x"].to_numpy(), self.records["y"].to_numpy()),
