@@ -94,3 +94,27 @@ def test_pure_noise_gives_uniform_p_values():
     for a in (0.01, 0.05, 0.2):
         assert (ps <= a).mean() <= a * 1.15 + 0.003
     assert (ps <= 0.2).mean() > 0.1          # and not absurdly conservative
+
+
+def test_place_codes_equal_hashing_the_floats():
+    """Coordinates hashed as their bits give pandas' factorization of the floats: the same codes, places
+    in order of first appearance, -0.0 and 0.0 one place."""
+    import pandas as pd
+    from hotspots.detect.inference import place_codes
+    rng = np.random.default_rng(11)
+    for n, k in ((0, 1), (1, 1), (5_000, 40), (50_000, 30_000)):
+        px, py = rng.uniform(500_000, 560_000, k).round(1), rng.uniform(150_000, 200_000, k).round(1)
+        px[: k // 3] = px[0]                       # places sharing an x, or a y, with others
+        at = rng.integers(0, k, n)
+        x, y = px[at], py[at]
+        if n > 2:
+            x[1], x[2], y[2] = 0.0, -0.0, y[1]       # one place, its x written with either sign
+        code, ux, uy = place_codes(x, y)
+        fx, vx = pd.factorize(x)
+        fy, vy = pd.factorize(y)
+        want, keys = pd.factorize(fx.astype(np.int64) * len(vy) + fy)
+        assert np.array_equal(code, want)
+        assert np.array_equal(ux, vx[keys // len(vy)]) and np.array_equal(uy, vy[keys % len(vy)])
+        assert np.array_equal(np.column_stack([ux, uy])[code], np.column_stack([x + 0.0, y]))
+        if n > 2:
+            assert code[1] == code[2]
