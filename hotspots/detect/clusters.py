@@ -152,9 +152,8 @@ def collapse_points(points: pd.DataFrame, keep: np.ndarray | None = None, snap: 
         x, y = np.asarray(part["x"], dtype=float), np.asarray(part["y"], dtype=float)
         if snap:
             x, y = (np.floor(x / snap) + 0.5) * snap, (np.floor(y / snap) + 0.5) * snap
-        # +0.0 turns -0.0 into 0.0 so that the two spellings of zero collapse (a new array: the caller's
-        # columns are not touched).
-        code, px, py = place_codes(x + 0.0, y + 0.0)
+        # place_codes makes -0.0 and 0.0 one place (the two spellings of zero collapse).
+        code, px, py = place_codes(x, y)
         ev, classes = _evidence_codes(part["evidence"])
         m, c = len(px), len(classes)
         xs.append(px)

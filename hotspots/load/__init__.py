@@ -360,7 +360,8 @@ def text_category(values: pd.Series) -> pd.Series:
     if values.dtype != object:
         return values.fillna("").astype(str).astype("category")
     cells = values.to_numpy(object)
-    cells = np.where(pd.isna(cells), "", cells) if pd.isna(cells).any() else cells
+    missing = pd.isna(cells)
+    cells = np.where(missing, "", cells) if missing.any() else cells
     codes, found = pd.factorize(cells)
     if not all(isinstance(v, str) for v in found):
         return values.fillna("").astype(str).astype("category")
