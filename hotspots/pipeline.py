@@ -496,7 +496,7 @@ def _kde(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd.Ge
     params["kde_kernel"] = _param(kernel, "set in the config" if "kde_kernel" in cfg.analysis
                                   else "default quartic (as ArcGIS Kernel Density and CrimeStat)")
     raster = grid.raster()
-    surface = kde_grid(x, y, w, raster.x0, raster.y0, raster.cell, raster.nx, raster.ny, bw, kernel)
+    surface = kde_grid(x, y, w, raster.x0, raster.y0, raster.cell, raster.nx, raster.ny, bw, kernel, distinct=True)
     cx, cy = grid.centres()
     cells["kde"] = raster.sample(surface, cx, cy)
     # Outside the study area the surface is not drawn.

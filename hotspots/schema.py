@@ -133,15 +133,19 @@ def enforce(df: pd.DataFrame) -> pd.DataFrame:
             col = df[name]
         elif cons.get("required"):
             raise ValueError(f"loader produced no '{name}' field")
+        elif dtype == "str":        # "" for every row, held as one category: a byte a row, not a string
+            col = pd.Series(pd.Categorical.from_codes(np.zeros(len(df), dtype=np.int8), categories=[""]),
+                            index=df.index)
         else:
-            col = pd.Series(np.nan if dtype in ("float64", "Int64") else "", index=df.index)
+            col = pd.Series(np.nan, index=df.index)
         if dtype == "str" and isinstance(col.dtype, pd.CategoricalDtype) and not col.isna().any():
             pass        # text held as categories (hotspots.load.compact): kept so, not one string a row
         elif dtype == "str":
             col = col.astype(str).fillna("")
         else:
             col = col.astype(dtype)
-        if "enum" in cons:
+        if "enum" in cons and not (isinstance(col.dtype, pd.CategoricalDtype)
+                                   and col.cat.categories.isin(cons["enum"]).all()):
             bad = ~col.isin(cons["enum"])
             if bad.any():
                 raise ValueError(f"field '{name}' has values outside its enum: {sorted(set(col[bad]))[:5]}")

@@ -134,6 +134,11 @@ def test_used_categories_equals_pandas_remove_unused_categories():
         pd.testing.assert_series_equal(got, want)
         assert got.cat.codes.dtype == want.cat.codes.dtype
         assert list(got.cat.categories) == list(want.cat.categories)
+        # Sorted too (``hotspots.load.finish``): as pandas' reorder_categories(sorted(...)).
+        got = used_categories(col, sort=True)
+        want = want.cat.reorder_categories(pd.Index(sorted(want.cat.categories), dtype=want.cat.categories.dtype))
+        pd.testing.assert_series_equal(got, want)
+        assert got.cat.codes.dtype == want.cat.codes.dtype and got.tolist() == col.tolist()
 
 
 def test_text_category_of_python_strings_equals_pandas():
@@ -158,3 +163,32 @@ def test_map_few_equals_series_map():
                 pd.Series([], dtype="str")):
         for mapping in (table, {"robbery": 3, "burglary": 1}):
             pd.testing.assert_series_equal(map_few(col, mapping), col.map(mapping))
+
+
+def test_ledger_counts_loaded_rows_per_file_as_pandas_groupby(tmp_path):
+    """The rows loaded of each (source, file) pair, counted by codes: as pandas' groupby reindexed on the
+    files, for categories and for text, with two sources reading one file, a file none of whose rows
+    stayed, a path no file has and missing values (counted nowhere)."""
+    from hotspots.load.ledger import Ledger
+    paths = []
+    for k in range(3):
+        paths.append(tmp_path / f"f{k}.csv")
+        paths[-1].write_text("a\n1\n")
+    ledger = Ledger()
+    for sid, k in (("police", 0), ("police", 1), ("council", 1), ("council", 2)):
+        ledger.add_file(sid, paths[k], rows_read=10)
+    rng = np.random.default_rng(3)
+    n = 5_000
+    source = rng.choice(["police", "council", "youth", None], n, p=[0.5, 0.3, 0.1, 0.1])
+    path = rng.choice([str(paths[0]), str(paths[1]), "elsewhere.csv", None], n, p=[0.4, 0.4, 0.1, 0.1])
+    for as_category in (False, True):
+        frame = pd.DataFrame({"source_id": source, "_file": path})
+        if as_category:
+            frame = frame.astype("category")
+        got = ledger.accounting(frame)["rows_loaded"].to_numpy()
+        want = frame.groupby(["source_id", "_file"], observed=True).size().reindex(
+            pd.MultiIndex.from_frame(pd.DataFrame(ledger.files)[["source_id", "path"]])).fillna(0).astype(int)
+        assert got.tolist() == want.tolist()
+        by_hand = [int(((source == sid) & (path == str(paths[k]))).sum())
+                   for sid, k in (("police", 0), ("police", 1), ("council", 1), ("council", 2))]
+        assert got.tolist() == by_hand and by_hand[3] == 0 and min(by_hand[:3]) > 0

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hotspots.detect.kde import choose_bandwidth, kde_exact, kde_grid
+from hotspots.detect.inference import merged_places
 
 X0, Y0 = 530_000.0, 180_000.0        # a British National Grid corner in the City fringe
 CELL, NX, NY = 50.0, 60, 40          # 3 km x 2 km grid of 50 m cells
@@ -110,6 +111,12 @@ def test_points_stacked_on_snap_points_give_the_surface_of_every_point(method):
     nudged = kde_grid(x + rng.uniform(-1e-6, 1e-6, x.size), y, w, X0, Y0, CELL, NX, NY, 150.0, method=method)
     assert np.max(np.abs(grid - nudged)) < (1e-5 if method == "fft" else 1e-9) * grid.max()
 
+    # The places merged beforehand (as the pipeline does) and said to be distinct: the same surface,
+    # bit for bit, as merging them inside.
+    places_xy, summed = merged_places(x, y, w)
+    given = kde_grid(places_xy[:, 0], places_xy[:, 1], summed, X0, Y0, CELL, NX, NY, 150.0, method=method,
+                     distinct=True)
+    assert np.array_equal(given, grid)
 
 def test_points_outside_the_grid_contribute():
     # one point 100 m left of the grid's west edge, level with row 10's centre
