@@ -756,12 +756,17 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
     A = float(study_area.area)
     N = int(cnt.sum())
     rx, ry, rw = risk["x"].to_numpy(float), risk["y"].to_numpy(float), risk["weight"].to_numpy(float)
-    places = None      # the distinct places, their weights and tree, for every type's relocation null
     if N:
-        # Near or not is a property of the place: each type's tree asked once per place, not per record.
-        from hotspots.detect.inference import place_codes
+        # Near or not is a property of the place: the distinct places' tree asked around each type's
+        # buildings (not every place asked for its nearest building: 2.3 s for five types at 10 M
+        # incidents, 1.8 M places). The places, their weights and tree serve every type's relocation null.
+        from hotspots.detect.inference import flat_neighbours, place_codes, place_tree
         code, px, py = place_codes(rx, ry)
-        pxy = np.column_stack([px, py])
+        places = place_tree(np.column_stack([px, py]), np.bincount(code, weights=rw, minlength=len(px)))
+        # Each record's place in the tree's order.
+        position = np.empty(len(px), np.int64)
+        position[places[3]] = np.arange(len(px))
+        code = position[code]
     rows = []
     a = (1 - level) / 2
     for t, grp in buildings.groupby("type", sort=True):
@@ -780,8 +785,9 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
         a_near = min(float(union.area) * scale, A)
         a_else = A - a_near
         if N:
-            d, _ = cKDTree(np.column_stack([gx, gy])).query(pxy, distance_upper_bound=r)
-            is_near = (d <= r)[code]
+            near = np.zeros(len(places[0]), bool)
+            near[flat_neighbours(places[2].query_ball_point(np.column_stack([gx, gy]), r))[0]] = True
+            is_near = near[code]
         else:
             is_near = np.zeros(0, bool)
         n_near = int(cnt[is_near].sum())
@@ -806,9 +812,8 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
             p0 = rho * a_near / (rho * a_near + a_else)
             rec["p_value"] = binom_two_sided(n_near, N, p0)
             if null_sites is not None and len(null_sites) >= 20:
-                from hotspots.detect.inference import place_tree, two_sided_p, union_relocation_null
+                from hotspots.detect.inference import two_sided_p, union_relocation_null
                 # The places found above, with their weights: ``collapse`` of the records, not computed again.
-                places = places or place_tree(pxy, np.bincount(code, weights=rw, minlength=len(pxy)))
                 null = union_relocation_null(places[0], places[1], np.asarray(null_sites, float), len(grp), r,
                                              n_sim, np.random.default_rng(seed + len(rows)), tree=places[2])
                 rec["p_value"] = float(two_sided_p(np.array([w_near]), null)[0])

@@ -512,6 +512,19 @@ def test_building_type_table_on_a_constructed_layout():
     assert building_types(b, inc, SQUARE).equals(types)
 
 
+def test_a_record_exactly_at_the_radius_is_near_for_its_building_and_its_type():
+    """A building's catchment holds the records within the radius, its edge included; its type's
+    'near' counts the same records (snap points and buildings on whole metres sit exactly 250 m apart:
+    150 m east and 200 m north). scipy's nearest-neighbour bound is strict, which once left them out."""
+    xs = [1500.0 + 150, 1500.0 - 250, 1500.0, 1500.0 + 151, 2800.0]
+    ys = [1500.0 + 200, 1500.0, 1500.0 - 250, 1500.0 + 200, 2800.0]
+    inc = incidents_at(xs, ys)
+    b = buildings_at([(1500, 1500)], types=["A"])
+    table, types = profile_buildings(b, inc, SQUARE, NO_REGIONS, [100, 250, 500], START, END, {})
+    assert table["n_250"].iat[0] == 3           # the three at exactly 250 m; not the one at 250.6 m
+    assert types.set_index("type").loc["A", "n_near"] == 3 and types["n_elsewhere"].iat[0] == 2
+
+
 # --------------------------------------------------------------------------- the real example
 
 @pytest.fixture(scope="module")

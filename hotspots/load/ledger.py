@@ -21,15 +21,25 @@ REJECT_COLUMNS = ["source_id", "file", "row", "reason", "columns"]
 def _pair_counts(source: pd.Series, path: pd.Series, files: pd.DataFrame) -> np.ndarray:
     """The rows of each of ``files``' (source_id, path) pairs among the pairs ``source``, ``path``: each
     column's values numbered (a category's by its codes), the pairs counted by number (pandas' groupby
-    over the two columns took 1.0 s at 10 M incidents; this 0.1 s)."""
-    cs, us = pd.factorize(source)
-    cf, uf = pd.factorize(path)
-    ok = (cs >= 0) & (cf >= 0)
-    counts = np.bincount(cs[ok].astype(np.int64) * len(uf) + cf[ok], minlength=max(len(us) * len(uf), 1))
-    fs = pd.Index(us).get_indexer(files["source_id"])
-    ff = pd.Index(uf).get_indexer(files["path"])
-    found = (fs >= 0) & (ff >= 0)
-    return np.where(found, counts[np.where(found, fs * len(uf) + ff, 0)], 0).astype(int)
+    over the two columns took 1.0 s at 10 M incidents; this 0.2 s)."""
+    (cs, us), (cf, uf) = _numbered(source), _numbered(path)
+    # Numbers shifted by one: a missing value (-1) counts in row or column 0, which no file looks up.
+    width = len(uf) + 1
+    pair = (cs.astype(np.intp) + 1) * width
+    pair += cf
+    pair += 1
+    counts = np.bincount(pair, minlength=(len(us) + 1) * width)
+    fs = pd.Index(us).get_indexer(files["source_id"]) + 1
+    ff = pd.Index(uf).get_indexer(files["path"]) + 1
+    return np.where((fs > 0) & (ff > 0), counts[fs * width + ff], 0).astype(int)
+
+
+def _numbered(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Each value's number (-1: missing) and the values numbered: a category column's codes and categories."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), values.cat.categories
+    codes, uniques = pd.factorize(values)
+    return codes, pd.Index(uniques)
 
 
 class HotspotsWarning(UserWarning):
