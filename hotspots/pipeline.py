@@ -220,8 +220,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         cells["outside_coverage_of"] = attribute.cells_outside_coverage(cells.geometry.values, coverage)
 
     with progress.step("profile key buildings"):
-        buildings, building_types, building_acc = _profile(cfg, incidents, area, regions, ledger, params,
-                                                           cells["status"].to_numpy() == "analysed", grid)
+        buildings, types_job, building_acc = _profile(cfg, incidents, area, regions, ledger, params,
+                                                      cells["status"].to_numpy() == "analysed", grid)
         streets = attribute.street_labels(loaded.streets, area)
         regions = attribute.name_regions(regions, streets, buildings)
         # Sensitive sites shown only by their cell lose name and place from here on (hotspots.sensitive).
@@ -264,6 +264,13 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
             _import_publishing()
         clusters = finish_clusters(clusters_job, params)
         clusters["areas"], clusters["cross_boundary"] = attribute.polygon_areas(clusters.geometry.values, boundaries)
+
+    with progress.step("building types"):
+        # Collected last: the stages above ran while the second core drew them (at 10 M incidents the
+        # wait for them right after the buildings' profiles was 4-5 s).
+        if types_job is not None and not types_job.done():
+            _import_publishing()
+        building_types = types_job.result() if types_job is not None else None
 
     return Result(cfg=cfg, incidents=incidents, ledger=ledger, accounting=accounting, study_area=area,
                   grid=grid, cells=cells, regions=regions, clusters=clusters, boundaries=boundaries, areas=areas,
@@ -430,9 +437,11 @@ def public_view(result: Result) -> Result:
 
 def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFrame, ledger: Ledger,
              params: dict, analysed: np.ndarray | None = None, grid: gridmod.Grid | None = None
-             ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+             ) -> tuple[pd.DataFrame | None, background.Job | None, pd.DataFrame | None]:
     """Key buildings: load them and profile the risk around each (``hotspots.profile``), against
-    comparable places: the police.uk snap points and key buildings in the cells some risk source covers."""
+    comparable places: the police.uk snap points and key buildings in the cells some risk source covers.
+    Returns the buildings' table, the job computing the building types' table (on the second core:
+    ``result()`` waits for it) and the buildings' accounting."""
     if not cfg.key_buildings:
         return None, None, None
     buildings, accounting = load_buildings(cfg, ledger)
@@ -449,7 +458,6 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
     types_job = background.start(type_profile, buildings, risk, area, sites, n_sim, seed, what="building types")
     table, _ = profile_buildings(buildings, risk, area, regions, radii, cfg.start, cfg.end, options,
                                  null_sites=sites, n_sim=n_sim, seed=seed, null_label=label, with_types=False)
-    types = types_job.result()
     params["building_null"] = _param(table["null"].iat[0] if len(table) else label,
                                      ("set in the config" if "building_null" in cfg.analysis else "default") +
                                      ": crime counts are overdispersed, so each building is compared with places "
@@ -470,7 +478,7 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
     note = table.attrs.get("time_note", "")   # set by profile_buildings: why there are no hours, if none
     params["building_time_profile"] = _param(note or "hour of day and day of week from minute-precision sources",
                                              "only sources whose dates carry a time of day contribute")
-    return table, types, accounting
+    return table, types_job, accounting
 
 
 def _kde(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd.GeoDataFrame,
