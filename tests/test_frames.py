@@ -192,3 +192,29 @@ def test_ledger_counts_loaded_rows_per_file_as_pandas_groupby(tmp_path):
         by_hand = [int(((source == sid) & (path == str(paths[k]))).sum())
                    for sid, k in (("police", 0), ("police", 1), ("council", 1), ("council", 2))]
         assert got.tolist() == by_hand and by_hand[3] == 0 and min(by_hand[:3]) > 0
+
+
+def test_ledger_rejects_are_put_together_again_after_a_reject_and_stems_match_pandas(tmp_path):
+    """The rejects table, kept between calls, is made again when a file's rejects arrive, and a caller's
+    change to its copy does not reach the next caller; the summary's reasons grouped by stem (a quoted
+    value cut, "duplicate of ..." as "duplicate") as pandas' regex replace over every row gives them."""
+    from hotspots.load.ledger import Ledger
+    ledger = Ledger()
+    ledger.reject("police", "b.csv", [3, 1], ["no date", "bad easting '9x'"], ["Month", "Easting"])
+    first = ledger.rejects
+    first["reason"] = "changed"
+    assert ledger.rejects["reason"].tolist() == ["bad easting '9x'", "no date"]
+    ledger.reject("police", "a.csv", [2, 5, 7], ["duplicate of police:0:1", "bad easting '1y'", "no date"],
+                  ["", "Easting", "Month"])
+    ledger.reject("council", "c.csv", [1], ["duplicate of council:0:9"], [""])
+    rej = ledger.rejects
+    assert rej[["file", "row"]].values.tolist() == [["c.csv", 1], ["a.csv", 2], ["a.csv", 5], ["a.csv", 7],
+                                                   ["b.csv", 1], ["b.csv", 3]]
+    acc = pd.DataFrame({"source_id": ["police", "council"], "path": ["a.csv", "c.csv"], "sha256": "",
+                        "rows_read": [10, 5], "rows_loaded": [7, 4], "rows_filtered": 0, "rows_rejected": [3, 1]})
+    got = ledger.summary(acc).set_index("source_id")["top_reject_reasons"].to_dict()
+    stem = rej["reason"].str.replace(r" '.*'$", "", regex=True).str.replace(r"^duplicate of .*$", "duplicate",
+                                                                             regex=True)
+    want = {sid: "; ".join(f"{r} ({n})" for r, n in grp.value_counts().head(3).items())
+            for sid, grp in stem.groupby(rej["source_id"])}
+    assert got == want and got["police"].startswith("bad easting (2)") and got["council"] == "duplicate (1)"

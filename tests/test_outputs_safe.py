@@ -347,6 +347,32 @@ def test_write_csv_neutralises_formula_text_and_keeps_negative_numbers_numeric(t
     assert neutralise_formulas(plain) is plain
 
 
+def test_text_and_integer_tables_are_written_byte_for_byte_as_pandas_writes_them(tmp_path):
+    """Tables of text and integers (rejects.csv) are written by Arrow's string functions: the same bytes
+    as pandas' csv writer, for cells with commas, quotes, carriage returns, line feeds, tabs, spaces,
+    non-ASCII text, empty and missing cells, categories, nullable integers and hostile column names;
+    any other table (a float column, one column) is still pandas'."""
+    from hotspots.publish.exports import _text_csv
+    rng = np.random.default_rng(11)
+    alphabet = list('ab ,"\r\n\t=+-@\'é中;') + ["", "\r\n", '""']
+    words = ["".join(rng.choice(alphabet, rng.integers(0, 6))) for _ in range(400)]
+    n = 2_000
+    df = pd.DataFrame({"source_id": pd.Categorical(rng.choice(["police", "ed, east", 'say "hi"', None], n)),
+                       "file": rng.choice(words, n), "row": rng.integers(-5, 10**9, n),
+                       "reason": pd.Series(rng.choice(words + [None], n), dtype="str"),
+                       "columns": pd.Series(rng.choice(words + [None], n), dtype=object),
+                       "count": pd.array(rng.choice([1, 2, None], n), dtype="Int64"),
+                       'we"ird,\r\nname': rng.choice(words, n)})
+    for frame in (df, df.iloc[:0], df.iloc[:1]):
+        want, got = tmp_path / "pandas.csv", tmp_path / "ours.csv"
+        neutralise_formulas(frame).to_csv(want, index=False, lineterminator="\r\n")
+        write_csv(frame, got)
+        assert _text_csv(neutralise_formulas(frame)) is not None
+        assert got.read_bytes() == want.read_bytes()
+    assert _text_csv(df.assign(z=0.5)) is None and _text_csv(df[["file"]]) is None
+    assert _text_csv(df.assign(mixed=pd.Series([1, "x"] * (n // 2), dtype=object))) is None
+
+
 def test_areas_and_buildings_csv_neutralise_hostile_names(example_result, tmp_path):
     areas = example_result.areas.copy()
     areas.loc[0, "area"] = HOSTILE[0]
