@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import kendalltau, norm
 
@@ -273,3 +274,17 @@ def test_all_labels_are_known():
     cubes = [make_cube(d) for d in itertools.islice(DESIGNS.values(), 0, None, 3)]
     for cube in cubes:
         assert set(emerging_classes(cube, W)["trend_class"]) <= set(ALL_CLASSES)
+
+
+def test_month_index_counts_calendar_months_as_the_years_and_months_do():
+    """Months from the start's month: as (year - start year) x 12 + month - start month, for timestamps
+    across leap years, month ends, before 1970 and after 2038, in nanoseconds and in microseconds."""
+    from hotspots.detect.spacetime import month_index
+    rng = np.random.default_rng(4)
+    when = pd.Series(pd.to_datetime(rng.integers(-2_000_000_000, 4_000_000_000, 5_000), unit="s"))
+    when = pd.concat([when, pd.Series(pd.to_datetime(["2020-02-29 23:59:59.999999", "2020-03-01", "1969-12-31 23:59",
+                                                      "2024-01-31 23:59:59"], format="ISO8601"))], ignore_index=True)
+    for start in (pd.Timestamp("2019-04-01"), pd.Timestamp("1960-11-15"), pd.Timestamp("2020-02-29")):
+        want = (when.dt.year.to_numpy() - start.year) * 12 + when.dt.month.to_numpy() - start.month
+        assert month_index(when, start).tolist() == want.tolist()
+        assert month_index(when.astype("datetime64[us]"), start).tolist() == want.tolist()

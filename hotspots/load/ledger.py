@@ -8,15 +8,12 @@ source, file, row, reason and the columns at fault).
 from __future__ import annotations
 
 import hashlib
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from hotspots.load.readers import map_few
 
 REJECT_COLUMNS = ["source_id", "file", "row", "reason", "columns"]
 
@@ -35,13 +32,6 @@ def _pair_counts(source: pd.Series, path: pd.Series, files: pd.DataFrame) -> np.
     fs = pd.Index(us).get_indexer(files["source_id"]) + 1
     ff = pd.Index(uf).get_indexer(files["path"]) + 1
     return np.where((fs > 0) & (ff > 0), counts[fs * width + ff], 0).astype(int)
-
-
-def _stem(reason):
-    """A reject reason without the value it quotes (``... 'value'``), "duplicate" for "duplicate of ..."."""
-    if not isinstance(reason, str):
-        return reason
-    return re.sub(r"^duplicate of .*$", "duplicate", re.sub(r" '.*'$", "", reason))
 
 
 def _numbered(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
@@ -175,7 +165,12 @@ class Ledger:
         per = per.astype(int)
         rej = self.rejects
         # Reasons quoting a value (none in the load stage now) are grouped by their stem.
-        stem = map_few(rej["reason"], _stem)
+        # Worked out once per distinct reason (a duplicate's names its first: 80,000 of 420,000 at 10 M
+        # incidents), by pandas' vectorised replace, then spread over the rows.
+        codes, reasons = pd.factorize(rej["reason"], use_na_sentinel=False)
+        stems = pd.Series(reasons, dtype=rej["reason"].dtype).str.replace(r" '.*'$", "", regex=True).str.replace(
+            r"^duplicate of .*$", "duplicate", regex=True)
+        stem = pd.Series(stems.array.take(codes), index=rej.index)
         tops = {}
         for sid, grp in stem.groupby(rej["source_id"]):
             counts = grp.value_counts().head(top)
