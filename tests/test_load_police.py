@@ -632,3 +632,28 @@ def test_duplicates_keep_each_references_first_record(shared_first_hash):
     rej = ledger.rejects
     assert rej["row"].tolist() == [k + 2 for k in sorted(later)]
     assert rej["reason"].tolist() == [f"duplicate of {later[k]}" for k in sorted(later)]
+
+
+def test_duplicates_equal_pandas_on_many_references_with_shared_first_hashes():
+    """20,000 records of 3,000 references (some sharing a first hash, some records without one): the
+    records merged are pandas' ``duplicated`` of both hashes, each pointing to its reference's first."""
+    from hotspots.load.dedupe import duplicates
+    from hotspots.load.ledger import Ledger
+    rng = np.random.default_rng(8)
+    ref_a = rng.integers(1, 1_500, 3_000).astype(np.uint64)          # about half share a first hash
+    ref_b = rng.integers(1, 2**63, 3_000).astype(np.uint64)
+    pick = rng.integers(0, 3_000, 20_000)
+    a, b = ref_a[pick], ref_b[pick]
+    a[rng.random(20_000) < 0.05] = 0
+    b[a == 0] = 0
+    inc = pd.DataFrame({"source_id": "city", "_file": "f.csv", "_row": np.arange(20_000),
+                        "incident_id": [f"i{k}" for k in range(20_000)], "_dedupe_a": a, "_dedupe_b": b})
+    ledger = Ledger()
+    dup = duplicates(inc, ledger)
+    has = (a != 0) | (b != 0)
+    want = pd.DataFrame({"a": a, "b": b}).duplicated(keep="first").to_numpy() & has
+    assert dup.tolist() == want.tolist() and want.sum() > 10_000
+    first = pd.Series(np.arange(20_000)).groupby([a, b]).transform("first").to_numpy()
+    rej = ledger.rejects
+    assert rej["row"].tolist() == np.flatnonzero(want).tolist()
+    assert rej["reason"].tolist() == [f"duplicate of i{first[k]}" for k in np.flatnonzero(want)]
