@@ -371,6 +371,7 @@ def test_text_and_integer_tables_are_written_byte_for_byte_as_pandas_writes_them
         assert got.read_bytes() == want.read_bytes()
     assert _text_csv(df.assign(z=0.5)) is None and _text_csv(df[["file"]]) is None
     assert _text_csv(df.assign(mixed=pd.Series([1, "x"] * (n // 2), dtype=object))) is None
+    assert _text_csv(df.assign(raw=pd.Series([b"x", "y"] * (n // 2), dtype=object))) is None
 
 
 def test_areas_and_buildings_csv_neutralise_hostile_names(example_result, tmp_path):

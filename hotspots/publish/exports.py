@@ -130,6 +130,9 @@ def _text_csv(df: pd.DataFrame) -> str | None:
         if pd.api.types.is_integer_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
             cells = pa.array(s, from_pandas=True).cast(pa.string())
         elif (isinstance(s.dtype, (pd.CategoricalDtype, pd.StringDtype)) or pd.api.types.is_object_dtype(s.dtype)):
+            values = s.cat.categories if isinstance(s.dtype, pd.CategoricalDtype) else s
+            if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+                return None         # numbers, bytes or mixed objects: pandas writes each as it writes it
             try:
                 cells = pa.array(s.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
             except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeError):
