@@ -762,10 +762,11 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
         # incidents, 1.8 M places). The places, their weights and tree serve every type's relocation null.
         from hotspots.detect.inference import flat_neighbours, place_codes, place_tree
         code, px, py = place_codes(rx, ry)
-        places = place_tree(np.column_stack([px, py]), np.bincount(code, weights=rw, minlength=len(px)))
+        pxy, pw, tree, leaves = place_tree(np.column_stack([px, py]),
+                                           np.bincount(code, weights=rw, minlength=len(px)))
         # Each record's place in the tree's order.
         position = np.empty(len(px), np.int64)
-        position[places[3]] = np.arange(len(px))
+        position[leaves] = np.arange(len(px))
         code = position[code]
     rows = []
     a = (1 - level) / 2
@@ -785,8 +786,8 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
         a_near = min(float(union.area) * scale, A)
         a_else = A - a_near
         if N:
-            near = np.zeros(len(places[0]), bool)
-            near[flat_neighbours(places[2].query_ball_point(np.column_stack([gx, gy]), r))[0]] = True
+            near = np.zeros(len(pxy), bool)
+            near[flat_neighbours(tree.query_ball_point(np.column_stack([gx, gy]), r))[0]] = True
             is_near = near[code]
         else:
             is_near = np.zeros(0, bool)
@@ -814,8 +815,8 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
             if null_sites is not None and len(null_sites) >= 20:
                 from hotspots.detect.inference import two_sided_p, union_relocation_null
                 # The places found above, with their weights: ``collapse`` of the records, not computed again.
-                null = union_relocation_null(places[0], places[1], np.asarray(null_sites, float), len(grp), r,
-                                             n_sim, np.random.default_rng(seed + len(rows)), tree=places[2])
+                null = union_relocation_null(pxy, pw, np.asarray(null_sites, float), len(grp), r,
+                                             n_sim, np.random.default_rng(seed + len(rows)), tree=tree)
                 rec["p_value"] = float(two_sided_p(np.array([w_near]), null)[0])
         rec["null"] = (f"Monte Carlo relocation of {len(grp)} sites among {len(null_sites):,} comparable places, "
                        f"{n_sim:,} draws" if null_sites is not None and len(null_sites) >= 20

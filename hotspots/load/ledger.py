@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hotspots.frames import per_distinct
+
 REJECT_COLUMNS = ["source_id", "file", "row", "reason", "columns"]
 
 
@@ -142,12 +144,9 @@ class Ledger:
         """One row per file: rows_read, rows_loaded, rows_filtered, rows_rejected (read = the other three)."""
         files = pd.DataFrame(self.files, columns=["source_id", "path", "sha256", "rows_read"])
         # Counted by source and file together: two sources may read the same file.
-        key = pd.MultiIndex.from_frame(files[["source_id", "path"]])
-        files["rows_loaded"] = _pair_counts(incidents["source_id"], incidents["_file"], files) if len(incidents) else 0
-        rejected = self.rejects.groupby(["source_id", "file"]).size()
-        filtered = self.filtered.groupby(["source_id", "file"]).size()
-        for name, counts in (("rows_filtered", filtered), ("rows_rejected", rejected)):
-            files[name] = counts.reindex(key).fillna(0).astype(int).to_numpy() if len(counts) else 0
+        for name, table, path in (("rows_loaded", incidents, "_file"), ("rows_filtered", self.filtered, "file"),
+                                  ("rows_rejected", self.rejects, "file")):
+            files[name] = _pair_counts(table["source_id"], table[path], files) if len(table) else 0
         return files
 
     def summary(self, acc: pd.DataFrame, top: int = 3) -> pd.DataFrame:
@@ -166,11 +165,9 @@ class Ledger:
         rej = self.rejects
         # Reasons quoting a value (none in the load stage now) are grouped by their stem.
         # Worked out once per distinct reason (a duplicate's names its first: 80,000 of 420,000 at 10 M
-        # incidents), by pandas' vectorised replace, then spread over the rows.
-        codes, reasons = pd.factorize(rej["reason"], use_na_sentinel=False)
-        stems = pd.Series(reasons, dtype=rej["reason"].dtype).str.replace(r" '.*'$", "", regex=True).str.replace(
-            r"^duplicate of .*$", "duplicate", regex=True)
-        stem = pd.Series(stems.array.take(codes), index=rej.index)
+        # incidents), by pandas' vectorised replace.
+        stem = per_distinct(rej["reason"], lambda reasons: reasons.str.replace(r" '.*'$", "", regex=True)
+                            .str.replace(r"^duplicate of .*$", "duplicate", regex=True))
         tops = {}
         for sid, grp in stem.groupby(rej["source_id"]):
             counts = grp.value_counts().head(top)

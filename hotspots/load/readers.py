@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from hotspots.errors import UserError
+from hotspots.frames import per_distinct
 
 # The most columns a partner file may have. Real extracts have tens; a file of
 # thousands is a wrong export or a hostile one, and costs minutes to parse.
@@ -79,9 +80,7 @@ def map_few(values: pd.Series, mapping) -> pd.Series:
     """``values.map(mapping)`` for a column of few distinct values: each distinct value (a missing one
     too) mapped once, then spread over the rows by its code. The same Series, dtype included: police.uk's
     crime types and categories over a million rows, 0.24 s -> 0.11 s."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    mapped = pd.Series(uniques, dtype=values.dtype).map(mapping)
-    return pd.Series(mapped.array.take(codes), index=values.index, name=values.name)
+    return per_distinct(values, lambda distinct: distinct.map(mapping))
 
 
 def numbers(text: pd.Series) -> np.ndarray:
