@@ -3,16 +3,19 @@
 The pipeline starts the density clusters, the building types' simulations and the GIS layers'
 writing this way while it goes on with the other stages (``hotspots.pipeline``). The process is forked
 with its inputs already in memory: they are never copied through a pipe (at 10 M incidents the
-clusters' points alone would be 250 MB pickled); only the result comes back. With one core,
-inside a worker process (which may not start children) or off Linux (forking a process that has
-loaded macOS system frameworks, as matplotlib does, is not safe), the function runs at once in
-this process. The result is the same either way.
+clusters' points alone would be 250 MB pickled); only the result comes back, through a temporary
+file, so that the process ends as soon as it is done. With one core, inside a worker process (which
+may not start children) or off Linux (forking a process that has loaded macOS system frameworks, as
+matplotlib does, is not safe), the function runs at once in this process. The result is the same
+either way.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import sys
+import tempfile
 
 from hotspots.errors import UserError
 
@@ -28,27 +31,35 @@ class Job:
             self._value = (True, fn(*args))
             return
         ctx = multiprocessing.get_context("fork")
-        self._recv, send = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_child, args=(fn, args, send), daemon=True)
+        # The result comes back through a temporary file, not a pipe: a finished process would wait
+        # on a full pipe until the result is asked for, holding the pages it shares with this process
+        # (those this process has freed since) and its own: at 30 M incidents the clusters' process
+        # waited so, 2.2 GB, for the whole of the buildings' stages.
+        self._file = tempfile.TemporaryFile(prefix="hotspots-job-")
+        self._proc = ctx.Process(target=_child, args=(fn, args, self._file.fileno()), daemon=True)
         self._proc.start()
-        send.close()
 
     def done(self) -> bool:
-        """Whether ``result`` would return at once (computed here, or the process has sent it)."""
-        return self._proc is None or self._recv.poll()
+        """Whether ``result`` would return at once (computed here, or the process has ended)."""
+        return self._proc is None or not self._proc.is_alive()
+
+    @property
+    def pid(self) -> int | None:
+        """The process computing the result, while there is one."""
+        return self._proc.pid if self._proc is not None else None
 
     def result(self):
         """The function's result; its exception raised here; a process that died on the way (out of
         memory) is a UserError naming the step, not a traceback."""
         if self._proc is not None:
-            try:
-                self._value = self._recv.recv()
-            except EOFError:
-                self._value = None
-            finally:
-                self._recv.close()
-                self._proc.join()
-                self._proc = None
+            self._proc.join()
+            ended, self._proc = self._proc.exitcode, None
+            with self._file:
+                self._file.seek(0)
+                try:
+                    self._value = pickle.load(self._file) if ended == 0 else None
+                except (EOFError, pickle.UnpicklingError):
+                    self._value = None
             if self._value is None:
                 raise UserError(f"the process computing the {self.what} ended before it finished (out of memory?).",
                                 hint="Free memory or run on a larger machine; a smaller study or fewer simulations "
@@ -64,13 +75,14 @@ def start(fn, *args, what: str) -> Job:
     return Job(fn, args, what)
 
 
-def _child(fn, args, send) -> None:
+def _child(fn, args, fd: int) -> None:
     try:
         out = (True, fn(*args))
     except BaseException as exc:  # every failure goes back to the parent, which raises it
         out = (False, exc)
     try:
-        send.send(out)
+        data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # an exception or result that cannot be pickled: say what it was
-        send.send((False, RuntimeError(f"{type(exc).__name__} sending the result back: {exc}")))
-    send.close()
+        data = pickle.dumps((False, RuntimeError(f"{type(exc).__name__} sending the result back: {exc}")))
+    with os.fdopen(fd, "wb", closefd=False) as fh:
+        fh.write(data)

@@ -54,3 +54,33 @@ def test_done_says_whether_the_result_is_ready(tmp_path):
     assert not job.done()
     flag.write_text("")
     assert job.result() == 5 and job.done()
+
+
+def _big(n: int) -> np.ndarray:
+    return np.arange(n, dtype=np.int64)
+
+
+def test_a_finished_job_ends_its_process_before_its_result_is_asked():
+    # A result far larger than a pipe holds (64 KB): the process must not wait to hand it over, or it
+    # keeps its memory (and the pages it shares with this process) until the result is asked for.
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: background jobs run in this process")
+    job = background.start(_big, 1_000_000, what="test")
+    pid = job.pid
+    import time
+    deadline = time.monotonic() + 60
+    while not job.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.done()
+    assert not os.path.exists(f"/proc/{pid}")        # ended and reaped, its result not yet read
+    assert np.array_equal(job.result(), _big(1_000_000))
+    assert job.pid is None
+
+
+def _unpicklable():
+    return lambda: 1
+
+
+def test_a_result_that_cannot_be_sent_back_says_so():
+    with pytest.raises((RuntimeError, AttributeError, TypeError), match="sending the result back|pickle|lambda"):
+        background.start(_unpicklable, what="test").result()
