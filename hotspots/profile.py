@@ -760,7 +760,7 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
         # Near or not is a property of the place: the distinct places' tree asked around each type's
         # buildings (not every place asked for its nearest building: 2.3 s for five types at 10 M
         # incidents, 1.8 M places). The places, their weights and tree serve every type's relocation null.
-        from hotspots.detect.inference import flat_neighbours, place_codes, place_tree
+        from hotspots.detect.inference import ball_neighbours, place_codes, place_tree
         code, px, py = place_codes(rx, ry)
         pxy, pw, tree, leaves = place_tree(np.column_stack([px, py]),
                                            np.bincount(code, weights=rw, minlength=len(px)))
@@ -787,7 +787,7 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
         a_else = A - a_near
         if N:
             near = np.zeros(len(pxy), bool)
-            near[flat_neighbours(tree.query_ball_point(np.column_stack([gx, gy]), r))[0]] = True
+            near[ball_neighbours(tree, np.column_stack([gx, gy]), r)[0]] = True
             is_near = near[code]
         else:
             is_near = np.zeros(0, bool)

@@ -118,3 +118,23 @@ def test_place_codes_equal_hashing_the_floats():
         assert np.array_equal(np.column_stack([ux, uy])[code], np.column_stack([x + 0.0, y]))
         if n > 2:
             assert code[1] == code[2]
+
+
+def test_ball_neighbours_asked_in_chunks_are_the_trees_lists_flattened():
+    from scipy.spatial import cKDTree
+
+    from hotspots.detect.inference import ball_neighbours
+    rng = np.random.default_rng(5)
+    pts = rng.uniform(0, 1000, (3000, 2))
+    tree = cKDTree(pts, balanced_tree=False)
+    sites = np.vstack([rng.uniform(-100, 1100, (50, 2)), [[5000.0, 5000.0]]])      # the last reaches nothing
+    whole = tree.query_ball_point(sites, 80.0)
+    want_flat = np.concatenate([np.asarray(v, np.int64) for v in whole if v])
+    want_lens = np.array([len(v) for v in whole])
+    for chunk in (1, 7, 50, 51, 256):
+        flat, lens = ball_neighbours(tree, sites, 80.0, chunk=chunk)
+        assert flat.dtype == np.int64 and lens.dtype == np.int64
+        assert np.array_equal(flat, want_flat) and np.array_equal(lens, want_lens)
+    assert lens[-1] == 0 and lens.sum() == len(want_flat) > 1000
+    flat, lens = ball_neighbours(tree, np.zeros((0, 2)), 80.0)
+    assert len(flat) == len(lens) == 0
