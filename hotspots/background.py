@@ -18,6 +18,7 @@ import sys
 import tempfile
 
 from hotspots.errors import UserError
+from hotspots.frames import release_freed_memory
 
 
 class Job:
@@ -30,6 +31,9 @@ class Job:
                 not sys.platform.startswith("linux"):
             self._value = (True, fn(*args))
             return
+        # Memory this process has freed but still holds goes back first: the child would share those
+        # pages, and this process's next allocations, reusing them, would copy each one.
+        release_freed_memory()
         ctx = multiprocessing.get_context("fork")
         # The result comes back through a temporary file, not a pipe: a finished process would wait
         # on a full pipe until the result is asked for, holding the pages it shares with this process

@@ -186,3 +186,55 @@ def test_pipeline_runs_on_hexagons(tmp_path):
     assert r.parameters["neighbour_distance_m"]["value"] == 150
     assert len(r.regions) >= 1 and (r.cells["kde"] >= 0).all()
     assert r.cells["n"].sum() == (r.incidents["weight"] > 0).sum()
+
+
+def _labels_one_row_a_record(points: pd.DataFrame, area, spacing: float = 400.0) -> pd.DataFrame:
+    """The labels as pandas' groupby gives them from every record's row (the reference)."""
+    fixed = (points["name"].str.replace(r"'S\b", "'s", regex=True)
+             .str.replace(r"\b(Ii|Iii|Iv|Vi|Vii|Viii|Ix)\b", lambda m: m.group(0).upper(), regex=True)
+             .str.replace(r"\((lu|nr|dlr|lo)\b", lambda m: "(" + m.group(1).upper(), regex=True)
+             .str.replace(r"\((london)\)", "(London)", regex=True))
+    pts = pd.DataFrame({"name": fixed, "bx": np.floor(points["x"] / spacing), "by": np.floor(points["y"] / spacing),
+                        "x": points["x"], "y": points["y"]})
+    g = pts.groupby(["name", "bx", "by"], sort=False)
+    out = g[["x", "y"]].median().assign(n=g.size()).reset_index()[["name", "x", "y", "n"]]
+    out = out[shapely.intersects_xy(area, out["x"].to_numpy(), out["y"].to_numpy())]
+    return out.sort_values(["n", "name"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def test_street_labels_from_counted_snap_points_are_those_from_every_record():
+    from hotspots.load.geocode import collapse_streets
+    rng = np.random.default_rng(11)
+    names = ["Alderman'S Walk", "William Iv Street", "Liverpool Street (lu Station)", "High Street",
+             "Bishopsgate", "Church Lane (london)"]
+    # Snap points on whole metres and on awkward decimals, some shared by two names, each repeated by its
+    # records in two files: odd and even counts, medians between two points.
+    snaps = np.column_stack([np.round(rng.uniform(529_900, 531_300, 60) * 4) / 4,
+                             np.round(rng.uniform(180_900, 182_100, 60) * 4) / 4])
+    snaps[:5] = [[530_399.5, 181_000.0], [530_400.0, 181_000.0], [530_000.0, 181_333.3], [531_200.0, 181_800.0],
+                 [530_150.0, 182_000.75]]
+    files = []
+    for _ in range(2):
+        k = rng.integers(0, len(snaps), 300)
+        files.append(pd.DataFrame({"name": rng.choice(names, 300), "x": snaps[k, 0], "y": snaps[k, 1]}))
+    records = pd.concat(files, ignore_index=True)
+    area = shapely.box(529_000, 180_000, 531_000, 183_000)       # the points east of 531,000 are outside
+    want = _labels_one_row_a_record(records, area)
+    counted = collapse_streets(pd.concat([collapse_streets(f) for f in files], ignore_index=True))
+    assert counted["n"].sum() == len(records) and len(counted) < len(records) / 2
+    assert not counted.duplicated(["name", "x", "y"]).any()
+    pd.testing.assert_frame_equal(attribute.street_labels(counted, area), want, check_dtype=False)
+    pd.testing.assert_frame_equal(attribute.street_labels(records, area), want, check_dtype=False)
+    assert (want["n"] % 2 == 0).any() and (want["n"] % 2 == 1).any()
+    assert "Alderman's Walk" in set(want["name"]) and "William IV Street" in set(want["name"])
+
+
+def test_collapsed_snap_points_keep_their_first_appearance_and_records():
+    from hotspots.load.geocode import collapse_streets
+    pts = pd.DataFrame({"name": ["B Road", "A Road", "B Road", "A Road", "B Road"],
+                        "x": [2.0, 1.0, 2.0, 1.0, 3.0], "y": [0.0, 0.0, 0.0, 5.0, 0.0]})
+    got = collapse_streets(pts)
+    assert got.to_dict("list") == {"name": ["B Road", "A Road", "A Road", "B Road"], "x": [2.0, 1.0, 1.0, 3.0],
+                                   "y": [0.0, 0.0, 5.0, 0.0], "n": [2, 1, 1, 1]}
+    assert collapse_streets(pd.concat([got, got], ignore_index=True))["n"].tolist() == [4, 2, 2, 2]
+    assert len(collapse_streets(pts.iloc[:0])) == 0

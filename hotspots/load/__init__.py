@@ -39,7 +39,8 @@ from hotspots.errors import UserError
 from hotspots.frames import concat_by_column, release_freed_memory, used_categories
 from hotspots.load.dedupe import DEDUPE_KEYS, dedupe_keys, duplicates
 from hotspots.load import cache
-from hotspots.load.geocode import Geocoder, build_geocoder, geocoding_options, match_counts, postcode_files
+from hotspots.load.geocode import (Geocoder, build_geocoder, collapse_streets, geocoding_options, match_counts,
+                                   postcode_files)
 from hotspots.load.ledger import HotspotsWarning, Ledger, sha256
 from hotspots.load.linkage import link_duplicates, linkage_options
 from hotspots.load.mapping import check_columns, map_rows, street_points_from, street_source
@@ -63,9 +64,10 @@ class Loaded:
     ledger: Ledger
     geocoding: dict[str, dict[str, int]] = field(default_factory=dict)
     linkage: dict = field(default_factory=dict)
-    # Named snap points (``name``, ``x``, ``y``) of the sources that publish street names (police.uk
-    # "On or near ..."): public place names, for the map's street labels and region names.
-    streets: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["name", "x", "y"]))
+    # Named snap points of the sources that publish street names (police.uk "On or near ..."): public
+    # place names, for the map's street labels and region names. Each distinct point once, with ``n``,
+    # its records (``geocode.collapse_streets``): ``name``, ``x``, ``y``, ``n``.
+    streets: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["name", "x", "y", "n"]))
 
 
 def with_subcategories(categories: list[str]) -> set[str]:
@@ -595,7 +597,7 @@ def _account(ledger: Ledger, job: FileJob, res: FileResult, frames: list, geocod
         ledger.warn(job.source_id, path, res.warning)
     fidx = ledger.add_file(job.source_id, Path(path), res.rows_read, sha=job.sha256 or None)
     if res.streets is not None:
-        streets.append(res.streets)
+        streets.append(collapse_streets(res.streets))
     if res.error is not None:
         raise res.error
     rej = res.rejects
@@ -859,7 +861,7 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
                 incidents[col] = incidents[col].astype(str)
     loaded = Loaded(incidents, ledger, geocoding, linkage)
     if streets:
-        loaded.streets = pd.concat(streets, ignore_index=True)
+        loaded.streets = collapse_streets(pd.concat(streets, ignore_index=True))
     if whole is not None and options.write and len(incidents) and not ledger.failures:
         _store_load(options, whole, loaded)
     return loaded

@@ -288,6 +288,25 @@ def street_points(names: pd.Series, x: np.ndarray, y: np.ndarray, strip: str = "
                          "y": np.asarray(y)[keep]}, index=names.index[keep] if keep_index else None)
 
 
+def collapse_streets(points: pd.DataFrame) -> pd.DataFrame:
+    """Named snap points (``name``, ``x``, ``y``) as each distinct point once, with ``n``, its records, in
+    order of first appearance: a snap point's name recurs at each of its records (6.2 M rows, 208 MB,
+    at 10 M incidents, held from the load to the labels; 7,300 distinct). ``street_labels`` gives the
+    same labels from either form."""
+    if points is None or not len(points):
+        return pd.DataFrame({"name": pd.Series(dtype="str"), "x": pd.Series(dtype=float),
+                             "y": pd.Series(dtype=float), "n": pd.Series(dtype=np.int64)})
+    counts = points["n"].to_numpy(np.int64) if "n" in points else np.ones(len(points), np.int64)
+    codes, uniq = pd.factorize(points["name"].astype(str))
+    key = pd.DataFrame({"name": codes, "x": points["x"].to_numpy(float), "y": points["y"].to_numpy(float)})
+    group, first = pd.factorize(pd.MultiIndex.from_frame(key))
+    at = np.full(len(first), len(points), np.int64)
+    np.minimum.at(at, group, np.arange(len(points)))
+    return pd.DataFrame({"name": pd.Series(np.asarray(uniq, dtype=object)[codes[at]], dtype="str"),
+                         "x": key["x"].to_numpy()[at], "y": key["y"].to_numpy()[at],
+                         "n": np.bincount(group, weights=counts, minlength=len(first)).astype(np.int64)})
+
+
 def streets_from_points(points: pd.DataFrame) -> pd.DataFrame:
     """One entry per street name: the median of its points and a precision in metres.
 
