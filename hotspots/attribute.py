@@ -19,6 +19,7 @@ from hotspots.config import Config
 from hotspots.crs import BNG
 from hotspots.detect.counts import count_columns
 from hotspots.errors import UserError
+from hotspots.frames import first_rows, row_groups
 from hotspots.grid import Grid
 from hotspots.sensitive import names_places
 
@@ -253,11 +254,10 @@ def street_labels(points: pd.DataFrame, area, spacing: float = 400.0) -> pd.Data
     counts = points["n"].to_numpy(np.int64) if "n" in points else np.ones(len(points), np.int64)
     # Groups numbered in order of first appearance (as a groupby without sorting), each point weighted
     # by its records: the same medians and counts as the points one row a record.
-    key = pd.DataFrame({"name": fcode[codes], "bx": np.floor(x / spacing), "by": np.floor(y / spacing)})
-    group, first = pd.factorize(pd.MultiIndex.from_frame(key))
+    group = row_groups([fcode[codes], np.floor(x / spacing), np.floor(y / spacing)])
+    first = first_rows(group)
     k = len(first)
-    out = pd.DataFrame({"name": pd.Series(np.asarray(fnames, dtype=object)[first.get_level_values(0)],
-                                          dtype="str"),
+    out = pd.DataFrame({"name": pd.Series(np.asarray(fnames, dtype=object)[fcode[codes[first]]], dtype="str"),
                         "x": _group_medians(group, x, counts, k), "y": _group_medians(group, y, counts, k),
                         "n": np.bincount(group, weights=counts, minlength=k).astype(np.int64)})
     shapely.prepare(area)

@@ -97,6 +97,34 @@ def per_distinct(values: pd.Series, fn) -> pd.Series:
     return pd.Series(done.array.take(codes), index=values.index, name=values.name)
 
 
+def row_groups(keys) -> np.ndarray:
+    """Each row's group among the combinations of ``keys`` (arrays or Series of one length), numbered
+    in order of first appearance, as ``pd.factorize`` of the rows' tuples numbers them: each key's
+    numbers combined into one integer (renumbered only when the next key could overflow it), not a
+    MultiIndex of tuples (0.27 s -> 0.04 s for 130,000 named snap points)."""
+    group, bound = None, 1
+    for values in keys:
+        code, uniques = pd.factorize(values)
+        if group is None:
+            group, bound = code.astype(np.int64), len(uniques)
+            continue
+        if bound * len(uniques) >= 2 ** 62:
+            group, found = pd.factorize(group)
+            bound = len(found)
+        group = group * len(uniques) + code
+        bound *= len(uniques)
+    return pd.factorize(group)[0] if group is not None else np.zeros(0, np.int64)
+
+
+def first_rows(group: np.ndarray) -> np.ndarray:
+    """The first row of each group numbered in order of first appearance (``row_groups``): where the
+    running maximum rises."""
+    if not len(group):
+        return np.zeros(0, np.int64)
+    seen = np.maximum.accumulate(group)
+    return np.flatnonzero(np.r_[True, seen[1:] > seen[:-1]])
+
+
 def take_by_column(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     """``frame[mask]`` (a boolean mask over the rows): the same index, columns, dtypes and values.
     Empties ``frame`` unless every row is kept."""

@@ -116,13 +116,13 @@ def empty_incidents() -> pd.DataFrame:
     return pd.DataFrame({f: pd.Series(dtype=_DTYPES[_FIELD[f]["type"]]) for f in FIELDS})
 
 
-def enforce(df: pd.DataFrame) -> pd.DataFrame:
+def enforce(df: pd.DataFrame, optional: tuple = ()) -> pd.DataFrame:
     """Return ``df`` reduced to the common schema's fields, typed, and checked.
 
     Columns that are not in the schema are dropped (the allow-list). Missing
-    optional fields are added empty. Raises ``ValueError`` when a required
-    field is missing or an enum is violated: that is a bug in a loader, not a
-    user error, because loaders reject bad rows before this point.
+    optional fields (and the required ones named in ``optional``) are added empty. Raises
+    ``ValueError`` when a required field is missing or an enum is violated: that is a bug
+    in a loader, not a user error, because loaders reject bad rows before this point.
     """
     out = pd.DataFrame(index=df.index)
     for name in FIELDS:
@@ -131,7 +131,7 @@ def enforce(df: pd.DataFrame) -> pd.DataFrame:
         cons = spec.get("constraints", {})
         if name in df.columns:
             col = df[name]
-        elif cons.get("required"):
+        elif cons.get("required") and name not in optional:
             raise ValueError(f"loader produced no '{name}' field")
         elif dtype == "str":        # "" for every row, held as one category: a byte a row, not a string
             col = pd.Series(pd.Categorical.from_codes(np.zeros(len(df), dtype=np.int8), categories=[""]),

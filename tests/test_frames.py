@@ -218,3 +218,20 @@ def test_ledger_rejects_are_put_together_again_after_a_reject_and_stems_match_pa
     want = {sid: "; ".join(f"{r} ({n})" for r, n in grp.value_counts().head(3).items())
             for sid, grp in stem.groupby(rej["source_id"])}
     assert got == want and got["police"].startswith("bad easting (2)") and got["council"] == "duplicate (1)"
+
+
+def test_row_groups_number_the_rows_combinations_as_factorize_of_their_tuples():
+    from hotspots.frames import first_rows, row_groups
+    rng = np.random.default_rng(4)
+    n = 5_000
+    keys = [pd.Series(rng.choice(["a", "b", "c", "d"], n), dtype="str"), rng.integers(0, 7, n).astype(float),
+            rng.normal(size=n).round(1)]
+    want = pd.factorize(pd.Series(list(zip(*[np.asarray(k) for k in keys]))))[0]
+    assert np.array_equal(row_groups(keys), want)
+    # Enough keys that their numbers would overflow 62 bits: renumbered on the way, the same groups.
+    many = [rng.integers(0, 50_000, n) for _ in range(6)]
+    want = pd.factorize(pd.Series(list(zip(*many))))[0]
+    got = row_groups(many)
+    assert np.array_equal(got, want)
+    assert np.array_equal(first_rows(got), np.unique(want, return_index=True)[1])
+    assert len(row_groups([])) == 0 and len(first_rows(np.zeros(0, np.int64))) == 0

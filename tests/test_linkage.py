@@ -195,3 +195,31 @@ def test_linkage_reads_incident_fields_only(loaded):
     out, info = link_duplicates(finish(ld.incidents).drop(columns=["duplicate_of", "role"]), _cfg())
     assert info["linked"] == 306
     assert np.array_equal(out["duplicate_of"].to_numpy(), ld.incidents["duplicate_of"].to_numpy())
+
+
+def test_the_compact_load_holds_no_ids_yet_names_the_same_records(loaded):
+    """The pipeline's load holds no incident id a row; the ids it makes where they are read (a duplicate's
+    reject, a linked record's ``duplicate_of``, ``finish``'s check) are the full load's, which are
+    ``<source>:<file index>:<row>`` as the ledger numbers the files."""
+    from hotspots.load import LoadOptions, load_sources
+    cfg, ld = loaded
+    compact = load_sources(cfg, options=LoadOptions(compact=True))
+    assert "incident_id" not in compact.incidents
+    full = ld.incidents
+    index = {(f["source_id"], f["path"]): k for k, f in enumerate(ld.ledger.files)}
+    by_hand = [f"{s}:{index[(s, p)]}:{r}" for s, p, r in zip(full["source_id"].astype(str),
+                                                            full["_file"].astype(str), full["_row"])]
+    assert full["incident_id"].tolist() == by_hand
+    assert compact.incidents["duplicate_of"].tolist() == full["duplicate_of"].tolist()
+    assert (compact.incidents["duplicate_of"] != "").sum() == 306
+    dups = ld.ledger.rejects["reason"].str.startswith("duplicate of ")
+    assert dups.sum() > 0
+    pd.testing.assert_frame_equal(compact.ledger.rejects, ld.ledger.rejects)
+    # finish: the links kept, and cleared where the record kept is gone, as with the ids a row.
+    gone = full["incident_id"] == full.loc[full["duplicate_of"] != "", "duplicate_of"].iloc[0]
+    for keep in (np.ones(len(full), bool), ~gone.to_numpy()):
+        want = finish(full[keep])
+        got = finish(compact.incidents[keep], compact.ledger)
+        assert got["duplicate_of"].tolist() == want["duplicate_of"].tolist()
+        assert (got["incident_id"] == "").all()
+    assert (finish(compact.incidents[~gone.to_numpy()], compact.ledger)["duplicate_of"] != "").sum() == 305

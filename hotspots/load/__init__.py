@@ -180,8 +180,9 @@ def load_files(jobs: list[FileJob], geocoder: Geocoder | None = None) -> list[Fi
     one ``FileResult`` per job, in order.
 
     Runs anywhere (this process, a worker process, a Dask worker): the results are
-    pure data. Each ``incidents`` holds the file's kept rows with ``_file`` and
-    ``incident_id`` left blank: ``load_sources`` fills them in file order.
+    pure data. Each ``incidents`` holds the file's kept rows with ``_file`` left
+    blank: ``load_sources`` fills it in file order (and makes the incident ids,
+    ``Ledger.incident_ids``, where they are read).
 
     Consecutive files of one source whose tables have the same columns are mapped as one
     table: mapping costs about 0.1 s a file however small the file (pandas' cost per call,
@@ -325,9 +326,8 @@ def _map(raw: pd.DataFrame, job: FileJob, geocoder: Geocoder | None, header: lis
     # A note is of a loaded row: those filtered out take theirs with them.
     notes = m.notes[~m.notes["_row"].isin(rows[drop])]
     mapped = mapped[~drop]
-    # Filled in by load_sources (the file's path and its index in the ledger); here they keep their place.
+    # Filled in by load_sources (the file's path); here it keeps its place.
     mapped["_file"] = ""
-    mapped["incident_id"] = ""
     # A record's own handling code wins; a blank one takes the source's (the config's) code.
     own = mapped["handling"].fillna("").astype(str) if "handling" in mapped else pd.Series("", index=mapped.index)
     mapped["handling"] = own.where(own != "", job.handling)
@@ -595,7 +595,7 @@ def _account(ledger: Ledger, job: FileJob, res: FileResult, frames: list, geocod
     path = job.path
     if res.warning:
         ledger.warn(job.source_id, path, res.warning)
-    fidx = ledger.add_file(job.source_id, Path(path), res.rows_read, sha=job.sha256 or None)
+    ledger.add_file(job.source_id, Path(path), res.rows_read, sha=job.sha256 or None)
     if res.streets is not None:
         streets.append(collapse_streets(res.streets))
     if res.error is not None:
@@ -611,9 +611,11 @@ def _account(ledger: Ledger, job: FileJob, res: FileResult, frames: list, geocod
     ledger.note(job.source_id, path, notes["_row"].to_numpy(), notes["note"].to_numpy(), notes["columns"].to_numpy())
     # ``_file`` is added once for all files after the concatenation (``_with_files``), as a category.
     mapped = res.incidents       # popped by the caller: this file's table is changed in place, not copied
-    if "_file" in mapped:
-        del mapped["_file"]
-    mapped["incident_id"] = f"{job.source_id}:{fidx}:" + mapped["_row"].astype(str)
+    # No incident id a row (a blank one from an earlier version's cache goes too): ``Ledger.incident_ids``
+    # makes them from source, file and row where they are read.
+    for col in ("_file", "incident_id"):
+        if col in mapped:
+            del mapped[col]
     frames.append((mapped, str(path)))
 
 
@@ -633,7 +635,7 @@ def _with_files(frames: list[tuple[pd.DataFrame, str]], ledger: Ledger, drop: tu
     codes = np.repeat([paths.index(p) for p in paths_of], lengths)
     files = pd.Categorical.from_codes(codes, categories=pd.Index(paths, dtype="str"))
     # The few columns duplicates are found on, put together as the table is (source_id stays a category).
-    keys = concat_by_column([f[[c for c in ("source_id", "_row", *DEDUPE_KEYS, "incident_id") if c in f]]
+    keys = concat_by_column([f[[c for c in ("source_id", "_row", *DEDUPE_KEYS) if c in f]]
                              for f in parts])
     keys["_file"] = files
     dup = duplicates(keys, ledger)
@@ -853,9 +855,12 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
     else:
         incidents = empty_incidents().assign(_file=pd.Series(dtype=str), _row=pd.Series(dtype=int),
                                              _conditions=pd.Series(dtype=bool))
-    incidents, linkage = link_duplicates(incidents, cfg)
+    incidents, linkage = link_duplicates(incidents, cfg, ids=ledger.incident_ids)
     streets = [s for s in streets if len(s)]
     if not options.compact:
+        # Each record's id, where the pipeline's compact load holds none (``Ledger.incident_ids``).
+        if "incident_id" not in incidents:
+            incidents.insert(incidents.columns.get_loc("_file"), "incident_id", ledger.incident_ids(incidents))
         for col in COMPACT:
             if col in incidents and isinstance(incidents[col].dtype, pd.CategoricalDtype):
                 incidents[col] = incidents[col].astype(str)
@@ -867,21 +872,31 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
     return loaded
 
 
-def finish(incidents: pd.DataFrame) -> pd.DataFrame:
+def finish(incidents: pd.DataFrame, ledger: Ledger | None = None) -> pd.DataFrame:
     """Drop the bookkeeping columns and enforce the common schema (the allow-list).
 
     The ``ANNOTATIONS`` present are kept after the schema's fields; a
     ``duplicate_of`` naming an incident no longer present (clipped or held back)
     is cleared, so that the record it pointed to is not counted zero times.
+    A table without ``incident_id`` (the pipeline's compact load) needs the ``ledger``
+    that made it: the ids named are made for the records they could be
+    (``Ledger.incident_ids``), and ``incident_id`` is left empty.
     """
-    out = enforce(incidents).reset_index(drop=True)
+    with_ids = "incident_id" in incidents
+    out = enforce(incidents, optional=() if with_ids else ("incident_id",)).reset_index(drop=True)
     for col in ANNOTATIONS:
         if col in incidents:
             values = incidents[col].fillna("").astype(str).reset_index(drop=True)
+            named = values[values != ""].unique()
             # The few incidents named, looked up among all (not every incident's id hashed to look up
-            # a few: 9.6 M ids, 93 s -> 1.4 s on Arrow strings).
-            ids = out["incident_id"]
-            present = ids[ids.isin(values[values != ""].unique())].unique()
+            # a few: 9.6 M ids, 93 s -> 1.4 s on Arrow strings); without ids, among the records whose
+            # row number a named id ends with.
+            if with_ids:
+                ids = out["incident_id"]
+            else:
+                rows = np.array([int(v.rsplit(":", 1)[1]) for v in named], dtype=np.int64)
+                ids = ledger.incident_ids(incidents[np.isin(incidents["_row"].to_numpy(), rows)])
+            present = ids[ids.isin(named)].unique()
             out[col] = values.where(values.isin(present), "")
     # Columns of a few distinct values as categories: one byte a row instead of a string (about
     # 150 bytes an incident in all, in this table and in every copy a stage makes of its columns).

@@ -48,7 +48,8 @@ def merge_duplicates(incidents: pd.DataFrame, ledger: Ledger) -> pd.DataFrame:
 def duplicates(incidents: pd.DataFrame, ledger: Ledger) -> np.ndarray | None:
     """True for each record merged into an earlier one (recorded as a reject); None when there is none.
 
-    Reads ``source_id``, ``_file``, ``_row``, the ``DEDUPE_KEYS`` and ``incident_id`` only: at millions
+    Reads ``source_id``, ``_file``, ``_row``, the ``DEDUPE_KEYS`` and ``incident_id`` (made by
+    ``Ledger.incident_ids`` for the records kept when there is no such column) only: at millions
     of rows the loader finds them on those columns and filters each file's table before putting the
     files together, instead of copying the whole table once more."""
     if DEDUPE_KEYS[0] not in incidents or not len(incidents):
@@ -77,7 +78,8 @@ def duplicates(incidents: pd.DataFrame, ledger: Ledger) -> np.ndarray | None:
     dup = np.zeros(len(incidents), dtype=bool)
     dup[has[later]] = True
     gone = incidents.loc[dup, ["source_id", "_file", "_row"]]
-    gone["kept"] = incidents["incident_id"].iloc[has[kept[later]]].to_numpy()
+    target = incidents.iloc[has[kept[later]]]
+    gone["kept"] = (target["incident_id"] if "incident_id" in target else ledger.incident_ids(target)).to_numpy()
     for (sid, path), grp in gone.groupby(["source_id", "_file"], sort=False):
         ledger.reject(sid, path, grp["_row"].to_numpy(), ("duplicate of " + grp["kept"]).to_numpy(), "source_ref")
     return dup

@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from hotspots.errors import UserError
+from hotspots.frames import first_rows, row_groups
 from hotspots.schema import schemas_dir
 
 RULES = json.loads((schemas_dir() / "gazetteer.json").read_text(encoding="utf-8"))
@@ -297,13 +298,10 @@ def collapse_streets(points: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({"name": pd.Series(dtype="str"), "x": pd.Series(dtype=float),
                              "y": pd.Series(dtype=float), "n": pd.Series(dtype=np.int64)})
     counts = points["n"].to_numpy(np.int64) if "n" in points else np.ones(len(points), np.int64)
-    codes, uniq = pd.factorize(points["name"].astype(str))
-    key = pd.DataFrame({"name": codes, "x": points["x"].to_numpy(float), "y": points["y"].to_numpy(float)})
-    group, first = pd.factorize(pd.MultiIndex.from_frame(key))
-    at = np.full(len(first), len(points), np.int64)
-    np.minimum.at(at, group, np.arange(len(points)))
-    return pd.DataFrame({"name": pd.Series(np.asarray(uniq, dtype=object)[codes[at]], dtype="str"),
-                         "x": key["x"].to_numpy()[at], "y": key["y"].to_numpy()[at],
+    x, y = points["x"].to_numpy(float), points["y"].to_numpy(float)
+    group = row_groups([points["name"], x, y])
+    first = first_rows(group)
+    return pd.DataFrame({"name": points["name"].iloc[first].astype("str").to_numpy(), "x": x[first], "y": y[first],
                          "n": np.bincount(group, weights=counts, minlength=len(first)).astype(np.int64)})
 
 

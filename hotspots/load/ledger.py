@@ -83,6 +83,21 @@ class Ledger:
                            "rows_read": int(rows_read)})
         return len(self.files) - 1
 
+    def incident_ids(self, table: pd.DataFrame) -> pd.Series:
+        """Each row's incident id, ``<source_id>:<file index>:<row>``, from its ``source_id``, ``_file``
+        and ``_row`` (the file index is ``add_file``'s). Made only where an id is read (the record a
+        duplicate or a linked record points to): the pipeline holds no id a row (250 MB at 10 M incidents)."""
+        index: dict[tuple[str, str], int] = {}
+        for k, f in enumerate(self.files):
+            index.setdefault((f["source_id"], f["path"]), k)
+        (cs, us), (cf, uf) = _numbered(table["source_id"]), _numbered(table["_file"])
+        width = max(len(uf), 1)
+        pair, pairs = pd.factorize(cs.astype(np.int64) * width + cf)
+        prefix = np.array([f"{us[p // width]}:{index[(us[p // width], str(Path(uf[p % width])))]}:" for p in pairs],
+                          dtype=object)
+        return pd.Series(prefix[pair], index=table.index, dtype="str") + \
+            pd.Series(table["_row"].to_numpy(), index=table.index).astype(str)
+
     def warn(self, source_id: str, path: str, message: str) -> None:
         """Record something the analyst should know that is not an error (a file with a header
         and no data rows), and show it once as a ``HotspotsWarning``."""

@@ -123,9 +123,10 @@ PAIR_COLUMNS = ["source_id", "category", "x", "y", "location_precision_m", "occu
                 "date_precision"]
 
 
-def link_duplicates(incidents: pd.DataFrame, cfg) -> tuple[pd.DataFrame, dict]:
+def link_duplicates(incidents: pd.DataFrame, cfg, ids=None) -> tuple[pd.DataFrame, dict]:
     """Add ``duplicate_of`` ("" or the incident_id of the record kept) when two linkable evidence classes
-    are loaded (no column otherwise), and return what was linked:
+    are loaded (no column otherwise), and return what was linked. ``ids``: the incident ids of a table's
+    rows (``Ledger.incident_ids``), for a table without an ``incident_id`` column. Returns
     ``{"linked": n, "distance_m", "days", "precision_factor", "pairs", "by_pair": {"a+b": n}, "rule"}``."""
     opts = linkage_options(cfg)
     out = incidents.copy(deep=False)     # copy-on-write: only duplicate_of is written
@@ -144,6 +145,7 @@ def link_duplicates(incidents: pd.DataFrame, cfg) -> tuple[pd.DataFrame, dict]:
             "record, closest first; the more precise location is kept (tie: the first class of the pair)"}
     used = np.zeros(len(out), dtype=bool)
     pos = np.arange(len(out))
+    links: list[tuple[int, int]] = []        # (the record linked, the record kept), by position
     for ea, eb in opts["pairs"]:
         ma = (out["evidence"] == ea).to_numpy() & ~used
         mb = (out["evidence"] == eb).to_numpy() & ~used
@@ -161,9 +163,16 @@ def link_duplicates(incidents: pd.DataFrame, cfg) -> tuple[pd.DataFrame, dict]:
             prec_a = out["location_precision_m"].iat[ra]
             prec_b = out["location_precision_m"].iat[rb]
             keep, drop = (rb, ra) if prec_b < prec_a else (ra, rb)
-            out.iat[drop, out.columns.get_loc("duplicate_of")] = out["incident_id"].iat[keep]
+            links.append((drop, keep))
             used[ra] = used[rb] = True
             n += 1
         info["by_pair"][f"{ea}+{eb}"] = n
         info["linked"] += n
+    if links:
+        drop, keep = (np.array(v, dtype=np.int64) for v in zip(*links))
+        kept = out.iloc[keep]
+        named = kept["incident_id"] if "incident_id" in kept else ids(kept)
+        column = out["duplicate_of"].to_numpy(dtype=object, copy=True)
+        column[drop] = named.to_numpy(dtype=object)
+        out["duplicate_of"] = pd.Series(column, index=out.index, dtype=out["duplicate_of"].dtype)
     return out, info
