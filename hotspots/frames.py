@@ -98,21 +98,31 @@ def per_distinct(values: pd.Series, fn) -> pd.Series:
 
 
 def row_groups(keys) -> np.ndarray:
-    """Each row's group among the combinations of ``keys`` (arrays or Series of one length), numbered
-    in order of first appearance, as ``pd.factorize`` of the rows' tuples numbers them: each key's
-    numbers combined into one integer (renumbered only when the next key could overflow it), not a
-    MultiIndex of tuples (0.27 s -> 0.04 s for 130,000 named snap points)."""
+    """Each row's group among the combinations of ``keys`` (arrays, Series or Categoricals of one length;
+    a missing value is a value), numbered in order of first appearance, as
+    ``pd.factorize`` of the rows' tuples numbers them. Each key's numbers (a category's codes) are
+    combined into one integer, renumbered only when the next key could overflow it: one key's numbers
+    held at a time, not a MultiIndex of tuples (0.27 s -> 0.04 s for 130,000 named snap points) nor
+    pandas' groupby over a copy of the rows (1.2 GB passing through at 10 M incidents). ``keys`` may be
+    a generator, so that each key is made only when it is used."""
     group, bound = None, 1
     for values in keys:
-        code, uniques = pd.factorize(values)
+        if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+            cat = values.array if isinstance(values, pd.Series) else values
+            code, size = cat.codes.astype(np.int64) + 1, len(cat.categories) + 1
+        else:
+            code, uniques = pd.factorize(values, use_na_sentinel=False)
+            size = len(uniques)
         if group is None:
-            group, bound = code.astype(np.int64), len(uniques)
+            group, bound = code.astype(np.int64, copy=False), size
             continue
-        if bound * len(uniques) >= 2 ** 62:
+        if bound * size >= 2 ** 62:
             group, found = pd.factorize(group)
             bound = len(found)
-        group = group * len(uniques) + code
-        bound *= len(uniques)
+        group *= size
+        group += code
+        bound *= size
+        del code
     return pd.factorize(group)[0] if group is not None else np.zeros(0, np.int64)
 
 

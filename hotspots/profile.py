@@ -126,7 +126,7 @@ from scipy.spatial import cKDTree
 from hotspots.detect.gistar import bh_qvalues  # one BH implementation for cells and buildings
 from hotspots.distributions import beta_ppf, binom_cdf, binom_sf, chi2_ppf, poisson_sf
 from hotspots.errors import UserError
-from hotspots.frames import text_codes, text_in
+from hotspots.frames import first_rows, row_groups, text_codes, text_in
 
 DEFAULT_OPTIONS = {
     "comparison": "area",          # "area" (study-area rate) or "type" (other buildings of the same type)
@@ -315,28 +315,17 @@ def _group_risk(incidents: pd.DataFrame, counted: bool = False) -> pd.DataFrame:
     w = pd.to_numeric(incidents["weight"], errors="coerce").fillna(0.0).to_numpy(float)
     rows = np.flatnonzero((w > 0) & incidents["x"].notna().to_numpy() & incidents["y"].notna().to_numpy())
     keys = [c for c in RISK_COLUMNS if c != "weight" and c in incidents]
-    # The group of each row, key by key: one code array at a time, not pandas' groupby over a copy of
-    # the rows (1.2 GB passing through at 10 M incidents, the key buildings' peak; 350 MB this way).
-    group, bound = np.zeros(len(rows), dtype=np.int64), 1
-    for col in keys:
+
+    def key(col: str):      # the kept rows of one key column, made when ``row_groups`` comes to it
         values = incidents[col]
         if isinstance(values.dtype, pd.CategoricalDtype):
-            code, size = values.cat.codes.to_numpy()[rows].astype(np.int64) + 1, len(values.cat.categories) + 1
-        else:
-            code, uniques = pd.factorize(values.to_numpy()[rows], use_na_sentinel=False)
-            size = len(uniques)
-        if bound * size >= 2 ** 62:     # renumbered only when the next key could overflow the code
-            group, uniques = pd.factorize(group)
-            bound = len(uniques)
-        group *= size
-        group += code
-        bound *= size
-        del code
-    group, uniques = pd.factorize(group)        # numbered in order of first appearance
-    n = len(uniques)
-    # Groups are numbered as they first appear, so a row opens its group where the running maximum rises.
-    seen = np.maximum.accumulate(group) if len(group) else group
-    first = rows[np.flatnonzero(np.r_[True, seen[1:] > seen[:-1]])] if len(group) else rows
+            return pd.Categorical.from_codes(values.cat.codes.to_numpy()[rows], dtype=values.dtype, validate=False)
+        return values.to_numpy()[rows]
+
+    group = row_groups(key(c) for c in keys)
+    first = first_rows(group)
+    n = len(first)
+    first = rows[first]
     out = {c: incidents[c].iloc[first].reset_index(drop=True) for c in keys}
     out["weight"] = pd.Series(np.bincount(group, weights=w[rows], minlength=n))
     count = incidents["count"].to_numpy(np.int64)[rows] if counted else None
