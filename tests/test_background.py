@@ -84,3 +84,14 @@ def _unpicklable():
 def test_a_result_that_cannot_be_sent_back_says_so():
     with pytest.raises((RuntimeError, AttributeError, TypeError), match="sending the result back|pickle|lambda"):
         background.start(_unpicklable, what="test").result()
+
+
+def test_without_a_writable_temporary_folder_the_job_runs_here(monkeypatch):
+    import tempfile
+
+    def refuse(*a, **k):
+        raise PermissionError("read-only")
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    job = background.start(_draws, 3, what="draws")
+    assert job.pid is None and job.done()
+    assert np.array_equal(job.result(), _draws(3))
