@@ -238,3 +238,15 @@ def test_collapsed_snap_points_keep_their_first_appearance_and_records():
                                    "y": [0.0, 0.0, 5.0, 0.0], "n": [2, 1, 1, 1]}
     assert collapse_streets(pd.concat([got, got], ignore_index=True))["n"].tolist() == [4, 2, 2, 2]
     assert len(collapse_streets(pts.iloc[:0])) == 0
+
+
+def test_the_gazetteer_from_counted_snap_points_is_that_from_every_record():
+    from hotspots.load.geocode import collapse_streets, streets_from_points
+    rng = np.random.default_rng(12)
+    names = ["Moorgate", "London Wall", "London wall", "Cheapside", "Bishopsgate"]
+    snaps = np.round(rng.uniform([532_000, 181_000], [533_500, 182_000], (40, 2)) * 4) / 4
+    k = rng.integers(0, len(snaps), 800)
+    records = pd.DataFrame({"name": rng.choice(names, 800), "x": snaps[k, 0], "y": snaps[k, 1]})
+    want, got = streets_from_points(records), streets_from_points(collapse_streets(records))
+    pd.testing.assert_frame_equal(got.drop(columns="points"), want.drop(columns="points"))
+    assert all(np.array_equal(a, b) for a, b in zip(got["points"], want["points"]))

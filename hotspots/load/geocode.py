@@ -306,7 +306,8 @@ def collapse_streets(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def streets_from_points(points: pd.DataFrame) -> pd.DataFrame:
-    """One entry per street name: the median of its points and a precision in metres.
+    """One entry per street name: the median of its points and a precision in metres. ``points``:
+    ``name``, ``x``, ``y`` a record, or each point once with ``n``, its records (the same entries).
 
     Returns ``name``, ``x``, ``y``, ``precision_m``, ``n`` (points), ``ambiguous``
     (points spread wider than ``street_max``: two streets of one name, or a long road) and
@@ -315,6 +316,8 @@ def streets_from_points(points: pd.DataFrame) -> pd.DataFrame:
     cols = ["name", "x", "y", "precision_m", "n", "ambiguous", "points"]
     if points.empty:
         return pd.DataFrame(columns=cols)
+    if "n" in points:       # counted points (``collapse_streets``, ``Loaded.streets``): a row a record again
+        points = points.loc[points.index.repeat(points["n"].to_numpy(np.int64))].drop(columns="n")
     pts = points.assign(canon=points["name"].map(canonical))
     pts = pts[pts["canon"] != ""]
     g = pts.groupby("canon")
