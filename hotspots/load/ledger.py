@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hotspots.frames import per_distinct
+from hotspots.frames import first_rows, per_distinct, row_groups
 
 REJECT_COLUMNS = ["source_id", "file", "row", "reason", "columns"]
 
@@ -90,11 +90,10 @@ class Ledger:
         index: dict[tuple[str, str], int] = {}
         for k, f in enumerate(self.files):
             index.setdefault((f["source_id"], f["path"]), k)
-        (cs, us), (cf, uf) = _numbered(table["source_id"]), _numbered(table["_file"])
-        width = max(len(uf), 1)
-        pair, pairs = pd.factorize(cs.astype(np.int64) * width + cf)
-        prefix = np.array([f"{us[p // width]}:{index[(us[p // width], str(Path(uf[p % width])))]}:" for p in pairs],
-                          dtype=object)
+        pair = row_groups([table["source_id"], table["_file"]])
+        first = first_rows(pair)
+        sources, files = table["source_id"].iloc[first].astype(str), table["_file"].iloc[first].astype(str)
+        prefix = np.array([f"{s}:{index[(s, str(Path(f)))]}:" for s, f in zip(sources, files)], dtype=object)
         return pd.Series(prefix[pair], index=table.index, dtype="str") + \
             pd.Series(table["_row"].to_numpy(), index=table.index).astype(str)
 
