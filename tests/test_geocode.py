@@ -220,3 +220,35 @@ def test_a_postcode_source_without_a_lookup_fails_with_a_hint(tmp_path):
         load_sources(cfg)
     ld = load_sources(cfg, keep_going=True)
     assert "yos" in ld.ledger.failures
+
+
+def test_street_entries_take_the_commonest_spelling_and_each_streets_distinct_points():
+    # Spellings as police.uk and partner extracts write one street; a tie goes to the one seen first.
+    rows = [("St Mary Axe", 533300.0, 181300.0), ("ST MARY AXE", 533310.0, 181290.0),
+            ("ST MARY AXE", 533300.0, 181300.0), ("St Mary Axe", 533320.0, 181280.0),
+            ("Old Street", 532600.0, 182500.0), ("OLD STREET", 532600.0, 182500.0),
+            ("Old Street", 532610.0, 182500.0), ("old street", 532600.0, 182490.0),
+            ("Old Street", 532600.0, 182500.0), ("Moorgate", 532700.0, 181600.0)]
+    pts = pd.DataFrame(rows, columns=["name", "x", "y"])
+    got = G.streets_from_points(pts).set_index("name")
+    assert sorted(got.index) == ["Moorgate", "Old Street", "St Mary Axe"]      # 2-2 tie: the first seen
+    # Each street's distinct snap points, ordered by x then y, as np.unique gives them per street.
+    for name, canon in (("Old Street", "old st"), ("St Mary Axe", "st mary axe"), ("Moorgate", "moorgate")):
+        mine = pts[pts["name"].map(G.canonical) == canon][["x", "y"]].to_numpy()
+        assert np.array_equal(got.loc[name, "points"], np.unique(mine, axis=0))
+        assert got.loc[name, "n"] == len(mine)
+    assert got.loc["Old Street", "points"].tolist() == [[532600.0, 182490.0], [532600.0, 182500.0],
+                                                        [532610.0, 182500.0]]
+
+
+def test_places_of_one_name_merge_when_close_and_drop_when_far_keeping_first_seen_order():
+    stations = pd.DataFrame({"name": ["Moorgate", "Liverpool Street", "Bank", "Liverpool Street", "Bank"],
+                             "x": [532700.0, 533100.0, 532700.0, 533150.0, 529000.0],
+                             "y": [181600.0, 181500.0, 181100.0, 181550.0, 179000.0]})
+    gz = G.Gazetteer.build(stations=stations)
+    st = gz.places[gz.places["kind"] == "station"]
+    assert st["name"].tolist()[:2] == ["Moorgate", "Liverpool Street"]
+    lvs = st[st["name"] == "Liverpool Street"].iloc[0]
+    assert (lvs["x"], lvs["y"]) == (533125.0, 181525.0)                      # their mean: 71 m apart
+    assert lvs["precision_m"] == pytest.approx(max(G.PRECISION["place"], np.hypot(25, 25)))
+    assert "Bank" not in set(st["name"]) and gz.dropped["name"].tolist() == ["Bank"]

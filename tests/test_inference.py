@@ -138,3 +138,34 @@ def test_ball_neighbours_asked_in_chunks_are_the_trees_lists_flattened():
     assert lens[-1] == 0 and lens.sum() == len(want_flat) > 1000
     flat, lens = ball_neighbours(tree, np.zeros((0, 2)), 80.0)
     assert len(flat) == len(lens) == 0
+
+
+def test_conditional_counts_equal_counting_each_cells_draws_one_by_one():
+    """The counts read off one pass over the draws' table equal the plain count per cell: each draw's
+    first k cells (k the cell's neighbours), the focal cell swapped for the (k + 1)-th, summed and
+    compared with the observed sum, on the L-shaped grid whose edge cells have fewer neighbours."""
+    x, w = _grid()
+    x = x + np.random.default_rng(5).gamma(0.5, 1.0, len(x)) * (np.arange(len(x)) % 3 == 0)
+    draws, seed = 3_000, 11
+    ge, le = conditional_counts(x, w, draws=draws, seed=seed)
+    k_of = np.asarray(w.sum(axis=1)).ravel().astype(int) - 1
+    ids = distinct_rows(np.random.default_rng(seed), len(x), draws, k_of.max() + 1)
+    tol = 1e-9 * max(1.0, np.abs(x).max())
+    for i in range(len(x)):
+        k = k_of[i]
+        obs = x[w[i].indices].sum() - x[i]
+        rows = [r[:k] if i not in r[:k] else np.append(r[:k][r[:k] != i], r[k]) for r in ids]
+        sums = np.array([x[r].sum() for r in rows])
+        assert ge[i] == (sums >= obs - tol).sum() and le[i] == (sums <= obs + tol).sum(), i
+
+
+def test_distinct_rows_of_large_neighbourhoods_are_the_first_of_a_random_permutation():
+    # m * m > n: each row is the order of the m smallest of n random keys, which sorting every key
+    # gives too (the same generator's keys, chunk by chunk).
+    n, m, draws = 60, 9, 5_000
+    got = distinct_rows(np.random.default_rng(8), n, draws, m)
+    rng, step = np.random.default_rng(8), max(1, 2_000_000 // n)
+    want = np.concatenate([np.argsort(rng.random((min(step, draws - a), n)), axis=1)[:, :m]
+                           for a in range(0, draws, step)])
+    assert np.array_equal(got, want)
+    assert np.array_equal(distinct_rows(np.random.default_rng(8), 9, 50, 9).shape, (50, 9))

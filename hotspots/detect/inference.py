@@ -40,9 +40,11 @@ def distinct_rows(rng: np.random.Generator, n: int, draws: int, m: int) -> np.nd
     if m > n:
         raise ValueError(f"cannot draw {m} distinct values from {n}")
     if m * m > n:
-        # Neighbourhoods large against the cells: a random permutation per row, in chunks of rows.
+        # Neighbourhoods large against the cells: the m smallest of n random keys per row, in key order
+        # (the first m of a random permutation), in chunks of rows. The m smallest found by a partition,
+        # then only they sorted: the same rows as sorting every key (n = 1,000, m = 49: 4.3 s -> 1.8 s).
         step = max(1, 2_000_000 // n)
-        return np.concatenate([np.argsort(rng.random((min(step, draws - a), n)), axis=1)[:, :m]
+        return np.concatenate([_first_of_permutation(rng.random((min(step, draws - a), n)), m)
                                for a in range(0, draws, step)])
     ids = rng.integers(0, n, size=(draws, m))
     todo = np.arange(draws)
@@ -51,6 +53,12 @@ def distinct_rows(rng: np.random.Generator, n: int, draws: int, m: int) -> np.nd
         todo = todo[(s[:, 1:] == s[:, :-1]).any(axis=1)]
         ids[todo] = rng.integers(0, n, size=(len(todo), m))
     return ids
+
+
+def _first_of_permutation(keys: np.ndarray, m: int) -> np.ndarray:
+    """Per row of ``keys``, the columns of its ``m`` smallest keys, smallest first."""
+    part = np.argpartition(keys, m - 1, axis=1)[:, :m] if m < keys.shape[1] else np.argsort(keys, axis=1)
+    return np.take_along_axis(part, np.argsort(np.take_along_axis(keys, part, axis=1), axis=1), axis=1)
 
 
 def conditional_p(values: np.ndarray, w: sp.csr_matrix, draws: int = DEFAULT_DRAWS,
@@ -130,29 +138,26 @@ def conditional_counts(values: np.ndarray, w: sp.csr_matrix, draws: int = DEFAUL
     ids = distinct_rows(rng, n, draws, max(ks) + 1)
     vals = x[ids]
     csum = np.cumsum(vals, axis=1)
+    # Draws whose first k (the cell's own k) hold the focal cell: it is replaced by the spare, the
+    # (k + 1)-th. Found for every cell in one pass over the table (each entry hits the cell it names
+    # when its column is below that cell's k), not a pass over the first k columns for each k: the
+    # same counts, a quarter of the gathers (a partnership's run holds some 20 of these tests).
+    width = ids.shape[1]
+    flat = ids.ravel()
+    kk = k_of[flat]
+    hit = np.flatnonzero(np.arange(flat.size) % width < kk)
+    cell, row, k_hit = flat[hit], hit // width, kk[hit]
+    old = csum[row, k_hit - 1]
+    new = old + vals[row, k_hit] - x[cell]
+    tt = obs[cell]
+    ge_adj = np.bincount(cell, weights=(new >= tt - tol).astype(float) - (old >= tt - tol), minlength=n)
+    le_adj = np.bincount(cell, weights=(new <= tt + tol).astype(float) - (old <= tt + tol), minlength=n)
     for k in ks:
         sel = np.nonzero(k_of == k)[0]
-        head = ids[:, :k]
-        base = csum[:, k - 1]
-        spare = vals[:, k]
-        srt = np.sort(base)
+        srt = np.sort(csum[:, k - 1])
         t = obs[sel]
-        ge = draws - np.searchsorted(srt, t - tol, side="left")
-        le = np.searchsorted(srt, t + tol, side="right")
-        # Rows whose first k hold the focal cell: it is replaced by the spare.
-        pos = np.full(n, -1, dtype=np.int64)
-        pos[sel] = np.arange(len(sel))
-        flat = head.ravel()
-        row = np.repeat(np.arange(draws), k)
-        hit = pos[flat] >= 0
-        cell_pos, row = pos[flat[hit]], row[hit]
-        old = base[row]
-        new = old + spare[row] - x[sel[cell_pos]]
-        tt = t[cell_pos]
-        ge += np.bincount(cell_pos, weights=(new >= tt - tol).astype(float) - (old >= tt - tol),
-                          minlength=len(sel)).astype(np.int64)
-        le += np.bincount(cell_pos, weights=(new <= tt + tol).astype(float) - (old <= tt + tol),
-                          minlength=len(sel)).astype(np.int64)
+        ge = draws - np.searchsorted(srt, t - tol, side="left") + ge_adj[sel].astype(np.int64)
+        le = np.searchsorted(srt, t + tol, side="right") + le_adj[sel].astype(np.int64)
         ge_all[sel], le_all[sel] = ge, le
         if tails is not None:
             up, lo = ge == 0, le == 0

@@ -142,10 +142,12 @@ class PostcodeLookup:
         is never quoted: a postcode column may hold free text)."""
         compact = compact_postcode(text)
         valid = is_postcode(compact)
-        hit = self.table.reindex(compact.where(valid, "\0"))
-        x = pd.Series(hit["x"].to_numpy(), index=text.index)
-        y = pd.Series(hit["y"].to_numpy(), index=text.index)
-        known = pd.Series(compact.where(valid, "\0").isin(self.table.index).to_numpy(), index=text.index)
+        # Positions in the table by its index's own hash table, built once per table (``isin`` hashed
+        # every postcode of the lookup again at each call: 0.2-0.5 s a partner file).
+        at = self.table.index.get_indexer(compact.where(valid, "\0"))
+        known = pd.Series(at >= 0, index=text.index)
+        x = pd.Series(np.where(known, self.table["x"].to_numpy(float)[at], np.nan), index=text.index)
+        y = pd.Series(np.where(known, self.table["y"].to_numpy(float)[at], np.nan), index=text.index)
         reason = pd.Series("", index=text.index, dtype=str)
         reason[~valid] = "not a valid postcode"
         reason[valid & ~known] = "postcode not found"
@@ -180,13 +182,14 @@ def parse_gridref(text: pd.Series) -> pd.DataFrame:
     even number; the first letter must name a 500 km square over Great Britain
     (H, J, N, O, S, T).
     """
-    out = pd.DataFrame({"x": np.nan, "y": np.nan, "precision_m": np.nan, "reason": ""}, index=text.index)
-    for i, raw in text.fillna("").astype(str).items():
+    malformed = (np.nan, np.nan, np.nan, "malformed grid reference")
+    rows = []       # a tuple a row, made into columns once (a cell set at a time: 0.2 s a partner file)
+    for raw in text.fillna("").astype(str):
         ref = re.sub(r"\s+", "", raw).upper()
         m = _GRIDREF.fullmatch(ref)
         digits = m.group(2) if m else ""
         if not m or len(digits) % 2 or not 4 <= len(digits) <= 10 or ref[0] not in "HJNOST":
-            out.at[i, "reason"] = "malformed grid reference"
+            rows.append(malformed)
             continue
         c1, r1 = _letter_offset(ref[0])
         c2, r2 = _letter_offset(ref[1])
@@ -194,8 +197,10 @@ def parse_gridref(text: pd.Series) -> pd.DataFrame:
         res = 10 ** (5 - half)
         e = (c1 - 2) * 500_000 + c2 * 100_000 + int(digits[:half]) * res + res / 2
         n = (r1 - 1) * 500_000 + r2 * 100_000 + int(digits[half:]) * res + res / 2
-        out.at[i, "x"], out.at[i, "y"], out.at[i, "precision_m"] = e, n, max(res / 2, 1.0)
-    return out
+        rows.append((float(e), float(n), float(max(res / 2, 1.0)), ""))
+    x, y, prec, reason = zip(*rows) if rows else ((), (), (), ())
+    return pd.DataFrame({"x": np.array(x, float), "y": np.array(y, float), "precision_m": np.array(prec, float),
+                         "reason": pd.Series(reason, index=text.index, dtype=str)}, index=text.index)
 
 
 # ----------------------------------------------------------------------------- canonical text
@@ -327,13 +332,41 @@ def streets_from_points(points: pd.DataFrame) -> pd.DataFrame:
     spread = pd.Series(d, index=pts.index).groupby(pts["canon"]).quantile(0.75)
     out = pd.DataFrame({
         # The spelling used most often, e.g. "St Martin'S Le Grand" as police.uk writes it.
-        "name": g["name"].agg(lambda s: s.value_counts().index[0]),
+        "name": _most_common(pts["canon"], pts["name"]),
         "x": med["x"], "y": med["y"],
         "precision_m": spread.clip(lower=PRECISION["street_min"]),
         "n": g.size(), "ambiguous": spread > PRECISION["street_max"]})
-    # The distinct snap points of each street (an array of x, y rows), for junctions.
-    out["points"] = pd.Series({c: np.unique(grp[["x", "y"]].to_numpy(float), axis=0) for c, grp in g})
+    out["points"] = _distinct_points(pts["canon"], pts["x"].to_numpy(float), pts["y"].to_numpy(float))
     return out.reset_index(drop=True)[cols]
+
+
+def _most_common(key: pd.Series, value: pd.Series) -> pd.Series:
+    """Per ``key``, its most frequent ``value``; a tie goes to the value seen first (as
+    ``value_counts().index[0]`` of each group gives, without a Python call per group: a partnership's
+    3,000 streets, 0.4 s)."""
+    counts = pd.DataFrame({"k": key.to_numpy(), "v": value.to_numpy()}).groupby(["k", "v"], sort=False).size()
+    k = counts.index.get_level_values("k")
+    # Stable sort by key, then the first of each key's largest counts, in order of first appearance.
+    order = np.lexsort((-counts.to_numpy(), k.to_numpy()))
+    top = pd.Series(counts.index.get_level_values("v")[order], index=k[order])
+    return top[~top.index.duplicated()]
+
+
+def _distinct_points(key: pd.Series, x: np.ndarray, y: np.ndarray) -> pd.Series:
+    """Per ``key``, its distinct snap points as an array of x, y rows ordered by x then y (what
+    ``np.unique(..., axis=0)`` gives each group), for junctions: one sort of every point, not a
+    group at a time (a partnership's 3,000 streets, 0.9 s)."""
+    codes, names = pd.factorize(key, sort=True)
+    order = np.lexsort((y, x, codes))
+    c, xs, ys = codes[order], x[order], y[order]
+    new = np.ones(len(c), dtype=bool)
+    new[1:] = (c[1:] != c[:-1]) | (xs[1:] != xs[:-1]) | (ys[1:] != ys[:-1])
+    c, xy = c[new], np.column_stack([xs[new], ys[new]])
+    cuts = np.flatnonzero(np.diff(c)) + 1
+    arrays = np.empty(len(names), dtype=object)
+    for k, part in enumerate(np.split(xy, cuts) if len(xy) else []):
+        arrays[k] = part       # one at a time: a list of equal-shaped arrays would make one 3-d array
+    return pd.Series(arrays, index=names)
 
 
 @dataclass
@@ -565,12 +598,15 @@ def split_junction(text: str) -> list[str]:
 
 def _merge_same_names(p: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Entries of one kind with the same canonical name: one place at their mean when they lie within
-    ``same_name_merge`` metres of each other (Liverpool Street LU and NR), else ambiguous and dropped."""
-    keep, dropped = [], []
-    for (kind, canon), grp in p.groupby(["kind", "canon"], sort=False):
-        if len(grp) == 1:
-            keep.append(grp)
-            continue
+    ``same_name_merge`` metres of each other (Liverpool Street LU and NR), else ambiguous and dropped.
+    The places in order of their names' first entries."""
+    if p.empty:
+        return pd.DataFrame(columns=list(p.columns)), pd.DataFrame(columns=["name", "kind", "why"])
+    group = p.groupby(["kind", "canon"], sort=False).ngroup().to_numpy()
+    single = np.bincount(group)[group] == 1
+    # The names of one entry as they are, at once (a frame a name cost 0.4 s for 3,000 streets).
+    keep, order, dropped = [p[single]], [group[single]], []
+    for code, grp in p[~single].groupby(group[~single], sort=False):
         cx, cy = grp["x"].mean(), grp["y"].mean()
         far = np.hypot(grp["x"] - cx, grp["y"] - cy).max()
         if far * 2 <= PRECISION["same_name_merge"]:
@@ -578,12 +614,13 @@ def _merge_same_names(p: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             row["x"], row["y"] = cx, cy
             row["precision_m"] = max(float(grp["precision_m"].max()), float(far))
             keep.append(row)
+            order.append([code])
         else:
-            dropped.append(pd.DataFrame({"name": [grp["name"].iloc[0]], "kind": [kind],
+            dropped.append(pd.DataFrame({"name": [grp["name"].iloc[0]], "kind": [grp["kind"].iloc[0]],
                                          "why": ["same name at places more than "
                                                  f"{PRECISION['same_name_merge']} m apart"]}))
-    cols = list(p.columns)
-    kept = pd.concat(keep, ignore_index=True) if keep else pd.DataFrame(columns=cols)
+    kept = pd.concat(keep, ignore_index=True)
+    kept = kept.iloc[np.argsort(np.concatenate(order), kind="stable")].reset_index(drop=True)
     drop = pd.concat(dropped, ignore_index=True) if dropped else pd.DataFrame(columns=["name", "kind", "why"])
     return kept, drop
 
