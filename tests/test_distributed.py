@@ -43,40 +43,38 @@ def test_files_loaded_on_the_cluster_give_the_same_incidents_and_ledger(tmp_path
     assert len({t["worker"] for t in ran}) == 2
 
 
-def test_run_with_a_scheduler_writes_the_one_process_outputs(tmp_path, client):
+def test_a_scheduler_from_the_config_or_the_option_writes_the_one_process_outputs(tmp_path, client):
+    """``[engine] scheduler`` and ``--scheduler`` load on the cluster and write what one process
+    writes; the option overrides the config both ways (``none``: one process; an address: that
+    cluster), and a scheduler that does not answer is a clear error. One partnership for every case:
+    three runs, not two per case."""
     config = small_partnership(tmp_path / "p")
-    code, text_here = _run("run", config, "--fresh")
-    assert code == 0
-    here = comparable_outputs(config.parent / "output")
-    code, text_there = _run("run", config, "--fresh", "--scheduler", client.scheduler.address)
-    assert code == 0
-    assert_same_outputs(here, comparable_outputs(config.parent / "output"))
+    text = config.read_text(encoding="utf-8")
+
+    def engine(address: str) -> None:
+        config.write_text(text + f'\n[engine]\nscheduler = "{address}"\n', encoding="utf-8")
+
+    def run(*args):
+        with get_task_stream(client) as stream:
+            code, out = _run("run", config, "--fresh", *args)
+        assert code == 0, out
+        on_cluster = any("load_files" in str(t["key"]) for t in stream.data)
+        return out, comparable_outputs(config.parent / "output"), on_cluster
+
+    engine(client.scheduler.address)
+    text_here, here, on_cluster = run("--scheduler", "none")
+    assert not on_cluster                                   # ``none`` overrides the config: one process
+    text_there, there, on_cluster = run()
+    assert on_cluster                                       # the config's scheduler loaded the files
+    assert_same_outputs(here, there)
     assert text_there == text_here
-
-
-def test_the_config_engine_scheduler_loads_on_the_cluster_as_the_option_does(tmp_path, client):
-    config = small_partnership(tmp_path / "p")
-    code, text_here = _run("run", config, "--fresh")
-    assert code == 0
-    here = comparable_outputs(config.parent / "output")
-    config.write_text(config.read_text(encoding="utf-8") +
-                      f'\n[engine]\nscheduler = "{client.scheduler.address}"\n', encoding="utf-8")
-    with get_task_stream(client) as stream:
-        code, text_there = _run("run", config, "--fresh")
-    assert code == 0, text_there
-    assert any("load_files" in str(t["key"]) for t in stream.data)     # the files were loaded on the cluster
-    assert_same_outputs(here, comparable_outputs(config.parent / "output"))
+    engine("tcp://127.0.0.1:9")                             # nothing listens there
+    text_there, there, on_cluster = run("--scheduler", client.scheduler.address)
+    assert on_cluster                                       # the option overrides the config
+    assert_same_outputs(here, there)
     assert text_there == text_here
-
-
-def test_scheduler_none_on_the_command_line_overrides_the_config_engine_scheduler(tmp_path):
-    config = small_partnership(tmp_path / "p")
-    config.write_text(config.read_text(encoding="utf-8") + '\n[engine]\nscheduler = "tcp://127.0.0.1:9"\n',
-                      encoding="utf-8")
-    code, text = _run("run", config, "--scheduler", "none")
-    assert code == 0, text
-    code, text = _run("run", config)
-    assert code == 1 and "no Dask scheduler answered" in text
+    code, out = _run("run", config)
+    assert code == 1 and "no Dask scheduler answered" in out
 
 
 def test_run_many_on_a_local_cluster_writes_each_config_as_run_does(tmp_path):
