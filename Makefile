@@ -18,8 +18,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hotspots demo
 
+# Every core (pytest-xdist): the suite's runs of the pipeline are independent of one another.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run.py

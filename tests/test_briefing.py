@@ -256,3 +256,27 @@ def test_the_clock_of_every_record_is_pandas_hour_and_weekday():
     assert hour[timed].tolist() == when[timed].dt.hour.tolist() and (hour[~timed] == -1).all()
     assert weekday[timed].tolist() == when[timed].dt.day_of_week.tolist() and (weekday[~timed] == -1).all()
     assert (when[timed] < pd.Timestamp("1970-01-01")).sum() > 200        # before the epoch too
+
+
+def test_region_records_keep_only_the_risk_records_inside_regions_with_their_clock(example_result):
+    """What the partner map's list and briefing read: the risk records in some region's cells, in
+    record order, their own values; each region's rows and peak hours as counted from every record."""
+    from hotspots.publish.where import RECORD_COLUMNS, clock, forget_region_records, region_records
+    r = example_result
+    forget_region_records(r)
+    records, rows, hour, weekday, timed = region_records(r)
+    inc = r.incidents[r.incidents["weight"].to_numpy() > 0]
+    region = r.cells["region_id"].fillna("").to_numpy()[inc["cell"].to_numpy()]
+    inside = inc[region != ""]
+    assert 0 < len(records) == len(inside) < len(inc)
+    cols = [c for c in RECORD_COLUMNS if c in inc]
+    pd.testing.assert_frame_equal(records, inside[cols])
+    all_hour, all_weekday, all_timed = clock(inc)
+    for reg in r.regions["region_id"]:
+        mine = np.flatnonzero(region == reg)
+        assert records.index[rows[reg]].tolist() == inc.index[mine].tolist()
+        assert hour[rows[reg]].tolist() == all_hour[mine].tolist()
+        assert weekday[rows[reg]].tolist() == all_weekday[mine].tolist()
+        assert timed[rows[reg]].tolist() == all_timed[mine].tolist()
+    assert sum(len(v) for v in rows.values()) == len(records) and any(timed)
+    forget_region_records(r)

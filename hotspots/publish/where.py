@@ -68,14 +68,20 @@ RECORD_COLUMNS = ("x", "y", "cell", "occurred_from", "source_id", "date_precisio
 
 
 def region_records(result) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-    """The risk records (their ``RECORD_COLUMNS``), each region's rows among them by the records' own
-    cells (``rows_by_region``) and their ``clock`` (hour, weekday, timed): found once per result and
-    kept on it, for the partner map's list and the partner briefing both (10 M incidents: about a
-    second each time)."""
+    """The risk records inside hotspot regions (their ``RECORD_COLUMNS``, in record order), each
+    region's rows among them by the records' own cells (``rows_by_region``) and their ``clock`` (hour,
+    weekday, timed): found once per result and kept on it, for the partner map's list and the partner
+    briefing both (10 M incidents: about a second each time). Only the records of some region are
+    kept: the lists and the briefing read no other (a copy of every risk record's columns and clock
+    was 435 MB at 10 M incidents, held through the publishing)."""
     got = result.__dict__.get("_region_records")
     if got is None:
         inc = result.incidents
-        records = risk(inc, [c for c in RECORD_COLUMNS if c in inc])
+        risky = np.flatnonzero(inc["weight"].to_numpy() > 0)          # the risk records (``weight.risk``)
+        in_region = rows_by_region(inc["cell"].to_numpy()[risky], result.cells["region_id"].to_numpy())
+        # Cells of no region carry "" (a key of its own here): those records are not kept.
+        kept = risky[np.sort(np.concatenate([np.empty(0, np.int64), *(v for k, v in in_region.items() if k)]))]
+        records = pd.DataFrame({c: inc[c].take(kept) for c in RECORD_COLUMNS if c in inc})
         rows = rows_by_region(records["cell"].to_numpy(), result.cells["region_id"].to_numpy())
         got = (records, rows, *clock(records))
         result.__dict__["_region_records"] = got
