@@ -19,7 +19,7 @@ from hotspots.config import Config
 from hotspots.crs import BNG
 from hotspots.detect.counts import count_columns
 from hotspots.errors import UserError
-from hotspots.frames import first_rows, row_groups
+from hotspots.frames import first_rows, group_medians, row_groups
 from hotspots.grid import Grid
 from hotspots.sensitive import names_places
 
@@ -215,21 +215,6 @@ def area_summary(cells: gpd.GeoDataFrame, overlap: tuple, regions: gpd.GeoDataFr
     return out[touched].sort_values(["layer", "weighted"], ascending=[True, False]).reset_index(drop=True)
 
 
-def _group_medians(group: np.ndarray, values: np.ndarray, counts: np.ndarray, n_groups: int) -> np.ndarray:
-    """Each group's median of ``values``, each repeated ``counts`` times: what pandas' groupby median
-    gives on the repeated rows (the middle value; the mean of the two middle ones for an even count)."""
-    order = np.lexsort((values, group))
-    g, v, c = group[order], values[order], counts[order]
-    total = np.bincount(g, weights=c, minlength=n_groups).astype(np.int64)
-    before = np.cumsum(total) - total              # records of the groups before each group
-    ends = np.cumsum(c)                            # records up to and including each sorted row
-
-    def at(k: np.ndarray) -> np.ndarray:           # the value of each group's k-th record (0-based)
-        return v[np.searchsorted(ends, before + k, side="right")]
-
-    return (at((total - 1) // 2) + at(total // 2)) / 2
-
-
 def street_labels(points: pd.DataFrame, area, spacing: float = 400.0) -> pd.DataFrame:
     """Street-name labels from named snap points (``name``, ``x``, ``y``, and ``n``, the records at each,
     when ``hotspots.load.geocode.collapse_streets`` has counted them; ``Loaded.streets``).
@@ -258,7 +243,7 @@ def street_labels(points: pd.DataFrame, area, spacing: float = 400.0) -> pd.Data
     first = first_rows(group)
     k = len(first)
     out = pd.DataFrame({"name": pd.Series(np.asarray(fnames, dtype=object)[fcode[codes[first]]], dtype="str"),
-                        "x": _group_medians(group, x, counts, k), "y": _group_medians(group, y, counts, k),
+                        "x": group_medians(group, x, counts, k), "y": group_medians(group, y, counts, k),
                         "n": np.bincount(group, weights=counts, minlength=k).astype(np.int64)})
     shapely.prepare(area)
     out = out[shapely.intersects_xy(area, out["x"].to_numpy(), out["y"].to_numpy())]

@@ -135,6 +135,24 @@ def first_rows(group: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, seen[1:] > seen[:-1]])
 
 
+def group_medians(group: np.ndarray, values: np.ndarray, counts: np.ndarray, n_groups: int) -> np.ndarray:
+    """Each group's median of ``values``, each repeated ``counts`` times: what pandas' groupby median,
+    or ``np.median`` of the repeated values, gives (the middle value; the mean of the two middle ones for
+    an even count), without the repeat. NaN for a group of no records. ``group``: 0 .. n_groups - 1."""
+    order = np.lexsort((values, group))
+    g, v, c = group[order], values[order], counts[order]
+    total = np.bincount(g, weights=c, minlength=n_groups).astype(np.int64)
+    before = np.cumsum(total) - total              # records of the groups before each group
+    ends = np.cumsum(c)                            # records up to and including each sorted row
+
+    def at(k: np.ndarray) -> np.ndarray:           # the value of each group's k-th record (0-based)
+        return v[np.minimum(np.searchsorted(ends, before + k, side="right"), max(len(v) - 1, 0))] \
+            if len(v) else np.full(len(k), np.nan)
+
+    with np.errstate(invalid="ignore"):
+        return np.where(total > 0, (at((total - 1) // 2) + at(total // 2)) / 2, np.nan)
+
+
 def take_by_column(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     """``frame[mask]`` (a boolean mask over the rows): the same index, columns, dtypes and values.
     Empties ``frame`` unless every row is kept."""

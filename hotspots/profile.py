@@ -126,7 +126,7 @@ from scipy.spatial import cKDTree
 from hotspots.detect.gistar import bh_qvalues  # one BH implementation for cells and buildings
 from hotspots.distributions import beta_ppf, binom_cdf, binom_sf, chi2_ppf, poisson_sf
 from hotspots.errors import UserError
-from hotspots.frames import first_rows, row_groups, text_codes, text_in
+from hotspots.frames import first_rows, group_medians, row_groups, text_codes, text_in
 
 DEFAULT_OPTIONS = {
     "comparison": "area",          # "area" (study-area rate) or "type" (other buildings of the same type)
@@ -358,14 +358,6 @@ def _counts_near(near: list, dist: list, cnt: np.ndarray, code: np.ndarray, n_co
     return {r: by_code[r].sum(axis=1) for r in radii}, by_code
 
 
-def _weighted_median(values: np.ndarray, counts: np.ndarray) -> float:
-    """The median of ``values`` each repeated ``counts`` times (NaN values left out, as nanmedian)."""
-    ok = ~np.isnan(values)
-    if not ok.any():
-        return float("nan")
-    return float(np.median(np.repeat(values[ok], counts[ok])))
-
-
 def _time_note(risk: pd.DataFrame) -> str:
     prec = set(text_codes(risk["date_precision"])[1]) if len(risk) else set()
     if "minute" in prec:
@@ -569,8 +561,14 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
 
     # Location precision, rank radius and rank.
     largest = [d <= rmax for d in dist]
-    precision = np.array([_weighted_median(rprec[ix[m]], cnt[ix[m]]) if m.any() else global_precision
-                          for ix, m in zip(near, largest)]) if nb else np.zeros(0)
+    # Every building's median at once (a repeat of each building's records: 1 M incidents, 400 buildings,
+    # tens of millions of values); a building with no record near uses the study's.
+    ixs = [ix[m] for ix, m in zip(near, largest)]
+    of = np.repeat(np.arange(nb), [len(ix) for ix in ixs])
+    ix_all = np.concatenate([np.zeros(0, np.int64), *ixs])
+    ok = ~np.isnan(rprec[ix_all])
+    precision = group_medians(of[ok], rprec[ix_all][ok], cnt[ix_all][ok], nb)
+    precision[np.array([not m.any() for m in largest], dtype=bool)] = global_precision
     precision = np.where(np.isfinite(precision), precision, 0.0)
     notes, rank_r = [], []
     for k in range(nb):
@@ -726,9 +724,10 @@ def _in_area(buildings: pd.DataFrame, study_area) -> np.ndarray:
 
 def _study_precision(risk: pd.DataFrame) -> float:
     """The median location precision of the (grouped) risk records, 0 when unknown."""
-    cnt = risk["count"].to_numpy(np.int64)
-    value = _weighted_median(risk["location_precision_m"].to_numpy(float), cnt) if cnt.sum() else 0.0
-    return value if np.isfinite(value) else 0.0
+    prec = risk["location_precision_m"].to_numpy(float)
+    ok = ~np.isnan(prec)
+    value = group_medians(np.zeros(int(ok.sum()), np.int64), prec[ok], risk["count"].to_numpy(np.int64)[ok], 1)[0]
+    return float(value) if np.isfinite(value) else 0.0
 
 
 def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_area,

@@ -235,3 +235,20 @@ def test_row_groups_number_the_rows_combinations_as_factorize_of_their_tuples():
     assert np.array_equal(got, want)
     assert np.array_equal(first_rows(got), np.unique(want, return_index=True)[1])
     assert len(row_groups([])) == 0 and len(first_rows(np.zeros(0, np.int64))) == 0
+
+
+def test_group_medians_are_numpys_median_of_each_groups_repeated_values():
+    from hotspots.frames import group_medians
+    rng = np.random.default_rng(4)
+    for trial in range(200):
+        n_groups = int(rng.integers(1, 6))
+        m = int(rng.integers(0, 30))
+        group = rng.integers(0, n_groups, m)
+        values = rng.choice([5.0, 20.0, 20.0, 100.0, 250.0, 0.3], m) + (trial % 2) * rng.random(m)
+        counts = rng.integers(1, 5, m)
+        got = group_medians(group, values, counts, n_groups)
+        for g in range(n_groups):
+            mine = group == g
+            want = np.median(np.repeat(values[mine], counts[mine])) if mine.any() else np.nan
+            assert np.array_equal(got[g], want, equal_nan=True), (trial, g)     # the same bits
+    assert np.isnan(group_medians(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), 2)).all()
