@@ -563,7 +563,7 @@ def _find_clusters(cfg: Config, incidents: pd.DataFrame, places: np.ndarray, are
     methods = cfg.analysis.get("clusters", ["dbscan"])
     methods = [methods] if isinstance(methods, str) else list(methods)
     # The risk incidents are read where they are (a chunk at a time), not copied: 0.7 GB at 30 M.
-    risk = incidents["weight"].to_numpy() > 0
+    risk = weight.is_risk(incidents)
     # Counted by hashing the places (collapsing them, with their weights, counts, evidence mix and the
     # sort that numbers them, costs more: at 10 M, 2.5 s for the count alone), collapsed once below.
     locations = len(merged_places(incidents["x"].to_numpy(), incidents["y"].to_numpy(), keep=risk)[0])

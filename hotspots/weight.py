@@ -183,5 +183,10 @@ def risk(incidents: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFr
     """The incidents that count as risk: weight above zero (not context, not a linked duplicate,
     not held to a role other than victim). With ``columns`` only those are copied (at millions of
     rows a copy of every column is the largest allocation of the stage that asks)."""
-    keep = incidents["weight"].to_numpy() > 0
+    keep = is_risk(incidents)
     return (incidents if columns is None else incidents[list(columns)])[keep]
+
+
+def is_risk(incidents: pd.DataFrame) -> np.ndarray:
+    """Which incidents count as risk (``risk``'s rows), as a boolean array."""
+    return incidents["weight"].to_numpy() > 0

@@ -15,7 +15,7 @@ import pandas as pd
 
 from hotspots.crs import BNG, WGS84, transformer
 from hotspots.tiers import public_count
-from hotspots.weight import risk
+from hotspots.weight import is_risk
 
 TOP_BUILDINGS = 10
 
@@ -77,7 +77,7 @@ def region_records(result) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndar
     got = result.__dict__.get("_region_records")
     if got is None:
         inc = result.incidents
-        risky = np.flatnonzero(inc["weight"].to_numpy() > 0)          # the risk records (``weight.risk``)
+        risky = np.flatnonzero(is_risk(inc))
         in_region = rows_by_region(inc["cell"].to_numpy()[risky], result.cells["region_id"].to_numpy())
         # Cells of no region carry "" (a key of its own here): those records are not kept.
         kept = risky[np.sort(np.concatenate([np.empty(0, np.int64), *(v for k, v in in_region.items() if k)]))]
