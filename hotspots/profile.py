@@ -423,13 +423,14 @@ def _trend_split(start, end) -> tuple[pd.Timestamp, float] | None:
 
 # --------------------------------------------------------------------------- the stage
 
-def comparable_places(risk: pd.DataFrame, building_xy: np.ndarray, grid=None, analysed: np.ndarray | None = None,
+def comparable_places(risk: pd.DataFrame | None, building_xy: np.ndarray, grid=None, analysed: np.ndarray | None = None,
                       kind: str = "random_places", n: int = 20_000, seed: int = 0) -> np.ndarray:
     """The places a key building is compared with, inside the covered area (the cells of ``grid``
     some risk source covers, ``analysed``). ``kind="random_places"`` (default): ``n`` points placed
     uniformly at random in those cells (random placement: a building is compared with anywhere
-    the data could have recorded); ``"snap_points"``: the distinct police.uk snap points of the risk
-    records and every key building (stricter: snap points exist only where crime was recorded).
+    the data could have recorded; ``risk`` is not read and may be None); ``"snap_points"``: the distinct
+    police.uk snap points of the risk records and every key building (stricter: snap points exist only
+    where crime was recorded).
     Returns an (m, 2) array of x, y."""
     if kind == "random_places" and grid is not None:
         rng = np.random.default_rng(seed)
