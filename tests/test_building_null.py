@@ -125,3 +125,26 @@ def test_merged_places_read_in_chunks_equal_collapse_of_the_rows_kept(monkeypatc
     assert none is None and np.array_equal(alone, np.column_stack(inference.place_codes(x, y)[1:]))
     empty, ew = inference.merged_places(x[:0], y[:0], w[:0])
     assert empty.shape == (0, 2) and ew.shape == (0,)
+
+
+def test_the_snap_point_null_compares_buildings_with_the_records_snap_points_and_the_buildings(example_config):
+    """``building_null = "snap_points"`` through the pipeline: the comparable places are the distinct
+    places of the risk records located at a police.uk snap point, and every key building, in the cells
+    some risk source covers, counted here from the result's own tables."""
+    import dataclasses
+
+    from hotspots.pipeline import analyse
+    cfg = dataclasses.replace(example_config, analysis={**example_config.analysis, "building_null": "snap_points"})
+    r = analyse(cfg)
+    risk = weight.risk(r.incidents)
+    snap = risk.loc[risk["location_precision"].astype(str) == "snap_point", ["x", "y"]].drop_duplicates()
+    from hotspots.load.buildings import load_buildings
+    from hotspots.load.ledger import Ledger
+    every_building = load_buildings(cfg, Ledger())[0]
+    xy = np.vstack([snap.to_numpy(float), every_building[["x", "y"]].to_numpy(float)])
+    cell = r.grid.assign(xy[:, 0], xy[:, 1])
+    analysed = r.cells["status"].to_numpy() == "analysed"
+    n_sites = int(((cell >= 0) & analysed[np.maximum(cell, 0)]).sum())
+    assert len(snap) > 1000 and n_sites > 1000
+    assert set(r.buildings["null"]) == {f"Monte Carlo relocation among {n_sites:,} police.uk snap points and key "
+                                        f"buildings in the covered area, 1,999 draws"}
