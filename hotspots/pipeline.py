@@ -450,10 +450,7 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
     options = {**options_from_config(cfg), "trend_exclude_sources": tuple(weight.period_scales(cfg))}
     kind = str(cfg.analysis.get("building_null", "random_places"))
     n_sim, seed = int(cfg.analysis.get("building_simulations", 1999)), int(cfg.analysis.get("seed", 0))
-    # Random places need no record: the copy of every risk record's place (0.5 GB at 30 M) only for snap points.
-    snaps = weight.risk(incidents, ["x", "y", "location_precision"]) if kind != "random_places" or grid is None \
-        else None
-    sites = comparable_places(snaps, buildings[["x", "y"]].to_numpy(float), grid, analysed, kind, seed=seed)
+    sites = comparable_places(incidents, buildings[["x", "y"]].to_numpy(float), grid, analysed, kind, seed=seed)
     label = ("random places in the covered area" if kind == "random_places"
              else "police.uk snap points and key buildings in the covered area")
     risk = grouped_risk(incidents)

@@ -78,11 +78,13 @@ def region_records(result) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndar
     if got is None:
         inc = result.incidents
         risky = np.flatnonzero(is_risk(inc))
-        in_region = rows_by_region(inc["cell"].to_numpy()[risky], result.cells["region_id"].to_numpy())
         # Cells of no region carry "" (a key of its own here): those records are not kept.
-        kept = risky[np.sort(np.concatenate([np.empty(0, np.int64), *(v for k, v in in_region.items() if k)]))]
-        records = pd.DataFrame({c: inc[c].take(kept) for c in RECORD_COLUMNS if c in inc})
-        rows = rows_by_region(records["cell"].to_numpy(), result.cells["region_id"].to_numpy())
+        in_region = {k: v for k, v in rows_by_region(inc["cell"].to_numpy()[risky],
+                                                     result.cells["region_id"].to_numpy()).items() if k}
+        kept = np.sort(np.concatenate([np.empty(0, np.int64), *in_region.values()]))
+        records = pd.DataFrame({c: inc[c].take(risky[kept]) for c in RECORD_COLUMNS if c in inc})
+        # Each region's rows among the records kept: where its risk records fall in ``kept`` (both sorted).
+        rows = {k: np.searchsorted(kept, v) for k, v in in_region.items()}
         got = (records, rows, *clock(records))
         result.__dict__["_region_records"] = got
     return got
