@@ -23,9 +23,9 @@ Usage::
     python benchmarks/run.py [--sizes 10k,100k,1m] [--keep] [--seed 2024]
                              [--profile largest|none|SIZE] [--no-compare]
 
-Targets (2 cores): 1 M incidents end to end < 15 s and < 3 GB peak, within 5x of the
-floor; map < 5 MB at any size; Gi* >= 100x faster than esda with identical z; KDE >= 1000x
-faster than scikit-learn within 3 %.
+Targets (2 cores, ``SIZE_TARGETS``): 10 k end to end < 4 s; 1 M < 15 s and < 3 GB peak, within 5x
+of the floor; 10 M < 120 s and < 4 GB; 30 M < 8 GB; map < 5 MB at any size; Gi* >= 100x faster
+than esda with identical z; KDE >= 1000x faster than scikit-learn within 3 %.
 """
 from __future__ import annotations
 
@@ -52,8 +52,11 @@ sys.path.insert(0, str(HERE))
 
 import generate  # noqa: E402  (benchmarks/generate.py)
 
-TARGETS = {"e2e_s": 15.0, "peak_gb": 3.0, "floor_ratio": 5.0, "map_mb": 5.0, "gi_speedup": 100.0,
-           "gi_dz": 1e-9, "kde_speedup": 1000.0, "kde_rel_err": 0.03}
+TARGETS = {"map_mb": 5.0, "gi_speedup": 100.0, "gi_dz": 1e-9, "kde_speedup": 1000.0, "kde_rel_err": 0.03}
+#: The brief's targets by size (2 cores): end to end seconds, peak GB of the process tree, analyse + publish
+#: over the floor. The rerun that changes only the weights (< 5 s at 1 M) is measured by ``engines.py``.
+SIZE_TARGETS = {"10k": {"e2e_s": 4.0}, "1m": {"e2e_s": 15.0, "peak_gb": 3.0, "floor_ratio": 5.0},
+                "10m": {"e2e_s": 120.0, "peak_gb": 4.0}, "30m": {"peak_gb": 8.0}}
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -705,30 +708,29 @@ def verdicts(runs: dict, compare: dict) -> list[str]:
     """One line per target: met or missed, by how much, and the measured cause."""
     lines = []
     sizes = [s for s in runs if "pipeline" in runs[s]]
-    if sizes:
-        big = max(sizes, key=lambda s: generate.parse_size(s))
-        r = runs[big]
+    for size in sizes:
+        r, want = runs[size], SIZE_TARGETS.get(size, {})
         p, f, c = r["pipeline"], r["floor"], r["child"]
-        note = "" if big == "1m" else f" (largest size run is {big}, not 1m)"
-        stages = sorted(p["stages"].items(), key=lambda kv: -kv[1])
-        top = ", ".join(f"{k} {v:.1f} s" for k, v in stages[:3])
-        e2e = c["wall_s"]
-        ok = e2e < TARGETS["e2e_s"]
-        lines.append(f"- End to end at {big}{note}: {e2e:.1f} s against < {TARGETS['e2e_s']:g} s: "
-                     + ("**met**." if ok else f"**missed** by {e2e - TARGETS['e2e_s']:.1f} s "
-                        f"({e2e / TARGETS['e2e_s']:.1f}x the target). Largest stages: {top}."))
-        # The larger of the biggest single process and the whole tree (the forked jobs' own pages).
-        gb = max(c["maxrss_bytes"], p.get("tree_pss_peak_mb", 0) * 2 ** 20) / 2 ** 30
-        ok = gb < TARGETS["peak_gb"]
-        lines.append(f"- Peak memory at {big} (process tree): {gb:.2f} GB against < {TARGETS['peak_gb']:g} GB: "
-                     + ("**met**." if ok else f"**missed** by {gb - TARGETS['peak_gb']:.2f} GB; "
-                        f"the high-water mark is reached in '{peak_stage(p)}'."))
-        ratio = p["pipeline_s"] / f["floor_s"]
-        ok = ratio <= TARGETS["floor_ratio"]
-        lines.append(f"- Within {TARGETS['floor_ratio']:g}x of the floor at {big}: {ratio:.1f}x "
-                     f"(analyse+publish {p['pipeline_s']:.1f} s, floor {f['floor_s']:.2f} s): "
-                     + ("**met**." if ok else f"**missed** ({ratio / TARGETS['floor_ratio']:.1f}x over the allowed "
-                        f"ratio; the pipeline would need to take <= {TARGETS['floor_ratio'] * f['floor_s']:.1f} s)."))
+        if "e2e_s" in want:
+            e2e, limit = c["wall_s"], want["e2e_s"]
+            top = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(p["stages"].items(), key=lambda kv: -kv[1])[:3])
+            lines.append(f"- End to end at {size}: {e2e:.1f} s against < {limit:g} s: "
+                         + ("**met**." if e2e < limit else f"**missed** by {e2e - limit:.1f} s "
+                            f"({e2e / limit:.1f}x the target). Largest stages: {top}."))
+        if "peak_gb" in want:
+            # The larger of the biggest single process and the whole tree (the forked jobs' own pages).
+            gb, limit = max(c["maxrss_bytes"], p.get("tree_pss_peak_mb", 0) * 2 ** 20) / 2 ** 30, want["peak_gb"]
+            lines.append(f"- Peak memory at {size} (process tree): {gb:.2f} GB against < {limit:g} GB: "
+                         + ("**met**." if gb < limit else f"**missed** by {gb - limit:.2f} GB; "
+                            f"the high-water mark is reached in '{peak_stage(p)}'."))
+        if "floor_ratio" in want:
+            ratio, limit = p["pipeline_s"] / f["floor_s"], want["floor_ratio"]
+            lines.append(f"- Within {limit:g}x of the floor at {size}: {ratio:.1f}x "
+                         f"(analyse+publish {p['pipeline_s']:.1f} s, floor {f['floor_s']:.2f} s): "
+                         + ("**met**." if ratio <= limit else f"**missed** ({ratio / limit:.1f}x over the allowed "
+                            f"ratio; the pipeline would need to take <= {limit * f['floor_s']:.1f} s)."))
+    if sizes and not any(s in SIZE_TARGETS for s in sizes):
+        lines.append(f"- No size with a target was run (targets at {', '.join(SIZE_TARGETS)}).")
     maps = {s: runs[s]["pipeline"]["map_bytes"].get("partner", 0) / 1e6 for s in sizes}
     if maps:
         worst = max(maps, key=maps.get)
