@@ -610,7 +610,8 @@ def build_table(runs: dict) -> list[list[str]]:
 # How the time splits (issue 13): stage names of ``Progress`` in each part.
 SPLIT = {"load": ("load sources",), "aggregate": ("study area and grid", "weight"),
          "analyse": ("detect hotspots", "density and trends", "attribute to boundaries", "profile key buildings",
-                     "weighting sensitivity", "clusters", "building types"),  # the last two: waiting for the second core
+                     "weighting sensitivity", "trends", "clusters", "building types"),  # the last three: waiting for
+         # the second core
          "publish": ("publish", "summary (CLI table)")}
 SCALE_START, SCALE_END = "<!-- scale:start -->", "<!-- scale:end -->"
 

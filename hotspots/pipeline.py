@@ -7,6 +7,7 @@ and calls these two; each stage lives in its own module.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -173,6 +174,9 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
             del incidents[col]
         incidents["cell"] = cell_no[inside]
         release_freed_memory()
+        # Which boundary areas each cell lies in needs only the grid and the boundaries: the second core
+        # finds them while this one weighs and tests (0.5 s of a small partnership's run).
+        areas_job = background.start(attribute.cell_areas, grid.boxes(), boundaries, what="cells' boundary areas")
 
     with progress.step("weight"):
         table = weight.weight_table(cfg)
@@ -212,10 +216,10 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
 
     with progress.step("density and trends"):
         kde_surface = _kde(cfg, incidents, grid, cells, params)
-        _trends(cfg, incidents, grid, cells, w, alpha, seed, params)
+        trends_job = _start_trends(cfg, incidents, grid, w, alpha, seed, params)
 
     with progress.step("attribute to boundaries"):
-        cells, regions, areas = attribute_cells(cells, grid, boundaries)
+        cells, regions, areas = attribute_cells(cells, grid, boundaries, areas_job.result())
         evidence_of = evidence_classes(risk_evidence)
         regions = combmod.region_support(regions, cells, evidence_of)
         cells["outside_coverage_of"] = attribute.cells_outside_coverage(cells.geometry.values, coverage)
@@ -257,6 +261,11 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         row["anecdotal_weight"] = float(agreed.iloc[0]) if len(agreed) else float("nan")
         sens = pd.concat([sens, pd.DataFrame([row])], ignore_index=True)
         cells["gi_class_high_risk"] = high_cls
+
+    with progress.step("trends"):
+        if not trends_job.done():
+            _import_publishing()
+        _finish_trends(trends_job, cells)
 
     with progress.step("clusters"):
         if not clusters_job.done():
@@ -338,9 +347,11 @@ def source_weights(incidents: pd.DataFrame, table: dict) -> dict[str, float]:
             for sid, e in evidence_classes(incidents).items()}
 
 
-def attribute_cells(cells: gpd.GeoDataFrame, grid: gridmod.Grid, boundaries: gpd.GeoDataFrame):
-    """Areas per cell, hotspot regions and the per-area summary; returns (cells, regions, areas)."""
-    areas_txt, pairs, overlap = attribute.cell_areas(cells.geometry.values, boundaries)
+def attribute_cells(cells: gpd.GeoDataFrame, grid: gridmod.Grid, boundaries: gpd.GeoDataFrame,
+                    found: tuple | None = None):
+    """Areas per cell, hotspot regions and the per-area summary; returns (cells, regions, areas).
+    ``found``: ``attribute.cell_areas`` of the cells, when already computed."""
+    areas_txt, pairs, overlap = found if found is not None else attribute.cell_areas(cells.geometry.values, boundaries)
     cells["areas"] = areas_txt
     regions, region_of = attribute.hotspot_regions(cells, grid, pairs)
     cells["region_id"] = region_of
@@ -600,9 +611,11 @@ def _find_clusters(cfg: Config, incidents: pd.DataFrame, places: np.ndarray, are
     return gpd.GeoDataFrame(clusters, geometry="geometry", crs=BNG)
 
 
-def _trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd.GeoDataFrame, w,
-            alpha: float, seed: int, params: dict) -> None:
-    """Emerging hot spot classes per cell from monthly Gi* (``trend_class``, ``trend_z``, ``trend_p``)."""
+def _start_trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, w, alpha: float, seed: int,
+                  params: dict):
+    """Start the emerging hot spot classes per cell from monthly Gi* on the second core (their
+    permutations, 1 s of a small partnership's run, need only the cells x months cube built here);
+    ``_finish_trends`` collects them. The result is the same either way (same cube, same seed)."""
     risk = weight.risk(incidents, ["source_id", "cell", "occurred_from", "weight"])
     # A source covering part of the period only would read as a trend where it starts or stops.
     partial = sorted(weight.period_scales(cfg))
@@ -610,10 +623,7 @@ def _trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd
     n_periods = int(month_index(pd.Series([cfg.end - pd.Timedelta(seconds=1)]), cfg.start)[0]) + 1
     period = month_index(risk["occurred_from"], cfg.start)
     cube = space_time_cube(risk["cell"].to_numpy(), period, risk["weight"].to_numpy(), grid.n, n_periods)
-    classes = emerging_classes(cube, w, alpha, inference="permutation", seed=seed)
-    cells["trend_class"] = classes["trend_class"].to_numpy()
-    cells["trend_z"] = classes["trend_z"].to_numpy()
-    cells["trend_p"] = classes["trend_p"].to_numpy()
+    del risk, period
     how = ("monthly Gi* (randomisation p, BH per month), Mann-Kendall trend of each cell's z, classes after "
            "ArcGIS Pro's Emerging Hot Spot Analysis")
     if partial:
@@ -621,6 +631,16 @@ def _trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd
     if n_periods < 10:
         how += f"; only {n_periods} months: fewer than the 10 steps the trend test needs, treat classes with caution"
     params["space_time"] = _param(f"{n_periods} monthly steps", how)
+    return background.start(functools.partial(emerging_classes, inference="permutation", seed=seed), cube, w, alpha,
+                            what="trends")
+
+
+def _finish_trends(job, cells: gpd.GeoDataFrame) -> None:
+    """``trend_class``, ``trend_z``, ``trend_p`` of each cell from ``_start_trends``'s job, after ``kde``."""
+    classes = job.result()
+    at = cells.columns.get_loc("kde") + 1
+    for k, col in enumerate(("trend_class", "trend_z", "trend_p")):
+        cells.insert(at + k, col, classes[col].to_numpy())
 
 
 def publish(result: Result, out: Path, pdf: bool = False) -> dict[str, Path]:
