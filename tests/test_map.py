@@ -431,3 +431,31 @@ def test_layer_geojson_is_geopandas_interface_without_bboxes(example_result):
     assert len(got["features"]) == len(sig) > 20
     assert json.dumps(got["features"]) == json.dumps(want["features"])
     assert "{{" not in json.dumps(got) and "&lt;b&gt;" in json.dumps(got)
+
+
+def test_cell_images_with_many_distinct_counts_keep_a_palette_and_every_pixel():
+    """More distinct counts than a palette holds (10 M incidents give hundreds a month) still make few
+    colours (161 at 10 M): the image is a palette PNG whose pixels are the colours of the counts, one by one."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from hotspots.publish.map import _cell_png, _rgba
+
+    rng = np.random.default_rng(7)
+    counts = np.concatenate([np.zeros(200), np.arange(1, 301)]).astype(float)    # 301 levels, 232 colours
+    rng.shuffle(counts)
+    pixels = rng.integers(-1, len(counts), size=(40, 60))
+    url = _cell_png(counts, pixels, counts.max(), "OrRd")
+    image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert image.mode == "P"
+    shown = np.asarray(image.convert("RGBA"))
+    # Each pixel's colour straight from its own count (0 and outside the grid: transparent).
+    value = np.where(pixels >= 0, counts[np.maximum(pixels, 0)], np.nan)
+    expected = _rgba(np.where(value > 0, value, np.nan), counts.max(), "OrRd")
+    visible = expected[..., 3] > 0
+    assert visible.sum() > 1000 and len(np.unique(value[visible])) > 256
+    assert (shown[visible] == expected[visible]).all()
+    assert (shown[~visible][:, 3] == 0).all()
