@@ -642,6 +642,7 @@ def scale_table(runs: dict) -> list[list[str]]:
     add("**peak memory of the process tree, PSS (MB)**", lambda r: f"{r['pipeline'].get('tree_pss_peak_mb', 0):,.0f}")
     add("peak RSS per incident (bytes)", lambda r: f"{r['child']['maxrss_bytes'] / r['pipeline']['incidents']:,.0f}")
     add("peak reached in stage", lambda r: peak_stage(r["pipeline"]))
+    add("map.html (MB)", lambda r: f"{r['pipeline']['map_bytes'].get('partner', 0) / 1e6:.2f}")
     stages = []
     for r in runs.values():
         for k in r["pipeline"].get("rss_peak_in_stage_mb", {}):
