@@ -198,7 +198,7 @@ def _cell_png(counts: np.ndarray, pixels: np.ndarray, top: float, cmap: str) -> 
 
     With at most 256 colours the PNG has a palette: the same pixels as RGBA in a quarter of the bytes to
     compress; as RGBA, the map's 29 images took 0.4 s of its 1.5 s at 10 k incidents. More distinct counts
-    than that (10 M incidents: up to 2,000 a month) still make few colours (161), so counts of one colour
+    than that (at 10 M incidents) still make few colours (at most 161 in a month), so counts of one colour
     share its entry: the 24 monthly images 1.9 MB as RGBA, 0.85 MB with a palette, the same pixels.
     """
     levels, level = np.unique(counts, return_inverse=True)
