@@ -9,7 +9,9 @@ from contextlib import contextmanager
 class Progress:
     """Reports each pipeline step; shows a bar only when stderr is a terminal."""
 
-    def __init__(self, enabled: bool | None = None, total: int = 6):
+    def __init__(self, enabled: bool | None = None, total: int | None = None):
+        """``total``: how many steps are to come, when known. Without it the bar counts the steps done: a
+        run's steps change with its stages (a fixed 6 read "12/6" at the end of a run of 12)."""
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.times: dict[str, float] = {}
         self._bar = None
