@@ -607,11 +607,11 @@ def build_table(runs: dict) -> list[list[str]]:
     return rows
 
 
-# How the time splits (issue 13): stage names of ``Progress`` in each part.
+# How the time splits (issue 13): stage names of ``Progress`` in each part ("trends", "clusters" and
+# "building types": waiting for the second core).
 SPLIT = {"load": ("load sources",), "aggregate": ("study area and grid", "weight"),
          "analyse": ("detect hotspots", "density and trends", "attribute to boundaries", "profile key buildings",
-                     "weighting sensitivity", "trends", "clusters", "building types"),  # the last three: waiting for
-         # the second core
+                     "weighting sensitivity", "trends", "clusters", "building types"),
          "publish": ("publish", "summary (CLI table)")}
 SCALE_START, SCALE_END = "<!-- scale:start -->", "<!-- scale:end -->"
 

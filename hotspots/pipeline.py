@@ -263,23 +263,18 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         cells["gi_class_high_risk"] = high_cls
 
     with progress.step("trends"):
-        if not trends_job.done():
-            _import_publishing()
+        _import_publishing_while(trends_job)
         _finish_trends(trends_job, cells)
 
     with progress.step("clusters"):
-        if not clusters_job.done():
-            # While the second core finishes them, what publishing imports is imported (0.7 s that would
-            # otherwise come after; at 1 M incidents the wait here was 1.5-2 s).
-            _import_publishing()
+        _import_publishing_while(clusters_job)
         clusters = finish_clusters(clusters_job, params)
         clusters["areas"], clusters["cross_boundary"] = attribute.polygon_areas(clusters.geometry.values, boundaries)
 
     with progress.step("building types"):
         # Collected last: the stages above ran while the second core drew them (at 10 M incidents the
         # wait for them right after the buildings' profiles was 4-5 s).
-        if types_job is not None and not types_job.done():
-            _import_publishing()
+        _import_publishing_while(types_job)
         building_types = types_job.result() if types_job is not None else None
 
     return Result(cfg=cfg, incidents=incidents, ledger=ledger, accounting=accounting, study_area=area,
@@ -532,9 +527,13 @@ def _start_clusters(cfg: Config, incidents: pd.DataFrame, area):
     return background.start(_clusters, cfg, incidents, area, what="density clusters")
 
 
-def _import_publishing() -> None:
-    """The modules ``publish`` imports: folium (its templates compile at import), the map and briefing,
-    matplotlib's colour maps and ticks, PIL, scipy.ndimage."""
+def _import_publishing_while(job) -> None:
+    """While ``job`` (a step on the second core) is still running, import the modules ``publish``
+    imports: folium (its templates compile at import), the map and briefing, matplotlib's colour maps
+    and ticks, PIL, scipy.ndimage (0.7 s that would otherwise come after the wait; at 1 M incidents
+    the wait for the clusters was 1.5-2 s)."""
+    if job is None or job.done():
+        return
     import matplotlib.cm  # noqa: F401
     import matplotlib.ticker  # noqa: F401
     import PIL.Image  # noqa: F401
