@@ -459,3 +459,125 @@ def test_cell_images_with_many_distinct_counts_keep_a_palette_and_every_pixel():
     assert visible.sum() > 1000 and len(np.unique(value[visible])) > 256
     assert (shown[visible] == expected[visible]).all()
     assert (shown[~visible][:, 3] == 0).all()
+
+
+DRAWN_CELLS = """(css) => { const out = [], seen = new Set();
+  function walk(l) { if (seen.has(l)) return; seen.add(l);
+    if (l.feature && l.options.className === css) out.push({p: l.feature.properties, ring: l.feature.geometry.coordinates[0],
+        fill: l.options.fillColor, weight: l.options.weight});
+    if (l.eachLayer) l.eachLayer(walk); }
+  for (const k of Object.keys(window)) if (window[k] instanceof L.LayerGroup) walk(window[k]);
+  return out; }"""
+
+
+def _corners(ring) -> set:
+    """A closed ring's corners as a set of (lon, lat) in millionths of a degree."""
+    return {(round(x * 1e6), round(y * 1e6)) for x, y in ring[:-1]}
+
+
+@needs_chromium
+def test_every_drawn_cell_has_its_own_corners_text_and_colour(demo_out, example_result):
+    """The cell layers are made in the browser from compact data (shared corners, text in columns): each
+    drawn cell has the corners of the cell of that id in cells.geojson (to 1e-6 degrees), its own row's
+    numbers in words, each source's own evidence joined in source order, and its class's colour."""
+    import geopandas as gpd
+
+    from hotspots.publish.map import GI_COLOURS, GI_LABELS
+    written = gpd.read_file(demo_out[2] / "cells.geojson").set_index("cell_id")
+    assert written.crs.to_epsg() == 4326
+    cells = example_result.cells.set_index("cell_id")
+    sources = [c[2:] for c in cells.columns if c.startswith("z_") and "p_" + c[2:] in cells.columns]
+    with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
+        drawn = {"hs-cell": page.evaluate(DRAWN_CELLS, "hs-cell"),
+                 "hs-factual": page.evaluate(DRAWN_CELLS, "hs-factual"),
+                 "hs-anecdotal-equal": page.evaluate(DRAWN_CELLS, "hs-anecdotal-equal"),
+                 "hs-trend": page.evaluate(DRAWN_CELLS, "hs-trend")}
+        assert errors == [] and blocked == []
+    sig = cells.index[cells["gi_class"].fillna(0) != 0]
+    assert sorted(d["p"]["cell_id"] for d in drawn["hs-cell"]) == sorted(sig)
+    assert sorted(d["p"]["cell_id"] for d in drawn["hs-factual"]) == sorted(
+        cells.index[cells["gi_class_factual_only"] >= 2])
+    assert sorted(d["p"]["cell_id"] for d in drawn["hs-anecdotal-equal"]) == sorted(
+        cells.index[cells["gi_class_anecdotal_equal"] >= 2])
+    assert sorted(d["p"]["cell_id"] for d in drawn["hs-trend"]) == sorted(
+        cells.index[cells["trend_class"] != "no pattern detected"])
+    joined = 0
+    for layer, items in drawn.items():
+        for d in items:
+            cid = d["p"]["cell_id"]
+            assert _corners(d["ring"]) == _corners(written.geometry[cid].exterior.coords), (layer, cid)
+    for d in drawn["hs-cell"]:
+        row = cells.loc[d["p"]["cell_id"]]
+        assert d["p"]["confidence"] == GI_LABELS[int(row["gi_class"])] and d["fill"] == GI_COLOURS[int(row["gi_class"])]
+        assert d["p"]["z"] == f"{row['gi_z']:.2f}" and d["p"]["incidents"] == f"{int(row['n']):,}"
+        assert d["p"]["areas"] == row["areas"] and d["p"]["region_id"] == (row["region_id"] or "")
+        each = [f"{s} z {row['z_' + s]:.1f} p {row['p_' + s]:.2g}" for s in sources if row["z_" + s] == row["z_" + s]]
+        assert d["p"]["per_source"] == "; ".join(each)
+        joined += len(each) > 1
+    assert joined > 10
+    anecdotal_only = cells["anecdotal_only"].fillna(False).astype(bool)
+    for d in drawn["hs-anecdotal-equal"]:
+        assert d["weight"] == (3.0 if anecdotal_only[d["p"]["cell_id"]] else 1.0)
+
+
+@needs_chromium
+@pytest.mark.parametrize("shape", ["square", "hexagon"])
+def test_a_cell_layer_draws_each_cell_and_its_text_literally(tmp_path, shape):
+    """``CellLayer`` on a grid of either shape: every cell comes back with its own corners (as
+    ``_web``'s GeoJSON of the same cells, to 1e-6 degrees) and its own text, markup and template
+    syntax shown as text, a missing value as an empty cell of the popup, parts joined without the empty ones."""
+    import folium
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+    import shapely
+
+    from hotspots.grid import build_grid, build_hex_grid
+    from hotspots.publish.map import _web, compact_cells
+    from hotspots.publish.map_controls import CellLayer
+    from hotspots.publish.offline import make_self_contained
+    area = shapely.box(530_000, 180_000, 531_000, 180_800)
+    grid = (build_grid if shape == "square" else build_hex_grid)(area, 100)
+    cells = gpd.GeoDataFrame({"cell_id": [f"C{i}" for i in range(grid.n)]}, geometry=grid.boxes(), crs="EPSG:27700")
+    hostile = ['<img src=x onerror="alert(1)">', "{{ 7*7 }}", "${alert(2)}`", "A & B\u2028C", None]
+    cells["label"] = [hostile[i % len(hostile)] for i in range(len(cells))]
+    cells["kind"] = np.where(np.arange(len(cells)) % 3 == 0, "one", "two")
+    parts = [pd.Series(np.where(np.arange(len(cells)) % 2 == 0, "a z 1.0", ""), index=cells.index),
+             pd.Series(np.where(np.arange(len(cells)) % 4 < 2, "b z 2.0", ""), index=cells.index)]
+    styles = {"one": {"fillColor": "#ff0000", "className": "hs-test"}, "two": {"fillColor": "#0000ff",
+                                                                                "className": "hs-test"}}
+    data = compact_cells(cells, ["cell_id", "label", "kind", "each"], ["Cell", "Label", "Kind", "Each"],
+                         cells["kind"], styles, {"each": parts})
+    assert data["corners"] == (4 if shape == "square" else 6)
+    m = folium.Map(location=[51.5, -0.12], zoom_start=15, tiles=None)
+    group = folium.FeatureGroup(name="cells").add_to(m)
+    CellLayer(data).add_to(group)
+    page_file = tmp_path / "cells.html"
+    page_file.write_text(make_self_contained(m.get_root().render()), encoding="utf-8")
+    reference = {f["properties"]["cell_id"]: f["geometry"]["coordinates"][0] for f in _web(cells, ["cell_id"])["features"]}
+    with open_offline(page_file) as (page, errors, blocked):
+        drawn = page.evaluate(DRAWN_CELLS, "hs-test")
+        page.evaluate("""() => { const map = Object.values(window).find(v => v instanceof L.Map);
+            map.eachLayer(l => { if (l.feature && l.feature.properties.cell_id === "C0") l.openPopup(l.getBounds().getCenter()); }); }""")
+        popup = page.locator(".leaflet-popup-content").inner_text()
+        assert page.locator("img[src='x']").count() == 0 and errors == [] and blocked == []
+    assert len(drawn) == len(cells) > 50
+    for d in drawn:
+        i = int(d["p"]["cell_id"][1:])
+        assert _corners(d["ring"]) == _corners(reference[d["p"]["cell_id"]])
+        assert d["p"]["label"] == hostile[i % len(hostile)] and d["p"]["kind"] == cells["kind"][i]
+        assert d["fill"] == ("#ff0000" if cells["kind"][i] == "one" else "#0000ff")
+        assert d["p"]["each"] == "; ".join(t for t in (parts[0][i], parts[1][i]) if t)
+    assert re.search(r'Label\s+<img src=x onerror="alert\(1\)">', popup) and re.search(r"Each\s+a z 1.0; b z 2.0", popup)
+
+
+def test_the_cells_layer_carries_each_cell_in_under_200_bytes(example_result):
+    """Every cell of the example drawn (1,035, seven sources' evidence each): the compact data of the
+    partner's cells layer is under 200 bytes a cell (144 when written), where one GeoJSON feature a cell
+    with its properties was about 540 (the 10 M benchmark's map: 3.4 MB for 6,226 cells)."""
+    from hotspots.publish.map import _cells_layer
+    cells = example_result.cells.copy()
+    cells["gi_class"] = cells["gi_class"].fillna(0).replace(0, 1)
+    (layer,) = _cells_layer(cells, public=False)._children.values()
+    assert len(cells) > 1000
+    assert len(layer.data) < 200 * len(cells)

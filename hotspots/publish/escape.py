@@ -25,6 +25,8 @@ map as data, through these helpers and nothing else:
 
 GeoJSON layers carry their text as escaped feature properties (``tojson`` in
 Folium's templates) and show it with ``GeoJsonPopup`` / ``GeoJsonTooltip``.
+The cell layers (``map_controls.CellLayer``) carry theirs unescaped through
+``js_json`` and show it with ``textContent``.
 """
 from __future__ import annotations
 

@@ -4,11 +4,15 @@ Input: a pipeline ``Result``. Output: an HTML string that opens with no
 network (assets inlined by ``offline.make_self_contained``). Layers:
 boundaries with their names, Gi* cells by confidence, hotspot regions
 (cross-boundary ones highlighted), a legend and a methods panel. Only
-significant cells are drawn, so the file stays small at any data size.
+significant cells are drawn, each layer of cells as compact data
+(``compact_cells``, drawn by ``map_controls.CellLayer``), so the file stays
+small at any data size.
 
 Every string that comes from an input (area names, source ids, categories,
 config text) goes through ``esc`` before it reaches Folium: Folium puts
 popups, tooltips and layer names into the page as raw HTML and JavaScript.
+The cell layers carry their text unescaped, as JSON data (``js_json``) that
+the browser sets with ``textContent``.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from hotspots.errors import UserError
 from hotspots.detect.spacetime import month_index
 from hotspots.publish.map_buildings import LABEL_ZOOM, buildings_layers, buildings_legend_html
 from hotspots.publish.escape import HtmlBlock, esc, render_once, short
-from hotspots.publish.map_controls import LegendSwitch, MonthSlider, WhereToAct, ZoomLabels
+from hotspots.publish.map_controls import CellLayer, LegendSwitch, MonthSlider, WhereToAct, ZoomLabels
 from hotspots.publish.where import where_to_act
 from hotspots.publish.offline import make_self_contained
 from hotspots.tiers import RULES_TEXT, public_count, public_counts, public_coverage
@@ -64,13 +68,59 @@ def _fmt(df: pd.DataFrame, col: str, digits: int) -> pd.Series:
     return df[col].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}f}")
 
 
+def _column(values: pd.Series):
+    """One property of a ``CellLayer``: a list (None where missing), or, when it has fewer than half as
+    many distinct values as cells, those values and a code per cell."""
+    vals = values.astype(object).where(values.notna(), None)
+    codes, distinct = pd.factorize(vals, use_na_sentinel=False)
+    if 2 * len(distinct) >= len(vals):
+        return vals.tolist()
+    return {"v": [None if v is None or v != v else v for v in distinct], "k": codes.tolist()}
+
+
+def _joined(parts: list[pd.Series], index: pd.Index):
+    """A ``CellLayer`` property joined in the browser from ``parts`` (see ``compact_cells``)."""
+    if not parts:
+        return _column(pd.Series("", index=index))
+    return {"join": "; ", "parts": [_column(p) for p in parts]}
+
+
+def compact_cells(cells: gpd.GeoDataFrame, fields: list[str], aliases: list[str], style: pd.Series,
+                  styles: dict, parts: dict[str, list[pd.Series]] | None = None) -> dict:
+    """The data of a ``CellLayer``: the polygons of ``cells`` (in EPSG:27700, cells of one grid: every
+    ring with the same number of corners), each with the text of ``fields`` (shown as ``aliases``) and the
+    Leaflet path options ``styles[style]``. A field named in ``parts`` is those texts joined with '; '
+    (the empty ones left out) in the browser: each part has few distinct values, their join has many.
+
+    Corners are found shared by their position to 1 mm; each is sent once, in WGS84 rounded to 1e-6
+    degrees (~0.1 m, as ``_web``), as integer millionths of a degree, each the difference from the one
+    before (sorted by position, so that most differences are a few digits). Text is raw: the layer sets
+    it with ``textContent`` and ``js_json`` makes it inert inside the script."""
+    rings = shapely.get_exterior_ring(cells.geometry.values)
+    xy, owner = shapely.get_coordinates(rings, return_index=True)
+    per = np.bincount(owner, minlength=len(cells))
+    if len(cells) and (per != per[0]).any():
+        raise ValueError("compact_cells: every cell of a grid should have the same number of corners")
+    corners = int(per[0]) - 1 if len(cells) else 0
+    xy = xy.reshape(len(cells), corners + 1, 2)[:, :corners].reshape(-1, 2)
+    _, first, which = np.unique(np.round(xy * 1000).astype(np.int64), axis=0, return_index=True,
+                                return_inverse=True)
+    lon, lat = transformer(BNG, WGS84).transform(xy[first, 0], xy[first, 1])
+    micro = [np.round(np.asarray(v) * 1e6).astype(np.int64) for v in (lon, lat)]
+    return {"corners": corners, "rings": which.ravel().tolist(),
+            "lon": np.diff(micro[0], prepend=0).tolist(), "lat": np.diff(micro[1], prepend=0).tolist(),
+            "fields": fields, "aliases": aliases,
+            "columns": [_joined(parts[f], cells.index) if f in (parts or {}) else _column(cells[f]) for f in fields],
+            "style": _column(style.astype(str)), "styles": styles}
+
+
 def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
     group = folium.FeatureGroup(name="Hotspots · Gi* hot and cold spots (cells)", show=True)
     sig = cells[cells["gi_class"].notna() & (cells["gi_class"] != 0)].copy()
     if not len(sig):
         return group
     sig["confidence"] = sig["gi_class"].map(GI_LABELS)
-    sig["fill"] = sig["gi_class"].map(GI_COLOURS)
+    parts = None
     if public:
         sig["incidents"] = public_counts(sig["n"])
         fields = ["cell_id", "confidence", "incidents", "areas", "region_id"]
@@ -80,33 +130,29 @@ def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
         sig["weighted_txt"] = _fmt(sig, "weighted", 1)
         sig["z"] = _fmt(sig, "gi_z", 2)
         sig["q"] = sig["gi_q"].map(lambda v: f"{v:.2g}")
-        sig["per_source"] = _per_source(sig)
+        parts = {"per_source": _per_source(sig)}
         sig["support_txt"] = sig["support"].fillna("") if "support" in sig else ""
         fields = ["cell_id", "confidence", "incidents", "weighted_txt", "z", "q", "per_source", "support_txt",
                   "areas", "region_id"]
         aliases = ["Cell", "Gi*", "Incidents", "Weighted", "z", "q (FDR)", "Each source (z, p)",
                    "Made hot by", "Areas", "Region"]
-    data = _web(sig, ["fill", *fields])
-    folium.GeoJson(
-        data, name="gi_cells",
-        style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": "#555555",
-                                  "weight": 0.3, "fillOpacity": 0.75, "className": "hs-cell"},
-        popup=folium.GeoJsonPopup(fields=fields, aliases=aliases),
-    ).add_to(group)
+    styles = {str(k): {"fillColor": c, "color": "#555555", "weight": 0.3, "fillOpacity": 0.75, "className": "hs-cell"}
+              for k, c in GI_COLOURS.items()}
+    CellLayer(compact_cells(sig, fields, aliases, sig["gi_class"].astype(int), styles, parts)).add_to(group)
     return group
 
 
-def _per_source(cells: pd.DataFrame) -> pd.Series:
-    """Each covering source's own evidence, in words: 'source z 2.1 p 0.004; ...'."""
+def _per_source(cells: pd.DataFrame) -> list[pd.Series]:
+    """Each covering source's own evidence in words, one series per source: 'source z 2.1 p 0.004' (empty
+    where it does not cover the cell); the map joins them with '; '."""
     sids = [c[2:] for c in cells.columns if c.startswith("z_") and f"p_{c[2:]}" in cells.columns]
-    if not sids or not len(cells):
-        return pd.Series("", index=cells.index)
     # Column by column, not a row at a time (DataFrame.apply took 0.6 s for 2,600 cells).
     parts = []
     for s in sids:
         z, p = cells["z_" + s].to_numpy(float), cells["p_" + s].to_numpy(float)
-        parts.append([f"{s} z {a:.1f} p {b:.2g}" if a == a and b == b else "" for a, b in zip(z, p)])
-    return pd.Series(["; ".join(t for t in row if t) for row in zip(*parts)], index=cells.index)
+        parts.append(pd.Series([f"{s} z {a:.1f} p {b:.2g}" if a == a and b == b else "" for a, b in zip(z, p)],
+                               index=cells.index))
+    return parts
 
 
 def _regions_layer(regions: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
@@ -367,41 +413,36 @@ def _trends_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
     if not len(sub):
         return group
     sub["trend_txt"] = _fmt(sub, "trend_z", 2)
-    data = _web(sub, ["cell_id", "trend_class", "trend_txt", "n"])
-    folium.GeoJson(
-        data, name="trends",
-        style_function=lambda f: {"fillColor": _trend_colour(f["properties"]["trend_class"]), "fillOpacity": 0.8,
-                                  "color": "#444444", "weight": 0.4, "className": "hs-trend"},
-        popup=folium.GeoJsonPopup(fields=["cell_id", "trend_class", "trend_txt", "n"],
-                                  aliases=["Cell", "Trend class", "Mann-Kendall z", "Incidents"]),
-    ).add_to(group)
+    styles = {label: {"fillColor": _trend_colour(label), "fillOpacity": 0.8, "color": "#444444", "weight": 0.4,
+                      "className": "hs-trend"} for label in sub["trend_class"].unique()}
+    CellLayer(compact_cells(sub, ["cell_id", "trend_class", "trend_txt", "n"],
+                            ["Cell", "Trend class", "Mann-Kendall z", "Incidents"], sub["trend_class"], styles)
+              ).add_to(group)
     return group
 
 
 def _scenario_layer(cells: gpd.GeoDataFrame, column: str, name: str, alias: str, css: str,
                     outline: str) -> folium.FeatureGroup | None:
     """The hot spots (class 2 and 3 of ``column``) of another weighting, beside the agreed cells layer;
-    each names the sources whose own evidence makes it hot, and says when they are all anecdotal."""
+    each names the sources whose own evidence makes it hot, and says when they are all anecdotal (drawn
+    with a thick outline)."""
     if column not in cells:
         return None
     group = folium.FeatureGroup(name=name, show=False)
     hot = cells[cells[column] >= 2].copy()
     if len(hot):
         hot["confidence"] = hot[column].map(GI_LABELS)
-        hot["fill"] = hot[column].map(GI_COLOURS)
         support = hot["support"].fillna("").astype(str) if "support" in hot else pd.Series("", index=hot.index)
         anec = hot["anecdotal_only"].to_numpy(bool) if "anecdotal_only" in hot else np.zeros(len(hot), bool)
         hot["support_txt"] = np.where(anec, support.str.replace(";", ", ") + " (supported only by anecdotal sources)",
                                       support.str.replace(";", ", "))
-        hot["weight"] = np.where(anec, 3.0, 1.0)
-        folium.GeoJson(_web(hot, ["cell_id", "confidence", "fill", "support_txt", "weight"]),
-                       name=css.replace("hs-", "").replace("-", "_"),
-                       style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": outline,
-                                                 "weight": f["properties"]["weight"], "fillOpacity": 0.6,
-                                                 "className": css},
-                       popup=folium.GeoJsonPopup(fields=["cell_id", "confidence", "support_txt"],
-                                                 aliases=["Cell", alias, "Supported by (each source's own evidence)"])
-                       ).add_to(group)
+        key = hot[column].astype(int).astype(str) + np.where(anec, " anecdotal only", "")
+        styles = {f"{k}{a}": {"fillColor": GI_COLOURS[k], "color": outline, "weight": 3.0 if a else 1.0,
+                              "fillOpacity": 0.6, "className": css}
+                  for k in (2, 3) for a in ("", " anecdotal only")}
+        CellLayer(compact_cells(hot, ["cell_id", "confidence", "support_txt"],
+                                ["Cell", alias, "Supported by (each source's own evidence)"], key, styles)
+                  ).add_to(group)
     return group
 
 
