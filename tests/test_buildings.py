@@ -596,31 +596,48 @@ def test_profile_options_are_checked(example_config):
         load(example_config, dataclasses.replace(EXAMPLE_LAYERS[0], options={"radius": 100}))
 
 
-def test_map_layers_one_group_per_type_with_escaped_popups(example_profile):
+def test_map_layers_one_group_per_type_with_profiles_as_data(example_profile):
+    import json
+
     import folium
 
-    from hotspots.publish.map_buildings import buildings_layers, buildings_legend_html, risk_band
+    from hotspots.publish.map_buildings import BANDS, buildings_layers, buildings_legend_html, risk_band
     _, _, table, _, _ = example_profile
     hostile = table.copy()
-    hostile.loc[0, "name"] = "<img src=x onerror=alert(1)> ${alert(2)} `x`"
+    name = "<img src=x onerror=alert(1)> ${alert(2)} `x` {{ 7*7 }}"
+    hostile.loc[0, "name"] = name
     groups = buildings_layers(hostile, "dates are month-only: no time profile")
     assert [g.layer_name for g in groups] == ["Buildings · Key buildings: school", "Buildings · Key buildings: station"]
     m = folium.Map(location=[51.515, -0.09], zoom_start=14, tiles=None)
     for g in groups:
         g.add_to(m)
     html = m.get_root().render()
-    # one marker per building (each with its band's class), drawn as circle markers
-    assert html.count('"className": "hs-building-') == len(table) and "L.circleMarker(" in html
-    # escaped for HTML, then carried as a JSON string in the script (& as \u0026)
-    assert "<img src=x" not in html and "${alert" not in html and "\\u0026lt;img src=x" in html
-    assert "AwesomeMarkers.icon(" not in html and "L.marker(" not in html   # CircleMarkers only, no folium.Icon
+    elements = [e for g in groups for e in g._children.values() if type(e).__name__ == "BuildingMarkers"]
+    markers = [b for e in elements for b in json.loads(e.markers)]
+    styles = json.loads(elements[0].styles)
+    # one marker per building, each drawn in its band's style (a circle marker, no folium.Icon)
+    assert len(markers) == len(table) and "L.circleMarker(" in html
+    assert "AwesomeMarkers.icon(" not in html and "L.marker(" not in html
+    bands = [risk_band(r, ["100", "250", "500"]) for _, r in hostile.iterrows()]
+    by_name = {b["profile"]["title"]: b for b in markers}
+    for (_, row), band in zip(hostile.iterrows(), bands):
+        assert by_name[row["name"]]["style"] == band == by_name[row["name"]]["profile"]["risk"]
+    assert {k: v["fillColor"] for k, v in styles.items() if not k.startswith("sensitive")} == {
+        k: c for k, (c, _) in BANDS.items()}
+    # the hostile name is text in a JSON string: no markup, no template syntax in the page
+    assert by_name[name]["profile"]["title"] == name
+    assert "<img src=x" not in html and "{{ 7" not in html
     # each popup shows its hours, or its own time note, or the study-wide one
-    untimed = (table["peak_hours"].fillna("") == "") & (table["time_note"].fillna("") == "")
-    assert html.count("dates are month-only: no time profile") == int(untimed.sum())
-    bands = [risk_band(r, ["100", "250", "500"]) for _, r in table.iterrows()]
+    for _, row in hostile.iterrows():
+        hours = dict(by_name[row["name"]]["profile"]["lines"])["Peak hours"]
+        if row["peak_hours"]:
+            assert hours.startswith(f"{row['peak_hours']} h"), hours
+        else:
+            assert hours == (row["time_note"] or "dates are month-only: no time profile"), hours
     top = table.iloc[0]
     assert bands[0] == "high" and top["rr_low_250"] > 1 and top["q_250"] <= 0.05
-    assert html.count("hs-building-high") == bands.count("high")
+    row250 = by_name[name]["profile"]["rows"][1]
+    assert row250[0] == "250 m" and row250[1] == str(int(top["n_250"])) and row250[4].startswith(f"{top['rr_250']:.2f} (")
     legend = buildings_legend_html()
     assert "Key buildings" in legend and legend.count("hs-swatch") == 4
 
@@ -684,3 +701,21 @@ def test_grouped_risk_equals_pandas_groupby_of_the_risk_rows(monkeypatch):
     # A chunk of rows at a time (memory at 30 M incidents), the chunks' groups grouped again: the same.
     monkeypatch.setattr(profile, "GROUP_CHUNK", 700)
     pd.testing.assert_frame_equal(grouped_risk(table), expected, check_exact=False, rtol=1e-12)
+
+
+def test_a_building_profile_with_missing_values_reads_as_their_defaults(example_profile):
+    """Missing text in the buildings table (NaN after a merge, not only None) shows as the profile's
+    defaults, and the profile stays valid JSON for the page (NaN would make ``js_json`` fail)."""
+    import json
+
+    from hotspots.publish.escape import js_json
+    from hotspots.publish.map_buildings import profile_text
+    _, _, table, _, _ = example_profile
+    row = table.iloc[0].to_dict()
+    row.update(trend=float("nan"), trend_p=float("nan"), region_id=float("nan"), peak_hours=float("nan"),
+               time_note=float("nan"), weekday_profile=None, subtype=float("nan"), precision_note=float("nan"),
+               holiday_ratio=float("nan"))
+    profile = profile_text(row, ["100", "250", "500"], "study-wide note")
+    assert dict(profile["lines"]) == {"Hotspot region": "none", "Trend": "–", "Peak hours": "study-wide note"}
+    assert profile["kind"] == str(row["type"]) and profile["note"] == ""
+    assert json.loads(js_json(profile)) == profile

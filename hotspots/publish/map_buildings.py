@@ -4,7 +4,8 @@
 ``hotspots.profile.profile_buildings`` and returns one ``folium.FeatureGroup``
 per building type. Each building is a Leaflet circle marker (no ``folium.Icon``,
 which would need Bootstrap and Font Awesome), made in the browser from JSON
-(``map_controls.BuildingMarkers``), with a tooltip (its name) and a popup profile: counts, weighted counts, expected counts and relative risk with
+(``map_controls.BuildingMarkers``), with a tooltip (its name) and a popup
+profile (``profile_text``): counts, weighted counts, expected counts and relative risk with
 its 95 % interval per radius, the q-value, rank, hotspot region, trend, peak
 hours (or why there are none) and the location-precision note. A sensitive site shown only by its
 cell (``cell_id`` set by ``hotspots.sensitive.partner_buildings``) is drawn as that cell's square,
@@ -18,8 +19,8 @@ radius when the building is unranked):
 - not elevated: otherwise;
 - no profile: no relative risk (no incidents in the study area).
 
-Every string goes through ``hotspots.publish.escape``: popups and tooltips are
-escaped HTML carried as JSON strings, as ``SafePopup`` and ``SafeTooltip`` carry them.
+Every string goes through ``hotspots.publish.escape``: the profiles are text carried as
+JSON (``js_json``) that the browser sets with ``textContent``; layer names are escaped.
 """
 from __future__ import annotations
 
@@ -78,47 +79,43 @@ def _q(v) -> str:
     return "<0.001" if v < 0.001 else f"{v:.3f}"
 
 
-def popup_html(row: pd.Series, labs: list[str], time_note: str) -> str:
-    """The popup profile of one building; every input string escaped."""
-    band = risk_band(row, labs)
-    rows = "".join(
-        f"<tr><td>{esc(lab)} m</td><td>{int(row[f'n_{lab}'])}</td><td>{_num(row[f'weighted_{lab}'])}</td>"
-        f"<td>{_num(row[f'expected_{lab}'])}</td><td>{_num(row[f'rr_{lab}'], 2)} "
-        f"({_num(row[f'rr_low_{lab}'], 2)}–{_num(row[f'rr_high_{lab}'], 2)})</td><td>{_q(row[f'q_{lab}'])}</td></tr>"
-        for lab in labs)
+def _text(value, default: str = "") -> str:
+    """A table value as text: ``default`` when missing (None, NaN or empty)."""
+    return default if value is None or value == "" or (isinstance(value, float) and value != value) else str(value)
+
+
+def profile_text(row: pd.Series, labs: list[str], time_note: str) -> dict:
+    """The popup profile of one building as text (the browser lays it out, ``BuildingMarkers``):
+    ``title``, ``kind``, ``risk`` (its band), ``rank``, ``rows`` (a row of the radius table per radius:
+    radius, n, weighted, expected, RR with its 95 % interval, q), ``lines`` (label and value) and ``note``
+    (how precise the locations are)."""
+    rows = [[f"{lab} m", f"{int(row[f'n_{lab}'])}", _num(row[f"weighted_{lab}"]), _num(row[f"expected_{lab}"]),
+             f"{_num(row[f'rr_{lab}'], 2)} ({_num(row[f'rr_low_{lab}'], 2)}–{_num(row[f'rr_high_{lab}'], 2)})",
+             _q(row[f"q_{lab}"])] for lab in labs]
     rank = row.get("rank")
     rank_txt = f"{int(rank)}" if rank is not None and pd.notna(rank) else "not ranked"
-    trend = row.get("trend") or "–"
     tp = row.get("trend_p")
-    trend_txt = esc(trend) + (f" (p = {tp:.3f})" if tp is not None and pd.notna(tp) else "")
-    peak = row.get("peak_hours") or ""
-    note = row.get("time_note") or time_note
+    trend = _text(row.get("trend"), "–") + (f" (p = {tp:.3f})" if tp is not None and pd.notna(tp) else "")
+    peak = _text(row.get("peak_hours"))
+    note = _text(row.get("time_note"), time_note)
     if peak:
-        hours = f"{esc(peak)} h"
+        hours = f"{peak} h"
         share = row.get("after_school_share")
         if share is not None and pd.notna(share):
             hours += f"; after school {share:.0%}"
     else:
-        hours = esc(note or "no time profile")
-    weekly = row.get("weekday_profile") or ""
+        hours = note or "no time profile"
+    lines = [["Hotspot region", _text(row.get("region_id"), "none")], ["Trend", trend], ["Peak hours", hours]]
+    weekly = _text(row.get("weekday_profile"))
+    if weekly:
+        lines.append(["Weekdays", weekly])
     hol, hol_p = row.get("holiday_ratio"), row.get("holiday_p")
-    holiday = (f"{hol:.2f} x the term-time rate (p = {hol_p:.3f})"
-               if hol is not None and pd.notna(hol) and hol_p is not None and pd.notna(hol_p) else "")
-    precision = row.get("precision_note") or ""
-    subtype = row.get("subtype") or ""
-    return (
-        f'<div class="hs-building"><b>{esc(row["name"])}</b><br>'
-        f'{esc(row["type"])}{" · " + esc(subtype) if subtype else ""}<br>'
-        f'Risk: <b>{esc(band)}</b> · rank {esc(rank_txt)} (at {esc(_rank_label(row, labs))} m)'
-        f'<table><tr><th>Radius</th><th>n</th><th>Weighted</th><th>Expected</th><th>RR (95 % CI)</th>'
-        f'<th>q</th></tr>{rows}</table>'
-        f'Hotspot region: {esc(row.get("region_id") or "none")}<br>'
-        f'Trend: {trend_txt}<br>'
-        f'Peak hours: {hours}<br>'
-        + (f'Weekdays: {esc(weekly)}<br>' if weekly else "")
-        + (f'School holidays: {esc(holiday)}<br>' if holiday else "")
-        + (f'<i>{esc(precision)}</i>' if precision else "")
-        + "</div>")
+    if hol is not None and pd.notna(hol) and hol_p is not None and pd.notna(hol_p):
+        lines.append(["School holidays", f"{hol:.2f} x the term-time rate (p = {hol_p:.3f})"])
+    subtype = _text(row.get("subtype"))
+    return {"title": _text(row["name"]), "kind": _text(row["type"]) + (f" · {subtype}" if subtype else ""),
+            "risk": risk_band(row, labs), "rank": f"rank {rank_txt} (at {_rank_label(row, labs)} m)",
+            "rows": rows, "lines": lines, "note": _text(row.get("precision_note"))}
 
 
 def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "", map_name: str | None = None
@@ -130,6 +127,14 @@ def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "", map_nam
     labs = _radii(buildings_table)
     to_wgs = transformer(BNG, WGS84)
     lon, lat = to_wgs.transform(buildings_table["x"].to_numpy(float), buildings_table["y"].to_numpy(float))
+    # Leaflet path options per band, named once: the same for every building of a band.
+    styles = {}
+    for band, (colour, _) in BANDS.items():
+        styles[band] = path_options(radius=6, color="#222222", weight=1, fill=True, fill_color=colour,
+                                    fill_opacity=0.9, class_name=f"hs-building-{band.replace(' ', '-')}")
+        styles["sensitive " + band] = path_options(line=True, color="#222222", weight=2, dash_array="4 3", fill=True,
+                                                   fill_color=colour, fill_opacity=0.45,
+                                                   class_name="hs-sensitive-cell")
     groups = []
     types = buildings_table["type"].astype(str)
     rows = buildings_table.to_dict("records")     # a row as a dict, not a Series per building: 0.1 s at 400
@@ -138,26 +143,20 @@ def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "", map_nam
         labels, markers = [], []
         for k in np.nonzero((types == t).to_numpy())[0]:
             row = rows[k]
-            band = risk_band(row, labs)
-            colour = BANDS[band][0]
+            profile = profile_text(row, labs, time_note)
             where = [round(float(lat[k]), 6), round(float(lon[k]), 6)]
-            # The tooltip and the popup as SafeTooltip and SafePopup carry them: escaped HTML.
-            marker = {"tooltip": esc(row["name"]), "popup": popup_html(row, labs, time_note)}
             size = row.get("cell_size_m")
             if row.get("cell_id") and size is not None and pd.notna(size):
                 # A sensitive site shown only by its cell (hotspots.sensitive): the cell's square, no label.
                 h = float(size) / 2
                 lo_lon, lo_lat = to_wgs.transform(float(row["x"]) - h, float(row["y"]) - h)
                 hi_lon, hi_lat = to_wgs.transform(float(row["x"]) + h, float(row["y"]) + h)
-                markers.append({**marker, "bounds": [[lo_lat, lo_lon], [hi_lat, hi_lon]], "options": path_options(
-                    line=True, color="#222222", weight=2, dash_array="4 3", fill=True, fill_color=colour,
-                    fill_opacity=0.45, class_name="hs-sensitive-cell")})
+                markers.append({"profile": profile, "bounds": [[lo_lat, lo_lon], [hi_lat, hi_lon]],
+                                "style": "sensitive " + profile["risk"]})
                 continue
-            markers.append({**marker, "at": where, "options": path_options(
-                radius=6, color="#222222", weight=1, fill=True, fill_color=colour, fill_opacity=0.9,
-                class_name=f"hs-building-{band.replace(' ', '-')}")})
+            markers.append({"profile": profile, "at": where, "style": profile["risk"]})
             labels.append([where[0] - 0.00012, where[1], short(row["name"], 60), LABEL_ZOOM])
-        group.add_child(BuildingMarkers(markers))
+        group.add_child(BuildingMarkers(markers, styles))
         if map_name:
             group.add_child(ZoomLabels(map_name, labels, "hs-building-label"))
         groups.append(group)
