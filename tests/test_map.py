@@ -578,6 +578,63 @@ def test_the_cells_layer_carries_each_cell_in_under_200_bytes(example_result):
     from hotspots.publish.map import _cells_layer
     cells = example_result.cells.copy()
     cells["gi_class"] = cells["gi_class"].fillna(0).replace(0, 1)
-    (layer,) = _cells_layer(cells, public=False)._children.values()
+    group, note = _cells_layer(cells, False, None)
+    (layer,) = group._children.values()
+    assert note == ""
     assert len(cells) > 1000
     assert len(layer.data) < 200 * len(cells)
+
+
+def test_cells_over_the_budget_keep_the_strongest_as_shapes_and_draw_the_rest_as_an_image(example_result,
+                                                                                         monkeypatch):
+    """When the cells' shapes would take more than ``CELLS_BUDGET`` bytes, the strongest are shapes (hot
+    before cold, then by |z|) within the budget, and every other significant cell is the pixels of an image
+    in its class's colour (each pixel showing the cell, as the frame maps them); the legend says how many."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    import hotspots.publish.map as mapmod
+    cells = example_result.cells
+    sig = cells[cells["gi_class"].fillna(0) != 0]
+    monkeypatch.setattr(mapmod, "CELLS_BUDGET", 4000)
+    frame = mapmod._lonlat_frame(example_result.grid.raster())
+    pixels = mapmod._cell_pixels(example_result, frame)
+    group, note = mapmod._cells_layer(cells, False, lambda: (frame, pixels))
+    (image,) = [c for c in group._children.values() if type(c).__name__ == "ImageOverlay"]
+    (layer,) = [c for c in group._children.values() if type(c).__name__ == "CellLayer"]
+    assert len(layer.data) <= 4000
+    import json
+    data = json.loads(layer.data)
+    ids = data["columns"][0]
+    shown = set(ids["v"][k] for k in ids["k"]) if isinstance(ids, dict) else set(ids)
+    # The strongest first: a larger |class| before a smaller one, hot before cold, then a larger |z|.
+    order = sorted(sig.index, key=lambda i: (-abs(sig.at[i, "gi_class"]), sig.at[i, "gi_class"] < 0,
+                                             -abs(sig.at[i, "gi_z"])))
+    k = len(shown)
+    assert 0 < k < len(sig) and shown == set(sig.loc[order[:k], "cell_id"])
+    assert f"The {len(sig) - k:,} weakest of the {len(sig):,} significant cells" in note
+    picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(image.url.split(",", 1)[1]))).convert("RGBA"))
+    assert picture.shape[:2] == pixels.shape
+    for i in cells.index:
+        here = picture[pixels == i]
+        if not len(here):
+            continue
+        if i in order[k:]:
+            colour = mapmod.GI_COLOURS[int(cells.at[i, "gi_class"])]
+            want = [int(colour[j:j + 2], 16) for j in (1, 3, 5)] + [191]
+            assert (here == want).all(), i
+        else:
+            assert (here[:, 3] == 0).all(), i
+    assert (picture[pixels < 0][:, 3] == 0).all()
+
+
+def test_cells_within_the_budget_are_all_shapes(example_result):
+    import hotspots.publish.map as mapmod
+
+    def no_frame():
+        raise AssertionError("no image when every cell fits")
+    group, note = mapmod._cells_layer(example_result.cells, False, no_frame)
+    assert note == "" and [type(c).__name__ for c in group._children.values()] == ["CellLayer"]

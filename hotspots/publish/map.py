@@ -5,8 +5,9 @@ network (assets inlined by ``offline.make_self_contained``). Layers:
 boundaries with their names, Gi* cells by confidence, hotspot regions
 (cross-boundary ones highlighted), a legend and a methods panel. Only
 significant cells are drawn, each layer of cells as compact data
-(``compact_cells``, drawn by ``map_controls.CellLayer``), so the file stays
-small at any data size.
+(``compact_cells``, drawn by ``map_controls.CellLayer``), and past
+``CELLS_BUDGET`` bytes the weakest Gi* cells as an image, so the file stays
+small at any data size and grid.
 
 Every string that comes from an input (area names, source ids, categories,
 config text) goes through ``esc`` before it reaches Folium: Folium puts
@@ -114,13 +115,22 @@ def compact_cells(cells: gpd.GeoDataFrame, fields: list[str], aliases: list[str]
             "style": _column(style.astype(str)), "styles": styles}
 
 
-def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
+# The most bytes the Gi* cells' shapes take in the page; beyond it, the weakest cells are drawn as an image
+# of their classes, without popups. About 117 bytes a cell at 10 M incidents (its 6,226 cells: 0.73 MB), so
+# some 17,000 cells as shapes; the images, buildings and assets of a 30 M map take 2.5 MB besides.
+CELLS_BUDGET = 2_000_000
+
+
+def _cells_layer(cells: gpd.GeoDataFrame, public: bool, pixels_of) -> tuple[folium.FeatureGroup, str]:
+    """The significant Gi* cells with their popups, and a note for the legend ("" unless some are drawn as an
+    image: when their shapes would take more than ``CELLS_BUDGET`` bytes, the strongest are shapes, hot
+    before cold, and the others an image of their classes on ``pixels_of()``'s frame)."""
     group = folium.FeatureGroup(name="Hotspots · Gi* hot and cold spots (cells)", show=True)
     sig = cells[cells["gi_class"].notna() & (cells["gi_class"] != 0)].copy()
     if not len(sig):
-        return group
+        return group, ""
     sig["confidence"] = sig["gi_class"].map(GI_LABELS)
-    parts = None
+    parts = {}
     if public:
         sig["incidents"] = public_counts(sig["n"])
         fields = ["cell_id", "confidence", "incidents", "areas", "region_id"]
@@ -138,8 +148,42 @@ def _cells_layer(cells: gpd.GeoDataFrame, public: bool) -> folium.FeatureGroup:
                    "Made hot by", "Areas", "Region"]
     styles = {str(k): {"fillColor": c, "color": "#555555", "weight": 0.3, "fillOpacity": 0.75, "className": "hs-cell"}
               for k, c in GI_COLOURS.items()}
-    CellLayer(compact_cells(sig, fields, aliases, sig["gi_class"].astype(int), styles, parts)).add_to(group)
-    return group
+
+    def layer(rows: gpd.GeoDataFrame) -> CellLayer:
+        return CellLayer(compact_cells(rows, fields, aliases, rows["gi_class"].astype(int), styles,
+                                       {f: [p.loc[rows.index] for p in ps] for f, ps in parts.items()}))
+
+    shapes, note = layer(sig), ""
+    if len(shapes.data) > CELLS_BUDGET:
+        cls = sig["gi_class"].to_numpy(float)
+        strongest = np.lexsort((-np.abs(sig["gi_z"].to_numpy(float)), cls < 0, -np.abs(cls)))
+        keep = len(sig) * CELLS_BUDGET // len(shapes.data)
+        while True:
+            shapes = layer(sig.iloc[np.sort(strongest[:keep])])
+            if len(shapes.data) <= CELLS_BUDGET:
+                break
+            keep = keep * 9 // 10
+        rest = sig.iloc[strongest[keep:]]
+        frame, pixels = pixels_of()
+        classes = np.zeros(len(cells), dtype=np.int64)      # by cell number: the cells' index
+        classes[rest.index.to_numpy(int)] = rest["gi_class"].to_numpy(int)
+        folium.raster_layers.ImageOverlay(_class_png(classes, pixels), bounds=frame[0], interactive=False,
+                                          zindex=4).add_to(group)
+        note = (f'<div class="hs-note">The {len(rest):,} weakest of the {len(sig):,} significant cells are drawn '
+                "as an image, without popups, to keep the map small; every cell is in the outputs' cells "
+                "table.</div>")
+    shapes.add_to(group)
+    return group, note
+
+
+def _class_png(classes: np.ndarray, pixels: np.ndarray) -> str:
+    """A data-URI PNG of each cell's Gi* class (``classes`` by cell number; 0: transparent) on the frame's
+    ``pixels``, in the cells layer's colours and opacity."""
+    palette = np.zeros((8, 4), dtype=np.uint8)          # index class + 3; 7: outside the grid
+    for k, colour in GI_COLOURS.items():
+        palette[k + 3] = [int(colour[i:i + 2], 16) for i in (1, 3, 5)] + [round(0.75 * 255)]
+    index = np.where(pixels >= 0, classes[np.maximum(pixels, 0)] + 3, 7)
+    return _png(index, palette)
 
 
 def _per_source(cells: pd.DataFrame) -> list[pd.Series]:
@@ -809,23 +853,33 @@ def build_map(result, tier: str = "partner") -> str:
     coverage = _coverage_layer(public_coverage(result.coverage) if public else result.coverage, result.study_area)
     add(coverage, "hs-legend-coverage", _swatch("none", "Edge of a source's coverage: beyond it, that source "
                                                         "has no data (not low risk)", "2px dotted #e6550d"))
+    drawn: dict = {}
+
+    def pixels_of():
+        """The lon/lat frame of the images and the cell each of its pixels shows, made once when needed."""
+        if not drawn:
+            drawn["frame"] = _lonlat_frame(result.grid.raster())
+            drawn["pixels"] = _cell_pixels(result, drawn["frame"])
+        return drawn["frame"], drawn["pixels"]
+
     if not public:
-        frame = _lonlat_frame(result.grid.raster())
+        frame, pixels = pixels_of()
         for made in (_kde_layer(result, frame),):
             if made is not None:
                 add(made[0], "hs-legend-kde", made[1])
-        pixels = _cell_pixels(result, frame)
         for k, (group, legend) in enumerate(_evidence_layers(result, frame, pixels)):
             add(group, f"hs-legend-evidence-{k}", legend)
         timed = _time_layer(result, frame, pixels, m)
         if timed is not None:
             legends.append(("hs-time", "", [timed[0]]))                # the slider shows with its layer
             legends.append(("hs-legend-time", timed[1], [timed[0]]))
-    cells = add(_cells_layer(result.cells, public))
+    cells, cells_note = _cells_layer(result.cells, public, pixels_of)
+    add(cells)
     factual = None if public else add(_factual_layer(result.cells))
     anecdotal = None if public else add(_anecdotal_equal_layer(result.cells))
     high = None if public else add(_high_risk_layer(result.cells))
-    legends.append(("hs-legend-gi", _gi_legend(), [g for g in (cells, factual, anecdotal, high) if g is not None]))
+    legends.append(("hs-legend-gi", _gi_legend() + cells_note,
+                    [g for g in (cells, factual, anecdotal, high) if g is not None]))
     if not public:
         add(_trends_layer(result.cells), "hs-legend-trends", _trends_legend(result.cells))
         add(_clusters_layer(result.clusters), "hs-legend-clusters",
