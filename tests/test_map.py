@@ -638,3 +638,17 @@ def test_cells_within_the_budget_are_all_shapes(example_result):
         raise AssertionError("no image when every cell fits")
     group, note = mapmod._cells_layer(example_result.cells, False, no_frame)
     assert note == "" and [type(c).__name__ for c in group._children.values()] == ["CellLayer"]
+
+
+def test_image_frames_hold_at_most_frame_pixels_and_a_pixel_a_cell_at_least():
+    """Images are drawn at up to 4 pixels a cell (their edges line up with the cells' shapes), fewer on a
+    fine grid (10 M incidents on 50 m cells made 5.0 MB of images at 4), never under one pixel a cell."""
+    from hotspots.grid import Raster
+    from hotspots.publish.map import FRAME_PIXELS, _lonlat_frame
+    shapes = {}
+    for cell, nx, ny in [(100, 152, 131), (50, 304, 264), (25, 608, 528), (10, 2000, 1500)]:
+        row = _lonlat_frame(Raster(525_000.0, 175_000.0, float(cell), nx, ny))[1]
+        shapes[cell] = row.shape
+    assert shapes[100] == (131 * 4, 152 * 4)                  # the benchmark's grid: as before
+    assert shapes[50] == (264 * 2, 304 * 2) and shapes[25] == (528, 608) and shapes[10] == (1500, 2000)
+    assert shapes[50][0] * shapes[50][1] <= FRAME_PIXELS < 264 * 304 * 16

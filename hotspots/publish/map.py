@@ -235,6 +235,12 @@ def _regions_layer(regions: gpd.GeoDataFrame, public: bool) -> folium.FeatureGro
     return group
 
 
+# The most pixels an image of the frame has (but one per lattice cell at least): the map holds some 36
+# images (a month each, each evidence class, the density). At 4 pixels a cell, 10 M incidents on 50 m
+# cells (80,256 cells) made 5.0 MB of images; the benchmark's 100 m grid (19,912 cells) keeps 4.
+FRAME_PIXELS = 400_000
+
+
 def _lonlat_frame(lattice):
     """A lon/lat-aligned pixel frame over a square BNG lattice, and each pixel's lattice row/column.
 
@@ -248,7 +254,10 @@ def _lonlat_frame(lattice):
     corners = np.array([to_wgs.transform(x, y) for x in xs for y in ys])
     west, south = corners.min(axis=0)
     east, north = corners.max(axis=0)
-    scale = max(1, min(4, 1600 // max(lattice.nx, lattice.ny)))  # pixels per lattice cell, bounded
+    # Pixels per lattice cell: up to 4 (so that the edges of cells line up with the vector layers), fewer
+    # on a fine grid, to at most ~FRAME_PIXELS an image, and at least 1 (each cell keeps its pixel).
+    scale = max(1, min(4, 1600 // max(lattice.nx, lattice.ny),
+                       int(np.sqrt(FRAME_PIXELS / (lattice.nx * lattice.ny)))))
     width, height = max(lattice.nx * scale, 1), max(lattice.ny * scale, 1)
     lon = west + (np.arange(width) + 0.5) * (east - west) / width
     lat = north - (np.arange(height) + 0.5) * (north - south) / height
