@@ -652,3 +652,20 @@ def test_image_frames_hold_at_most_frame_pixels_and_a_pixel_a_cell_at_least():
     assert shapes[100] == (131 * 4, 152 * 4)                  # the benchmark's grid: as before
     assert shapes[50] == (264 * 2, 304 * 2) and shapes[25] == (528, 608) and shapes[10] == (1500, 2000)
     assert shapes[50][0] * shapes[50][1] <= FRAME_PIXELS < 264 * 304 * 16
+
+
+def test_monthly_counts_are_drawn_in_nine_classes_of_the_square_root():
+    """Class j of k holds the counts whose sqrt(count / top) lies in ((j-1)/k, j/k], drawn in the colour of
+    the class's middle; a single incident in a month shows, and 900 distinct counts make 9 colours."""
+    import numpy as np
+
+    from hotspots.publish.map import MONTH_CLASSES, _classed, _rgba
+    top = 900.0
+    got = _classed(np.array([0, 1, 10, 11.1, 11.2, 100, 899, 900]), top, 9)
+    middle = [top * ((j - 0.5) / 9) ** 2 for j in range(1, 10)]
+    # sqrt(11.1 / 900) = 0.11106 <= 1/9 < sqrt(11.2 / 900) = 0.11155; sqrt(100 / 900) = 1/3 is class 3's top
+    assert got[0] == 0 and list(got[1:]) == pytest.approx([middle[0]] * 3 + [middle[1], middle[2]] + [middle[8]] * 2)
+    assert MONTH_CLASSES == 9
+    colours = _rgba(np.where(got > 0, got, np.nan), top, "OrRd")
+    assert colours[0, 3] == 0 and (colours[1:, 3] > 0).all()
+    assert len(np.unique(_rgba(_classed(np.arange(1, 901.0), top, 9), top, "OrRd"), axis=0)) == 9
