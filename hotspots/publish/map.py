@@ -117,7 +117,8 @@ def compact_cells(cells: gpd.GeoDataFrame, fields: list[str], aliases: list[str]
 
 # The most bytes the Gi* cells' shapes take in the page; beyond it, the weakest cells are drawn as an image
 # of their classes, without popups. About 117 bytes a cell at 10 M incidents (its 6,226 cells: 0.73 MB), so
-# some 17,000 cells as shapes; the images, buildings and assets of a 30 M map take 2.5 MB besides.
+# some 17,000 cells as shapes; the rest of a 30 M map (images, buildings, assets) takes about 2 MB, 3 MB on
+# 50 m cells.
 CELLS_BUDGET = 2_000_000
 
 
