@@ -156,6 +156,7 @@ def test_hostile_text_shows_literally_in_both_maps(hostile_run, tier):
         page.set_viewport_size({"width": 1400, "height": 1000})
         page.wait_for_timeout(400)
         got = _page_texts(page)
+        areas_set = set(areas)
         labels = {_normalise(t) for t in got["labels"]}
         for area in areas:
             if len(area) < 200:
@@ -170,9 +171,22 @@ def test_hostile_text_shows_literally_in_both_maps(hostile_run, tier):
             map.eachLayer(l => { if (l instanceof L.CircleMarker && l.getPopup && l.getPopup()) {
                 l.openPopup(); out.push(l.getPopup().getElement().innerText); } });
             return out; }""")
+        # The cells' popups (areas hold the hostile area names): laid out from data, text shown literally.
+        cells = page.evaluate("""() => { const map = Object.values(window).find(v => v instanceof L.Map);
+            const out = [];
+            map.eachLayer(l => { if (l.feature && l.options.className === "hs-cell" && out.length < 40) {
+                l.openPopup(l.getBounds().getCenter());
+                out.push([l.feature.properties.areas, l.getPopup().getElement().innerText]); } });
+            return out; }""")
         page.wait_for_timeout(200)
         assert errors == [] and blocked == []
         assert page.locator("img[src='x']").count() == 0 and page.locator("b[onmouseover]").count() == 0
+        assert cells
+        shown_areas = set()
+        for areas, popup in cells:
+            assert _normalise(areas) in _normalise(popup)
+            shown_areas |= {a for a in areas.split(";") if a in areas_set}
+        assert len(shown_areas) >= 2, shown_areas        # hostile names reached the cells' popups
         page.evaluate("""() => { const map = Object.values(window).find(v => v instanceof L.Map);
                                  map.setZoom(17, {animate: false}); }""")
         page.wait_for_timeout(300)
