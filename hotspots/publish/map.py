@@ -154,20 +154,25 @@ def _cells_layer(cells: gpd.GeoDataFrame, public: bool, pixels_of) -> tuple[foli
         return CellLayer(compact_cells(rows, fields, aliases, rows["gi_class"].astype(int), styles,
                                        {f: [p.loc[rows.index] for p in ps] for f, ps in parts.items()}))
 
+    def size(made: CellLayer) -> int:
+        return len(made.data.encode())        # bytes: area names need not be ASCII
+
     shapes, note = layer(sig), ""
-    if len(shapes.data) > CELLS_BUDGET:
+    if size(shapes) > CELLS_BUDGET:
         cls = sig["gi_class"].to_numpy(float)
         strongest = np.lexsort((-np.abs(sig["gi_z"].to_numpy(float)), cls < 0, -np.abs(cls)))
-        keep = len(sig) * CELLS_BUDGET // len(shapes.data)
+        keep = len(sig) * CELLS_BUDGET // size(shapes)
         while True:
             shapes = layer(sig.iloc[np.sort(strongest[:keep])])
-            if len(shapes.data) <= CELLS_BUDGET:
+            if keep == 0 or size(shapes) <= CELLS_BUDGET:
                 break
             keep = keep * 9 // 10
         rest = sig.iloc[strongest[keep:]]
         frame, pixels = pixels_of()
-        classes = np.zeros(len(cells), dtype=np.int64)      # by cell number: the cells' index
-        classes[rest.index.to_numpy(int)] = rest["gi_class"].to_numpy(int)
+        # By cell number (the cells' index, as ``pixels`` holds them).
+        number = rest.index.to_numpy(int)
+        classes = np.zeros(max(len(cells), int(pixels.max()) + 1, int(number.max()) + 1), dtype=np.int64)
+        classes[number] = rest["gi_class"].to_numpy(int)
         folium.raster_layers.ImageOverlay(_class_png(classes, pixels), bounds=frame[0], interactive=False,
                                           zindex=4).add_to(group)
         note = (f'<div class="hs-note">The {len(rest):,} weakest of the {len(sig):,} significant cells are drawn '
@@ -236,7 +241,7 @@ def _regions_layer(regions: gpd.GeoDataFrame, public: bool) -> folium.FeatureGro
     return group
 
 
-# The most pixels an image of the frame has (but one per lattice cell at least): the map holds some 36
+# The most pixels an image of the frame has (but 1.5 a lattice cell at least): the map holds some 36
 # images (a month each, each evidence class, the density). At 4 pixels a cell, 10 M incidents on 50 m
 # cells (80,256 cells) made 5.0 MB of images; the benchmark's 100 m grid (19,912 cells) keeps 4.
 FRAME_PIXELS = 400_000
@@ -255,11 +260,13 @@ def _lonlat_frame(lattice):
     corners = np.array([to_wgs.transform(x, y) for x in xs for y in ys])
     west, south = corners.min(axis=0)
     east, north = corners.max(axis=0)
-    # Pixels per lattice cell: up to 4 (so that the edges of cells line up with the vector layers), fewer
-    # on a fine grid, to at most ~FRAME_PIXELS an image, and at least 1 (each cell keeps its pixel).
-    scale = max(1, min(4, 1600 // max(lattice.nx, lattice.ny),
-                       int(np.sqrt(FRAME_PIXELS / (lattice.nx * lattice.ny)))))
-    width, height = max(lattice.nx * scale, 1), max(lattice.ny * scale, 1)
+    # Pixels per lattice cell, in steps of a half: up to 4 (so that the edges of cells line up with the vector
+    # layers), fewer on a fine grid, to at most ~FRAME_PIXELS an image, and at least 1.5: the frame is tilted
+    # against the BNG lattice (about a degree in London), so at 1 a pixel a cell some cells have no pixel
+    # (16,055 of 321,024 on 25 m cells over 15 x 13 km).
+    scale = max(1.5, np.floor(2 * min(4, 1600 / max(lattice.nx, lattice.ny),
+                                       np.sqrt(FRAME_PIXELS / (lattice.nx * lattice.ny)))) / 2)
+    width, height = int(np.ceil(lattice.nx * scale)), int(np.ceil(lattice.ny * scale))
     lon = west + (np.arange(width) + 0.5) * (east - west) / width
     lat = north - (np.arange(height) + 0.5) * (north - south) / height
     bx, by = to_bng.transform(*np.meshgrid(lon, lat))
@@ -487,9 +494,10 @@ def _trends_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
     if not len(sub):
         return group
     sub["trend_txt"] = _fmt(sub, "trend_z", 2)
+    sub["incidents"] = sub["n"].map(lambda v: f"{int(v):,}")
     styles = {label: {"fillColor": _trend_colour(label), "fillOpacity": 0.8, "color": "#444444", "weight": 0.4,
                       "className": "hs-trend"} for label in sub["trend_class"].unique()}
-    CellLayer(compact_cells(sub, ["cell_id", "trend_class", "trend_txt", "n"],
+    CellLayer(compact_cells(sub, ["cell_id", "trend_class", "trend_txt", "incidents"],
                             ["Cell", "Trend class", "Mann-Kendall z", "Incidents"], sub["trend_class"], styles)
               ).add_to(group)
     return group

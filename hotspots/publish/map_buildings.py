@@ -81,7 +81,8 @@ def _q(v) -> str:
 
 def _text(value, default: str = "") -> str:
     """A table value as text: ``default`` when missing (None, NaN or empty)."""
-    return default if value is None or value == "" or (isinstance(value, float) and value != value) else str(value)
+    missing = value is None or (pd.api.types.is_scalar(value) and pd.isna(value))
+    return default if missing or str(value) == "" else str(value)
 
 
 def profile_text(row: pd.Series, labs: list[str], time_note: str) -> dict:
