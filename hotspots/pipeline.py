@@ -27,7 +27,7 @@ from hotspots.detect.clusters import collapse_points, find_clusters
 from hotspots.detect.counts import hotspot_count
 from hotspots import coverage as covermod
 from hotspots.detect import combine as combmod
-from hotspots.detect.inference import DEFAULT_DRAWS, merged_places
+from hotspots.detect.inference import DEFAULT_DRAWS, merged_places, reusing_tables
 from hotspots.detect.kde import choose_bandwidth, kde_grid
 from hotspots.detect.spacetime import emerging_classes, month_index, space_time_cube
 from hotspots.errors import UserError
@@ -379,7 +379,12 @@ def public_view(result: Result) -> Result:
                             str(result.cfg.analysis.get("combine", "sources")),
                             source_weights(weight.risk(records, ["source_id", "evidence"]), result.weights),
                             int(result.cfg.analysis.get("permutations", DEFAULT_DRAWS)))
-    cells, w = detect(inc)
+    # The second detection below tests the same cells with the same seed: its tables are the first's.
+    with reusing_tables():
+        cells, w = detect(inc)
+        if near.any():
+            whole = inc_all.assign(cell=grid.assign(inc_all["x"].to_numpy(), inc_all["y"].to_numpy()))
+            kept_cls = detect(whole[whole["cell"] >= 0])[0]["gi_class"].fillna(0).to_numpy()
     if near.any():
         # With their partner records left out, the cells around a sensitive site, and those whose Gi*
         # neighbourhood reaches them, could read as cold for want of data (a cold patch where partners
@@ -388,8 +393,6 @@ def public_view(result: Result) -> Result:
         zone = shapely.union_all(shapely.buffer(shapely.points(result.sensitive_sites),
                                                 PUBLIC["sensitive_exclusion_m"] + grid.touch_distance))
         touched = shapely.intersects(cells.geometry.values, zone)
-        whole = inc_all.assign(cell=grid.assign(inc_all["x"].to_numpy(), inc_all["y"].to_numpy()))
-        kept_cls = detect(whole[whole["cell"] >= 0])[0]["gi_class"].fillna(0).to_numpy()
         cls = cells["gi_class"].fillna(0).to_numpy()
         shown = np.where(np.sign(cls) == np.sign(kept_cls), np.sign(cls) * np.minimum(abs(cls), abs(kept_cls)), 0)
         cold = touched & (cls < 0)

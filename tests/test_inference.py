@@ -169,3 +169,40 @@ def test_distinct_rows_of_large_neighbourhoods_are_the_first_of_a_random_permuta
                            for a in range(0, draws, step)])
     assert np.array_equal(got, want)
     assert np.array_equal(distinct_rows(np.random.default_rng(8), 9, 50, 9).shape, (50, 9))
+
+
+def test_tables_are_reused_only_within_reusing_tables():
+    """Inside ``reusing_tables`` a table asked for twice is drawn once (the same array, read-only, equal to
+    a fresh draw from the seed); outside, nothing is kept. The p-values are the same either way."""
+    from hotspots.detect import inference as inf
+    fresh = inf.distinct_rows(np.random.default_rng(5), 400, 1000, 9)
+    outside = inf.permutation_table(5, 400, 1000, 9)
+    assert inf._tables is None and (outside == fresh).all() and outside is not inf.permutation_table(5, 400, 1000, 9)
+    with inf.reusing_tables():
+        first = inf.permutation_table(5, 400, 1000, 9)
+        assert inf.permutation_table(5, 400, 1000, 9) is first and (first == fresh).all()
+        assert not first.flags.writeable
+        assert inf.permutation_table(6, 400, 1000, 9) is not first          # another seed, another table
+    assert inf._tables is None
+    rng = np.random.default_rng(1)
+    x = rng.poisson(3, 400).astype(float)
+    w = sp.eye(400, format="csr") + sp.diags([1.0, 1.0], [1, -1], shape=(400, 400), format="csr", dtype=float)
+    plain = inf.conditional_p(x, w, 999, seed=3)
+    with inf.reusing_tables():
+        again = [inf.conditional_p(x, w, 999, seed=3) for _ in range(2)]
+    for p, side in again:
+        assert (p == plain[0]).all() and (side == plain[1]).all()
+
+
+def test_the_public_tier_draws_each_table_once(example_result, monkeypatch):
+    """The public tier tests its cells twice (with and without the partner records near sensitive sites):
+    the second test reuses the first's tables."""
+    from hotspots.detect import inference as inf
+    from hotspots.pipeline import public_view
+    asked, drawn = [], []
+    table, rows = inf.permutation_table, inf.distinct_rows
+    monkeypatch.setattr(inf, "permutation_table", lambda *a: asked.append(a) or table(*a))
+    monkeypatch.setattr(inf, "distinct_rows", lambda *a: drawn.append(a) or rows(*a))
+    public_view(example_result)
+    assert len(asked) > len(set(asked)) and len(drawn) == len(set(asked)) > 0
+    assert inf._tables is None

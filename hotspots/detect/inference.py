@@ -27,6 +27,8 @@ whatever its volume, and could not outweigh sources that see nothing there.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -53,6 +55,36 @@ def distinct_rows(rng: np.random.Generator, n: int, draws: int, m: int) -> np.nd
         todo = todo[(s[:, 1:] == s[:, :-1]).any(axis=1)]
         ids[todo] = rng.integers(0, n, size=(len(todo), m))
     return ids
+
+
+_tables: dict | None = None       # the tables kept while ``reusing_tables`` is in force
+
+
+@contextlib.contextmanager
+def reusing_tables():
+    """Within the block, each permutation table drawn is kept and reused by the tests that ask for the
+    same one (seed, cells, draws, size): the public tier tests the same cells twice, with and without the
+    records near sensitive sites, and drawing the table is half of each test. Dropped on leaving."""
+    global _tables
+    outer = _tables
+    _tables = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _tables = outer
+
+
+def permutation_table(seed: int, n: int, draws: int, m: int) -> np.ndarray:
+    """``distinct_rows(np.random.default_rng(seed), n, draws, m)``: drawn, or within ``reusing_tables``
+    the one drawn before for the same arguments."""
+    key = (int(seed), int(n), int(draws), int(m))
+    if _tables is not None and key in _tables:
+        return _tables[key]
+    table = distinct_rows(np.random.default_rng(seed), n, draws, m)
+    if _tables is not None:
+        table.flags.writeable = False
+        _tables[key] = table
+    return table
 
 
 def _first_of_permutation(keys: np.ndarray, m: int) -> np.ndarray:
@@ -118,7 +150,6 @@ def conditional_counts(values: np.ndarray, w: sp.csr_matrix, draws: int = DEFAUL
 
     With a dict ``tails``, its key "p" receives per cell the one-sided p extrapolated past the
     draws where no draw was as extreme (``gpd_tail_p``), NaN elsewhere."""
-    rng = np.random.default_rng(seed)
     x = np.asarray(values, dtype=float)
     n = x.size
     w = sp.csr_matrix(w)
@@ -135,7 +166,7 @@ def conditional_counts(values: np.ndarray, w: sp.csr_matrix, draws: int = DEFAUL
     if not ks:
         return ge_all, le_all
     # One table for every k: the first k + 1 of a uniform ordered sample are one themselves.
-    ids = distinct_rows(rng, n, draws, max(ks) + 1)
+    ids = permutation_table(seed, n, draws, max(ks) + 1)
     vals = x[ids]
     csum = np.cumsum(vals, axis=1)
     # Draws whose first k (the cell's own k) hold the focal cell: it is replaced by the spare, the
