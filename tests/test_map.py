@@ -659,18 +659,36 @@ def test_image_frames_hold_at_most_frame_pixels_and_every_cell_has_a_pixel():
     assert shapes[50][0] * shapes[50][1] <= FRAME_PIXELS < 264 * 304 * 16
 
 
-def test_monthly_counts_are_drawn_in_nine_classes_of_the_square_root():
+def test_counts_per_cell_are_drawn_in_nine_classes_of_the_square_root(example_result):
     """Class j of k holds the counts whose sqrt(count / top) lies in ((j-1)/k, j/k], drawn in the colour of
-    the class's middle; a single incident in a month shows, and 900 distinct counts make 9 colours."""
-    import numpy as np
+    the class's middle; a single incident in a month shows, and 900 distinct counts make 9 colours. The
+    example's evidence images, each of more distinct counts than 9, show 9 colours at most."""
+    import base64
+    import io
 
-    from hotspots.publish.map import MONTH_CLASSES, _classed, _rgba
+    import numpy as np
+    from PIL import Image
+
+    import hotspots.publish.map as mapmod
+    frame = mapmod._lonlat_frame(example_result.grid.raster())
+    layers = mapmod._evidence_layers(example_result, frame, mapmod._cell_pixels(example_result, frame))
+    many = 0
+    for group, legend in layers:
+        (image,) = group._children.values()
+        picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(image.url.split(",", 1)[1]))).convert("RGBA"))
+        visible = picture[picture[..., 3] > 0]
+        assert len(np.unique(visible, axis=0)) <= 9 and "9 equal steps" in legend
+        column = next(c for c in mapmod.count_columns(example_result.cells) if mapmod._count_label(c) in legend)
+        many += example_result.cells[column].nunique() > 10
+    assert many >= 2
+
+    from hotspots.publish.map import COUNT_CLASSES, _classed, _rgba
     top = 900.0
     got = _classed(np.array([0, 1, 10, 11.1, 11.2, 100, 899, 900]), top, 9)
     middle = [top * ((j - 0.5) / 9) ** 2 for j in range(1, 10)]
     # sqrt(11.1 / 900) = 0.11106 <= 1/9 < sqrt(11.2 / 900) = 0.11155; sqrt(100 / 900) = 1/3 is class 3's top
     assert got[0] == 0 and list(got[1:]) == pytest.approx([middle[0]] * 3 + [middle[1], middle[2]] + [middle[8]] * 2)
-    assert MONTH_CLASSES == 9
+    assert COUNT_CLASSES == 9
     colours = _rgba(np.where(got > 0, got, np.nan), top, "OrRd")
     assert colours[0, 3] == 0 and (colours[1:, 3] > 0).all()
     assert len(np.unique(_rgba(_classed(np.arange(1, 901.0), top, 9), top, "OrRd"), axis=0)) == 9

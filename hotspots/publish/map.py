@@ -391,10 +391,11 @@ def _evidence_layers(result, frame, pixels) -> list[tuple[folium.FeatureGroup, s
         evidence = col[2:] if col.startswith("n_") else col[len("role_"):].partition("_")[2]
         cmap = EVIDENCE_CMAPS.get(evidence, "PuBu")
         group = folium.FeatureGroup(name=f"Evidence · Evidence: {esc(_count_label(col))}", show=False)
-        folium.raster_layers.ImageOverlay(_cell_png(counts, pixels, counts.max(), cmap), bounds=bounds,
+        folium.raster_layers.ImageOverlay(_cell_png(_classed(counts, counts.max(), COUNT_CLASSES), pixels,
+                                                    counts.max(), cmap), bounds=bounds,
                                           interactive=False, zindex=3).add_to(group)
-        legend = (f"<b>Evidence: {esc(_count_label(col))}</b> (records per cell)"
-                  + _ramp(cmap, "1", f"{int(counts.max()):,}"))
+        legend = (f"<b>Evidence: {esc(_count_label(col))}</b> (records per cell, in {COUNT_CLASSES} equal steps "
+                  "of the square root)" + _ramp(cmap, "1", f"{int(counts.max()):,}", COUNT_CLASSES))
         layers.append((group, legend))
     return layers
 
@@ -412,20 +413,21 @@ def _time_layer(result, frame, pixels, m) -> tuple[folium.FeatureGroup, str] | N
     cube = np.bincount(inc["cell"].to_numpy() * len(months) + idx,
                        minlength=result.grid.n * len(months)).reshape(result.grid.n, len(months)).astype(float)
     top = cube.max()
-    urls = [_cell_png(_classed(cube[:, t], top, MONTH_CLASSES), pixels, top, "OrRd") for t in range(len(months))]
+    urls = [_cell_png(_classed(cube[:, t], top, COUNT_CLASSES), pixels, top, "OrRd") for t in range(len(months))]
     group = folium.FeatureGroup(name="Density · Incidents by month (slider)", show=False)
     overlay = folium.raster_layers.ImageOverlay(urls[-1], bounds=frame[0], interactive=False, zindex=4)
     overlay.add_to(group)
     group.add_to(m)
     m.add_child(MonthSlider(overlay, urls, [p.strftime("%B %Y") for p in months]))
     legend = ("<b>Incidents by month</b> (risk records per cell, in "
-              f"{MONTH_CLASSES} equal steps of the square root)" + _ramp("OrRd", "1", f"{int(top):,}", MONTH_CLASSES))
+              f"{COUNT_CLASSES} equal steps of the square root)" + _ramp("OrRd", "1", f"{int(top):,}", COUNT_CLASSES))
     return group, legend
 
 
-# The monthly images' shades. With a shade per distinct count, the 24 months of 30 M incidents on 50 m
-# cells took 92-94 kB each; in 9 classes about a third of that (0.59 MB for the 24 instead of 1.69 MB).
-MONTH_CLASSES = 9
+# The shades of the images of counts per cell (each month, each evidence class). With a shade per distinct
+# count, the 24 months of 30 M incidents on 50 m cells took 92-94 kB each, in 9 classes about a third of
+# that (0.59 MB for the 24 instead of 1.69 MB); the two largest evidence images 170 and 158 kB -> 20 and 9.
+COUNT_CLASSES = 9
 
 
 def _classed(values: np.ndarray, top: float, k: int) -> np.ndarray:
