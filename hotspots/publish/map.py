@@ -18,6 +18,7 @@ the browser sets with ``textContent``.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import re
@@ -158,10 +159,11 @@ def _cells_layer(cells: gpd.GeoDataFrame, public: bool, pixels_of) -> tuple[foli
         return len(made.data.encode())        # bytes: area names need not be ASCII
 
     shapes, note = layer(sig), ""
-    if size(shapes) > CELLS_BUDGET:
+    full = size(shapes)
+    if full > CELLS_BUDGET:
         cls = sig["gi_class"].to_numpy(float)
         strongest = np.lexsort((-np.abs(sig["gi_z"].to_numpy(float)), cls < 0, -np.abs(cls)))
-        keep = len(sig) * CELLS_BUDGET // size(shapes)
+        keep = len(sig) * CELLS_BUDGET // full
         while True:
             shapes = layer(sig.iloc[np.sort(strongest[:keep])])
             if keep == 0 or size(shapes) <= CELLS_BUDGET:
@@ -171,7 +173,7 @@ def _cells_layer(cells: gpd.GeoDataFrame, public: bool, pixels_of) -> tuple[foli
         frame, pixels = pixels_of()
         # By cell number (the cells' index, as ``pixels`` holds them).
         number = rest.index.to_numpy(int)
-        classes = np.zeros(max(len(cells), int(pixels.max()) + 1, int(number.max()) + 1), dtype=np.int64)
+        classes = np.zeros(max(int(pixels.max()), int(number.max())) + 1, dtype=np.int64)
         classes[number] = rest["gi_class"].to_numpy(int)
         folium.raster_layers.ImageOverlay(_class_png(classes, pixels), bounds=frame[0], interactive=False,
                                           zindex=4).add_to(group)
@@ -306,7 +308,8 @@ def _cell_png(counts: np.ndarray, pixels: np.ndarray, top: float, cmap: str) -> 
     With at most 256 colours the PNG has a palette: the same pixels as RGBA in a quarter of the bytes to
     compress; as RGBA, the map's 29 images took 0.4 s of its 1.5 s at 10 k incidents. More distinct counts
     than that (at 10 M incidents) still make few colours (at most 161 in a month), so counts of one colour
-    share its entry: the 24 monthly images 1.9 MB as RGBA, 0.85 MB with a palette, the same pixels.
+    share its entry: the 24 monthly images 1.9 MB as RGBA, 0.85 MB with a palette, the same pixels. (The
+    map's own images come through ``_count_png``, in at most ``COUNT_CLASSES`` levels.)
     """
     levels, level = np.unique(counts, return_inverse=True)
     # One colour per distinct count and, last, one for the pixels outside the grid (``pixels`` -1).
@@ -317,6 +320,32 @@ def _cell_png(counts: np.ndarray, pixels: np.ndarray, top: float, cmap: str) -> 
         index = same.ravel()[index]
     index = index[pixels]
     return _png(colours[index]) if len(colours) > 256 else _png(index, colours)
+
+
+# The shades of the images of counts per cell (each month, each evidence class). With a shade per distinct
+# count, the 24 months of 30 M incidents on 50 m cells took 92-94 kB each, in 9 classes about a third of
+# that (0.59 MB for the 24 instead of 1.69 MB); the two largest evidence images 170 and 158 kB -> 20 and 9.
+COUNT_CLASSES = 9
+
+
+def _classed(values: np.ndarray, top: float, k: int) -> np.ndarray:
+    """``values`` above 0 replaced by the middle of their class, of ``k`` classes of equal width in the
+    square root of ``values / top`` (``_rgba``'s scale): class j covers (j-1)/k to j/k."""
+    if top <= 0:
+        return values
+    j = np.ceil(k * np.sqrt(np.clip(values / top, 0, 1)))
+    return np.where(values > 0, top * ((np.maximum(j, 1) - 0.5) / k) ** 2, 0.0)
+
+
+def _count_png(counts: np.ndarray, pixels: np.ndarray, top: float, cmap: str) -> str:
+    """A count per cell (``_cell_png``) in ``COUNT_CLASSES`` classes of the square root up to ``top``."""
+    return _cell_png(_classed(counts, top, COUNT_CLASSES), pixels, top, cmap)
+
+
+def _count_legend(title: str, what: str, cmap: str, top: float) -> str:
+    """The legend of a ``_count_png`` image: ``title`` (escaped HTML), ``what`` is counted, its stepped ramp."""
+    return (f"<b>{title}</b> ({what} per cell, in {COUNT_CLASSES} equal steps of the square root)"
+            + _ramp(cmap, "1", f"{int(top):,}", COUNT_CLASSES))
 
 
 def _cell_pixels(result, frame) -> np.ndarray:
@@ -391,11 +420,9 @@ def _evidence_layers(result, frame, pixels) -> list[tuple[folium.FeatureGroup, s
         evidence = col[2:] if col.startswith("n_") else col[len("role_"):].partition("_")[2]
         cmap = EVIDENCE_CMAPS.get(evidence, "PuBu")
         group = folium.FeatureGroup(name=f"Evidence · Evidence: {esc(_count_label(col))}", show=False)
-        folium.raster_layers.ImageOverlay(_cell_png(_classed(counts, counts.max(), COUNT_CLASSES), pixels,
-                                                    counts.max(), cmap), bounds=bounds,
+        folium.raster_layers.ImageOverlay(_count_png(counts, pixels, counts.max(), cmap), bounds=bounds,
                                           interactive=False, zindex=3).add_to(group)
-        legend = (f"<b>Evidence: {esc(_count_label(col))}</b> (records per cell, in {COUNT_CLASSES} equal steps "
-                  "of the square root)" + _ramp(cmap, "1", f"{int(counts.max()):,}", COUNT_CLASSES))
+        legend = _count_legend(f"Evidence: {esc(_count_label(col))}", "records", cmap, counts.max())
         layers.append((group, legend))
     return layers
 
@@ -413,30 +440,14 @@ def _time_layer(result, frame, pixels, m) -> tuple[folium.FeatureGroup, str] | N
     cube = np.bincount(inc["cell"].to_numpy() * len(months) + idx,
                        minlength=result.grid.n * len(months)).reshape(result.grid.n, len(months)).astype(float)
     top = cube.max()
-    urls = [_cell_png(_classed(cube[:, t], top, COUNT_CLASSES), pixels, top, "OrRd") for t in range(len(months))]
+    urls = [_count_png(cube[:, t], pixels, top, "OrRd") for t in range(len(months))]
     group = folium.FeatureGroup(name="Density · Incidents by month (slider)", show=False)
     overlay = folium.raster_layers.ImageOverlay(urls[-1], bounds=frame[0], interactive=False, zindex=4)
     overlay.add_to(group)
     group.add_to(m)
     m.add_child(MonthSlider(overlay, urls, [p.strftime("%B %Y") for p in months]))
-    legend = ("<b>Incidents by month</b> (risk records per cell, in "
-              f"{COUNT_CLASSES} equal steps of the square root)" + _ramp("OrRd", "1", f"{int(top):,}", COUNT_CLASSES))
+    legend = _count_legend("Incidents by month", "risk records", "OrRd", top)
     return group, legend
-
-
-# The shades of the images of counts per cell (each month, each evidence class). With a shade per distinct
-# count, the 24 months of 30 M incidents on 50 m cells took 92-94 kB each, in 9 classes about a third of
-# that (0.59 MB for the 24 instead of 1.69 MB); the two largest evidence images 170 and 158 kB -> 20 and 9.
-COUNT_CLASSES = 9
-
-
-def _classed(values: np.ndarray, top: float, k: int) -> np.ndarray:
-    """``values`` above 0 replaced by the middle of their class, of ``k`` classes of equal width in the
-    square root of ``values / top`` (``_rgba``'s scale): class j covers (j-1)/k to j/k."""
-    if top <= 0:
-        return values
-    j = np.ceil(k * np.sqrt(np.clip(values / top, 0, 1)))
-    return np.where(values > 0, top * ((np.maximum(j, 1) - 0.5) / k) ** 2, 0.0)
 
 
 def _areas_panel(result, public: bool) -> str:
@@ -893,14 +904,11 @@ def build_map(result, tier: str = "partner") -> str:
     coverage = _coverage_layer(public_coverage(result.coverage) if public else result.coverage, result.study_area)
     add(coverage, "hs-legend-coverage", _swatch("none", "Edge of a source's coverage: beyond it, that source "
                                                         "has no data (not low risk)", "2px dotted #e6550d"))
-    drawn: dict = {}
-
+    @functools.cache
     def pixels_of():
         """The lon/lat frame of the images and the cell each of its pixels shows, made once when needed."""
-        if not drawn:
-            drawn["frame"] = _lonlat_frame(result.grid.raster())
-            drawn["pixels"] = _cell_pixels(result, drawn["frame"])
-        return drawn["frame"], drawn["pixels"]
+        frame = _lonlat_frame(result.grid.raster())
+        return frame, _cell_pixels(result, frame)
 
     if not public:
         frame, pixels = pixels_of()
