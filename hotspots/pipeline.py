@@ -17,6 +17,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import shapely
 
 from hotspots import attribute, background, governance, grid as gridmod, weight
@@ -216,7 +217,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
 
     with progress.step("density and trends"):
         kde_surface = _kde(cfg, incidents, grid, cells, params)
-        trends_job = _start_trends(cfg, incidents, grid, w, alpha, seed, params)
+        trends_job = _start_trends(cfg, incidents, grid, cells, w, alpha, seed, params)
 
     with progress.step("attribute to boundaries"):
         cells, regions, areas = attribute_cells(cells, grid, boundaries, areas_job.result())
@@ -263,7 +264,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         cells["gi_class_high_risk"] = high_cls
 
     with progress.step("trends"):
-        _import_publishing_while(trends_job)
+        _import_publishing_while(trends_job[0])
         _finish_trends(trends_job, cells)
 
     with progress.step("clusters"):
@@ -509,7 +510,7 @@ def _kde(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: gpd.Ge
         bw, how = (choose_bandwidth(x, y, w, grid.cell) if len(x) > 1 else
                    choose_bandwidth(*(weight.risk(incidents, ["x", "y", "weight"])[c] for c in ("x", "y", "weight")),
                                     grid.cell))
-    params["bandwidth_m"] = _param(round(bw, 1), how)
+    params["bandwidth_m"] = _param(float(bw), how)      # unrounded: the surface can be remade from it
     params["kde_kernel"] = _param(kernel, "set in the config" if "kde_kernel" in cfg.analysis
                                   else "default quartic (as ArcGIS Kernel Density and CrimeStat)")
     raster = grid.raster()
@@ -613,8 +614,8 @@ def _find_clusters(cfg: Config, incidents: pd.DataFrame, places: np.ndarray, are
     return gpd.GeoDataFrame(clusters, geometry="geometry", crs=BNG)
 
 
-def _start_trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, w, alpha: float, seed: int,
-                  params: dict):
+def _start_trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: pd.DataFrame, w, alpha: float,
+                  seed: int, params: dict):
     """Start the emerging hot spot classes per cell from monthly Gi* on the second core (their
     permutations, 1 s of a small partnership's run, need only the cells x months cube built here);
     ``_finish_trends`` collects them. The result is the same either way (same cube, same seed)."""
@@ -624,25 +625,41 @@ def _start_trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, w, a
     risk = risk[~risk["source_id"].isin(partial)]
     n_periods = int(month_index(pd.Series([cfg.end - pd.Timedelta(seconds=1)]), cfg.start)[0]) + 1
     period = month_index(risk["occurred_from"], cfg.start)
-    cube = space_time_cube(risk["cell"].to_numpy(), period, risk["weight"].to_numpy(), grid.n, n_periods)
+    # Only the cells some source of the cube covers (as for the map's Gi*): a cell no source covers has
+    # no trend, and takes no part in any month's mean, variance or BH (audit finding: 327 of the
+    # example's 468 cells with no record in any month had a trend p <= 0.05).
+    used = set(pd.unique(risk["source_id"]).astype(str))
+    covered = np.array([bool(used & set(str(v).split(";"))) for v in cells["covered_by"].fillna("")], dtype=bool)
+    idx = np.nonzero(covered)[0]
+    at = np.full(grid.n, -1, dtype=np.int64)
+    at[idx] = np.arange(len(idx))
+    cell = at[risk["cell"].to_numpy()]
+    keep = cell >= 0
+    cube = space_time_cube(cell[keep], period[keep], risk["weight"].to_numpy()[keep], len(idx), n_periods)
     del risk, period
-    how = ("monthly Gi* (randomisation p, BH per month), Mann-Kendall trend of each cell's z, classes after "
-           "ArcGIS Pro's Emerging Hot Spot Analysis")
+    how = ("monthly Gi* (randomisation p, BH per month) over the cells its sources cover, Mann-Kendall trend of "
+           "each cell's z, classes after ArcGIS Pro's Emerging Hot Spot Analysis; no trend where no source covers")
     if partial:
         how += f"; sources covering part of the period only are left out ({', '.join(partial)})"
     if n_periods < 10:
         how += f"; only {n_periods} months: fewer than the 10 steps the trend test needs, treat classes with caution"
     params["space_time"] = _param(f"{n_periods} monthly steps", how)
-    return background.start(functools.partial(emerging_classes, inference="permutation", seed=seed), cube, w, alpha,
-                            what="trends")
+    sub = sp.csr_matrix(w)[idx][:, idx]
+    job = background.start(functools.partial(emerging_classes, inference="permutation", seed=seed), cube, sub, alpha,
+                           what="trends")
+    return job, idx
 
 
-def _finish_trends(job, cells: gpd.GeoDataFrame) -> None:
-    """``trend_class``, ``trend_z``, ``trend_p`` of each cell from ``_start_trends``'s job, after ``kde``."""
+def _finish_trends(started, cells: gpd.GeoDataFrame) -> None:
+    """``trend_class``, ``trend_z``, ``trend_p`` of each cell from ``_start_trends``'s job, after ``kde``: empty
+    (None, NaN) where no source of the trends covers the cell."""
+    job, idx = started
     classes = job.result()
     at = cells.columns.get_loc("kde") + 1
     for k, col in enumerate(("trend_class", "trend_z", "trend_p")):
-        cells.insert(at + k, col, classes[col].to_numpy())
+        values = np.full(len(cells), None if col == "trend_class" else np.nan, dtype=object if k == 0 else float)
+        values[idx] = classes[col].to_numpy()
+        cells.insert(at + k, col, values)
 
 
 def publish(result: Result, out: Path, pdf: bool = False) -> dict[str, Path]:
@@ -727,6 +744,11 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
              "sources": [{"source_id": s.id, "schema": s.schema, "evidence": s.evidence, "legal_basis": s.legal_basis,
                           "sharing_agreement": s.sharing_agreement, "handling": s.handling} for s in result.cfg.sources],
              "summary": summary, **result.extra}
+    # Each other tier's parameters where they differ from the run's (the public tier's 400 m cells and
+    # their neighbourhood; the methods it leaves out are absent from it), so its layers can be rerun too.
+    for tier, view in views.items():
+        if view is not result:
+            extra[f"parameters_{tier}"] = {k: v for k, v in view.parameters.items() if result.parameters.get(k) != v}
     paths["manifest"] = write_manifest(out / "manifest.json", inputs=inputs, parameters=result.parameters,
                                        weights=result.weights, outputs=written, started_at=result.started_at,
                                        started=result.started, extra=extra, kind=kind)

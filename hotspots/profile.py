@@ -129,6 +129,13 @@ from hotspots.errors import UserError
 from hotspots.frames import first_rows, group_medians, row_groups, text_codes, text_in
 from hotspots.weight import is_risk
 
+#: Relocation draws a radius takes when a building's count is past all but a few of the first ones:
+#: DRAWS_PER_BUILDING / BUILDING_ALPHA per building (BH's smallest q is buildings / (draws + 1), so
+#: 10 / 0.05 puts it at a twentieth of the level), at most MAX_BUILDING_DRAWS.
+DRAWS_PER_BUILDING = 10
+BUILDING_ALPHA = 0.05
+MAX_BUILDING_DRAWS = 40_000
+
 DEFAULT_OPTIONS = {
     "comparison": "area",          # "area" (study-area rate) or "type" (other buildings of the same type)
     "after_school": "15:00-18:00",
@@ -522,10 +529,33 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     # rate calls most places "significant"), or the flat rate when no sites are given.
     relocate = null_sites is not None and len(null_sites) >= 20 and N > 0
     if relocate:
-        from hotspots.detect.inference import relocation_null, upper_p
+        from hotspots.detect.inference import FEW_EXCEEDANCES, relocation_null, upper_p
         sites = np.asarray(null_sites, float)
         null_w = relocation_null(np.column_stack([rx, ry]), rw, sites, radii, n_sim, np.random.default_rng(seed))
         null_text = f"Monte Carlo relocation among {len(sites):,} {null_label}, {n_sim:,} draws"
+        nulls = {r: null_w[:, j] for j, r in enumerate(radii)}
+        # BH across nb buildings cannot give q below nb / (draws + 1): 148 buildings and 1,999 draws
+        # floored q at 0.074, so no building could be significant however extreme (audit finding).
+        # Where a building's weighted count is past all but a few draws at a radius, that radius
+        # draws more, at that radius only, up to enough for BH to resolve (DRAWS_PER_BUILDING / alpha
+        # per building, at most MAX_BUILDING_DRAWS) and to no more catchment area than the first
+        # draws cost (their radius was the largest: (largest / r)^2 times as many draws at r).
+        goal = min(MAX_BUILDING_DRAWS, math.ceil(DRAWS_PER_BUILDING * nb / BUILDING_ALPHA)) - 1
+        extended = []
+        for j, r in enumerate(radii):
+            srt = np.sort(nulls[r])
+            past = len(srt) - np.searchsorted(srt, w_by[r] - 1e-9, side="left")
+            total = min(goal, int(n_sim * (rmax / r) ** 2))
+            if nb > 1 and total > n_sim and (past < FEW_EXCEEDANCES).any():
+                more = relocation_null(np.column_stack([rx, ry]), rw, sites, [r], total - n_sim,
+                                       np.random.default_rng([seed, j + 1]))
+                nulls[r] = np.concatenate([nulls[r], more[:, 0]])
+                extended.append(f"{total:,} at {radius_label(r)} m")
+        if extended:
+            null_text += (f" ({', '.join(extended)}, where a building's count was past all but "
+                          f"{FEW_EXCEEDANCES - 1} draws)")
+        null_text += ("; the smallest q BH can give across the buildings: " +
+                      ", ".join(f"{nb / (len(nulls[r]) + 1):.2g} at {radius_label(r)} m" for r in radii))
     else:
         null_text = "flat study-area Poisson rate (no comparable places given)"
 
@@ -554,7 +584,7 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
             rr_high = np.where(ok, high / mu, np.nan)
             p = np.where(ok, poisson_upper_p(n, np.where(ok, mu, 1.0)), np.nan)
         if relocate:
-            p = upper_p(w, null_w[:, radii.index(r)]) if nb else np.zeros(0)
+            p = upper_p(w, nulls[r]) if nb else np.zeros(0)
         out[f"n_{lab}"] = n
         out[f"weighted_{lab}"] = w
         out[f"expected_{lab}"] = expected

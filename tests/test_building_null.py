@@ -146,5 +146,58 @@ def test_the_snap_point_null_compares_buildings_with_the_records_snap_points_and
     analysed = r.cells["status"].to_numpy() == "analysed"
     n_sites = int(((cell >= 0) & analysed[np.maximum(cell, 0)]).sum())
     assert len(snap) > 1000 and n_sites > 1000
-    assert set(r.buildings["null"]) == {f"Monte Carlo relocation among {n_sites:,} police.uk snap points and key "
-                                        f"buildings in the covered area, 1,999 draws"}
+    (text,) = set(r.buildings["null"])
+    assert text.startswith(f"Monte Carlo relocation among {n_sites:,} police.uk snap points and key "
+                           f"buildings in the covered area, 1,999 draws")
+    # Where a building is past all but 9 draws, more at that radius: the text says how many, and
+    # the smallest q they allow (buildings / (draws + 1)).
+    nb = len(r.buildings)
+    for r_m in (100, 250, 500):
+        assert f" at {r_m} m" in text.split("smallest q")[1]
+    if "29,599 at 100 m" in text:
+        assert f"{nb / 29_600:.2g} at 100 m" in text
+
+
+def test_a_building_far_beyond_every_relocation_draw_can_be_significant_among_many():
+    # 1,999 draws and 148 buildings: with p floored at 1 / 2,000, BH's smallest q was 0.074 and no
+    # building could be significant (audit finding: Leicester Square, rate ratio 25.7, q 0.074).
+    # With fewer than 10 draws at or past it, the p comes from the generalised Pareto tail.
+    rng = np.random.default_rng(3)
+    null = rng.gamma(2.0, 10.0, 1999)                        # a building's null catchment weights
+    srt = np.sort(null)
+    observed = np.concatenate([[null.max() * 3.0], rng.gamma(2.0, 10.0, 147)])
+    p = upper_p(observed, null)
+    assert 1e-9 <= p[0] < 1 / 2000 / 50
+    assert bh_qvalues(p)[0] <= 0.01
+    # With 10 or more draws at or past it, the plain count (#{null >= obs} + 1) / (n + 1).
+    ge = 1999 - np.searchsorted(srt, observed - 1e-9)
+    counted = ge >= 10
+    assert counted.sum() > 140
+    np.testing.assert_allclose(p[counted], (ge[counted] + 1) / 2000)
+    # In the tail the fit is smooth and ordered: the largest draw itself about 1 / 2,000, the
+    # 10th largest near 10 / 2,000; a null too short for the fit keeps the count.
+    assert 1 / 2000 / 4 < upper_p(srt[-1:], null)[0] < 2 / 2000
+    assert upper_p(srt[-9:-8], null)[0] == pytest.approx(9 / 2000, rel=0.5)
+    tail = upper_p(srt[-9:], null)
+    assert (np.diff(tail) < 0).all()
+    assert upper_p(observed[:1], null[:999])[0] == pytest.approx(1 / 1000)
+    # A tail of one repeated value has no shape to fit: the count stands.
+    flat = np.concatenate([np.zeros(1700), np.full(299, 5.0)])
+    assert upper_p(np.array([5.0]), flat)[0] == pytest.approx(300 / 2000)
+    assert upper_p(np.array([6.0]), flat)[0] == pytest.approx(1 / 2000)
+    # Two-sided: twice the nearer tail, each as upper_p gives it.
+    assert two_sided_p(observed[:1], null)[0] == pytest.approx(2 * p[0])
+    assert two_sided_p(np.array([-1.0]), null)[0] < 2 / 2000
+
+
+def test_a_radius_where_a_building_is_past_almost_every_draw_draws_more(example_result):
+    # The example's 148 buildings: Leicester Square's weighted count at 100 m is past every one of
+    # the first 1,999 draws. That radius draws more (10 / 0.05 per building: 29,599), so BH's
+    # smallest q there is 148 / 29,600 = 0.005, not 0.074; the largest radius, the costly one,
+    # draws no more. Its p is then a count among the 29,599 (no longer the floor 1 / 2,000).
+    b = example_result.buildings
+    text = b["null"].iat[0]
+    assert "29,599 at 100 m" in text and "0.005 at 100 m" in text and "0.074 at 500 m" in text
+    top = b.loc[b["name"] == "Leicester Square"].iloc[0]
+    assert top["p_100"] < 1 / 2000 * 1.5 and top["p_100"] != pytest.approx(1 / 2000)
+    np.testing.assert_allclose(b["q_100"], bh_qvalues(b["p_100"].to_numpy()))

@@ -44,6 +44,13 @@ def test_manifest_accounts_for_every_row_of_every_file(demo_out):
     assert m["parameters"]["cell_size_m"]["value"] == 150
     assert {o["path"] for o in m["outputs"]} >= {"map.html", "hotspots.gpkg", "areas.csv"}
     assert m["versions"]["python"].startswith("3.")
+    # Enough to remake every layer (audit finding: the bandwidth was rounded to 0.1 m, the KDE then
+    # differed by up to 0.23 %, and the public tier's cells were nowhere): the bandwidth unrounded,
+    # and the public tier's own parameters beside the run's.
+    assert m["parameters"]["bandwidth_m"]["value"] != round(m["parameters"]["bandwidth_m"]["value"], 1)
+    assert m["parameters_public"]["cell_size_m"]["value"] == 400
+    assert m["parameters_public"]["neighbour_distance_m"]["value"] == pytest.approx(400 * 2 ** 0.5)
+    assert "bandwidth_m" not in m["parameters_public"] and "fdr_alpha" not in m["parameters_public"]
 
 
 def test_cells_have_the_documented_columns_and_the_geojson_is_wgs84(demo_out):

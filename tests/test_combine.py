@@ -211,3 +211,19 @@ def test_names_joined_per_cell_as_one_join_each_would_give(k):
     assert joined(names, masks, 500) == want
     if k == 5:
         assert len(set(want)) > 10 and "" in want      # many sets, and cells of none
+
+
+def test_no_cell_is_classed_against_the_sign_of_its_own_gi_z():
+    # A busy cell whose 8 neighbours are empty, among Poisson(5) cells: its Gi* z is positive
+    # while its neighbours lie in the permutation's lower tail (audit finding: it was a 95 % hot
+    # spot in the pooled rule on that lower-tail p, and "cold" in the combined score).
+    from hotspots.detect.combine import pooled
+    from tests.test_inference import _busy_cell_among_empty_neighbours
+    x, w, mid = _busy_cell_among_empty_neighbours()
+    out = pooled(x, np.ones(len(x), bool), w, 0.05, "permutation", 20_000, 3)
+    assert out["gi_z"].iat[mid] > 0 and out["gi_p"].iat[mid] == 1.0 and out["gi_class"].iat[mid] == 0
+    ev = source_table({"s": x}, {"s": np.ones(len(x))}, w, "permutation", 20_000, 3)
+    comb = combine(ev, {"s": 1.0}, len(x))
+    signs = np.sign(comb["gi_z"].to_numpy()) * np.sign(comb["z_s"].to_numpy())
+    assert (signs >= 0).all() and comb["gi_class"].iat[mid] == 0
+    assert comb["gi_p"].iat[mid] == 1.0

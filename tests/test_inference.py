@@ -206,3 +206,45 @@ def test_the_public_tier_draws_each_table_once(example_result, monkeypatch):
     public_view(example_result)
     assert len(asked) > len(set(asked)) and len(drawn) == len(set(asked)) > 0
     assert inf._tables is None
+
+
+def _busy_cell_among_empty_neighbours():
+    # A 15 x 15 grid of Poisson(5) cells; the middle cell holds 75 and its 8 neighbours none:
+    # Gi* z (which counts the cell itself) is positive, the neighbours are in the lower tail.
+    rng = np.random.default_rng(11)
+    rows, cols = np.divmod(np.arange(225), 15)
+    x = rng.poisson(5.0, 225).astype(float)
+    mid = 7 * 15 + 7
+    near = (abs(rows - 7) <= 1) & (abs(cols - 7) <= 1)
+    x[near] = 0.0
+    x[mid] = 75.0
+    return x, neighbour_matrix(cols, rows, 100.0, 100.0 * np.sqrt(2)), mid
+
+
+def test_a_p_in_the_direction_of_z_never_calls_a_cell_hot_on_its_neighbours_lower_tail():
+    from hotspots.detect.gistar import gi_star
+    x, w, mid = _busy_cell_among_empty_neighbours()
+    z = gi_star(x, w)
+    assert 0 < z[mid] < 2.5                                   # the cell's own count makes z positive
+    p, side = conditional_p(x, w, draws=20_000, seed=2)
+    assert side[mid] == -1 and p[mid] < 0.01                  # folded: the neighbours are very low
+    pd_, sd = conditional_p(x, w, draws=20_000, seed=2, direction=np.sign(z))
+    assert sd[mid] == 1 and pd_[mid] == 1.0                   # in z's direction: nothing unusual
+    # Where the tail and z agree the p is the folded one; it is never smaller anywhere.
+    agree = side == np.sign(z)
+    assert agree.sum() > 150
+    np.testing.assert_array_equal(pd_[agree], p[agree])
+    assert (pd_ >= p).all()
+    assert (pd_[np.sign(z) == 0] == 1.0).all()
+
+
+def test_the_direction_keeps_the_extrapolated_tail_only_on_its_own_side():
+    x, w, mid = _busy_cell_among_empty_neighbours()
+    x = x.copy()
+    hub = 2 * 15 + 2
+    x[[hub - 16, hub - 15, hub - 14, hub - 1, hub + 1, hub + 14, hub + 15, hub + 16]] = 30.0
+    p, side = conditional_p(x, w, draws=2_000, seed=5)
+    assert side[hub] == 1 and p[hub] < 2 / 2_001              # past every draw: extrapolated
+    up, _ = conditional_p(x, w, draws=2_000, seed=5, direction=np.ones(len(x)))
+    down, _ = conditional_p(x, w, draws=2_000, seed=5, direction=-np.ones(len(x)))
+    assert up[hub] == p[hub] and down[hub] == 1.0

@@ -500,7 +500,7 @@ def test_every_drawn_cell_has_its_own_corners_text_and_colour(demo_out, example_
     assert sorted(d["p"]["cell_id"] for d in drawn["hs-anecdotal-equal"]) == sorted(
         cells.index[cells["gi_class_anecdotal_equal"] >= 2])
     assert sorted(d["p"]["cell_id"] for d in drawn["hs-trend"]) == sorted(
-        cells.index[cells["trend_class"] != "no pattern detected"])
+        cells.index[cells["trend_class"].notna() & (cells["trend_class"] != "no pattern detected")])
     joined = 0
     for layer, items in drawn.items():
         for d in items:

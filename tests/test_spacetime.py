@@ -288,3 +288,36 @@ def test_month_index_counts_calendar_months_as_the_years_and_months_do():
         want = (when.dt.year.to_numpy() - start.year) * 12 + when.dt.month.to_numpy() - start.month
         assert month_index(when, start).tolist() == want.tolist()
         assert month_index(when.astype("datetime64[us]"), start).tolist() == want.tolist()
+
+
+def test_the_example_s_trends_are_tested_on_the_cells_their_sources_cover_only(example_result):
+    # Audit finding: the monthly Gi* ran over every cell of the grid, so 327 of the example's 468
+    # cells with no record in any month, no source covering many of them, had a trend p <= 0.05.
+    # Now a cell no source of the cube covers has no trend at all, and the others' monthly z are
+    # Gi* over the covered cells only: recomputed here from the records, by the month.
+    from hotspots import weight
+    from hotspots.detect.spacetime import gi_star_cube, mann_kendall, month_index
+    r = example_result
+    cells = r.cells
+    partial = set(weight.period_scales(r.cfg))
+    risk = weight.risk(r.incidents, ["source_id", "cell", "occurred_from", "weight"])
+    risk = risk[~risk["source_id"].isin(partial)]
+    used = set(risk["source_id"].astype(str))
+    covered = np.array([bool(used & set(str(v).split(";"))) for v in cells["covered_by"].fillna("")])
+    assert 0 < covered.sum() < len(cells) and partial
+    assert cells.loc[~covered, "trend_class"].isna().all()
+    assert cells.loc[~covered, ["trend_z", "trend_p"]].isna().all().all()
+    assert cells.loc[covered, "trend_class"].notna().all()
+    assert (cells.loc[cells["status"] == "no_data", "trend_p"]).isna().all()
+    idx = np.nonzero(covered)[0]
+    pos = np.full(len(cells), -1)
+    pos[idx] = np.arange(len(idx))
+    months = month_index(risk["occurred_from"], r.cfg.start)
+    T = int(months.max()) + 1
+    cube = np.zeros((len(idx), T))
+    at = pos[risk["cell"].to_numpy()]
+    ok = at >= 0
+    np.add.at(cube, (at[ok], months[ok]), risk["weight"].to_numpy()[ok])
+    w = r.neighbours[idx][:, idx]
+    z, _ = mann_kendall(np.nan_to_num(gi_star_cube(cube, w), nan=0.0))
+    np.testing.assert_allclose(cells["trend_z"].to_numpy(float)[idx], z, atol=1e-9)

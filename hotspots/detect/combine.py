@@ -13,8 +13,10 @@ inside is compared by its density (count / covered share), not as if whole.
 p-values are conditional permutations (``hotspots.detect.inference``) or,
 with ``inference="normal"``, the normal curve of the Gi* z.
 
-Each source's two-sided p becomes a signed normal score
-``s = side x Phi^-1(1 - p / 2)`` (past the permutations' floor, p is
+Each source's two-sided p, in the direction of its Gi* z (the permutation's tail on the side
+z points to, doubled: a busy cell among empty neighbours, z > 0 with its neighbours in the lower
+tail, is not called hot or cold on it), becomes a signed normal score
+``s = side x Phi^-1(1 - p / 2)``, side the sign of z (past the permutations' floor, p is
 extrapolated by a generalised Pareto tail: ``inference.conditional_p``); the cell's combined score is the weighted
 Stouffer sum ``Z = sum(w_s s_s) / sqrt(sum(w_s^2))`` over the sources that
 cover it, with p = 2 Phi(-|Z|) (for a cell covered by one source, its own p),
@@ -66,7 +68,7 @@ def source_evidence(values: np.ndarray, share: np.ndarray, w: sp.csr_matrix, cov
         ps, sd = p_two_sided(zs), np.sign(zs).astype(np.int8)
         sc = np.nan_to_num(zs)
     else:
-        ps, sd = conditional_p(dens, sub, draws=draws, seed=seed)
+        ps, sd = conditional_p(dens, sub, draws=draws, seed=seed, direction=np.sign(np.nan_to_num(zs)))
         sc = sd * norm_isf(ps / 2.0)
     z[idx], p[idx], side[idx], score[idx] = zs, ps, sd, sc
     return z, p, side, score
@@ -156,7 +158,8 @@ def pooled(weighted: np.ndarray, covered_any: np.ndarray, w: sp.csr_matrix, fdr_
     if len(idx) >= 2:
         sub = sp.csr_matrix(w)[idx][:, idx]
         zz = gi_star(np.asarray(weighted, float)[idx], sub)
-        pp = p_two_sided(zz) if inference == "normal" else conditional_p(weighted[idx], sub, draws, seed)[0]
+        pp = (p_two_sided(zz) if inference == "normal" else
+              conditional_p(weighted[idx], sub, draws, seed, direction=np.sign(np.nan_to_num(zz)))[0])
         pp[~np.isfinite(zz)] = np.nan
         z[idx], p[idx] = zz, pp
     q = bh_qvalues(p)

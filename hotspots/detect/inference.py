@@ -94,20 +94,36 @@ def _first_of_permutation(keys: np.ndarray, m: int) -> np.ndarray:
 
 
 def conditional_p(values: np.ndarray, w: sp.csr_matrix, draws: int = DEFAULT_DRAWS,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                  seed: int = 0, direction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Two-sided conditional permutation p of each cell's neighbourhood sum, and its side.
 
     ``w`` is binary with ones on the diagonal (Gi*: the cell is its own
     neighbour). Returns (p, side) with side +1 where the observed sum lies in
     the upper tail of its null, -1 in the lower (0 at its middle). See the
     module docstring.
+
+    With ``direction`` (per cell +1, -1 or 0: the sign of the cell's Gi* z), each p is the
+    tail in that direction, doubled, and the side is that direction. The permutation holds
+    the focal cell and draws its neighbours, so its tail says whether the *neighbours* are
+    high or low, while Gi* z counts the cell itself: a busy cell among empty neighbours has
+    z > 0 and neighbours in the lower tail. Without a direction that cell would be "hot" on
+    a lower-tail p; with it, its p in the direction of its z is about 1. Never below the
+    folded p, so no more false positives (a cell with z = 0 gets p = 1).
     """
     tails: dict = {}
     ge, le = conditional_counts(values, w, draws, seed, tails)
-    p = np.minimum(1.0, 2.0 * (np.minimum(ge, le) + 1) / (draws + 1))
-    beyond = np.isfinite(tails["p"])
+    if direction is None:
+        side = np.where(ge < le, 1, np.where(le < ge, -1, 0)).astype(np.int8)
+        tail = np.minimum(ge, le)
+        beyond = np.isfinite(tails["p"])
+    else:
+        side = np.sign(np.nan_to_num(np.asarray(direction, float))).astype(np.int8)
+        tail = np.where(side > 0, ge, np.where(side < 0, le, draws))
+        # The extrapolated tail p is the upper one where no draw reached the sum, the lower one
+        # where none fell to it: used only when that is the tail in the cell's direction.
+        beyond = np.isfinite(tails["p"]) & (((side > 0) & (ge == 0)) | ((side < 0) & (le == 0)))
+    p = np.minimum(1.0, 2.0 * (tail + 1) / (draws + 1))
     p[beyond] = np.minimum(p[beyond], 2.0 * tails["p"][beyond])
-    side = np.where(ge < le, 1, np.where(le < ge, -1, 0)).astype(np.int8)
     p[ge < 0] = 1.0
     side[ge < 0] = 0
     return p, side
@@ -117,13 +133,14 @@ TAIL_EXCEEDANCES = 250
 TAIL_FLOOR = 1e-9
 
 
-def gpd_tail_p(sorted_sims: np.ndarray, observed: np.ndarray, n_exc: int = TAIL_EXCEEDANCES) -> np.ndarray:
+def gpd_tail_p(sorted_sims: np.ndarray, observed: np.ndarray, n_exc: int = TAIL_EXCEEDANCES,
+               cap: float | None = None) -> np.ndarray:
     """Upper-tail p of values beyond every draw, extrapolated by a generalised Pareto fit to
     the ``n_exc`` largest draws (Knijnenburg et al. 2009, "Fewer permutations, more accurate
-    P-values"): p = n_exc / draws x GPD survival beyond the threshold, at most 1 / (draws + 1)
-    and at least ``TAIL_FLOOR`` (1e-9: extrapolation is not trusted further)."""
+    P-values"): p = n_exc / draws x GPD survival beyond the threshold, at most ``cap`` (default
+    1 / (draws + 1)) and at least ``TAIL_FLOOR`` (1e-9: extrapolation is not trusted further)."""
     draws = len(sorted_sims)
-    cap = 1.0 / (draws + 1)
+    cap = 1.0 / (draws + 1) if cap is None else cap
     obs = np.asarray(observed, float)
     if draws < 4 * n_exc:
         return np.full(obs.shape, cap)
@@ -376,19 +393,32 @@ def union_relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: 
     return out
 
 
+#: Fewer draws than this at or beyond the observed value: the p comes from the generalised Pareto
+#: tail (Knijnenburg et al. 2009 use it below 10 exceedances), not the count.
+FEW_EXCEEDANCES = 10
+
+
 def upper_p(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
-    """One-sided Monte Carlo p of each observed value against a null sample: (#{null >= obs} + 1) / (n + 1)."""
+    """One-sided Monte Carlo p of each observed value against a null sample: (#{null >= obs} + 1) / (n + 1);
+    from 1,000 draws on, where fewer than ``FEW_EXCEEDANCES`` draws reach the observed value, the
+    generalised Pareto tail fitted to the largest draws (``gpd_tail_p``) where it is smaller. The
+    count alone floors p at 1 / (n + 1); a light tail lets the fit go below it, a heavy one
+    (crime's) does not, and then only more draws help (``profile.profile_buildings`` adds them)."""
     srt = np.sort(np.asarray(null, float))
     obs = np.asarray(observed, float)
     ge = len(srt) - np.searchsorted(srt, obs - 1e-9, side="left")
-    return (ge + 1.0) / (len(srt) + 1.0)
+    p = (ge + 1.0) / (len(srt) + 1.0)
+    few = ge < FEW_EXCEEDANCES
+    # Not where the largest draws are all one value (a tail with no shape to fit): the count stands.
+    if few.any() and len(srt) >= 4 * TAIL_EXCEEDANCES and srt[-1] > srt[-TAIL_EXCEEDANCES - 1]:
+        p[few] = np.minimum(p[few], gpd_tail_p(srt, obs[few], cap=1.0))
+    return p
 
 
 def two_sided_p(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
-    """Two-sided Monte Carlo p against a null sample (ties extreme): 2 min(upper, lower), at most 1."""
+    """Two-sided Monte Carlo p against a null sample (ties extreme): 2 min(upper, lower), at most 1,
+    each tail as ``upper_p`` gives it."""
     srt = np.sort(np.asarray(null, float))
     obs = np.asarray(observed, float)
-    ge = len(srt) - np.searchsorted(srt, obs - 1e-9, side="left")
-    le = np.searchsorted(srt, obs + 1e-9, side="right")
-    return np.minimum(1.0, 2.0 * (np.minimum(ge, le) + 1.0) / (len(srt) + 1.0))
+    return np.minimum(1.0, 2.0 * np.minimum(upper_p(obs, srt), upper_p(-obs, -srt)))
 

@@ -175,7 +175,7 @@ def _region_section(result, reg, public: bool, drawn: _RegionCharts) -> str:
         rows.append(("Peak hours", peak or "no times of day in these records"))
         if "trend_class" in result.cells:
             trends = result.cells.loc[result.cells["region_id"] == reg.region_id, "trend_class"]
-            trends = trends[trends != "no pattern detected"]
+            trends = trends[trends.notna() & (trends != "no pattern detected")]
             rows.append(("Trend (monthly Gi*, Mann-Kendall)", ", ".join(
                 f"{t} ({n} cells)" for t, n in trends.value_counts().items()) or "no pattern detected"))
         if result.buildings is not None and len(result.buildings):

@@ -503,7 +503,7 @@ def _trends_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
     group = folium.FeatureGroup(name="Hotspots · Emerging hot spot trends (monthly)", show=False)
     if "trend_class" not in cells:
         return group
-    sub = cells[cells["trend_class"] != "no pattern detected"].copy()
+    sub = cells[cells["trend_class"].notna() & (cells["trend_class"] != "no pattern detected")].copy()
     if not len(sub):
         return group
     sub["trend_txt"] = _fmt(sub, "trend_z", 2)
@@ -687,7 +687,7 @@ def _regions_legend() -> str:
 
 
 def _trends_legend(cells) -> str:
-    present = sorted(set(cells.get("trend_class", pd.Series(dtype=str))) - {"no pattern detected"})
+    present = sorted(set(cells.get("trend_class", pd.Series(dtype=str)).dropna()) - {"no pattern detected"})
     return ("<b>Emerging hot spot trends</b>" + "".join(_swatch(_trend_colour(t), t) for t in present)) \
         if present else ""
 
