@@ -112,6 +112,23 @@ def cell_shares(grid, area, coverage: gpd.GeoDataFrame | None, sources: list[str
     return out
 
 
+def inside_coverage(coverage: gpd.GeoDataFrame | None, source: str, shares: np.ndarray, cell: np.ndarray,
+                    x, y) -> np.ndarray:
+    """Per record, whether it lies inside ``source``'s coverage: tested only in the cells partly inside
+    it (``shares`` of the source, < 1; a record in a wholly covered cell is inside, one in a cell not
+    covered takes no part in the source's test anyway). All True without a coverage row or points."""
+    keep = np.ones(len(cell), dtype=bool)
+    if coverage is None or x is None or y is None or source not in set(coverage["source_id"]):
+        return keep
+    geom = coverage.geometry.values[np.flatnonzero(coverage["source_id"].to_numpy() == source)[0]]
+    part = covered(shares) & (shares < 1.0 - 1e-9)
+    test = np.flatnonzero(part[cell])
+    if len(test):
+        shapely.prepare(geom)
+        keep[test] = shapely.intersects_xy(geom, np.asarray(x, float)[test], np.asarray(y, float)[test])
+    return keep
+
+
 def covered(shares: np.ndarray) -> np.ndarray:
     """True where a cell is covered: more than half of it inside (see the module docstring)."""
     return shares > MOST

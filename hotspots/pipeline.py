@@ -306,14 +306,20 @@ def hotspot_grid(incidents: pd.DataFrame, grid: gridmod.Grid, dist: float, alpha
     counts = hotspot_count(incidents, grid.n)
     rows, cols = grid.rows_cols
     w = grid.neighbours(dist)
-    risk = weight.risk(incidents, [c for c in ("cell", "weight", "source_id") if c in incidents])
+    risk = weight.risk(incidents, [c for c in ("cell", "weight", "source_id", "x", "y") if c in incidents])
     sid_col = risk["source_id"] if "source_id" in risk else pd.Series("all", index=risk.index)
     sids = [str(s) for s in pd.unique(sid_col)]
     shares = covermod.cell_shares(grid, area, coverage, sids)
     cell = risk["cell"].to_numpy(np.int64)
     wt = risk["weight"].to_numpy(float)
-    values = {sid: np.bincount(cell[(sid_col == sid).to_numpy()], weights=wt[(sid_col == sid).to_numpy()],
-                               minlength=grid.n) for sid in sids}
+    values = {}
+    for j, sid in enumerate(sids):
+        # A partly covered cell is compared by its density, count / covered share: only the source's
+        # records inside its coverage count there, on the footprint of the share (audit finding: 24 of
+        # a City cell's 27 City police records lay outside the City, a density 9 times too high).
+        mine = (sid_col == sid).to_numpy() & covermod.inside_coverage(coverage, sid, shares[:, j], cell,
+                                                                      risk.get("x"), risk.get("y"))
+        values[sid] = np.bincount(cell[mine], weights=wt[mine], minlength=grid.n)
     evidence = None
     if combine == "pooled":
         stats = combmod.pooled(counts["weighted"].to_numpy(), covermod.covered(shares).any(axis=1), w, alpha,

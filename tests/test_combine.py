@@ -227,3 +227,35 @@ def test_no_cell_is_classed_against_the_sign_of_its_own_gi_z():
     signs = np.sign(comb["gi_z"].to_numpy()) * np.sign(comb["z_s"].to_numpy())
     assert (signs >= 0).all() and comb["gi_class"].iat[mid] == 0
     assert comb["gi_p"].iat[mid] == 1.0
+
+
+def test_a_partly_covered_cell_counts_only_the_records_inside_the_coverage():
+    # Audit finding: a partly covered cell's density is count / covered share, but the count held the
+    # source's records outside its coverage too (24 of a City cell's 27 City police records lay
+    # outside the City): numerator and exposure now share one footprint.
+    import geopandas as gpd
+    area = shapely.box(0, 0, 1000, 1000)
+    g = gridmod.build_grid(area, 100.0)
+    cov = gpd.GeoDataFrame({"source_id": ["a"]}, geometry=[shapely.box(0, 0, 1000, 560)], crs="EPSG:27700")
+    rng = np.random.default_rng(2)
+    x, y = rng.uniform(0, 1000, 3000), rng.uniform(0, 560, 3000)
+    # A row of cells 500-600 m high is 60 % covered: 20 records each in its uncovered 560-600 m strip.
+    ox, oy = np.repeat(np.arange(50.0, 1000.0, 100.0), 20), np.full(200, 580.0)
+    inc = pd.DataFrame({"x": np.concatenate([x, ox]), "y": np.concatenate([y, oy]), "weight": 1.0,
+                        "source_id": "a", "evidence": "recorded_crime", "role": "victim",
+                        "category": "violence", "duplicate_of": ""})
+    inc["cell"] = g.assign(inc["x"].to_numpy(), inc["y"].to_numpy())
+    cells, _, ev = hotspot_grid(inc, g, g.touch_distance, 0.05, "normal", 0, cov, area, "sources", {"a": 1.0},
+                                return_evidence=True)
+    # Recounted by hand: only the records inside the coverage, over the covered share.
+    inside = inc["y"].to_numpy() <= 560
+    counts = np.bincount(inc["cell"].to_numpy()[inside], minlength=g.n).astype(float)
+    shares = covermod.cell_shares(g, area, cov, ["a"])[:, 0]
+    cov_cells = covermod.covered(shares)
+    from hotspots.detect.gistar import gi_star
+    w = g.neighbours(g.touch_distance)
+    idx = np.nonzero(cov_cells)[0]
+    z = gi_star(counts[idx] / shares[idx], w[idx][:, idx])
+    np.testing.assert_allclose(cells["z_a"].to_numpy()[idx], z, atol=1e-12)
+    # Every record still counts in the cell's own figures.
+    assert cells["n"].sum() == len(inc)
