@@ -525,3 +525,33 @@ def test_pyarrow_takes_the_plain_files_and_gives_pandas_tables_for_real_extracts
         assert fast is not None, path          # the plain case is the fast one
         assert len(fast) >= 8
         pd.testing.assert_frame_equal(readers._finish(fast), slow.rows)
+
+
+def test_a_quote_left_open_in_the_last_column_never_swallows_the_rest_of_the_file(tmp_path):
+    # Hostile audit: an opening quote at the start of row 100's last cell (a partner typing "Cafe
+    # Nero) made pyarrow read the rest of the file as that one value: 598 of 698 rows gone, exit 0,
+    # rows_read 100. Now the file goes to pandas, which names the row where the quote opens.
+    rows = [f"id{i},2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,," for i in range(300)]
+    rows[99] += '"Cafe Nero'
+    (tmp_path / "m.csv").write_text(POLICE_HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        load_sources(load_config(police(tmp_path, "m.csv")))
+    assert "EOF inside string" in str(err.value) and "m.csv" in str(err.value.file)
+    # A literal quote inside an unquoted value (an odd count too) reads as before, every row kept.
+    rows[99] = rows[99].replace('"Cafe Nero', 'Cafe 5" Nero')
+    (tmp_path / "m.csv").write_text(POLICE_HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert readers._odd_quotes(tmp_path / "m.csv")
+    assert len(load_sources(load_config(police(tmp_path, "m.csv"))).incidents) == 300
+
+
+def test_a_year_out_of_pandas_range_is_a_rejected_date_not_a_crash(tmp_path):
+    # Hostile audit: one Month of 9999-01 (or a partner's 31/12/9999) stopped the run with an
+    # internal error naming no file, row or column. Now that row is a reject naming its column.
+    rows = [f"id{i},2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,," for i in range(5)]
+    rows[2] = rows[2].replace("2018-01", "9999-01", 1)
+    rows[3] = rows[3].replace("2018-01", "0018-01", 1)
+    (tmp_path / "m.csv").write_text(POLICE_HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    loaded = load_sources(load_config(police(tmp_path, "m.csv")))
+    rej = loaded.ledger.rejects
+    assert len(loaded.incidents) == 3 and sorted(rej["row"]) == [3, 4]      # data rows, from 1
+    assert rej["columns"].str.contains("Month").all()

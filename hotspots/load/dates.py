@@ -75,6 +75,9 @@ def _parse_dates(text: pd.Series, formats: list[str]) -> pd.Series:
             ts = ts.dt.tz_convert("Europe/London").dt.tz_localize(None)
         else:
             ts = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+        # A year pandas' nanoseconds cannot hold (31/12/9999, a "no end date" placeholder; 0018, a typo)
+        # is no date here, so the row is rejected as one (hostile audit: it stopped the whole run).
+        ts = ts.where((ts >= pd.Timestamp.min) & (ts <= pd.Timestamp.max))
         out[todo] = ts.astype("datetime64[ns]")
     return out
 
