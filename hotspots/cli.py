@@ -403,7 +403,43 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         _default_showwarning(message, category, filename, lineno, file, line)
 
 
+#: Characters a terminal acts on, shown as escapes instead: C0 controls but tab, newline and carriage
+#: return (a progress bar's), DEL, C1 controls and the bidirectional overrides and isolates.
+_CONTROLS = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+             for c in [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+             if c not in (0x09, 0x0A, 0x0D)}
+
+
+def printable(text: str) -> str:
+    """``text`` with the control characters a terminal would act on shown as escapes (``\\x1b``)."""
+    return text.translate(_CONTROLS)
+
+
+class _Printable:
+    """A text stream that writes through ``printable``: text quoted from a partner's file (a header, a
+    category, a file name) reaches the terminal as text, never as escape sequences that retitle the
+    window, clear warnings off the screen or write the clipboard (hostile audit)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(printable(text))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Printable(sys.stdout), _Printable(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     previous, warnings.showwarning = warnings.showwarning, _show_warning

@@ -404,6 +404,17 @@ def public_view(result: Result) -> Result:
         shown = np.where(np.sign(cls) == np.sign(kept_cls), np.sign(cls) * np.minimum(abs(cls), abs(kept_cls)), 0)
         cold = touched & (cls < 0)
         cells.loc[cold, "gi_class"] = shown[cold]
+    # Cell by cell, as for regions below: a cell is published hot only when some factual source's own
+    # evidence makes it hot (hostile audit: two 400 m cells of the example were drawn hot, one at 99 %,
+    # on community reports and intelligence alone, inside a region that factual sources support).
+    # Only factual sources are then named in ``support``: which intelligence points at a place is not public.
+    evidence_of = evidence_classes(inc)
+    unbacked = np.zeros(len(cells), dtype=bool)
+    if "support" in cells:
+        factual = [[s for s in str(v).split(";") if evidence_of.get(s, "") in PUBLIC["factual_evidence"]]
+                   for v in cells["support"].fillna("")]
+        unbacked = (cells["gi_class"].fillna(0).to_numpy() > 0) & np.array([not f for f in factual], dtype=bool)
+        cells.loc[unbacked, "gi_class"] = 0
     # Which sources cover a cell is published for coverages a source declared only: one derived from
     # a source's own records would say where a small source's few records lie.
     if "covered_by" in cells and result.coverage is not None:
@@ -417,7 +428,7 @@ def public_view(result: Result) -> Result:
     # A hotspot that only anecdotal or intelligence sources support is not published: judged by whose
     # own evidence makes it hot (``support``), and by its records (a 400 m cell takes in a few factual
     # records beside an anecdotal cluster, so counts alone would let it through).
-    regions = combmod.region_support(regions, cells, evidence_classes(inc))
+    regions = combmod.region_support(regions, cells, evidence_of)
     keep = factual_mask(regions) & ~regions["anecdotal_only"].to_numpy(bool)
     anecdotal_only = regions.loc[~keep, "region_id"]
     regions = regions[keep].drop(columns=["support", "anecdotal_only"]).reset_index(drop=True)
@@ -427,6 +438,7 @@ def public_view(result: Result) -> Result:
     # hotspots published: elsewhere they would place an anecdotal-only concentration, or one partner's.
     outside = cells["region_id"].fillna("").to_numpy() == ""
     if "support" in cells:
+        cells["support"] = [";".join(f) for f in factual]
         cells.loc[outside, "support"] = ""
     mix = [c for c in cells.columns if c.startswith("role_") or (c.startswith("n_") and c != "n")]
     cells.loc[outside, mix] = np.nan
@@ -449,7 +461,8 @@ def public_view(result: Result) -> Result:
                                buildings=sensitive.public_buildings(result.buildings), building_types=types,
                                thresholds=None,
                                extra={**result.extra, "tier": "public",
-                                      "withheld_anecdotal_only_regions": int(len(anecdotal_only))})
+                                      "withheld_anecdotal_only_regions": int(len(anecdotal_only)),
+                                      "withheld_anecdotal_only_cells": int(unbacked.sum())})
 
 
 def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFrame, ledger: Ledger,

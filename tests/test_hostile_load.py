@@ -555,3 +555,18 @@ def test_a_year_out_of_pandas_range_is_a_rejected_date_not_a_crash(tmp_path):
     rej = loaded.ledger.rejects
     assert len(loaded.incidents) == 3 and sorted(rej["row"]) == [3, 4]      # data rows, from 1
     assert rej["columns"].str.contains("Month").all()
+
+
+def test_escape_sequences_in_a_partner_file_reach_the_terminal_as_text(tmp_path):
+    # Hostile audit: a header cell holding an OSC title change, a screen clear and a colour was
+    # printed raw by validate and run ("the file has: ..."), and category values by draft-mapping.
+    hostile = "Crime\x1b]0;PWNED\x07\x1b[2J\x1b[31mtype\u202e"
+    (tmp_path / "m.csv").write_text(POLICE_HEADER.replace("Crime type", hostile) + "\n"
+                                    "id0,2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,,\n", encoding="utf-8")
+    config = police(tmp_path, "m.csv")
+    for args in (["validate", str(config)], ["draft-mapping", str(tmp_path / "m.csv")]):
+        code, out, err = cli(*args)
+        text = out + err
+        assert "PWNED" in text, args                       # the text is shown...
+        assert not any(c in text for c in "\x1b\x07\u202e"), args   # ...and acts on nothing
+        assert "\\x1b]0;PWNED\\x07\\x1b[2J" in text and "\\u202e" in text
