@@ -167,6 +167,14 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         if not len(incidents):
             raise UserError("no incident lies inside the study area.", file=str(cfg.path))
         accounting = ledger.accounting(incidents)
+        short = accounting[accounting["rows_read"] != accounting[["rows_loaded", "rows_filtered",
+                                                                   "rows_rejected"]].sum(axis=1)]
+        if len(short):
+            f = short.iloc[0]
+            raise UserError(f"the rows of this file do not add up: {f.rows_read:,} read, {f.rows_loaded:,} loaded, "
+                            f"{f.rows_filtered:,} filtered and {f.rows_rejected:,} rejected; nothing is published "
+                            "with rows unaccounted for.", file=str(f.path),
+                            hint="Run again with --fresh (a damaged .hotspots-cache entry?).")
         incidents = finish(incidents, ledger)
         # The per-record identifiers have done their work (duplicates, linkage) and no stage reads
         # them (hotspots.load.IDENTIFIERS): empty here, as the compact load holds neither ids nor

@@ -403,3 +403,50 @@ def test_a_table_stored_a_slice_at_a_time_comes_back_as_it_was(tmp_path, monkeyp
     pd.testing.assert_frame_equal(back["incidents"], df)
     assert list(back["incidents"]["cat"].cat.categories) == ["z", "y", "x", "unused"]
     assert back["meta"]["n"] == 1
+
+
+def test_an_entry_whose_rows_do_not_add_up_or_will_not_parse_is_read_again(partnership, reads):
+    """Hostile audit: a tampered entry published doubled counts with exit 0 (incidents duplicated), or
+    stopped the run with an internal error (a dtype no run wrote, meta.json as a list). Each is now
+    read again, and the load equals the first."""
+    import pyarrow.parquet as pq
+    cfg = load_config(partnership / "partnership.toml")
+    first = load_sources(cfg, options=LoadOptions.for_run())
+    root = partnership / ".hotspots-cache"
+    whole = next((root / "loads").rglob("incidents.parquet"))
+    files = [p for p in root.rglob("incidents.parquet") if "loads" not in p.parts]
+    doubled = pq.read_table(whole)
+    import pyarrow as pa
+    pq.write_table(pa.concat_tables([doubled, doubled]), whole)             # every incident twice
+    one = pq.read_table(files[0])
+    pq.write_table(pa.concat_tables([one, one.slice(0, 1)]), files[0])       # one row twice
+    meta = files[1].parent / "meta.json"
+    meta.write_text(meta.read_text().replace('"rows_read": ', '"rows_read": 1000'))
+    (files[2].parent / "meta.json").write_text("[1, 2, 3]")
+    reads.clear()
+    again = load_sources(cfg, options=LoadOptions.for_run())
+    assert len(reads) == 3
+    assert_same_load(first, again)
+
+
+def test_a_file_that_changes_between_its_hash_and_its_read_stops_the_run_and_is_not_cached(
+        partnership, monkeypatch):
+    """Hostile audit: a partner's export landing mid-run was cached under the old content's hash and
+    the manifest recorded a sha256 of data never analysed; every later run reused the wrong rows."""
+    cfg = load_config(partnership / "partnership.toml")
+    target = sorted(partnership.rglob("*street*.csv"))[0]
+    real = load._fingerprint
+
+    def then_changed(jobs):
+        real(jobs)
+        target.write_text(target.read_text(encoding="utf-8") + target.read_text(encoding="utf-8").splitlines()[1]
+                          + "\n", encoding="utf-8")
+    monkeypatch.setattr(load, "_fingerprint", then_changed)
+    with pytest.raises(UserError) as err:
+        load_sources(cfg, options=LoadOptions.for_run())
+    assert "changed while it was being read" in str(err.value) and err.value.file == str(target)
+    monkeypatch.setattr(load, "_fingerprint", real)
+    # Nothing of the changed file was kept: the next run reads it (and every other file's rows add up).
+    loaded = load_sources(cfg, options=LoadOptions.for_run())
+    acc = loaded.ledger.accounting(loaded.incidents)
+    assert (acc["rows_read"] == acc[["rows_loaded", "rows_filtered", "rows_rejected"]].sum(axis=1)).all()

@@ -153,6 +153,7 @@ class FileJob:
     sha256: str = ""
     key: str = ""
     size: int = 0
+    mtime_ns: int = 0       # the file's time stamp when it was hashed (``changed_since_hashed``)
 
 
 @dataclass
@@ -379,6 +380,29 @@ _EMPTY = {"rejects": ["_row", "reason", "columns"], "filtered": ["_row", "reason
           "notes": ["_row", "note", "columns"], "streets": ["name", "x", "y"]}
 
 
+def changed_since_hashed(job: FileJob) -> bool:
+    """Whether the file's size or time stamp differ from when it was hashed: what was read may then not be
+    what the checksum (the cache key, the manifest's sha256) describes (hostile audit: a partner's export
+    landing mid-run was cached under the old content's hash, and every later run reused it)."""
+    if not job.mtime_ns:
+        return False
+    try:
+        st = Path(job.path).stat()
+    except OSError:
+        return True
+    return (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns)
+
+
+def adds_up(hit: dict) -> bool:
+    """Whether a stored file's rows account for the file: loaded + filtered + rejected = read, each row
+    once. An entry that does not (damaged, or edited by hand) is read again, not trusted."""
+    rows = [hit[name]["_row"] for name in ("incidents", "rejects", "filtered") if "_row" in hit[name]]
+    if len(rows) != 3:
+        return False
+    total = sum(len(r) for r in rows)
+    return total == int(hit["meta"]["rows_read"]) and not pd.concat(rows, ignore_index=True).duplicated().any()
+
+
 def _from_cache(hit: dict) -> FileResult:
     meta = hit["meta"]
     return FileResult(rows_read=meta["rows_read"], incidents=hit["incidents"], rejects=hit["rejects"],
@@ -390,7 +414,8 @@ def _from_cache(hit: dict) -> FileResult:
 def _store(options: LoadOptions, job: FileJob, res: FileResult) -> bool:
     """Keep one file's result in the cache (when the run writes it); False when the folder cannot be
     written. Runs where the result is: a worker process stores its own batches' files."""
-    if not options.write or options.cache is None or res.error is not None or not job.sha256:
+    if (not options.write or options.cache is None or res.error is not None or not job.sha256
+            or changed_since_hashed(job)):
         return True
     meta = {"rows_read": res.rows_read, "warning": res.warning, "geocoding": res.geocoding,
             "has_streets": res.streets is not None, "source_id": job.source_id, "sha256": job.sha256}
@@ -582,6 +607,10 @@ def _stored_load(options: LoadOptions, key: str) -> "Loaded | None":
         return None
     meta = hit["meta"]
     ledger = Ledger.restored(meta["files"], hit["rejects"], hit["filtered"], hit["notes"])
+    # Every file's rows accounted for, or the entry is not trusted: the files are read again.
+    acc = ledger.accounting(hit["incidents"])
+    if not (acc["rows_read"] == acc["rows_loaded"] + acc["rows_filtered"] + acc["rows_rejected"]).all():
+        return None
     for w in meta["warnings"]:
         ledger.warn(w["source_id"], w["file"], w["message"])
     return Loaded(hit["incidents"], ledger, meta["geocoding"], meta["linkage"], hit["streets"])
@@ -593,6 +622,10 @@ def _account(ledger: Ledger, job: FileJob, res: FileResult, frames: list, geocod
     if res.error is not None and res.stage in ("read", "check"):
         raise res.error
     path = job.path
+    if not res.cached and changed_since_hashed(job):
+        raise UserError("the file changed while it was being read (its size or time stamp differ from when it "
+                        "was hashed): its rows and the checksum the manifest records would not match.",
+                        file=str(path), hint="Run again once the file is complete (an export still being written?).")
     if res.warning:
         ledger.warn(job.source_id, path, res.warning)
     ledger.add_file(job.source_id, Path(path), res.rows_read, sha=job.sha256 or None)
@@ -730,7 +763,8 @@ def _fingerprint(jobs: list[FileJob]) -> None:
     problem), on two threads: hashlib lets go of the GIL (the 10 M benchmark's 2 GB: 3.1 s on one)."""
     def one(job: FileJob) -> None:
         try:
-            job.sha256, job.size = sha256(Path(job.path)), Path(job.path).stat().st_size
+            st = Path(job.path).stat()
+            job.sha256, job.size, job.mtime_ns = sha256(Path(job.path)), st.st_size, st.st_mtime_ns
         except OSError:
             pass
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -796,7 +830,7 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
         todo = []
         for k, job in batch:
             hit = cache.get(options.cache, job.key) if options.reuse and job.sha256 else None
-            if hit is not None:
+            if hit is not None and adds_up(hit):
                 results[(k, job.path)] = _from_cache(hit)
             else:
                 todo.append((k, job))
