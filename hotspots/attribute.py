@@ -173,13 +173,53 @@ def hotspot_regions(cells: gpd.GeoDataFrame, grid: Grid, cell_pairs: list[list])
     return regions, region_of
 
 
+def located_counts(incidents: pd.DataFrame, overlap: tuple, boundaries: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per boundary area (rows of ``boundaries``), the risk incidents located in it and their summed weight.
+
+    ``incidents`` carry ``x``, ``y``, ``weight`` and ``cell``; ``overlap`` is ``overlaps(cells, boundaries)``.
+    A cell wholly inside an area gives it all its incidents; only the incidents of cells an area covers in
+    part are tested against its polygon (a few per cent of them), so this costs little beyond the cells."""
+    n = np.zeros(len(boundaries))
+    wsum = np.zeros(len(boundaries))
+    ci, bi, share = (np.asarray(a) for a in overlap)
+    if not len(ci) or not len(incidents):
+        return n, wsum
+    w = incidents["weight"].to_numpy(float)
+    risk = w > 0
+    cell = incidents["cell"].to_numpy(np.int64)[risk]
+    x, y, w = incidents["x"].to_numpy(float)[risk], incidents["y"].to_numpy(float)[risk], w[risk]
+    n_cells = int(max(cell.max(initial=-1), ci.max(initial=-1))) + 1
+    per_n = np.bincount(cell, minlength=n_cells).astype(float)
+    per_w = np.bincount(cell, weights=w, minlength=n_cells)
+    whole = share >= 1.0 - 1e-9
+    np.add.at(n, bi[whole], per_n[ci[whole]])
+    np.add.at(wsum, bi[whole], per_w[ci[whole]])
+    part_c, part_b = ci[~whole], bi[~whole]
+    if len(part_c):
+        # Each incident of a partly covered cell against each area covering part of its cell.
+        order = np.argsort(cell, kind="stable")
+        starts = np.searchsorted(cell[order], np.arange(n_cells))
+        counts = per_n.astype(np.int64)
+        k = counts[part_c]
+        rec = order[np.repeat(starts[part_c], k) + (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k))]
+        area = np.repeat(part_b, k)
+        geoms = boundaries.geometry.values
+        shapely.prepare(geoms)
+        inside = shapely.intersects_xy(geoms[area], x[rec], y[rec])
+        np.add.at(n, area[inside], 1.0)
+        np.add.at(wsum, area[inside], w[rec[inside]])
+    return n, wsum
+
+
 def area_summary(cells: gpd.GeoDataFrame, overlap: tuple, regions: gpd.GeoDataFrame,
-                 boundaries: gpd.GeoDataFrame) -> pd.DataFrame:
+                 boundaries: gpd.GeoDataFrame, located: tuple | None = None) -> pd.DataFrame:
     """``areas.csv``: per boundary area, the incidents and hot cells it holds and the regions touching it.
 
-    A cell on a boundary is counted in each area it touches, so totals over
-    areas can exceed the study total; ``n`` and ``weighted`` are shared out by
-    the share of the cell's area in each area (``overlap``: ``overlaps(cells, boundaries)``).
+    ``n`` and ``weighted`` are the risk incidents located in the area (``located``:
+    ``located_counts``), each counted once per layer. Without ``located`` they are each cell's shared
+    out by the share of its area in each area (``overlap``: ``overlaps(cells, boundaries)``), which the
+    statistics audit found 32 % off for a borough (Tower Hamlets 584.7 against 444 located).
+    A cell on a boundary counts in each area it touches for ``hot_cells`` and ``regions``.
     """
     recs = {}
     keys = list(zip(boundaries["layer"], boundaries["area"]))
@@ -204,6 +244,12 @@ def area_summary(cells: gpd.GeoDataFrame, overlap: tuple, regions: gpd.GeoDataFr
                 r["regions"].add(reg[c])
                 if cross.get(reg[c]):
                     r["cross_boundary_regions"].add(reg[c])
+    if located is not None:
+        for r in recs.values():
+            r["n"], r["weighted"] = 0.0, 0.0
+        for key, n_in, w_in in zip(keys, *located):      # an area in several rows: its parts summed
+            recs[key]["n"] += float(n_in)
+            recs[key]["weighted"] += float(w_in)
     rows = []
     for r in recs.values():
         rows.append({**r, "n": round(r["n"], 1), "weighted": round(r["weighted"], 2),

@@ -228,7 +228,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         trends_job = _start_trends(cfg, incidents, grid, cells, w, alpha, seed, params)
 
     with progress.step("attribute to boundaries"):
-        cells, regions, areas = attribute_cells(cells, grid, boundaries, areas_job.result())
+        cells, regions, areas = attribute_cells(cells, grid, boundaries, areas_job.result(), incidents)
         evidence_of = evidence_classes(risk_evidence)
         regions = combmod.region_support(regions, cells, evidence_of)
         cells["outside_coverage_of"] = attribute.cells_outside_coverage(cells.geometry.values, coverage)
@@ -358,14 +358,16 @@ def source_weights(incidents: pd.DataFrame, table: dict) -> dict[str, float]:
 
 
 def attribute_cells(cells: gpd.GeoDataFrame, grid: gridmod.Grid, boundaries: gpd.GeoDataFrame,
-                    found: tuple | None = None):
+                    found: tuple | None = None, incidents: pd.DataFrame | None = None):
     """Areas per cell, hotspot regions and the per-area summary; returns (cells, regions, areas).
-    ``found``: ``attribute.cell_areas`` of the cells, when already computed."""
+    ``found``: ``attribute.cell_areas`` of the cells, when already computed; ``incidents`` (``x``, ``y``,
+    ``weight``, ``cell`` on this grid): the summary counts the incidents located in each area."""
     areas_txt, pairs, overlap = found if found is not None else attribute.cell_areas(cells.geometry.values, boundaries)
     cells["areas"] = areas_txt
     regions, region_of = attribute.hotspot_regions(cells, grid, pairs)
     cells["region_id"] = region_of
-    return cells, regions, attribute.area_summary(cells, overlap, regions, boundaries)
+    located = attribute.located_counts(incidents, overlap, boundaries) if incidents is not None else None
+    return cells, regions, attribute.area_summary(cells, overlap, regions, boundaries, located)
 
 
 def public_view(result: Result) -> Result:
@@ -429,7 +431,7 @@ def public_view(result: Result) -> Result:
         declared = set(public_coverage(result.coverage)["source_id"].astype(str))
         cells["covered_by"] = [";".join(s for s in str(v).split(";") if s in declared)
                                for v in cells["covered_by"].fillna("")]
-    cells, regions, areas = attribute_cells(cells, grid, result.boundaries)
+    cells, regions, areas = attribute_cells(cells, grid, result.boundaries, incidents=inc)
     # The outline a public map draws: the boundary areas when the study is made of them, otherwise the
     # public cells (an outline at the partner cell size would trace where single incidents lie).
     area = result.study_area if result.cfg.area else shapely.union_all(grid.boxes())

@@ -250,3 +250,22 @@ def test_the_gazetteer_from_counted_snap_points_is_that_from_every_record():
     want, got = streets_from_points(records), streets_from_points(collapse_streets(records))
     pd.testing.assert_frame_equal(got.drop(columns="points"), want.drop(columns="points"))
     assert all(np.array_equal(a, b) for a, b in zip(got["points"], want["points"]))
+
+
+def test_areas_count_the_incidents_located_in_each_area(example_result):
+    # Statistics audit: areas.csv shared each cell's counts out by area, Tower Hamlets 584.7 against
+    # 444 risk incidents located in it (+32 %). Recounted here by a spatial join of the points.
+    import geopandas as gpd
+    r = example_result
+    risk = r.incidents[r.incidents["weight"] > 0]
+    pts = gpd.GeoDataFrame(risk[["weight"]], geometry=gpd.points_from_xy(risk["x"], risk["y"]), crs=27700)
+    joined = gpd.sjoin(pts, r.boundaries[["layer", "area", "geometry"]], predicate="intersects")
+    expected = joined.groupby(["layer", "area"]).agg(n=("weight", "size"), weighted=("weight", "sum"))
+    got = r.areas.set_index(["layer", "area"])
+    both = expected.join(got[["n", "weighted"]], rsuffix="_csv", how="inner")
+    assert len(both) >= 5
+    np.testing.assert_allclose(both["n_csv"], both["n"])
+    np.testing.assert_allclose(both["weighted_csv"], both["weighted"].round(2), atol=0.006)
+    # Each incident once per layer (none outside every area is counted).
+    for layer, sub in got.groupby(level="layer"):
+        assert sub["n"].sum() <= len(risk)
