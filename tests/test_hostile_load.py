@@ -512,7 +512,9 @@ def test_pyarrow_reads_a_csv_as_pandas_does_or_leaves_it_to_pandas(tmp_path, mon
     assert not isinstance(slow, UserError), f"pyarrow read what pandas refuses: {slow}"
     assert readers._read_csv(path, spec, keep).rows.equals(slow.rows)
     assert list(fast.columns) == list(slow.rows.columns[1:])
-    pd.testing.assert_frame_equal(readers._finish(fast), slow.rows)
+    # Numbered as the file shows its rows (blank lines counted) whichever reader read them.
+    pd.testing.assert_frame_equal(readers._numbered(readers._finish(fast), path, spec, readers._scan(path)[1]),
+                                  slow.rows)
 
 
 def test_pyarrow_takes_the_plain_files_and_gives_pandas_tables_for_real_extracts(monkeypatch):
@@ -540,7 +542,7 @@ def test_a_quote_left_open_in_the_last_column_never_swallows_the_rest_of_the_fil
     # A literal quote inside an unquoted value (an odd count too) reads as before, every row kept.
     rows[99] = rows[99].replace('"Cafe Nero', 'Cafe 5" Nero')
     (tmp_path / "m.csv").write_text(POLICE_HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    assert readers._odd_quotes(tmp_path / "m.csv")
+    assert readers._scan(tmp_path / "m.csv")[0]
     assert len(load_sources(load_config(police(tmp_path, "m.csv"))).incidents) == 300
 
 
@@ -570,3 +572,31 @@ def test_escape_sequences_in_a_partner_file_reach_the_terminal_as_text(tmp_path)
         assert "PWNED" in text, args                       # the text is shown...
         assert not any(c in text for c in "\x1b\x07\u202e"), args   # ...and acts on nothing
         assert "\\x1b]0;PWNED\\x07\\x1b[2J" in text and "\\u202e" in text
+
+
+def test_rows_after_blank_lines_keep_the_numbers_the_file_shows(tmp_path):
+    # Hostile audit: with blank lines 22 and 42 (one of them spaces only), a reject named row 59 for
+    # the file's data row 61 (line 62): the readers skip blank lines and the rows were numbered after.
+    lines = [f"id{i},2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,," for i in range(70)]
+    lines[20] = ""
+    lines[40] = "   "
+    lines[60] = ",,,,,,,,,,,"                                   # a row of empty cells: a row, rejected
+    text = POLICE_HEADER + "\n" + "\n".join(lines) + "\n\n"
+    for quoted in (False, True):                                 # pyarrow's path, and pandas' (a quote)
+        body = text.replace("On or near X", '"On or near ""X"""', 1) if quoted else text
+        (tmp_path / "m.csv").write_text(body, encoding="utf-8")
+        loaded = load_sources(load_config(police(tmp_path, "m.csv")))
+        rej = loaded.ledger.rejects
+        assert list(rej["row"]) == [61], quoted                  # data row 61 is the file's line 62
+        rows = loaded.incidents["_row"].tolist()
+        assert rows == [r for r in range(1, 71) if r not in (21, 41, 61)], quoted
+
+
+@pytest.mark.parametrize("body, blank", [(b"a,b\r\n1,2\r\n3,4\r\n", False), (b"a,b\r1,2\r3,4\r", False),
+                                         (b'a,b\n"x\n",2\n', False), (b"a,b\r\n1,2\r\n \t\r\n3,4\r\n", True),
+                                         (b"a,b\r1,2\r\r3,4", True), (b"a,b\n1,2\n\n", True)])
+def test_the_scan_finds_blank_lines_whatever_the_line_ends_and_nothing_else(tmp_path, body, blank):
+    # A blank line sends the file to the slower row numbering (``readers._data_rows``): a Windows file's
+    # CR LF is one line end, not a line end and an empty line.
+    (tmp_path / "f.csv").write_bytes(body)
+    assert readers._scan(tmp_path / "f.csv") == (False, blank)

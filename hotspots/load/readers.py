@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import NamedTuple
@@ -178,19 +179,55 @@ def _widest_line(path: Path, delimiter: str, encoding: str, at_least: int = 0) -
     return best_line, best
 
 
-def _odd_quotes(path: Path) -> bool:
-    """Whether the file holds an odd number of ``"``: a quote left open (a partner typing ``"Cafe Nero``
-    at the start of the last cell), or a literal one in an unquoted value. pyarrow reads an open quote to
-    the end of the file as one value, silently (hostile audit: 598 of a police.uk month's 698 rows
-    gone, exit 0); pandas says where the quote opens, and reads a literal one as pyarrow would."""
-    n = 0
+# A line holding nothing but spaces or tabs, which both CSV readers skip (pandas' skip_blank_lines).
+_BLANK_LINE = re.compile(rb"(?:\A|\r\n|\n|\r(?!\n))[ \t]*(?:\r\n|\n|\r)")
+
+
+def _scan(path: Path) -> tuple[bool, bool]:
+    """One pass over the file's bytes: (an odd number of ``"``, a blank line somewhere).
+
+    An odd count is a quote left open (a partner typing ``"Cafe Nero`` at the start of the last cell),
+    or a literal one in an unquoted value. pyarrow reads an open quote to the end of the file as one
+    value, silently (hostile audit: 598 of a police.uk month's 698 rows gone, exit 0); pandas says
+    where the quote opens, and reads a literal one as pyarrow would. A blank line is skipped by both
+    readers, so the rows after it need their numbers from ``_data_rows``."""
+    quotes, blank, tail = 0, False, b""
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 24), b""):
-            n += block.count(b'"')
-    return n % 2 == 1
+            quotes += block.count(b'"')
+            if not blank:
+                blank = _BLANK_LINE.search(tail + block) is not None
+                tail = block[-256:]
+    return quotes % 2 == 1, blank
 
 
-def _arrow_csv(path: Path, spec: dict, file_header: list[str], keep: set[str] | None) -> pd.DataFrame | None:
+def _data_rows(path: Path, spec: dict, n: int) -> np.ndarray | None:
+    """The row number of each of the ``n`` rows the readers gave, as a spreadsheet numbers them: blank
+    lines after the header count (hostile audit: after two blank lines, a reject named row 59 for the
+    file's row 61). None where the count does not come out at ``n`` (then the rows keep 1..n)."""
+    encoding = spec.get("encoding", "utf-8-sig")
+    skip = -1 if spec.get("names") else _header(spec)       # the header: that many non-blank records first
+    out, at, seen = [], 0, 0
+    limit = csv.field_size_limit(1 << 24)
+    try:
+        with open(path, encoding=encoding, newline="") as fh:
+            for row in csv.reader(fh, delimiter=spec.get("delimiter", ",")):
+                empty = not row or (len(row) == 1 and not row[0].strip(" \t"))
+                if seen <= skip:
+                    seen += not empty
+                    continue
+                at += 1
+                if not empty:
+                    out.append(at)
+    except (csv.Error, UnicodeDecodeError, ValueError):
+        return None
+    finally:
+        csv.field_size_limit(limit)
+    return np.asarray(out, dtype=np.int64) if len(out) == n else None
+
+
+def _arrow_csv(path: Path, spec: dict, file_header: list[str], keep: set[str] | None,
+               odd_quotes: bool = False) -> pd.DataFrame | None:
     """The plain case of ``_read_csv`` read by pyarrow's CSV reader: the same strings as pandas' C
     parser gives below, faster (a 250,000-row police.uk street file, read alone and alternated: 0.66-1.02 s
     -> 0.23-0.52 s, the largest part of the load after the mapping). None where the file is not plain (a header row
@@ -207,7 +244,7 @@ def _arrow_csv(path: Path, spec: dict, file_header: list[str], keep: set[str] | 
             or not file_header or "" in file_header or len(set(file_header)) != len(file_header)):
         return None
     wanted = [c for c in file_header if keep is None or c in keep]
-    if not wanted or _odd_quotes(path):
+    if not wanted or odd_quotes:
         return None
     try:
         table = pacsv.read_csv(
@@ -235,9 +272,10 @@ def _read_csv(path: Path, spec: dict, keep: set[str] | None = None) -> RawTable:
         raise UserError(f"line {line:,} of the file has {seps + 1:,} fields, more than the {MAX_COLUMNS:,} columns a "
                         "partner file may have (a wrong export, or the wrong file).", file=str(path),
                         hint="Export only the columns the mapping needs.")
-    df = _arrow_csv(path, spec, file_header, keep)
+    odd_quotes, blank = _scan(path)
+    df = _arrow_csv(path, spec, file_header, keep, odd_quotes)
     if df is not None:
-        return RawTable(_finish(df), file_header)
+        return RawTable(_numbered(_finish(df), path, spec, blank), file_header)
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding,
                          usecols=(lambda c: c in keep) if keep is not None and not names else None,
@@ -256,7 +294,15 @@ def _read_csv(path: Path, spec: dict, keep: set[str] | None = None) -> RawTable:
         raise UserError("the file is empty.", file=str(path)) from None
     except ValueError as exc:    # e.g. a header row beyond the end of the file
         raise UserError(f"the CSV cannot be read ({str(exc)[:300]}).", file=str(path)) from None
-    return RawTable(_finish(df), list(names) if names else file_header)
+    return RawTable(_numbered(_finish(df), path, spec, blank), list(names) if names else file_header)
+
+
+def _numbered(table: pd.DataFrame, path: Path, spec: dict, blank: bool) -> pd.DataFrame:
+    """``table`` with each row's number as the file shows it where blank lines were skipped."""
+    rows = _data_rows(path, spec, len(table)) if blank else None
+    if rows is not None:
+        table["_row"] = rows
+    return table
 
 
 def read_csv(path: Path, spec: dict, keep: set[str] | None = None) -> pd.DataFrame:
