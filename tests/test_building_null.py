@@ -154,8 +154,8 @@ def test_the_snap_point_null_compares_buildings_with_the_records_snap_points_and
     nb = len(r.buildings)
     for r_m in (100, 250, 500):
         assert f" at {r_m} m" in text.split("smallest q")[1]
-    if "29,599 at 100 m" in text:
-        assert f"{nb / 29_600:.2g} at 100 m" in text
+    if "5,919 at 100 m" in text:
+        assert f"{nb / 5_920:.2g} at 100 m" in text
 
 
 def test_a_building_far_beyond_every_relocation_draw_can_be_significant_among_many():
@@ -192,12 +192,12 @@ def test_a_building_far_beyond_every_relocation_draw_can_be_significant_among_ma
 
 def test_a_radius_where_a_building_is_past_almost_every_draw_draws_more(example_result):
     # The example's 148 buildings: Leicester Square's weighted count at 100 m is past every one of
-    # the first 1,999 draws. That radius draws more (10 / 0.05 per building: 29,599), so BH's
-    # smallest q there is 148 / 29,600 = 0.005, not 0.074; the largest radius, the costly one,
-    # draws no more. Its p is then a count among the 29,599 (no longer the floor 1 / 2,000).
+    # the first 1,999 draws. That radius draws more (2 / 0.05 per building: 5,919), so BH's smallest
+    # q there is 148 / 5,920 = 0.025, not 0.074; the largest radius, the costly one, draws no more.
+    # Its p is then a count among the 5,919, no longer at the floor of 1,999.
     b = example_result.buildings
     text = b["null"].iat[0]
-    assert "29,599 at 100 m" in text and "0.005 at 100 m" in text and "0.074 at 500 m" in text
+    assert "5,919 at 100 m" in text and "0.025 at 100 m" in text and "0.074 at 500 m" in text
     top = b.loc[b["name"] == "Leicester Square"].iloc[0]
-    assert top["p_100"] < 1 / 2000 * 1.5 and top["p_100"] != pytest.approx(1 / 2000)
+    assert top["p_100"] == pytest.approx(3 / 5920)              # 2 of the 5,919 draws reach it
     np.testing.assert_allclose(b["q_100"], bh_qvalues(b["p_100"].to_numpy()))

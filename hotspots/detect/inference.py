@@ -311,19 +311,21 @@ def run_indices(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
 
 
 def relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: np.ndarray, radii, n_sim: int,
-                    rng: np.random.Generator) -> np.ndarray:
+                    rng: np.random.Generator, tree=None) -> np.ndarray:
     """Monte Carlo relocation: the weighted incidents within each radius of ``n_sim`` sites drawn at
     random among ``sites_xy`` (comparable places inside the covered area). Returns (n_sim, len(radii)):
-    the null distribution of a catchment's weighted count for a place like these."""
+    the null distribution of a catchment's weighted count for a place like these. ``tree``: the points
+    are already ``collapse``'s places and this their (unbalanced) k-d tree, for several calls on them."""
     from scipy.spatial import cKDTree
     radii = list(radii)
     out = np.zeros((n_sim, len(radii)))
     if not len(points_xy) or not len(sites_xy):
         return out
-    points_xy, weights = collapse(points_xy, weights)
-    # Not balanced: built in 1.0 s instead of 1.6 s for 1.8 M places (10 M incidents); the same places within
-    # each radius, sorted, and the queries no slower (9.1-9.4 s -> 7.3-8.7 s for the whole null).
-    tree = cKDTree(points_xy, balanced_tree=False)
+    if tree is None:
+        points_xy, weights = collapse(points_xy, weights)
+        # Not balanced: built in 1.0 s instead of 1.6 s for 1.8 M places (10 M incidents); the same places
+        # within each radius, sorted, and the queries no slower (9.1-9.4 s -> 7.3-8.7 s for the whole null).
+        tree = cKDTree(points_xy, balanced_tree=False)
     sites = sites_xy[rng.integers(0, len(sites_xy), n_sim)]
     # A chunk of draws' neighbours in one array, summed per draw and radius by bincount (not a Python
     # loop over the draws: 1.7 s -> 0.3 s for 1,999 draws at 1 M incidents). Chunks, not every draw at
