@@ -580,7 +580,8 @@ def test_rows_after_blank_lines_keep_the_numbers_the_file_shows(tmp_path):
     lines = [f"id{i},2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,," for i in range(70)]
     lines[20] = ""
     lines[40] = "   "
-    lines[60] = ",,,,,,,,,,,"                                   # a row of empty cells: a row, rejected
+    lines[50] = ",,,,,,,,,,,"                 # a spreadsheet's empty row saved as CSV: no row either
+    lines[60] = lines[60].replace("Robbery", "")                 # no category: rejected
     text = POLICE_HEADER + "\n" + "\n".join(lines) + "\n\n"
     for quoted in (False, True):                                 # pyarrow's path, and pandas' (a quote)
         body = text.replace("On or near X", '"On or near ""X"""', 1) if quoted else text
@@ -589,7 +590,9 @@ def test_rows_after_blank_lines_keep_the_numbers_the_file_shows(tmp_path):
         rej = loaded.ledger.rejects
         assert list(rej["row"]) == [61], quoted                  # data row 61 is the file's line 62
         rows = loaded.incidents["_row"].tolist()
-        assert rows == [r for r in range(1, 71) if r not in (21, 41, 61)], quoted
+        assert rows == [r for r in range(1, 71) if r not in (21, 41, 51, 61)], quoted
+        acc = loaded.ledger.accounting(loaded.incidents)
+        assert acc["rows_read"].tolist() == [67]                 # read: the 70 rows less the three blank
 
 
 @pytest.mark.parametrize("body, blank", [(b"a,b\r\n1,2\r\n3,4\r\n", False), (b"a,b\r1,2\r3,4\r", False),
@@ -600,3 +603,35 @@ def test_the_scan_finds_blank_lines_whatever_the_line_ends_and_nothing_else(tmp_
     # CR LF is one line end, not a line end and an empty line.
     (tmp_path / "f.csv").write_bytes(body)
     assert readers._scan(tmp_path / "f.csv") == (False, blank)
+
+
+def test_a_folder_or_a_pipe_matched_by_a_source_is_named_not_read_for_ever(tmp_path):
+    # Hostile audit: a FIFO (or a link to /dev/zero) matched by a glob hung validate and run for
+    # ever, hashing it; a folder was "the file does not exist".
+    import os
+    os.mkfifo(tmp_path / "m.csv")
+    code, out, err = cli("validate", str(police(tmp_path, "m.csv")))
+    assert code == 1 and "not a regular file" in out + err
+    (tmp_path / "m.csv").unlink()
+    (tmp_path / "m.csv").mkdir()
+    code, out, err = cli("validate", str(police(tmp_path, "m.csv")))
+    assert code == 1 and "not a regular file" in out + err
+
+
+def test_empty_spreadsheet_rows_are_not_rows(tmp_path):
+    # Hostile audit: one space typed in A20000 of a sheet of 60 rows made 19,939 empty rows
+    # "rejected" (no category) and the source failed its loss limit. Empty rows are skipped as blank
+    # CSV lines are; the rows keep the sheet's numbers.
+    import openpyxl
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Ref", "Concern"])
+    for i in range(60):
+        ws.append([f"r{i}", "knife"])
+    ws.cell(row=30, column=1).value = None
+    ws.cell(row=30, column=2).value = None               # an empty row inside the data
+    ws.cell(row=20_000, column=1, value=" ")             # a stray space far below
+    wb.save(tmp_path / "s.xlsx")
+    table = readers.read_source(tmp_path / "s.xlsx", {"format": "excel"})
+    assert len(table.rows) == 59
+    assert table.rows["_row"].tolist() == [r for r in range(1, 61) if r != 29]

@@ -26,6 +26,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import stat
 import warnings
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -764,7 +765,10 @@ def _fingerprint(jobs: list[FileJob]) -> None:
     def one(job: FileJob) -> None:
         try:
             st = Path(job.path).stat()
-            job.sha256, job.size, job.mtime_ns = sha256(Path(job.path)), st.st_size, st.st_mtime_ns
+            # Only regular files: hashing a pipe or /dev/zero matched by a glob would never end (hostile
+            # audit); read_source then says what the path is.
+            if stat.S_ISREG(st.st_mode):
+                job.sha256, job.size, job.mtime_ns = sha256(Path(job.path)), st.st_size, st.st_mtime_ns
         except OSError:
             pass
     with ThreadPoolExecutor(max_workers=2) as pool:
