@@ -44,9 +44,19 @@ def read_boundaries(cfg: Config) -> gpd.GeoDataFrame:
         if gdf.crs is None:
             raise UserError(f"boundary layer '{b.id}' has no coordinate reference system (.prj missing?).",
                             file=str(path))
+        # An area without a name cannot be reported or picked by area_names, and a null among
+        # the names stopped the run later with an internal error where the names are sorted.
+        names = gdf[b.name_field].astype(str).str.strip()
+        unnamed = np.flatnonzero((gdf[b.name_field].isna() | (names == "")).to_numpy())
+        if len(unnamed):
+            verb = "has" if len(unnamed) == 1 else "have"
+            raise UserError(f"boundary layer '{b.id}': {len(unnamed):,} of its {len(gdf):,} features {verb} no "
+                            f"name in field '{b.name_field}' (feature {unnamed[0] + 1} is the first). "
+                            f"Give every area a name, or drop the unnamed features from the layer.",
+                            file=str(path), column=b.name_field)
         gdf = gdf.to_crs(BNG)
         gdf["geometry"] = shapely.make_valid(gdf.geometry.values)
-        parts.append(gpd.GeoDataFrame({"layer": b.id, "area": gdf[b.name_field].astype(str).str.strip(),
+        parts.append(gpd.GeoDataFrame({"layer": b.id, "area": names,
                                        "geometry": gdf.geometry.values}, crs=BNG))
     if not parts:
         return gpd.GeoDataFrame({"layer": [], "area": []}, geometry=[], crs=BNG)

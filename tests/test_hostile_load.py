@@ -635,3 +635,24 @@ def test_empty_spreadsheet_rows_are_not_rows(tmp_path):
     table = readers.read_source(tmp_path / "s.xlsx", {"format": "excel"})
     assert len(table.rows) == 59
     assert table.rows["_row"].tolist() == [r for r in range(1, 61) if r != 29]
+
+
+# --------------------------------------------------------------------------- boundaries, key buildings, API files
+
+LAD = DATA / "boundaries" / "london-2021-lad22-gen20.shp"
+
+
+def test_a_boundary_area_without_a_name_is_a_user_error_naming_the_file_and_field(tmp_path):
+    # Hostile audit: a null LAD22NM stopped validate and run with "internal error (TypeError: '<'
+    # not supported between 'float' and 'str')" where the area names are sorted.
+    import geopandas as gpd
+    lad = gpd.read_file(LAD)
+    lad.loc[lad["LAD22NM"] == "City of London", "LAD22NM"] = None
+    lad.to_file(tmp_path / "lad.gpkg")
+    cfg = police(tmp_path, MONTH.as_posix())
+    cfg.write_text(cfg.read_text() + '\n[[boundaries]]\nid = "lad"\npath = "lad.gpkg"\nname_field = "LAD22NM"\n')
+    for command in ("validate", "run"):
+        code, _, err = cli(command, str(cfg), *(["--out", str(tmp_path / "o")] if command == "run" else []))
+        assert code == 1 and "internal error" not in err, err
+        assert f"file {tmp_path / 'lad.gpkg'}, column 'LAD22NM'" in err
+        assert f"1 of its {len(lad)} features has no name" in err and "(feature 7 is the first)" in err
