@@ -656,3 +656,17 @@ def test_a_boundary_area_without_a_name_is_a_user_error_naming_the_file_and_fiel
         assert code == 1 and "internal error" not in err, err
         assert f"file {tmp_path / 'lad.gpkg'}, column 'LAD22NM'" in err
         assert f"1 of its {len(lad)} features has no name" in err and "(feature 7 is the first)" in err
+
+
+def test_a_key_building_file_with_a_header_and_no_rows_runs_with_a_warning(tmp_path):
+    # Hostile audit: "name,lon,lat" alone stopped run with "internal error (KeyError: ['sensitive',
+    # 'sensitive_display'] not in index)": the empty table lacked the layer's sensitive flags.
+    (tmp_path / "kb.csv").write_text("name,lon,lat\n", encoding="utf-8")
+    cfg = police(tmp_path, MONTH.as_posix())
+    cfg.write_text(cfg.read_text() + '\n[[key_buildings]]\nid = "k"\npath = "kb.csv"\nschema = "generic_points"\n'
+                                     'radius_m = [100, 250]\n')
+    code, _, err = cli("run", str(cfg), "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert f"source 'k', file {tmp_path / 'kb.csv'}: the file has no data rows." in err
+    buildings = pd.read_csv(tmp_path / "o" / "buildings.csv")
+    assert len(buildings) == 0 and {"building_id", "n_100", "n_250", "sensitive"} <= set(buildings.columns)

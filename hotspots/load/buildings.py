@@ -438,8 +438,11 @@ def _check_layers(cfg: Config) -> None:
 
 
 def empty_buildings() -> gpd.GeoDataFrame:
-    """A building table with no rows and the documented columns."""
+    """A building table with no rows and the documented columns (a layer of a header only, or whose
+    every row is rejected, profiles nothing: the pipeline still reads its sensitive flags)."""
     df = pd.DataFrame({c: pd.Series(dtype=float if c in ("x", "y") else object) for c in BUILDING_COLUMNS})
+    df["sensitive"] = pd.Series(dtype=bool)
+    df["sensitive_display"] = pd.Series(dtype=object)
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([], crs=BNG), crs=BNG)
 
 
@@ -461,6 +464,8 @@ def load_buildings(cfg: Config, ledger: Ledger) -> tuple[gpd.GeoDataFrame, pd.Da
         parts = []
         for path in files:
             part, n_read = _load_file(layer, schema, path, postcodes, ledger, str(cfg.path))
+            if not n_read:      # as an incident file with a header only: loaded, and said
+                ledger.warn(layer.id, str(path), "the file has no data rows.")
             parts.append(part)
             accounts.append({"source_id": layer.id, "path": str(path), "sha256": sha256(path),
                              "rows_read": n_read})
