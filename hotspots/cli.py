@@ -183,15 +183,18 @@ def cmd_validate(args) -> int:
         from hotspots.tiers import check_public
         check_public(cfg)
     # What run checks before analysing: the boundary layers, the study area's names, each source's
-    # declared coverage; then the records that may not be shared are held back as run holds them.
+    # declared coverage or coverage polygon file; then the records that may not be shared are held
+    # back as run holds them.
     from hotspots import attribute, governance
-    from hotspots.coverage import declared_areas
+    from hotspots.coverage import coverage_polygon, declared_areas
     boundaries = attribute.read_boundaries(cfg)
     if cfg.area:
         attribute.study_area_from_layer(boundaries, cfg.area, cfg.area_names, str(cfg.path))
     for src in cfg.sources:
         if src.coverage:
             declared_areas(cfg, boundaries, src)
+        elif src.options.get("coverage_path"):
+            coverage_polygon(cfg, src)
     loaded = load_sources(cfg, keep_going=True)
     incidents, _ = governance.split_shared(loaded.incidents, cfg, loaded.ledger)
     acc = loaded.ledger.accounting(incidents)

@@ -145,6 +145,24 @@ def declared_areas(cfg: Config, boundaries: gpd.GeoDataFrame, src):
     return shapely.union_all(sel.geometry.values)
 
 
+def coverage_polygon(cfg: Config, src):
+    """The union of the polygons of a source's ``coverage_path`` file in EPSG:27700; a file that cannot
+    be read, has no geometry or no CRS is a UserError (``validate`` checks every source's with this)."""
+    path = cfg.resolve(str(src.options["coverage_path"]))
+    try:
+        poly = gpd.read_file(path)
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise UserError(f"[[sources]] '{src.id}' coverage_path cannot be read ({exc}).", file=str(path)) from None
+    # A table without geometry (a CSV) reads as a plain DataFrame: it has no .crs to ask.
+    if not isinstance(poly, gpd.GeoDataFrame):
+        raise UserError(f"[[sources]] '{src.id}' coverage_path holds no geometry: it should be a polygon file "
+                        "(GeoPackage, shapefile or GeoJSON).", file=str(path))
+    if poly.crs is None:
+        raise UserError(f"[[sources]] '{src.id}' coverage_path has no coordinate reference system.",
+                        file=str(path))
+    return shapely.union_all(shapely.make_valid(poly.to_crs(BNG).geometry.values))
+
+
 def source_coverage(cfg: Config, boundaries: gpd.GeoDataFrame, incidents: pd.DataFrame, grid, area) -> gpd.GeoDataFrame:
     """Each source's coverage and how it was decided; see the module docstring for the columns."""
     units = _units(cfg)
@@ -159,16 +177,7 @@ def source_coverage(cfg: Config, boundaries: gpd.GeoDataFrame, incidents: pd.Dat
         if src.coverage:
             geom, how, areas = declared_areas(cfg, boundaries, src), "declared areas", "; ".join(src.coverage)
         elif src.options.get("coverage_path"):
-            path = cfg.resolve(str(src.options["coverage_path"]))
-            try:
-                poly = gpd.read_file(path)
-            except Exception as exc:  # pyogrio raises several types for unreadable files
-                raise UserError(f"[[sources]] '{src.id}' coverage_path cannot be read ({exc}).", file=str(path)) from None
-            if poly.crs is None:
-                raise UserError(f"[[sources]] '{src.id}' coverage_path has no coordinate reference system.",
-                                file=str(path))
-            geom = shapely.union_all(shapely.make_valid(poly.to_crs(BNG).geometry.values))
-            how, areas = "polygon file", str(src.options["coverage_path"])
+            geom, how, areas = coverage_polygon(cfg, src), "polygon file", str(src.options["coverage_path"])
         elif units is not None:
             geom, names = _units_with_records(units, mine)
             how = f"derived: {units.attrs['label']} where it recorded anything over the study"

@@ -670,3 +670,17 @@ def test_a_key_building_file_with_a_header_and_no_rows_runs_with_a_warning(tmp_p
     assert f"source 'k', file {tmp_path / 'kb.csv'}: the file has no data rows." in err
     buildings = pd.read_csv(tmp_path / "o" / "buildings.csv")
     assert len(buildings) == 0 and {"building_id", "n_100", "n_250", "sensitive"} <= set(buildings.columns)
+
+
+def test_a_coverage_path_without_geometry_fails_validate_and_run_naming_the_file(tmp_path):
+    # Hostile audit: a CSV as coverage_path passed validate (rc 0), and run stopped with "internal
+    # error (AttributeError: 'DataFrame' object has no attribute 'crs')".
+    def config(coverage: Path) -> Path:
+        return write_config(tmp_path, [{"id": "city", "path": MONTH.as_posix(), "schema": "police_uk_street",
+                                        "coverage_path": coverage.as_posix()}])
+    for command in ("validate", "run"):
+        code, _, err = cli(command, str(config(MONTH)), *(["--out", str(tmp_path / "o")] if command == "run" else []))
+        assert code == 1 and "internal error" not in err, err
+        assert f"file {MONTH}: [[sources]] 'city' coverage_path holds no geometry" in err
+    code, _, err = cli("validate", str(config(LAD)))     # a polygon file still passes
+    assert code == 0, err
