@@ -684,3 +684,25 @@ def test_a_coverage_path_without_geometry_fails_validate_and_run_naming_the_file
         assert f"file {MONTH}: [[sources]] 'city' coverage_path holds no geometry" in err
     code, _, err = cli("validate", str(config(LAD)))     # a polygon file still passes
     assert code == 0, err
+
+
+@pytest.mark.parametrize("name, text, words", [
+    ("deep", "[" * 100_000 + "]" * 100_000, "the JSON is nested too deeply to be an array of records."),
+    ("long_number", '[{"persistent_id": 1' + "0" * 5000 + ', "month": "2018-01"}]',
+     "the JSON cannot be read (Exceeds the limit (4300 digits) for integer string conversion: value has "
+     "5001 digits)."),
+])
+def test_a_json_file_python_cannot_parse_fails_only_its_source_in_validate(tmp_path, name, text, words):
+    # Hostile audit: arrays nested 100,000 deep (RecursionError) and a 5,000-digit integer
+    # (ValueError) were internal errors in run and stopped validate outright.
+    (tmp_path / f"{name}.json").write_text(text, encoding="utf-8")
+    cfg = write_config(tmp_path, [{"id": "city", "path": MONTH.as_posix(), "schema": "police_uk_street"},
+                                  {"id": "met", "path": f"{name}.json", "schema": "police_uk_api"}])
+    code, out, err = cli("validate", str(cfg))
+    assert code == 1 and "internal error" not in err, err
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:] if line.startswith(("city", "met"))}
+    assert rows == {"city": ["1", "698", "677", "0", "21"], "met": ["0", "0", "0", "0", "0"]}
+    assert f"source 'met' FAILED: file {tmp_path / (name + '.json')}: {words}" in out
+    assert "source 'city' FAILED" not in out
+    code, _, err = cli("run", str(cfg), "--out", str(tmp_path / "o"))
+    assert code == 1 and "internal error" not in err and words in err, err

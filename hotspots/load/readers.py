@@ -319,6 +319,12 @@ def _read_json(path: Path, spec: dict) -> RawTable:
                         file=str(path)) from None
     except UnicodeDecodeError as exc:
         raise _not_text(path, encoding, exc) from None
+    # Neither is a record: arrays nested past Python's recursion limit, and an integer longer than
+    # the interpreter converts (4,300 digits) raise these rather than a JSONDecodeError.
+    except RecursionError:
+        raise UserError("the JSON is nested too deeply to be an array of records.", file=str(path)) from None
+    except ValueError as exc:   # its advice (sys.set_int_max_str_digits) is for programmers
+        raise UserError(f"the JSON cannot be read ({str(exc).split(';')[0]}).", file=str(path)) from None
     record_path = spec.get("records")
     if record_path:
         for key in record_path.split("."):
