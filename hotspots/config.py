@@ -227,12 +227,19 @@ def _period(value: Any, key: str, path: Path, end: bool) -> tuple[pd.Timestamp, 
             raise ValueError(text)
         if len(text) == 7:
             ts = pd.Timestamp(text + "-01")
-            return (ts + pd.offsets.MonthBegin(1) if end else ts), text
-        ts = pd.Timestamp(text)
-        return (ts + pd.Timedelta(days=1) if end else ts), text
+            bound = ts + pd.offsets.MonthBegin(1) if end else ts
+        else:
+            ts = pd.Timestamp(text)
+            bound = ts + pd.Timedelta(days=1) if end else ts
     except (ValueError, TypeError):
         raise UserError(f"[study] {key} = '{text}' is not a month (YYYY-MM) or date (YYYY-MM-DD).",
                         file=str(path)) from None
+    # Records' dates are nanosecond timestamps (a date outside their range is rejected as no date), and
+    # a bound outside it (end = "9999-12", a year 10000) stopped the run with an internal error.
+    if not pd.Timestamp.min <= bound <= pd.Timestamp.max:
+        raise UserError(f"[study] {key} = '{text}' is outside the dates hotspots can analyse "
+                        f"({pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d}).", file=str(path))
+    return bound, text
 
 
 def _as_list(value: Any) -> list | None:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 
@@ -219,6 +220,18 @@ def test_several_problems_are_listed_together(tmp_path):
     text = _refused(tmp_path, _analysis('seed = "x"\nfdr_alpha = 5\ncel_size_m = 3'), "3 problems",
                     "[analysis] seed", "[analysis] fdr_alpha", "cel_size_m")
     assert "(1)" in text and "(3)" in text
+
+
+def test_study_bounds_outside_the_dates_records_can_hold_are_refused_naming_the_key(tmp_path):
+    # Hostile audit: end = "9999-12" passed validate and stopped run with an internal error
+    # (ValueError: year 10000 is out of range). Records' dates are nanosecond timestamps:
+    # 1677-09-21 to 2262-04-11, and a bound outside them can hold no record.
+    for key, value in (("end", "9999-12"), ("end", "2262-04"), ("start", "0001-01")):
+        body = BASE.replace(f'{key} = "2018-0{1 if key == "start" else 2}"', f'{key} = "{value}"')
+        _refused(tmp_path, body, f"[study] {key} = '{value}' is outside the dates hotspots can analyse "
+                                 "(1677-09-21 to 2262-04-11).")
+    cfg = load_config(_write(tmp_path, BASE.replace('end = "2018-02"', 'end = "2262-03"')))
+    assert cfg.end == pd.Timestamp("2262-04-01")        # the last whole month that fits, its exclusive end
 
 
 @pytest.mark.parametrize("extra", ['handling = "CONFIDENTIAL"', "cell_size_m = 0.01", "weight = nan",
