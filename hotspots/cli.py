@@ -218,8 +218,7 @@ def _months(text: str, flag: str):
     parts = str(text).split(":")
     if len(parts) != 2:
         raise UserError(f"{flag} '{text}' should be START:END, e.g. 2018-01:2018-12.")
-    where = Path(flag)
-    return _period(parts[0], flag, where, False)[0], _period(parts[1], flag, where, True)[0]
+    return _period(parts[0], flag, None, False)[0], _period(parts[1], flag, None, True)[0]
 
 
 def cmd_evaluate(args) -> int:

@@ -219,9 +219,11 @@ class Config:
         return list(self.outputs.get("tiers", ["partner"]))
 
 
-def _period(value: Any, key: str, path: Path, end: bool) -> tuple[pd.Timestamp, str]:
-    """Parse a month ("2018-01") or date ("2018-01-15"); for an end, return the exclusive bound."""
+def _period(value: Any, key: str, path: Path | None, end: bool) -> tuple[pd.Timestamp, str]:
+    """Parse a month ("2018-01") or date ("2018-01-15"); for an end, return the exclusive bound.
+    ``key`` is a [study] key of the config at ``path``, or with ``path`` None a command-line option."""
     text = str(value).strip()
+    where, file = (f"[study] {key} = '{text}'", str(path)) if path is not None else (f"{key} '{text}'", None)
     try:
         if not re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", text):
             raise ValueError(text)
@@ -232,13 +234,12 @@ def _period(value: Any, key: str, path: Path, end: bool) -> tuple[pd.Timestamp, 
             ts = pd.Timestamp(text)
             bound = ts + pd.Timedelta(days=1) if end else ts
     except (ValueError, TypeError):
-        raise UserError(f"[study] {key} = '{text}' is not a month (YYYY-MM) or date (YYYY-MM-DD).",
-                        file=str(path)) from None
+        raise UserError(f"{where} is not a month (YYYY-MM) or date (YYYY-MM-DD).", file=file) from None
     # Records' dates are nanosecond timestamps (a date outside their range is rejected as no date), and
     # a bound outside it (end = "9999-12", a year 10000) stopped the run with an internal error.
     if not pd.Timestamp.min <= bound <= pd.Timestamp.max:
-        raise UserError(f"[study] {key} = '{text}' is outside the dates hotspots can analyse "
-                        f"({pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d}).", file=str(path))
+        raise UserError(f"{where} is outside the dates hotspots can analyse "
+                        f"({pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d}).", file=file)
     return bound, text
 
 

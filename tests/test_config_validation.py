@@ -234,6 +234,20 @@ def test_study_bounds_outside_the_dates_records_can_hold_are_refused_naming_the_
     assert cfg.end == pd.Timestamp("2262-04-01")        # the last whole month that fits, its exclusive end
 
 
+@pytest.mark.parametrize("test, message", [
+    ("9999-01:9999-12", "--test '9999-01' is outside the dates hotspots can analyse (1677-09-21 to 2262-04-11)."),
+    ("abc:2018-02", "--test 'abc' is not a month (YYYY-MM) or date (YYYY-MM-DD)."),
+])
+def test_evaluate_periods_hotspots_cannot_hold_are_refused_naming_the_option(tmp_path, capsys, test, message):
+    # Hostile audit: --test 9999-01:9999-12 ran to an internal error (NotImplementedError: date not yet
+    # supported on Timestamps outside the standard library's range); a bad month was reported as
+    # "file --test: [study] --test = ...", neither a file nor a [study] key.
+    code = main(["evaluate", str(_write(tmp_path, BASE)), "--train", "2018-01:2018-01", "--test", test,
+                 "--out", str(tmp_path / "o")])
+    assert code == 1 and capsys.readouterr().err == f"hotspots: error: {message}\n"
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("extra", ['handling = "CONFIDENTIAL"', "cell_size_m = 0.01", "weight = nan",
                                    "bandwidth_m = 1e-9", "cel_size_m = 300"])
 def test_the_cli_exits_one_with_a_message_never_an_internal_error(tmp_path, capsys, extra):
