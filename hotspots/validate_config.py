@@ -102,6 +102,11 @@ class Text(Rule):
             return []
         if not isinstance(value, str):
             return [f"{where} should be text (in quotes), got {_show(value)}."]
+        # TOML's "\u0000": no file name can hold it (the system refuses it as an "embedded null
+        # byte", an internal error where a path was first used), nor any text a file holds.
+        if "\x00" in value:
+            return [f"{where} = {_show(value)} holds a NUL character (\\u0000), which no file name or text "
+                    "may hold."]
         text = self.normalise(value) if self.normalise else value
         if self.choices is not None and text not in self.choices:
             shown = ", ".join(f"'{c}'" if c else "'' (none)" for c in self.choices)

@@ -248,6 +248,18 @@ def test_evaluate_periods_hotspots_cannot_hold_are_refused_naming_the_option(tmp
     assert not (tmp_path / "o").exists()
 
 
+def test_a_nul_character_in_a_config_text_is_refused_naming_the_key(tmp_path, capsys):
+    # Hostile audit: path = "data/street/\u0000x.csv" stopped run with an internal error (ValueError:
+    # embedded null byte) where the path was first resolved.
+    body = BASE.replace(f'path = "{CITY}"', 'path = "data/street/\\u0000x.csv"')
+    path = _write(tmp_path, body)
+    assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 1
+    assert capsys.readouterr().err == (f"hotspots: error: file {path}: [[sources]] 'city' path = "
+                                       "'data/street/\\x00x.csv' holds a NUL character (\\u0000), which no file "
+                                       "name or text may hold.\n")
+    _refused(tmp_path, BASE.replace("[study]", '[study]\nname = "a\\u0000b"'), "[study] name", "NUL character")
+
+
 @pytest.mark.parametrize("extra", ['handling = "CONFIDENTIAL"', "cell_size_m = 0.01", "weight = nan",
                                    "bandwidth_m = 1e-9", "cel_size_m = 300"])
 def test_the_cli_exits_one_with_a_message_never_an_internal_error(tmp_path, capsys, extra):
