@@ -267,6 +267,9 @@ def load_config(path: str | Path) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"the config is not valid TOML ({exc}).", file=str(path)) from None
+    except RecursionError:      # tomllib parses nested arrays and inline tables by recursion
+        raise UserError("the config nests arrays or tables too deeply to read (hundreds of levels; "
+                        "hotspots' own keys go a few levels deep).", file=str(path)) from None
     except UnicodeDecodeError:
         raise UserError("the config is not UTF-8 text.", file=str(path)) from None
     _raise(_whole_file_problems(raw), path)

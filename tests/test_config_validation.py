@@ -260,6 +260,16 @@ def test_a_nul_character_in_a_config_text_is_refused_naming_the_key(tmp_path, ca
     _refused(tmp_path, BASE.replace("[study]", '[study]\nname = "a\\u0000b"'), "[study] name", "NUL character")
 
 
+def test_a_config_nested_thousands_deep_is_refused_not_a_recursion_error(tmp_path, capsys):
+    # Hostile audit: an array nested 5,000 deep stopped validate and run with "internal error
+    # (RecursionError)" from tomllib, which parses nested arrays by recursion.
+    path = _write(tmp_path, BASE + "x = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert main(["validate", str(path)]) == 1
+    assert capsys.readouterr().err == (f"hotspots: error: file {path}: the config nests arrays or tables too "
+                                       "deeply to read (hundreds of levels; hotspots' own keys go a few levels "
+                                       "deep).\n")
+
+
 @pytest.mark.parametrize("extra", ['handling = "CONFIDENTIAL"', "cell_size_m = 0.01", "weight = nan",
                                    "bandwidth_m = 1e-9", "cel_size_m = 300"])
 def test_the_cli_exits_one_with_a_message_never_an_internal_error(tmp_path, capsys, extra):
