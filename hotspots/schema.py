@@ -71,12 +71,24 @@ _KINDS = {  # kind -> (what users call it, the entries its schema file must have
 
 
 @lru_cache(maxsize=None)
+def read_json_object(path: Path, what: str) -> dict:
+    """A user's JSON file (a schema, a mapping) as a dict; anything else is a UserError naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:      # the parser recurses into nested arrays and objects
+        raise UserError(f"the {what} is nested too deeply to read.", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise UserError(f"the {what} is not UTF-8 text.", file=str(path)) from None
+    except (OSError, ValueError) as exc:    # ValueError: not JSON, not UTF-8, an over-long number
+        raise UserError(f"the {what} cannot be read ({exc}).", file=str(path)) from None
+    if not isinstance(data, dict):
+        raise UserError(f"the {what} should be a JSON object {{...}}.", file=str(path))
+    return data
+
+
 def _load_schema_file(path: str, kind: str) -> dict:
     what, required = _KINDS[kind]
-    try:
-        spec = _read_json(Path(path))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"the {what} cannot be read ({exc}).", file=path) from None
+    spec = read_json_object(Path(path), what)
     if spec.get("kind", "incidents") != kind:
         raise UserError(f"the schema is not a {what} (its \"kind\" is '{spec.get('kind', 'incidents')}').", file=path)
     for key in required:

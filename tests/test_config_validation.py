@@ -352,6 +352,23 @@ def test_a_mapping_that_is_not_a_json_object_is_refused(tmp_path):
              "m.json", "JSON object")
 
 
+@pytest.mark.parametrize("key", ["schema", "mapping"])
+@pytest.mark.parametrize("content, words", [
+    (b"[" * 100_000 + b"]" * 100_000, "is nested too deeply to read."),
+    (b"\xff\xfe{}", "is not UTF-8 text."),
+    (b"[1, 2]", "should be a JSON object {...}."),
+])
+def test_a_schema_or_mapping_file_python_cannot_read_as_an_object_is_refused(tmp_path, key, content, words):
+    # Found beside the hostile audit's D7: a schema or mapping file nested 100,000 deep (RecursionError)
+    # or not UTF-8 (UnicodeDecodeError), or a schema file holding an array (AttributeError), stopped
+    # validate and run with an internal error.
+    (tmp_path / "m.json").write_bytes(content)
+    extra = 'schema = "m.json"' if key == "schema" else 'schema = "police_uk_street"\nmapping = "m.json"'
+    what = "incident schema" if key == "schema" else "mapping"
+    _refused(tmp_path, BASE.replace('schema = "police_uk_street"', extra),
+             f"[[sources]] 'city' schema = ", f"file {tmp_path / 'm.json'}: the {what} {words}")
+
+
 # --------------------------------------------------------------------------- resource limits where they bind
 
 def test_the_grid_refuses_more_cells_than_the_limit_with_the_count_and_the_limit():

@@ -15,13 +15,13 @@ names only what differs; a field spec or a list is replaced whole.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hotspots.errors import UserError
 from hotspots.load.readers import READERS
 from hotspots.schema import (CATEGORY_MAPS, DATE_PRECISIONS, EVIDENCE_CLASSES, FIELDS, HANDLING_CODES,
-                             LOCATION_PRECISIONS, ROLES, TAXONOMY, builtin_schemas, source_schema)
+                             LOCATION_PRECISIONS, ROLES, TAXONOMY, builtin_schemas, read_json_object,
+                             source_schema)
 from hotspots.validate_config import Any_, Bool, Either, ListOf, Map, Number, Table, Text, check
 
 # Tables whose entries are themselves whole specs: a mapping replaces an entry, never merges into it.
@@ -90,13 +90,6 @@ def _merge(base: dict, over: dict, parent: str = "") -> dict:
     return out
 
 
-def _read(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"the mapping cannot be read ({exc}).", file=str(path)) from None
-
-
 def _schema_file(name: str, base: Path | None) -> str:
     """The file a schema called ``name`` is read from (for messages)."""
     found = builtin_schemas().get(name)
@@ -132,9 +125,7 @@ def resolve_schema(name: str, base: Path, mapping: str | None = None, _seen: tup
         spec.pop("extends", None)
     if mapping:
         path = base / mapping
-        over = _read(path)
-        if not isinstance(over, dict):
-            raise UserError("the mapping should be a JSON object {...}.", file=str(path))
+        over = read_json_object(path, "mapping")
         _check_keys(over, str(path))
         spec = _merge(spec, over)
         spec["name"] = over.get("name", spec["name"])
