@@ -49,6 +49,8 @@ def read_config(path: str | Path) -> ConfigDict:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"the config cannot be read ({exc}).", file=str(path)) from None
+    except RecursionError:      # as load_config: tomllib parses nested arrays by recursion
+        raise UserError("the config nests arrays or tables too deep to read.", file=str(path)) from None
     out = ConfigDict(data)
     out.base = path.resolve().parent
     return out

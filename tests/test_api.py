@@ -95,3 +95,14 @@ def test_bad_config_arguments_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="cell_size_m"):
         hotspots.run(bad)
     assert not list(CONFIG.parent.glob(".hotspots-config-*"))     # the dict's temporary file is gone
+
+
+def test_read_config_refuses_a_config_nested_too_deep(tmp_path):
+    # As load_config (hostile audit): a RecursionError from tomllib was the Python API's to raise.
+    import pytest
+
+    import hotspots
+    from hotspots.errors import UserError
+    (tmp_path / "deep.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(UserError, match="too deep"):
+        hotspots.read_config(tmp_path / "deep.toml")
