@@ -542,15 +542,18 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
         # floored q at 0.074, so no building could be significant however extreme (audit finding).
         # Where a building's weighted count is past all but a few draws at a radius, that radius
         # draws more, at that radius only, up to enough for BH to resolve (DRAWS_PER_BUILDING / alpha
-        # per building, at most MAX_BUILDING_DRAWS) and to no more catchment area than the first
-        # draws cost (their radius was the largest: (largest / r)^2 times as many draws at r).
+        # per building, at most MAX_BUILDING_DRAWS), the smallest radii first, all of them together
+        # within the catchment area the first draws cost (n_sim catchments of the largest radius):
+        # at most twice the first draws' time.
         goal = min(MAX_BUILDING_DRAWS, math.ceil(DRAWS_PER_BUILDING * nb / BUILDING_ALPHA)) - 1
+        allowance = float(n_sim) * rmax ** 2
         extended = []
         for j, r in enumerate(radii):
             srt = np.sort(nulls[r])
             past = len(srt) - np.searchsorted(srt, w_by[r] - 1e-9, side="left")
-            total = min(goal, int(n_sim * (rmax / r) ** 2))
+            total = min(goal, n_sim + int(allowance / r ** 2))
             if nb > 1 and total > n_sim and (past < FEW_EXCEEDANCES).any():
+                allowance -= (total - n_sim) * r ** 2
                 more = relocation_null(places, place_w, sites, [r], total - n_sim, np.random.default_rng([seed, j + 1]),
                                        tree=place_tree)
                 nulls[r] = np.concatenate([nulls[r], more[:, 0]])

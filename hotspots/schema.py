@@ -70,7 +70,6 @@ _KINDS = {  # kind -> (what users call it, the entries its schema file must have
 }
 
 
-@lru_cache(maxsize=None)
 def read_json_object(path: Path, what: str) -> dict:
     """A user's JSON file (a schema, a mapping) as a dict; anything else is a UserError naming the file."""
     try:
@@ -86,6 +85,7 @@ def read_json_object(path: Path, what: str) -> dict:
     return data
 
 
+@lru_cache(maxsize=None)
 def _load_schema_file(path: str, kind: str) -> dict:
     what, required = _KINDS[kind]
     spec = read_json_object(Path(path), what)

@@ -193,11 +193,14 @@ def test_a_building_far_beyond_every_relocation_draw_can_be_significant_among_ma
 def test_a_radius_where_a_building_is_past_almost_every_draw_draws_more(example_result):
     # The example's 148 buildings: Leicester Square's weighted count at 100 m is past every one of
     # the first 1,999 draws. That radius draws more (2 / 0.05 per building: 5,919), so BH's smallest
-    # q there is 148 / 5,920 = 0.025, not 0.074; the largest radius, the costly one, draws no more.
+    # q there is 148 / 5,920 = 0.025, not 0.074; the largest radius, the costly one, draws what is
+    # left of the first draws' catchment area: 2,861 in all (1,999 + (1,999 x 500^2 - 3,920 x (100^2
+    # + 250^2)) / 500^2), q 0.052.
     # Its p is then a count among the 5,919, no longer at the floor of 1,999.
     b = example_result.buildings
     text = b["null"].iat[0]
-    assert "5,919 at 100 m" in text and "0.025 at 100 m" in text and "0.074 at 500 m" in text
+    assert "5,919 at 100 m, 5,919 at 250 m, 2,861 at 500 m" in text
+    assert "0.025 at 100 m, 0.025 at 250 m, 0.052 at 500 m" in text
     top = b.loc[b["name"] == "Leicester Square"].iloc[0]
     assert top["p_100"] == pytest.approx(3 / 5920)              # 2 of the 5,919 draws reach it
     np.testing.assert_allclose(b["q_100"], bh_qvalues(b["p_100"].to_numpy()))
