@@ -46,7 +46,7 @@ def read_config(path: str | Path) -> ConfigDict:
     from hotspots.errors import UserError
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))     # a BOM (Notepad) is no TOML error
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"the config cannot be read ({exc}).", file=str(path)) from None
     except RecursionError:      # as load_config: tomllib parses nested arrays by recursion

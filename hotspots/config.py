@@ -264,7 +264,7 @@ def load_config(path: str | Path) -> Config:
         raise UserError("the config file does not exist.", file=str(path),
                         hint="Give the path to a .toml file, e.g. hotspots run partnership.toml.")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))     # a BOM (Notepad) is no TOML error
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"the config is not valid TOML ({exc}).", file=str(path)) from None
     except RecursionError:      # tomllib parses nested arrays and inline tables by recursion

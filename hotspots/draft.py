@@ -40,7 +40,7 @@ import pandas as pd
 from hotspots.errors import UserError
 from hotspots.load.dates import parse_date_text, with_times
 from hotspots.load.geocode import compact_postcode, is_postcode, looks_like_gridref, parse_gridref
-from hotspots.load.readers import AUTO_FORMATS, read_source
+from hotspots.load.readers import AUTO_FORMATS, read_source, utf16_text
 from hotspots.schema import TAXONOMY, source_schema
 
 TODO = "TODO"
@@ -131,8 +131,7 @@ def _encoding(path: Path, head: bytes) -> str:
     if head.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise UserError("the file is UTF-16 text, which the reader does not take.", file=str(path),
-                        hint="Save it as CSV UTF-8 (Excel: Save As > CSV UTF-8).")
+        raise utf16_text(path)
     if _decodes(path, "utf-8"):
         return "utf-8-sig"
     return "cp1252" if _decodes(path, "cp1252") else "latin-1"

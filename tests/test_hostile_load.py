@@ -706,3 +706,22 @@ def test_a_json_file_python_cannot_parse_fails_only_its_source_in_validate(tmp_p
     assert "source 'city' FAILED" not in out
     code, _, err = cli("run", str(cfg), "--out", str(tmp_path / "o"))
     assert code == 1 and "internal error" not in err and words in err, err
+
+
+def test_a_utf16_file_is_called_utf16_and_read_when_the_schema_says_so(tmp_path):
+    # Hostile audit: Excel's "Unicode text" was "binary, not CSV text (it holds NUL bytes)" to run,
+    # while draft-mapping named it; a schema set to utf-16 could not read it at all.
+    text = POLICE_HEADER + "\n" + "id0,2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,,\n"
+    (tmp_path / "m.csv").write_bytes(text.encode("utf-16"))
+    with pytest.raises(UserError, match="UTF-16 text"):
+        readers.read_source(tmp_path / "m.csv", {"format": "csv"})
+    table = readers.read_source(tmp_path / "m.csv", {"format": "csv", "encoding": "utf-16"})
+    assert table.rows["Crime type"].tolist() == ["Robbery"] and table.rows["_row"].tolist() == [1]
+
+
+def test_a_config_saved_with_a_byte_order_mark_reads(tmp_path):
+    # Hostile audit: Notepad's BOM made the config "not valid TOML (Invalid statement (at line 1,
+    # column 1))", with no word of the BOM.
+    config = police(tmp_path, "m.csv")
+    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
+    assert load_config(config).sources[0].id == "city"

@@ -111,14 +111,25 @@ def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> UserError:
                      hint="Set the schema's reader encoding (e.g. cp1252), or check that it is the right file.")
 
 
+def utf16_text(path: Path) -> UserError:
+    """The message for a UTF-16 file (Excel's "Unicode text"), which it would be wrong to call binary."""
+    return UserError("the file is UTF-16 text (Excel's \"Unicode text\"), not the UTF-8 the schema reads.",
+                     file=str(path), hint="Save it as CSV UTF-8 (Excel: Save As > CSV UTF-8), or set the "
+                                          "schema's reader encoding to \"utf-16\".")
+
+
 def _csv_header(path: Path, spec: dict) -> list[str]:
     """The header row of a CSV (the first row with ``names``), read alone: the width is
     checked before pandas parses anything, and binary junk is refused by its NUL bytes."""
     encoding = spec.get("encoding", "utf-8-sig")
+    utf16 = encoding.lower().replace("_", "-").startswith("utf-16")
     with open(path, "rb") as fh:
-        if b"\0" in fh.read(1 << 16):
-            raise UserError("the file is binary, not CSV text (it holds NUL bytes).", file=str(path),
-                            hint="Check that it is the right file, exported as CSV.")
+        head = fh.read(1 << 16)
+    if not utf16 and head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise utf16_text(path)
+    if not utf16 and b"\0" in head:
+        raise UserError("the file is binary, not CSV text (it holds NUL bytes).", file=str(path),
+                        hint="Check that it is the right file, exported as CSV.")
     at = 0 if spec.get("names") else _header(spec)
     limit = csv.field_size_limit(1 << 24)     # a long free-text cell is no reason to fail; restored below
     try:
