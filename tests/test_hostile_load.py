@@ -725,3 +725,14 @@ def test_a_config_saved_with_a_byte_order_mark_reads(tmp_path):
     config = police(tmp_path, "m.csv")
     config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
     assert load_config(config).sources[0].id == "city"
+
+
+def test_a_header_naming_a_mapped_column_twice_is_said_not_resolved_silently(tmp_path):
+    # Hostile audit: a header Ref,Date,...,Date read the first Date with no word (a partner's date
+    # reported and date of the incident would be confused).
+    header = POLICE_HEADER.replace("Context", "Month")
+    (tmp_path / "m.csv").write_text(header + "\nid0,2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,,2018-02\n",
+                                    encoding="utf-8")
+    with pytest.warns(HotspotsWarning, match="'Month' more than once: the first column"):
+        loaded = load_sources(load_config(police(tmp_path, "m.csv")))
+    assert loaded.incidents["occurred_from"].dt.month.tolist() == [1]

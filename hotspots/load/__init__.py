@@ -253,8 +253,15 @@ def _read_checked(job: FileJob) -> tuple[FileResult, pd.DataFrame | None, list[s
             res.streets = street_points_from(raw, schema)
         return res, None, None
     res.rows_read = len(raw)
-    if not len(raw):
-        res.warning = "the file has no data rows."
+    notes = [] if len(raw) else ["the file has no data rows."]
+    # Two columns of one name (a partner's "Date" reported and "Date" of the incident): the first is read,
+    # which is said, never chosen silently (hostile audit).
+    used = schema_columns(schema)
+    twice = sorted({c for c in header if c in used and header.count(c) > 1})
+    if twice:
+        notes.append(f"the header names {', '.join(repr(c) for c in twice)} more than once: the first "
+                     "column of each name is read.")
+    res.warning = " ".join(notes)
     return res, raw, header
 
 
