@@ -34,6 +34,13 @@ _DAYS = r"\s*\d{4}-\d{2}-\d{2}\s*:\s*\d{4}-\d{2}-\d{2}\s*"
 SCHEDULER_PATTERN = r"local|(tcp|tls|ucx|inproc)://[^\s/]+(:\d+)?/?|[A-Za-z0-9.\-]+:\d+"
 
 
+#: A tile URL a map may load: http(s) or protocol-relative, no quote, bracket, space or backslash to break out
+#: of the script it is written into, placeholders {s} {z} {x} {y} {r} only. Checked with the config, so
+#: validate says so at once, not run after its analysis (hostile audit: javascript: and data: URLs passed
+#: validate).
+TILE_URL = r"(https?:)?//[^\s{}<>\"'`\\]*(\{[sxyzr]\}[^\s{}<>\"'`\\]*)*"
+
+
 @lru_cache(maxsize=1)
 def config_rules() -> dict:
     """The config's allow-list: every table and key the code reads, with its type and range.
@@ -120,7 +127,10 @@ def config_rules() -> dict:
             "building_null": Text(("random_places", "snap_points")),
             "building_simulations": Number(99, 99_999, integer=True),
         }),
-        "outputs": Table({"tiers": ListOf(Text(TIERS), single=True), "tiles": text, "tiles_attribution": text}),
+        "outputs": Table({"tiers": ListOf(Text(TIERS), single=True),
+                          "tiles": Text(pattern=TILE_URL, example="https://tiles.example.org/{z}/{x}/{y}.png "
+                                                                  "(placeholders {s}, {z}, {x}, {y}, {r} only)"),
+                          "tiles_attribution": text}),
         # Where the load stage runs, as --scheduler (which wins over it): "local" or a Dask scheduler's address.
         "engine": Table({"scheduler": Text(pattern=SCHEDULER_PATTERN,
                                            example='"local" or a Dask scheduler address such as "tcp://HOST:8786"')}),

@@ -424,3 +424,17 @@ def test_a_run_on_a_single_incident_succeeds_and_says_the_bandwidth_fell_back(tm
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
     bw = manifest["parameters"]["bandwidth_m"]
     assert bw["value"] == 3 * manifest["parameters"]["cell_size_m"]["value"] and "fallback" in bw["how"]
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html,x", 'https://a/{z}"};alert(1)//', "file:///etc"])
+def test_a_tiles_url_that_is_not_a_tile_url_is_refused_with_the_config(tmp_path, url):
+    # Hostile audit: validate passed these and run refused them only when it came to draw the map.
+    from hotspots.config import load_config
+    from hotspots.errors import UserError
+    path = tmp_path / "p.toml"
+    path.write_text('[study]\nstart = "2018-01"\nend = "2018-02"\n[[sources]]\nid = "a"\npath = "x.csv"\n'
+                    f'schema = "police_uk_street"\n[outputs]\ntiles = {json.dumps(url)}\n', encoding="utf-8")
+    with pytest.raises(UserError, match=r"\[outputs\] tiles"):
+        load_config(path)
+    path.write_text(path.read_text().replace(json.dumps(url), '"https://tiles.example.org/{z}/{x}/{y}.png"'))
+    assert load_config(path).outputs["tiles"].startswith("https://")

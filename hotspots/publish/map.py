@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from hotspots import config
 from hotspots.crs import BNG, WGS84, transformer
 from hotspots.detect.counts import count_columns
 from hotspots.errors import UserError
@@ -868,7 +869,7 @@ CSS = """<style>
 
 
 # A tile URL: http(s) or protocol-relative, Leaflet's placeholders only, nothing that could be markup.
-TILE_URL = re.compile(r"(https?:)?//[^\s{}<>\"'`\\]*(\{[sxyzr]\}[^\s{}<>\"'`\\]*)*")
+TILE_URL = re.compile(config.TILE_URL)      # checked with the config; again here for callers who build a Config
 
 
 def build_map(result, tier: str = "partner") -> str:
