@@ -399,6 +399,11 @@ def public_view(result: Result) -> Result:
     # The second detection below tests the same cells with the same seed: its tables are the first's.
     with reusing_tables():
         cells, w = detect(inc)
+        # The same cells with the anecdotal sources weighing nothing (the factual_only scenario): a cell is
+        # published hot only where it is hot there too (below).
+        anecdotal = inc["evidence"].astype(str).isin(combmod.ANECDOTAL).to_numpy()
+        factual_cls = detect(inc.assign(weight=np.where(anecdotal, 0.0, inc["weight"].to_numpy(float))))[0][
+            "gi_class"].fillna(0).to_numpy()
         if near.any():
             whole = inc_all.assign(cell=grid.assign(inc_all["x"].to_numpy(), inc_all["y"].to_numpy()))
             kept_cls = detect(whole[whole["cell"] >= 0])[0]["gi_class"].fillna(0).to_numpy()
@@ -414,17 +419,18 @@ def public_view(result: Result) -> Result:
         shown = np.where(np.sign(cls) == np.sign(kept_cls), np.sign(cls) * np.minimum(abs(cls), abs(kept_cls)), 0)
         cold = touched & (cls < 0)
         cells.loc[cold, "gi_class"] = shown[cold]
-    # Cell by cell, as for regions below: a cell is published hot only when some factual source's own
-    # evidence makes it hot (hostile audit: two 400 m cells of the example were drawn hot, one at 99 %,
-    # on community reports and intelligence alone, inside a region that factual sources support).
-    # Only factual sources are then named in ``support``: which intelligence points at a place is not public.
+    # Cell by cell, as for regions below: a cell is published hot only when it is hot on the factual
+    # sources alone too (hostile audit: two 400 m cells of the example were drawn hot, one at 99 %, on
+    # community reports and intelligence, inside a region that factual sources support; a first rule, some
+    # factual source significant on its own, hid cells the factual sources together make hot and kept
+    # some they do not, a review found). Only factual sources are named in ``support``: which intelligence
+    # points at a place is not public.
     evidence_of = evidence_classes(inc)
-    unbacked = np.zeros(len(cells), dtype=bool)
+    unbacked = (cells["gi_class"].fillna(0).to_numpy() > 0) & (factual_cls <= 0)
+    cells.loc[unbacked, "gi_class"] = 0
     if "support" in cells:
         factual = [[s for s in str(v).split(";") if evidence_of.get(s, "") in PUBLIC["factual_evidence"]]
                    for v in cells["support"].fillna("")]
-        unbacked = (cells["gi_class"].fillna(0).to_numpy() > 0) & np.array([not f for f in factual], dtype=bool)
-        cells.loc[unbacked, "gi_class"] = 0
     # Which sources cover a cell is published for coverages a source declared only: one derived from
     # a source's own records would say where a small source's few records lie.
     if "covered_by" in cells and result.coverage is not None:

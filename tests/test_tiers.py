@@ -340,37 +340,36 @@ def test_the_public_methods_panel_does_not_count_restricted_records(demo_out):
     assert "held back" not in (demo_out[2] / "briefing-public.html").read_text(encoding="utf-8")
 
 
-def test_every_public_hot_cell_is_backed_by_a_factual_source_s_own_evidence(example_result):
+def test_every_public_hot_cell_is_hot_on_the_factual_sources_alone(example_result):
     """Hostile audit: the rule was applied per region, so two of the example's 400 m cells were
-    published hot (C7_14 at 99 %) on community reports and intelligence alone, inside a region that
-    factual sources support, and their public ``support`` named the intelligence sources. Now each
-    hot cell needs a factual source of its own, and only factual sources are named."""
-    import dataclasses
-
-    from hotspots.pipeline import evidence_classes, public_view
+    published hot (C7_14 at 99 %) on community reports and intelligence, inside a region that factual
+    sources support, and their public ``support`` named the intelligence sources. Now a cell is
+    published hot only where the factual sources alone (anecdotal weights 0) make it hot too, as
+    recomputed here on the public grid; only factual sources are named."""
+    from hotspots import weight
+    from hotspots.detect.combine import ANECDOTAL
+    from hotspots.pipeline import evidence_classes, hotspot_grid, public_view, source_weights
     from hotspots.tiers import PUBLIC
     view = public_view(example_result)
     ev = evidence_classes(example_result.incidents)
     cells = view.cells
-    hot = cells["gi_class"].fillna(0) > 0
-    assert hot.any()
     for v in cells["support"].fillna(""):
         assert all(ev[s] in PUBLIC["factual_evidence"] for s in v.split(";") if s)
-    # (support is published for cells in a published region only; the 90 % cells are in none)
-    published = hot & (cells["region_id"].fillna("") != "")
-    assert published.any() and (cells.loc[published, "support"].fillna("") != "").all()
-    # The same cells scored without the rule: some were hot on anecdotal support only, and are not now.
-    # (Rebuilt from the public grid's own test: the records the public tier keeps, on its 400 m cells.)
-    from hotspots import grid as gridmod
-    from hotspots.pipeline import hotspot_grid, source_weights
-    from hotspots import weight
     inc = view.incidents.assign(cell=view.grid.assign(view.incidents["x"].to_numpy(), view.incidents["y"].to_numpy()))
     inc = inc[inc["cell"] >= 0]
-    raw, _ = hotspot_grid(inc, view.grid, view.grid.touch_distance, 0.05, "permutation",
-                          int(example_result.cfg.analysis.get("seed", 0)), example_result.coverage,
-                          example_result.study_area, "sources",
-                          source_weights(weight.risk(inc, ["source_id", "evidence"]), example_result.weights))
-    anecdotal_hot = (raw["gi_class"].fillna(0) > 0) & raw["support"].map(
-        lambda v: not any(ev.get(s) in PUBLIC["factual_evidence"] for s in str(v).split(";") if s))
-    assert anecdotal_hot.any()
-    assert (cells.loc[anecdotal_hot.to_numpy(), "gi_class"].fillna(0) <= 0).all()
+
+    def classes(records):
+        out, _ = hotspot_grid(records, view.grid, view.grid.touch_distance, 0.05, "permutation",
+                              int(example_result.cfg.analysis.get("seed", 0)), example_result.coverage,
+                              example_result.study_area, "sources",
+                              source_weights(weight.risk(records, ["source_id", "evidence"]), example_result.weights))
+        return out["gi_class"].fillna(0).to_numpy()
+    agreed = classes(inc)
+    factual = classes(inc.assign(weight=inc["weight"].where(~inc["evidence"].isin(ANECDOTAL), 0.0)))
+    published = cells["gi_class"].fillna(0).to_numpy()
+    assert (published > 0).any()
+    assert (factual[published > 0] > 0).all()                    # every published hot cell
+    demoted = (agreed > 0) & (factual <= 0)
+    assert demoted.any() and (published[demoted] <= 0).all()      # hot only with the anecdotal sources
+    kept = (agreed > 0) & (factual > 0) & (cells["region_id"].fillna("") != "").to_numpy()
+    assert kept.any() and (published[kept] > 0).all()
