@@ -310,8 +310,8 @@ null runs too (the false hot cells above).
 (no building effect). Share with q <= 0.05 (BH across the points, per radius), and share
 "significantly low" by the Garwood interval (rr_high < 1) at 250 m, under the relocation null
 (1,999 draws among random places in the covered area, and more at a radius where a point is past all
-but 9 of them, as the pipeline; with fewer than 10 draws past it, the generalised Pareto tail where
-smaller) and the flat study-area rate:
+but 9 of them, as the pipeline; past every draw, the generalised Pareto tail where smaller) and the
+flat study-area rate:
 
 {_md(b_pts)}
 
