@@ -407,13 +407,13 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 #: Characters a terminal acts on, shown as escapes instead: C0 controls but tab, newline and carriage
 #: return (a progress bar's), DEL, C1 controls and the bidirectional overrides and isolates.
-_CONTROLS = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+_CONTROLS = {c: f"\\u{c:04x}"       # as JSON writes them: draft-mapping's JSON on stdout stays JSON
              for c in [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
              if c not in (0x09, 0x0A, 0x0D)}
 
 
 def printable(text: str) -> str:
-    """``text`` with the control characters a terminal would act on shown as escapes (``\\x1b``)."""
+    """``text`` with the control characters a terminal would act on shown as escapes (``\\u001b``)."""
     return text.translate(_CONTROLS)
 
 

@@ -571,7 +571,12 @@ def test_escape_sequences_in_a_partner_file_reach_the_terminal_as_text(tmp_path)
         text = out + err
         assert "PWNED" in text, args                       # the text is shown...
         assert not any(c in text for c in "\x1b\x07\u202e"), args   # ...and acts on nothing
-        assert "\\x1b]0;PWNED\\x07\\x1b[2J" in text and "\\u202e" in text
+        assert "\\u001b]0;PWNED\\u0007\\u001b[2J" in text and "\\u202e" in text
+    # draft-mapping's JSON on stdout (no --out) stays JSON with DEL and C1 controls in the header.
+    (tmp_path / "m.csv").write_text(POLICE_HEADER.replace("Crime type", "Crime\x7f\x85type") + "\n"
+                                    "id0,2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,,\n", encoding="utf-8")
+    code, out, err = cli("draft-mapping", str(tmp_path / "m.csv"))
+    assert code == 0 and "Crime\x7f\x85type" in json.dumps(json.loads(out), ensure_ascii=False)
 
 
 def test_rows_after_blank_lines_keep_the_numbers_the_file_shows(tmp_path):
