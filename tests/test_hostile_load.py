@@ -585,7 +585,7 @@ def test_rows_after_blank_lines_keep_the_numbers_the_file_shows(tmp_path):
     lines = [f"id{i},2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,," for i in range(70)]
     lines[20] = ""
     lines[40] = "   "
-    lines[50] = ",,,,,,,,,,,"                 # a spreadsheet's empty row saved as CSV: no row either
+    lines[50] = ",,,,,,,,,,,"                 # a row of empty cells: a row (rejected), unlike a blank line
     lines[60] = lines[60].replace("Robbery", "")                 # no category: rejected
     text = POLICE_HEADER + "\n" + "\n".join(lines) + "\n\n"
     for quoted in (False, True):                                 # pyarrow's path, and pandas' (a quote)
@@ -593,16 +593,17 @@ def test_rows_after_blank_lines_keep_the_numbers_the_file_shows(tmp_path):
         (tmp_path / "m.csv").write_text(body, encoding="utf-8")
         loaded = load_sources(load_config(police(tmp_path, "m.csv")))
         rej = loaded.ledger.rejects
-        assert list(rej["row"]) == [61], quoted                  # data row 61 is the file's line 62
+        assert list(rej["row"]) == [51, 61], quoted              # data row 61 is the file's line 62
         rows = loaded.incidents["_row"].tolist()
         assert rows == [r for r in range(1, 71) if r not in (21, 41, 51, 61)], quoted
         acc = loaded.ledger.accounting(loaded.incidents)
-        assert acc["rows_read"].tolist() == [67]                 # read: the 70 rows less the three blank
+        assert acc["rows_read"].tolist() == [68]                 # read: the 70 rows less the two blank lines
 
 
 @pytest.mark.parametrize("body, blank", [(b"a,b\r\n1,2\r\n3,4\r\n", False), (b"a,b\r1,2\r3,4\r", False),
                                          (b'a,b\n"x\n",2\n', False), (b"a,b\r\n1,2\r\n \t\r\n3,4\r\n", True),
-                                         (b"a,b\r1,2\r\r3,4", True), (b"a,b\n1,2\n\n", True)])
+                                         (b"a,b\r1,2\r\r3,4", True), (b"a,b\n1,2\n\n", False),
+                                         (b"a,b\r\n1,2\r\n\r\n  \r\n", False), (b"a,b\n\n1,2\n", True)])
 def test_the_scan_finds_blank_lines_whatever_the_line_ends_and_nothing_else(tmp_path, body, blank):
     # A blank line sends the file to the slower row numbering (``readers._data_rows``): a Windows file's
     # CR LF is one line end, not a line end and an empty line.
