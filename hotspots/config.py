@@ -248,8 +248,9 @@ def _period(value: Any, key: str, path: Path | None, end: bool) -> tuple[pd.Time
     # Records' dates are nanosecond timestamps (a date outside their range is rejected as no date), and
     # a bound outside it (end = "9999-12", a year 10000) stopped the run with an internal error.
     if not pd.Timestamp.min <= bound <= pd.Timestamp.max:
-        raise UserError(f"{where} is outside the dates hotspots can analyse "
-                        f"({pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d}).", file=file)
+        # Said as the whole months inside the range: its ends (1677-09-21 00:12, 2262-04-11 23:47) are not.
+        raise UserError(f"{where} is outside the dates hotspots can analyse (the months 1677-10 to 2262-03).",
+                        file=file)
     return bound, text
 
 

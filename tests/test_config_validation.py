@@ -229,13 +229,13 @@ def test_study_bounds_outside_the_dates_records_can_hold_are_refused_naming_the_
     for key, value in (("end", "9999-12"), ("end", "2262-04"), ("start", "0001-01")):
         body = BASE.replace(f'{key} = "2018-0{1 if key == "start" else 2}"', f'{key} = "{value}"')
         _refused(tmp_path, body, f"[study] {key} = '{value}' is outside the dates hotspots can analyse "
-                                 "(1677-09-21 to 2262-04-11).")
+                                 "(the months 1677-10 to 2262-03).")
     cfg = load_config(_write(tmp_path, BASE.replace('end = "2018-02"', 'end = "2262-03"')))
     assert cfg.end == pd.Timestamp("2262-04-01")        # the last whole month that fits, its exclusive end
 
 
 @pytest.mark.parametrize("test, message", [
-    ("9999-01:9999-12", "--test '9999-01' is outside the dates hotspots can analyse (1677-09-21 to 2262-04-11)."),
+    ("9999-01:9999-12", "--test '9999-01' is outside the dates hotspots can analyse (the months 1677-10 to 2262-03)."),
     ("abc:2018-02", "--test 'abc' is not a month (YYYY-MM) or date (YYYY-MM-DD)."),
 ])
 def test_evaluate_periods_hotspots_cannot_hold_are_refused_naming_the_option(tmp_path, capsys, test, message):

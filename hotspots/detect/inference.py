@@ -19,7 +19,10 @@ cost is one sort per k plus O(n log draws + draws x k), not draws x n.
 
 The two-sided p is esda's folded pseudo p-value doubled:
 2 (min(#{sim >= obs}, #{sim <= obs}) + 1) / (draws + 1), at most 1; ties count
-as extreme, so the test is conservative on discrete counts. Where no draw is as
+as extreme, so the test is conservative on discrete counts. The hotspot tests
+(``combine``) take instead the tail in the direction of the cell's Gi* z,
+doubled (``conditional_p(direction=)``): the permutation's tail speaks of the
+neighbours, z of the cell with them, and a label must not rest on the other tail. Where no draw is as
 extreme as the observed sum, the p is extrapolated past 2 / (draws + 1) by a
 generalised Pareto fit to the largest draws (``gpd_tail_p``), down to 2e-9:
 otherwise a source's strongest evidence would be capped at p = 2e-5 (z 4.3)
