@@ -238,8 +238,8 @@ def _read_checked(job: FileJob) -> tuple[FileResult, pd.DataFrame | None, list[s
     schema, path = job.schema, Path(job.path)
     res = FileResult()
     try:
-        raw, header = read_source(path, schema["reader"],
-                                  keep=schema_columns(schema) | set(street_source(schema).values()))
+        raw, header, noticed = read_source(path, schema["reader"],
+                                           keep=schema_columns(schema) | set(street_source(schema).values()))
     except UserError as exc:
         res.error, res.stage = exc, "read"
         return res, None, None
@@ -253,7 +253,7 @@ def _read_checked(job: FileJob) -> tuple[FileResult, pd.DataFrame | None, list[s
             res.streets = street_points_from(raw, schema)
         return res, None, None
     res.rows_read = len(raw)
-    notes = [] if len(raw) else ["the file has no data rows."]
+    notes = ([] if len(raw) else ["the file has no data rows."]) + ([noticed] if noticed else [])
     # Two columns of one name (a partner's "Date" reported and "Date" of the incident): the first is read,
     # which is said, never chosen silently (hostile audit).
     used = schema_columns(schema)
@@ -752,7 +752,7 @@ def _example_values(rejects: pd.DataFrame, schema: dict, columns: str) -> list[s
     cols = [c.strip() for c in str(columns).split(";") if c.strip()]
     for path, grp in rejects.groupby("file", sort=False):
         try:
-            raw, _ = read_source(Path(path), schema["reader"], keep=set(cols))
+            raw = read_source(Path(path), schema["reader"], keep=set(cols)).rows
         except (UserError, OSError, KeyError):
             continue
         rows = raw[raw["_row"].isin(grp["_row"] if "_row" in grp else grp["row"])]

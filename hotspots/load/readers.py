@@ -35,9 +35,11 @@ WIDTH_BLOCK = 1 << 23       # bytes ``_widest_line`` reads at a time
 
 
 class RawTable(NamedTuple):
-    """A file read by ``read_source``: its rows (strings, with ``_row``) and its whole header."""
+    """A file read by ``read_source``: its rows (strings, with ``_row``), its whole header, and what the
+    reader noticed that the analyst should hear of (``note``, a warning; "" when nothing)."""
     rows: pd.DataFrame
     columns: list[str]
+    note: str = ""
 
 
 def _check_width(path: Path, n: int) -> None:
@@ -197,21 +199,23 @@ def _widest_line(path: Path, delimiter: str, encoding: str, at_least: int = 0) -
 _BLANK_LINES = (re.compile(rb"\n[ \t]*(?:\r?\n|\r)"), re.compile(rb"\r[ \t]*\r"))
 
 
-def _scan(path: Path) -> tuple[bool, bool]:
-    """One pass over the file's bytes: (an odd number of ``"``, a blank line somewhere).
+def _scan(path: Path) -> tuple[bool, bool, int]:
+    """One pass over the file's bytes: (an odd number of ``"``, a blank line somewhere, its lines).
 
     An odd count is a quote left open (a partner typing ``"Cafe Nero`` at the start of the last cell),
     or a literal one in an unquoted value. pyarrow reads an open quote to the end of the file as one
     value, silently (hostile audit: 598 of a police.uk month's 698 rows gone, exit 0); pandas says
     where the quote opens, and reads a literal one as pyarrow would. A blank line is skipped by both
     readers, so the rows after it need their numbers from ``_data_rows``."""
-    quotes, blank, tail, last = 0, False, b"", None
+    quotes, blank, tail, last, ends = 0, False, b"", None, [0, 0]
 
     def found(text: bytes) -> bool:
         return any(p.search(text) is not None for p in _BLANK_LINES)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 24), b""):
             quotes += block.count(b'"')
+            ends[0] += block.count(b"\n")
+            ends[1] += block.count(b"\r")
             if last is not None and not blank:
                 blank = found(tail + last)
                 tail = last[-256:]
@@ -220,7 +224,9 @@ def _scan(path: Path) -> tuple[bool, bool]:
     # review: one trailing blank line took a 1 M-row file's read from 1.2 to 3.5 s).
     if last is not None and not blank:
         blank = found((tail + last).rstrip(b" \t\r\n"))
-    return quotes % 2 == 1, blank
+    # Lines: LF (or CR LF) ends, or CR ends in a CR-only file; one more when the last line has no end.
+    lines = (ends[0] or ends[1]) + (last is not None and not last.endswith((b"\n", b"\r")))
+    return quotes % 2 == 1, blank, lines
 
 
 def _data_rows(path: Path, spec: dict, n: int) -> np.ndarray | None:
@@ -294,10 +300,11 @@ def _read_csv(path: Path, spec: dict, keep: set[str] | None = None) -> RawTable:
         raise UserError(f"line {line:,} of the file has {seps + 1:,} fields, more than the {MAX_COLUMNS:,} columns a "
                         "partner file may have (a wrong export, or the wrong file).", file=str(path),
                         hint="Export only the columns the mapping needs.")
-    odd_quotes, blank = _scan(path)
+    odd_quotes, blank, lines = _scan(path)
     df = _arrow_csv(path, spec, file_header, keep, odd_quotes)
     if df is not None:
-        return RawTable(_numbered(_finish(df), path, spec, blank), file_header)
+        return RawTable(_numbered(_finish(df), path, spec, blank), file_header,
+                        _line_breaks_in_values(path, spec, len(file_header), lines, len(df), blank))
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding,
                          usecols=(lambda c: c in keep) if keep is not None and not names else None,
@@ -316,7 +323,35 @@ def _read_csv(path: Path, spec: dict, keep: set[str] | None = None) -> RawTable:
         raise UserError("the file is empty.", file=str(path)) from None
     except ValueError as exc:    # e.g. a header row beyond the end of the file
         raise UserError(f"the CSV cannot be read ({str(exc)[:300]}).", file=str(path)) from None
-    return RawTable(_numbered(_finish(df), path, spec, blank), list(names) if names else file_header)
+    return RawTable(_numbered(_finish(df), path, spec, blank), list(names) if names else file_header,
+                    _line_breaks_in_values(path, spec, len(names or file_header), lines, len(df), blank))
+
+
+def _line_breaks_in_values(path: Path, spec: dict, width: int, lines: int, rows: int, blank: bool) -> str:
+    """A warning where a quoted value takes in what look like whole rows (a line of it holding as many
+    delimiters as the header): a quote left open there takes in the rows after it. An odd number of quotes
+    goes to pandas, which names the row, but an even one reads (a review: "Cafe Nero on row 10 and "Costa
+    on row 90 read 100 rows as 20, with no word). Looked for only where the file has more lines than its
+    header and rows take, and no blank lines; multi-line text alone says nothing."""
+    extra = lines - rows - (0 if spec.get("names") else _header(spec) + 1)
+    if blank or extra <= 0 or width < 3:
+        return ""
+    delimiter = spec.get("delimiter", ",")
+    skip = -1 if spec.get("names") else _header(spec)
+    limit = csv.field_size_limit(1 << 30)
+    try:
+        with open(path, encoding=spec.get("encoding", "utf-8-sig"), newline="") as fh:
+            for k, row in enumerate(csv.reader(fh, delimiter=delimiter), start=-skip):
+                for value in row if k > 0 else ():
+                    if any(line.count(delimiter) >= width - 1 for line in value.splitlines()[1:]):
+                        return (f"row {k:,} holds a quoted value that takes in what look like whole rows: a quote "
+                                f"left open there takes in the rows after it ({extra:,} line breaks lie inside "
+                                "quoted values).")
+    except (csv.Error, UnicodeDecodeError, ValueError):
+        return ""
+    finally:
+        csv.field_size_limit(limit)
+    return ""
 
 
 def _numbered(table: pd.DataFrame, path: Path, spec: dict, blank: bool) -> pd.DataFrame:
