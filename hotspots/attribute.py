@@ -207,11 +207,11 @@ def located_counts(incidents: pd.DataFrame, overlap: tuple, boundaries: gpd.GeoD
     part_c, part_b = ci[~whole], bi[~whole]
     if len(part_c):
         # Each incident of a partly covered cell against each area covering part of its cell.
+        from hotspots.detect.inference import run_indices
         order = np.argsort(cell, kind="stable")
         starts = np.searchsorted(cell[order], np.arange(n_cells))
-        counts = per_n.astype(np.int64)
-        k = counts[part_c]
-        rec = order[np.repeat(starts[part_c], k) + (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k))]
+        k = per_n.astype(np.int64)[part_c]
+        rec = order[run_indices(starts[part_c], k)]
         area = np.repeat(part_b, k)
         geoms = boundaries.geometry.values
         shapely.prepare(geoms)

@@ -167,8 +167,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         if not len(incidents):
             raise UserError("no incident lies inside the study area.", file=str(cfg.path))
         accounting = ledger.accounting(incidents)
-        short = accounting[accounting["rows_read"] != accounting[["rows_loaded", "rows_filtered",
-                                                                   "rows_rejected"]].sum(axis=1)]
+        short = Ledger.unaccounted(accounting)
         if len(short):
             f = short.iloc[0]
             raise UserError(f"the rows of this file do not add up: {f.rows_read:,} read, {f.rows_loaded:,} loaded, "
@@ -692,7 +691,7 @@ def _finish_trends(started, cells: gpd.GeoDataFrame) -> None:
     classes = job.result()
     at = cells.columns.get_loc("kde") + 1
     for k, col in enumerate(("trend_class", "trend_z", "trend_p")):
-        values = np.full(len(cells), None if col == "trend_class" else np.nan, dtype=object if k == 0 else float)
+        values = np.full(len(cells), None, dtype=object) if k == 0 else np.full(len(cells), np.nan)
         values[idx] = classes[col].to_numpy()
         cells.insert(at + k, col, values)
 

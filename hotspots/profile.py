@@ -136,6 +136,8 @@ from hotspots.weight import is_risk
 DRAWS_PER_BUILDING = 2
 BUILDING_ALPHA = 0.05
 MAX_BUILDING_DRAWS = 40_000
+#: Fewer of the first draws than this at or beyond a building's count: its radius draws more.
+FEW_EXCEEDANCES = 10
 
 DEFAULT_OPTIONS = {
     "comparison": "area",          # "area" (study-area rate) or "type" (other buildings of the same type)
@@ -530,7 +532,7 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     # rate calls most places "significant"), or the flat rate when no sites are given.
     relocate = null_sites is not None and len(null_sites) >= 20 and N > 0
     if relocate:
-        from hotspots.detect.inference import FEW_EXCEEDANCES, collapse, relocation_null, upper_p
+        from hotspots.detect.inference import collapse, relocation_null, upper_p
         sites = np.asarray(null_sites, float)
         # The places and their tree once, for the first draws and any more at a radius.
         places, place_w = collapse(np.column_stack([rx, ry]), rw)

@@ -136,14 +136,13 @@ TAIL_EXCEEDANCES = 250
 TAIL_FLOOR = 1e-9
 
 
-def gpd_tail_p(sorted_sims: np.ndarray, observed: np.ndarray, n_exc: int = TAIL_EXCEEDANCES,
-               cap: float | None = None) -> np.ndarray:
+def gpd_tail_p(sorted_sims: np.ndarray, observed: np.ndarray, n_exc: int = TAIL_EXCEEDANCES) -> np.ndarray:
     """Upper-tail p of values beyond every draw, extrapolated by a generalised Pareto fit to
     the ``n_exc`` largest draws (Knijnenburg et al. 2009, "Fewer permutations, more accurate
-    P-values"): p = n_exc / draws x GPD survival beyond the threshold, at most ``cap`` (default
-    1 / (draws + 1)) and at least ``TAIL_FLOOR`` (1e-9: extrapolation is not trusted further)."""
+    P-values"): p = n_exc / draws x GPD survival beyond the threshold, at most 1 / (draws + 1)
+    and at least ``TAIL_FLOOR`` (1e-9: extrapolation is not trusted further)."""
     draws = len(sorted_sims)
-    cap = 1.0 / (draws + 1) if cap is None else cap
+    cap = 1.0 / (draws + 1)
     obs = np.asarray(observed, float)
     if draws < 4 * n_exc:
         return np.full(obs.shape, cap)
@@ -396,10 +395,6 @@ def union_relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: 
             last[idx] = at
             out[k] = weights[idx[last[idx] == at]].sum()
     return out
-
-
-#: Fewer draws than this at or beyond a building's count: its radius draws more (``profile``).
-FEW_EXCEEDANCES = 10
 
 
 def upper_p(observed: np.ndarray, null: np.ndarray) -> np.ndarray:

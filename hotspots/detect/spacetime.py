@@ -101,6 +101,12 @@ COLD_CLASSES = tuple(c.replace("hot spot", "cold spot") for c in HOT_CLASSES)
 NO_PATTERN = "no pattern detected"
 ALL_CLASSES = HOT_CLASSES + COLD_CLASSES + (NO_PATTERN,)
 
+
+def trending(classes: pd.Series) -> pd.Series:
+    """Where ``trend_class`` names a pattern: neither "no pattern detected" nor missing (a cell no source
+    of the trends covers has no class)."""
+    return classes.notna() & (classes != NO_PATTERN)
+
 #: pandas frequency aliases for the steps ``choose_period`` can return.
 PANDAS_FREQ = {"month": "MS", "week": "W-MON", "day": "D"}
 

@@ -237,9 +237,9 @@ def _read_checked(job: FileJob) -> tuple[FileResult, pd.DataFrame | None, list[s
     """Read one file and check its header: (its result so far, its rows or None, its header)."""
     schema, path = job.schema, Path(job.path)
     res = FileResult()
+    used = schema_columns(schema)
     try:
-        raw, header, noticed = read_source(path, schema["reader"],
-                                           keep=schema_columns(schema) | set(street_source(schema).values()))
+        raw, header, noticed = read_source(path, schema["reader"], keep=used | set(street_source(schema).values()))
     except UserError as exc:
         res.error, res.stage = exc, "read"
         return res, None, None
@@ -256,7 +256,6 @@ def _read_checked(job: FileJob) -> tuple[FileResult, pd.DataFrame | None, list[s
     notes = ([] if len(raw) else ["the file has no data rows."]) + ([noticed] if noticed else [])
     # Two columns of one name (a partner's "Date" reported and "Date" of the incident): the first is read,
     # which is said, never chosen silently (hostile audit).
-    used = schema_columns(schema)
     twice = sorted({c for c in header if c in used and header.count(c) > 1})
     if twice:
         notes.append(f"the header names {', '.join(repr(c) for c in twice)} more than once: the first "
@@ -616,8 +615,7 @@ def _stored_load(options: LoadOptions, key: str) -> "Loaded | None":
     meta = hit["meta"]
     ledger = Ledger.restored(meta["files"], hit["rejects"], hit["filtered"], hit["notes"])
     # Every file's rows accounted for, or the entry is not trusted: the files are read again.
-    acc = ledger.accounting(hit["incidents"])
-    if not (acc["rows_read"] == acc["rows_loaded"] + acc["rows_filtered"] + acc["rows_rejected"]).all():
+    if len(Ledger.unaccounted(ledger.accounting(hit["incidents"]))):
         return None
     for w in meta["warnings"]:
         ledger.warn(w["source_id"], w["file"], w["message"])

@@ -163,6 +163,11 @@ class Ledger:
             files[name] = _pair_counts(table["source_id"], table[path], files) if len(table) else 0
         return files
 
+    @staticmethod
+    def unaccounted(acc: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``accounting`` whose file's rows do not add up (read != loaded + filtered + rejected)."""
+        return acc[acc["rows_read"] != acc[["rows_loaded", "rows_filtered", "rows_rejected"]].sum(axis=1)]
+
     def summary(self, acc: pd.DataFrame, top: int = 3) -> pd.DataFrame:
         """Per source, from ``accounting``: files, read, loaded, filtered, rejected, top reject reasons.
 

@@ -113,6 +113,10 @@ def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> UserError:
                      hint="Set the schema's reader encoding (e.g. cp1252), or check that it is the right file.")
 
 
+def _utf16(encoding: str) -> bool:
+    return encoding.lower().replace("_", "-").startswith("utf-16")
+
+
 def utf16_text(path: Path) -> UserError:
     """The message for a UTF-16 file (Excel's "Unicode text"), which it would be wrong to call binary."""
     return UserError("the file is UTF-16 text (Excel's \"Unicode text\"), not the UTF-8 the schema reads.",
@@ -124,7 +128,7 @@ def _csv_header(path: Path, spec: dict) -> list[str]:
     """The header row of a CSV (the first row with ``names``), read alone: the width is
     checked before pandas parses anything, and binary junk is refused by its NUL bytes."""
     encoding = spec.get("encoding", "utf-8-sig")
-    utf16 = encoding.lower().replace("_", "-").startswith("utf-16")
+    utf16 = _utf16(encoding)
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
     if not utf16 and head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -165,7 +169,7 @@ def _widest_line(path: Path, delimiter: str, encoding: str, at_least: int = 0) -
         sep = delimiter.encode(encoding.replace("-sig", ""))
     except (UnicodeEncodeError, LookupError):
         return 0, 0
-    if len(sep) != 1 or encoding.lower().replace("_", "-").startswith("utf-16"):
+    if len(sep) != 1 or _utf16(encoding):
         return 0, 0
     best_line, best, line, carry = 0, 0, 1, 0
     with open(path, "rb") as fh:
@@ -229,16 +233,15 @@ def _scan(path: Path) -> tuple[bool, bool, int]:
     return quotes % 2 == 1, blank, lines
 
 
-def _data_rows(path: Path, spec: dict, n: int) -> np.ndarray | None:
-    """The row number of each of the ``n`` rows the readers gave, as a spreadsheet numbers them: blank
-    lines after the header count (hostile audit: after two blank lines, a reject named row 59 for the
-    file's row 61). None where the count does not come out at ``n`` (then the rows keep 1..n)."""
-    encoding = spec.get("encoding", "utf-8-sig")
-    skip = -1 if spec.get("names") else _header(spec)       # the header: that many non-blank records first
-    out, at, seen = [], 0, 0
-    limit = csv.field_size_limit(1 << 24)
+def _csv_records(path: Path, spec: dict):
+    """(row number, fields) of each data record after the header, by Python's csv module: numbered as a
+    spreadsheet shows the rows (blank lines after the header count; they are not yielded), the header
+    being the ``_header(spec)``-th non-blank record, as both readers find it. Raises what csv raises."""
+    skip = -1 if spec.get("names") else _header(spec)
+    at, seen = 0, 0
+    limit = csv.field_size_limit(1 << 30)     # a value that took in the rest of the file is still read
     try:
-        with open(path, encoding=encoding, newline="") as fh:
+        with open(path, encoding=spec.get("encoding", "utf-8-sig"), newline="") as fh:
             for row in csv.reader(fh, delimiter=spec.get("delimiter", ",")):
                 empty = not row or (len(row) == 1 and not row[0].strip(" \t"))
                 if seen <= skip:
@@ -246,11 +249,19 @@ def _data_rows(path: Path, spec: dict, n: int) -> np.ndarray | None:
                     continue
                 at += 1
                 if not empty:
-                    out.append(at)
-    except (csv.Error, UnicodeDecodeError, ValueError):
-        return None
+                    yield at, row
     finally:
         csv.field_size_limit(limit)
+
+
+def _data_rows(path: Path, spec: dict, n: int) -> np.ndarray | None:
+    """The row number of each of the ``n`` rows the readers gave, as a spreadsheet numbers them: blank
+    lines after the header count (hostile audit: after two blank lines, a reject named row 59 for the
+    file's row 61). None where the count does not come out at ``n`` (then the rows keep 1..n)."""
+    try:
+        out = [at for at, _ in _csv_records(path, spec)]
+    except (csv.Error, UnicodeDecodeError, ValueError):
+        return None
     return np.asarray(out, dtype=np.int64) if len(out) == n else None
 
 
@@ -337,20 +348,14 @@ def _line_breaks_in_values(path: Path, spec: dict, width: int, lines: int, rows:
     if blank or extra <= 0 or width < 3:
         return ""
     delimiter = spec.get("delimiter", ",")
-    skip = -1 if spec.get("names") else _header(spec)
-    limit = csv.field_size_limit(1 << 30)
     try:
-        with open(path, encoding=spec.get("encoding", "utf-8-sig"), newline="") as fh:
-            for k, row in enumerate(csv.reader(fh, delimiter=delimiter), start=-skip):
-                for value in row if k > 0 else ():
-                    if any(line.count(delimiter) >= width - 1 for line in value.splitlines()[1:]):
-                        return (f"row {k:,} holds a quoted value that takes in what look like whole rows: a quote "
-                                f"left open there takes in the rows after it ({extra:,} line breaks lie inside "
-                                "quoted values).")
+        for k, row in _csv_records(path, spec):
+            if any(line.count(delimiter) >= width - 1 for value in row for line in value.splitlines()[1:]):
+                return (f"row {k:,} holds a quoted value that takes in what look like whole rows: a quote "
+                        f"left open there takes in the rows after it ({extra:,} line breaks lie inside "
+                        "quoted values).")
     except (csv.Error, UnicodeDecodeError, ValueError):
         return ""
-    finally:
-        csv.field_size_limit(limit)
     return ""
 
 
@@ -510,16 +515,13 @@ def _without_blank_rows(rows: pd.DataFrame) -> pd.DataFrame:
     rows are no more rows than the blank lines both CSV readers skip, and are not counted as read. The
     rows keep their numbers (hostile audit: one space typed in A20000 of a sheet made 19,939 empty rows
     "rejected", and the source failed its loss limit)."""
-    blank = np.ones(len(rows), dtype=bool)
-    for col in rows.columns:
-        if col == "_row":
-            continue
+    cells = [c for c in rows.columns if c != "_row"]
+    blank = np.full(len(rows), bool(cells))
+    for col in cells:
         blank &= rows[col].to_numpy() == ""
-        if not blank.any():
+        if not blank.any():          # the first column usually settles it
             return rows
-    if len(rows.columns) < 2 or not blank.any():
-        return rows
-    return rows[~blank].reset_index(drop=True)
+    return rows[~blank].reset_index(drop=True) if blank.any() else rows
 
 
 def read_table(path: Path, reader: dict, keep: set[str] | None = None) -> pd.DataFrame:

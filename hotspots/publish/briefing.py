@@ -28,7 +28,7 @@ import pandas as pd
 import shapely
 
 from hotspots.detect.counts import count_columns
-from hotspots.detect.spacetime import month_index
+from hotspots.detect.spacetime import NO_PATTERN, month_index, trending
 from hotspots.errors import UserError
 from hotspots.publish import charts
 from hotspots.publish.escape import esc
@@ -175,9 +175,9 @@ def _region_section(result, reg, public: bool, drawn: _RegionCharts) -> str:
         rows.append(("Peak hours", peak or "no times of day in these records"))
         if "trend_class" in result.cells:
             trends = result.cells.loc[result.cells["region_id"] == reg.region_id, "trend_class"]
-            trends = trends[trends.notna() & (trends != "no pattern detected")]
+            trends = trends[trending(trends)]
             rows.append(("Trend (monthly Gi*, Mann-Kendall)", ", ".join(
-                f"{t} ({n} cells)" for t, n in trends.value_counts().items()) or "no pattern detected"))
+                f"{t} ({n} cells)" for t, n in trends.value_counts().items()) or NO_PATTERN))
         if result.buildings is not None and len(result.buildings):
             b = result.buildings
             near = b[shapely.intersects_xy(reg.geometry.buffer(250), b["x"].to_numpy(float), b["y"].to_numpy(float))]

@@ -34,7 +34,7 @@ from hotspots import config
 from hotspots.crs import BNG, WGS84, transformer
 from hotspots.detect.counts import count_columns
 from hotspots.errors import UserError
-from hotspots.detect.spacetime import month_index
+from hotspots.detect.spacetime import month_index, trending
 from hotspots.publish.map_buildings import LABEL_ZOOM, buildings_layers, buildings_legend_html
 from hotspots.publish.escape import HtmlBlock, esc, render_once, short
 from hotspots.publish.map_controls import CellLayer, LegendSwitch, MonthSlider, WhereToAct, ZoomLabels
@@ -504,7 +504,7 @@ def _trends_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
     group = folium.FeatureGroup(name="Hotspots · Emerging hot spot trends (monthly)", show=False)
     if "trend_class" not in cells:
         return group
-    sub = cells[cells["trend_class"].notna() & (cells["trend_class"] != "no pattern detected")].copy()
+    sub = cells[trending(cells["trend_class"])].copy()
     if not len(sub):
         return group
     sub["trend_txt"] = _fmt(sub, "trend_z", 2)
@@ -688,7 +688,8 @@ def _regions_legend() -> str:
 
 
 def _trends_legend(cells) -> str:
-    present = sorted(set(cells.get("trend_class", pd.Series(dtype=str)).dropna()) - {"no pattern detected"})
+    classes = cells.get("trend_class", pd.Series(dtype=str))
+    present = sorted(set(classes[trending(classes)]))
     return ("<b>Emerging hot spot trends</b>" + "".join(_swatch(_trend_colour(t), t) for t in present)) \
         if present else ""
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from hotspots.crs import BNG, WGS84, transformer
+from hotspots.detect.spacetime import trending
 from hotspots.tiers import public_count
 from hotspots.weight import is_risk
 
@@ -114,7 +115,7 @@ def _region_entries(result, public: bool) -> list[dict]:
             members = cells["region_id"] == reg.region_id
             detail = f"{int(reg.n):,} incidents (weighted {reg.weighted:,.1f}); {reg.areas}"
             trends = cells.loc[members, "trend_class"] if "trend_class" in cells else pd.Series(dtype=str)
-            trends = trends[trends.notna() & (trends != "no pattern detected")]
+            trends = trends[trending(trends)]
             if len(trends):
                 detail += f"; trend: {trends.value_counts().index[0]}"
             support = getattr(reg, "support", "")
