@@ -138,7 +138,9 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
 
     with progress.step("load sources"):
         # Few-valued text as categories from each file on (hotspots.load.compact): the table stays small.
-        loaded = load_sources(cfg, options=dataclasses.replace(load or LoadOptions(), compact=True))
+        # The files' cache entries are written on the second core as the analysis starts (waited for at its end).
+        loaded = load_sources(cfg, options=dataclasses.replace(load or LoadOptions(), compact=True,
+                                                               wait_for_cache=False))
         release_freed_memory()      # the files' tables, as they were put together
         boundaries = attribute.read_boundaries(cfg)
     ledger = loaded.ledger
@@ -284,6 +286,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         # wait for them right after the buildings' profiles was 4-5 s).
         _import_publishing_while(types_job)
         building_types = types_job.result() if types_job is not None else None
+    loaded.cache_written()
 
     return Result(cfg=cfg, incidents=incidents, ledger=ledger, accounting=accounting, study_area=area,
                   grid=grid, cells=cells, regions=regions, clusters=clusters, boundaries=boundaries, areas=areas,

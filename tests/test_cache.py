@@ -450,3 +450,36 @@ def test_a_file_that_changes_between_its_hash_and_its_read_stops_the_run_and_is_
     loaded = load_sources(cfg, options=LoadOptions.for_run())
     acc = loaded.ledger.accounting(loaded.incidents)
     assert (acc["rows_read"] == acc[["rows_loaded", "rows_filtered", "rows_rejected"]].sum(axis=1)).all()
+
+
+def test_entries_written_on_the_second_core_are_all_there_when_the_run_is_done(partnership, reads, monkeypatch):
+    """Files loaded in this process are stored by a forked process while the analysis goes on; the run
+    waits for it, so a rerun with one file changed reads that file alone."""
+    from hotspots.pipeline import analyse
+    monkeypatch.setattr(load, "PARALLEL_MIN_BYTES", 10 ** 12)          # every file in this process
+    cfg = load_config(partnership / "partnership.toml")
+    n_files = sum(len(s.files(cfg.base)) for s in cfg.sources)
+    started = []
+    real = load.background.start
+    monkeypatch.setattr(load.background, "start", lambda *a, **k: started.append(k["what"]) or real(*a, **k))
+    analyse(cfg, load=LoadOptions.for_run(fresh=True))
+    # One per round: the sources located by coordinates, then the geocoded ones.
+    assert started.count("files' cache entries") == 2
+    folder = partnership / ".hotspots-cache"
+    entries = [p for p in folder.glob("??/*") if (p / "meta.json").is_file()]
+    assert len(entries) == n_files
+    street = sorted((partnership / "data" / "city_street").glob("*-street.csv"))[0]
+    street.write_text(street.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    reads.clear()
+    load_sources(load_config(partnership / "partnership.toml"), options=LoadOptions.for_run())
+    assert reads.names() == [street.name]
+
+
+def test_a_cache_folder_that_cannot_be_written_is_said_once_and_the_run_goes_on(partnership, monkeypatch):
+    monkeypatch.setattr(load, "PARALLEL_MIN_BYTES", 10 ** 12)
+    monkeypatch.setattr(load.cache, "put", lambda *a, **k: False)      # inherited by the forked writer
+    cfg = load_config(partnership / "partnership.toml")
+    with pytest.warns(load.HotspotsWarning, match="cannot be written") as caught:
+        loaded = load_sources(cfg, options=LoadOptions.for_run(fresh=True))
+    assert len([w for w in caught if "cannot be written" in str(w.message)]) == 1
+    assert len(loaded.incidents) > 1000

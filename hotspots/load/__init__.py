@@ -22,6 +22,7 @@ agencies (``linkage``). It returns a ``Loaded``:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -31,10 +32,12 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from hotspots import background
 from hotspots.config import Config, Source
 from hotspots.errors import UserError
 from hotspots.frames import concat_by_column, release_freed_memory, used_categories
@@ -69,6 +72,9 @@ class Loaded:
     # place names, for the map's street labels and region names. Each distinct point once, with ``n``,
     # its records (``geocode.collapse_streets``): ``name``, ``x``, ``y``, ``n``.
     streets: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["name", "x", "y", "n"]))
+    # Waits for the files' cache entries, written on the second core while the run goes on (``_run_jobs``),
+    # and warns once if they could not be: the run calls it when it is done.
+    cache_written: Callable[[], None] = lambda: None
 
 
 def with_subcategories(categories: list[str]) -> set[str]:
@@ -115,6 +121,9 @@ class LoadOptions:
     - ``compact``: keep the few-valued text columns (``COMPACT``) as categories, as the
       pipeline does from each file on; off, they are strings (one value a row, and
       ``value_counts`` of a subset names only the values it has).
+    - ``wait_for_cache``: off, files loaded in this process are still being stored in the cache (on
+      the second core) when ``load_sources`` returns, and ``Loaded.cache_written`` waits for them:
+      the pipeline calls it when its analysis is done.
     """
     reuse: bool = False
     write: bool = False
@@ -122,6 +131,7 @@ class LoadOptions:
     processes: int | None = None
     client: object | None = None
     compact: bool = False
+    wait_for_cache: bool = True
 
     @classmethod
     def for_run(cls, fresh: bool = False, client=None) -> "LoadOptions":
@@ -433,9 +443,12 @@ def _store(options: LoadOptions, job: FileJob, res: FileResult) -> bool:
     return cache.put(options.cache, job.key, meta, tables)
 
 
-def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptions) -> list[FileResult]:
+def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptions,
+              writing: list) -> list[FileResult]:
     """``load_files`` over ``jobs`` in batches (``batches``) in this process, a process pool or a
-    Dask cluster; results in job order."""
+    Dask cluster; results in job order. The cache is written as they are loaded, except in this
+    process: then a forked process writes it (a ``background.Job`` added to ``writing``, which
+    ``_written`` waits for)."""
     if not jobs:
         return []
     n = options.processes
@@ -449,13 +462,13 @@ def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptio
         done = run_on_cluster(options.client, load_files, [[jobs[i] for i in g] for g in groups], geocoder)
         stored = [_store(options, jobs[i], r) for g, res in zip(groups, done) for i, r in zip(g, res)]
     elif min(n, len(groups)) <= 1 or multiprocessing.current_process().daemon:
-        # The cache is written on a thread while the next batch is mapped (Parquet writes let go of the GIL).
-        with ThreadPoolExecutor(max_workers=1) as writer:
-            done, pending = [], []
-            for g in groups:
-                done.append(load_files([jobs[i] for i in g], geocoder))
-                pending += [writer.submit(_store, options, jobs[i], r) for i, r in zip(g, done[-1])]
-            stored = [f.result() for f in pending]
+        done = [load_files([jobs[i] for i in g], geocoder) for g in groups]
+        pairs = [(jobs[i], r) for g, res in zip(groups, done) for i, r in zip(g, res)]
+        stored = []
+        if options.write and options.cache is not None:
+            # On the second core while this one puts the files together: a thread writing them here
+            # held the GIL for half of it (the 10 k benchmark's 74 small files: 0.6 s of its run).
+            writing.append(background.start(_store_each, options, pairs, what="files' cache entries"))
     else:
         # The largest batches first, so that no worker is left with a big one at the end. Each worker
         # writes its own files to the cache (3 s of the 1 M run no longer in this process).
@@ -469,16 +482,27 @@ def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptio
         for b, (res, ok) in zip(order, got):
             done[b] = res
             stored += ok
-    if not all(stored):
-        options.write = False        # a read-only folder: say so once and carry on without the cache
-        warnings.warn(f"the cache folder {options.cache} cannot be written: normalised incidents are not "
-                      "kept for the next run (set HOTSPOTS_CACHE to a writable folder).", HotspotsWarning,
-                      stacklevel=3)
+    _written(options, stored)
     out: list[FileResult] = [None] * len(jobs)      # type: ignore[list-item]
     for g, res in zip(groups, done):
         for i, r in zip(g, res):
             out[i] = r
     return out
+
+
+def _store_each(options: LoadOptions, pairs: list[tuple[FileJob, FileResult]]) -> list[bool]:
+    return [_store(options, job, res) for job, res in pairs]
+
+
+def _written(options: LoadOptions, stored: list) -> None:
+    """Whether every file's entry was written (``stored``: flags, or ``background.Job``s giving them);
+    for a read-only folder, a warning once, and no more writing."""
+    flags = [ok for item in stored for ok in (item.result() if isinstance(item, background.Job) else [item])]
+    if not all(flags) and options.write:
+        options.write = False        # a read-only folder: say so once and carry on without the cache
+        warnings.warn(f"the cache folder {options.cache} cannot be written: normalised incidents are not "
+                      "kept for the next run (set HOTSPOTS_CACHE to a writable folder).", HotspotsWarning,
+                      stacklevel=4)
 
 
 def batches(jobs: list[FileJob], workers: int = 1) -> list[list[int]]:
@@ -834,6 +858,7 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
         if stored is not None:
             return stored
     results: dict[tuple[int, str], FileResult] = {}
+    writing: list = []      # the files' cache entries being written on the second core (``_run_jobs``)
 
     def run_round(batch: list[tuple[int, FileJob]], geocoder_needed=None) -> None:
         todo = []
@@ -844,7 +869,7 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
             else:
                 todo.append((k, job))
         geocoder = geocoder_needed() if geocoder_needed and todo else None
-        for (k, job), res in zip(todo, _run_jobs([j for _, j in todo], geocoder, options)):
+        for (k, job), res in zip(todo, _run_jobs([j for _, j in todo], geocoder, options, writing)):
             results[(k, job.path)] = res
 
     # Round one: sources located without the geocoder.
@@ -912,6 +937,9 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
         loaded.streets = collapse_streets(pd.concat(streets, ignore_index=True))
     if whole is not None and options.write and len(incidents) and not ledger.failures:
         _store_load(options, whole, loaded)
+    loaded.cache_written = functools.partial(_written, options, writing)
+    if options.wait_for_cache:
+        loaded.cache_written()
     return loaded
 
 
