@@ -32,6 +32,7 @@ from hotspots.detect.spacetime import NO_PATTERN, month_index, trending
 from hotspots.errors import UserError
 from hotspots.publish import charts
 from hotspots.publish.escape import esc
+from hotspots.publish.palette import TAB10
 from hotspots.publish.where import RECORD_COLUMNS, clock, peak_window, region_records, rows_by_region
 from hotspots.tiers import RULES_TEXT, SUPPRESSED, public_count
 from hotspots.weight import risk
@@ -63,8 +64,6 @@ class _RegionCharts:
     drawn from (``incidents``): what every region shares is found once, here."""
 
     def __init__(self, result, public: bool):
-        from matplotlib import colormaps
-        from matplotlib.colors import to_hex
         self.public = public
         # The risk incidents (the columns the sections read), their regions and what the monthly chart and
         # the hour tables count, once, not per region: for the partner view as the map's list found them
@@ -95,7 +94,7 @@ class _RegionCharts:
         self.month = np.full(len(dated), -1, dtype=np.int64)
         self.month[self.dated] = month_index(dated[self.dated], self.months[0].start_time)
         self.labels = [m.strftime("%b %y") for m in self.months]
-        self.palette = [to_hex(c) for c in colormaps["tab10"].colors]
+        self.palette = list(TAB10)
 
     def rows_of(self, reg) -> np.ndarray:
         """The positions of the risk incidents inside a region's cells."""
