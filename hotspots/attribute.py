@@ -54,6 +54,15 @@ def read_boundaries(cfg: Config) -> gpd.GeoDataFrame:
                             f"name in field '{b.name_field}' (feature {unnamed[0] + 1} is the first). "
                             f"Give every area a name, or drop the unnamed features from the layer.",
                             file=str(path), column=b.name_field)
+        # An area with no shape holds no cell and no incident: areas.csv would report it as none, which
+        # is not what it is.
+        shapeless = np.flatnonzero((gdf.geometry.isna() | gdf.geometry.is_empty).to_numpy())
+        if len(shapeless):
+            verb = "has" if len(shapeless) == 1 else "have"
+            raise UserError(f"boundary layer '{b.id}': {len(shapeless):,} of its {len(gdf):,} features {verb} no "
+                            f"geometry (feature {shapeless[0] + 1}, '{names.iloc[shapeless[0]]}', is the first). "
+                            "Give every area its shape, or drop the features without one from the layer.",
+                            file=str(path))
         gdf = gdf.to_crs(BNG)
         gdf["geometry"] = shapely.make_valid(gdf.geometry.values)
         parts.append(gpd.GeoDataFrame({"layer": b.id, "area": names,

@@ -314,6 +314,14 @@ def load_config(path: str | Path) -> Config:
         raise UserError("the config has no [[sources]].", file=str(path),
                         hint="Add at least one [[sources]] table with id, path and schema.")
 
+    for table in ("boundaries", "key_buildings"):
+        ids = [str(t["id"]) for t in raw.get(table, [])]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            # Each id names an output's column or layer (areas.csv, the map's layers): two tables of one id
+            # would publish as one.
+            raise UserError(f"[[{table}]] '{twice[0]}': the id is used twice.", file=str(path),
+                            hint=f"Give each [[{table}]] table its own id.")
     boundaries = [Boundary(id=b["id"], path=b["path"], name_field=b["name_field"], layer=b.get("layer"))
                   for b in raw.get("boundaries", [])]
     buildings = []

@@ -10,7 +10,7 @@ class UserError(Exception):
 
     def __init__(self, message: str, *, file: str | None = None, row: int | None = None,
                  column: str | None = None, hint: str | None = None):
-        self.file, self.row, self.column, self.hint = file, row, column, hint
+        self.message, self.file, self.row, self.column, self.hint = message, file, row, column, hint
         where = []
         if file:
             where.append(f"file {file}")

@@ -205,6 +205,11 @@ def test_a_mapping_that_allows_a_handling_code_outside_the_sets_fails(tmp_path):
     (BASE.replace('start = "2018-01"', 'start = "January"'), ["[study] start", "January"]),
     (BASE.replace('id = "city"', 'id = 5'), ["[[sources]] number 1 id", "text"]),
     (BASE.replace('schema = "police_uk_street"\n', ""), ["[[sources]] 'city' is missing the key 'schema'"]),
+    (BASE + '\n[[boundaries]]\nid = "lad"\npath = "a.gpkg"\nname_field = "n"\n'
+            '\n[[boundaries]]\nid = "lad"\npath = "b.gpkg"\nname_field = "n"\n', ["[[boundaries]] 'lad'", "used twice"]),
+    (BASE + '\n[[key_buildings]]\nid = "s"\npath = "s.csv"\nschema = "london_schools_atlas"\n'
+            '\n[[key_buildings]]\nid = "s"\npath = "t.csv"\nschema = "london_schools_atlas"\n',
+     ["[[key_buildings]] 's'", "used twice"]),
 ])
 def test_a_bad_config_value_is_one_clear_user_error_naming_the_key(tmp_path, body, words):
     _refused(tmp_path, body, *words)

@@ -295,6 +295,51 @@ def test_half_a_sheets_xml_is_a_user_error_naming_the_file(tmp_path):
     assert "yos.xlsx" in msg and "damaged" in msg
 
 
+def _workbook(path: Path, sheets: list[tuple[str, str, list[list]]]) -> None:
+    import openpyxl
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    for title, state, rows in sheets:
+        ws = wb.create_sheet(title)
+        ws.sheet_state = state
+        for row in rows:
+            ws.append(row)
+    wb.save(path)
+
+
+def test_which_sheet_of_a_workbook_is_read_is_said_when_it_has_others_or_is_hidden(tmp_path):
+    # Hostile audit: a workbook's first sheet was read without a word, hidden or not: an old copy of the
+    # data hidden in front of this month's gave last month's rows with exit 0.
+    header = ["Date", "Easting", "Northing"]
+    stale = [header] + [["2018-01-05", 532000 + i, 181000] for i in range(5)]
+    fresh = [header] + [["2018-01-09", 533000 + i, 181500] for i in range(7)]
+    _workbook(tmp_path / "log.xlsx", [("Old copy", "hidden", stale), ("January", "visible", fresh)])
+    cfg = _generic(tmp_path, "log.xlsx")
+    code, out, err = cli("validate", str(cfg))
+    said = out + err
+    assert "the workbook has 2 sheets ('Old copy', 'January'): the first is read" in said, said
+    assert "the sheet read, 'Old copy', is hidden in the workbook." in said
+    # Named in the mapping: that sheet, and nothing to say.
+    spec = json.loads((tmp_path / "any.json").read_text(encoding="utf-8"))
+    spec["reader"]["sheet"] = "January"
+    (tmp_path / "any.json").write_text(json.dumps(spec), encoding="utf-8")
+    from hotspots.schema import _load_schema_file
+    _load_schema_file.cache_clear()         # schema files are read once a process
+    loaded = load_sources(load_config(cfg))
+    assert loaded.ledger.accounting(loaded.incidents)["rows_read"].sum() == 7
+    assert not [w for w in loaded.ledger.warnings if "sheet" in w["message"]]
+    # A sheet the workbook does not have: its sheets are named.
+    _workbook(tmp_path / "log.xlsx", [("Feb", "visible", fresh)])
+    msg = load_error(cfg)
+    assert "log.xlsx" in msg and "no sheet 'January' (its sheets: 'Feb')" in msg and "damaged" not in msg
+    # A notes page in front of the data: the header error names the sheets too.
+    _load_schema_file.cache_clear()
+    _workbook(tmp_path / "notes.xlsx", [("Read me", "visible", [["About this export"], ["..."]]),
+                                        ("Data", "visible", fresh)])
+    msg = load_error(_generic(tmp_path, "notes.xlsx"))
+    assert "notes.xlsx" in msg and "the workbook has 2 sheets ('Read me', 'Data')" in msg
+
+
 def test_an_old_xls_workbook_says_to_save_it_as_xlsx(tmp_path):
     (tmp_path / "log.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096))
     msg = load_error(_generic(tmp_path, "log.xls"))
@@ -662,6 +707,23 @@ def test_a_boundary_area_without_a_name_is_a_user_error_naming_the_file_and_fiel
         assert code == 1 and "internal error" not in err, err
         assert f"file {tmp_path / 'lad.gpkg'}, column 'LAD22NM'" in err
         assert f"1 of its {len(lad)} features has no name" in err and "(feature 7 is the first)" in err
+
+
+def test_a_boundary_area_without_a_shape_is_a_user_error_naming_the_area(tmp_path):
+    # An area with a null or empty geometry held no cell: areas.csv reported it with no incidents.
+    import geopandas as gpd
+    import shapely
+    lad = gpd.read_file(LAD)
+    k = int((lad["LAD22NM"] == "Hackney").to_numpy().argmax())
+    lad.loc[k, "geometry"] = shapely.Polygon()
+    lad.to_file(tmp_path / "lad.gpkg")
+    cfg = police(tmp_path, MONTH.as_posix())
+    cfg.write_text(cfg.read_text() + '\n[[boundaries]]\nid = "lad"\npath = "lad.gpkg"\nname_field = "LAD22NM"\n')
+    for command in ("validate", "run"):
+        code, _, err = cli(command, str(cfg), *(["--out", str(tmp_path / "o")] if command == "run" else []))
+        assert code == 1 and "internal error" not in err, err
+        assert f"file {tmp_path / 'lad.gpkg'}" in err
+        assert f"1 of its {len(lad)} features has no geometry (feature {k + 1}, 'Hackney', is the first)" in err
 
 
 def test_a_key_building_file_with_a_header_and_no_rows_runs_with_a_warning(tmp_path):

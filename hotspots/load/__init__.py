@@ -258,6 +258,9 @@ def _read_checked(job: FileJob) -> tuple[FileResult, pd.DataFrame | None, list[s
         # never "0 rows read" for a file of the wrong shape.
         check_columns(raw, schema, str(path), header)
     except UserError as exc:
+        if noticed:     # which sheet of a workbook was read, when it may not be the one meant
+            exc = UserError(f"{exc.message} ({noticed})", file=exc.file, row=exc.row, column=exc.column,
+                            hint=exc.hint)
         res.error, res.stage = exc, "check"
         if job.street:      # its snap points still name streets (``load_files`` finds the others')
             res.streets = street_points_from(raw, schema)

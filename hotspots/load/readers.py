@@ -427,7 +427,11 @@ def _read_excel(path: Path, spec: dict) -> RawTable:
         raise UserError("the file is not an Excel workbook (.xlsx): it is damaged, truncated or another format.",
                         file=str(path), hint="Save it again from Excel as .xlsx, or as CSV.")
     try:
-        df = pd.read_excel(path, sheet_name=spec.get("sheet", 0), header=_header(spec), dtype=str)
+        with pd.ExcelFile(path) as book:
+            note = _sheet_note(book, spec.get("sheet"), path)
+            df = pd.read_excel(book, sheet_name=spec.get("sheet", 0), header=_header(spec), dtype=str)
+    except UserError:
+        raise
     except (zipfile.BadZipFile, EOFError):
         raise UserError("the Excel workbook is damaged or truncated (its zip archive cannot be read).",
                         file=str(path), hint="Save it again from Excel as .xlsx, or as CSV.") from None
@@ -438,7 +442,29 @@ def _read_excel(path: Path, spec: dict) -> RawTable:
                         f"{str(exc)[:200]}).", file=str(path), hint="Save it again from Excel as .xlsx, or as CSV.") \
             from None
     _check_width(path, len(df.columns))
-    return RawTable(_finish(df), [str(c) for c in df.columns])
+    return RawTable(_finish(df), [str(c) for c in df.columns], note)
+
+
+def _sheet_note(book: pd.ExcelFile, chosen, path: Path) -> str:
+    """What the analyst should hear of the sheet read: which one, when the workbook has others and the
+    mapping names none, and that it is hidden, when it is (a workbook's first sheet may be a hidden
+    copy or a notes page); "" otherwise."""
+    names = [str(n) for n in book.sheet_names]
+    at = 0 if chosen is None else chosen if isinstance(chosen, int) else \
+        names.index(str(chosen)) if str(chosen) in names else None
+    if at is None or not 0 <= at < len(names):
+        raise UserError(f"the workbook has no sheet {chosen!r} (its sheets: "
+                        f"{', '.join(repr(n) for n in names)}).", file=str(path),
+                        hint="Name one of them as the mapping's reader \"sheet\" (a name, or a number from 0).")
+    states = [getattr(ws, "sheet_state", "visible") for ws in getattr(book.book, "worksheets", [])]
+    notes = []
+    if chosen is None and len(names) > 1:
+        notes.append(f"the workbook has {len(names)} sheets ({', '.join(repr(n) for n in names[:6])}"
+                     f"{', ...' if len(names) > 6 else ''}): the first is read (the mapping's reader names no "
+                     "\"sheet\").")
+    if at < len(states) and states[at] != "visible":
+        notes.append(f"the sheet read, {names[at]!r}, is hidden in the workbook.")
+    return " ".join(notes)
 
 
 def read_excel(path: Path, spec: dict) -> pd.DataFrame:
@@ -507,7 +533,7 @@ def read_source(path: Path, reader: dict, keep: set[str] | None = None) -> RawTa
         # data in the columns ``keep`` left unread (a review: dropping it then lost the row uncounted).
         return _read_csv(path, reader, keep)
     table = READERS[fmt](path, reader)
-    return RawTable(_without_blank_rows(table.rows), table.columns)
+    return table._replace(rows=_without_blank_rows(table.rows))
 
 
 def _without_blank_rows(rows: pd.DataFrame) -> pd.DataFrame:
