@@ -41,7 +41,7 @@ from hotspots.errors import UserError
 from hotspots.load.dates import parse_date_text, with_times
 from hotspots.load.geocode import compact_postcode, is_postcode, looks_like_gridref, parse_gridref
 from hotspots.load.readers import AUTO_FORMATS, read_source, utf16_text
-from hotspots.schema import TAXONOMY, source_schema
+from hotspots.schema import CATEGORY_MAPS, TAXONOMY, source_schema
 
 TODO = "TODO"
 SAMPLE = 5000           # values looked at per column
@@ -361,13 +361,30 @@ def _location(raw: pd.DataFrame, cols: list[str], vector: bool) -> tuple[list[di
     return cands, [c for cand in cands for c in (cand.get("x"), cand.get("y"), cand.get("column")) if c]
 
 
+def _known_names() -> dict[str, str]:
+    """Every name the taxonomy itself gives a category (its codes, labels and the police.uk names and slugs
+    of ``CATEGORY_MAPS``), lower case, to its code."""
+    known = {code: code for code in TAXONOMY}
+    known.update({v["label"].lower(): code for code, v in TAXONOMY.items()})
+    for table in CATEGORY_MAPS.values():
+        known.update({k.lower(): v for k, v in table.items()})
+    return known
+
+
 def suggest_category(value: str) -> str | None:
-    """The taxonomy code a partner's category value suggests by its words (``CATEGORY_KEYWORDS``), or None."""
+    """The taxonomy code a partner's category value suggests: the taxonomy's own names first (police.uk's
+    "Violence and sexual offences" is violent crime, not a sexual offence), else its words
+    (``CATEGORY_KEYWORDS``); None when neither."""
     low = " ".join(str(value).lower().split())
+    if low in _KNOWN:
+        return _KNOWN[low]
     for pattern, code in CATEGORY_KEYWORDS:
         if re.search(pattern, low):
             return code
     return None
+
+
+_KNOWN = _known_names()
 
 
 def _category_column(raw: pd.DataFrame, cols: list[str]) -> tuple[str | None, dict]:

@@ -193,7 +193,15 @@ def test_unfilled_todo_stops_at_the_config(tmp_path):
 @pytest.mark.parametrize("value,code", [("Knife carrying", "possession-of-weapons"), ("Stabbing", "violence-with-weapon"),
                                         ("County Lines", "exploitation"), ("Mugging", "robbery"),
                                         ("GBH", "violent-crime"), ("Shoplifting", "shoplifting"),
-                                        ("Domestic incident", "domestic-abuse"), ("Lost property", None)])
+                                        ("Domestic incident", "domestic-abuse"), ("Lost property", None),
+                                        # The taxonomy's own names before words: police.uk's combined category
+                                        # is violent crime (it was suggested as sexual offences).
+                                        ("Violence and sexual offences", "violent-crime"),
+                                        ("violence-and-sexual-offences", "violent-crime"),
+                                        ("Sexual offences", "sexual-offences"), ("Criminal damage and arson",
+                                                                                 "criminal-damage-arson"),
+                                        ("Other crime", "other-crime"), ("Theft from the person",
+                                                                         "theft-from-the-person")])
 def test_category_suggestions_by_keyword(value, code):
     assert suggest_category(value) == code
 
