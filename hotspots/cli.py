@@ -204,12 +204,36 @@ def cmd_validate(args) -> int:
             acc = pd.concat([acc, load_buildings(cfg, loaded.ledger)[1]], ignore_index=True)
         except UserError as exc:
             loaded.ledger.failures["key_buildings"] = str(exc)
+    grid_problem = None
+    if len(incidents):
+        try:
+            _check_grid(cfg, incidents, boundaries)
+        except UserError as exc:
+            grid_problem = str(exc)
     _print_accounting(loaded.ledger.summary(acc))
     print("\n(The counts are run's, but for one step: validate does not clip to the study area, so run may "
           "reject more rows as 'outside study area'.)")
     for sid, message in loaded.ledger.failures.items():
         print(f"\nsource '{sid}' FAILED: {message}")
-    return 1 if loaded.ledger.failures else 0
+    if grid_problem:
+        print(f"\nthe analysis would FAIL: {grid_problem}")
+    return 1 if loaded.ledger.failures or grid_problem else 0
+
+
+def _check_grid(cfg, incidents, boundaries) -> None:
+    """The grid run would lay over these incidents, and its Gi* neighbourhood, within their limits
+    (``hotspots.grid``): a cell size too small for the study area is found by validate, not by run."""
+    from hotspots import grid as gridmod
+    from hotspots.pipeline import choose_study_area
+
+    class _Uncounted:           # the strays run rejects are not validate's to count
+        def reject(self, *args, **kwargs):
+            pass
+
+    area, cell, _, _ = choose_study_area(cfg, incidents, boundaries, _Uncounted())
+    grid = gridmod.build_grid(area, cell, str(cfg.analysis.get("cell_shape", "square")))
+    gridmod.check_neighbour_distance(float(cfg.analysis.get("neighbour_distance_m", grid.touch_distance)),
+                                     grid.cell, grid.n)
 
 
 def _months(text: str, flag: str):

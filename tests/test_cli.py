@@ -270,11 +270,15 @@ def _example_copy(tmp_path, replace: dict) -> str:
     ({'name_field = "LAD22NM"': 'name_field = "LAD_NAME"'}, "LAD_NAME"),
     ({'coverage = ["City of London"]': 'coverage = ["City of Londn"]'}, "City of Londn"),
     ({'start = "2017-12"': 'start = "2017-12"\narea = "lad"\narea_names = ["Camdn"]'}, "Camdn"),
+    # The grid over the study area the data make (a hostile audit: validate passed, run refused).
+    ({"cell_size_m = 150": "cell_size_m = 10", 'start = "2017-12"': 'start = "2017-12"\narea = "lad"'},
+     "more than the limit of 4,000,000 cells"),        # 10 m cells over the whole of London
+    ({"cell_size_m = 150": "cell_size_m = 150\nneighbour_distance_m = 4000"}, "is more than 20 cells"),
 ])
 def test_validate_makes_every_check_run_makes_before_analysing(tmp_path, capsys, replace, says):
     assert main(["validate", _example_copy(tmp_path, replace)]) == 1
-    err = capsys.readouterr().err
-    assert says in err and "internal error" not in err
+    said = capsys.readouterr()
+    assert says in said.out + said.err and "internal error" not in said.out + said.err
 
 
 def test_validate_loaded_counts_are_runs(demo_out, capsys):
