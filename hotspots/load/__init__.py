@@ -143,6 +143,8 @@ class LoadOptions:
 # small files do not pay for them either once they are mapped in batches (``load_files``): the 10 k
 # benchmark's 74 files (2 MB) load in 1.7 s in one process, 2.0-2.2 s in two.
 PARALLEL_MIN_BYTES = 8_000_000
+# The most bytes of files whose cache entries a forked process writes while the run goes on (``_run_jobs``).
+DEFERRED_WRITE_BYTES = 400_000_000
 # The most bytes of files one ``load_files`` call maps as one table.
 BATCH_BYTES = 32_000_000
 
@@ -449,9 +451,9 @@ def _store(options: LoadOptions, job: FileJob, res: FileResult) -> bool:
 def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptions,
               writing: list) -> list[FileResult]:
     """``load_files`` over ``jobs`` in batches (``batches``) in this process, a process pool or a
-    Dask cluster; results in job order. The cache is written as they are loaded, except in this
-    process: then a forked process writes it (a ``background.Job`` added to ``writing``, which
-    ``_written`` waits for)."""
+    Dask cluster; results in job order. Up to ``DEFERRED_WRITE_BYTES`` of files, a forked process
+    writes their cache entries (a ``background.Job`` added to ``writing``, which ``_written`` waits
+    for); beyond, or on a Dask cluster, they are written where they were loaded."""
     if not jobs:
         return []
     n = options.processes
@@ -464,27 +466,36 @@ def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptio
         from hotspots.distributed import run_on_cluster
         done = run_on_cluster(options.client, load_files, [[jobs[i] for i in g] for g in groups], geocoder)
         stored = [_store(options, jobs[i], r) for g, res in zip(groups, done) for i, r in zip(g, res)]
-    elif min(n, len(groups)) <= 1 or multiprocessing.current_process().daemon:
-        done = [load_files([jobs[i] for i in g], geocoder) for g in groups]
-        pairs = [(jobs[i], r) for g, res in zip(groups, done) for i, r in zip(g, res)]
-        stored = []
-        if options.write and options.cache is not None:
-            # On the second core while this one puts the files together: a thread writing them here
-            # held the GIL for half of it (the 10 k benchmark's 74 small files: 0.6 s of its run).
-            writing.append(background.start(_store_each, options, pairs, what="files' cache entries"))
     else:
-        # The largest batches first, so that no worker is left with a big one at the end. Each worker
-        # writes its own files to the cache (3 s of the 1 M run no longer in this process).
-        order = sorted(range(len(groups)), key=lambda b: -sum(jobs[i].size for i in groups[b]))
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-        with ProcessPoolExecutor(max_workers=min(n, len(groups)), mp_context=ctx, initializer=_set_worker,
-                                 initargs=(geocoder, options)) as pool:
-            got = list(pool.map(_load_in_worker, [[jobs[i] for i in groups[b]] for b in order]))
-        done = [None] * len(groups)
-        stored = []
-        for b, (res, ok) in zip(order, got):
-            done[b] = res
-            stored += ok
+        # Up to DEFERRED_WRITE_BYTES of files, their cache entries are written by a forked process while
+        # the run goes on (the analysis leaves the second core idle for a while): a thread writing them
+        # held the GIL for half of it (the 10 k benchmark's 74 small files: 0.6 s of its run), worker
+        # processes writing them finished the load later (1.3 s of a 1 M run). Beyond, each worker
+        # writes its own files: the forked process would hold every file's rows until it is done.
+        here = min(n, len(groups)) <= 1 or multiprocessing.current_process().daemon
+        writes = options.write and options.cache is not None
+        defer = writes and sum(j.size for j in jobs) <= DEFERRED_WRITE_BYTES
+        if here:
+            done = [load_files([jobs[i] for i in g], geocoder) for g in groups]
+            stored = [] if defer or not writes else \
+                [_store(options, jobs[i], r) for g, res in zip(groups, done) for i, r in zip(g, res)]
+        else:
+            # The largest batches first, so that no worker is left with a big one at the end.
+            order = sorted(range(len(groups)), key=lambda b: -sum(jobs[i].size for i in groups[b]))
+            ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+            # Deferred, the workers send back the whole rows, references too, for the entries to keep them.
+            worker_options = dataclasses.replace(options, write=False, compact=False) if defer else options
+            with ProcessPoolExecutor(max_workers=min(n, len(groups)), mp_context=ctx, initializer=_set_worker,
+                                     initargs=(geocoder, worker_options)) as pool:
+                got = list(pool.map(_load_in_worker, [[jobs[i] for i in groups[b]] for b in order]))
+            done = [None] * len(groups)
+            stored = []
+            for b, (res, ok) in zip(order, got):
+                done[b] = res
+                stored += ok
+        if defer:
+            pairs = [(jobs[i], r) for g, res in zip(groups, done) for i, r in zip(g, res)]
+            writing.append(background.start(_store_each, options, pairs, what="files' cache entries"))
     _written(options, stored)
     out: list[FileResult] = [None] * len(jobs)      # type: ignore[list-item]
     for g, res in zip(groups, done):
