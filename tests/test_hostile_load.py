@@ -790,6 +790,12 @@ def test_a_utf16_file_is_called_utf16_and_read_when_the_schema_says_so(tmp_path)
         readers.read_source(tmp_path / "m.csv", {"format": "csv"})
     table = readers.read_source(tmp_path / "m.csv", {"format": "csv", "encoding": "utf-16"})
     assert table.rows["Crime type"].tolist() == ["Robbery"] and table.rows["_row"].tolist() == [1]
+    # After blank lines, rows keep the numbers the file shows (the scan looked for one-byte line ends).
+    row = "id{},2018-01,City,City,-0.09,51.515,On or near X,,,Robbery,,\r\n"
+    text = POLICE_HEADER + "\r\n" + row.format(1) + "\r\n  \r\n" + row.format(2) + row.format(3)
+    (tmp_path / "m.csv").write_bytes(text.encode("utf-16"))
+    table = readers.read_source(tmp_path / "m.csv", {"format": "csv", "encoding": "utf-16"})
+    assert table.rows["Crime ID"].tolist() == ["id1", "id2", "id3"] and table.rows["_row"].tolist() == [1, 4, 5]
 
 
 def test_a_config_saved_with_a_byte_order_mark_reads(tmp_path):
