@@ -144,6 +144,11 @@ def test_an_agency_run_never_writes_a_public_map(tmp_path):
     assert (out / "map.html").is_file()
     assert not (out / "map-public.html").exists() and not (out / "public").exists()
     assert "own run" in (out / "map.html").read_text(encoding="utf-8")
+    # The briefing, the file printed and handed round at a meeting, says so too: it is not a partner-tier
+    # document (hostile audit: it was headed "(partner tier)" with no word of the agency's records).
+    brief = (out / "briefing.html").read_text(encoding="utf-8")
+    assert "community_intel&#x27;s own run" in brief and "Not for sharing" in brief
+    assert "partner tier" not in brief
 
 
 def test_sharing_is_an_allow_list_of_codes_and_anything_unknown_is_held_back(loaded):

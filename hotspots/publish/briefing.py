@@ -224,9 +224,13 @@ def _summary(result, public: bool) -> str:
         asked = sum(c.values())
         geo.append(f"{esc(sid)}: {count(asked - c.get('unmatched', 0))} of {count(asked)} free-text or postcode "
                    "locations placed offline")
+    # An agency's own run holds records that may not leave it: its briefing says so, as its map does.
+    agency = (result.extra or {}).get("agency")
+    audience = (f"{agency}'s own run: it includes records whose handling code keeps them within that agency. "
+                "Not for sharing" if agency else f"{'public' if public else 'partner'} tier")
     return (f"<section><h1>{esc(result.cfg.name)}</h1><p class=sub>Hotspot briefing, "
-            f"{esc(result.cfg.start_label)} to {esc(result.cfg.end_label)} ({'public' if public else 'partner'} "
-            f"tier). Made {esc(datetime.now().strftime('%d %B %Y'))} by hotspots.</p>"
+            f"{esc(result.cfg.start_label)} to {esc(result.cfg.end_label)} ({esc(audience)}). "
+            f"Made {esc(datetime.now().strftime('%d %B %Y'))} by hotspots.</p>"
             f"<p>{count(int((result.incidents['weight'].to_numpy() > 0).sum()))} incidents counted as risk; {hot:,} cells hot at 95 % or more "
             f"after the false discovery rate correction, in {n_regions:,} hotspot region"
             f"{'s' if n_regions != 1 else ''}.</p>"
@@ -301,7 +305,8 @@ def build_briefing(result, tier: str = "partner") -> str:
     if not public:
         parts.append(_thresholds_section(result))
     parts.append(_methods(result, public))
-    title = esc(f"{result.cfg.name}: briefing ({tier})")
+    agency = (result.extra or {}).get("agency")
+    title = esc(f"{result.cfg.name}: briefing ({f'{agency} only, not for sharing' if agency else tier})")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>{CSS}</head>'
             f"<body>{charts.PATTERNS}{''.join(parts)}</body></html>")
 
