@@ -40,7 +40,8 @@ from hotspots.profile import (category_counts, comparable_places, grouped_risk, 
                               profile_buildings, type_profile)
 from hotspots.progress import Progress
 from hotspots.sensitivity import high_risk_scenario, weight_sensitivity
-from hotspots.tiers import PUBLIC, check_public, disclose, factual_mask, near_sensitive, public_coverage
+from hotspots.tiers import (PUBLIC, check_public, disclose, factual_mask, near_sensitive, public_accounting,
+                            public_coverage)
 
 
 @dataclass
@@ -474,6 +475,7 @@ def public_view(result: Result) -> Result:
         hidden = set(result.buildings.loc[sensitive.sensitive_mask(result.buildings), "type"].astype(str))
         types = types[~types["type"].astype(str).isin(hidden)].reset_index(drop=True)
     return dataclasses.replace(result, incidents=incidents, grid=grid, cells=cells, regions=regions, areas=areas,
+                               accounting=public_accounting(result.accounting, result.ledger.filtered),
                                clusters=empty,
                                study_area=area, kde_surface=None, neighbours=w, parameters=params,
                                buildings=sensitive.public_buildings(result.buildings), building_types=types,

@@ -132,3 +132,21 @@ def factual_mask(frame: pd.DataFrame) -> pd.Series:
     if not cols:
         return pd.Series(False, index=frame.index)
     return frame[cols].sum(axis=1) > 0
+
+
+def public_accounting(accounting: pd.DataFrame, filtered: pd.DataFrame) -> pd.DataFrame:
+    """The rows per input file as the public tier states them: the records held back for their handling
+    code (``governance.REASONS``: C without conditions, 5x5x5 handling 4 and 5, ...) are neither read nor
+    filtered there. Counted among the rows filtered they gave back how many restricted records each
+    source holds (a source's filtered rows can be exactly its held-back ones)."""
+    from hotspots.governance import REASONS
+    held = filtered[filtered["reason"].astype(str).isin([r for r in REASONS if r])] if len(filtered) else filtered
+    if not len(held):
+        return accounting
+    per = held.groupby([held["source_id"].astype(str), held["file"].astype(str)]).size()
+    keys = pd.MultiIndex.from_arrays([accounting["source_id"].astype(str), accounting["path"].astype(str)])
+    less = per.reindex(keys, fill_value=0).to_numpy()
+    out = accounting.copy()
+    out["rows_read"] = out["rows_read"] - less
+    out["rows_filtered"] = out["rows_filtered"] - less
+    return out

@@ -373,3 +373,23 @@ def test_every_public_hot_cell_is_hot_on_the_factual_sources_alone(example_resul
     assert demoted.any() and (published[demoted] <= 0).all()      # hot only with the anecdotal sources
     kept = (agreed > 0) & (factual > 0) & (cells["region_id"].fillna("") != "").to_numpy()
     assert kept.any() and (published[kept] > 0).all()
+
+def test_the_public_sources_table_does_not_count_held_back_records(demo_out):
+    """Hostile audit: the public map's and briefing's table of sources showed each source's rows "Filtered",
+    and those held back for their handling code were among them: community_intel's 30 filtered rows are
+    exactly its 30 3x5x2 C records without conditions, legacy_intel's 14 its 5x5x5 handling 4. The public
+    tier counts the records it may use: the held-back rows are neither read nor filtered there."""
+    import re
+    for name in ("map-public.html", "briefing-public.html"):
+        html = (demo_out[2] / name).read_text(encoding="utf-8")
+        rows = {}
+        for row in re.findall(r"<tr>(<td>(?:community_intel|legacy_intel)</td>.*?)</tr>", html):
+            cells = re.findall(r"<td>(.*?)</td>", row)
+            nums = [c for c in cells if re.fullmatch(r"\d+|&lt;8|<8", c)]
+            rows[cells[0]] = nums[:4]       # read, loaded, filtered, rejected
+        # community_intel: 600 read, 522 loaded, 30 filtered (all held back), 48 rejected
+        assert rows["community_intel"] == ["570", "520", "0", "50"], (name, rows)
+        # legacy_intel: 82 read, 65 loaded, 14 filtered (all held back), 3 rejected
+        assert rows["legacy_intel"][:3] == ["70", "65", "0"], (name, rows)
+    # The partner map still says what was held back, and why.
+    assert "held back from shared outputs" in (demo_out[2] / "map.html").read_text(encoding="utf-8")
