@@ -3,11 +3,11 @@
 Handling codes decide where a record may go (College of Policing APP):
 
 - 3x5x2 ``P``: may be shared with the partnership;
-- 3x5x2 ``C``: only with its conditions recorded: on the record itself (the
-  source's conditions column, e.g. "Police and YOS only") or on its
-  [[sources]] entry in the config (``handling_conditions = "..."``, the
-  partnership's record that the conditions are met for this analysis).
-  Otherwise it is used in its originating agency's outputs only;
+- 3x5x2 ``C``: only with its conditions recorded on its [[sources]] entry in the config
+  (``handling_conditions = "..."``, the partnership's record that the conditions are met for
+  this analysis). Otherwise it is used in its originating agency's outputs only. Conditions
+  written on a record ("Police and YOS only") restrict it, they do not release it: shared with
+  the whole partnership and the public they would be broken (a disclosure audit);
 - legacy 5x5x5 handling ``1``-``3`` may be shared; ``4`` and ``5`` never leave
   the originating agency;
 - a graded record (an intelligence grade but no handling code, neither its
@@ -18,6 +18,11 @@ Handling codes decide where a record may go (College of Policing APP):
   defined sets of ``hotspots.schema.HANDLING_CODES``) is kept to its agency.
   Sharing is an allow-list: only the codes above that may be shared are, never
   by default. (A source's own ``handling`` outside the sets fails the config.)
+
+A source's ``handling`` in the config is both the code of its records that carry none and a
+limit on all of them: a record is shared only when its own code and its source's both allow it
+(a source set to ``4`` never leaves its agency, whatever its rows say; a disclosure audit found 51
+of such a source's 65 records in the shared outputs).
 
 The originating agency of a record is its source (``source_id``). An
 agency-only run (``agency=<source_id>``) uses that source's records whatever
@@ -36,7 +41,7 @@ from hotspots.frames import take_by_column, text_codes, text_in
 from hotspots.load.ledger import Ledger
 from hotspots.weight import lookup
 
-REASON_C = "handling code C without recorded conditions: originating agency only"
+REASON_C = "handling code C without conditions recorded in the config: originating agency only"
 REASON_5X5X5 = "5x5x5 handling code 4 or 5: originating agency only"
 REASON_NONE = "graded record without a handling code: originating agency only"
 REASON_UNKNOWN = "unknown handling code: originating agency only"
@@ -47,28 +52,37 @@ REASONS = ["", REASON_UNKNOWN, REASON_C, REASON_5X5X5, REASON_NONE]
 ROLES = ("victim", "suspect", "witness", "unknown")
 
 
+def _kinds(code: np.ndarray) -> np.ndarray:
+    """``restriction``'s answer for each handling code (upper case, stripped), C as if without conditions."""
+    # An allow-list: a record is shared only when its code says it may be; anything else stays.
+    return np.select([np.isin(code, SHAREABLE_CODES), code == "C", np.isin(code, ["4", "5"]), code == ""],
+                     [SHARED, C, FIVE, BLANK], UNKNOWN).astype(np.int8)
+
+
 def restriction(incidents: pd.DataFrame, cfg) -> pd.Series:
     """Why each record may not be shared ("" where it may); see the module docstring. Categories:
     each distinct handling code and grade is read once, and the answer is a code a row (a string a
     row was 5 GB at 23 M records)."""
-    conditions = {s.id: bool(str(s.handling_conditions).strip()) for s in cfg.sources}
     def column(name: str) -> pd.Series:     # "" where the column is missing (made only then)
         return incidents[name] if name in incidents else pd.Series("", index=incidents.index)
 
     codes, values = text_codes(column("handling"))
-    code = values.str.strip().str.upper().to_numpy(object)
-    # An allow-list: a record is shared only when its code says it may be; anything else stays.
-    kind = np.select([np.isin(code, SHAREABLE_CODES), code == "C", np.isin(code, ["4", "5"]), code == ""],
-                     [SHARED, C, FIVE, BLANK], UNKNOWN).astype(np.int8)[codes]
-    own = incidents["_conditions"].fillna(False).to_numpy(bool) if "_conditions" in incidents \
-        else np.zeros(len(incidents), bool)
-    src_cond = lookup(incidents["source_id"], conditions, 0.0) > 0
+    kind = _kinds(values.str.strip().str.upper().to_numpy(object))[codes]
+    # The source's own code, a limit on each of its records (C released by conditions in the config).
+    limit = {s.id: int(_kinds(np.array([str(s.handling).strip().upper()], dtype=object))[0]) for s in cfg.sources}
+    released = {s.id for s in cfg.sources if str(s.handling_conditions).strip()}
+    for sid in released:
+        limit[sid] = SHARED if limit[sid] == C else limit[sid]
+    source_kind = lookup(incidents["source_id"], {k: float(v) for k, v in limit.items()}, float(SHARED))
+    source_kind = np.where(source_kind == BLANK, SHARED, source_kind).astype(np.int8)    # no code: no limit
+    in_released = lookup(incidents["source_id"], dict.fromkeys(released, 1.0), 0.0) > 0
     graded = np.zeros(len(incidents), bool)
     for col in ("grade_source", "grade_intel"):
         gcodes, gvalues = text_codes(column(col))
         graded |= np.asarray(gvalues != "")[gcodes]
-    why = np.where(kind == C, np.where(own | src_cond, SHARED, C), kind)
+    why = np.where(kind == C, np.where(in_released, SHARED, C), kind)
     why = np.where(kind == BLANK, np.where(graded, BLANK, SHARED), why)
+    why = np.where(why == SHARED, source_kind, why).astype(np.int8)
     return pd.Series(pd.Categorical.from_codes(why, categories=REASONS), index=incidents.index,
                      name="restriction").cat.remove_unused_categories()
 

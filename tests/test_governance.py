@@ -1,5 +1,6 @@
 """Handling codes and roles on the generated partner data: records whose code forbids sharing never reach
-shared outputs (3x5x2 C without recorded conditions; 5x5x5 handling 4 and 5), an agency's own run still
+shared outputs (3x5x2 C without conditions recorded in the config; 5x5x5 handling 4 and 5; a source's
+own code limits all its records), an agency's own run still
 uses them, and victims and suspects are never counted together."""
 from __future__ import annotations
 
@@ -31,9 +32,11 @@ def test_3x5x2_P_is_shared_and_C_only_with_its_conditions(loaded):
     handling = raw["Handling"].to_numpy()[ci["_row"] - 1]
     conditions = raw["Handling_Conditions"].to_numpy()[ci["_row"] - 1]
     assert ok[ci.index[handling == "P"]].all() and (handling == "P").sum() == 487
+    # Conditions written on a record restrict it ("Police and YOS only"): only the config's release C (a
+    # disclosure audit: the 35 records with conditions reached every partner and the public tier).
     with_cond = (handling == "C") & (conditions != "")
     without = (handling == "C") & (conditions == "")
-    assert ok[ci.index[with_cond]].all() and with_cond.sum() == 35
+    assert not ok[ci.index[with_cond]].any() and with_cond.sum() == 35
     assert not ok[ci.index[without]].any() and without.sum() == 27
     # the generator planted exactly these as "C without conditions"
     t = P.truth_of(P.CI)
@@ -42,7 +45,7 @@ def test_3x5x2_P_is_shared_and_C_only_with_its_conditions(loaded):
     # a graded report with no handling code at all stays with its agency too
     assert not ok[ci.index[handling == ""]].any() and (handling == "").sum() == 3
     why = governance.restriction(ci, cfg)
-    assert why.value_counts().to_dict() == {"": 522, governance.REASON_C: 27, governance.REASON_NONE: 3}
+    assert why.value_counts().to_dict() == {"": 487, governance.REASON_C: 62, governance.REASON_NONE: 3}
 
 
 def test_conditions_recorded_on_the_source_in_the_config_release_C(loaded, tmp_path):
@@ -54,13 +57,26 @@ def test_conditions_recorded_on_the_source_in_the_config_release_C(loaded, tmp_p
     assert why.value_counts().to_dict() == {"": 549, governance.REASON_NONE: 3}
 
 
-def test_a_source_handling_code_fills_blank_codes(tmp_path):
+def test_a_source_handling_code_fills_blank_codes_and_limits_every_record(tmp_path):
     cfg = load_config(P.partner_config(tmp_path, sources=("intel",), police=False,
                                        source_extra={"intel": 'handling = "C"\n'}))
     ld = load_sources(cfg)
     ci = ld.incidents
     assert ci["handling"].value_counts().to_dict() == {"P": 487, "C": 65}
-    assert governance.restriction(ci, cfg).value_counts().to_dict() == {"": 522, governance.REASON_C: 30}
+    # A source set to C, no conditions in the config: none of its records is shared, P ones neither.
+    assert governance.restriction(ci, cfg).value_counts().to_dict() == {governance.REASON_C: 552}
+    (tmp_path / "r").mkdir()
+    (tmp_path / "f").mkdir()
+    released = load_config(P.partner_config(tmp_path / "r", sources=("intel",), police=False, source_extra={
+        "intel": 'handling = "C"\nhandling_conditions = "Partners only, under the ISA s.4"\n'}))
+    assert governance.restriction(ci, released).value_counts().to_dict() == {"": 552}
+    # A 5x5x5 source set to 4 never leaves its agency, whatever its records' own codes (an audit found 51
+    # of such a source's 65 records in the shared outputs).
+    four = load_config(P.partner_config(tmp_path / "f", sources=("legacy",), police=False,
+                                        source_extra={"legacy": 'handling = "4"\n'}))
+    lg = load_sources(four).incidents
+    assert set(lg["handling"]) >= {"1", "2", "3"}
+    assert governance.restriction(lg, four).value_counts().to_dict() == {governance.REASON_5X5X5: len(lg)}
 
 
 def test_5x5x5_handling_4_and_5_never_leave_the_originating_agency(loaded):
@@ -85,16 +101,16 @@ def test_held_back_records_are_filtered_in_the_ledger_and_accounting_still_balan
     ledger = Ledger(files=list(ld.ledger.files), _rejects=list(ld.ledger._rejects),
                     _filtered=list(ld.ledger._filtered))
     kept, held = governance.split_shared(ld.incidents, cfg, ledger)
-    assert len(held) == 27 + 3 + 14 and len(kept) + len(held) == len(ld.incidents)
+    assert len(held) == 62 + 3 + 14 and len(kept) + len(held) == len(ld.incidents)
     acc = ledger.accounting(kept).set_index("source_id")
     assert acc.loc["intel", ["rows_read", "rows_loaded", "rows_filtered", "rows_rejected"]].tolist() == \
-        [600, 522, 30, 48]
+        [600, 487, 65, 48]
     assert acc.loc["legacy", ["rows_read", "rows_loaded", "rows_filtered", "rows_rejected"]].tolist() == \
         [82, 65, 14, 3]
     assert (acc["rows_read"] == acc["rows_loaded"] + acc["rows_filtered"] + acc["rows_rejected"]).all()
     flt = ledger.filtered
     assert flt[flt["source_id"] == "intel"]["reason"].value_counts().to_dict() == {
-        "handling code C without recorded conditions: originating agency only": 27,
+        "handling code C without conditions recorded in the config: originating agency only": 62,
         "graded record without a handling code: originating agency only": 3}
     summary = ledger.summary(ledger.accounting(kept)).set_index("source_id")
     assert summary.loc["legacy", "rows_filtered"] == 14
@@ -108,9 +124,9 @@ def test_an_agency_run_uses_its_own_restricted_records_and_others_shareable_ones
     assert not own[(inc["source_id"] == "legacy") & inc["handling"].isin(["4", "5"])].any()
     legacy = governance.shareable(inc, cfg, agency="legacy")
     assert legacy[inc["source_id"] == "legacy"].all()
-    assert (~legacy[inc["source_id"] == "intel"]).sum() == 30
+    assert (~legacy[inc["source_id"] == "intel"]).sum() == 65
     shared = governance.shareable(inc, cfg)
-    assert (~shared).sum() == 44 and ((~own) & shared).sum() == 0
+    assert (~shared).sum() == 79 and ((~own) & shared).sum() == 0
 
 
 def test_roles_are_counted_apart_and_never_mixed_in_a_layer(loaded):

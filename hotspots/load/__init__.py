@@ -9,9 +9,7 @@ agencies (``linkage``). It returns a ``Loaded``:
 
 - ``incidents``: common-schema columns plus ``duplicate_of`` (see
   ``linkage``), the bookkeeping columns ``_file`` and ``_row`` (kept until the
-  study-area clip so that late rejects still name their row) and
-  ``_conditions`` (True where a record carries its own handling conditions;
-  read by ``hotspots.governance``);
+  study-area clip so that late rejects still name their row);
 - ``ledger``: accounts for every input row (loaded, filtered, rejected) and
   notes corrections;
 - ``geocoding``: per source whose locations are geocoded, the number of rows
@@ -351,11 +349,10 @@ def _map(raw: pd.DataFrame, job: FileJob, geocoder: Geocoder | None, header: lis
     mapped = mapped[~drop]
     # Filled in by load_sources (the file's path); here it keeps its place.
     mapped["_file"] = ""
-    # A record's own handling code wins; a blank one takes the source's (the config's) code.
+    # A blank handling code takes the source's (the config's) code; the source's code also limits the
+    # records that carry their own (``hotspots.governance``).
     own = mapped["handling"].fillna("").astype(str) if "handling" in mapped else pd.Series("", index=mapped.index)
     mapped["handling"] = own.where(own != "", job.handling)
-    conds = mapped.pop("_handling_conditions") if "_handling_conditions" in mapped else None
-    mapped["_conditions"] = (conds.fillna("").astype(str).str.strip() != "") if conds is not None else False
     dd = schema.get("dedupe", {})
     scope = dd.get("scope")
     if "column" in dd:
@@ -935,8 +932,7 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
         # The pipeline reads no source reference once duplicates are merged (hotspots.load.IDENTIFIERS).
         incidents = _with_files(frames, ledger, drop=NOT_SENT_BACK if options.compact else ())
     else:
-        incidents = empty_incidents().assign(_file=pd.Series(dtype=str), _row=pd.Series(dtype=int),
-                                             _conditions=pd.Series(dtype=bool))
+        incidents = empty_incidents().assign(_file=pd.Series(dtype=str), _row=pd.Series(dtype=int))
     incidents, linkage = link_duplicates(incidents, cfg, ids=ledger.incident_ids)
     streets = [s for s in streets if len(s)]
     if not options.compact:
