@@ -87,6 +87,12 @@ def _merge(base: dict, over: dict, parent: str = "") -> dict:
             out[key] = _merge(out[key], value, key)
         else:
             out[key] = value
+    if parent == "date":
+        # "format" (one) and "formats" (a list) say the same thing: the mapping's wins over the base's
+        # other one ("format": "ISO8601" over partner_generic's "formats" was ignored: every row rejected).
+        for mine, theirs in (("format", "formats"), ("formats", "format")):
+            if mine in over and theirs not in over:
+                out.pop(theirs, None)
     return out
 
 
