@@ -482,18 +482,23 @@ def test_a_minority_of_rejects_never_fails_a_source(tmp_path):
 
 def test_coordinate_cells_read_as_numbers_as_pandas_reads_them():
     """``readers.numbers`` (Arrow's cast, pandas for a column with any cell that is no number) gives
-    pandas.to_numeric's floats, NaN included, for odd cells a partner's file may hold."""
+    pandas.to_numeric's floats, NaN included, for odd cells a partner's file may hold; a number written with
+    thousands separators ("1,000") is read as its digits (pandas gives NaN)."""
     import numpy as np
     import pandas as pd
 
     from hotspots.load.readers import numbers
-    odd = ["1.5", "", "abc", " 2", "1e3", "-0.1", "nan", "inf", "+5", ".5", "5.", "1,000", "0x10", "1_0", "NaN",
+    odd = ["1.5", "", "abc", " 2", "1e3", "-0.1", "nan", "inf", "+5", ".5", "5.", "0x10", "1_0", "NaN",
            "Infinity", "-inf", "\u0661\u0662", "1e400", "  ", "530000.123456789012345"]
     for cell in odd:
         for dtype in ("str", object):
             col = pd.Series(["531234.5", cell, ""], dtype=dtype)
             assert np.array_equal(numbers(col), pd.to_numeric(col, errors="coerce").to_numpy(float),
                                   equal_nan=True), (cell, dtype)
+    for cell, value in (("1,000", 1000.0), ("-532,754.5", -532754.5), ("1,00", np.nan), ("12,3456", np.nan)):
+        for dtype in ("str", object):
+            assert np.array_equal(numbers(pd.Series(["531234.5", cell, ""], dtype=dtype)),
+                                  [531234.5, value, np.nan], equal_nan=True), (cell, dtype)
 
 
 # Files pyarrow's CSV reader might read otherwise than pandas' C parser (``readers._arrow_csv``).

@@ -40,3 +40,22 @@ def test_a_mappings_single_format_is_used_over_the_bases_list(tmp_path):
     assert len(got.ledger.rejects) == 0
     assert len(inc) == 30
     assert set(inc["occurred_from"]) == {pd.Timestamp("2019-04-03 21:15"), pd.Timestamp("2019-01-15 18:00")}
+
+
+def test_eastings_with_thousands_separators_are_read(tmp_path):
+    """A council log exported from a spreadsheet writes '532,754' (a semicolon-delimited CSV keeps the comma):
+    every such row was rejected 'unparseable coordinates'."""
+    path = tmp_path / "asb.csv"
+    rows = ["Case No;Date Reported;Incident Type;Easting;Northing"]
+    rows += [f"ASB/{k};0{1 + k % 9}/04/2019;Fighting;532,754;181,859" for k in range(20)]
+    rows += ["ASB/X;03/04/2019;Fighting;1,234,567;181,859"]          # a slip of the keyboard: rejected, not moved
+    path.write_text("\n".join(rows) + "\n", encoding="cp1252")
+    got = _load(tmp_path, path, {"name": "asb", "extends": "partner_generic",
+                                 "reader": {"format": "csv", "delimiter": ";", "encoding": "cp1252"},
+                                 "fields": {"category": {"column": "Incident Type", "map": {"Fighting": "violent-crime"}}},
+                                 "date": {"column": "Date Reported"},
+                                 "location": {"kind": "en", "x": "Easting", "y": "Northing"}})
+    inc = got.incidents
+    assert len(inc) == 20
+    assert (inc["x"] == 532754).all() and (inc["y"] == 181859).all()
+    assert list(got.ledger.rejects["reason"]) == ["outside Great Britain"]

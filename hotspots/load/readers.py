@@ -98,7 +98,16 @@ def numbers(text: pd.Series) -> np.ndarray:
         blank = pc.equal(cells, "")
         return pc.cast(pc.if_else(blank, None, cells), pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        text = pd.Series(text, dtype=object).astype(str)
+        # Thousands separators as a spreadsheet writes them ("532,754", "1,234.5"): the digits, read.
+        grouped = text.str.fullmatch(_GROUPED)
+        if grouped.any():
+            text = text.where(~grouped, text.str.replace(",", "", regex=False))
         return pd.to_numeric(text, errors="coerce").to_numpy(float)
+
+
+# A number written with thousands separators: groups of three digits after the first one to three.
+_GROUPED = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?"
 
 
 def _header(spec: dict) -> int:
