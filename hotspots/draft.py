@@ -40,7 +40,7 @@ import pandas as pd
 from hotspots.errors import UserError
 from hotspots.load.dates import parse_date_text, with_times
 from hotspots.load.geocode import compact_postcode, is_postcode, looks_like_gridref, parse_gridref
-from hotspots.load.readers import AUTO_FORMATS, read_source, utf16_text
+from hotspots.load.readers import AUTO_FORMATS, numbers, read_source, utf16_text
 from hotspots.schema import CATEGORY_MAPS, TAXONOMY, source_schema
 
 TODO = "TODO"
@@ -302,27 +302,43 @@ def _time_column(raw: pd.DataFrame, cols: list[str], date_col: str) -> str | Non
 
 
 def _numeric(v: pd.Series) -> pd.Series:
-    return pd.to_numeric(v, errors="coerce")
+    """Numbers as the loader reads them (``readers.numbers``: '532,754' too), NaN where a cell is none."""
+    return pd.Series(numbers(v.astype(str)), index=v.index)
+
+
+# Cells that say "no value" in a coordinate column: blanks, not unreadable numbers.
+_PLACEHOLDERS = {"n/a", "na", "-", "--", "none", "null", "nil", "unknown", "n/k", "nk", "?", "tbc"}
+# Header words that name a coordinate column whatever its cells hold.
+_COORD_WORDS = {"lon", "lng", "longitude", "lat", "latitude", "easting", "eastings", "northing", "northings"}
 
 
 def _coordinate_pairs(raw: pd.DataFrame, cols: list[str]) -> list[dict]:
-    """lonlat and en candidates from numeric columns, by header words and value ranges."""
+    """lonlat and en candidates from numeric columns, by header words and value ranges.
+
+    A column is numeric when 90 % of its cells are numbers, or half of them when its header names a
+    coordinate ('Longitude', 'Easting'): a partner's messy cells (DMS, '531927,5', 'N/A') must not make the
+    draft drop named coordinate columns for free text (the analyst hears of the cells in a TODO)."""
     nums = {}
     for c in cols:
         v = _values(raw[c])
+        v = v[~v.str.lower().isin(_PLACEHOLDERS)]
         n = _numeric(v)
-        if len(v) and _share(n.notna()) > 0.9:
+        need = 0.5 if _words(c) & _COORD_WORDS else 0.9
+        if len(v) and _share(n.notna()) > need:
             nums[c] = n.dropna()
     out = []
 
-    def pick(keys: set[str], lo: float, hi: float, exclude=()) -> str | None:
+    def pick(keys: set[str], lo: float, hi: float, exclude=(), other=(0.0, 0.0)) -> str | None:
         for c, n in nums.items():
-            if c not in exclude and _words(c) & keys and n.between(lo, hi).mean() > 0.8:
+            # A value in the other coordinate's range is a swapped row (fix_swapped puts it back).
+            mine, theirs = n.between(lo, hi), n.between(*other)
+            enough = 0.5 if _words(c) & _COORD_WORDS else 0.8
+            if c not in exclude and _words(c) & keys and (mine | theirs).mean() > enough and mine.mean() > 0.5:
                 return c
         return None
 
-    lon = pick({"lon", "lng", "long", "longitude", "x"}, -9, 2.5)
-    lat = pick({"lat", "latitude", "y"}, 49, 61, exclude=(lon,))
+    lon = pick({"lon", "lng", "long", "longitude", "x"}, -9, 2.5, other=(49, 61))
+    lat = pick({"lat", "latitude", "y"}, 49, 61, exclude=(lon,), other=(-9, 2.5))
     if lon and lat:
         out.append({"kind": "lonlat", "x": lon, "y": lat, "fix_swapped": True})
     east = pick({"easting", "eastings", "east", "x", "e", "grid", "osgr"}, 1000, 700000, exclude=(lon, lat))
@@ -495,6 +511,15 @@ def draft_mapping(path: str | Path, sheet=None) -> Draft:
                     role[c] = role[c] + f", {cand['kind']}" if role.get(c, "").startswith("location") \
                         else f"location ({cand['kind']}"
         role.update({c: r + ")" for c, r in role.items() if r.startswith("location (")})
+        for cand in cands:
+            if cand["kind"] in ("lonlat", "en"):
+                cells = pd.concat([_all(raw[cand["x"]]), _all(raw[cand["y"]])])
+                cells = cells[~cells.str.lower().isin(_PLACEHOLDERS)]
+                bad = int(_numeric(cells).isna().sum())
+                if bad:
+                    todo.append(f"location.{cand['kind']}: {bad:,} cell(s) of {cand['x']} / {cand['y']} are not "
+                                "plain numbers (degrees-minutes-seconds, a decimal comma, a letter): those rows are "
+                                "rejected, or placed by a later candidate; correct them in the file or accept it")
     else:
         mapping["location"] = {"kind": TODO, "column": TODO}
         todo.append("location: no coordinates, postcode, grid reference or place column found; set the kind "

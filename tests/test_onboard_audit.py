@@ -59,3 +59,31 @@ def test_eastings_with_thousands_separators_are_read(tmp_path):
     assert len(inc) == 20
     assert (inc["x"] == 532754).all() and (inc["y"] == 181859).all()
     assert list(got.ledger.rejects["reason"]) == ["outside Great Britain"]
+
+
+def test_draft_keeps_named_coordinate_columns_with_messy_cells(tmp_path):
+    """A community app's export: Longitude / Latitude with a few rows swapped, one in degrees-minutes-seconds,
+    one with decimal commas, 'N/A'. The draft said the columns were 'not used' and located by free text
+    (and a council log's Easting / Northing with '532,754' and 'N/A': 'no coordinates ... column found')."""
+    from hotspots.draft import draft_mapping
+    path = tmp_path / "reports.csv"
+    rows = ["Report ID,Submitted,What happened,Longitude,Latitude,Where"]
+    cells = [("-0.0808", "51.5180"), ("51.5155", "-0.0925"), ("0°05'10.1\"W", "51°31'02.5\"N"),
+             ("N/A", "N/A"), ("-0.0779", "51.5155"), ("51.5136", "-0.0890"), ("\"-0,0850\"", "\"51,5170\""),
+             ("-0.0850 W", "51.5170 N"), ("-0.0850", "51.5170"), ("-0.0921", "51.5201")]
+    for k, (x, y) in enumerate(cells * 3):
+        rows.append(f"CR{k},2019-04-0{1 + k % 9} 21:00,Fighting,{x},{y},near Moorgate {k}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    draft = draft_mapping(path)
+    first = draft.mapping["location"][0]
+    assert first == {"kind": "lonlat", "x": "Longitude", "y": "Latitude", "fix_swapped": True}
+    assert [t.split(" cell")[0] for t in draft.todo if t.startswith("location.")] == ["location.lonlat: 18"]
+
+    asb = tmp_path / "asb.csv"
+    en = [("532,754", "181,859"), ("532657.0", "181476.0"), ("N/A", "N/A"), ("-", "-"), ("533309", "181308"),
+          ("531927,5", "181741,5")]
+    asb.write_text("Case No;Date Reported;Incident Type;Easting;Northing\n" + "".join(
+        f"ASB/{k};0{1 + k % 9}/04/2019;Fighting;{x};{y}\n" for k, (x, y) in enumerate(en * 3)), encoding="cp1252")
+    draft = draft_mapping(asb)
+    assert draft.mapping["location"] == {"kind": "en", "x": "Easting", "y": "Northing"}
+    assert [t.split(" cell")[0] for t in draft.todo if t.startswith("location.")] == ["location.en: 6"]
