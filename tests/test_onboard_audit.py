@@ -87,3 +87,23 @@ def test_draft_keeps_named_coordinate_columns_with_messy_cells(tmp_path):
     draft = draft_mapping(asb)
     assert draft.mapping["location"] == {"kind": "en", "x": "Easting", "y": "Northing"}
     assert [t.split(" cell")[0] for t in draft.todo if t.startswith("location.")] == ["location.en: 6"]
+
+
+def test_iso_8601_times_are_uk_clock_time_and_a_date_alone_stays_a_day(tmp_path):
+    """A youth club's GeoJSON: stamped times (+01:00, Z) are UK clock time at that instant; a date alone is
+    that day (it became 01:00 on a summer day: the GeoJSON reader made it midnight UTC, and ISO8601 read
+    unstamped times as UTC); an unstamped time is clock time as written."""
+    stamps = ["2019-04-03T21:15:00+01:00", "2019-06-30T23:30:00Z", "2019-05-06", "2019-06-01T22:00:00"]
+    path = _youth_club(tmp_path, stamps * 6)
+    got = _load(tmp_path, path, {"name": "club", "extends": "partner_generic", "reader": {"format": "vector"},
+                                 "fields": {"category": {"column": "what", "map": {"fight": "violent-crime"}}},
+                                 "date": {"column": "when", "formats": ["ISO8601"], "precision": "day"},
+                                 "location": {"kind": "geometry"}})
+    inc = got.incidents
+    assert len(inc) == 24
+    seen = inc.groupby(["occurred_from", "occurred_to", "date_precision"]).size()
+    assert set(seen.index) == {
+        (pd.Timestamp("2019-04-03 21:15"), pd.Timestamp("2019-04-03 21:15"), "minute"),
+        (pd.Timestamp("2019-07-01 00:30"), pd.Timestamp("2019-07-01 00:30"), "minute"),
+        (pd.Timestamp("2019-05-06 00:00"), pd.Timestamp("2019-05-06 23:59:59"), "day"),
+        (pd.Timestamp("2019-06-01 22:00"), pd.Timestamp("2019-06-01 22:00"), "minute")}

@@ -71,8 +71,17 @@ def _parse_dates(text: pd.Series, formats: list[str]) -> pd.Series:
         if not todo.any():
             break
         if fmt == "ISO8601":
-            ts = pd.to_datetime(text[todo], format="ISO8601", errors="coerce", utc=True)
-            ts = ts.dt.tz_convert("Europe/London").dt.tz_localize(None)
+            # A stamped time (Z or an offset) is an instant: UK clock time at it. A time without one is
+            # already clock time as written, and a date alone is that date: read as UTC, a summer
+            # '2019-05-06' became 01:00 and '2019-06-01T22:00:00' 23:00.
+            cells = text[todo]
+            stamped = cells.str.contains(_OFFSET, regex=True)
+            ts = pd.Series(pd.NaT, index=cells.index, dtype="datetime64[ns]")
+            if stamped.any():
+                utc = pd.to_datetime(cells[stamped], format="ISO8601", errors="coerce", utc=True)
+                ts[stamped] = utc.dt.tz_convert("Europe/London").dt.tz_localize(None).astype("datetime64[ns]")
+            if (~stamped).any():
+                ts[~stamped] = pd.to_datetime(cells[~stamped], format="ISO8601", errors="coerce")
         else:
             ts = pd.to_datetime(text[todo], format=fmt, errors="coerce")
         # A year pandas' nanoseconds cannot hold (31/12/9999, a "no end date" placeholder; 0018, a typo)
@@ -80,6 +89,10 @@ def _parse_dates(text: pd.Series, formats: list[str]) -> pd.Series:
         ts = ts.where((ts >= pd.Timestamp.min) & (ts <= pd.Timestamp.max))
         out[todo] = ts.astype("datetime64[ns]")
     return out
+
+
+# The end of an ISO 8601 time that says its offset from UTC (Z, +01:00, +0100, -05) after hh:mm[:ss[.f]].
+_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
 
 
 def parse_time_text(text: pd.Series, formats: list[str]) -> pd.Series:

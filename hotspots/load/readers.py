@@ -496,7 +496,9 @@ def _read_vector(path: Path, spec: dict) -> RawTable:
     try:
         info = pyogrio.read_info(path, layer=spec.get("layer"))
         _check_width(path, len(info["fields"]))
-        gdf = pyogrio.read_dataframe(path, layer=spec.get("layer"))
+        # Date-times as the file writes them: read as datetimes, a column mixing offsets became UTC and a
+        # date alone midnight UTC ('2019-05-06' -> '2019-05-06 00:00:00+00:00', 01:00 UK time in summer).
+        gdf = pyogrio.read_dataframe(path, layer=spec.get("layer"), datetime_as_string=True)
     except UserError:
         raise
     except Exception as exc:  # pyogrio raises several error types for unreadable files
