@@ -272,6 +272,14 @@ def _date_columns(raw: pd.DataFrame, cols: list[str], formats: list[str]) -> lis
             if got.notna().any():
                 used.append(f)
                 parsed[todo] = got
+        # Times stamped with their offset from UTC ('2019-04-03T21:15:00+01:00', 'Z'), as apps and GeoJSON
+        # write them: no strftime format of the base reads them; "ISO8601" does (UK clock time).
+        stamped = parsed.isna() & v.str.fullmatch(_ISO_STAMPED)
+        if stamped.any():
+            got = parse_date_text(v[stamped], ["ISO8601"])
+            if got.notna().any():
+                used.append("ISO8601")
+                parsed[stamped] = got
         share = _share(parsed.notna())
         if share < 0.6:
             continue
@@ -283,6 +291,7 @@ def _date_columns(raw: pd.DataFrame, cols: list[str], formats: list[str]) -> lis
 
 
 _TIME = r"\d{1,2}[:.]\d{2}(:\d{2})?|\d{4}"
+_ISO_STAMPED = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)"
 
 
 def _time_column(raw: pd.DataFrame, cols: list[str], date_col: str) -> str | None:

@@ -107,3 +107,19 @@ def test_iso_8601_times_are_uk_clock_time_and_a_date_alone_stays_a_day(tmp_path)
         (pd.Timestamp("2019-07-01 00:30"), pd.Timestamp("2019-07-01 00:30"), "minute"),
         (pd.Timestamp("2019-05-06 00:00"), pd.Timestamp("2019-05-06 23:59:59"), "day"),
         (pd.Timestamp("2019-06-01 22:00"), pd.Timestamp("2019-06-01 22:00"), "minute")}
+
+
+def test_draft_reads_times_stamped_with_their_offset(tmp_path):
+    """A GeoJSON of youth-club incidents dated '2019-04-03T21:15:00+01:00' / '...Z': the draft said 'no column
+    reads as dates' and left the column 'not used'; it now drafts ISO8601 and the drafted mapping loads."""
+    from hotspots.draft import draft_mapping
+    stamps = ["2019-04-03T21:15:00+01:00", "2019-06-30T23:30:00Z", "2019-01-15T18:00:00+00:00"]
+    path = _youth_club(tmp_path, stamps * 8)
+    draft = draft_mapping(path)
+    m = draft.mapping
+    assert m["date"]["column"] == "when" and "ISO8601" in m["date"]["formats"]
+    assert not [t for t in draft.todo if t.startswith("date")]
+    m["name"] = "club"
+    got = _load(tmp_path, path, {k: v for k, v in m.items() if k != "_draft"})
+    assert set(got.incidents["occurred_from"]) == {pd.Timestamp("2019-04-03 21:15"), pd.Timestamp("2019-07-01 00:30"),
+                                                   pd.Timestamp("2019-01-15 18:00")}
