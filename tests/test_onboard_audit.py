@@ -123,3 +123,24 @@ def test_draft_reads_times_stamped_with_their_offset(tmp_path):
     got = _load(tmp_path, path, {k: v for k, v in m.items() if k != "_draft"})
     assert set(got.incidents["occurred_from"]) == {pd.Timestamp("2019-04-03 21:15"), pd.Timestamp("2019-07-01 00:30"),
                                                    pd.Timestamp("2019-01-15 18:00")}
+
+
+def test_validate_fails_a_small_source_that_lost_every_row_to_one_reason(tmp_path, capsys):
+    """The contract: validate exits 1 when a source fails as a whole. A 7-row file whose every date the
+    mapping cannot read loaded nothing and validate said exit 0 (the loss check began at 20 rows)."""
+    from hotspots.cli import main
+    path = _youth_club(tmp_path, ["03 April 2019 at 9pm"] * 7)
+    schema = tmp_path / "club.json"
+    schema.write_text(json.dumps({"name": "club", "extends": "partner_generic", "reader": {"format": "vector"},
+                                  "fields": {"category": {"column": "what", "map": {"fight": "violent-crime"}}},
+                                  "date": {"column": "when"}, "location": {"kind": "geometry"}}), encoding="utf-8")
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(f'[study]\nname = "t"\nstart = "2017-12"\nend = "2019-11"\n'
+                   f'[[sources]]\nid = "club"\npath = "{path}"\nschema = "{schema}"\n', encoding="utf-8")
+    assert main(["validate", str(cfg)]) == 1
+    out = capsys.readouterr()
+    assert "lost 7 of its 7 rows" in out.out + out.err
+    # A few rows lost among others is no failure of the whole source.
+    path2 = _youth_club(tmp_path, ["03 April 2019 at 9pm"] * 3 + ["03/04/2019"] * 4)
+    assert path2 == path
+    assert main(["validate", str(cfg)]) == 0
