@@ -377,7 +377,9 @@ def _location(raw: pd.DataFrame, cols: list[str], vector: bool) -> tuple[list[di
             grid.append({"kind": "gridref", "column": c, **({"detect": True} if p > 0.05 else {})})
             if p > 0.05:
                 posts.append({"kind": "postcode", "column": c})
-        elif p >= 0.8:
+        elif p >= 0.8 or (p >= 0.3 and "postcode" in words):
+            # A column its header calls a postcode, some cells partial ('EC2A', 'E1 6'): its full ones place
+            # their rows better than free text does (an ED's incident postcode was left 'not used').
             posts.append({"kind": "postcode", "column": c})
         elif words & _PLACE_WORDS and not words & {"type", "category", "kind", "class"} and \
                 v.nunique() > min(20, 0.1 * len(v)):
@@ -521,6 +523,13 @@ def draft_mapping(path: str | Path, sheet=None) -> Draft:
                         else f"location ({cand['kind']}"
         role.update({c: r + ")" for c, r in role.items() if r.startswith("location (")})
         for cand in cands:
+            if cand["kind"] == "postcode":
+                cells = _all(raw[cand["column"]])
+                bad = int((~is_postcode(compact_postcode(cells))).sum())
+                if bad and not any(c.get("column") == cand["column"] and c["kind"] == "gridref" for c in cands):
+                    todo.append(f"location.postcode: {bad:,} cell(s) of {cand['column']} are not full postcodes "
+                                "(a district 'EC2A', a sector 'E1 6', a typo): those rows are placed by a later "
+                                "candidate, or rejected 'not a valid postcode'")
             if cand["kind"] in ("lonlat", "en"):
                 cells = pd.concat([_all(raw[cand["x"]]), _all(raw[cand["y"]])])
                 cells = cells[~cells.str.lower().isin(_PLACEHOLDERS)]

@@ -144,3 +144,27 @@ def test_validate_fails_a_small_source_that_lost_every_row_to_one_reason(tmp_pat
     path2 = _youth_club(tmp_path, ["03 April 2019 at 9pm"] * 3 + ["03/04/2019"] * 4)
     assert path2 == path
     assert main(["validate", str(cfg)]) == 0
+
+
+def test_draft_uses_a_postcode_column_with_some_partial_postcodes(tmp_path):
+    """An ED extract: 'Incident postcode' full in half its cells, partial ('EC2A', 'E1 6') in the rest, and a
+    free-text place. The draft left the postcode column 'not used' (it needed 80 % full postcodes), so a row
+    with a full postcode and no free text was rejected 'no location'."""
+    from openpyxl import Workbook
+
+    from hotspots.draft import draft_mapping
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["Homerton ED - ISTV extract"])
+    ws.append([])
+    ws.append(["Attendance No", "Date of Assault", "Assault type", "Where did the assault happen?", "Incident postcode"])
+    rows = [("Knife", "Liverpool St station", "EC2A"), ("Glass/bottle", "Cheapside", "EC2V 6AA"),
+            ("Blunt object", "", "EC1V 3PQ"), ("Knife", "Bishopsgate", "E1 6"), ("Other", "home", "EC2Y 8NJ")]
+    for k, (what, where, pc) in enumerate(rows * 4):
+        ws.append([f"A{k}", f"0{1 + k % 9}/04/2019 22:15", what, where, pc])
+    path = tmp_path / "ed.xlsx"
+    wb.save(path)
+    draft = draft_mapping(path)
+    assert draft.mapping["location"] == [{"kind": "postcode", "column": "Incident postcode"},
+                                         {"kind": "freetext", "column": "Where did the assault happen?"}]
+    assert [t.split(" cell")[0] for t in draft.todo if t.startswith("location.")] == ["location.postcode: 8"]
