@@ -290,6 +290,8 @@ def _date_columns(raw: pd.DataFrame, cols: list[str], formats: list[str]) -> lis
     return sorted(out, key=lambda t: -t[0])
 
 
+# Month-only formats, tried when no column holds days (the month's precision, never a made-up day).
+MONTH_FORMATS = ["%b-%Y", "%b %Y", "%B %Y", "%B-%Y", "%b-%y", "%b %y", "%m/%Y", "%Y-%m"]
 _TIME = r"\d{1,2}[:.]\d{2}(:\d{2})?|\d{4}"
 _ISO_STAMPED = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)"
 
@@ -480,13 +482,16 @@ def draft_mapping(path: str | Path, sheet=None) -> Draft:
     # When: the date column and the formats that read it.
     base = source_schema("partner_generic")["date"]["formats"]
     dates = _date_columns(raw, usable, with_times(base))
+    # No day anywhere: a column of months ('Mar-2019', 'March 2019', '2019-03'), as a referral log keeps them.
+    monthly = not dates and bool(dates := _date_columns(raw, usable, MONTH_FORMATS))
     date: dict = {}
     if dates:
         _, dcol, used = dates[0]
         # The formats seen first, then the base's others: next month's extract may be written differently.
-        date = {"column": dcol, "formats": list(dict.fromkeys(used + base)), "precision": "day"}
+        date = {"column": dcol, "formats": list(dict.fromkeys(used + (MONTH_FORMATS if monthly else base))),
+                "precision": "month" if monthly else "day"}
         role[dcol] = f"date (formats seen: {', '.join(used)})"
-        tcol = _time_column(raw, usable, dcol)
+        tcol = None if monthly else _time_column(raw, usable, dcol)
         if tcol:
             date.update({"time_column": tcol, "precision": "minute"})
             role[tcol] = "time"

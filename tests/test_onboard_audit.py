@@ -168,3 +168,25 @@ def test_draft_uses_a_postcode_column_with_some_partial_postcodes(tmp_path):
     assert draft.mapping["location"] == [{"kind": "postcode", "column": "Incident postcode"},
                                          {"kind": "freetext", "column": "Where did the assault happen?"}]
     assert [t.split(" cell")[0] for t in draft.todo if t.startswith("location.")] == ["location.postcode: 8"]
+
+
+def test_draft_reads_a_column_of_months(tmp_path):
+    """A youth service's referral sheet dates referrals by month only ('Mar-2019', 'Jun 2019'): the draft said
+    no column reads as dates. It drafts month formats at month precision, and the months load as months."""
+    from hotspots.draft import draft_mapping
+    path = tmp_path / "referrals.csv"
+    rows = ["Referral Ref,Referral Month,Reason for referral,Incident Postcode"]
+    rows += [f"YS-{k},{['Mar-2019', 'Apr-2019', 'Jun 2019'][k % 3]},Knife carrying,EC2Y 8NJ" for k in range(21)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    draft = draft_mapping(path)
+    m = draft.mapping
+    assert m["date"]["column"] == "Referral Month" and m["date"]["precision"] == "month"
+    assert not [t for t in draft.todo if t.startswith("date")]
+    m["name"] = "refs"
+    got = _load(tmp_path, path, {k: v for k, v in m.items() if k != "_draft"})
+    inc = got.incidents
+    assert len(inc) == 21 and (inc["date_precision"] == "month").all()
+    assert set(inc["occurred_from"]) == {pd.Timestamp("2019-03-01"), pd.Timestamp("2019-04-01"),
+                                         pd.Timestamp("2019-06-01")}
+    assert set(inc["occurred_to"]) == {pd.Timestamp("2019-03-31 23:59:59"), pd.Timestamp("2019-04-30 23:59:59"),
+                                       pd.Timestamp("2019-06-30 23:59:59")}
