@@ -495,6 +495,9 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
     if not cfg.key_buildings:
         return None, None, None
     buildings, accounting = load_buildings(cfg, ledger)
+    # A site shown only by its cell is profiled at the cell's centre: counts around its true place would
+    # give that place back (sensitive.at_cell_centres).
+    buildings = sensitive.at_cell_centres(buildings, grid)
     radii = sorted({r for kb in cfg.key_buildings for r in kb.radius_m})
     options = {**options_from_config(cfg), "trend_exclude_sources": tuple(weight.period_scales(cfg))}
     kind = str(cfg.analysis.get("building_null", "random_places"))

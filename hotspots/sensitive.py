@@ -11,8 +11,12 @@ buildings table then carries ``sensitive`` (bool) and ``sensitive_display``.
 - Partner tier, ``sensitive_display = "cell"`` (the default): only "a sensitive
   site in this cell" (``partner_buildings``): no name, no own id, the location
   moved to the centre of the grid cell holding it, and never a region's name
-  (``names_places``). Its profile (counts and relative risk around the true
-  location) is kept: the partnership needs the risk, not the address.
+  (``names_places``). Its profile is measured around that cell centre
+  (``at_cell_centres``, before the profiles), not around the true location:
+  counts within 100, 250 and 500 m of the true place, set against police.uk's
+  open records, gave it back to within 0-20 m for five of the example's six
+  homes (a disclosure audit). The partnership still sees the risk around the
+  site's cell, which is what it acts on.
 """
 from __future__ import annotations
 
@@ -42,6 +46,23 @@ def cell_only(table: pd.DataFrame | None) -> np.ndarray:
 def names_places(table: pd.DataFrame | None) -> np.ndarray:
     """True for the buildings whose names may name a place (a region, a label): all but cell-only ones."""
     return ~cell_only(table) if table is not None else np.zeros(0, dtype=bool)
+
+
+def at_cell_centres(table: pd.DataFrame | None, grid) -> pd.DataFrame | None:
+    """``table`` with each cell-display sensitive row (``cell_only``) placed at the centre of the grid cell
+    holding it, so that nothing measured around it (its profile) can place it closer than its cell."""
+    if table is None or not len(table) or grid is None:
+        return table
+    idx = np.flatnonzero(cell_only(table))
+    if not len(idx):
+        return table
+    out = table.copy()
+    cell = grid.assign(out["x"].to_numpy(float)[idx], out["y"].to_numpy(float)[idx])
+    cx, cy = grid.centres()
+    inside = cell >= 0
+    out.iloc[idx[inside], out.columns.get_loc("x")] = cx[cell[inside]]
+    out.iloc[idx[inside], out.columns.get_loc("y")] = cy[cell[inside]]
+    return out
 
 
 def partner_buildings(table: pd.DataFrame | None, grid) -> pd.DataFrame | None:
