@@ -380,10 +380,14 @@ def public_view(result: Result) -> Result:
     coverage only; no clusters (their outlines follow points), no KDE surface. Numbers are
     suppressed and rounded when shown (``tiers``)."""
     check_public(result.cfg)
-    cell = max(PUBLIC["min_cell_m"], result.grid.cell)
+    # At least a 400 m square's area: a hexagon 400 m across its flats holds 13 % less (a disclosure audit),
+    # one of the same area is 400 x sqrt(2 / sqrt 3) = 429.8 m across.
+    least = PUBLIC["min_cell_m"] * (np.sqrt(2 / np.sqrt(3)) if result.grid.shape == "hexagon" else 1.0)
+    cell = max(least, result.grid.cell)
     grid = gridmod.build_grid(result.study_area, cell, result.grid.shape)
     # What the counts and Gi* read of each incident, not a copy of every column.
-    inc = result.incidents[[c for c in ("x", "y", "weight", "source_id", "evidence", "role") if c in result.incidents]]
+    inc = result.incidents[[c for c in ("x", "y", "weight", "source_id", "evidence", "role", "category")
+                            if c in result.incidents]]
     # Around a sensitive site, partner records are its profile: the public tier leaves them out.
     near = near_sensitive(inc, result.sensitive_sites)
     incidents = result.incidents[~near] if near.any() else result.incidents
@@ -402,11 +406,15 @@ def public_view(result: Result) -> Result:
     # The second detection below tests the same cells with the same seed: its tables are the first's.
     with reusing_tables():
         cells, w = detect(inc)
-        # The same cells with the anecdotal sources weighing nothing (the factual_only scenario): a cell is
-        # published hot only where it is hot there too (below).
+        # The same cells with the anecdotal sources weighing nothing (the factual_only scenario), and the
+        # records of the restricted categories (sexual offences, domestic abuse) too: a cell is published hot
+        # only where it is hot there too (below). A domestic-abuse source alone made a public hotspot (a
+        # disclosure audit): that category's own layer, in effect.
+        restricted = (inc["category"].astype(str).isin(PUBLIC["restricted_categories"]).to_numpy()
+                      if "category" in inc else np.zeros(len(inc), bool))
         anecdotal = inc["evidence"].astype(str).isin(combmod.ANECDOTAL).to_numpy()
-        factual_cls = detect(inc.assign(weight=np.where(anecdotal, 0.0, inc["weight"].to_numpy(float))))[0][
-            "gi_class"].fillna(0).to_numpy()
+        factual_cls = detect(inc.assign(weight=np.where(anecdotal | restricted, 0.0, inc["weight"].to_numpy(float)))
+                             )[0]["gi_class"].fillna(0).to_numpy()
         if near.any():
             whole = inc_all.assign(cell=grid.assign(inc_all["x"].to_numpy(), inc_all["y"].to_numpy()))
             kept_cls = detect(whole[whole["cell"] >= 0])[0]["gi_class"].fillna(0).to_numpy()
@@ -427,13 +435,15 @@ def public_view(result: Result) -> Result:
     # community reports and intelligence, inside a region that factual sources support; a first rule, some
     # factual source significant on its own, hid cells the factual sources together make hot and kept
     # some they do not, a review found). Only factual sources are named in ``support``: which intelligence
-    # points at a place is not public.
+    # points at a place is not public; nor is a source that holds records of a restricted category (its
+    # name says where they are: "marac_domestic_abuse").
     evidence_of = evidence_classes(inc)
     unbacked = (cells["gi_class"].fillna(0).to_numpy() > 0) & (factual_cls <= 0)
     cells.loc[unbacked, "gi_class"] = 0
     if "support" in cells:
-        factual = [[s for s in str(v).split(";") if evidence_of.get(s, "") in PUBLIC["factual_evidence"]]
-                   for v in cells["support"].fillna("")]
+        unnamed = set(inc.loc[restricted, "source_id"].astype(str))
+        factual = [[s for s in str(v).split(";") if evidence_of.get(s, "") in PUBLIC["factual_evidence"]
+                    and s not in unnamed] for v in cells["support"].fillna("")]
     # Which sources cover a cell is published for coverages a source declared only: one derived from
     # a source's own records would say where a small source's few records lie.
     if "covered_by" in cells and result.coverage is not None:
@@ -464,7 +474,8 @@ def public_view(result: Result) -> Result:
     # Named by streets only: a key-building layer may be sensitive, and street names are public.
     regions = attribute.name_regions(regions, result.streets)
     params = dict(p)
-    params["cell_size_m"] = _param(cell, f"public tier: at least {PUBLIC['min_cell_m']:g} m")
+    params["cell_size_m"] = _param(cell, f"public tier: at least {PUBLIC['min_cell_m']:g} m" + (
+        f" square's area (hexagons {least:.1f} m across the flats)" if grid.shape == "hexagon" else ""))
     params["neighbour_distance_m"] = _param(grid.touch_distance, "the ring of touching cells")
     for key in [k for k in params if k.startswith("clusters_") or k in ("bandwidth_m", "kde_kernel", "space_time")]:
         params.pop(key)

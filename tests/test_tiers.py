@@ -137,6 +137,16 @@ def test_public_cells_are_at_least_400_m(public_run):
     assert partner.geometry.area.max() == pytest.approx(150 * 150)
 
 
+def test_public_hexagons_hold_at_least_a_400_m_squares_area(tmp_path):
+    # A disclosure audit: hexagons 400 m across the flats held 138,564 m2, 13 % less than a 400 m square.
+    config = _config(tmp_path)
+    config.write_text(config.read_text().replace("cell_size_m = 150", 'cell_size_m = 150\ncell_shape = "hexagon"'))
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    cells = gpd.read_file(out / "public" / "hotspots.gpkg", layer="cells")
+    assert cells.geometry.area.min() == pytest.approx(400 * 400, rel=1e-6)
+
+
 def test_manifest_marks_each_output_with_its_tier(public_run):
     m = json.loads((public_run / "manifest.json").read_text())
     tiers = {o["path"]: o["tier"] for o in m["outputs"]}
@@ -393,3 +403,41 @@ def test_the_public_sources_table_does_not_count_held_back_records(demo_out):
         assert rows["legacy_intel"][:3] == ["70", "65", "0"], (name, rows)
     # The partner map still says what was held back, and why.
     assert "held back from shared outputs" in (demo_out[2] / "map.html").read_text(encoding="utf-8")
+
+
+DA_MAPPING = {"name": "da_referrals", "extends": "partner_generic", "reader": {"format": "csv"},
+              "evidence": "partner_record",
+              "fields": {"source_category": {"column": "Type"},
+                         "category": {"column": "Type", "map": {"Domestic abuse": "domestic-abuse"}}},
+              "date": {"column": "Date", "formats": ["%Y-%m-%d"]},
+              "location": {"kind": "en", "x": "Easting", "y": "Northing"}}
+
+
+def test_a_restricted_category_alone_makes_no_public_hotspot_and_its_source_is_not_named(tmp_path):
+    """Disclosure audit: 80 domestic-abuse referrals from one source made a 95 % public hotspot by Leicester
+    Square (a public region) and its cells named the source in ``support``: a domestic-abuse layer in
+    effect. A public cell is hot only where it is hot without the restricted categories' records, and a
+    source holding any of them is not named."""
+    for name in ("data", "schemas"):
+        (tmp_path / name).symlink_to(EXAMPLE / name, target_is_directory=True)
+    rng = np.random.default_rng(4)
+    days = pd.date_range("2018-01-01", "2019-10-31", freq="D")
+    rows = [f"{days[rng.integers(len(days))].date()},{529800 + rng.normal(0, 40):.0f},{181200 + rng.normal(0, 40):.0f},"
+            "Domestic abuse" for _ in range(80)]
+    (tmp_path / "da.csv").write_text("Date,Easting,Northing,Type\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    (tmp_path / "da.json").write_text(json.dumps(DA_MAPPING), encoding="utf-8")
+    text = (EXAMPLE / "partnership.toml").read_text(encoding="utf-8")
+    source = ('\n[[sources]]\nid = "marac_domestic_abuse"\npath = "da.csv"\nschema = "da.json"\n'
+              'coverage = ["City of London", "Camden", "Hackney", "Islington", "Tower Hamlets", "Westminster"]\n'
+              'handling = "P"\n')
+    at = text.index("[[boundaries]]")
+    (tmp_path / "p.toml").write_text(text[:at] + source + "\n" + text[at:], encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["run", str(tmp_path / "p.toml"), "--out", str(out)]) == 0
+    partner = gpd.read_file(out / "cells.geojson")
+    here = partner[partner.geometry.to_crs(27700).contains(shapely.Point(529800, 181200))]
+    assert "marac_domestic_abuse" in here["support"].iloc[0]       # its own evidence is high there
+    public = gpd.read_file(out / "public" / "cells.geojson")
+    assert not public["support"].fillna("").str.contains("marac_domestic_abuse").any()
+    cell = public[public.geometry.to_crs(27700).contains(shapely.Point(529800, 181200))]
+    assert (cell["gi_class"].fillna(0) <= 0).all(), cell[["cell_id", "gi_class"]]
