@@ -154,19 +154,20 @@ def test_briefing_region_map_draws_the_cells_in_view_by_class(demo_out, example_
         assert float(drawn["rects"][0]["width"]) <= 420.5 and float(drawn["rects"][0]["height"]) <= 330.5
 
 
-def test_public_briefing_bars_are_rounded_or_hatched(demo_out):
-    """The public chart's bars are totals rounded to 5 (10 or more); a month of one to seven is a hatched
-    box saying so, never its count; no source names."""
+def test_public_briefing_bars_are_twelve_month_totals_rounded_or_hatched(demo_out):
+    """The public chart counts windows of 12 months at least, as the public tier does (a bar a month was a
+    one-month window: a disclosure audit): the example's 24 months are two bars, each a total rounded to 5
+    (10 or more), or a hatched box saying it is fewer than 8, never its count; no source names."""
     html = (demo_out[2] / "briefing-public.html").read_text(encoding="utf-8")
-    bars = [c for c in _charts(html) if c["label"] == "Incidents per month"]
-    assert bars
+    bars = [c for c in _charts(html) if c["label"] == "Incidents per 12 months or more"]
+    assert bars and not [c for c in _charts(html) if c["label"] == "Incidents per month"]
     seen = set()
     for chart in bars:
-        for rect in chart["rects"]:
-            m = re.fullmatch(r"\w{3} \d{2}: (.+)", rect["title"])
-            if not m:
-                continue
-            text = m[1]
+        titled = [rect for rect in chart["rects"] if re.fullmatch(r"\w{3} \d{2} to \w{3} \d{2}: .+", rect["title"])]
+        assert [t["title"].split(":")[0] for t in titled] == ["Dec 17 to Nov 18", "Dec 18 to Nov 19"]
+        assert not [r for r in chart["rects"] if re.fullmatch(r"\w{3} \d{2}: .+", r["title"])]
+        for rect in titled:
+            text = rect["title"].split(": ", 1)[1]
             seen.add(text.split(" ")[0])
             if text == "fewer than 8, not shown":
                 assert rect["fill"] == "url(#hatch)"
@@ -174,6 +175,7 @@ def test_public_briefing_bars_are_rounded_or_hatched(demo_out):
                 name, n = text.rsplit(" ", 1)
                 assert name == "incidents" and int(n.replace(",", "")) % 5 == 0 and int(n.replace(",", "")) >= 10
     assert "incidents" in seen
+    assert "Incidents per 12 months or more" in html
 
 
 def test_chart_text_from_data_stays_text():

@@ -11,7 +11,8 @@ SVG (``hotspots.publish.charts``); every text from data goes through ``esc``.
 The public briefing follows the public tier's rules: counts suppressed and
 rounded (``tiers.public_count``), no building sections and no points, regions as
 the public view has them (no anecdotal-only place), no hour table (its counts
-would be too small to publish).
+would be too small to publish), and a region's incidents counted over windows
+of 12 months or more, not by month.
 
 ``print_pdf(html_path, pdf_path)`` prints a briefing with headless Chromium
 when it is installed, and says clearly when it is not.
@@ -34,7 +35,7 @@ from hotspots.publish import charts
 from hotspots.publish.escape import esc
 from hotspots.publish.palette import TAB10
 from hotspots.publish.where import RECORD_COLUMNS, clock, peak_window, region_records, rows_by_region
-from hotspots.tiers import RULES_TEXT, SUPPRESSED, public_count
+from hotspots.tiers import PUBLIC, RULES_TEXT, SUPPRESSED, public_count
 from hotspots.weight import risk
 
 TOP_BUILDINGS = 5
@@ -122,12 +123,22 @@ class _RegionCharts:
         months, month = self.months, self.month[rows]
         inside = self.dated[rows] & (month >= 0) & (month < len(months))
         if self.public:
+            # Windows of 12 months at least, as the public tier counts (a month's count is a one-month
+            # window: a disclosure audit): 12-month blocks from the start, a shorter last one joined to
+            # the block before it.
             values = np.bincount(month[inside], minlength=len(months)).astype(float)
-            shown = np.array([np.nan if public_count(v) == SUPPRESSED else float(public_count(v)) for v in values])
+            starts = list(range(0, len(months), PUBLIC["min_months"]))
+            if len(starts) > 1 and len(months) - starts[-1] < PUBLIC["min_months"]:
+                starts.pop()
+            ends = starts[1:] + [len(months)]
+            totals = np.array([values[a:b].sum() for a, b in zip(starts, ends)])
+            labels = [f"{self.labels[a]} to {self.labels[b - 1]}" for a, b in zip(starts, ends)]
+            shown = np.array([np.nan if public_count(v) == SUPPRESSED else float(public_count(v)) for v in totals])
             hidden = np.isnan(shown)
-            return ("<p class=caption>Incidents per month (rounded to 5; hatched: fewer than 8)</p>"
-                    + charts.monthly_bars(self.labels, {"incidents": np.nan_to_num(shown)}, {"incidents": "#b2182b"},
-                                          hidden=hidden, note="fewer than 8, not shown"))
+            return ("<p class=caption>Incidents per 12 months or more (rounded to 5; hatched: fewer than 8)</p>"
+                    + charts.monthly_bars(labels, {"incidents": np.nan_to_num(shown)}, {"incidents": "#b2182b"},
+                                          hidden=hidden, note="fewer than 8, not shown",
+                                          label="Incidents per 12 months or more"))
         # A column for each source the region's dated records come from, in the sources' order.
         source = self.source[rows]
         present = np.unique(source[self.dated[rows] & (source >= 0)])

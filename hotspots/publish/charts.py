@@ -107,10 +107,11 @@ def ticks(top: float, most: int = 5) -> np.ndarray:
 
 
 def monthly_bars(months: list[str], series: dict[str, np.ndarray], colours: dict[str, str],
-                 hidden: np.ndarray | None = None, note: str = "") -> str:
-    """Bars of counts per month, stacked in the order of ``series`` (name -> one count per month), each
-    bar a rectangle with its month, name and count as its title. ``hidden`` (one flag per month) draws a
-    hatched box of height 4 where a count is withheld, its title ``note``. Month labels: about eight."""
+                 hidden: np.ndarray | None = None, note: str = "", label: str = "Incidents per month") -> str:
+    """Bars of counts per month (or per period: ``months`` are the bars' labels), stacked in the order of
+    ``series`` (name -> one count per bar), each bar a rectangle with its label, name and count as its
+    title. ``hidden`` (one flag per bar) draws a hatched box of height 4 where a count is withheld, its
+    title ``note``. Labels: about eight. ``label`` names the chart for screen readers."""
     left, right, top_m, bottom_m = BAR_MARGIN
     width, height = BAR_SIZE
     n = len(months)
@@ -157,7 +158,7 @@ def monthly_bars(months: list[str], series: dict[str, np.ndarray], colours: dict
                     f'text-anchor="middle">{esc(months[k])}</text>')
     body.append(f'<rect x="{left:.1f}" y="{top_m:.1f}" width="{plot_w:.1f}" height="{plot_h:.1f}" fill="none" '
                 f'stroke="#000" stroke-width="0.8"/>')
-    return _svg(width, height, "".join(body), "Incidents per month")
+    return _svg(width, height, "".join(body), label)
 
 
 def legend(colours: dict[str, str]) -> str:
