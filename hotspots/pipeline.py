@@ -799,6 +799,9 @@ def _publish_into(result: Result, out: Path, kind: str, pdf: bool = False) -> di
     for tier, view in views.items():
         if view is not result:
             extra[f"parameters_{tier}"] = {k: v for k, v in view.parameters.items() if result.parameters.get(k) != v}
+    agency = result.extra.get("agency")
+    if agency:      # an agency's own run: its outputs are that agency's, not the partnership's (an audit)
+        written = [(path, f"agency:{agency}" if tier == "partner" else tier) for path, tier in written]
     paths["manifest"] = write_manifest(out / "manifest.json", inputs=inputs, parameters=result.parameters,
                                        weights=result.weights, outputs=written, started_at=result.started_at,
                                        started=result.started, extra=extra, kind=kind)

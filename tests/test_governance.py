@@ -156,7 +156,16 @@ def test_an_agency_run_never_writes_a_public_map(tmp_path):
     from hotspots.cli import main
     from tests.conftest import EXAMPLE
     out = tmp_path / "agency"
-    assert main(["run", str(EXAMPLE / "partnership.toml"), "--agency", "community_intel", "--out", str(out)]) == 0
+    import contextlib
+    import io
+    import json
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["run", str(EXAMPLE / "partnership.toml"), "--agency", "community_intel", "--out", str(out)]) == 0
+    assert "briefing (community_intel's own run, not for sharing)" in printed.getvalue()
+    assert "partner tier" not in printed.getvalue()
+    tiers = {o["tier"] for o in json.loads((out / "manifest.json").read_text())["outputs"]}
+    assert "agency:community_intel" in tiers and "partner" not in tiers
     assert (out / "map.html").is_file()
     assert not (out / "map-public.html").exists() and not (out / "public").exists()
     assert "own run" in (out / "map.html").read_text(encoding="utf-8")
