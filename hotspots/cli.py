@@ -102,7 +102,7 @@ def cmd_run(args, config: Path | None = None, default_out: Path | None = None) -
           f"{s['regions']} hotspot regions, {s['cross']} crossing a boundary.")
     print(f"outputs in {paths['out']}")
     for key, path in paths.items():
-        tier = f"{agency}'s own run, not for sharing" if agency else f"{key.rsplit('_', 1)[1]} tier"
+        tier = f"{agency}'s own run, not for sharing" if agency else f"{key.rsplit('_', 1)[-1]} tier"
         if key.startswith("map_"):
             print(f"map ({tier}): {path}")
         elif key.startswith("briefing_"):
