@@ -39,6 +39,7 @@ import pandas as pd
 
 from hotspots.errors import UserError
 from hotspots.load.dates import parse_date_text, with_times
+from hotspots.load.personal import PLACE_WORDS as _PLACE_WORDS, personal_header, words as _words
 from hotspots.load.geocode import compact_postcode, is_postcode, looks_like_gridref, parse_gridref
 from hotspots.load.readers import AUTO_FORMATS, numbers, read_source, utf16_text
 from hotspots.schema import CATEGORY_MAPS, TAXONOMY, source_schema
@@ -74,16 +75,6 @@ SEVERITY_WORDS = {"red": 4, "high": 4, "critical": 4, "amber": 3, "medium": 3, "
 ROLE_WORDS = {"victim": "victim", "injured party": "victim", "perpetrator": "suspect", "suspect": "suspect",
               "offender": "suspect", "alleged perpetrator": "suspect", "witness": "witness"}
 
-# Header words of personal data: the column is left out whatever its values.
-_PERSONAL_WORDS = {"name", "names", "forename", "forenames", "surname", "firstname", "lastname", "fullname",
-                   "initials", "dob", "birth", "gender", "sex", "ethnic", "ethnicity", "nhs", "email", "phone",
-                   "telephone", "mobile", "tel", "home", "resident", "notes", "note", "narrative", "details",
-                   "description", "comment", "comments", "text", "summary", "account", "circumstances", "age",
-                   "nino", "pnc", "cro", "crn", "upn", "patient", "complainant", "informant", "officer",
-                   "caller", "contact", "religion", "nationality", "disability", "school", "pupil", "person"}
-# Header words of a place: a free-text location, unless the column is personal ("home address").
-_PLACE_WORDS = {"location", "place", "where", "street", "road", "venue", "site", "address", "station",
-                "postcode", "locality", "landmark"}
 _INCIDENT_WORDS = {"incident", "offence", "occurred", "occurrence", "assault", "event", "crime", "committed", "when"}
 _SECOND_WORDS = {"arrival", "reported", "report", "recorded", "received", "created", "entered", "updated",
                  "closed", "extract", "input", "logged", "review"}
@@ -104,12 +95,6 @@ class Draft:
     @property
     def todo(self) -> list[str]:
         return self.mapping["_draft"]["todo"]
-
-
-def _words(header: str) -> set[str]:
-    """The words of a column header: 'Assault_Location_Free_Text' -> {assault, location, free, text}."""
-    s = re.sub(r"([a-z])([A-Z])", r"\1 \2", str(header))
-    return set(re.split(r"[^a-z0-9]+", s.lower())) - {""}
 
 
 # ----------------------------------------------------------------------------- reading
@@ -239,9 +224,9 @@ def _personal(name: str, v: pd.Series) -> str | None:
     """Why a column is personal data (None when it is not)."""
     words = _words(name)
     place = bool(words & _PLACE_WORDS) and not words & {"home", "resident", "residence", "patient", "pupil"}
-    if words & _PERSONAL_WORDS and not (place and not words & {"name", "forename", "surname", "narrative"}):
-        # 'Incident address', 'Assault location free text' are places; 'Home postcode', 'Notes' are not.
-        return f"header: {', '.join(sorted(words & _PERSONAL_WORDS))}"
+    header = personal_header(name)
+    if header:
+        return header
     if not len(v):
         return None
     low = v.str.lower()

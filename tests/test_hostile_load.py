@@ -340,6 +340,25 @@ def test_which_sheet_of_a_workbook_is_read_is_said_when_it_has_others_or_is_hidd
     assert "notes.xlsx" in msg and "the workbook has 2 sheets ('Read me', 'Data')" in msg
 
 
+def test_a_mapping_that_reads_a_column_of_personal_data_is_warned_of(tmp_path):
+    # Onboarding audit: an ED mapping with "Patient DOB" as the date and "Patient Postcode" as the place
+    # validated with exit 0 and no word (two rows only filtered, their births before the study).
+    rows = ["Patient DOB,Patient Postcode,Easting,Northing"] + [f"2018-01-{d:02d},E1 6AN,{532000 + d},181000"
+                                                              for d in range(1, 11)]
+    (tmp_path / "ed.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    cfg = _generic(tmp_path, "ed.csv")
+    spec = json.loads((tmp_path / "any.json").read_text(encoding="utf-8"))
+    spec["date"]["column"] = "Patient DOB"
+    (tmp_path / "any.json").write_text(json.dumps(spec), encoding="utf-8")
+    from hotspots.schema import _load_schema_file
+    _load_schema_file.cache_clear()
+    loaded = load_sources(load_config(cfg))
+    said = " ".join(w["message"] for w in loaded.ledger.warnings)
+    assert "the mapping reads 'Patient DOB' (header: dob, patient), whose header names personal data" in said
+    assert "Patient Postcode" not in said               # not read by this mapping: nothing to say
+    assert len(loaded.incidents) == 10
+
+
 def test_an_old_xls_workbook_says_to_save_it_as_xlsx(tmp_path):
     (tmp_path / "log.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096))
     msg = load_error(_generic(tmp_path, "log.xls"))

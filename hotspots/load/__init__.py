@@ -45,6 +45,7 @@ from hotspots.load.geocode import (Geocoder, build_geocoder, collapse_streets, g
                                    postcode_files)
 from hotspots.load.ledger import HotspotsWarning, Ledger, sha256
 from hotspots.load.linkage import link_duplicates, linkage_options
+from hotspots.load.personal import personal_header
 from hotspots.load.mapping import check_columns, map_rows, street_points_from, street_source
 from hotspots.load.readers import read_source, schema_columns
 from hotspots.load.spec import needs_geocoder, resolve_schema
@@ -269,6 +270,15 @@ def _read_checked(job: FileJob) -> tuple[FileResult, pd.DataFrame | None, list[s
     notes = ([] if len(raw) else ["the file has no data rows."]) + ([noticed] if noticed else [])
     # Two columns of one name (a partner's "Date" reported and "Date" of the incident): the first is read,
     # which is said, never chosen silently (hostile audit).
+    # A column the mapping reads whose header names the person, not the place or the incident (a date of
+    # birth mapped as the date, a patient's home postcode as the place: an onboarding audit found both
+    # loaded with no word). Said, not refused: a header can mislead.
+    # (A drafted mapping's ``_draft`` lists the columns it left out: those are not read.)
+    read = schema_columns({k: v for k, v in schema.items() if k != "_draft"})
+    personal = [f"'{c}' ({why})" for c in dict.fromkeys(header) if c in read and (why := personal_header(c))]
+    if personal:
+        notes.append(f"the mapping reads {', '.join(personal)}, whose header names personal data: hotspots maps "
+                     "incidents and places, not people; check that the mapping reads the incident's own column.")
     twice = sorted({c for c in header if c in used and header.count(c) > 1})
     if twice:
         notes.append(f"the header names {', '.join(repr(c) for c in twice)} more than once: the first "
