@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 
 from hotspots.errors import UserError
-from hotspots.load.dates import parse_date_text, with_times
-from hotspots.load.personal import PLACE_WORDS as _PLACE_WORDS, personal_header, words as _words
+from hotspots.load.dates import ISO_STAMPED_TIME, parse_date_text, with_times
+from hotspots.load.personal import PLACE_WORDS as _PLACE_WORDS, names_place, personal_header, words as _words
 from hotspots.load.geocode import compact_postcode, is_postcode, looks_like_gridref, parse_gridref
 from hotspots.load.readers import AUTO_FORMATS, numbers, read_source, utf16_text
 from hotspots.schema import CATEGORY_MAPS, TAXONOMY, source_schema
@@ -223,7 +223,7 @@ def _share(mask: pd.Series) -> float:
 def _personal(name: str, v: pd.Series) -> str | None:
     """Why a column is personal data (None when it is not)."""
     words = _words(name)
-    place = bool(words & _PLACE_WORDS) and not words & {"home", "resident", "residence", "patient", "pupil"}
+    place = names_place(name)
     header = personal_header(name)
     if header:
         return header
@@ -278,7 +278,7 @@ def _date_columns(raw: pd.DataFrame, cols: list[str], formats: list[str]) -> lis
 # Month-only formats, tried when no column holds days (the month's precision, never a made-up day).
 MONTH_FORMATS = ["%b-%Y", "%b %Y", "%B %Y", "%B-%Y", "%b-%y", "%b %y", "%m/%Y", "%Y-%m"]
 _TIME = r"\d{1,2}[:.]\d{2}(:\d{2})?|\d{4}"
-_ISO_STAMPED = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)"
+_ISO_STAMPED = r"\d{4}-\d{2}-\d{2}[T ]" + ISO_STAMPED_TIME
 
 
 def _time_column(raw: pd.DataFrame, cols: list[str], date_col: str) -> str | None:

@@ -68,13 +68,14 @@ def restriction(incidents: pd.DataFrame, cfg) -> pd.Series:
 
     codes, values = text_codes(column("handling"))
     kind = _kinds(values.str.strip().str.upper().to_numpy(object))[codes]
-    # The source's own code, a limit on each of its records (C released by conditions in the config).
-    limit = {s.id: int(_kinds(np.array([str(s.handling).strip().upper()], dtype=object))[0]) for s in cfg.sources}
+    # The source's own code, a limit on each of its records: none without a code, and C released by
+    # conditions recorded in the config.
     released = {s.id for s in cfg.sources if str(s.handling_conditions).strip()}
-    for sid in released:
-        limit[sid] = SHARED if limit[sid] == C else limit[sid]
-    source_kind = lookup(incidents["source_id"], {k: float(v) for k, v in limit.items()}, float(SHARED))
-    source_kind = np.where(source_kind == BLANK, SHARED, source_kind).astype(np.int8)    # no code: no limit
+    limit = {}
+    for s in cfg.sources:
+        k = int(_kinds(np.array([str(s.handling).strip().upper()], dtype=object))[0])
+        limit[s.id] = float(SHARED if k == BLANK or (k == C and s.id in released) else k)
+    source_kind = lookup(incidents["source_id"], limit, float(SHARED)).astype(np.int8)
     in_released = lookup(incidents["source_id"], dict.fromkeys(released, 1.0), 0.0) > 0
     graded = np.zeros(len(incidents), bool)
     for col in ("grade_source", "grade_intel"):

@@ -586,8 +586,8 @@ def _start_clusters(cfg: Config, incidents: pd.DataFrame, area):
 
 def _import_publishing_while(job) -> None:
     """While ``job`` (a step on the second core) is still running, import the modules ``publish``
-    imports: folium (its templates compile at import), the map and briefing, PIL, scipy.ndimage (0.7 s that would otherwise come after the wait; at 1 M incidents
-    the wait for the clusters was 1.5-2 s)."""
+    imports: folium (its templates compile at import), the map and briefing, PIL, scipy.ndimage (0.7 s
+    that would otherwise come after the wait; at 1 M incidents the wait for the clusters was 1.5-2 s)."""
     if job is None or job.done():
         return
     import PIL.Image  # noqa: F401

@@ -74,10 +74,9 @@ def partner_buildings(table: pd.DataFrame | None, grid) -> pd.DataFrame | None:
     hide = cell_only(table)
     if not hide.any():
         return table
-    out = table.copy()
+    out = at_cell_centres(table, grid)      # a copy, the sites at their cells' centres
     idx = np.nonzero(hide)[0]
     cell = grid.assign(out["x"].to_numpy(float)[idx], out["y"].to_numpy(float)[idx])
-    cx, cy = grid.centres()
     rows, cols = grid.rows_cols
     prefix = "C" if grid.shape == "square" else "H"
     if "cell_id" not in out:
@@ -94,8 +93,6 @@ def partner_buildings(table: pd.DataFrame | None, grid) -> pd.DataFrame | None:
         out.at[out.index[k], "name"] = f"{CELL_LABEL} ({str(out.at[out.index[k], 'type']).replace('_', ' ')})"
         out.at[out.index[k], "cell_id"] = cid
         out.at[out.index[k], "cell_size_m"] = float(grid.cell)
-        if c >= 0:
-            out.at[out.index[k], "x"], out.at[out.index[k], "y"] = float(cx[c]), float(cy[c])
         for col in _IDENTIFYING:
             if col in out:
                 out.at[out.index[k], col] = ""

@@ -20,7 +20,6 @@ agencies (``linkage``). It returns a ``Loaded``:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import multiprocessing
@@ -268,17 +267,15 @@ def _read_checked(job: FileJob) -> tuple[FileResult, pd.DataFrame | None, list[s
         return res, None, None
     res.rows_read = len(raw)
     notes = ([] if len(raw) else ["the file has no data rows."]) + ([noticed] if noticed else [])
-    # Two columns of one name (a partner's "Date" reported and "Date" of the incident): the first is read,
-    # which is said, never chosen silently (hostile audit).
     # A column the mapping reads whose header names the person, not the place or the incident (a date of
     # birth mapped as the date, a patient's home postcode as the place: an onboarding audit found both
     # loaded with no word). Said, not refused: a header can mislead.
-    # (A drafted mapping's ``_draft`` lists the columns it left out: those are not read.)
-    read = schema_columns({k: v for k, v in schema.items() if k != "_draft"})
-    personal = [f"'{c}' ({why})" for c in dict.fromkeys(header) if c in read and (why := personal_header(c))]
+    personal = [f"'{c}' ({why})" for c in dict.fromkeys(header) if c in used and (why := personal_header(c))]
     if personal:
         notes.append(f"the mapping reads {', '.join(personal)}, whose header names personal data: hotspots maps "
                      "incidents and places, not people; check that the mapping reads the incident's own column.")
+    # Two columns of one name (a partner's "Date" reported and "Date" of the incident): the first is read,
+    # which is said, never chosen silently (hostile audit).
     twice = sorted({c for c in header if c in used and header.count(c) > 1})
     if twice:
         notes.append(f"the header names {', '.join(repr(c) for c in twice)} more than once: the first "
@@ -459,8 +456,9 @@ def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptio
               writing: list) -> list[FileResult]:
     """``load_files`` over ``jobs`` in batches (``batches``) in this process, a process pool or a
     Dask cluster; results in job order. Up to ``DEFERRED_WRITE_BYTES`` of files, a forked process
-    writes their cache entries (a ``background.Job`` added to ``writing``, which ``_written`` waits
-    for); beyond, or on a Dask cluster, they are written where they were loaded."""
+    writes their cache entries (a ``background.Job`` added to ``writing``, which
+    ``Loaded.cache_written`` waits for); beyond, or on a Dask cluster, they are written where they
+    were loaded."""
     if not jobs:
         return []
     n = options.processes
@@ -469,10 +467,11 @@ def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptio
         n = min(len(jobs), os.cpu_count() or 1) if big and len(jobs) > 1 else 1
     workers = len(options.client.scheduler_info().get("workers", {})) if options.client is not None else n
     groups = batches(jobs, max(1, workers))
+    stored: list[bool] = []         # the entries written by worker processes
+    here, defer = True, False       # whether the results are in this process; written later, forked
     if options.client is not None:
         from hotspots.distributed import run_on_cluster
         done = run_on_cluster(options.client, load_files, [[jobs[i] for i in g] for g in groups], geocoder)
-        stored = [_store(options, jobs[i], r) for g, res in zip(groups, done) for i, r in zip(g, res)]
     else:
         # Up to DEFERRED_WRITE_BYTES of files, their cache entries are written by a forked process while
         # the run goes on (the analysis leaves the second core idle for a while): a thread writing them
@@ -480,12 +479,9 @@ def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptio
         # processes writing them finished the load later (1.3 s of a 1 M run). Beyond, each worker
         # writes its own files: the forked process would hold every file's rows until it is done.
         here = min(n, len(groups)) <= 1 or multiprocessing.current_process().daemon
-        writes = options.write and options.cache is not None
-        defer = writes and sum(j.size for j in jobs) <= DEFERRED_WRITE_BYTES
+        defer = options.write and options.cache is not None and sum(j.size for j in jobs) <= DEFERRED_WRITE_BYTES
         if here:
             done = [load_files([jobs[i] for i in g], geocoder) for g in groups]
-            stored = [] if defer or not writes else \
-                [_store(options, jobs[i], r) for g, res in zip(groups, done) for i, r in zip(g, res)]
         else:
             # The largest batches first, so that no worker is left with a big one at the end.
             order = sorted(range(len(groups)), key=lambda b: -sum(jobs[i].size for i in groups[b]))
@@ -496,13 +492,14 @@ def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptio
                                      initargs=(geocoder, worker_options)) as pool:
                 got = list(pool.map(_load_in_worker, [[jobs[i] for i in groups[b]] for b in order]))
             done = [None] * len(groups)
-            stored = []
             for b, (res, ok) in zip(order, got):
                 done[b] = res
                 stored += ok
-        if defer:
-            pairs = [(jobs[i], r) for g, res in zip(groups, done) for i, r in zip(g, res)]
-            writing.append(background.start(_store_each, options, pairs, what="files' cache entries"))
+    pairs = [(jobs[i], r) for g, res in zip(groups, done) for i, r in zip(g, res)]
+    if defer:
+        writing.append(background.start(_store_each, options, pairs, what="files' cache entries"))
+    elif here:
+        stored = _store_each(options, pairs)
     _written(options, stored)
     out: list[FileResult] = [None] * len(jobs)      # type: ignore[list-item]
     for g, res in zip(groups, done):
@@ -515,11 +512,10 @@ def _store_each(options: LoadOptions, pairs: list[tuple[FileJob, FileResult]]) -
     return [_store(options, job, res) for job, res in pairs]
 
 
-def _written(options: LoadOptions, stored: list) -> None:
-    """Whether every file's entry was written (``stored``: flags, or ``background.Job``s giving them);
-    for a read-only folder, a warning once, and no more writing."""
-    flags = [ok for item in stored for ok in (item.result() if isinstance(item, background.Job) else [item])]
-    if not all(flags) and options.write:
+def _written(options: LoadOptions, stored: list[bool]) -> None:
+    """Whether every file's entry was written (``stored``, a flag a file); for a read-only folder, a
+    warning once, and no more writing."""
+    if not all(stored) and options.write:
         options.write = False        # a read-only folder: say so once and carry on without the cache
         warnings.warn(f"the cache folder {options.cache} cannot be written: normalised incidents are not "
                       "kept for the next run (set HOTSPOTS_CACHE to a writable folder).", HotspotsWarning,
@@ -959,7 +955,7 @@ def load_sources(cfg: Config, only: list[str] | None = None, keep_going: bool = 
         loaded.streets = collapse_streets(pd.concat(streets, ignore_index=True))
     if whole is not None and options.write and len(incidents) and not ledger.failures:
         _store_load(options, whole, loaded)
-    loaded.cache_written = functools.partial(_written, options, writing)
+    loaded.cache_written = lambda: _written(options, [ok for job in writing for ok in job.result()])
     if options.wait_for_cache:
         loaded.cache_written()
     return loaded

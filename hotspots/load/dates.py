@@ -91,8 +91,9 @@ def _parse_dates(text: pd.Series, formats: list[str]) -> pd.Series:
     return out
 
 
-# The end of an ISO 8601 time that says its offset from UTC (Z, +01:00, +0100, -05) after hh:mm[:ss[.f]].
-_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+# An ISO 8601 time that says its offset from UTC: hh:mm[:ss[.f]] then Z, +01:00, +0100 or -05.
+ISO_STAMPED_TIME = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)"
+_OFFSET = ISO_STAMPED_TIME + "$"
 
 
 def parse_time_text(text: pd.Series, formats: list[str]) -> pd.Series:

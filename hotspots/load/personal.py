@@ -23,11 +23,17 @@ def words(header: str) -> set[str]:
     return set(re.split(r"[^a-z0-9]+", s.lower())) - {""}
 
 
+def names_place(name: str) -> bool:
+    """Whether a header names a place ('Incident address'), not a person's ('Home postcode')."""
+    found = words(name)
+    return bool(found & PLACE_WORDS) and not found & {"home", "resident", "residence", "patient", "pupil"}
+
+
 def personal_header(name: str) -> str | None:
     """Why a column's header says it holds personal data ("header: dob"), or None: its words, unless they
     name a place ('Incident address', 'Assault location free text' are places; 'Home postcode' is not)."""
     found = words(name)
-    place = bool(found & PLACE_WORDS) and not found & {"home", "resident", "residence", "patient", "pupil"}
-    if found & PERSONAL_WORDS and not (place and not found & {"name", "forename", "surname", "narrative"}):
+    person = found & {"name", "forename", "surname", "narrative"}
+    if found & PERSONAL_WORDS and not (names_place(name) and not person):
         return f"header: {', '.join(sorted(found & PERSONAL_WORDS))}"
     return None

@@ -469,9 +469,11 @@ def _sheet_note(book: pd.ExcelFile, chosen, path: Path) -> str:
     mapping names none, and that it is hidden, when it is (a workbook's first sheet may be a hidden
     copy or a notes page); "" otherwise."""
     names = [str(n) for n in book.sheet_names]
-    at = 0 if chosen is None else chosen if isinstance(chosen, int) else \
-        names.index(str(chosen)) if str(chosen) in names else None
-    if at is None or not 0 <= at < len(names):
+    if chosen is None or isinstance(chosen, int):
+        at = chosen or 0
+    else:
+        at = names.index(str(chosen)) if str(chosen) in names else -1
+    if not 0 <= at < len(names):
         raise UserError(f"the workbook has no sheet {chosen!r} (its sheets: "
                         f"{', '.join(repr(n) for n in names)}).", file=str(path),
                         hint="Name one of them as the mapping's reader \"sheet\" (a name, or a number from 0).")
@@ -577,7 +579,8 @@ def read_table(path: Path, reader: dict, keep: set[str] | None = None) -> pd.Dat
 
 
 def schema_columns(schema: dict) -> set[str]:
-    """Every string a schema mentions: a superset of the input columns it reads."""
+    """Every string a schema mentions: a superset of the input columns it reads (a drafted mapping's
+    ``_draft`` lists the columns it left out, which are not read)."""
     out: set[str] = set()
 
     def walk(value) -> None:
@@ -589,5 +592,5 @@ def schema_columns(schema: dict) -> set[str]:
         elif isinstance(value, (list, tuple)):
             for v in value:
                 walk(v)
-    walk({k: v for k, v in schema.items() if k not in ("notes", "title", "description", "reference")})
+    walk({k: v for k, v in schema.items() if k not in ("notes", "title", "description", "reference", "_draft")})
     return out
