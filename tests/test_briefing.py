@@ -282,3 +282,36 @@ def test_region_records_keep_only_the_risk_records_inside_regions_with_their_clo
         assert timed[rows[reg]].tolist() == all_timed[mine].tolist()
     assert sum(len(v) for v in rows.values()) == len(records) and any(timed)
     forget_region_records(r)
+
+
+def test_building_expected_is_read_against_the_weighted_count_it_was_computed_for():
+    """expected_R is in weighted incidents (the study-area weighted rate x catchment), and rr_R is
+    weighted_R / expected_R. Leicester Square in the example: 248 records within 100 m, weighted 839.57
+    (the Met's records scaled by 24/7), expected 32.68, relative risk 25.69 = 839.57 / 32.68, not
+    248 / 32.68 = 7.59. Statistics audit: the briefing and the where-to-act panel set 248 against 32.7."""
+    from types import SimpleNamespace
+
+    from hotspots.publish.briefing import _building_section
+    from hotspots.publish.where import _building_entries
+    row = {"building_id": "stations:631", "name": "Leicester Square", "type": "station", "x": 529980.0,
+           "y": 180824.0, "rank": 1, "region_id": "", "trend": "stable", "peak_hours": "", "rank_radius_m": 100.0,
+           "precision_note": "", "time_note": ""}
+    n, weighted, expected = 248, 839.5704, 32.68423354792117
+    rr = weighted / expected                                     # 25.687: the ratio of the two weighted figures
+    row.update({"n_100": n, "weighted_100": weighted, "expected_100": expected, "rr_100": rr,
+                "rr_low_100": 22.59, "rr_high_100": 29.09, "q_100": 0.075})
+    table = pd.DataFrame([row])
+    result = SimpleNamespace(buildings=table)
+    html = _building_section(result, table.iloc[0])
+    cells = re.findall(r"<td>([^<]*)</td>", html[html.index("<th>Radius</th>"):])
+    head = re.findall(r"<th>([^<]*)</th>", html[html.index("<th>Radius</th>"):])
+    shown = dict(zip(head, cells))
+    assert shown["Incidents"] == "248"
+    assert float(shown["Weighted"].replace(",", "")) == pytest.approx(839.6)
+    assert float(shown["Expected"].replace(",", "")) == pytest.approx(32.7)
+    ratio = float(shown["Weighted"].replace(",", "")) / float(shown["Expected"].replace(",", ""))
+    assert ratio == pytest.approx(float(shown["Relative risk (95 % Poisson CI)"].split()[0]), rel=0.01)
+    detail = _building_entries(result)[0]["detail"]
+    numbers = [float(v.replace(",", "")) for v in re.findall(r"\d[\d,]*\.?\d*", detail)]
+    assert 839.6 in numbers and 32.7 in numbers and 25.69 in numbers
+    assert "839.6 weighted incidents" in detail and "against 32.7 expected" in detail

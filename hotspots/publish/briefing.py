@@ -206,7 +206,8 @@ def _region_section(result, reg, public: bool, drawn: _RegionCharts) -> str:
 def _building_section(result, b: pd.Series) -> str:
     labs = sorted((c[len("rr_low_"):] for c in result.buildings.columns if c.startswith("rr_low_")), key=float)
     rows = "".join(
-        f"<tr><td>{lab} m</td><td>{int(b[f'n_{lab}']):,}</td><td>{b[f'expected_{lab}']:,.1f}</td>"
+        f"<tr><td>{lab} m</td><td>{int(b[f'n_{lab}']):,}</td><td>{b[f'weighted_{lab}']:,.1f}</td>"
+        f"<td>{b[f'expected_{lab}']:,.1f}</td>"
         f"<td>{b[f'rr_{lab}']:.2f} ({b[f'rr_low_{lab}']:.2f}-{b[f'rr_high_{lab}']:.2f})</td>"
         f"<td>{b[f'q_{lab}']:.3g}</td></tr>" for lab in labs if pd.notna(b.get(f"rr_{lab}")))
     facts = [("Type", b["type"]), ("Rank", int(b["rank"])), ("Hotspot region", b.get("region_id") or "none"),
@@ -216,7 +217,11 @@ def _building_section(result, b: pd.Series) -> str:
         facts.append(("Locations", b["precision_note"]))
     return (f"<section class=keep><h3>{int(b['rank'])}. {esc(b['name'])}</h3><table class=facts>"
             + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts) + "</table>"
-            "<table><tr><th>Radius</th><th>Incidents</th><th>Expected</th><th>Relative risk (95 % CI)</th>"
+            # Expected is in weighted incidents (the relative risk is weighted / expected): set beside the
+            # weighted count, not the records (248 records at Leicester Square weigh 839.6 against 32.7).
+            # The interval is the exact Poisson one: it does not allow for overdispersion, the q does.
+            "<table><tr><th>Radius</th><th>Incidents</th><th>Weighted</th><th>Expected</th>"
+            "<th>Relative risk (95 % Poisson CI)</th>"
             f"<th>q</th></tr>{rows}</table></section>")
 
 

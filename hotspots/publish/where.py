@@ -142,8 +142,9 @@ def _building_entries(result) -> list[dict]:
         lab = str(int(b["rank_radius_m"])) if pd.notna(b.get("rank_radius_m")) else None
         detail = f"{b['type']}"
         if lab and f"n_{lab}" in b:
-            detail += (f"; {int(b[f'n_{lab}']):,} incidents within {lab} m against {b[f'expected_{lab}']:,.1f} "
-                       f"expected (relative risk {b[f'rr_{lab}']:.2f})")
+            # Expected is in weighted incidents: against the weighted count (its ratio is the relative risk).
+            detail += (f"; {b[f'weighted_{lab}']:,.1f} weighted incidents ({int(b[f'n_{lab}']):,} records) within "
+                       f"{lab} m against {b[f'expected_{lab}']:,.1f} expected (relative risk {b[f'rr_{lab}']:.2f})")
         if b.get("region_id"):
             detail += f"; in hotspot region {b['region_id']}"
         r = float(lab) if lab else 250.0
