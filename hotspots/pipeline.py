@@ -237,7 +237,7 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
 
     with progress.step("profile key buildings"):
         buildings, types_job, building_acc = _profile(cfg, incidents, area, regions, ledger, params,
-                                                      cells["status"].to_numpy() == "analysed", grid)
+                                                      cells["status"].to_numpy() == "analysed", grid, coverage)
         streets = attribute.street_labels(loaded.streets, area)
         regions = attribute.name_regions(regions, streets, buildings)
         # Sensitive sites shown only by their cell lose name and place from here on (hotspots.sensitive).
@@ -497,10 +497,12 @@ def public_view(result: Result) -> Result:
 
 
 def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFrame, ledger: Ledger,
-             params: dict, analysed: np.ndarray | None = None, grid: gridmod.Grid | None = None
+             params: dict, analysed: np.ndarray | None = None, grid: gridmod.Grid | None = None,
+             coverage: gpd.GeoDataFrame | None = None
              ) -> tuple[pd.DataFrame | None, background.Job | None, pd.DataFrame | None]:
     """Key buildings: load them and profile the risk around each (``hotspots.profile``), against
     comparable places: the police.uk snap points and key buildings in the cells some risk source covers.
+    Expected counts are each risk source's rate over the area it covers (``coverage``).
     Returns the buildings' table, the job computing the building types' table (on the second core:
     ``result()`` waits for it) and the buildings' accounting."""
     if not cfg.key_buildings:
@@ -520,7 +522,11 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
     # The building types' Monte Carlo on the second core while the buildings are profiled here.
     types_job = background.start(type_profile, buildings, risk, area, sites, n_sim, seed, what="building types")
     table, _ = profile_buildings(buildings, risk, area, regions, radii, cfg.start, cfg.end, options,
-                                 null_sites=sites, n_sim=n_sim, seed=seed, null_label=label, with_types=False)
+                                 null_sites=sites, n_sim=n_sim, seed=seed, null_label=label, with_types=False,
+                                 coverage=coverage)
+    params["building_expected"] = _param("each risk source's weighted rate over the area it covers x the part "
+                                         "of the catchment it covers, summed over the sources",
+                                         "a source is expected only where it has data: no data is not low risk")
     params["building_null"] = _param(table["null"].iat[0] if len(table) else label,
                                      ("set in the config" if "building_null" in cfg.analysis else "default") +
                                      ": crime counts are overdispersed, so each building is compared with places "

@@ -30,7 +30,12 @@ the building (distance <= R), ``weighted_R`` sums their weights.
 
 *Expected.* ``expected_R = (W / A) x a_R``: the study area's weighted rate (W,
 the weighted incidents in the study area, over its area A) times the
-catchment's area. With ``comparison = "type"`` it is instead the pooled rate
+catchment's area. Given the sources' ``coverage`` (as the pipeline does), it is
+summed source by source: each risk source's weighted rate over the part of the
+study area it covers, times the part of the catchment it covers
+(``coverage_expected``), so that a building where a source has no data is not
+read as low risk for want of it (one rate made 72 of the example's 73 buildings
+outside police coverage "significantly low"). With ``comparison = "type"`` it is instead the pooled rate
 around the *other* buildings of the same type, ``sum(weighted_R) / sum(a_R)``
 over them, times ``a_R`` (for whole discs, the mean weighted count around
 them); a type with one building falls back to the study-area rate.
@@ -283,6 +288,25 @@ def catchment_areas(x: np.ndarray, y: np.ndarray, r: float, study_area) -> np.nd
     return out
 
 
+def coverage_expected(x: np.ndarray, y: np.ndarray, r: float, study_area, risk: pd.DataFrame,
+                      coverage: gpd.GeoDataFrame | None) -> np.ndarray | None:
+    """Expected weighted incidents within ``r`` of each point, source by source: each risk source's
+    weighted rate over the part of the study area it covers (its weight over that area), times the part
+    of the catchment inside it. A source without a ``coverage`` row covers the study area. None without
+    coverage or ``source_id`` (the caller keeps the one study-area rate)."""
+    if coverage is None or not len(coverage) or "source_id" not in risk:
+        return None
+    geoms = dict(zip(coverage["source_id"].astype(str), coverage.geometry.values))
+    sid = risk["source_id"].astype(str).to_numpy()
+    w = risk["weight"].to_numpy(float)
+    out = np.zeros(len(x))
+    for s in pd.unique(sid):
+        region = study_area if geoms.get(s) is None else shapely.intersection(study_area, geoms[s])
+        if region.area > 0:
+            out += w[sid == s].sum() / region.area * catchment_areas(x, y, r, region)
+    return out
+
+
 # --------------------------------------------------------------------------- helpers
 
 # What profiling reads of a risk incident: a narrow copy of those rows, not every column.
@@ -464,8 +488,8 @@ def comparable_places(incidents: pd.DataFrame, building_xy: np.ndarray, grid=Non
 def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_area, regions: gpd.GeoDataFrame,
                       radii, period_start, period_end, cfg_options: dict | None = None,
                       null_sites: np.ndarray | None = None, n_sim: int = 1999, seed: int = 0,
-                      null_label: str = "random places in the covered area", with_types: bool = True
-                      ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+                      null_label: str = "random places in the covered area", with_types: bool = True,
+                      coverage: gpd.GeoDataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(buildings table, building-type table) for ``buildings`` (from ``load_buildings``); see the module
     docstring for both tables' columns and every method. ``incidents`` are in the common schema (EPSG:27700)
     or already grouped (``grouped_risk``);
@@ -473,7 +497,9 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     of any layer); the period is [period_start, period_end). With ``null_sites`` (an (m, 2) array of
     comparable places inside the covered area, at least 20), p-values come from Monte Carlo relocation
     among them (``n_sim`` draws, ``seed``); without, from the flat Poisson rate (column ``null`` says which).
-    ``with_types=False``: no building-type table (None; ``type_profile`` makes it on its own)."""
+    ``with_types=False``: no building-type table (None; ``type_profile`` makes it on its own).
+    ``coverage`` (``source_id``, geometry; ``hotspots.coverage``): expected counts source by source over
+    the area each covers (``coverage_expected``); without, one study-area rate."""
     opts = profile_options(cfg_options)
     if radii is None:
         radii = [float(r) for rs in buildings["radius_m"] for r in rs] if len(buildings) else [100.0, 250.0, 500.0]
@@ -572,6 +598,7 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     comparison_note = np.full(nb, "", dtype=object)
     for r, lab in zip(radii, labels):
         rate = np.full(nb, W / A if A > 0 else np.nan)
+        typed = np.zeros(nb, dtype=bool)
         if opts["comparison"] == "type":
             types = b["type"].to_numpy()
             for t in pd.unique(types):
@@ -581,7 +608,11 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
                     continue
                 tw, ta = w_by[r][idx].sum(), area_by[r][idx].sum()
                 rate[idx] = (tw - w_by[r][idx]) / (ta - area_by[r][idx])
+                typed[idx] = True
         expected = rate * area_by[r]
+        by_source = coverage_expected(bx, by, r, study_area, risk, coverage) if nb and N else None
+        if by_source is not None:
+            expected = np.where(typed, expected, by_source)
         n, w = n_by[r], w_by[r]
         mean_w = np.where(n > 0, w / np.maximum(n, 1), mean_w_all)
         with np.errstate(divide="ignore", invalid="ignore"):

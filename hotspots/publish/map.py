@@ -742,7 +742,7 @@ PARAMETER_NAMES = {
     "cluster_simulations": "Cluster simulations", "space_time": "Space-time trends",
     "building_radii_m": "Building radii (m)", "building_time_profile": "Building time profiles",
     "coverage": "Each source's coverage (how decided)", "combine": "Combination of the sources' evidence",
-    "building_null": "Key buildings: null model",
+    "building_null": "Key buildings: null model", "building_expected": "Key buildings: expected counts",
 }
 
 
