@@ -30,7 +30,7 @@ from hotspots import coverage as covermod
 from hotspots.detect import combine as combmod
 from hotspots.detect.inference import DEFAULT_DRAWS, merged_places, reusing_tables
 from hotspots.detect.kde import choose_bandwidth, kde_grid
-from hotspots.detect.spacetime import emerging_classes, month_index, space_time_cube
+from hotspots.detect.spacetime import emerging_classes, emerging_classes_by_source, month_index, space_time_cube
 from hotspots.errors import UserError
 from hotspots.frames import release_freed_memory, take_by_column
 from hotspots.load import IDENTIFIERS, LoadOptions, finish, load_sources
@@ -227,7 +227,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
 
     with progress.step("density and trends"):
         kde_surface = _kde(cfg, incidents, grid, cells, params)
-        trends_job = _start_trends(cfg, incidents, grid, cells, w, alpha, seed, params)
+        trends_job = _start_trends(cfg, incidents, grid, cells, w, alpha, seed, params,
+                                   (coverage, area, sweights) if combine == "sources" else None)
 
     with progress.step("attribute to boundaries"):
         cells, regions, areas = attribute_cells(cells, grid, boundaries, areas_job.result(), incidents)
@@ -671,11 +672,14 @@ def _find_clusters(cfg: Config, incidents: pd.DataFrame, places: np.ndarray, are
 
 
 def _start_trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: pd.DataFrame, w, alpha: float,
-                  seed: int, params: dict):
+                  seed: int, params: dict, by_source: tuple | None = None):
     """Start the emerging hot spot classes per cell from monthly Gi* on the second core (their
     permutations, 1 s of a small partnership's run, need only the cells x months cube built here);
-    ``_finish_trends`` collects them. The result is the same either way (same cube, same seed)."""
-    risk = weight.risk(incidents, ["source_id", "cell", "occurred_from", "weight"])
+    ``_finish_trends`` collects them. The result is the same either way (same cube, same seed).
+    With ``by_source`` ((coverage, study area, source weights), as ``combine = "sources"``) each source
+    has its own cube on the cells it covers, combined month by month (``emerging_classes_by_source``)."""
+    risk = weight.risk(incidents, [c for c in ("source_id", "cell", "occurred_from", "weight", "x", "y")
+                                   if c in incidents])
     # A source covering part of the period only would read as a trend where it starts or stops.
     partial = sorted(weight.period_scales(cfg))
     risk = risk[~risk["source_id"].isin(partial)]
@@ -691,19 +695,43 @@ def _start_trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cell
     at[idx] = np.arange(len(idx))
     cell = at[risk["cell"].to_numpy()]
     keep = cell >= 0
+    sub = sp.csr_matrix(w)[idx][:, idx]
+    if by_source is not None:
+        coverage, area, sweights = by_source
+        sids = sorted(used)
+        shares = covermod.cell_shares(grid, area, coverage, sids)[idx]
+        sid_col = risk["source_id"].astype(str).to_numpy()
+        cubes = {}
+        for j, sid in enumerate(sids):
+            # As the map's Gi*: the source's records inside its coverage, by density on its covered cells.
+            mine = keep & (sid_col == sid) & covermod.inside_coverage(
+                coverage, sid, shares[:, j], np.maximum(cell, 0), risk["x"].to_numpy(), risk["y"].to_numpy())
+            cube = space_time_cube(cell[mine], period[mine], risk["weight"].to_numpy()[mine], len(idx), n_periods)
+            cubes[sid] = (covermod.covered(shares[:, j]), cube / np.maximum(shares[:, j], 1e-9)[:, None])
+        job = background.start(functools.partial(emerging_classes_by_source, seed=seed), cubes, sub,
+                               {sid: sweights.get(sid, 0.0) for sid in sids}, alpha, what="trends")
+        how = ("monthly Gi* of each source on the cells it covers (randomisation p), combined per cell and month "
+               "by weighted Stouffer as the map, BH per month, Mann-Kendall trend of each cell's combined Z, "
+               "classes after ArcGIS Pro's Emerging Hot Spot Analysis; no trend where no source covers")
+        _trend_how(params, how, partial, n_periods)
+        return job, idx
     cube = space_time_cube(cell[keep], period[keep], risk["weight"].to_numpy()[keep], len(idx), n_periods)
     del risk, period
     how = ("monthly Gi* (randomisation p, BH per month) over the cells its sources cover, Mann-Kendall trend of "
            "each cell's z, classes after ArcGIS Pro's Emerging Hot Spot Analysis; no trend where no source covers")
+    _trend_how(params, how, partial, n_periods)
+    job = background.start(functools.partial(emerging_classes, inference="permutation", seed=seed), cube, sub, alpha,
+                           what="trends")
+    return job, idx
+
+
+def _trend_how(params: dict, how: str, partial: list, n_periods: int) -> None:
+    """Record how the trends were made (``space_time``), with the sources left out and a short series said."""
     if partial:
         how += f"; sources covering part of the period only are left out ({', '.join(partial)})"
     if n_periods < 10:
         how += f"; only {n_periods} months: fewer than the 10 steps the trend test needs, treat classes with caution"
     params["space_time"] = _param(f"{n_periods} monthly steps", how)
-    sub = sp.csr_matrix(w)[idx][:, idx]
-    job = background.start(functools.partial(emerging_classes, inference="permutation", seed=seed), cube, sub, alpha,
-                           what="trends")
-    return job, idx
 
 
 def _finish_trends(started, cells: gpd.GeoDataFrame) -> None:

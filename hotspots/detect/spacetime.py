@@ -18,6 +18,11 @@ Space Time Pattern Mining toolbox):
    in the *intensity of clustering*, not in the raw counts.
 4. Each cell gets one of 17 labels (``emerging_classes``).
 
+Under ``combine = "sources"`` (the pipeline's default) step 2 is done source by source, as the
+map's Gi*: each month each source's Gi* on the cells it covers, combined per cell by weighted
+Stouffer, then BH per month (``emerging_classes_by_source``); pooling the sources' counts would
+make a source's coverage read as a persistent hot spot.
+
 Difference from ArcGIS: ArcGIS's Gi* uses a space-time neighbourhood (the
 spatial neighbours in the current and the previous ``k`` time steps). Here
 each time step is analysed with spatial neighbours only, which is ArcGIS with
@@ -89,7 +94,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from hotspots.detect.gistar import bh_qvalues, gi_class, permutation_p
-from hotspots.distributions import norm_sf
+from hotspots.distributions import norm_isf, norm_sf
 
 #: Labels in a fixed order (hot, then cold, then none), for legends and tests.
 HOT_CLASSES = (
@@ -378,6 +383,56 @@ def emerging_classes(cube: np.ndarray, w: sp.csr_matrix, fdr_alpha: float = 0.05
         cls = period_classes(z, fdr_alpha, cube=cube, w=w, seed=seed)
     else:
         cls = period_classes(z, fdr_alpha)
+    return _classify(z, cls, trend_alpha)
+
+
+def emerging_classes_by_source(cubes: dict, w: sp.csr_matrix, weights: dict, fdr_alpha: float = 0.05,
+                               trend_alpha: float = 0.05, draws: int | None = 50_000, seed: int = 0) -> pd.DataFrame:
+    """``emerging_classes`` under ``combine = "sources"``: each month, each source's Gi* on the cells it
+    covers only (its values and reference set; ``hotspots.detect.combine`` does the same for the whole
+    period), its two-sided p (randomisation with ``draws``, or the normal curve with ``draws=None``) as a
+    signed normal score, the cell's weighted Stouffer Z over the sources that cover it and have records
+    that month, then BH per month over the cells with a Z. The Mann-Kendall test runs on each cell's Z
+    series. Pooling the sources' counts instead made every cell of a source that covers part of the area
+    look hot each month for its volume alone (statistics audit: the example's monthly Gi* z averaged
+    +2.9 over the City police's 131 cells and -0.5 over the other 719, and all 6 of its trend classes
+    were City cells).
+
+    ``cubes`` maps a source id to (covered, cube): a boolean mask over the n cells of ``w`` and its
+    (n, T) values (density: weighted records / covered share; read only where covered). ``weights``
+    maps a source id to its weight. Same columns as ``emerging_classes``.
+    """
+    n, T = next(iter(cubes.values()))[1].shape if cubes else (w.shape[0], 0)
+    num, den = np.zeros((n, T)), np.zeros((n, T))
+    for j, (sid, (covered, cube)) in enumerate(cubes.items()):
+        wt = float(weights.get(sid, 0.0))
+        idx = np.flatnonzero(covered)
+        if wt <= 0 or len(idx) < 2:
+            continue
+        sub = sp.csr_matrix(w)[idx][:, idx]
+        x = np.asarray(cube, float)[idx]
+        z = gi_star_cube(x, sub)
+        for t in range(T):
+            ok = np.isfinite(z[:, t])
+            if not ok.any():            # no record of this source this month: it says nothing
+                continue
+            p = (permutation_p(x[:, t], sub, draws=draws, seed=seed + 7919 * j + t) if draws
+                 else 2.0 * norm_sf(np.abs(z[:, t])))
+            score = np.sign(z[:, t]) * norm_isf(np.clip(p, 1e-300, 1.0) / 2.0)
+            num[idx[ok], t] += wt * score[ok]
+            den[idx[ok], t] += wt * wt
+    with np.errstate(invalid="ignore", divide="ignore"):
+        Z = np.where(den > 0, num / np.sqrt(den), np.nan)
+    cls = np.zeros((n, T), dtype=np.int8)
+    for t in range(T):
+        q = bh_qvalues(np.where(np.isfinite(Z[:, t]), 2.0 * norm_sf(np.abs(np.nan_to_num(Z[:, t]))), np.nan))
+        cls[:, t] = gi_class(np.nan_to_num(Z[:, t]), q, fdr_alpha)
+    return _classify(Z, cls, trend_alpha)
+
+
+def _classify(z: np.ndarray, cls: np.ndarray, trend_alpha: float) -> pd.DataFrame:
+    """The classes of ``emerging_classes`` from each cell-period's z and Gi_Bin-style class."""
+    n, T = z.shape
     hot = cls >= 2
     cold = cls <= -2
 
