@@ -521,7 +521,8 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
              else "police.uk snap points and key buildings in the covered area")
     risk = grouped_risk(incidents)
     # The building types' Monte Carlo on the second core while the buildings are profiled here.
-    types_job = background.start(type_profile, buildings, risk, area, sites, n_sim, seed, what="building types")
+    types_job = background.start(type_profile, buildings, risk, area, sites, n_sim, seed, coverage,
+                                 what="building types")
     table, _ = profile_buildings(buildings, risk, area, regions, radii, cfg.start, cfg.end, options,
                                  null_sites=sites, n_sim=n_sim, seed=seed, null_label=label, with_types=False,
                                  coverage=coverage)

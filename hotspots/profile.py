@@ -108,7 +108,10 @@ precision) that fall in holidays over the share of days that are holidays
 each type, at its middle radius (bumped like the rank radius to the study-wide
 median location precision), "near" is the union of that type's catchments
 within the study area and "elsewhere" the rest. ``rate_ratio`` is the weighted
-rate near over the weighted rate elsewhere. Conditional on the total N, the
+rate near over the weighted rate elsewhere; given the sources' coverage (as the
+pipeline does) each rate is against the weight the sources would put there,
+each spread over the part of the study area it covers, in place of the areas
+a_near and a_else (``_expected_near``). Conditional on the total N, the
 count near is Binomial(N, pi); the Clopper-Pearson 95 % interval for pi gives
 the interval pi / (1 - pi) x (a_else / a_near), scaled by the ratio of mean
 weights near and elsewhere as above. ``p_value`` is, with comparable places,
@@ -779,7 +782,8 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
 
 
 def type_profile(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_area,
-                 null_sites: np.ndarray | None = None, n_sim: int = 1999, seed: int = 0) -> pd.DataFrame:
+                 null_sites: np.ndarray | None = None, n_sim: int = 1999, seed: int = 0,
+                 coverage: gpd.GeoDataFrame | None = None) -> pd.DataFrame:
     """``building_types.csv`` as ``profile_buildings`` makes it, with the same arguments: the buildings
     inside the study area, the study's median location precision, a quarter of the draws (at least 99)
     and the next seed. The pipeline runs it on the second core beside ``profile_buildings``."""
@@ -787,7 +791,26 @@ def type_profile(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_are
     relocate = null_sites is not None and len(null_sites) >= 20 and risk["count"].sum() > 0
     return building_types(buildings[_in_area(buildings, study_area)].reset_index(drop=True), risk, study_area,
                           _study_precision(risk), null_sites=null_sites if relocate else None,
-                          n_sim=max(n_sim // 4, 99), seed=seed + 1)
+                          n_sim=max(n_sim // 4, 99), seed=seed + 1, coverage=coverage)
+
+
+def _expected_near(near, scale: float, study_area, risk: pd.DataFrame, coverage: gpd.GeoDataFrame
+                   ) -> tuple[float, float]:
+    """(expected weight near, elsewhere): each risk source's weight spread evenly over the part of the
+    study area it covers (a source without a coverage row covers the study area); ``near`` is the union of
+    the catchments in the study area, its area times ``scale`` (the polygon discs' correction)."""
+    geoms = dict(zip(coverage["source_id"].astype(str), coverage.geometry.values))
+    sid = risk["source_id"].astype(str).to_numpy() if "source_id" in risk else np.full(len(risk), "")
+    w = risk["weight"].to_numpy(float)
+    e_near = e_else = 0.0
+    for s in pd.unique(sid):
+        region = study_area if geoms.get(s) is None else shapely.intersection(study_area, geoms[s])
+        if region.area <= 0:
+            continue
+        share = min(float(shapely.intersection(near, region).area) * scale / region.area, 1.0)
+        e_near += w[sid == s].sum() * share
+        e_else += w[sid == s].sum() * (1.0 - share)
+    return e_near, e_else
 
 
 def _in_area(buildings: pd.DataFrame, study_area) -> np.ndarray:
@@ -808,9 +831,11 @@ def _study_precision(risk: pd.DataFrame) -> float:
 
 def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_area,
                    precision_m: float | None = None, level: float = 0.95, null_sites: np.ndarray | None = None,
-                   n_sim: int = 999, seed: int = 0) -> pd.DataFrame:
+                   n_sim: int = 999, seed: int = 0, coverage: gpd.GeoDataFrame | None = None) -> pd.DataFrame:
     """``building_types.csv``: per type, incidents within its middle radius of any building of the type
     against elsewhere in the study area (see the module docstring). ``buildings`` must lie in the study area.
+    With ``coverage`` (``source_id``, geometry) each source's weight is expected only over the area it
+    covers (``_expected_near``), so near and elsewhere are compared for what each source could record.
     With ``null_sites``, ``p_value`` is a two-sided Monte Carlo p: as many sites as the type has buildings,
     drawn among the comparable places, ``n_sim`` times; without, the exact binomial test (``null`` says)."""
     risk = grouped_risk(incidents)
@@ -862,19 +887,23 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
         rec = {"type": t, "buildings": len(grp), "radius_m": r, "area_km2_near": a_near / 1e6, "n_near": n_near,
                "weighted_near": w_near, "n_elsewhere": n_else, "rate_ratio": np.nan, "rr_low": np.nan,
                "rr_high": np.nan, "p_value": np.nan, "note": note}
-        if N and a_near > 0 and a_else > 0:
+        # The exposure near and elsewhere: their areas, or with coverage the weight each source would put
+        # there spread evenly over the part of the study area it covers.
+        e_near, e_else = (_expected_near(union, scale, study_area, risk, coverage) if N and coverage is not None
+                          else (a_near, a_else))
+        if N and a_near > 0 and a_else > 0 and e_near > 0 and e_else > 0:
             mean_near = w_near / n_near if n_near else rw.sum() / N
             mean_else = w_else / n_else if n_else else rw.sum() / N
             scale_w = mean_near / mean_else
-            odds = a_else / a_near
+            odds = e_else / e_near
             lo = beta_ppf(a, n_near, N - n_near + 1) if n_near > 0 else 0.0
             hi = beta_ppf(1 - a, n_near + 1, N - n_near) if n_near < N else 1.0
             with np.errstate(divide="ignore"):
-                rec["rate_ratio"] = (w_near / a_near) / (w_else / a_else) if w_else > 0 else np.inf
+                rec["rate_ratio"] = (w_near / e_near) / (w_else / e_else) if w_else > 0 else np.inf
                 rec["rr_low"] = lo / (1 - lo) * odds * scale_w
                 rec["rr_high"] = hi / (1 - hi) * odds * scale_w if hi < 1 else np.inf
             rho = 1.0 / scale_w  # H0: weighted rate ratio 1, i.e. count rate ratio = mean_else / mean_near
-            p0 = rho * a_near / (rho * a_near + a_else)
+            p0 = rho * e_near / (rho * e_near + e_else)
             rec["p_value"] = binom_two_sided(n_near, N, p0)
             if null_sites is not None and len(null_sites) >= 20:
                 from hotspots.detect.inference import two_sided_p, union_relocation_null

@@ -775,3 +775,62 @@ def test_example_buildings_outside_police_coverage_are_not_low_for_want_of_polic
     outside = ~shapely.contains_xy(police, x, y)
     assert outside.sum() == 73
     assert (b.loc[outside, "rr_high_100"] < 1).sum() < 36                 # 72 with one study-area rate
+
+
+def test_building_type_rate_ratio_weighs_each_source_over_the_area_it_covers():
+    """Police records only where police data exist (the west half), health records everywhere, both
+    uniform: a type whose buildings all lie in the west is near as much risk as anywhere once each
+    source is expected only where it covers, rate ratio 1, not 1,100 / 2e6 against the east's 100 / 1e6
+    (statistics audit: in the example the stations' 3.44 is 2.42 and the schools' 0.65 is 0.84
+    source by source)."""
+    g = np.linspace(12.5, 987.5, 40)
+    px, py = np.meshgrid(g, np.linspace(12.5, 987.5, 40))
+    hx, hy = np.meshgrid(np.linspace(12.5, 1987.5, 80), np.linspace(12.5, 987.5, 40))
+    inc = pd.concat([incidents_at(px.ravel(), py.ravel()).assign(source_id="police"),
+                     incidents_at(hx.ravel(), hy.ravel(), evidence="health").assign(source_id="health")],
+                    ignore_index=True)
+    area = shapely.box(0, 0, 2000, 1000)
+    coverage = gpd.GeoDataFrame({"source_id": ["police"]}, geometry=[shapely.box(0, 0, 1000, 1000)], crs="EPSG:27700")
+    b = buildings_at([(300, 300), (700, 700)], types=["A", "A"], radii=(100.0,))
+    types = building_types(b, inc, area, precision_m=0.0, coverage=coverage).set_index("type")
+    near = np.zeros(len(inc), bool)
+    for cx, cy in ((300, 300), (700, 700)):
+        near |= np.hypot(inc["x"] - cx, inc["y"] - cy) <= 100
+    a_near = 2 * math.pi * 100 ** 2
+    # Expected near and elsewhere, source by source: police 1,600 over 1e6 m^2, health 3,200 over 2e6.
+    e_near = 1600 / 1e6 * a_near + 3200 / 2e6 * a_near
+    e_else = 1600 / 1e6 * (1e6 - a_near) + 3200 / 2e6 * (2e6 - a_near)
+    by_hand = (near.sum() / e_near) / ((~near).sum() / e_else)
+    assert types.loc["A", "rate_ratio"] == pytest.approx(by_hand, rel=1e-3)
+    assert abs(by_hand - 1) < 0.05                  # the lattice of points against the discs: 1.036
+    assert types.loc["A", "rr_low"] < by_hand < types.loc["A", "rr_high"]
+    flat = building_types(b, inc, area, precision_m=0.0).set_index("type")
+    assert flat.loc["A", "rate_ratio"] == pytest.approx((near.sum() / a_near) / ((~near).sum() / (2e6 - a_near)), rel=1e-3)
+
+
+def test_example_building_types_are_compared_source_by_source(example_result):
+    """The example's building types at 250 m, recomputed here (discs of 1,024 segments): stations 2.42
+    and schools 0.84 against the rest of the study area, each source over the area it covers (one
+    study-area rate gave 3.44 and 0.65: stations lie in police coverage, schools mostly outside it)."""
+    r = example_result
+    b, types = r.buildings, r.building_types.set_index("type")
+    risk = r.incidents[r.incidents["weight"] > 0]
+    x, y, w = risk["x"].to_numpy(), risk["y"].to_numpy(), risk["weight"].to_numpy()
+    sid = risk["source_id"].astype(str).to_numpy()
+    geoms = dict(zip(r.coverage["source_id"], r.coverage.geometry.values))
+    for t, expected in (("station", 2.418), ("school", 0.835)):
+        g = b[b["type"] == t]
+        near = np.zeros(len(risk), bool)
+        for gx, gy in zip(g["x"], g["y"]):
+            near |= np.hypot(x - gx, y - gy) <= 250
+        union = shapely.intersection(shapely.union_all(shapely.buffer(shapely.points(g["x"], g["y"]), 250,
+                                                                       quad_segs=256)), r.study_area)
+        e_near = e_else = 0.0
+        for s in np.unique(sid):
+            region = shapely.intersection(r.study_area, geoms[s]) if s in geoms else r.study_area
+            share = shapely.intersection(union, region).area / region.area
+            e_near += w[sid == s].sum() * share
+            e_else += w[sid == s].sum() * (1 - share)
+        by_hand = (w[near].sum() / e_near) / (w[~near].sum() / e_else)
+        assert by_hand == pytest.approx(expected, abs=0.001)
+        assert types.loc[t, "rate_ratio"] == pytest.approx(by_hand, rel=2e-3), t
