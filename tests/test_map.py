@@ -733,3 +733,21 @@ def test_the_image_frame_interpolated_between_projected_knots_is_within_a_thousa
         assert max(np.abs(bx - ex).max(), np.abs(by - ey).max()) < 1e-3 * pixel, (width, pixel)
         if pixel < 50 and width > 100:
             assert np.abs(bx - ex).max() > 0       # interpolated, not projected pixel by pixel
+
+
+def test_kde_legend_states_the_surface_maximum_in_its_own_units():
+    """The KDE surface is already in weighted incidents per km2 (kde_grid); the legend printed its
+    maximum times 1e6 (statistics audit: the example's legend read 18,562,019,882 where the densest
+    cell's exact kernel sum is 18,562.02 per km2)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from hotspots.publish.map import _kde_layer
+    surface = np.array([[0.5, 18562.02], [3.0, np.nan]])
+    row, col = np.array([[0, 0], [1, 1]]), np.array([[0, 1], [0, 1]])
+    ok = np.array([[True, True], [True, False]])
+    frame = ([[51.5, -0.1], [51.51, -0.09]], row, col, ok, row + 0.5, col + 0.5)
+    _, legend = _kde_layer(SimpleNamespace(kde_surface=surface), frame)
+    high = re.findall(r"<span>([\d,]+)</span>", legend)
+    assert high == ["18,562"]                        # max of the surface, per km2, to the unit

@@ -419,7 +419,7 @@ def _kde_layer(result, frame) -> tuple[folium.FeatureGroup, str] | None:
     folium.raster_layers.ImageOverlay(_png(_rgba(values, np.nanmax(values), "YlOrRd")), bounds=bounds,
                                       interactive=False, zindex=2).add_to(group)
     legend = ("<b>Kernel density</b> (weighted incidents per km², square-root scale)"
-              + _ramp("YlOrRd", "low", f"{np.nanmax(surface) * 1e6:,.0f}"))
+              + _ramp("YlOrRd", "low", f"{np.nanmax(surface):,.0f}"))   # kde_grid's units already
     return group, legend
 
 
