@@ -751,3 +751,20 @@ def test_kde_legend_states_the_surface_maximum_in_its_own_units():
     _, legend = _kde_layer(SimpleNamespace(kde_surface=surface), frame)
     high = re.findall(r"<span>([\d,]+)</span>", legend)
     assert high == ["18,562"]                        # max of the surface, per km2, to the unit
+
+
+def test_methods_panel_says_where_a_part_period_source_is_scaled(demo_out):
+    """The Met extract covers 7 of the 24 months: its Gi* is within the source (no scale), but the
+    weighted counts, the KDE and the buildings' profiles weigh each of its records 24 / 7 = 3.43 (a
+    cell the Met alone covers: weighted = 3.4286 x n). The panel said "not scaled" without saying
+    where it is (statistics audit: Leicester Square's 248 records weigh 839.6)."""
+    import geopandas as gpd
+    import numpy as np
+    cells = gpd.read_file(demo_out[2] / "hotspots.gpkg", layer="cells")
+    met_only = cells[(cells["covered_by"] == "met_police") & (cells["n"] > 0) & (cells["n"] == cells["n_recorded_crime"])]
+    # (a few hold a City police record from over the boundary, at weight 1)
+    ratio = met_only["weighted"] / met_only["n"]
+    assert len(met_only) > 40 and np.isclose(ratio, 24 / 7, rtol=1e-4).mean() > 0.9
+    html = (demo_out[2] / "map.html").read_text(encoding="utf-8")
+    assert (f"met_police covers part of the study period only: its hot spots are tested on its own months, not "
+            f"scaled; its records weigh {24 / 7:.2f} each in the weighted counts, the kernel density") in html

@@ -797,8 +797,9 @@ def _methods(result, public: bool) -> str:
     pooled = str(cfg.analysis.get("combine", "sources")) == "pooled"
     for sid, f in (w.get("period_scale") or {}).items():
         notes.append(f"{esc(sid)} covers part of the study period only: its weights are scaled by {f:.2f}" if pooled
-                     else f"{esc(sid)} covers part of the study period only: tested on its own months, not "
-                          f"scaled (the pooled comparison in the sensitivity table scales it by {f:.2f})")
+                     else f"{esc(sid)} covers part of the study period only: its hot spots are tested on its own "
+                          f"months, not scaled; its records weigh {f:.2f} each in the weighted counts, the kernel "
+                          f"density, the key buildings' profiles and the pooled comparison in the sensitivity table")
     link = extra.get("linkage") or {}
     if link:
         notes.append(f"{count(link.get('linked', 0))} records judged probable duplicates of another agency's record "
