@@ -98,7 +98,10 @@ def cmd_run(args, config: Path | None = None, default_out: Path | None = None) -
     s = {"cells": result.grid.n, "hot": int((result.cells['gi_class'] >= 2).sum()),
          "regions": len(result.regions),
          "cross": int(result.regions['cross_boundary'].sum()) if len(result.regions) else 0}
-    print(f"{len(result.incidents):,} incidents on {s['cells']:,} cells: {s['hot']} hot cells (95 %+, FDR), "
+    risk = int((result.incidents["weight"].to_numpy() > 0).sum())
+    # Stop and search, context layers and weight-0 records are kept but are not risk (the briefing's count).
+    print(f"{len(result.incidents):,} records ({risk:,} counted as risk) on {s['cells']:,} cells: "
+          f"{s['hot']} hot cells (95 %+, FDR), "
           f"{s['regions']} hotspot regions, {s['cross']} crossing a boundary.")
     print(f"outputs in {paths['out']}")
     for key, path in paths.items():

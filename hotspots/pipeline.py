@@ -542,7 +542,8 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
     table["sensitive"] = table["sensitive"].fillna(False).astype(bool)
     table["sensitive_display"] = table["sensitive_display"].fillna("")
     table = category_counts(table, incidents, [c for c in ("exploitation", "missing-episode")
-                                               if (incidents["category"] == c).any()], radii, area)
+                                               if (incidents["category"] == c).any()], radii, area,
+                            coverage, sites, n_sim, seed)
     table.attrs = attrs
     given = any("radius_m" in entry for entry in cfg.raw.get("key_buildings", []))
     params["building_radii_m"] = _param(radii, "set in the config" if given else "default 100, 250 and 500 m")

@@ -132,6 +132,8 @@ import shapely
 from scipy.spatial import cKDTree
 
 from hotspots.detect.gistar import bh_qvalues  # one BH implementation for cells and buildings
+from hotspots.detect.inference import (ball_neighbours, collapse, place_codes, place_tree, relocation_null,
+                                       two_sided_p, union_relocation_null, upper_p)
 from hotspots.distributions import beta_ppf, binom_cdf, binom_sf, chi2_ppf, poisson_sf
 from hotspots.errors import UserError
 from hotspots.frames import first_rows, group_medians, row_groups, text_codes, text_in
@@ -561,7 +563,6 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
     # rate calls most places "significant"), or the flat rate when no sites are given.
     relocate = null_sites is not None and len(null_sites) >= 20 and N > 0
     if relocate:
-        from hotspots.detect.inference import collapse, relocation_null, upper_p
         sites = np.asarray(null_sites, float)
         # The places and their tree once, for the first draws and any more at a radius.
         places, place_w = collapse(np.column_stack([rx, ry]), rw)
@@ -849,7 +850,6 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
         # Near or not is a property of the place: the distinct places' tree asked around each type's
         # buildings (not every place asked for its nearest building: 2.3 s for five types at 10 M
         # incidents, 1.8 M places). The places, their weights and tree serve every type's relocation null.
-        from hotspots.detect.inference import ball_neighbours, place_codes, place_tree
         code, px, py = place_codes(rx, ry)
         pxy, pw, tree, leaves = place_tree(np.column_stack([px, py]),
                                            np.bincount(code, weights=rw, minlength=len(px)))
@@ -906,7 +906,6 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
             p0 = rho * e_near / (rho * e_near + e_else)
             rec["p_value"] = binom_two_sided(n_near, N, p0)
             if null_sites is not None and len(null_sites) >= 20:
-                from hotspots.detect.inference import two_sided_p, union_relocation_null
                 # The places found above, with their weights: ``collapse`` of the records, not computed again.
                 null = union_relocation_null(pxy, pw, np.asarray(null_sites, float), len(grp), r,
                                              n_sim, np.random.default_rng(seed + len(rows)), tree=tree)
@@ -918,15 +917,74 @@ def building_types(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, study_a
     return pd.DataFrame(rows, columns=TYPE_COLUMNS)
 
 
-def category_counts(table: pd.DataFrame, incidents: pd.DataFrame, categories, radii, study_area) -> pd.DataFrame:
+def category_counts(table: pd.DataFrame, incidents: pd.DataFrame, categories, radii, study_area,
+                    coverage: gpd.GeoDataFrame | None = None, sites: np.ndarray | None = None,
+                    n_sim: int = 1999, seed: int = 0) -> pd.DataFrame:
     """``table`` (buildings, with ``x``, ``y``) with, for each category that speaks to a building's risk on
     its own (exploitation concerns, missing episodes; ``-`` written ``_``) and radius R:
-    ``n_<cat>_<R>`` (records within R), ``expected_<cat>_<R>`` (the category's study-area rate times the
-    catchment inside the study area), ``rr_<cat>_<R>`` and ``q_<cat>_<R>`` (exact Poisson upper p against
-    that expectation, Benjamini-Hochberg across the buildings)."""
+    ``n_<cat>_<R>`` (records within R), ``expected_<cat>_<R>`` (each recording source's rate of the
+    category over the part of the study area it covers times the part of the catchment inside it, as
+    ``coverage_expected``: no expectation where no source of them has data), ``rr_<cat>_<R>`` and
+    ``q_<cat>_<R>`` (Benjamini-Hochberg across the buildings of each ``type`` with an expectation, of the
+    upper p of the count: against Monte Carlo relocation among the ``sites`` inside those sources' coverage, ``n_sim``
+    draws, ``upper_p``, as the buildings' own profiles (such records cluster: a flat Poisson rate called
+    any place with a few of them significant); without ``sites``, the exact Poisson upper p)."""
     out = table.copy()
     if not len(out):
         return out
+    bx, by = out["x"].to_numpy(float), out["y"].to_numpy(float)
+    pts = np.column_stack([bx, by])
+    radii = [float(r) for r in radii]
+    # BH within each building type: the question is asked of a type's buildings (which of the children's
+    # homes stand out), and one cluster of such records beside one of every key building in the area
+    # is no evidence about that building.
+    types = out["type"].astype(str).to_numpy() if "type" in out else np.zeros(len(out), dtype=str)
+    families = [np.flatnonzero(types == t) for t in pd.unique(types)]
+    for k, cat in enumerate(categories):
+        sub = incidents.loc[text_in(incidents["category"], [cat]),
+                            [c for c in ("x", "y", "source_id") if c in incidents]].reset_index(drop=True)
+        xy = np.column_stack([sub["x"].to_numpy(float), sub["y"].to_numpy(float)])
+        tree = cKDTree(xy) if len(sub) else None
+        records = sub.assign(weight=1.0)
+        region = _covered_region(study_area, coverage, records)
+        null = None
+        if sites is not None and len(sub):
+            inside = np.asarray(sites, float)
+            inside = inside[shapely.contains_xy(region, inside[:, 0], inside[:, 1])]
+            if len(inside) >= 20:
+                null = relocation_null(xy, np.ones(len(xy)), inside, radii, n_sim, np.random.default_rng([seed, 7, k]))
+        for j, r in enumerate(radii):
+            lab = f"{cat.replace('-', '_')}_{radius_label(r)}"
+            n = np.array([len(ix) for ix in tree.query_ball_point(pts, r)]) if tree is not None \
+                else np.zeros(len(out), dtype=int)
+            expected = coverage_expected(bx, by, r, study_area, records, coverage)
+            if expected is None:
+                expected = len(sub) * catchment_areas(bx, by, r, study_area) / study_area.area \
+                    if study_area.area > 0 else np.full(len(out), np.nan)
+            ok = expected > 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                p = (np.where(ok, upper_p(n, null[:, j]), np.nan) if null is not None else
+                     np.where(ok, poisson_upper_p(n, np.where(ok, expected, 1.0)), np.nan))
+                out[f"n_{lab}"] = n
+                out[f"expected_{lab}"] = expected
+                out[f"rr_{lab}"] = np.where(ok, n / np.where(ok, expected, 1.0), np.nan)
+                q = np.full(len(out), np.nan)
+                for rows in families:
+                    q[rows] = bh_qvalues(p[rows])
+                out[f"q_{lab}"] = q
+    return out
+
+
+def _covered_region(study_area, coverage: gpd.GeoDataFrame | None, records: pd.DataFrame):
+    """The part of the study area some source of ``records`` covers (a source without a ``coverage``
+    row covers all of it)."""
+    if coverage is None or not len(coverage) or "source_id" not in records:
+        return study_area
+    geoms = dict(zip(coverage["source_id"].astype(str), coverage.geometry.values))
+    parts = [geoms.get(s) for s in pd.unique(records["source_id"].astype(str))]
+    if not parts or any(g is None for g in parts):
+        return study_area
+    return shapely.intersection(study_area, shapely.union_all(parts))
     bx, by = out["x"].to_numpy(float), out["y"].to_numpy(float)
     pts = np.column_stack([bx, by])
     A = float(study_area.area)

@@ -834,3 +834,51 @@ def test_example_building_types_are_compared_source_by_source(example_result):
         by_hand = (w[near].sum() / e_near) / (w[~near].sum() / e_else)
         assert by_hand == pytest.approx(expected, abs=0.001)
         assert types.loc[t, "rate_ratio"] == pytest.approx(by_hand, rel=2e-3), t
+
+
+def _clustered_records(rng, centres: int, per: int, side: float) -> pd.DataFrame:
+    """Records in tight clusters (overdispersed: several at one place, as concerns about one address)
+    around centres placed uniformly in a square of ``side`` metres."""
+    c = rng.uniform(0, side, (centres, 2))
+    xy = np.repeat(c, per, axis=0) + rng.normal(0, 30, (centres * per, 2))
+    return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "category": "exploitation", "source_id": "yos"})
+
+
+def test_category_q_values_are_calibrated_on_clustered_records_where_a_flat_rate_is_not():
+    """Null runs: exploitation concerns in clusters at random places, buildings at other random places.
+    Against relocation among random places a run calls some building significant (q <= 0.05) about as
+    often as BH allows; against the flat Poisson rate (the rule before) most runs did."""
+    from hotspots.profile import category_counts, poisson_upper_p
+    side = 4000.0
+    area = shapely.box(0, 0, side, side)
+    runs, called, flat_called = 40, 0, 0
+    for k in range(runs):
+        rng = np.random.default_rng(k)
+        records = _clustered_records(rng, 8, 12, side)
+        b = pd.DataFrame({"building_id": [f"b{i}" for i in range(30)], "type": "childrens_home",
+                          "x": rng.uniform(0, side, 30), "y": rng.uniform(0, side, 30)})
+        sites = rng.uniform(0, side, (20_000, 2))
+        out = category_counts(b, records, ["exploitation"], [250.0], area, sites=sites, n_sim=999, seed=k)
+        called += bool((out["q_exploitation_250"] <= 0.05).any())
+        flat = bh_qvalues(poisson_upper_p(out["n_exploitation_250"].to_numpy(), out["expected_exploitation_250"]))
+        flat_called += bool((flat <= 0.05).any())
+    assert called <= 5            # 2 expected at the 5 % level; 5 of 40 has probability < 0.05 then
+    assert flat_called >= 10
+
+
+def test_category_counts_are_expected_over_the_recording_sources_coverage_only():
+    """A source covering the west half records 40 concerns there: a building in the east half has no
+    expectation (no q), one in the west is set against 40 over the west half, not over the whole."""
+    from hotspots.profile import category_counts
+    area = shapely.box(0, 0, 4000, 2000)
+    coverage = gpd.GeoDataFrame({"source_id": ["yos"]}, geometry=[shapely.box(0, 0, 2000, 2000)], crs=27700)
+    rng = np.random.default_rng(3)
+    records = pd.DataFrame({"x": rng.uniform(0, 2000, 40), "y": rng.uniform(0, 2000, 40),
+                            "category": "exploitation", "source_id": "yos"})
+    b = pd.DataFrame({"building_id": ["w", "e"], "type": "school", "x": [1000.0, 3000.0], "y": [1000.0, 1000.0]})
+    out = category_counts(b, records, ["exploitation"], [250.0], area, coverage=coverage,
+                          sites=rng.uniform(0, 4000, (5000, 2)).clip([0, 0], [4000, 2000]), n_sim=199)
+    assert np.isclose(out["expected_exploitation_250"].iloc[0], 40 * math.pi * 250 ** 2 / 2000 ** 2, rtol=1e-3)
+    assert out["expected_exploitation_250"].iloc[1] == 0
+    assert np.isnan(out["q_exploitation_250"].iloc[1]) and np.isnan(out["rr_exploitation_250"].iloc[1])
+    assert 0 < out["q_exploitation_250"].iloc[0] <= 1

@@ -28,6 +28,18 @@ def test_demo_writes_every_output_and_exits_zero(demo_out):
     assert set(pyogrio.list_layers(out / "hotspots.gpkg")[:, 0]) >= {"cells", "regions", "boundaries"}
 
 
+def test_the_summary_tells_records_from_those_counted_as_risk(demo_out):
+    """Stop and search and weight-0 records are analysed rows but not risk: the summary said "14,264
+    incidents" where the briefing counts 11,584 as risk (statistics audit). Both, and the briefing's figure."""
+    _, stdout, out = demo_out
+    cells = gpd.read_file(out / "cells.geojson")
+    brief = (out / "briefing.html").read_text(encoding="utf-8")
+    line = next(l for l in stdout.splitlines() if "counted as risk) on" in l)
+    records, risk = (int(v.replace(",", "")) for v in line.replace("(", " ").split()[0:3:2])
+    assert risk == int(cells["n"].sum()) < records
+    assert f"{risk:,} incidents counted as risk" in brief
+
+
 def test_manifest_accounts_for_every_row_of_every_file(demo_out):
     _, _, out = demo_out
     m = json.loads((out / "manifest.json").read_text())

@@ -218,7 +218,7 @@ class BuildingMarkers(MacroElement):
     text(div, p.kind); add(div, "br");
     text(div, "Risk: "); add(div, "b", p.risk); text(div, " \u00b7 " + p.rank);
     var table = add(div, "table"), head = table.insertRow();
-    ["Radius", "n", "Weighted", "Expected", "RR (95 % CI)", "q"].forEach(function (h) { add(head, "th", h); });
+    ["Radius", "n", "Weighted", "Expected", "RR (95 % Poisson CI)", "q"].forEach(function (h) { add(head, "th", h); });
     p.rows.forEach(function (r) { var tr = table.insertRow(); r.forEach(function (v) { add(tr, "td", v); }); });
     p.lines.forEach(function (l) { text(div, l[0] + ": " + l[1]); add(div, "br"); });
     if (p.note) add(div, "i", p.note);
