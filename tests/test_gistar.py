@@ -97,6 +97,28 @@ def test_permutation_p_matches_the_exact_null_on_a_tiny_case():
     assert p[0] == pytest.approx(0.08, abs=0.003)
 
 
+def test_nested_draws_give_each_size_the_same_null():
+    """A coverage's edge gives neighbourhoods of 1 to 9 cells. Every size's sums taken from one set of
+    draws of the largest (``nested``) read the same p as draws of each size on its own, within Monte Carlo
+    error, on overdispersed counts (a negative binomial, many zeros). The tiny case's exact p holds too."""
+    from hotspots.detect.gistar import neighbour_matrix, permutation_p
+    rng = np.random.default_rng(5)
+    rows, cols = np.divmod(np.arange(30 * 30), 30)
+    keep = (rows - 15) ** 2 + (cols - 15) ** 2 <= 14 ** 2 - 3 * np.sin(cols)          # a ragged disc of cells
+    rr, cc = rows[keep], cols[keep]
+    w = neighbour_matrix(cc, rr, 100.0, 100.0 * np.sqrt(2) + 1e-6)
+    sizes = np.rint(np.asarray(w.sum(axis=1)).ravel()).astype(int)
+    assert len(set(sizes)) >= 4 and sizes.max() == 9
+    values = rng.negative_binomial(0.4, 0.2, len(rr)).astype(float)
+    one = permutation_p(values, w, draws=400_000, seed=2)
+    nested = permutation_p(values, w, draws=400_000, seed=3, nested=True)
+    assert np.abs(one - nested).max() < 0.006 and np.abs(one - nested).mean() < 0.002
+    assert np.array_equal(nested, permutation_p(values, w, draws=400_000, seed=3, nested=True))
+    tiny = sp.csr_matrix(np.eye(10) + np.diag(np.ones(9), 1))
+    p = permutation_p(np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0], float), tiny, draws=400_000, seed=1, nested=True)
+    assert p[0] == pytest.approx(0.08, abs=0.003) and p[-1] == pytest.approx(1.0)
+
+
 def test_row_sums_are_numpys_bit_for_bit():
     """permutation_p's sums of each draw's cells, column by column, in numpy's own order of additions:
     the same null, bit for bit, for every row length (numpy's pairwise blocks of 8, and beyond 128)."""

@@ -416,7 +416,7 @@ def emerging_classes_by_source(cubes: dict, w: sp.csr_matrix, weights: dict, fdr
             ok = np.isfinite(z[:, t])
             if not ok.any():            # no record of this source this month: it says nothing
                 continue
-            p = (permutation_p(x[:, t], sub, draws=draws, seed=seed + 7919 * j + t) if draws
+            p = (permutation_p(x[:, t], sub, draws=draws, seed=seed + 7919 * j + t, nested=True) if draws
                  else 2.0 * norm_sf(np.abs(z[:, t])))
             score = np.sign(z[:, t]) * norm_isf(np.clip(p, 1e-300, 1.0) / 2.0)
             num[idx[ok], t] += wt * score[ok]
