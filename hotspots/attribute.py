@@ -16,6 +16,7 @@ import pandas as pd
 import shapely
 
 from hotspots.config import Config
+from hotspots.coverage import require_areas
 from hotspots.crs import BNG
 from hotspots.detect.counts import count_columns
 from hotspots.errors import UserError
@@ -65,6 +66,7 @@ def read_boundaries(cfg: Config) -> gpd.GeoDataFrame:
                             file=str(path))
         gdf = gdf.to_crs(BNG)
         gdf["geometry"] = shapely.make_valid(gdf.geometry.values)
+        require_areas(gdf.geometry, f"boundary layer '{b.id}'", path, names)
         parts.append(gpd.GeoDataFrame({"layer": b.id, "area": names,
                                        "geometry": gdf.geometry.values}, crs=BNG))
     if not parts:

@@ -145,6 +145,23 @@ def declared_areas(cfg: Config, boundaries: gpd.GeoDataFrame, src):
     return shapely.union_all(sel.geometry.values)
 
 
+def require_areas(geoms: gpd.GeoSeries, what: str, path, names=None) -> None:
+    """A layer that should hold areas (boundaries, a coverage polygon file, small-area units) whose
+    features have no area (points, such as the centroid files ONS publishes beside its boundaries, or
+    lines) is a UserError naming the file: read as areas they covered nothing, so every cell of a source
+    they bounded was no data, or the map failed, with no word of why."""
+    flat = np.flatnonzero((geoms.notna() & ~geoms.is_empty & (geoms.area <= 0)).to_numpy())
+    if not len(flat):
+        return
+    k = flat[0]
+    name = f", '{names.iloc[k]}'," if names is not None else ""
+    verb = "is not an area" if len(flat) == 1 else "are not areas"
+    raise UserError(f"{what}: {len(flat):,} of its {len(geoms):,} features {verb} (feature {k + 1}{name} "
+                    f"is a {geoms.iloc[k].geom_type}).", file=str(path),
+                    hint="It should be a layer of polygons: a file of points (such as a centroids file) or "
+                         "lines covers nothing.")
+
+
 def coverage_polygon(cfg: Config, src):
     """The union of the polygons of a source's ``coverage_path`` file in EPSG:27700; a file that cannot
     be read, has no geometry or no CRS is a UserError (``validate`` checks every source's with this)."""
@@ -160,7 +177,9 @@ def coverage_polygon(cfg: Config, src):
     if poly.crs is None:
         raise UserError(f"[[sources]] '{src.id}' coverage_path has no coordinate reference system.",
                         file=str(path))
-    return shapely.union_all(shapely.make_valid(poly.to_crs(BNG).geometry.values))
+    geoms = gpd.GeoSeries(shapely.make_valid(poly.to_crs(BNG).geometry.values), crs=BNG)
+    require_areas(geoms, f"[[sources]] '{src.id}' coverage_path", path)
+    return shapely.union_all(geoms.values)
 
 
 def source_coverage(cfg: Config, boundaries: gpd.GeoDataFrame, incidents: pd.DataFrame, grid, area) -> gpd.GeoDataFrame:
@@ -221,6 +240,7 @@ def _units(cfg: Config) -> gpd.GeoDataFrame | None:
     gdf = gdf.to_crs(BNG)
     out = gpd.GeoDataFrame({"unit": gdf[field].astype(str) if field else gdf.index.astype(str)},
                            geometry=shapely.make_valid(gdf.geometry.values), crs=BNG)
+    require_areas(out.geometry, "[analysis] coverage_units_path", path, out["unit"] if field else None)
     out.attrs["label"] = f"the units of {rel}" + (f" ({field})" if field else "")
     return out
 

@@ -755,6 +755,25 @@ def test_a_boundary_area_without_a_shape_is_a_user_error_naming_the_area(tmp_pat
         assert "1 of its 33 features has no geometry (feature 12, 'Hackney', is the first)" in err
 
 
+def test_a_layer_of_points_where_areas_belong_is_a_user_error_naming_the_file(tmp_path):
+    # ONS publishes centroid files beside its boundaries. Read as a boundary layer, a coverage_path or
+    # coverage units they covered nothing: coverage = ["City of London"] over a layer of points made every
+    # cell no data (0 hot cells, exit 0, no word), and units of points stopped run with an internal error.
+    def centroids(lad):
+        lad["geometry"] = lad.geometry.representative_point()
+    for err in _damaged_lad(tmp_path, centroids):
+        assert ("boundary layer 'lad': 33 of its 33 features are not areas (feature 1, 'Barking and Dagenham', "
+                "is a Point)") in err
+    for extra, what in (('coverage_path = "lad.gpkg"\n', "[[sources]] 'city' coverage_path"),
+                        ('\n[analysis]\ncoverage_units_path = "lad.gpkg"\ncoverage_units_field = "LAD22NM"\n',
+                         "[analysis] coverage_units_path")):
+        cfg = police(tmp_path, MONTH.as_posix())
+        cfg.write_text(cfg.read_text() + extra)
+        code, _, err = cli("run", str(cfg), "--out", str(tmp_path / "o"))
+        assert code == 1 and "internal error" not in err, err
+        assert f"file {tmp_path / 'lad.gpkg'}: {what}: 33 of its 33 features are not areas" in err
+
+
 def test_a_key_building_file_with_a_header_and_no_rows_runs_with_a_warning(tmp_path):
     # Hostile audit: "name,lon,lat" alone stopped run with "internal error (KeyError: ['sensitive',
     # 'sensitive_display'] not in index)": the empty table lacked the layer's sensitive flags.
