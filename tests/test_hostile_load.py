@@ -390,6 +390,25 @@ def test_a_geojson_that_is_not_json_is_a_user_error(tmp_path):
     assert "points.geojson" in msg and "cannot be read" in msg
 
 
+def test_a_feature_that_is_not_a_point_is_rejected_naming_its_shape_not_placed_inside_it(tmp_path):
+    # Hostile audit: a FeatureCollection of polygons (reports drawn as areas, or a boundary file sent in
+    # error) loaded every feature as an exact point inside its shape, a line or several points too.
+    x, y = -0.09, 51.515
+    shapes = [{"type": "Point", "coordinates": [x, y]},
+              {"type": "Polygon", "coordinates": [[[x, y], [x + .01, y], [x + .01, y + .01], [x, y]]]},
+              {"type": "LineString", "coordinates": [[x, y], [x + .01, y + .01]]},
+              {"type": "MultiPoint", "coordinates": [[x, y], [x + .01, y + .01]]},
+              {"type": "MultiPoint", "coordinates": [[x, y]]}]
+    (tmp_path / "places.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"Date": "2018-01-05"}, "geometry": g} for g in shapes]}),
+        encoding="utf-8")
+    loaded = load_sources(load_config(_generic(tmp_path, "places.geojson", {"kind": "geometry"})))
+    assert loaded.ledger.rejects[["row", "reason", "columns"]].values.tolist() == [
+        [2, "not a point (Polygon)", "geometry"], [3, "not a point (LineString)", "geometry"],
+        [4, "not a point (MultiPoint)", "geometry"]]
+    assert len(loaded.incidents) == 2
+
+
 def test_a_json_array_of_non_records_is_a_user_error(tmp_path):
     (tmp_path / "x.json").write_text("[1, 2, 3]", encoding="utf-8")
     msg = load_error(_generic(tmp_path, "x.json"))

@@ -197,6 +197,12 @@ def _geometry(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
                                       else "en", "x": "_x", "y": "_y", "crs": crs})
     out["columns"][:] = "geometry"
     out["level"][:] = "geometry"
+    # An area or a line is not where a record happened: placed at a point inside it (a ward drawn as the
+    # place of a report) it was loaded as an exact location with no word.
+    shape = raw["_shape"].to_numpy(object) if "_shape" in raw.columns else np.full(len(raw), "", dtype=object)
+    other = shape != ""
+    out["reason"][other] = [f"not a point ({t})" for t in shape[other]]
+    out["x"][other] = out["y"][other] = np.nan
     return present, out
 
 

@@ -493,8 +493,10 @@ def read_excel(path: Path, spec: dict) -> pd.DataFrame:
 
 
 def _read_vector(path: Path, spec: dict) -> RawTable:
-    """GeoJSON / GeoPackage / shapefile of points: attributes plus ``_x``/``_y`` in the layer's CRS."""
+    """GeoJSON / GeoPackage / shapefile of points: attributes plus ``_x``/``_y`` in the layer's CRS, and
+    ``_shape``, the type of a feature that is not one point ("" for a point)."""
     import pyogrio
+    import shapely
     try:
         info = pyogrio.read_info(path, layer=spec.get("layer"))
         _check_width(path, len(info["fields"]))
@@ -515,6 +517,10 @@ def _read_vector(path: Path, spec: dict) -> RawTable:
     attrs.loc[ok, "_x"] = pts.x.map(repr)
     attrs.loc[ok, "_y"] = pts.y.map(repr)
     attrs["_crs"] = gdf.crs.to_string() if gdf.crs else ""
+    # A feature that is not one point (an area, a line, several points): a source locating records by
+    # their geometry rejects it (location._geometry); a key building is placed at the point above.
+    single = geom.geom_type.isin(["Point", "MultiPoint"]) & (shapely.get_num_geometries(geom.values) == 1)
+    attrs["_shape"] = geom.geom_type.where(ok & ~single, "")
     return RawTable(_finish(attrs), header)
 
 
