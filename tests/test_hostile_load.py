@@ -122,6 +122,29 @@ def test_an_unrelated_file_for_a_mapping_without_required_columns_names_what_it_
     assert "the file has: layer, area, n" in msg and "expects: When, Easting, Northing" in msg
 
 
+@pytest.mark.parametrize("renamed, part", [("Date", "the date column 'Date'"),
+                                            ("Easting", "the location column 'Easting'"),
+                                            ("Concern", "the category column 'Concern'")])
+def test_a_mapped_column_missing_from_the_header_is_named_not_taken_for_blank_cells(tmp_path, renamed, part):
+    # Hostile audit: a drafted mapping (no required_columns) over a month whose export renamed 'Date' to
+    # 'Incident Date' rejected every row "no date (column Date)", as if the cells were blank, and the
+    # loss message showed "(values not available)": nothing said the column was not there.
+    schema = {"name": "council_log", "extends": "partner_generic", "reader": {"format": "csv"},
+              "fields": {"category": {"column": "Concern", "map": {"Fight": "violent-crime"}}},
+              "date": {"column": "Date"}, "location": {"kind": "en", "x": "Easting", "y": "Northing"}}
+    (tmp_path / "log.json").write_text(json.dumps(schema), encoding="utf-8")
+    header = ["Ref", "Date", "Easting", "Northing", "Concern"]
+    header[header.index(renamed)] = "Incident " + renamed
+    (tmp_path / "log.csv").write_text(",".join(header) + "\n" + "".join(
+        f"R{k},05/01/2018,{532000 + k},181300,Fight\n" for k in range(30)), encoding="utf-8")
+    cfg = write_config(tmp_path, [{"id": "log", "path": "log.csv", "schema": "log.json",
+                                   "evidence": "partner_record"}])
+    msg = load_error(cfg)
+    assert f"file {tmp_path / 'log.csv'}, column '{renamed}': {part} that schema 'council_log' reads is not in " \
+           f"the file's header" in msg
+    assert f"the file has: {', '.join(header)}" in msg
+
+
 def test_a_file_with_the_right_header_and_no_rows_is_empty_with_a_warning_not_an_error(tmp_path):
     (tmp_path / "2018-01-street.csv").write_bytes(MONTH.read_bytes())
     (tmp_path / "2018-02-street.csv").write_text(POLICE_HEADER + "\n", encoding="utf-8")

@@ -128,12 +128,44 @@ def check_columns(raw: pd.DataFrame, schema: dict, path: str, header: list[str] 
         # Nothing matches: another separator, a renamed header, the wrong file.
         raise UserError(f"no column of the file is one that schema '{schema['name']}' reads {what}.",
                         file=path, hint=hint)
+    lacking = None if schema.get("required_columns") else _lacking(schema, present)
+    if lacking:
+        part, col = lacking
+        raise UserError(f"{part} '{col}' that schema '{schema['name']}' reads is not in the file's header, so "
+                        f"every row would be rejected {what}.", file=path, column=col,
+                        hint="Rename the column in the mapping (or the file), or add the header the mapping "
+                             "expects.")
     if schema.get("required_columns") and missing:
         which = f"the column '{missing[0]}'" if len(missing) == 1 else \
             "the columns " + ", ".join(f"'{c}'" for c in missing[:10]) + (" ..." if len(missing) > 10 else "")
         raise UserError(f"{which} required by schema '{schema['name']}' "
                         f"{'is' if len(missing) == 1 else 'are'} missing {what}.",
                         file=path, column=missing[0] if len(missing) == 1 else None, hint=hint)
+
+
+def _names(value) -> list[str]:
+    return [] if not value else [value] if isinstance(value, str) else list(value)
+
+
+def _lacking(schema: dict, present: set) -> tuple[str, str] | None:
+    """The part every row needs (its date, its place, its category) whose columns are all absent from
+    the header, as (what, the first column named), or None. A mapping without ``required_columns`` read
+    a renamed date column as a blank one: every row rejected 'no date (column Date)', a wrong reason."""
+    date = schema.get("date") or {}
+    when = _names(date.get("column")) + _names((date.get("fallback") or {}).get("column"))
+    if when and not any(c in present for c in when):
+        return "the date column", when[0]
+    needs = {"lonlat": ("x", "y"), "en": ("x", "y"), "geometry": ()}
+    cands = candidates(schema.get("location") or [])
+    cols = [[c for k in needs.get(cand.get("kind"), ("column",)) for c in _names(cand.get(k))] for cand in cands]
+    if cols and not any(all(c in present for c in cs) for cs in cols):
+        return "the location column", next(c for c in cols[0] if c not in present)
+    spec = (schema.get("fields") or {}).get("category") or {}
+    named = _names(spec.get("column"))
+    if named and "value" not in spec and spec.get("blank", "reject") == "reject" \
+            and not any(c in present for c in named):
+        return "the category column", named[0]
+    return None
 
 
 def _map_table(spec: dict, schema: dict) -> dict | None:
