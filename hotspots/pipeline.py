@@ -508,7 +508,7 @@ def _profile(cfg: Config, incidents: pd.DataFrame, area, regions: gpd.GeoDataFra
     ``result()`` waits for it) and the buildings' accounting."""
     if not cfg.key_buildings:
         return None, None, None
-    buildings, accounting = load_buildings(cfg, ledger)
+    buildings, accounting = load_buildings(cfg, ledger, area)
     # A site shown only by its cell is profiled at the cell's centre: counts around its true place would
     # give that place back (sensitive.at_cell_centres).
     buildings = sensitive.at_cell_centres(buildings, grid)

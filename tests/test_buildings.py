@@ -475,6 +475,25 @@ def test_buildings_outside_the_study_area_are_left_out_and_counted():
     assert len(table) == 3 and table.attrs["outside_study_area"] == 1
 
 
+def test_buildings_outside_the_study_area_are_filtered_in_the_accounting_not_counted_as_loaded(tmp_path):
+    # Hostile audit: the manifest counted every building outside the study area as loaded while
+    # buildings.csv left it out with no reason anywhere (the example: 212 schools loaded, 97 profiled).
+    from hotspots.config import load_config
+    from hotspots.pipeline import analyse
+    month = EXAMPLE / "data" / "city_street" / "2018-01-city-of-london-street.csv"
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(f'[study]\nstart = "2018-01"\nend = "2018-01"\n[[sources]]\nid = "city"\n'
+                   f'path = "{month.as_posix()}"\nschema = "police_uk_street"\n[[key_buildings]]\nid = "stations"\n'
+                   f'path = "{STATIONS.as_posix()}"\nschema = "tfl_stations"\n', encoding="utf-8")
+    result = analyse(load_config(cfg))
+    acc = result.building_accounting.iloc[0]
+    assert acc["rows_loaded"] == len(result.buildings) < acc["rows_read"] == 69
+    assert acc["rows_read"] == acc["rows_loaded"] + acc["rows_filtered"] + acc["rows_rejected"]
+    gone = result.ledger.filtered
+    gone = gone[gone["source_id"] == "stations"]
+    assert set(gone["reason"]) == {"outside study area"} and len(gone) == acc["rows_filtered"] > 0
+
+
 def test_building_type_table_on_a_constructed_layout():
     # Type A sits on three planted clusters, type B in ordinary ground.
     rng = np.random.default_rng(3)

@@ -446,9 +446,12 @@ def empty_buildings() -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([], crs=BNG), crs=BNG)
 
 
-def load_buildings(cfg: Config, ledger: Ledger) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+def load_buildings(cfg: Config, ledger: Ledger, area=None) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Every [[key_buildings]] layer of ``cfg`` as points in EPSG:27700, and the per-file accounting.
 
+    With ``area`` (the study area, a shapely geometry) the buildings outside it are filtered, "outside
+    study area": they are not profiled, and were counted as loaded while buildings.csv left them out
+    (the example's London-wide schools file: 212 loaded, 97 profiled, 115 gone with no reason).
     See the module docstring for the columns of both tables.
     """
     _check_layers(cfg)
@@ -479,6 +482,14 @@ def load_buildings(cfg: Config, ledger: Ledger) -> tuple[gpd.GeoDataFrame, pd.Da
         frames.append(df)
     acc = pd.DataFrame(accounts, columns=["source_id", "path", "sha256", "rows_read"])
     loaded = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["layer", "_file"])
+    if area is not None and len(loaded):
+        import shapely
+        shapely.prepare(area)
+        out = ~shapely.covers(area, shapely.points(loaded["x"].to_numpy(float), loaded["y"].to_numpy(float)))
+        for (layer_id, path), grp in loaded[out].groupby(["layer", "_file"], sort=False):
+            ledger.filter(layer_id, path, grp["_row"].to_numpy(), "outside study area")
+        loaded = loaded[~out]
+        frames = [loaded]
     rej, flt = ledger.rejects, ledger.filtered
     for name, table, key in (("rows_loaded", loaded, ["layer", "_file"]),
                              ("rows_filtered", flt, ["source_id", "file"]),
