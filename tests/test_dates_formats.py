@@ -61,3 +61,16 @@ def test_a_long_column_of_few_values_reads_as_each_value_alone():
                           ignore_index=True)
         expect = alone.iloc[[k % len(values) for k in range(4000)]].reset_index(drop=True)
         pd.testing.assert_frame_equal(whole.reset_index(drop=True), expect)
+
+
+def test_an_iso8601_cell_pandas_raises_on_is_that_row_not_the_run():
+    # Hostile audit: one '-1' (a null code) or one basic-format stamp ('20180105T1000Z') in an ISO 8601
+    # column stopped validate and run with an internal error (OutOfBoundsDatetime; "Mixed timezones
+    # detected"), pandas raising for the whole column where it coerces other bad cells.
+    values = ["2018-07-05T10:00:00", "-1", "20180705T1000Z", "2018-07-05T10Z", "2018-07-05T10:00:00+01:00",
+              "junk", "2018-07-05"]
+    out = _parse(values, format="ISO8601", formats=None, precision="minute")
+    assert list(out["reason"]) == ["", "unparseable date", "", "", "", "unparseable date", ""]
+    assert list(out["occurred_from"].dropna()) == [pd.Timestamp("2018-07-05 10:00"), pd.Timestamp("2018-07-05 11:00"),
+                                                   pd.Timestamp("2018-07-05 11:00"), pd.Timestamp("2018-07-05 10:00"),
+                                                   pd.Timestamp("2018-07-05")]

@@ -78,16 +78,35 @@ def _parse_dates(text: pd.Series, formats: list[str]) -> pd.Series:
             stamped = cells.str.contains(_OFFSET, regex=True)
             ts = pd.Series(pd.NaT, index=cells.index, dtype="datetime64[ns]")
             if stamped.any():
-                utc = pd.to_datetime(cells[stamped], format="ISO8601", errors="coerce", utc=True)
-                ts[stamped] = utc.dt.tz_convert("Europe/London").dt.tz_localize(None).astype("datetime64[ns]")
+                ts[stamped] = _iso(cells[stamped], utc=True)
             if (~stamped).any():
-                ts[~stamped] = pd.to_datetime(cells[~stamped], format="ISO8601", errors="coerce")
+                ts[~stamped] = _iso(cells[~stamped], utc=False)
         else:
             ts = pd.to_datetime(text[todo], format=fmt, errors="coerce")
         # A year pandas' nanoseconds cannot hold (31/12/9999, a "no end date" placeholder; 0018, a typo)
         # is no date here, so the row is rejected as one (hostile audit: it stopped the whole run).
         ts = ts.where((ts >= pd.Timestamp.min) & (ts <= pd.Timestamp.max))
         out[todo] = ts.astype("datetime64[ns]")
+    return out
+
+
+def _iso(cells: pd.Series, utc: bool) -> pd.Series:
+    """ISO 8601 cells as UK clock time (NaT where unread). pandas raises for a whole column, not coerces,
+    when one cell gives a year before 1 ('-1', a null code) or an offset the stamped pattern does not see
+    ('20180105T1000Z', '2018-01-05T10Z' among times without one: "Mixed timezones"): the run stopped with
+    an internal error. Then each cell is read alone, a stamped one at its UK clock time."""
+    def clock(ts: pd.Series) -> pd.Series:
+        return ts.dt.tz_convert("Europe/London").dt.tz_localize(None) if ts.dt.tz is not None else ts
+    try:
+        return clock(pd.to_datetime(cells, format="ISO8601", errors="coerce", utc=utc)).astype("datetime64[ns]")
+    except (ValueError, OverflowError):     # OutOfBoundsDatetime is a ValueError
+        pass
+    out = pd.Series(pd.NaT, index=cells.index, dtype="datetime64[ns]")
+    for k, cell in cells.items():
+        try:
+            out[k] = clock(pd.to_datetime(pd.Series([cell]), format="ISO8601", errors="coerce", utc=utc)).iloc[0]
+        except (ValueError, OverflowError):
+            pass
     return out
 
 
