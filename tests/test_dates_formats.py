@@ -74,3 +74,34 @@ def test_an_iso8601_cell_pandas_raises_on_is_that_row_not_the_run():
     assert list(out["occurred_from"].dropna()) == [pd.Timestamp("2018-07-05 10:00"), pd.Timestamp("2018-07-05 11:00"),
                                                    pd.Timestamp("2018-07-05 11:00"), pd.Timestamp("2018-07-05 10:00"),
                                                    pd.Timestamp("2018-07-05")]
+
+
+def test_a_time_the_formats_cannot_read_is_the_whole_day_with_a_note_and_a_warning(tmp_path):
+    # Hostile audit: '12:30pm', '25:61' or '24:00' in a time column loaded as the whole day with no word
+    # anywhere, as blank and 'UNK' are meant to: a column of '2:30 PM' lost every hour of a partner's
+    # records in silence (no peak hours, no after-school share).
+    unread = "time not read: the whole day"
+    out = parse_when(pd.DataFrame({"d": ["05/01/2018"] * 5, "t": ["12:30pm", "25:61", "UNK", "", "14:25"]}),
+                     {**BASE, "column": "d", "time_column": "t", "precision": "minute"})
+    assert list(out["date_precision"]) == ["day", "day", "day", "day", "minute"]
+    assert list(out["note"]) == [unread, unread, "", "", ""] and list(out["columns"][:2]) == ["t", "t"]
+    import contextlib
+    import io
+
+    from hotspots.cli import main
+    (tmp_path / "log.json").write_text(json.dumps({
+        "name": "log", "extends": "partner_generic", "reader": {"format": "csv"},
+        "fields": {"category": {"value": "violent-crime"}},
+        "date": {"column": "Date", "time_column": "Time", "precision": "minute"},
+        "location": {"kind": "en", "x": "Easting", "y": "Northing"}}), encoding="utf-8")
+    (tmp_path / "log.csv").write_text("Date,Time,Easting,Northing\n" + "".join(
+        f"05/01/2018,{t},532{k:03d},181300\n" for k, t in enumerate(["14:25", "2:30 PM", "UNK", "2:45 PM"])),
+        encoding="utf-8")
+    (tmp_path / "p.toml").write_text('[study]\nstart = "2018-01"\nend = "2018-01"\n[[sources]]\nid = "log"\n'
+                                     'path = "log.csv"\nschema = "log.json"\nevidence = "partner_record"\n',
+                                     encoding="utf-8")
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        assert main(["validate", str(tmp_path / "p.toml")]) == 0
+    assert (f"warning: source 'log', file {tmp_path / 'log.csv'}: 2 rows' time (column Time) is not a time the "
+            "mapping reads (row 2 is the first): each is taken as the whole day") in err.getvalue()

@@ -40,6 +40,7 @@ from hotspots.errors import UserError
 from hotspots.frames import concat_by_column, release_freed_memory, used_categories
 from hotspots.load.dedupe import DEDUPE_KEYS, dedupe_keys, duplicates
 from hotspots.load import cache
+from hotspots.load.dates import TIME_UNREAD
 from hotspots.load.geocode import (Geocoder, build_geocoder, collapse_streets, geocoding_options, match_counts,
                                    postcode_files)
 from hotspots.load.ledger import HotspotsWarning, Ledger, sha256
@@ -287,6 +288,12 @@ def _read_checked(job: FileJob) -> tuple[FileResult, pd.DataFrame | None, list[s
 def _fill(res: FileResult, job: FileJob, parts: dict) -> None:
     res.incidents, res.rejects, res.filtered, res.notes = (parts[k] for k in ("incidents", "rejects", "filtered",
                                                                            "notes"))
+    unread = res.notes[res.notes["note"] == TIME_UNREAD]
+    if len(unread):     # loaded, a day wide: said, or a column of '2:30 PM' lost every hour with no word
+        said = (f"{len(unread):,} rows' time (column {unread['columns'].iat[0]}) is not a time the mapping reads "
+                f"(row {unread['_row'].iat[0]} is the first): each is taken as the whole day. Add its format to "
+                "the mapping's date time_formats, or blank the cell.")
+        res.warning = f"{res.warning} {said}" if res.warning else said
     if len(parts["geocoded"]) or job.geocoded:
         res.geocoding = match_counts(parts["geocoded"])
 

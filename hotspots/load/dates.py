@@ -40,6 +40,10 @@ _TIME_SHAPE = r"\d{1,2}[:.]\d{2}(:\d{2})?"
 _DATE_SHAPE = r"\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}"
 _DATE_TIME_SHAPE = _DATE_SHAPE + r"([ T]" + _TIME_SHAPE + ")?"
 DEFAULT_TIME_FORMATS = ["%H:%M", "%H:%M:%S", "%H.%M", "%H%M"]
+# Time cells that say the time is not known: the whole day, with no word. Any other cell the time
+# formats cannot read is the whole day too, with a note (``TIME_UNREAD``) the load turns into a warning.
+UNKNOWN_TIMES = {"unk", "unknown", "n/k", "nk", "not known", "?", "n/a", "na", "-", "--"}
+TIME_UNREAD = "time not read: the whole day"
 
 
 def _once_per_value(parse, text: pd.Series, formats: list[str]) -> pd.Series:
@@ -204,6 +208,10 @@ def parse_when(raw: pd.DataFrame, spec: dict) -> pd.DataFrame:
     else:
         tod = parse_time_text(t, tformats)
         timed = tod.notna()
+        # '12:30pm', '25:61': a time the formats do not read is the whole day, said (it was silent).
+        unread = (~timed & (d != "") & (t != "") & ~t.str.lower().isin(UNKNOWN_TIMES)).to_numpy()
+        out.loc[unread, "note"] = TIME_UNREAD
+        columns[unread & (reason == "")] = tcol
         start = day.dt.normalize()
         end = start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
         start = start.where(~timed, start + tod)

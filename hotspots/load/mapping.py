@@ -322,8 +322,9 @@ def map_rows(raw: pd.DataFrame, schema: dict, source_id: str, evidence: str, pat
     fb = schema["date"].get("fallback", {})
     from_date = (when["note"] != "").to_numpy()
     note = np.where(from_date, when["note"].to_numpy(object), where["note"].to_numpy(object))
-    note_cols = np.where(from_date, ",".join(c for c in (fb.get("column"), fb.get("time_column")) if c),
-                         where["columns"].to_numpy(object))
+    when_cols = when["columns"].to_numpy(object)
+    note_cols = np.where(from_date, np.where(when_cols != "", when_cols, ",".join(
+        c for c in (fb.get("column"), fb.get("time_column")) if c)), where["columns"].to_numpy(object))
     noted = ~bad.to_numpy() & (note != "")
     notes = pd.DataFrame({"_row": raw["_row"].to_numpy()[noted], "note": note[noted], "columns": note_cols[noted]})
     geocoded = where.loc[where["geocoded"], "level"]
