@@ -41,7 +41,7 @@ from hotspots.errors import UserError
 from hotspots.load.dates import ISO_STAMPED_TIME, parse_date_text, with_times
 from hotspots.load.personal import PLACE_WORDS as _PLACE_WORDS, names_place, personal_header, words as _words
 from hotspots.load.geocode import compact_postcode, is_postcode, looks_like_gridref, parse_gridref
-from hotspots.load.readers import AUTO_FORMATS, numbers, read_source, utf16_text
+from hotspots.load.readers import AUTO_FORMATS, check_workbook, numbers, read_source, utf16_text
 from hotspots.schema import CATEGORY_MAPS, TAXONOMY, source_schema
 
 TODO = "TODO"
@@ -181,6 +181,7 @@ def _read(path: Path, sheet) -> tuple[dict, pd.DataFrame, list[str], list[str]]:
         if at:
             reader["header_row"] = at + 1
     elif fmt == "excel":
+        check_workbook(path)
         try:
             book = pd.ExcelFile(path)
         except Exception as exc:   # damaged workbooks raise many types

@@ -388,6 +388,25 @@ def test_an_old_xls_workbook_says_to_save_it_as_xlsx(tmp_path):
     assert "log.xls" in msg and "Excel 97-2003" in msg and ".xlsx" in msg
 
 
+def test_a_password_protected_workbook_is_called_that_by_run_and_draft_mapping(tmp_path):
+    # Hostile audit: an encrypted .xlsx is an OLE2 compound file holding an 'EncryptedPackage' stream; run
+    # called it an old Excel 97-2003 workbook to save as .xlsx (which it was), and draft-mapping said "the
+    # workbook cannot be read (ImportError)". Here its header and the stream's name in its directory.
+    from hotspots.draft import draft_mapping
+    (tmp_path / "ed.xlsx").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(1 << 20) +
+                                       "EncryptedPackage".encode("utf-16-le") + bytes(4096))
+    msg = load_error(_generic(tmp_path, "ed.xlsx"))
+    assert f"file {tmp_path / 'ed.xlsx'}: the workbook is encrypted (password-protected)" in msg
+    assert "97-2003" not in msg
+    with pytest.raises(UserError) as exc:
+        draft_mapping(tmp_path / "ed.xlsx")
+    assert "the workbook is encrypted (password-protected)" in str(exc.value)
+    (tmp_path / "old.xlsx").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096))
+    with pytest.raises(UserError) as exc:
+        draft_mapping(tmp_path / "old.xlsx")
+    assert "old Excel 97-2003 workbook" in str(exc.value)
+
+
 def test_a_csv_in_another_encoding_names_the_file_and_the_encoding(tmp_path):
     # in a column the mapping reads (bytes in columns never read are never decoded)
     text = MONTH.read_text(encoding="utf-8-sig").replace("Anti-social behaviour", "Anti-social behaviour é", 1)

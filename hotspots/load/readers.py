@@ -432,10 +432,33 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
-def _read_excel(path: Path, spec: dict) -> RawTable:
+# An OLE2 file that holds this stream is an .xlsx encrypted with a password (MS-OFFCRYPTO), not an old .xls.
+_ENCRYPTED = "EncryptedPackage".encode("utf-16-le")
+
+
+def _encrypted(path: Path) -> bool:
+    """Whether the OLE2 compound file ``path`` names an encrypted package (its directory, read a block at a
+    time: where the directory lies in the file varies)."""
+    tail = b""
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            if _ENCRYPTED in tail + block:
+                return True
+            tail = block[-len(_ENCRYPTED):]
+    return False
+
+
+def check_workbook(path: Path) -> None:
+    """A UserError when ``path`` is not a workbook hotspots reads: password-protected, an old .xls, or not
+    a zip archive at all (a password-protected .xlsx, as partners often send them, was called an old
+    Excel 97-2003 workbook, to be saved as .xlsx: which it was)."""
     with open(path, "rb") as fh:
         magic = fh.read(8)
     if magic == _OLE2_MAGIC:
+        if _encrypted(path):
+            raise UserError("the workbook is encrypted (password-protected), so hotspots cannot read it.",
+                            file=str(path), hint="Open it in Excel with its password and save a copy without one "
+                                                 "(or export the sheet as CSV), kept as securely as the original.")
         try:
             import xlrd  # noqa: F401  (pandas reads .xls only with it)
         except ImportError:
@@ -445,6 +468,10 @@ def _read_excel(path: Path, spec: dict) -> RawTable:
     elif not magic.startswith(_ZIP_MAGIC):
         raise UserError("the file is not an Excel workbook (.xlsx): it is damaged, truncated or another format.",
                         file=str(path), hint="Save it again from Excel as .xlsx, or as CSV.")
+
+
+def _read_excel(path: Path, spec: dict) -> RawTable:
+    check_workbook(path)
     try:
         with pd.ExcelFile(path) as book:
             note = _sheet_note(book, spec.get("sheet"), path)
