@@ -426,6 +426,21 @@ def test_binary_junk_renamed_csv_is_a_user_error(tmp_path):
     assert "junk2.csv" in msg
 
 
+def test_a_stray_nul_byte_names_its_line_and_a_workbook_renamed_csv_is_called_a_zip(tmp_path):
+    # Hostile audit: one NUL byte in a month's text and an .xlsx saved as .csv were both "the file is
+    # binary, not CSV text (it holds NUL bytes). Check that it is the right file": no line, no word of
+    # what the file is.
+    lines = MONTH.read_bytes().split(b"\n")
+    lines[40] = lines[40].replace(b"On or near", b"On or\x00near", 1)
+    (tmp_path / "m.csv").write_bytes(b"\n".join(lines))
+    msg = load_error(police(tmp_path, "m.csv"))
+    assert f"file {tmp_path / 'm.csv'}: the file is CSV text but holds 1 NUL byte(s)" in msg
+    assert "(the first on line 41)" in msg
+    (tmp_path / "yos.csv").write_bytes(YOS_XLSX.read_bytes())
+    msg = load_error(police(tmp_path, "yos.csv"))
+    assert f"file {tmp_path / 'yos.csv'}: the file is a zip archive (an Excel .xlsx workbook" in msg
+
+
 def test_a_geojson_that_is_not_json_is_a_user_error(tmp_path):
     (tmp_path / "points.geojson").write_text("this is { not json", encoding="utf-8")
     msg = load_error(_generic(tmp_path, "points.geojson", {"kind": "geometry"}))

@@ -143,6 +143,17 @@ def _csv_header(path: Path, spec: dict) -> list[str]:
     if not utf16 and head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise utf16_text(path)
     if not utf16 and b"\0" in head:
+        # A few NUL bytes in lines of text are a damaged text file, not a binary one: say where the first is.
+        nuls, line = head.count(b"\0"), head.count(b"\n", 0, head.index(b"\0")) + 1
+        if nuls <= 8 and not any(b < 9 for b in head.replace(b"\0", b"\t")[:4096]):
+            raise UserError(f"the file is CSV text but holds {nuls} NUL byte(s), a character no text has (the "
+                            f"first on line {line}).", file=str(path),
+                            hint="Remove them (an editor shows them as NUL or ^@) and save the file again, or "
+                                 "export it again from the partner's system.")
+        if head.startswith(_ZIP_MAGIC):     # an .xlsx renamed .csv (or a zip of the exports)
+            raise UserError("the file is a zip archive (an Excel .xlsx workbook, or a zip of files), not CSV text.",
+                            file=str(path), hint="Export the sheet as CSV from Excel, or unzip it; an .xlsx "
+                                                 "workbook can also be read as it is, named .xlsx.")
         raise UserError("the file is binary, not CSV text (it holds NUL bytes).", file=str(path),
                         hint="Check that it is the right file, exported as CSV.")
     at = 0 if spec.get("names") else _header(spec)
