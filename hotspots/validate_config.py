@@ -10,6 +10,7 @@ suggested). ``hotspots.config.CONFIG`` is the config's allow-list;
 """
 from __future__ import annotations
 
+import codecs
 import difflib
 import math
 import re
@@ -118,6 +119,24 @@ class Text(Rule):
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
             return [f"{where} = {_show(value)} should look like {self.example or self.pattern}."]
         return []
+
+
+@dataclass(frozen=True)
+class Encoding(Text):
+    """A text encoding Python knows: another ('utf8 bom', a typo) stopped the run with an internal error."""
+    def problems(self, value, where):
+        found = super().problems(value, where)
+        if found:
+            return found
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            return [f"{where} = {_show(value)} is not a text encoding (e.g. utf-8-sig, cp1252, latin-1, utf-16)."]
+        return []
+
+
+# A CSV delimiter: one character (';;' or '' stopped the run with an internal error, the csv module's TypeError).
+DELIMITER = Text(pattern=r"(?s).", example='one character, e.g. ",", ";", "\\t" or "|"')
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,11 @@ def test_a_mapping_that_allows_a_handling_code_outside_the_sets_fails(tmp_path):
      ["[[key_buildings]] 's' radius_m[0]", "number", "'a'"]),
     (BASE + '\n[[key_buildings]]\nid = "s"\npath = "s.csv"\nschema = "london_schools_atlas"\nradius_m = -5\n',
      ["[[key_buildings]] 's' radius_m", "more than 0"]),
+    # Hostile audit: an encoding or delimiter Python's readers refuse was an internal error at the first file.
+    (BASE + '\n[[key_buildings]]\nid = "s"\npath = "s.csv"\nschema = "generic_points"\nencoding = "utf8 bom"\n',
+     ["[[key_buildings]] 's' encoding", "'utf8 bom'", "not a text encoding"]),
+    (BASE + '\n[[key_buildings]]\nid = "s"\npath = "s.csv"\nschema = "generic_points"\ndelimiter = ";;"\n',
+     ["[[key_buildings]] 's' delimiter", "one character"]),
     (BASE + '\n[[key_buildings]]\nid = "s"\npath = "s.csv"\nschema = "london_schools_atlas"\nname_colum = "N"\n',
      ["unknown key 'name_colum'", "did you mean name_column?"]),
     (_source('period = "2020-01:2020-06"'), ["[[sources]] 'city' period", "outside the study"]),
@@ -337,6 +342,14 @@ def _with(**changes):
     (_with(reader={"format": "xml"}), ["reader.format", "'xml'"]),
     (_with(reader={"format": "excel", "header_row": 0}), ["reader.header_row", "at least 1"]),
     (_with(date__column=None), ["no date column"]),
+    # Hostile audit: each of these passed the config and stopped validate and run with an internal error
+    # (ValueError of pandas' date parser, LookupError, the csv module's TypeError) at the first file.
+    (_with(date__formats=["%d/%m/%Y", "%Q"]), ["date.formats[1] = '%Q' is not a date format", "bad directive"]),
+    (_with(date__format="%d/%m/%Y %"), ["date.format", "is not a date format", "stray %"]),
+    (_with(date__time_column="t", date__time_formats=["%H:%Q"]), ["date.time_formats[0]", "not a date format"]),
+    (_with(reader={"format": "csv", "encoding": "klingon"}), ["reader.encoding = 'klingon' is not a text encoding"]),
+    (_with(reader={"format": "csv", "delimiter": ";;"}), ["reader.delimiter = ';;'", "one character"]),
+    (_with(reader={"format": "csv", "delimiter": ""}), ["reader.delimiter = ''", "one character"]),
 ])
 def test_a_bad_mapping_stops_at_config_time_naming_the_mapping_file_and_key(tmp_path, mapping, words):
     _refused(tmp_path, _mapping_config(tmp_path, mapping), "[[sources]] 'city'", "m.json", *words)
