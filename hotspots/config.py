@@ -19,7 +19,8 @@ from hotspots.detect.kde import MAX_BANDWIDTH_CELLS, MIN_BANDWIDTH_CELLS
 from hotspots.errors import UserError
 from hotspots.grid import MAX_NEIGHBOUR_CELLS
 from hotspots.schema import DEFAULT_WEIGHTS, EVIDENCE_CLASSES, HANDLING_CODES, TAXONOMY
-from hotspots.validate_config import DELIMITER, Bool, Either, Encoding, ListOf, Map, Number, Table, Tables, Text, check
+from hotspots.validate_config import (DELIMITER, Bool, Crs, Either, Encoding, ListOf, Map, Number, Table, Tables, Text,
+                                      check)
 
 TIERS = ("partner", "public")
 
@@ -66,7 +67,7 @@ def config_rules() -> dict:
     assert set(profile) == set(PROFILE_OPTIONS), "profile options out of step with hotspots.profile"
     building_opts = {k: text for k in (*_COLUMN_OPTIONS, *_READER_OPTIONS, *_OTHER_OPTIONS)}
     building_opts.update({"sheet": Either((Text(), Number(lo=0, integer=True))), "include": Map(ListOf(single=True)),
-                          "encoding": Encoding(), "delimiter": DELIMITER,
+                          "encoding": Encoding(), "delimiter": DELIMITER, "crs": Crs(),
                           "postcodes": texts})
     grades = Map(Map(weight), keys=("source", "intel"))
     linkage = Table({"enabled": Bool(), "distance_m": Number(lo=0, unit="m"), "days": Number(lo=0),

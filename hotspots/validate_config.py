@@ -135,6 +135,24 @@ class Encoding(Text):
         return []
 
 
+@dataclass(frozen=True)
+class Crs(Text):
+    """A coordinate reference system pyproj knows ("EPSG:27700", "EPSG:4326", a PROJ string): a typo
+    ('EPSG:277000') stopped the run with an internal error (pyproj's CRSError) at the first file."""
+    def problems(self, value, where):
+        found = super().problems(value, where)
+        if found:
+            return found
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+        try:
+            CRS.from_user_input(value)
+        except CRSError:
+            return [f"{where} = {_show(value)} is not a coordinate reference system (e.g. \"EPSG:27700\" for "
+                    "eastings and northings, \"EPSG:4326\" for longitude and latitude)."]
+        return []
+
+
 # A CSV delimiter: one character (';;' or '' stopped the run with an internal error, the csv module's TypeError).
 DELIMITER = Text(pattern=r"(?s).", example='one character, e.g. ",", ";", "\\t" or "|"')
 

@@ -195,6 +195,8 @@ def test_a_mapping_that_allows_a_handling_code_outside_the_sets_fails(tmp_path):
      ["[[key_buildings]] 's' encoding", "'utf8 bom'", "not a text encoding"]),
     (BASE + '\n[[key_buildings]]\nid = "s"\npath = "s.csv"\nschema = "generic_points"\ndelimiter = ";;"\n',
      ["[[key_buildings]] 's' delimiter", "one character"]),
+    (BASE + '\n[[key_buildings]]\nid = "s"\npath = "s.csv"\nschema = "generic_points"\ncrs = "EPSG:277000"\n',
+     ["[[key_buildings]] 's' crs = 'EPSG:277000' is not a coordinate reference system"]),
     (BASE + '\n[[key_buildings]]\nid = "s"\npath = "s.csv"\nschema = "london_schools_atlas"\nname_colum = "N"\n',
      ["unknown key 'name_colum'", "did you mean name_column?"]),
     (_source('period = "2020-01:2020-06"'), ["[[sources]] 'city' period", "outside the study"]),
@@ -350,6 +352,8 @@ def _with(**changes):
     (_with(reader={"format": "csv", "encoding": "klingon"}), ["reader.encoding = 'klingon' is not a text encoding"]),
     (_with(reader={"format": "csv", "delimiter": ";;"}), ["reader.delimiter = ';;'", "one character"]),
     (_with(reader={"format": "csv", "delimiter": ""}), ["reader.delimiter = ''", "one character"]),
+    (_with(location={"kind": "en", "x": "e", "y": "n", "crs": "EPSG:277000"}),
+     ["location.crs = 'EPSG:277000' is not a coordinate reference system"]),
 ])
 def test_a_bad_mapping_stops_at_config_time_naming_the_mapping_file_and_key(tmp_path, mapping, words):
     _refused(tmp_path, _mapping_config(tmp_path, mapping), "[[sources]] 'city'", "m.json", *words)

@@ -25,7 +25,7 @@ from hotspots.load.readers import READERS
 from hotspots.schema import (CATEGORY_MAPS, DATE_PRECISIONS, EVIDENCE_CLASSES, FIELDS, HANDLING_CODES,
                              LOCATION_PRECISIONS, ROLES, TAXONOMY, builtin_schemas, read_json_object,
                              source_schema)
-from hotspots.validate_config import (DELIMITER, Any_, Bool, Either, Encoding, ListOf, Map, Number, Table, Text,
+from hotspots.validate_config import (DELIMITER, Any_, Bool, Crs, Either, Encoding, ListOf, Map, Number, Table, Text,
                                       _show, check)
 
 # Tables whose entries are themselves whole specs: a mapping replaces an entry, never merges into it.
@@ -42,7 +42,7 @@ _FIELD = Table({                                   # hotspots.load.mapping.map_f
     "unknown": Text(("reject", "default", "keep")), "default": Any_(), "label": Text(), "required": Bool(),
 })
 _CANDIDATE = Table({                               # hotspots.load.location
-    "kind": Text(LOCATION_KINDS), "x": _COLUMN, "y": _COLUMN, "crs": Text(), "column": _COLUMN,
+    "kind": Text(LOCATION_KINDS), "x": _COLUMN, "y": _COLUMN, "crs": Crs(), "column": _COLUMN,
     "detect": Bool(), "fix_swapped": Bool(), "precision": Text(LOCATION_PRECISIONS),
     "precision_m": Number(lo=0, lo_open=True, unit="m"),
     # freetext only: the kinds of place the column may name (hotspots.load.geocode.GAZETTEER_KINDS)
