@@ -472,6 +472,25 @@ def test_a_json_array_of_non_records_is_a_user_error(tmp_path):
     assert "x.json" in msg and "not records" in msg
 
 
+def test_a_json_records_path_the_file_does_not_have_is_named_not_taken_for_no_rows(tmp_path):
+    # Hostile audit: reader records = "data.items" over an API response holding {"data": {"results": [...]}}
+    # was read as an empty array: "the file has no data rows", exit 0, the partner's records gone.
+    schema = {"name": "api", "extends": "partner_generic", "reader": {"format": "json", "records": "data.items"},
+              "fields": {"category": {"value": "violent-crime"}}, "date": {"column": "Date"},
+              "location": {"kind": "en", "x": "Easting", "y": "Northing"}}
+    (tmp_path / "api.json").write_text(json.dumps(schema), encoding="utf-8")
+    cfg = write_config(tmp_path, [{"id": "api", "path": "x.json", "schema": "api.json", "evidence": "partner_record"}])
+    record = {"Date": "2018-01-05", "Easting": 532000, "Northing": 181300}
+    for data, words in (({"data": {"results": [record]}}, "no key 'items' in 'data'"),
+                        ({"result": {"items": [record]}}, "no key 'data' at its top level"),
+                        ({"data": [record]}, "no key 'items' in 'data'")):
+        (tmp_path / "x.json").write_text(json.dumps(data), encoding="utf-8")
+        msg = load_error(cfg)
+        assert f"file {tmp_path / 'x.json'}: the JSON has {words}, where the mapping's reader records" in msg
+    (tmp_path / "x.json").write_text(json.dumps({"data": {"items": [record]}}), encoding="utf-8")
+    assert len(load_sources(load_config(cfg)).incidents) == 1
+
+
 # --------------------------------------------------------------------------- 5. Great Britain, not Calais
 
 @pytest.mark.parametrize("lon, lat, inside", [

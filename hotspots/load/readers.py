@@ -419,8 +419,16 @@ def _read_json(path: Path, spec: dict) -> RawTable:
         raise UserError(f"the JSON cannot be read ({str(exc).split(';')[0]}).", file=str(path)) from None
     record_path = spec.get("records")
     if record_path:
-        for key in record_path.split("."):
-            data = data.get(key, []) if isinstance(data, dict) else []
+        # A path the file does not have is the wrong mapping or the wrong file, not a file with no rows (it
+        # was taken for an empty array: "the file has no data rows" and exit 0).
+        for depth, key in enumerate(record_path.split(".")):
+            if not isinstance(data, dict) or key not in data:
+                held = f"its keys there: {', '.join(repr(k) for k in list(data)[:10])}" if isinstance(data, dict) \
+                    else f"there it holds {type(data).__name__ if data is not None else 'null'}, not an object"
+                at = f"in '{'.'.join(record_path.split('.')[:depth])}'" if depth else "at its top level"
+                raise UserError(f"the JSON has no key '{key}' {at}, where the mapping's reader records = "
+                                f"'{record_path}' looks for the records ({held}).", file=str(path))
+            data = data[key]
     if not isinstance(data, list):
         raise UserError("the JSON is not an array of records.", file=str(path))
     if not all(isinstance(rec, dict) for rec in data):
