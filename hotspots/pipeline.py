@@ -113,7 +113,29 @@ def choose_study_area(cfg: Config, incidents: pd.DataFrame, boundaries: gpd.GeoD
         isolated[stays] = ~keep
         _reject(incidents, isolated, "outside study area (isolated from the main body of the data)", ledger)
         stays &= ~isolated
+        _check_strays(cfg, incidents, stays)
     return area, cell, params, stays
+
+
+def _check_strays(cfg: Config, incidents: pd.DataFrame, stays: np.ndarray) -> None:
+    """Fail a source whose rows the derived study area left out as strays beyond its ``max_reject_share``, as
+    ``load.check_losses`` fails one losing them to one reject reason: a partner's whole extract placed in
+    another city (another coordinate system, another area's file) was dropped with exit 0."""
+    from hotspots.load import MAX_REJECT_SHARE, MIN_ROWS_FOR_LOSS_CHECK
+    sources = pd.Series(incidents["source_id"].to_numpy(), dtype=object)
+    for src in cfg.sources:
+        mine = (sources == src.id).to_numpy()
+        read, lost = int(mine.sum()), int((mine & ~stays).sum())
+        share = float(src.options.get("max_reject_share", MAX_REJECT_SHARE))
+        if not lost or share >= 1 or lost <= share * read or (read < MIN_ROWS_FOR_LOSS_CHECK and lost < read):
+            continue
+        raise UserError(f"source '{src.id}' lost {lost:,} of its {read:,} loaded rows ({lost / read:.0%}) as "
+                        "strays far from the rest of the data, outside the study area derived from it: its "
+                        "places may be in another coordinate system, or the extract of another area.",
+                        file=str(cfg.path),
+                        hint=f"Check the location in its mapping (columns, crs) and the file, declare [study] area, "
+                             f"or accept the loss with max_reject_share = {min(1.0, round(lost / read + 0.05, 2))} "
+                             "in the source's [[sources]] entry.")
 
 
 def _reject(incidents: pd.DataFrame, mask: np.ndarray, reason: str, ledger: Ledger) -> None:

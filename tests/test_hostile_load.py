@@ -519,6 +519,26 @@ def test_points_in_calais_are_rejected_outside_great_britain_with_their_columns(
     assert len(loaded.incidents) == 2
 
 
+def test_a_source_whose_rows_are_all_strays_fails_the_run_like_a_lost_source(tmp_path):
+    # Hostile audit: a partner's whole extract placed in Manchester beside London police data (another
+    # area's file, or another coordinate system) was rejected row by row as "stray point far from the
+    # rest" and the run exited 0, the partnership's map made without it.
+    schema = {"name": "log", "extends": "partner_generic", "reader": {"format": "csv"},
+              "fields": {"category": {"value": "violent-crime"}}, "date": {"column": "Date"},
+              "location": {"kind": "en", "x": "Easting", "y": "Northing"}}
+    (tmp_path / "log.json").write_text(json.dumps(schema), encoding="utf-8")
+    (tmp_path / "log.csv").write_text("Date,Easting,Northing\n" + "".join(
+        f"05/01/2018,{383000 + 40 * (k % 6)},{398000 + 40 * (k // 6)}\n" for k in range(30)), encoding="utf-8")
+    sources = [{"id": "city", "path": MONTH.as_posix(), "schema": "police_uk_street"},
+               {"id": "log", "path": "log.csv", "schema": "log.json", "evidence": "partner_record"}]
+    code, _, err = cli("run", str(write_config(tmp_path, sources)), "--out", str(tmp_path / "o"))
+    assert code == 1 and "internal error" not in err, err
+    assert "source 'log' lost 30 of its 30 loaded rows (100%) as strays far from the rest of the data" in err
+    sources[1]["max_reject_share"] = 1.0
+    code, _, err = cli("run", str(write_config(tmp_path, sources)), "--out", str(tmp_path / "o"))
+    assert code == 0, err
+
+
 # --------------------------------------------------------------------------- 6. Gi* where it is undefined
 
 def _grid(nr, nc):
