@@ -108,6 +108,28 @@ def test_a_renamed_header_names_the_missing_column_even_in_a_file_without_rows(t
         assert name in msg and "column 'Crime type'" in msg and "Offence" in msg
 
 
+def test_a_header_below_title_rows_is_found_and_its_row_given(tmp_path):
+    # Hostile audit: a council log exported with a title and a date line above its header said only "no
+    # column of the file is one that schema reads (the file has: Council ASB log, , ...)": nothing said the
+    # header was there, two rows down, nor the one key that reads it.
+    schema = {"name": "log", "extends": "partner_generic", "reader": {"format": "csv"},
+              "fields": {"category": {"value": "violent-crime"}}, "date": {"column": "Date"},
+              "location": {"kind": "en", "x": "Easting", "y": "Northing"}}
+    (tmp_path / "log.json").write_text(json.dumps(schema), encoding="utf-8")
+    (tmp_path / "log.csv").write_text("Council ASB log,,\nExported 02/01/2019,,\nDate,Easting,Northing\n" + "".join(
+        f"05/01/2018,{532000 + k},181300\n" for k in range(30)), encoding="utf-8")
+    cfg = write_config(tmp_path, [{"id": "log", "path": "log.csv", "schema": "log.json",
+                                   "evidence": "partner_record"}])
+    msg = load_error(cfg)
+    assert "no column of the file is one that schema 'log' reads" in msg
+    assert "The header looks to be on row 3 of the file: set the mapping's reader \"header_row\": 3" in msg
+    schema["reader"]["header_row"] = 3
+    (tmp_path / "log3.json").write_text(json.dumps(schema), encoding="utf-8")     # schema files are read once
+    cfg = write_config(tmp_path, [{"id": "log", "path": "log.csv", "schema": "log3.json",
+                                   "evidence": "partner_record"}])
+    assert len(load_sources(load_config(cfg)).incidents) == 30
+
+
 def test_an_unrelated_file_for_a_mapping_without_required_columns_names_what_it_reads(tmp_path):
     schema = {"name": "local_points", "extends": "partner_generic", "reader": {"format": "csv"},
               "fields": {"category": {"value": "violent-crime"}},

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,7 @@ from hotspots.errors import UserError
 from hotspots.load.dates import parse_when
 from hotspots.load.geocode import RULES, street_points
 from hotspots.load.location import candidates, locate
-from hotspots.load.readers import map_few, pick
+from hotspots.load.readers import header_further_down, map_few, pick
 from hotspots.schema import CATEGORY_MAPS, EVIDENCE_CLASSES, TAXONOMY
 
 
@@ -125,7 +126,11 @@ def check_columns(raw: pd.DataFrame, schema: dict, path: str, header: list[str] 
     what = f"(the file has: {_shown(have)}; schema '{schema['name']}' expects: {_shown(expected)})"
     missing = [c for c in expected if c not in present]
     if len(missing) == len(expected):
-        # Nothing matches: another separator, a renamed header, the wrong file.
+        # Nothing matches: another separator, a renamed header, the wrong file, or title rows above the header.
+        row = header_further_down(Path(path), schema.get("reader", {}), expected) if not hint else None
+        if row is not None:
+            hint = (f"The header looks to be on row {row} of the file: set the mapping's reader "
+                    f"\"header_row\": {row} (title rows above it are skipped).")
         raise UserError(f"no column of the file is one that schema '{schema['name']}' reads {what}.",
                         file=path, hint=hint)
     lacking = None if schema.get("required_columns") else _lacking(schema, present)

@@ -117,6 +117,33 @@ def _header(spec: dict) -> int:
     return int(spec.get("header", 0))
 
 
+def header_further_down(path: Path, reader: dict, names: list[str], rows: int = 30) -> int | None:
+    """The row (1-based, as ``header_row`` counts) among the first ``rows`` of a CSV or a workbook's sheet
+    that names at least half of ``names``, when the reader takes another row as the header; else None.
+    For the message on a header that matches nothing: title rows above it ("Council ASB log", "Extract
+    of ...") are the usual cause, and the fix is one key."""
+    fmt = reader.get("format", "csv")
+    if fmt == "auto":
+        fmt = AUTO_FORMATS.get(path.suffix.lower(), "")
+    try:
+        if fmt == "csv" and not _utf16(reader.get("encoding", "utf-8-sig")):
+            with open(path, encoding=reader.get("encoding", "utf-8-sig"), errors="replace", newline="") as fh:
+                found = [row for _, row in zip(range(rows), (r for r in csv.reader(
+                    fh, delimiter=reader.get("delimiter", ",")) if r))]
+        elif fmt == "excel":
+            found = pd.read_excel(path, sheet_name=reader.get("sheet", 0), header=None, nrows=rows,
+                                  dtype=str).fillna("").values.tolist()
+        else:
+            return None
+    except Exception:   # only a hint: a file that cannot be read has its own message
+        return None
+    want = set(names)
+    for k, row in enumerate(found):
+        if k != _header(reader) and len(want & {str(c).strip() for c in row}) * 2 >= len(want):
+            return k + 1
+    return None
+
+
 def _not_text(path: Path, encoding: str, exc: UnicodeDecodeError) -> UserError:
     return UserError(f"the file is not {encoding} text ({exc.reason} at byte {exc.start}).", file=str(path),
                      hint="Set the schema's reader encoding (e.g. cp1252), or check that it is the right file.")
