@@ -86,7 +86,10 @@ def read_json_object(path: Path, what: str) -> dict:
 
 
 @lru_cache(maxsize=None)
-def _load_schema_file(path: str, kind: str) -> dict:
+def _load_schema_file(path: str, kind: str, stamp: tuple = ()) -> dict:
+    """A schema file read once per ``stamp`` (a partnership's own file: its time stamp and size, so that a
+    mapping edited between two runs in one process, a notebook's, is read again; it was not, and the
+    second run used the first mapping with no word)."""
     what, required = _KINDS[kind]
     spec = read_json_object(Path(path), what)
     if spec.get("kind", "incidents") != kind:
@@ -104,7 +107,8 @@ def _schema(name: str, base: Path | None, kind: str) -> dict:
         return _load_schema_file(str(builtin[name]), kind)
     path = (base / name) if base is not None else Path(name)
     if path.suffix == ".json" and path.is_file():
-        return _load_schema_file(str(path.resolve()), kind)
+        st = path.stat()
+        return _load_schema_file(str(path.resolve()), kind, (st.st_mtime_ns, st.st_size))
     other = "buildings" if kind == "incidents" else "incidents"
     if name in builtin_schemas(other):
         raise UserError(f"schema '{name}' is a {_KINDS[other][0]}, not a {what}.",
