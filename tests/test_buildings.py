@@ -195,6 +195,19 @@ def test_care_homes_by_postcode_with_a_code_point_file(example_config, tmp_path)
     assert ledger.rejects["reason"].tolist() == ["postcode not found"] * len(rows[2:])
 
 
+def test_care_homes_by_postcode_with_an_ons_postcode_directory_file(example_config, tmp_path):
+    # Hostile audit: the ONSPD file the config's [geocoding] postcodes reads was read here as Code-Point's
+    # columns 0, 2 and 3 (pcd, pcds, dointr): every building 'postcode not found', with no word.
+    (tmp_path / "onspd.csv").write_text("pcd,pcd2,pcds,dointr,doterm,oseast1m,osnrth1m,osgrdind\n"
+                                        "M41 5BU,M41  5BU,M41 5BU,198001,,375800,394600,1\n"
+                                        "WA156SQ,WA15 6SQ,WA15 6SQ,198001,,377400,389200,1\n", encoding="utf-8")
+    layer = KeyBuildings("care", str(CARE_HOMES), "cqc_care_homes",
+                         options={"coordinates": "postcode", "postcodes": str(tmp_path / "*.csv")})
+    b, acc, _ = load(example_config, layer)
+    assert acc.loc[0, ["rows_loaded", "rows_rejected"]].tolist() == [2, 6]
+    assert b[["x", "y"]].values.tolist() == [[375800.0, 394600.0], [377400.0, 389200.0]]
+
+
 # --------------------------------------------------------------------------- generic points
 
 def test_generic_points_csv_with_lon_lat_postcode_and_overridden_columns(example_config, tmp_path):

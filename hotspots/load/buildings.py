@@ -49,7 +49,6 @@ from __future__ import annotations
 import copy
 import glob
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import geopandas as gpd
@@ -87,31 +86,16 @@ def normalise_postcode(text: pd.Series) -> pd.Series:
     return text.fillna("").astype(str).str.replace(r"\s+", "", regex=True).str.upper()
 
 
-@lru_cache(maxsize=8)
-def _read_codepoint(files: tuple[str, ...]) -> pd.DataFrame:
-    parts = []
-    for f in files:
-        try:
-            df = pd.read_csv(f, header=None, usecols=[0, 2, 3], names=["pc", "e", "n"], dtype={0: str},
-                             encoding="latin-1")
-        except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise UserError(f"the postcode file cannot be read as OS Code-Point Open ({exc}).", file=f) from None
-        e = pd.to_numeric(df["e"], errors="coerce")
-        n = pd.to_numeric(df["n"], errors="coerce")
-        # A header row, or postcodes with no grid reference (Code-Point quality 90: 0, 0), cannot locate anything.
-        ok = e.notna() & n.notna() & (e > 0) & (n > 0)
-        parts.append(pd.DataFrame({"pc": normalise_postcode(df.loc[ok, "pc"]), "e": e[ok], "n": n[ok]}))
-    table = pd.concat(parts, ignore_index=True).drop_duplicates("pc")
-    return table.set_index("pc")
-
-
 def postcode_lookup(pattern: str, base: Path) -> pd.DataFrame:
-    """OS Code-Point Open files (no header; columns PC, PQ, EA, NO, ...) as a table indexed by
-    normalised postcode with columns ``e``, ``n`` (BNG metres)."""
-    files = tuple(sorted(glob.glob(str(base / pattern))))
+    """OS Code-Point Open (with or without its header row) or ONS Postcode Directory files, read as the
+    geocoder reads [geocoding] postcodes, as a table indexed by normalised postcode with columns ``e``,
+    ``n`` (BNG metres; NaN where the file places none). An ONSPD file was read as Code-Point's columns
+    0, 2 and 3: every building 'postcode not found', with no word of the format."""
+    from hotspots.load.geocode import PostcodeLookup
+    files = sorted(glob.glob(str(base / pattern)))
     if not files:
         raise UserError(f"postcodes = '{pattern}' matches no file.", hint=f"Paths are relative to {base}.")
-    return _read_codepoint(files)
+    return PostcodeLookup.from_files(files).table.rename(columns={"x": "e", "y": "n"})
 
 
 def _repair_age_range(text: pd.Series) -> pd.Series:
