@@ -208,6 +208,19 @@ def test_care_homes_by_postcode_with_an_ons_postcode_directory_file(example_conf
     assert b[["x", "y"]].values.tolist() == [[375800.0, 394600.0], [377400.0, 389200.0]]
 
 
+def test_a_layer_that_loses_every_row_fails_naming_the_reason(example_config, tmp_path):
+    # Hostile audit: care homes looked up in a postcodes file that holds none of theirs were all 'postcode
+    # not found', and validate and run went on with exit 0 and the layer empty.
+    (tmp_path / "m.csv").write_text('"ZZ991ZZ",10,375800,394600,"E92000001","","","","E08000009","E05000001"\n',
+                                    encoding="utf-8")
+    layer = KeyBuildings("care", str(CARE_HOMES), "cqc_care_homes",
+                         options={"coordinates": "postcode", "postcodes": str(tmp_path / "*.csv")})
+    with pytest.raises(UserError) as exc:
+        load(example_config, layer)
+    assert ("[[key_buildings]] 'care' lost every one of its 8 rows, 8 of them to one reason: postcode not found "
+            "(column ") in str(exc.value)
+
+
 # --------------------------------------------------------------------------- generic points
 
 def test_generic_points_csv_with_lon_lat_postcode_and_overridden_columns(example_config, tmp_path):

@@ -430,6 +430,24 @@ def empty_buildings() -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([], crs=BNG), crs=BNG)
 
 
+def _check_lost(cfg: Config, acc: pd.DataFrame, rejects: pd.DataFrame) -> None:
+    """A layer that lost every row it read to rejects fails with its main reason, as a source does
+    (``load.check_losses``): children's homes looked up in the wrong postcodes file were all 'postcode not
+    found', and validate and run went on with exit 0, the layer empty."""
+    for layer in cfg.key_buildings:
+        mine = acc[acc["source_id"] == layer.id]
+        read = int(mine["rows_read"].sum())
+        if not read or int(mine["rows_rejected"].sum()) < read:
+            continue
+        top = rejects[rejects["source_id"] == layer.id].groupby(["reason", "columns"]).size().sort_values(
+            ascending=False)
+        (reason, columns), n = top.index[0], int(top.iloc[0])
+        raise UserError(f"[[key_buildings]] '{layer.id}' lost every one of its {read:,} rows, {n:,} of them to "
+                        f"one reason: {reason} (column {columns}).", file=str(cfg.path),
+                        hint="Check the layer's columns, coordinates and postcodes file (hotspots schemas "
+                             f"{layer.schema} shows its schema), or leave the layer out.")
+
+
 def load_buildings(cfg: Config, ledger: Ledger, area=None) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Every [[key_buildings]] layer of ``cfg`` as points in EPSG:27700, and the per-file accounting.
 
@@ -482,6 +500,7 @@ def load_buildings(cfg: Config, ledger: Ledger, area=None) -> tuple[gpd.GeoDataF
         idx = pd.MultiIndex.from_frame(acc[["source_id", "path"]])
         acc[name] = counts.reindex(idx).fillna(0).astype(int).to_numpy() if len(counts) and len(acc) else 0
     acc = acc[ACCOUNT_COLUMNS]
+    _check_lost(cfg, acc, rej)
     if not frames or not len(loaded):
         return empty_buildings(), acc
     extra = [c for c in loaded.columns if c not in BUILDING_COLUMNS and not c.startswith("_")]
