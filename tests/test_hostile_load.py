@@ -385,6 +385,27 @@ def test_which_sheet_of_a_workbook_is_read_is_said_when_it_has_others_or_is_hidd
     assert "notes.xlsx" in msg and "the workbook has 2 sheets ('Read me', 'Data')" in msg
 
 
+def test_which_layer_of_a_geopackage_is_read_is_said_when_it_has_others(tmp_path):
+    # Hostile audit: a GeoPackage holding last year's layer in front of this year's was read from its first
+    # layer, said only by pyogrio's raw UserWarning (a Python source line on the terminal, or nothing).
+    import warnings as warns
+
+    import geopandas as gpd
+    import shapely
+    def layer(n, y):
+        return gpd.GeoDataFrame({"Date": ["2018-01-05"] * n},
+                                geometry=[shapely.Point(532000 + 10 * i, y) for i in range(n)], crs=27700)
+    layer(5, 181300).to_file(tmp_path / "inc.gpkg", layer="archive_2017")
+    layer(7, 181400).to_file(tmp_path / "inc.gpkg", layer="incidents_2018")
+    with warns.catch_warnings():
+        warns.filterwarnings("error", message="More than one layer")     # pyogrio's raw warning
+        loaded = load_sources(load_config(_generic(tmp_path, "inc.gpkg", {"kind": "geometry"})))
+    said = [w["message"] for w in loaded.ledger.warnings]
+    assert ("the file has 2 layers ('archive_2017', 'incidents_2018'): the first is read (the mapping's reader "
+            "names no \"layer\").") in said, said
+    assert len(loaded.incidents) == 5
+
+
 def test_a_mapping_that_reads_a_column_of_personal_data_is_warned_of(tmp_path):
     # Onboarding audit: an ED mapping with "Patient DOB" as the date and "Patient Postcode" as the place
     # validated with exit 0 and no word (two rows only filtered, their births before the study).

@@ -570,12 +570,22 @@ def _read_vector(path: Path, spec: dict) -> RawTable:
     ``_shape``, the type of a feature that is not one point ("" for a point)."""
     import pyogrio
     import shapely
+    layer, note = spec.get("layer"), ""
     try:
-        info = pyogrio.read_info(path, layer=spec.get("layer"))
+        if layer is None:
+            # A GeoPackage of several layers (last year's beside this year's): the first is read, which is
+            # said, as for a workbook's sheets (it was said only by a raw Python warning, if at all).
+            names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+            if len(names) > 1:
+                layer = names[0]
+                note = (f"the file has {len(names)} layers ({', '.join(repr(n) for n in names[:6])}"
+                        f"{', ...' if len(names) > 6 else ''}): the first is read (the mapping's reader names no "
+                        "\"layer\").")
+        info = pyogrio.read_info(path, layer=layer)
         _check_width(path, len(info["fields"]))
         # Date-times as the file writes them: read as datetimes, a column mixing offsets became UTC and a
         # date alone midnight UTC ('2019-05-06' -> '2019-05-06 00:00:00+00:00', 01:00 UK time in summer).
-        gdf = pyogrio.read_dataframe(path, layer=spec.get("layer"), datetime_as_string=True)
+        gdf = pyogrio.read_dataframe(path, layer=layer, datetime_as_string=True)
     except UserError:
         raise
     except Exception as exc:  # pyogrio raises several error types for unreadable files
@@ -594,7 +604,7 @@ def _read_vector(path: Path, spec: dict) -> RawTable:
     # their geometry rejects it (location._geometry); a key building is placed at the point above.
     single = geom.geom_type.isin(["Point", "MultiPoint"]) & (shapely.get_num_geometries(geom.values) == 1)
     attrs["_shape"] = geom.geom_type.where(ok & ~single, "")
-    return RawTable(_finish(attrs), header)
+    return RawTable(_finish(attrs), header, note)
 
 
 def read_vector(path: Path, spec: dict) -> pd.DataFrame:
