@@ -35,7 +35,19 @@ def read_boundaries(cfg: Config) -> gpd.GeoDataFrame:
         if not path.exists():
             raise UserError("the boundary file does not exist.", file=str(path))
         try:
+            if not b.layer:
+                # A GeoPackage of several layers (wards and districts, or a run's own hotspots.gpkg): its first
+                # layer was read, said only by pyogrio's raw warning. Which one is the analyst's to say.
+                import pyogrio
+                names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+                if len(names) > 1:
+                    raise UserError(f"boundary layer '{b.id}': the file has {len(names)} layers "
+                                    f"({', '.join(repr(n) for n in names[:8])}{', ...' if len(names) > 8 else ''}).",
+                                    file=str(path), hint=f"Name the one to use with layer = \"{names[0]}\" (or "
+                                                         f"another) in the [[boundaries]] entry '{b.id}'.")
             gdf = gpd.read_file(path, layer=b.layer) if b.layer else gpd.read_file(path)
+        except UserError:
+            raise
         except Exception as exc:  # pyogrio raises several types for unreadable files
             raise UserError(f"the boundary file cannot be read ({exc}).", file=str(path)) from None
         if b.name_field not in gdf.columns:

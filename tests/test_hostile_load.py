@@ -893,6 +893,24 @@ def _damaged_lad(tmp_path: Path, damage) -> list[str]:
     return errors
 
 
+def test_a_boundary_geopackage_of_several_layers_asks_which_one(tmp_path):
+    # Hostile audit: boundaries from a GeoPackage holding districts and wards were read from its first layer,
+    # said only by pyogrio's raw warning.
+    import geopandas as gpd
+    lad = gpd.read_file(LAD)
+    lad.to_file(tmp_path / "two.gpkg", layer="wards")
+    lad.to_file(tmp_path / "two.gpkg", layer="districts")
+    cfg = police(tmp_path, MONTH.as_posix())
+    cfg.write_text(cfg.read_text() + '\n[[boundaries]]\nid = "lad"\npath = "two.gpkg"\nname_field = "LAD22NM"\n')
+    code, _, err = cli("validate", str(cfg))
+    assert code == 1 and "internal error" not in err, err
+    assert (f"file {tmp_path / 'two.gpkg'}: boundary layer 'lad': the file has 2 layers ('wards', 'districts'). "
+            "Name the one to use with layer = \"wards\"") in err
+    cfg.write_text(cfg.read_text().replace('name_field = "LAD22NM"', 'name_field = "LAD22NM"\nlayer = "districts"'))
+    code, _, err = cli("validate", str(cfg))
+    assert code == 0, err
+
+
 def test_a_boundary_area_without_a_name_is_a_user_error_naming_the_file_and_field(tmp_path):
     # Hostile audit: a null LAD22NM stopped validate and run with "internal error (TypeError: '<'
     # not supported between 'float' and 'str')" where the area names are sorted.
