@@ -514,6 +514,13 @@ def draft_mapping(path: str | Path, sheet=None) -> Draft:
                         else f"location ({cand['kind']}"
         role.update({c: r + ")" for c, r in role.items() if r.startswith("location (")})
         for cand in cands:
+            if cand["kind"] == "geometry" and "_shape" in raw:
+                shapes = raw["_shape"][raw["_shape"] != ""]
+                if len(shapes):     # areas, lines, several points: the loader rejects them, not a place inside
+                    kinds = ", ".join(sorted(set(shapes)))
+                    todo.append(f"location.geometry: {len(shapes):,} feature(s) are not points ({kinds}): those rows "
+                                "are rejected 'not a point', or placed by a later candidate; export the incidents "
+                                "as points, or name a column that places them")
             if cand["kind"] == "postcode":
                 cells = _all(raw[cand["column"]])
                 bad = int((~is_postcode(compact_postcode(cells))).sum())

@@ -163,6 +163,22 @@ def test_draft_mapping_command_writes_a_mapping_and_never_overwrites(tmp_path, c
     assert json.loads(capsys.readouterr().out)["name"] == "council_asb_log"
 
 
+def test_draft_of_a_geojson_of_areas_says_they_are_not_points(tmp_path):
+    # Hostile audit: reports drawn as areas were drafted 'location: geometry' with nothing to answer, and the
+    # loader placed each at a point inside its shape (it now rejects them 'not a point').
+    x, y = -0.09, 51.52
+    square = {"type": "Polygon", "coordinates": [[[x, y], [x + .001, y], [x + .001, y + .001], [x, y + .001], [x, y]]]}
+    feats = [{"type": "Feature", "geometry": square if k % 3 else {"type": "Point", "coordinates": [x, y]},
+              "properties": {"when": f"2018-01-1{k % 9}", "what": "fight"}} for k in range(30)]
+    path = tmp_path / "estates.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}), encoding="utf-8")
+    draft = draft_mapping(path)
+    assert draft.mapping["location"] == {"kind": "geometry"}
+    assert [t for t in draft.todo if t.startswith("location.geometry")] == [
+        "location.geometry: 20 feature(s) are not points (Polygon): those rows are rejected 'not a point', or "
+        "placed by a later candidate; export the incidents as points, or name a column that places them"]
+
+
 def test_draft_of_a_geojson_without_category_column_marks_todo(tmp_path):
     feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [-0.09 + k * 1e-4, 51.52]},
               "properties": {"when": f"2018-0{1 + k % 9}-1{k % 9} 17:30:00", "club": "Central youth club",
