@@ -538,6 +538,17 @@ def test_category_filter_counts_other_categories_as_filtered(tmp_path):
     assert not reject_keys(loaded.ledger.rejects) & {(f, int(r)) for f, r in zip(fil["file"], fil["row"])}
 
 
+def test_a_sources_period_filters_its_records_outside_it(tmp_path):
+    # Hostile audit: period = "2018-03:2018-03" on a source whose files hold two years loaded every month;
+    # the pooled rule then weighed each of its records 24 times (study months / covered months), with no word.
+    _, loaded = load(tmp_path, [street(period="2018-03:2018-03")])
+    fil = loaded.ledger.filtered
+    assert set(fil["reason"]) == {"outside source period"}
+    other = sum(1 for f in street_files() for rec in csv_rows(f) if has_coords(rec) and rec["Month"] != "2018-03")
+    assert len(fil) == other == 16462
+    assert (loaded.incidents["occurred_from"] == pd.Timestamp("2018-03-01")).all()
+
+
 def test_one_month_study_period_filters_the_other_months(tmp_path):
     _, loaded = load(tmp_path, [street(), api()], start="2018-03", end="2018-03")
     fil = loaded.ledger.filtered

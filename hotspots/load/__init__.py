@@ -166,6 +166,7 @@ class FileJob:
     key: str = ""
     size: int = 0
     mtime_ns: int = 0       # the file's time stamp when it was hashed (``changed_since_hashed``)
+    window: str = "study period"    # what start and end bound: the study's, or a source's ``period`` within it
 
 
 @dataclass
@@ -357,7 +358,7 @@ def _map(raw: pd.DataFrame, job: FileJob, geocoder: Geocoder | None, header: lis
     drop = (out_period | ~mapped["category"].isin(job.selected).to_numpy()) if job.selected else out_period
     rows = mapped["_row"].to_numpy()
     filtered = pd.DataFrame({"_row": rows[drop], "reason": np.where(
-        out_period[drop], "outside study period", "category not selected").astype(object)})
+        out_period[drop], f"outside {job.window}", "category not selected").astype(object)})
     # A note is of a loaded row: those filtered out take theirs with them.
     notes = m.notes[~m.notes["_row"].isin(rows[drop])]
     mapped = mapped[~drop]
@@ -580,8 +581,16 @@ def _jobs(cfg: Config, plan: _Plan) -> list[FileJob]:
         raise UserError(f"[[sources]] '{src.id}' needs an evidence class (schema '{schema['name']}' gives none).",
                         file=str(cfg.path))
     selected = frozenset(with_subcategories(src.categories)) if src.categories else None
-    return [FileJob(src.id, str(path), schema, evidence, src.evidence is not None, selected, cfg.start, cfg.end,
-                    src.handling, "street" in street_source(schema), needs_geocoder(schema)[0])
+    start, end, window = cfg.start, cfg.end, "study period"
+    if src.options.get("period"):
+        # The months the extract covers: a record outside them contradicts the declaration, and the pooled
+        # rule scales the source by study / covered months (a period declared for 3 of 12 months over a
+        # year's records weighed every record 4 times, with no word).
+        first, last = (pd.Period(p.strip(), "M") for p in str(src.options["period"]).split(":"))
+        start, end = max(start, first.start_time), min(end, (last + 1).start_time)
+        window = "source period"
+    return [FileJob(src.id, str(path), schema, evidence, src.evidence is not None, selected, start, end,
+                    src.handling, "street" in street_source(schema), needs_geocoder(schema)[0], window=window)
             for path in plan.files]
 
 
