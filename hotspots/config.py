@@ -69,7 +69,14 @@ def config_rules() -> dict:
     building_opts.update({"sheet": Either((Text(), Number(lo=0, integer=True))), "include": Map(ListOf(single=True)),
                           "encoding": Encoding(), "delimiter": DELIMITER, "crs": Crs(),
                           "postcodes": texts})
-    grades = Map(Map(weight), keys=("source", "intel"))
+    # Each system's own grades, as records carry them (upper case): a key the records never carry ('b', 'Z')
+    # was kept and never applied, the manifest's weights showing it as agreed. A grade suspected to be false
+    # (3x5x2 E, 5x5x5 intelligence 5) weighs 0 whatever the config says: the brief's governance rule.
+    false = Number(lo=0, hi=0, why="suspected to be false: it weighs 0")
+    grades_3x5x2 = Table({"source": Map(weight, keys=("1", "2", "3")),
+                          "intel": Table({**{g: weight for g in "ABCD"}, "E": false})})
+    grades_5x5x5 = Table({"source": Map(weight, keys=tuple("ABCDE")),
+                          "intel": Table({**{g: weight for g in "1234"}, "5": false})})
     linkage = Table({"enabled": Bool(), "distance_m": Number(lo=0, unit="m"), "days": Number(lo=0),
                      "precision_factor": Number(lo=0), "pairs": ListOf(ListOf(Text(EVIDENCE_CLASSES)))})
     assert set(linkage.keys) == set(LINKAGE), "linkage options out of step with hotspots.load.linkage"
@@ -105,7 +112,7 @@ def config_rules() -> dict:
             **building_opts, **{k: profile[k] for k in PROFILE_OPTIONS},
         }, required=("id", "path", "schema"))),
         "weights": Table({
-            **{c: weight for c in EVIDENCE_CLASSES}, "grades_3x5x2": grades, "grades_5x5x5": grades,
+            **{c: weight for c in EVIDENCE_CLASSES}, "grades_3x5x2": grades_3x5x2, "grades_5x5x5": grades_5x5x5,
             "recency_half_life_months": Number(lo=0), "harm": Bool(),
             "harm_factors": Map(weight, keys=("1", "2", "3", "4")),
         }),

@@ -158,6 +158,14 @@ def test_a_mapping_that_allows_a_handling_code_outside_the_sets_fails(tmp_path):
     (BASE.replace("weight = 1.0", "weight = 0.0"), ["nothing can count", "city 0 x 1"]),
     (BASE + "\n[weights]\nrecorded_crime = 0\n", ["nothing can count"]),
     (BASE + "\n[weights]\nhealth = inf\n", ["[weights] health", "finite"]),
+    # Hostile audit: a grade the records never carry ('b' for B) was kept and never applied, and a grade
+    # suspected to be false could be given weight, against the brief's rule that it weighs 0.
+    (BASE + "\n[weights]\ngrades_3x5x2 = { intel = { b = 0.5 } }\n",
+     ["[weights] grades_3x5x2.intel has an unknown key 'b'", "A, B, C, D, E"]),
+    (BASE + "\n[weights]\ngrades_5x5x5 = { source = { 9 = 0.5 } }\n", ["[weights] grades_5x5x5.source", "'9'"]),
+    (BASE + "\n[weights]\ngrades_3x5x2 = { intel = { E = 1.0 } }\n",
+     ["[weights] grades_3x5x2.intel.E should be at most 0", "suspected to be false"]),
+    (BASE + "\n[weights]\ngrades_5x5x5 = { intel = { 5 = 0.2 } }\n", ["[weights] grades_5x5x5.intel.5", "at most 0"]),
     (BASE.replace("cell_size_m = 150", "cell_size_m = inf"), ["[analysis] cell_size_m", "finite"]),
     (BASE.replace("cell_size_m = 150", "cell_size_m = 0.01"), ["[analysis] cell_size_m", "at least 10 m"]),
     (BASE.replace("cell_size_m = 150", "cell_size_m = true"), ["[analysis] cell_size_m", "True"]),
