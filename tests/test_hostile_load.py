@@ -458,6 +458,21 @@ def test_a_csv_in_another_encoding_names_the_file_and_the_encoding(tmp_path):
     assert "m.csv" in msg and "not utf-8-sig text" in msg and "cp1252" in msg
 
 
+def test_a_byte_of_another_encoding_deep_in_a_file_is_placed_on_its_line(tmp_path):
+    # Hostile audit: a cp1252 'é' on line 35,001 of a 1.5 MB UTF-8 export was said to be "at byte 43200",
+    # the decoder's position in its block, where the file held nothing wrong.
+    lines = [POLICE_HEADER] + [police_rows([(-0.09, 51.515)]).splitlines()[1].replace("id0", f"id{k}")
+                               for k in range(12000)]
+    lines[9000] = lines[9000].replace("On or near X", "On or near Caf\xe9")
+    data = "\n".join(lines).encode("cp1252")
+    (tmp_path / "m.csv").write_bytes(data)
+    at = data.index("\xe9".encode("cp1252"))
+    assert at > 1 << 20
+    msg = load_error(police(tmp_path, "m.csv"))
+    assert f"file {tmp_path / 'm.csv'}: the file is not utf-8-sig text (invalid continuation byte on line 9,001, " \
+           f"byte {at:,} of the file)" in msg, msg
+
+
 def test_binary_junk_renamed_csv_is_a_user_error(tmp_path):
     rng = np.random.default_rng(1)
     (tmp_path / "junk.csv").write_bytes(rng.integers(0, 256, 8192, dtype=np.uint8).tobytes() + b"\0")
