@@ -138,6 +138,23 @@ def _check_strays(cfg: Config, incidents: pd.DataFrame, stays: np.ndarray) -> No
                              "in the source's [[sources]] entry.")
 
 
+def _check_outside(cfg: Config, incidents: pd.DataFrame, inside: np.ndarray) -> None:
+    """Fail a source none of whose loaded rows lies inside the declared study area (``[study] area``): area_names
+    that leave out the only borough a partner covers, or its places in another coordinate system, and the run
+    went on without it, exit 0. Some rows outside are expected (a force's data over the edge); all is not.
+    ``max_reject_share = 1.0`` on the source accepts it."""
+    sources = pd.Series(incidents["source_id"].to_numpy(), dtype=object)
+    for src in cfg.sources:
+        mine = (sources == src.id).to_numpy()
+        if not mine.any() or (mine & inside).any() or float(src.options.get("max_reject_share", 0.5)) >= 1:
+            continue
+        raise UserError(f"source '{src.id}': none of its {int(mine.sum()):,} loaded rows lies inside the study area "
+                        f"([study] area = '{cfg.area}'{', area_names' if cfg.area_names else ''}).",
+                        file=str(cfg.path),
+                        hint="Check [study] area_names and the source's places (its mapping's columns and crs), or "
+                             "accept the loss with max_reject_share = 1.0 in the source's [[sources]] entry.")
+
+
 def _reject(incidents: pd.DataFrame, mask: np.ndarray, reason: str, ledger: Ledger) -> None:
     gone = incidents[np.asarray(mask)]
     for (sid, path), grp in gone.groupby(["source_id", "_file"], sort=False):
@@ -187,6 +204,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         inside = np.zeros(len(incidents), dtype=bool)
         inside[stays] = gridmod.in_area(grid, area, x[stays], y[stays]) & (cell_no[stays] >= 0)
         _reject(incidents, stays & ~inside, "outside study area", ledger)
+        if cfg.area:
+            _check_outside(cfg, incidents, inside)
         # One filter of the whole table for the three reasons above, not one copy each, column by column.
         incidents = take_by_column(incidents, inside)
         if not len(incidents):

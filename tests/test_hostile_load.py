@@ -597,6 +597,24 @@ def test_a_source_whose_rows_are_all_strays_fails_the_run_like_a_lost_source(tmp
     assert code == 0, err
 
 
+def test_a_source_wholly_outside_a_declared_study_area_fails_the_run(tmp_path):
+    # Hostile audit: with [study] area declared, a partner whose every row lay outside it (area_names leaving out
+    # its borough, or its places in another city) was rejected row by row 'outside study area', exit 0.
+    schema = {"name": "log", "extends": "partner_generic", "reader": {"format": "csv"},
+              "fields": {"category": {"value": "violent-crime"}}, "date": {"column": "Date"},
+              "location": {"kind": "en", "x": "Easting", "y": "Northing"}}
+    (tmp_path / "log.json").write_text(json.dumps(schema), encoding="utf-8")
+    (tmp_path / "log.csv").write_text("Date,Easting,Northing\n" + "".join(
+        f"05/01/2018,{383000 + 40 * (k % 6)},{398000 + 40 * (k // 6)}\n" for k in range(30)), encoding="utf-8")
+    sources = [{"id": "city", "path": MONTH.as_posix(), "schema": "police_uk_street"},
+               {"id": "log", "path": "log.csv", "schema": "log.json", "evidence": "partner_record"}]
+    cfg = write_config(tmp_path, sources, extra=f'\n[[boundaries]]\nid = "lad"\npath = "{LAD}"\nname_field = "LAD22NM"\n')
+    cfg.write_text(cfg.read_text().replace("[study]\n", '[study]\narea = "lad"\narea_names = ["City of London"]\n'))
+    code, _, err = cli("run", str(cfg), "--out", str(tmp_path / "o"))
+    assert code == 1 and "internal error" not in err, err
+    assert "source 'log': none of its 30 loaded rows lies inside the study area ([study] area = 'lad', area_names)" in err
+
+
 # --------------------------------------------------------------------------- 6. Gi* where it is undefined
 
 def _grid(nr, nc):
