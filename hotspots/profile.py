@@ -182,6 +182,12 @@ def profile_options(options: dict | None, where: str = "[profile]") -> dict:
     if out["trend_baseline"] not in ("time", "area"):
         raise UserError(f"{where} trend_baseline = '{out['trend_baseline']}' should be 'time' or 'area'.")
     parse_window(out["after_school"], where)
+    for text in out["holidays"] or ():
+        # A reversed range is no day at all: the term/holiday profile then ran with that holiday left out.
+        parts = str(text).split(":")
+        if len(parts) == 2 and all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", t.strip()) for t in parts) \
+                and parts[1].strip() < parts[0].strip():
+            raise UserError(f"{where} holidays: '{text}' ends before it starts (write FROM:TO).")
     if not (isinstance(out["peak_window_h"], int) and 1 <= out["peak_window_h"] <= 12):
         raise UserError(f"{where} peak_window_h should be a whole number of hours from 1 to 12.")
     if not (0 < float(out["alpha"]) < 1):

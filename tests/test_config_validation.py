@@ -166,6 +166,9 @@ def test_a_mapping_that_allows_a_handling_code_outside_the_sets_fails(tmp_path):
     (BASE + "\n[weights]\ngrades_3x5x2 = { intel = { E = 1.0 } }\n",
      ["[weights] grades_3x5x2.intel.E should be at most 0", "suspected to be false"]),
     (BASE + "\n[weights]\ngrades_5x5x5 = { intel = { 5 = 0.2 } }\n", ["[weights] grades_5x5x5.intel.5", "at most 0"]),
+    # Hostile audit: a holiday written TO:FROM was no day at all, and the term/holiday profile ran without it.
+    (BASE + '\n[profile]\nholidays = ["2018-02-12:2018-02-16", "2018-09-04:2018-07-24"]\n',
+     ["[profile] holidays: '2018-09-04:2018-07-24' ends before it starts"]),
     (BASE.replace("cell_size_m = 150", "cell_size_m = inf"), ["[analysis] cell_size_m", "finite"]),
     (BASE.replace("cell_size_m = 150", "cell_size_m = 0.01"), ["[analysis] cell_size_m", "at least 10 m"]),
     (BASE.replace("cell_size_m = 150", "cell_size_m = true"), ["[analysis] cell_size_m", "True"]),
