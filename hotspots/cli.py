@@ -190,10 +190,11 @@ def cmd_validate(args) -> int:
     # declared coverage or coverage polygon file; then the records that may not be shared are held
     # back as run holds them.
     from hotspots import attribute, governance
-    from hotspots.coverage import coverage_polygon, declared_areas
+    from hotspots.coverage import coverage_polygon, coverage_units, declared_areas
     boundaries = attribute.read_boundaries(cfg)
     if cfg.area:
         attribute.study_area_from_layer(boundaries, cfg.area, cfg.area_names, str(cfg.path))
+    coverage_units(cfg)     # [analysis] coverage_units_path, read as run reads it (validate passed a file run refused)
     for src in cfg.sources:
         if src.coverage:
             declared_areas(cfg, boundaries, src)

@@ -184,7 +184,7 @@ def coverage_polygon(cfg: Config, src):
 
 def source_coverage(cfg: Config, boundaries: gpd.GeoDataFrame, incidents: pd.DataFrame, grid, area) -> gpd.GeoDataFrame:
     """Each source's coverage and how it was decided; see the module docstring for the columns."""
-    units = _units(cfg)
+    units = coverage_units(cfg)
     reach = float(cfg.analysis.get("coverage_reach_m", DEFAULT_REACH_M))
     inside = grid_shares(grid, area)
     n_study = max(int(covered(inside).sum()), 1)
@@ -221,7 +221,7 @@ def describe(coverage: gpd.GeoDataFrame) -> dict:
                           **({"warning": r.warning} if r.warning else {})} for r in coverage.itertuples()}
 
 
-def _units(cfg: Config) -> gpd.GeoDataFrame | None:
+def coverage_units(cfg: Config) -> gpd.GeoDataFrame | None:
     """The configured small-area units for derived coverage (``[analysis] coverage_units_path``), or None."""
     rel = cfg.analysis.get("coverage_units_path")
     if not rel:

@@ -983,6 +983,16 @@ def test_a_layer_of_points_where_areas_belong_is_a_user_error_naming_the_file(tm
         assert f"file {tmp_path / 'lad.gpkg'}: {what}: 33 of its 33 features are not areas" in err
 
 
+def test_validate_reads_the_coverage_units_as_run_does(tmp_path):
+    # Hostile audit: validate never read [analysis] coverage_units_path, so a missing file or a layer of points
+    # passed validate with exit 0 and stopped run.
+    cfg = police(tmp_path, MONTH.as_posix())
+    cfg.write_text(cfg.read_text() + '\n[analysis]\ncoverage_units_path = "lsoa.gpkg"\ncoverage_units_field = "X"\n')
+    code, _, err = cli("validate", str(cfg))
+    assert code == 1 and "internal error" not in err, err
+    assert f"file {tmp_path / 'lsoa.gpkg'}: [analysis] coverage_units_path cannot be read" in err
+
+
 def test_a_key_building_file_with_a_header_and_no_rows_runs_with_a_warning(tmp_path):
     # Hostile audit: "name,lon,lat" alone stopped run with "internal error (KeyError: ['sensitive',
     # 'sensitive_display'] not in index)": the empty table lacked the layer's sensitive flags.
