@@ -122,6 +122,7 @@ binomial test of rate ratio 1. ``null`` says which.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -308,14 +309,40 @@ def coverage_expected(x: np.ndarray, y: np.ndarray, r: float, study_area, risk: 
     if coverage is None or not len(coverage) or "source_id" not in risk:
         return None
     geoms = dict(zip(coverage["source_id"].astype(str), coverage.geometry.values))
-    sid = risk["source_id"].astype(str).to_numpy()
-    w = risk["weight"].to_numpy(float)
+    codes, sids = pd.factorize(risk["source_id"])
+    totals = np.bincount(codes, weights=risk["weight"].to_numpy(float), minlength=len(sids))
+    # Sources with one coverage share its catchments (partners often declare the same boroughs): their
+    # weights summed, the catchments cut once (``_covered_catchments``).
+    shared: dict[bytes, float] = {}
+    for sid, total in zip(sids.astype(str), totals):
+        g = geoms.get(sid)
+        key = b"" if g is None else shapely.to_wkb(g)
+        shared[key] = shared.get(key, 0.0) + float(total)
+    study = shapely.to_wkb(study_area)
+    # The points in one order (the buildings' table is sorted by rank between the asks).
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    order = np.lexsort((y, x))
+    xy = np.column_stack([x[order], y[order]]).tobytes()
     out = np.zeros(len(x))
-    for s in pd.unique(sid):
-        region = study_area if geoms.get(s) is None else shapely.intersection(study_area, geoms[s])
-        if region.area > 0:
-            out += w[sid == s].sum() / region.area * catchment_areas(x, y, r, region)
+    for key, total in shared.items():
+        area, catch = _covered_catchments(study, key, xy, float(r))
+        if area > 0:
+            out[order] += total / area * catch
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _covered_catchments(study: bytes, cover: bytes, xy: bytes, r: float) -> tuple[float, np.ndarray]:
+    """(area of the study area's part that ``cover`` covers, ``catchment_areas`` of the points ``xy``
+    within it), from WKB and the points' bytes: the buildings' profiles and the categories around them ask
+    for the same ones at every radius (cutting discs out of a coverage of many LSOAs: 0.34 s a call)."""
+    region = shapely.from_wkb(study)
+    if cover:
+        region = shapely.intersection(region, shapely.from_wkb(cover))
+    pts = np.frombuffer(xy).reshape(-1, 2)
+    catch = catchment_areas(pts[:, 0], pts[:, 1], r, region) if region.area > 0 else np.zeros(len(pts))
+    catch.setflags(write=False)
+    return float(region.area), catch
 
 
 # --------------------------------------------------------------------------- helpers
