@@ -24,7 +24,7 @@ from hotspots.frames import release_freed_memory
 class Job:
     """A function's result, computed here or in a forked process (``start``)."""
 
-    def __init__(self, fn, args: tuple, what: str):
+    def __init__(self, fn, args: tuple, what: str, nice: int = 0):
         self.what = what
         self._proc = None
         if (os.cpu_count() or 1) < 2 or multiprocessing.current_process().daemon or \
@@ -44,7 +44,7 @@ class Job:
         except OSError:         # no writable temporary folder: computed here, as with one core
             self._value = (True, fn(*args))
             return
-        self._proc = ctx.Process(target=_child, args=(fn, args, self._file.fileno()), daemon=True)
+        self._proc = ctx.Process(target=_child, args=(fn, args, self._file.fileno(), nice), daemon=True)
         self._proc.start()
 
     def done(self) -> bool:
@@ -78,12 +78,16 @@ class Job:
         return value
 
 
-def start(fn, *args, what: str) -> Job:
-    """``fn(*args)`` on the second core; ``Job.result()`` waits for it. ``what`` names it in messages."""
-    return Job(fn, args, what)
+def start(fn, *args, what: str, nice: int = 0) -> Job:
+    """``fn(*args)`` on the second core; ``Job.result()`` waits for it. ``what`` names it in messages.
+    ``nice`` > 0: a step nothing waits for soon, run at that lower priority (``os.nice``) so that the
+    steps the run waits for take the cores first."""
+    return Job(fn, args, what, nice)
 
 
-def _child(fn, args, fd: int) -> None:
+def _child(fn, args, fd: int, nice: int = 0) -> None:
+    if nice:
+        os.nice(nice)
     try:
         out = (True, fn(*args))
     except BaseException as exc:  # every failure goes back to the parent, which raises it

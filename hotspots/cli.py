@@ -77,9 +77,12 @@ def cmd_run(args, config: Path | None = None, default_out: Path | None = None) -
     progress = Progress()
     try:
         with outdir.locked(out), _load_options(args, cfg, out, demo=config is not None) as load:
-            result = analyse(cfg, progress, agency=agency, load=load)
+            pending: list = []
+            result = analyse(cfg, progress, agency=agency, load=load, pending=pending)
             with progress.step("publish"):
                 paths = publish(result, out, pdf=pdf)
+            for wait in pending:        # the files' cache entries, written while the run went on
+                wait()
     finally:
         progress.close()
     _print_accounting(result.ledger.summary(result.accounting))

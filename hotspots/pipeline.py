@@ -162,13 +162,17 @@ def _reject(incidents: pd.DataFrame, mask: np.ndarray, reason: str, ledger: Ledg
 
 
 def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = None,
-            load: LoadOptions | None = None) -> Result:
+            load: LoadOptions | None = None, pending: list | None = None) -> Result:
     """Run load, weight, detect, profile and attribute on ``cfg``; see ``Result``.
 
     With ``agency`` (a source id) the run is that agency's own: its records
     that may not be shared are used too, and the outputs say so. ``load``
     (``hotspots.load.LoadOptions``): reuse of normalised incidents, worker
     processes or a Dask cluster for the load stage; the result is the same.
+    ``pending``: a list the run adds to what is still being written on the
+    second core (the files' cache entries, at low priority: a function that
+    waits for them), for the caller to call once it has published; without,
+    ``analyse`` waits for it before it returns.
     """
     progress = progress or Progress(enabled=False)
     if agency is None and "public" in cfg.tiers:
@@ -329,7 +333,10 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         # wait for them right after the buildings' profiles was 4-5 s).
         _import_publishing_while(types_job)
         building_types = types_job.result() if types_job is not None else None
-    loaded.cache_written()
+    if pending is None:
+        loaded.cache_written()
+    else:
+        pending.append(loaded.cache_written)
 
     return Result(cfg=cfg, incidents=incidents, ledger=ledger, accounting=accounting, study_area=area,
                   grid=grid, cells=cells, regions=regions, clusters=clusters, boundaries=boundaries, areas=areas,

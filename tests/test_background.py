@@ -95,3 +95,11 @@ def test_without_a_writable_temporary_folder_the_job_runs_here(monkeypatch):
     job = background.start(_draws, 3, what="draws")
     assert job.pid is None and job.done()
     assert np.array_equal(job.result(), _draws(3))
+
+
+def test_a_job_started_nice_runs_at_that_lower_priority():
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: background jobs run in this process")
+    base = os.nice(0)
+    assert background.start(os.nice, 0, what="priority", nice=5).result() == min(base + 5, 19)
+    assert background.start(os.nice, 0, what="priority").result() == base

@@ -152,6 +152,7 @@ def test_every_layer_toggles(demo_out, example_result):
     empty = set()
     if not (example_result.cells["gi_class_factual_only"] >= 2).any():
         empty.add("Gi* hot spots: factual sources only")
+    empty.add("no cell has a trend")        # said in the layer's name (per-source trends: none in the example)
     with open_offline(demo_out[2] / "map.html") as (page, errors, blocked):
         page.wait_for_timeout(300)
         expand_layer_control(page)

@@ -121,8 +121,9 @@ class LoadOptions:
       pipeline does from each file on; off, they are strings (one value a row, and
       ``value_counts`` of a subset names only the values it has).
     - ``wait_for_cache``: off, files loaded in this process are still being stored in the cache (on
-      the second core) when ``load_sources`` returns, and ``Loaded.cache_written`` waits for them:
-      the pipeline calls it when its analysis is done.
+      the second core, at low priority) when ``load_sources`` returns, and ``Loaded.cache_written``
+      waits for them: the pipeline calls it when its analysis is done (``hotspots run``: once it has
+      published).
     """
     reuse: bool = False
     write: bool = False
@@ -144,6 +145,8 @@ class LoadOptions:
 PARALLEL_MIN_BYTES = 8_000_000
 # The most bytes of files whose cache entries a forked process writes while the run goes on (``_run_jobs``).
 DEFERRED_WRITE_BYTES = 400_000_000
+# The priority of that forked writer (``os.nice``): below the analysis' own steps on the second core.
+NICE_WRITER = 10
 # The most bytes of files one ``load_files`` call maps as one table.
 BATCH_BYTES = 32_000_000
 
@@ -505,7 +508,7 @@ def _run_jobs(jobs: list[FileJob], geocoder: Geocoder | None, options: LoadOptio
                 stored += ok
     pairs = [(jobs[i], r) for g, res in zip(groups, done) for i, r in zip(g, res)]
     if defer:
-        writing.append(background.start(_store_each, options, pairs, what="files' cache entries"))
+        writing.append(background.start(_store_each, options, pairs, what="files' cache entries", nice=NICE_WRITER))
     elif here:
         stored = _store_each(options, pairs)
     _written(options, stored)

@@ -531,10 +531,10 @@ def _trend_colour(label: str) -> str:
 
 
 def _trends_layer(cells: gpd.GeoDataFrame) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Hotspots · Emerging hot spot trends (monthly)", show=False)
-    if "trend_class" not in cells:
-        return group
-    sub = cells[trending(cells["trend_class"])].copy()
+    sub = cells[trending(cells["trend_class"])].copy() if "trend_class" in cells else cells.iloc[:0]
+    # A layer with nothing to draw says so in its name: a box that toggles nothing reads as broken.
+    group = folium.FeatureGroup(name="Hotspots · Emerging hot spot trends (monthly)" +
+                                ("" if len(sub) else ": no cell has a trend"), show=False)
     if not len(sub):
         return group
     sub["trend_txt"] = _fmt(sub, "trend_z", 2)
