@@ -335,7 +335,9 @@ def relocation_null(points_xy: np.ndarray, weights: np.ndarray, sites_xy: np.nda
     # buildings' peak). Each draw's sum is the same either way.
     for k0 in range(0, n_sim, RELOCATION_CHUNK):
         chunk = sites[k0:k0 + RELOCATION_CHUNK]
-        idx, lens = flat_neighbours(tree.query_ball_point(chunk, max(radii)))
+        # Unsorted (each draw's sum in the tree's order, the same to round-off, far inside upper_p's 1e-9):
+        # the queries 20-35 % faster than sorting every list.
+        idx, lens = flat_neighbours(tree.query_ball_point(chunk, max(radii), return_sorted=False))
         if not len(idx):
             continue
         draw = np.repeat(np.arange(len(chunk)), lens)
