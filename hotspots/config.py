@@ -88,7 +88,7 @@ def config_rules() -> dict:
             "id": Text(pattern=r"[A-Za-z0-9_.\-]+", example="city_police (letters, digits, _ . -)"),
             "path": text, "schema": text, "mapping": text,
             "evidence": Text(EVIDENCE_CLASSES), "weight": weight,
-            "categories": ListOf(Text(tuple(TAXONOMY)), single=True), "coverage": texts,
+            "categories": ListOf(Text(tuple(TAXONOMY)), single=True, min_len=1), "coverage": texts,
             "coverage_path": text,      # a polygon file of where the source's data reach (hotspots.coverage)
             "legal_basis": text, "sharing_agreement": text,
             "handling": Text(HANDLING_CODES, normalise=lambda v: v.strip().upper(),
@@ -136,7 +136,7 @@ def config_rules() -> dict:
             "building_null": Text(("random_places", "snap_points")),
             "building_simulations": Number(99, 99_999, integer=True),
         }),
-        "outputs": Table({"tiers": ListOf(Text(TIERS), single=True),
+        "outputs": Table({"tiers": ListOf(Text(TIERS), single=True, min_len=1),
                           "tiles": Text(pattern=TILE_URL, example="https://tiles.example.org/{z}/{x}/{y}.png "
                                                                   "(placeholders {s}, {z}, {x}, {y}, {r} only)"),
                           "tiles_attribution": text}),

@@ -193,6 +193,9 @@ def test_a_mapping_that_allows_a_handling_code_outside_the_sets_fails(tmp_path):
     (BASE + '\n[outputs]\ntier = ["partner"]\n', ["[outputs] has an unknown key 'tier'", "did you mean tiers?"]),
     (BASE + '\n[output]\ntiers = ["partner"]\n', ["unknown table or key 'output'", "did you mean outputs?"]),
     (BASE + '\n[outputs]\ntiers = ["press"]\n', ["[outputs] tiers[0]", "'partner', 'public'"]),
+    # Hostile audit: no tier wrote only the manifest and rejects, exit 0; no category meant every category.
+    (BASE + '\n[outputs]\ntiers = []\n', ["[outputs] tiers should list at least 1"]),
+    (_source("categories = []"), ["[[sources]] 'city' categories should list at least 1"]),
     (BASE + "\n[linkage]\ndistanse_m = 50\n", ["[linkage] has an unknown key 'distanse_m'", "distance_m"]),
     (BASE + "\n[geocoding]\npostcode = 'x.csv'\n", ["[geocoding] has an unknown key 'postcode'", "postcodes"]),
     (BASE + "\n[profile]\npeak_window_h = 30\n", ["[profile] peak_window_h", "at most 12"]),

@@ -53,10 +53,12 @@ import socket
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Iterator
 
 from hotspots.errors import UserError
+from hotspots.load.ledger import HotspotsWarning
 
 MANIFEST = "manifest.json"
 
@@ -399,11 +401,30 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def not_written(folder: Path) -> list[str]:
+    """The files in ``folder`` (a previous output) that its manifest does not list: put there by
+    someone else (an analyst's notes), they go with the folder when a run replaces it."""
+    try:
+        listed = {str(o.get("path")) for o in json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["outputs"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    listed.add(MANIFEST)
+    return [name for name in _files_in(folder) if name not in listed]
+
+
 def _swap_in(tmp: Path, out: Path, kind: str) -> None:
     if not out.exists():
         os.rename(tmp, out)
         return
     _check_replaceable(out, kind)   # again, under the lock: never delete a folder that is not ours
+    others = not_written(out)
+    if others:
+        # The folder is replaced whole (never half written), so what the run did not write goes with it:
+        # said, not done silently (hostile audit: an analyst's meeting notes in it vanished without a word).
+        warnings.warn(f"{len(others):,} file(s) in {out} that the previous run did not write were removed with "
+                      f"its outputs: {', '.join(others[:5])}{' ...' if len(others) > 5 else ''}. The output "
+                      "folder is replaced whole by each run: keep other files elsewhere.", HotspotsWarning,
+                      stacklevel=2)
     if _exchange(tmp, out):
         shutil.rmtree(tmp, ignore_errors=True)   # now the previous output
         return
