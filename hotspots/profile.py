@@ -1018,21 +1018,3 @@ def _covered_region(study_area, coverage: gpd.GeoDataFrame | None, records: pd.D
     if not parts or any(g is None for g in parts):
         return study_area
     return shapely.intersection(study_area, shapely.union_all(parts))
-    bx, by = out["x"].to_numpy(float), out["y"].to_numpy(float)
-    pts = np.column_stack([bx, by])
-    A = float(study_area.area)
-    for cat in categories:
-        sub = incidents[text_in(incidents["category"], [cat])]
-        tree = cKDTree(np.column_stack([sub["x"].to_numpy(float), sub["y"].to_numpy(float)])) if len(sub) else None
-        for r in radii:
-            lab = f"{cat.replace('-', '_')}_{radius_label(r)}"
-            n = np.array([len(ix) for ix in tree.query_ball_point(pts, float(r))]) if tree is not None \
-                else np.zeros(len(out), dtype=int)
-            expected = len(sub) * catchment_areas(bx, by, float(r), study_area) / A if A > 0 else np.full(len(out), np.nan)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ok = expected > 0
-                out[f"n_{lab}"] = n
-                out[f"expected_{lab}"] = expected
-                out[f"rr_{lab}"] = np.where(ok, n / np.where(ok, expected, 1.0), np.nan)
-                out[f"q_{lab}"] = bh_qvalues(np.where(ok, poisson_upper_p(n, np.where(ok, expected, 1.0)), np.nan))
-    return out
