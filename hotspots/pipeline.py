@@ -117,24 +117,30 @@ def choose_study_area(cfg: Config, incidents: pd.DataFrame, boundaries: gpd.GeoD
     return area, cell, params, stays
 
 
+def _rows_per_source(incidents: pd.DataFrame, mask: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
+    """Each source's loaded rows and those of them where ``mask`` holds, counted on the source codes (not
+    a string a row: 30 M of them)."""
+    codes, names = text_codes(incidents["source_id"])
+    return (dict(zip(names, np.bincount(codes, minlength=len(names)).tolist())),
+            dict(zip(names, np.bincount(codes[mask], minlength=len(names)).tolist())))
+
+
 def _check_strays(cfg: Config, incidents: pd.DataFrame, stays: np.ndarray) -> None:
     """Fail a source whose rows the derived study area left out as strays beyond its ``max_reject_share``, as
     ``load.check_losses`` fails one losing them to one reject reason: a partner's whole extract placed in
     another city (another coordinate system, another area's file) was dropped with exit 0."""
-    from hotspots.load import MAX_REJECT_SHARE, MIN_ROWS_FOR_LOSS_CHECK
-    sources = pd.Series(incidents["source_id"].to_numpy(), dtype=object)
+    from hotspots.load import MAX_REJECT_SHARE, lost_too_many
+    read, lost = _rows_per_source(incidents, ~stays)
     for src in cfg.sources:
-        mine = (sources == src.id).to_numpy()
-        read, lost = int(mine.sum()), int((mine & ~stays).sum())
-        share = float(src.options.get("max_reject_share", MAX_REJECT_SHARE))
-        if not lost or share >= 1 or lost <= share * read or (read < MIN_ROWS_FOR_LOSS_CHECK and lost < read):
+        n, gone = read.get(src.id, 0), lost.get(src.id, 0)
+        if not lost_too_many(gone, n, float(src.options.get("max_reject_share", MAX_REJECT_SHARE))):
             continue
-        raise UserError(f"source '{src.id}' lost {lost:,} of its {read:,} loaded rows ({lost / read:.0%}) as "
+        raise UserError(f"source '{src.id}' lost {gone:,} of its {n:,} loaded rows ({gone / n:.0%}) as "
                         "strays far from the rest of the data, outside the study area derived from it: its "
                         "places may be in another coordinate system, or the extract of another area.",
                         file=str(cfg.path),
                         hint=f"Check the location in its mapping (columns, crs) and the file, declare [study] area, "
-                             f"or accept the loss with max_reject_share = {min(1.0, round(lost / read + 0.05, 2))} "
+                             f"or accept the loss with max_reject_share = {min(1.0, round(gone / n + 0.05, 2))} "
                              "in the source's [[sources]] entry.")
 
 
@@ -143,12 +149,13 @@ def _check_outside(cfg: Config, incidents: pd.DataFrame, inside: np.ndarray) -> 
     that leave out the only borough a partner covers, or its places in another coordinate system, and the run
     went on without it, exit 0. Some rows outside are expected (a force's data over the edge); all is not.
     ``max_reject_share = 1.0`` on the source accepts it."""
-    sources = pd.Series(incidents["source_id"].to_numpy(), dtype=object)
+    from hotspots.load import MAX_REJECT_SHARE
+    read, kept = _rows_per_source(incidents, inside)
     for src in cfg.sources:
-        mine = (sources == src.id).to_numpy()
-        if not mine.any() or (mine & inside).any() or float(src.options.get("max_reject_share", 0.5)) >= 1:
+        n = read.get(src.id, 0)
+        if not n or kept.get(src.id, 0) or float(src.options.get("max_reject_share", MAX_REJECT_SHARE)) >= 1:
             continue
-        raise UserError(f"source '{src.id}': none of its {int(mine.sum()):,} loaded rows lies inside the study area "
+        raise UserError(f"source '{src.id}': none of its {n:,} loaded rows lies inside the study area "
                         f"([study] area = '{cfg.area}'{', area_names' if cfg.area_names else ''}).",
                         file=str(cfg.path),
                         hint="Check [study] area_names and the source's places (its mapping's columns and crs), or "

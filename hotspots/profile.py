@@ -300,6 +300,31 @@ def catchment_areas(x: np.ndarray, y: np.ndarray, r: float, study_area) -> np.nd
     return out
 
 
+def weight_by_coverage(risk: pd.DataFrame, coverage: gpd.GeoDataFrame) -> dict[bytes, float]:
+    """The risk records' weight summed per coverage: WKB of a source's coverage geometry (b"" for a source
+    without a ``coverage`` row: the whole study area) -> the weight of every source sharing it (partners
+    often declare the same boroughs: their catchments are cut once)."""
+    if "source_id" not in risk:
+        return {b"": float(risk["weight"].sum())}
+    geoms = dict(zip(coverage["source_id"].astype(str), coverage.geometry.values))
+    codes, sids = pd.factorize(risk["source_id"])
+    totals = np.bincount(codes, weights=risk["weight"].to_numpy(float), minlength=len(sids))
+    out: dict[bytes, float] = {}
+    for sid, total in zip(sids.astype(str), totals):
+        g = geoms.get(sid)
+        key = b"" if g is None else shapely.to_wkb(g)
+        out[key] = out.get(key, 0.0) + float(total)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _covered_part(study: bytes, cover: bytes):
+    """The part of the study area (WKB) a coverage (WKB; b"": all of it) covers: asked for by every
+    radius, building type and category."""
+    region = shapely.from_wkb(study)
+    return shapely.intersection(region, shapely.from_wkb(cover)) if cover else region
+
+
 def coverage_expected(x: np.ndarray, y: np.ndarray, r: float, study_area, risk: pd.DataFrame,
                       coverage: gpd.GeoDataFrame | None) -> np.ndarray | None:
     """Expected weighted incidents within ``r`` of each point, source by source: each risk source's
@@ -308,41 +333,28 @@ def coverage_expected(x: np.ndarray, y: np.ndarray, r: float, study_area, risk: 
     coverage or ``source_id`` (the caller keeps the one study-area rate)."""
     if coverage is None or not len(coverage) or "source_id" not in risk:
         return None
-    geoms = dict(zip(coverage["source_id"].astype(str), coverage.geometry.values))
-    codes, sids = pd.factorize(risk["source_id"])
-    totals = np.bincount(codes, weights=risk["weight"].to_numpy(float), minlength=len(sids))
-    # Sources with one coverage share its catchments (partners often declare the same boroughs): their
-    # weights summed, the catchments cut once (``_covered_catchments``).
-    shared: dict[bytes, float] = {}
-    for sid, total in zip(sids.astype(str), totals):
-        g = geoms.get(sid)
-        key = b"" if g is None else shapely.to_wkb(g)
-        shared[key] = shared.get(key, 0.0) + float(total)
     study = shapely.to_wkb(study_area)
     # The points in one order (the buildings' table is sorted by rank between the asks).
     x, y = np.asarray(x, float), np.asarray(y, float)
     order = np.lexsort((y, x))
     xy = np.column_stack([x[order], y[order]]).tobytes()
     out = np.zeros(len(x))
-    for key, total in shared.items():
-        area, catch = _covered_catchments(study, key, xy, float(r))
+    for key, total in weight_by_coverage(risk, coverage).items():
+        area = _covered_part(study, key).area
         if area > 0:
-            out[order] += total / area * catch
+            out[order] += total / area * _covered_catchments(study, key, xy, float(r))
     return out
 
 
 @functools.lru_cache(maxsize=64)
-def _covered_catchments(study: bytes, cover: bytes, xy: bytes, r: float) -> tuple[float, np.ndarray]:
-    """(area of the study area's part that ``cover`` covers, ``catchment_areas`` of the points ``xy``
-    within it), from WKB and the points' bytes: the buildings' profiles and the categories around them ask
-    for the same ones at every radius (cutting discs out of a coverage of many LSOAs: 0.34 s a call)."""
-    region = shapely.from_wkb(study)
-    if cover:
-        region = shapely.intersection(region, shapely.from_wkb(cover))
+def _covered_catchments(study: bytes, cover: bytes, xy: bytes, r: float) -> np.ndarray:
+    """``catchment_areas`` of the points ``xy`` (their bytes) within the part of the study area a coverage
+    covers (``_covered_part``): the buildings' profiles and the categories around them ask for the same
+    ones at every radius (cutting discs out of a coverage of many LSOAs: 0.34 s a call)."""
     pts = np.frombuffer(xy).reshape(-1, 2)
-    catch = catchment_areas(pts[:, 0], pts[:, 1], r, region) if region.area > 0 else np.zeros(len(pts))
+    catch = catchment_areas(pts[:, 0], pts[:, 1], r, _covered_part(study, cover))
     catch.setflags(write=False)
-    return float(region.area), catch
+    return catch
 
 
 # --------------------------------------------------------------------------- helpers
@@ -833,17 +845,15 @@ def _expected_near(near, scale: float, study_area, risk: pd.DataFrame, coverage:
     """(expected weight near, elsewhere): each risk source's weight spread evenly over the part of the
     study area it covers (a source without a coverage row covers the study area); ``near`` is the union of
     the catchments in the study area, its area times ``scale`` (the polygon discs' correction)."""
-    geoms = dict(zip(coverage["source_id"].astype(str), coverage.geometry.values))
-    sid = risk["source_id"].astype(str).to_numpy() if "source_id" in risk else np.full(len(risk), "")
-    w = risk["weight"].to_numpy(float)
+    study = shapely.to_wkb(study_area)
     e_near = e_else = 0.0
-    for s in pd.unique(sid):
-        region = study_area if geoms.get(s) is None else shapely.intersection(study_area, geoms[s])
+    for key, total in weight_by_coverage(risk, coverage).items():
+        region = _covered_part(study, key)
         if region.area <= 0:
             continue
         share = min(float(shapely.intersection(near, region).area) * scale / region.area, 1.0)
-        e_near += w[sid == s].sum() * share
-        e_else += w[sid == s].sum() * (1.0 - share)
+        e_near += total * share
+        e_else += total * (1.0 - share)
     return e_near, e_else
 
 
@@ -1013,8 +1023,8 @@ def _covered_region(study_area, coverage: gpd.GeoDataFrame | None, records: pd.D
     row covers all of it)."""
     if coverage is None or not len(coverage) or "source_id" not in records:
         return study_area
-    geoms = dict(zip(coverage["source_id"].astype(str), coverage.geometry.values))
-    parts = [geoms.get(s) for s in pd.unique(records["source_id"].astype(str))]
-    if not parts or any(g is None for g in parts):
+    keys = weight_by_coverage(records, coverage)
+    if not keys or b"" in keys:
         return study_area
-    return shapely.intersection(study_area, shapely.union_all(parts))
+    study = shapely.to_wkb(study_area)
+    return shapely.union_all([_covered_part(study, k) for k in keys])

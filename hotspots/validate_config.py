@@ -153,6 +153,23 @@ class Crs(Text):
         return []
 
 
+@dataclass(frozen=True)
+class DateFormat(Text):
+    """A date or time format pandas can read with ("%d/%m/%Y", "ISO8601"): a typo ('%Q', a stray '%') stopped
+    validate and run with an internal error where the first cell was read."""
+    def problems(self, value, where):
+        found = super().problems(value, where)
+        if found or value == "ISO8601":
+            return found
+        import pandas as pd
+        try:
+            pd.to_datetime(pd.Series(["2000-01-01"]), format=value, errors="coerce")
+        except ValueError as exc:
+            return [f"{where} = {_show(value)} is not a date format ({exc}); formats are written as "
+                    "Python's strftime, e.g. \"%d/%m/%Y %H:%M\"."]
+        return []
+
+
 # A CSV delimiter: one character (';;' or '' stopped the run with an internal error, the csv module's TypeError).
 DELIMITER = Text(pattern=r"(?s).", example='one character, e.g. ",", ";", "\\t" or "|"')
 

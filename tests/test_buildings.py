@@ -766,19 +766,26 @@ def test_a_building_profile_with_missing_values_reads_as_their_defaults(example_
     assert json.loads(js_json(profile)) == profile
 
 
+def _police_west_health_everywhere(police_rows: np.ndarray, health_cols: np.ndarray, health_rows: np.ndarray):
+    """(incidents, study area, coverage) on a 2 x 1 km study area: police records on a grid of 40 columns
+    and ``police_rows`` over the west half it covers, health records on the grid of ``health_cols`` and
+    ``health_rows`` over the whole."""
+    px, py = np.meshgrid(np.linspace(12.5, 987.5, 40), police_rows)
+    hx, hy = np.meshgrid(health_cols, health_rows)
+    inc = pd.concat([incidents_at(px.ravel(), py.ravel()).assign(source_id="police"),
+                     incidents_at(hx.ravel(), hy.ravel(), evidence="health").assign(source_id="health")],
+                    ignore_index=True)
+    coverage = gpd.GeoDataFrame({"source_id": ["police"]}, geometry=[shapely.box(0, 0, 1000, 1000)], crs="EPSG:27700")
+    return inc, shapely.box(0, 0, 2000, 1000), coverage
+
+
 def test_expected_counts_each_source_over_the_area_it_covers():
     """A source is expected only where it has data (statistics audit: with one study-area rate, police
     records that exist in 55 % of the example's area made 72 of the 73 buildings outside police coverage
     "significantly low" at 100 m, rr_high < 1, median relative risk 0.049). Police: 1,000 records on the
     west half it covers (1e-3 per m^2); health: 100 over the whole 2 x 1 km (5e-5 per m^2)."""
-    g = np.linspace(12.5, 987.5, 40)
-    px, py = np.meshgrid(g, np.linspace(25, 975, 25))
-    hx, hy = np.meshgrid(np.linspace(50, 1950, 10), np.linspace(50, 950, 10))
-    inc = pd.concat([incidents_at(px.ravel(), py.ravel()).assign(source_id="police"),
-                     incidents_at(hx.ravel(), hy.ravel(), evidence="health").assign(source_id="health")],
-                    ignore_index=True)
-    area = shapely.box(0, 0, 2000, 1000)
-    coverage = gpd.GeoDataFrame({"source_id": ["police"]}, geometry=[shapely.box(0, 0, 1000, 1000)], crs="EPSG:27700")
+    inc, area, coverage = _police_west_health_everywhere(np.linspace(25, 975, 25), np.linspace(50, 1950, 10),
+                                                          np.linspace(50, 950, 10))
     b = buildings_at([(1500, 500), (500, 500), (1000, 500)])
     table, _ = profile_buildings(b, inc, area, NO_REGIONS, [100], START, END, {}, coverage=coverage)
     t = table.set_index("name")
@@ -828,14 +835,8 @@ def test_building_type_rate_ratio_weighs_each_source_over_the_area_it_covers():
     source is expected only where it covers, rate ratio 1, not 1,100 / 2e6 against the east's 100 / 1e6
     (statistics audit: in the example the stations' 3.44 is 2.42 and the schools' 0.65 is 0.84
     source by source)."""
-    g = np.linspace(12.5, 987.5, 40)
-    px, py = np.meshgrid(g, np.linspace(12.5, 987.5, 40))
-    hx, hy = np.meshgrid(np.linspace(12.5, 1987.5, 80), np.linspace(12.5, 987.5, 40))
-    inc = pd.concat([incidents_at(px.ravel(), py.ravel()).assign(source_id="police"),
-                     incidents_at(hx.ravel(), hy.ravel(), evidence="health").assign(source_id="health")],
-                    ignore_index=True)
-    area = shapely.box(0, 0, 2000, 1000)
-    coverage = gpd.GeoDataFrame({"source_id": ["police"]}, geometry=[shapely.box(0, 0, 1000, 1000)], crs="EPSG:27700")
+    inc, area, coverage = _police_west_health_everywhere(np.linspace(12.5, 987.5, 40), np.linspace(12.5, 1987.5, 80),
+                                                          np.linspace(12.5, 987.5, 40))
     b = buildings_at([(300, 300), (700, 700)], types=["A", "A"], radii=(100.0,))
     types = building_types(b, inc, area, precision_m=0.0, coverage=coverage).set_index("type")
     near = np.zeros(len(inc), bool)

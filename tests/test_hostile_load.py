@@ -577,10 +577,9 @@ def test_points_in_calais_are_rejected_outside_great_britain_with_their_columns(
     assert len(loaded.incidents) == 2
 
 
-def test_a_source_whose_rows_are_all_strays_fails_the_run_like_a_lost_source(tmp_path):
-    # Hostile audit: a partner's whole extract placed in Manchester beside London police data (another
-    # area's file, or another coordinate system) was rejected row by row as "stray point far from the
-    # rest" and the run exited 0, the partnership's map made without it.
+def _log_in_manchester(tmp_path) -> list[dict]:
+    """The City police's month and a partner log of 30 records in Manchester (eastings and northings): the
+    config's sources."""
     schema = {"name": "log", "extends": "partner_generic", "reader": {"format": "csv"},
               "fields": {"category": {"value": "violent-crime"}}, "date": {"column": "Date"},
               "location": {"kind": "en", "x": "Easting", "y": "Northing"}}
@@ -589,6 +588,14 @@ def test_a_source_whose_rows_are_all_strays_fails_the_run_like_a_lost_source(tmp
         f"05/01/2018,{383000 + 40 * (k % 6)},{398000 + 40 * (k // 6)}\n" for k in range(30)), encoding="utf-8")
     sources = [{"id": "city", "path": MONTH.as_posix(), "schema": "police_uk_street"},
                {"id": "log", "path": "log.csv", "schema": "log.json", "evidence": "partner_record"}]
+    return sources
+
+
+def test_a_source_whose_rows_are_all_strays_fails_the_run_like_a_lost_source(tmp_path):
+    # Hostile audit: a partner's whole extract placed in Manchester beside London police data (another
+    # area's file, or another coordinate system) was rejected row by row as "stray point far from the
+    # rest" and the run exited 0, the partnership's map made without it.
+    sources = _log_in_manchester(tmp_path)
     code, _, err = cli("run", str(write_config(tmp_path, sources)), "--out", str(tmp_path / "o"))
     assert code == 1 and "internal error" not in err, err
     assert "source 'log' lost 30 of its 30 loaded rows (100%) as strays far from the rest of the data" in err
@@ -600,14 +607,7 @@ def test_a_source_whose_rows_are_all_strays_fails_the_run_like_a_lost_source(tmp
 def test_a_source_wholly_outside_a_declared_study_area_fails_the_run(tmp_path):
     # Hostile audit: with [study] area declared, a partner whose every row lay outside it (area_names leaving out
     # its borough, or its places in another city) was rejected row by row 'outside study area', exit 0.
-    schema = {"name": "log", "extends": "partner_generic", "reader": {"format": "csv"},
-              "fields": {"category": {"value": "violent-crime"}}, "date": {"column": "Date"},
-              "location": {"kind": "en", "x": "Easting", "y": "Northing"}}
-    (tmp_path / "log.json").write_text(json.dumps(schema), encoding="utf-8")
-    (tmp_path / "log.csv").write_text("Date,Easting,Northing\n" + "".join(
-        f"05/01/2018,{383000 + 40 * (k % 6)},{398000 + 40 * (k // 6)}\n" for k in range(30)), encoding="utf-8")
-    sources = [{"id": "city", "path": MONTH.as_posix(), "schema": "police_uk_street"},
-               {"id": "log", "path": "log.csv", "schema": "log.json", "evidence": "partner_record"}]
+    sources = _log_in_manchester(tmp_path)
     cfg = write_config(tmp_path, sources, extra=f'\n[[boundaries]]\nid = "lad"\npath = "{LAD}"\nname_field = "LAD22NM"\n')
     cfg.write_text(cfg.read_text().replace("[study]\n", '[study]\narea = "lad"\narea_names = ["City of London"]\n'))
     code, _, err = cli("run", str(cfg), "--out", str(tmp_path / "o"))

@@ -792,11 +792,8 @@ def check_losses(src: Source, ledger: Ledger, schema: dict) -> None:
     rej = rej[rej["source_id"] == src.id]
     if not len(rej) or share >= 1:
         return
-    counts = rej.groupby(["reason", "columns"]).size().sort_values(ascending=False)
-    (reason, columns), n = counts.index[0], int(counts.iloc[0])
-    # A small file is failed only when one reason took every row (a youth club's 7 rows, every date
-    # unread, passed validate with exit 0 and nothing loaded).
-    if n <= share * read or (read < MIN_ROWS_FOR_LOSS_CHECK and n < read):
+    reason, columns, n = main_reason(rej)
+    if not lost_too_many(n, read, share):
         return
     examples = _example_values(rej[(rej["reason"] == reason) & (rej["columns"] == columns)], schema, columns)
     shown = "; ".join(repr(v[:40]) for v in examples) or "(values not available)"
@@ -804,6 +801,20 @@ def check_losses(src: Source, ledger: Ledger, schema: dict) -> None:
                     f"{reason} (column {columns}). Examples as the file has them: {shown}.",
                     hint=f"Fix the mapping (a date format, a column name), or accept the loss with "
                          f"max_reject_share = {min(1.0, round(n / read + 0.05, 2))} in the source's [[sources]] entry.")
+
+
+def main_reason(rejects: pd.DataFrame) -> tuple[str, str, int]:
+    """The commonest (reason, columns) of some rejects, and how many rows it took."""
+    counts = rejects.groupby(["reason", "columns"]).size().sort_values(ascending=False)
+    (reason, columns), n = counts.index[0], int(counts.iloc[0])
+    return reason, columns, n
+
+
+def lost_too_many(lost: int, read: int, share: float) -> bool:
+    """Whether a source that lost ``lost`` of its ``read`` rows (to one reason) fails: more than ``share``
+    of them (``max_reject_share``; 1 accepts any loss), but a small file only when it lost every row (a
+    youth club's 7 rows, every date unread, passed validate with exit 0 and nothing loaded)."""
+    return share < 1 and lost > share * read and not (read < MIN_ROWS_FOR_LOSS_CHECK and lost < read)
 
 
 def _example_values(rejects: pd.DataFrame, schema: dict, columns: str) -> list[str]:

@@ -439,9 +439,8 @@ def _check_lost(cfg: Config, acc: pd.DataFrame, rejects: pd.DataFrame) -> None:
         read = int(mine["rows_read"].sum())
         if not read or int(mine["rows_rejected"].sum()) < read:
             continue
-        top = rejects[rejects["source_id"] == layer.id].groupby(["reason", "columns"]).size().sort_values(
-            ascending=False)
-        (reason, columns), n = top.index[0], int(top.iloc[0])
+        from hotspots.load import main_reason
+        reason, columns, n = main_reason(rejects[rejects["source_id"] == layer.id])
         raise UserError(f"[[key_buildings]] '{layer.id}' lost every one of its {read:,} rows, {n:,} of them to "
                         f"one reason: {reason} (column {columns}).", file=str(cfg.path),
                         hint="Check the layer's columns, coordinates and postcodes file (hotspots schemas "

@@ -15,18 +15,15 @@ names only what differs; a field spec or a list is replaced whole.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
 
 from hotspots.errors import UserError
 from hotspots.load.readers import READERS
 from hotspots.schema import (CATEGORY_MAPS, DATE_PRECISIONS, EVIDENCE_CLASSES, FIELDS, HANDLING_CODES,
                              LOCATION_PRECISIONS, ROLES, TAXONOMY, builtin_schemas, read_json_object,
                              source_schema)
-from hotspots.validate_config import (DELIMITER, Any_, Bool, Crs, Either, Encoding, ListOf, Map, Number, Table, Text,
-                                      _show, check)
+from hotspots.validate_config import (DELIMITER, Any_, Bool, Crs, DateFormat, Either, Encoding, ListOf, Map, Number,
+                                      Table, Text, check)
 
 # Tables whose entries are themselves whole specs: a mapping replaces an entry, never merges into it.
 _WHOLE_ENTRIES = {"fields", "maps"}
@@ -48,25 +45,7 @@ _CANDIDATE = Table({                               # hotspots.load.location
     # freetext only: the kinds of place the column may name (hotspots.load.geocode.GAZETTEER_KINDS)
     "gazetteer": ListOf(Text(("streets", "stations", "buildings", "postcodes")), min_len=1),
 }, required=("kind",))
-
-
-@dataclass(frozen=True)
-class _DateFormat(Text):
-    """A date or time format pandas can read with ("%d/%m/%Y", "ISO8601"): a typo ('%Q', a stray '%') stopped
-    validate and run with an internal error where the first cell was read."""
-    def problems(self, value, where):
-        found = super().problems(value, where)
-        if found or value == "ISO8601":
-            return found
-        try:
-            pd.to_datetime(pd.Series(["2000-01-01"]), format=value, errors="coerce")
-        except ValueError as exc:
-            return [f"{where} = {_show(value)} is not a date format ({exc}); formats are written as "
-                    "Python's strftime, e.g. \"%d/%m/%Y %H:%M\"."]
-        return []
-
-
-_FORMATS = ListOf(_DateFormat())
+_FORMATS = ListOf(DateFormat())
 SPEC = Table({
     "name": Text(), "title": Text(), "description": Text(), "reference": Text(), "notes": Text(),
     "extends": Text(), "kind": Text(("incidents",)),
@@ -82,7 +61,7 @@ SPEC = Table({
     "fields": Map(_FIELD),
     "maps": Map(Map()),
     "date": Table({                                # hotspots.load.dates
-        "column": Either((Text(nullable=True), ListOf(Text(), min_len=1))), "format": _DateFormat(),
+        "column": Either((Text(nullable=True), ListOf(Text(), min_len=1))), "format": DateFormat(),
         "formats": _FORMATS,
         "precision": Text(DATE_PRECISIONS), "time_column": _COLUMN, "time_formats": _FORMATS,
         "fallback": Table({"column": _COLUMN, "time_column": _COLUMN, "time_formats": _FORMATS,
