@@ -429,12 +429,28 @@ def _engine_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """hotspots' own warnings (an empty file, ...) as one line for the analyst, not a Python warning."""
+    """hotspots' own warnings (an empty file, ...) as one line for the analyst, not a Python warning; a
+    library's (pandas, pyogrio, numpy, ...) as one line naming the library, its source line only with --debug."""
     from hotspots.load.ledger import HotspotsWarning
     if issubclass(category, HotspotsWarning):
         print(f"hotspots: warning: {message}", file=sys.stderr)
-    else:
+    elif _DEBUG:
         _default_showwarning(message, category, filename, lineno, file, line)
+    else:
+        text = " ".join(str(message).split())
+        print(f"hotspots: warning from {_library(filename)}: {text}", file=sys.stderr)
+
+
+_DEBUG = False      # set by _main from --debug: library warnings as Python prints them
+
+
+def _library(filename: str) -> str:
+    """The package a warning came from (``.../site-packages/pyogrio/raw.py`` -> pyogrio), else its file's name."""
+    parts = Path(str(filename)).parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts and parts.index(marker) + 1 < len(parts):
+            return Path(parts[parts.index(marker) + 1]).stem
+    return "hotspots" if "hotspots" in parts else Path(str(filename)).stem or "Python"
 
 
 #: Characters a terminal acts on, shown as escapes instead: C0 controls but tab, newline and carriage
@@ -476,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    global _DEBUG
+    _DEBUG = bool(getattr(args, "debug", False))
     previous, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         return args.func(args)

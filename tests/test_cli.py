@@ -312,3 +312,19 @@ def test_the_command_exits_at_once_yet_leaves_a_profilers_data(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout == plain.stdout
     assert prof.stat().st_size > 1000
+
+
+def test_a_librarys_warning_is_one_line_naming_the_library(monkeypatch, capsys):
+    """A library's warnings (numpy's for the mean of nothing, raised in numpy's own files) reach the
+    analyst as one line each naming the library, not Python's file:line form with a source line."""
+    import numpy as np
+
+    import hotspots.cli as cli
+
+    def schemas(args):
+        np.mean(np.array([]))
+        return 0
+    monkeypatch.setattr(cli, "cmd_schemas", schemas)
+    assert main(["schemas"]) == 0
+    assert capsys.readouterr().err == ("hotspots: warning from numpy: Mean of empty slice\n"
+                                       "hotspots: warning from numpy: invalid value encountered in scalar divide\n")
