@@ -61,7 +61,12 @@ def test_codepoint_open_lookup_reads_padded_postcodes_without_a_header():
     assert got.loc[0, ["x", "y"]].tolist() == [531131.0, 182382.0]     # first row of ec.csv
     assert got.loc[1, ["x", "y"]].tolist() == [531070.0, 182310.0]
     assert got["reason"].tolist()[:2] == ["", ""]
-    assert got["reason"].tolist()[3:] == ["not a valid postcode", "postcode not found", "not a valid postcode"]
+    assert got["reason"].tolist()[3:] == ["not a valid postcode", "postcode not found", G.PARTIAL_POSTCODE]
+    # A district or sector is named as such (the analyst learns the partner wrote half a postcode), never
+    # placed; a road ("A1") or an area letter not Royal Mail's ("Q1 2") is no postcode at all.
+    got = lookup.locate(pd.Series(["E1 6", "ec2m 7", "SW1A", "N1", "A1", "Q1 2", "E1 6A"]))
+    assert got["reason"].tolist() == [G.PARTIAL_POSTCODE] * 4 + ["not a valid postcode"] * 3
+    assert got[["x", "y"]].isna().all().all()
 
 
 def test_ons_postcode_directory_format_is_read_too(tmp_path):

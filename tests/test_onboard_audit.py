@@ -190,3 +190,41 @@ def test_draft_reads_a_column_of_months(tmp_path):
                                          pd.Timestamp("2019-06-01")}
     assert set(inc["occurred_to"]) == {pd.Timestamp("2019-03-31 23:59:59"), pd.Timestamp("2019-04-30 23:59:59"),
                                        pd.Timestamp("2019-06-30 23:59:59")}
+
+
+def test_degrees_with_decimal_commas_or_minutes_and_seconds_are_read_with_a_note(tmp_path):
+    """A partner's lon/lat written with a decimal comma (a European export, semicolon-delimited) or as
+    degrees, minutes and seconds (a GPS unit): each was rejected 'unparseable coordinates', and '51,512'
+    would read as 51512 were it taken for a thousands separator. Each is read at the place the decimal
+    degrees give (pyproj from the same decimals: the same metres), with a note, and a precision from
+    the last unit written; '91°' and '12°75'' stay rejects."""
+    from hotspots.crs import BNG, WGS84, transformer
+    lon, lat = -0.0823, 51.5145
+    written = [("-0,0823", "51,5145", "decimal comma"),
+               ("0°4'56.28\"W", "51°30'52.2\"N", "degrees, minutes and seconds"),
+               ("W 0 4.938", "N 51 30.87", "degrees, minutes and seconds"),
+               ("0d4m56.28sW", "51d30m52.2sN", "degrees, minutes and seconds"),
+               ("-0.0823", "51.5145", "")]
+    rows = ["Ref;Date;Type;Longitude;Latitude"]
+    rows += [f"R{k};03/04/2019;Fighting;{x};{y}" for k, (x, y, _) in enumerate(written)]
+    rows += ["R8;03/04/2019;Fighting;0°4'56\"W;91°30'52\"N", "R9;03/04/2019;Fighting;0°75'W;51°30'N"]
+    path = tmp_path / "gps.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    got = _load(tmp_path, path, {"name": "gps", "extends": "partner_generic",
+                                 "reader": {"format": "csv", "delimiter": ";"},
+                                 "fields": {"category": {"column": "Type", "map": {"Fighting": "violent-crime"}}},
+                                 "date": {"column": "Date"},
+                                 "location": {"kind": "lonlat", "x": "Longitude", "y": "Latitude"}})
+    inc = got.incidents.sort_values("_row")
+    assert inc["_row"].tolist() == [1, 2, 3, 4, 5]
+    ex, ey = transformer(WGS84, BNG).transform(lon, lat)
+    assert abs(inc["x"] - ex).max() < 0.5 and abs(inc["y"] - ey).max() < 0.5
+    notes = got.ledger.notes.set_index("row")["note"]
+    assert notes.get(1) == "decimal comma read as a decimal point"
+    assert [notes.get(k) for k in (2, 3, 4)] == ["degrees, minutes and seconds read as decimal degrees"] * 3
+    assert 5 not in notes.index
+    # Half the last unit, the coarser coordinate's: 4 decimals of a degree 5.6 m; a tenth of a second 1.5 m;
+    # a hundredth of a minute 9.3 m.
+    assert inc["location_precision_m"].tolist() == [5.6, 1.5, 9.3, 1.5, 5.6]
+    rej = got.ledger.rejects.set_index("row")["reason"]
+    assert rej.to_dict() == {6: "coordinates out of range", 7: "unparseable coordinates"}

@@ -19,6 +19,7 @@ from shapely.geometry import Point
 
 from hotspots.config import load_config
 from hotspots.load import finish, load_sources
+from hotspots.load.geocode import PARTIAL_POSTCODE
 from hotspots.schema import FIELDS
 from hotspots.weight import apply_weights, weight_table
 from tests import partners as P
@@ -84,8 +85,10 @@ def test_validate_prints_each_generated_file_with_its_top_reject_reasons(tmp_pat
     assert lines["intel"] == ["1", "600", "487", "65", "48"]
     assert lines["legacy"] == ["1", "82", "65", "14", "3"]      # 5x5x5 handling 4 and 5 held back
     assert "top reject reasons: location not geocoded (399); no location (33); impossible date (4)" in out
-    assert "top reject reasons: not a valid postcode (27); no location (10); postcode not found (3)" in out
-    assert "top reject reasons: no location (31); not a valid postcode (4); no date (3)" in out
+    # The generator's partial postcodes ("E1", "EC1V") are named as such, apart from the malformed ones.
+    assert ("top reject reasons: not a valid postcode (23); no location (10); partial postcode (district or "
+            "sector only): too wide to place (4)") in out
+    assert "top reject reasons: no location (31); no date (3); malformed grid reference (3)" in out
 
 
 # --------------------------------------------------------------------------- dirty values
@@ -130,10 +133,15 @@ def test_invalid_postcodes_are_rejects_whether_malformed_or_unknown(loaded):
         rows = t.index[P.has_dirt(t, "invalid_postcode")]
         rej = P.rejects_of(ld, source_id).reindex(rows)
         stems = rej["reason"].str.replace(r" '.*'$", "", regex=True)
-        assert set(stems) == {"not a valid postcode", "postcode not found"}
+        assert set(stems) <= {"not a valid postcode", "postcode not found", PARTIAL_POSTCODE}
         assert (rej["columns"] == column).all()
+    raw = pd.read_csv(P.PARTNERS / P.CI, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    rej = P.rejects_of(ld, "intel")
+    partial = raw.loc[rej.index[rej["reason"] == PARTIAL_POSTCODE] - 1, "Postcode"]
+    assert len(partial) and partial.str.fullmatch(r"(E|EC|N|WC)[0-9][0-9V]?( 6)?").all()   # the generator's
     yos = P.rejects_of(ld, "yos")
-    assert (yos["reason"] == "not a valid postcode").sum() == 27
+    assert (yos["reason"] == "not a valid postcode").sum() == 23
+    assert (yos["reason"] == PARTIAL_POSTCODE).sum() == 4
     assert (yos["reason"] == "postcode not found").sum() == 3
 
 

@@ -70,6 +70,15 @@ JUNCTION_MAX_M = 300.0
 
 # ----------------------------------------------------------------------------- postcodes
 _POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")
+# A postcode's district ("E1", "EC2M") or sector ("E16", "EC2M7", written "E1 6"), compact: an area of
+# hundreds of addresses, too wide to place an incident on a grid of cells (never its centroid).
+# The postcode areas of the UK and Crown dependencies (Royal Mail): "A1" (a road) is no district.
+POSTCODE_AREAS = ("AB AL B BA BB BD BH BL BN BR BS BT CA CB CF CH CM CO CR CT CV CW DA DD DE DG DH DL DN DT DY "
+                  "E EC EH EN EX FK FY G GL GU GY HA HD HG HP HR HS HU HX IG IM IP IV JE KA KT KW KY L LA LD LE "
+                  "LL LN LS LU M ME MK ML N NE NG NN NP NR NW OL OX PA PE PH PL PO PR RG RH RM S SA SE SG SK SL "
+                  "SM SN SO SP SR SS ST SW SY TA TD TF TN TQ TR TS TW UB W WA WC WD WF WN WR WS WV YO ZE").split()
+_PARTIAL_POSTCODE = re.compile(rf"^(?:{'|'.join(POSTCODE_AREAS)})[0-9][A-Z0-9]?[0-9]?$")
+PARTIAL_POSTCODE = "partial postcode (district or sector only): too wide to place"
 _POSTCODE_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2}[0-9][A-Za-z0-9]?)\s*([0-9][A-Za-z]{2})(?![A-Za-z0-9])")
 
 
@@ -138,7 +147,7 @@ class PostcodeLookup:
 
     def locate(self, text: pd.Series) -> pd.DataFrame:
         """Columns ``x``, ``y``, ``postcode`` (compact) and ``reason``: "" when located, else
-        "not a valid postcode", "postcode not found" or "postcode has no coordinates" (the value
+        "not a valid postcode", ``PARTIAL_POSTCODE`` (a district or sector), "postcode not found" or "postcode has no coordinates" (the value
         is never quoted: a postcode column may hold free text)."""
         compact = compact_postcode(text)
         valid = is_postcode(compact)
@@ -150,6 +159,7 @@ class PostcodeLookup:
         y = pd.Series(np.where(known, self.table["y"].to_numpy(float)[at], np.nan), index=text.index)
         reason = pd.Series("", index=text.index, dtype=str)
         reason[~valid] = "not a valid postcode"
+        reason[~valid & compact.str.fullmatch(_PARTIAL_POSTCODE.pattern).fillna(False).astype(bool)] = PARTIAL_POSTCODE
         reason[valid & ~known] = "postcode not found"
         reason[valid & known & x.isna()] = "postcode has no coordinates"
         return pd.DataFrame({"x": x.where(reason == ""), "y": y.where(reason == ""), "postcode": compact,

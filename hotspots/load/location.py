@@ -36,6 +36,7 @@ Britain, and inside EPSG:27700's own area of use.
 """
 from __future__ import annotations
 
+import re
 from functools import cache
 
 import numpy as np
@@ -108,6 +109,9 @@ def _coordinates(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
     out = _blank(len(raw))
     out["columns"][:] = f"{cand['x']},{cand['y']}"
     present = ((xs != "") | (ys != "")).to_numpy()
+    dms_m = None
+    if kind == "lonlat":
+        xs, ys, dms_m = _degrees_as_written(xs, ys, out["note"])
     xn, yn = numbers(xs), numbers(ys)
     reason = out["reason"]
 
@@ -137,8 +141,68 @@ def _coordinates(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
         out["location_precision_m"][:] = float(cand["precision_m"])
     else:   # from the decimals written (lon/lat) or 1 m (eastings and northings in metres)
         out["location_precision_m"][:] = _decimal_precision(xs, ys) if kind == "lonlat" else 1.0
+        if dms_m is not None:
+            out["location_precision_m"][:] = np.where(np.isnan(dms_m), out["location_precision_m"], dms_m)
     out["level"][:] = kind
     return present, out
+
+
+# A degree written with a decimal comma ("51,5123", "-0,0823"): a degree has at most three digits before
+# its decimals, so this is never a thousands separator (``numbers`` would read "51,512" as 51512).
+_DECIMAL_COMMA = r"[+-]?\d{1,3},\d+"
+# Degrees, minutes and seconds (or degrees and decimal minutes) with a hemisphere letter before or after,
+# as GPS units and some partner systems write them: 51°29'26.2"N, N 51 29.437, 0d10m46.6sW.
+_DMS = re.compile(r"""^\s*(?P<h1>[NSEWnsew])?\s*(?P<d>\d{1,3})\s*(?:°|º|d|\s)\s*
+                      (?P<m>\d{1,2}(?:[.,]\d+)?)\s*(?:'|′|’|m)?\s*
+                      (?:(?P<s>\d{1,2}(?:[.,]\d+)?)\s*(?:"|″|”|''|s)?)?\s*(?P<h2>[NSEWnsew])?\s*$""", re.X)
+
+
+def _degrees_as_written(xs: pd.Series, ys: pd.Series, note: np.ndarray
+                        ) -> tuple[pd.Series, pd.Series, np.ndarray | None]:
+    """Longitude and latitude text with decimal commas and degrees-minutes-seconds read as decimal
+    degrees (as text, for ``numbers``), each such row noted; and the metres the minutes or seconds
+    written resolve (NaN elsewhere; None when no cell is written so). Only cells with some character
+    other than a digit, point, sign or space are looked at (1 M plain decimals: 1.3 s -> 0.04 s)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    dms_m = None
+    for col, text in (("x", xs), ("y", ys)):
+        arr = pa.array(text.to_numpy(object), type=pa.string()) if text.dtype == object else pa.array(text)
+        odd = np.flatnonzero(pc.fill_null(pc.match_substring_regex(arr, r"[^0-9.+\-\s]"), False)
+                             .to_numpy(zero_copy_only=False))
+        if not len(odd):
+            continue
+        cells = text.iloc[odd]
+        comma = cells.str.fullmatch(_DECIMAL_COMMA).fillna(False).to_numpy(bool)
+        parts = cells.str.extract(_DMS)
+        dms = ~comma & parts["d"].notna().to_numpy() & (parts["h1"].isna() | parts["h2"].isna()).to_numpy()
+        minutes = parts["m"].str.replace(",", ".").astype(float)
+        seconds = parts["s"].fillna("0").str.replace(",", ".").astype(float)
+        dms &= ((minutes < 60) & (seconds < 60)).fillna(False).to_numpy(bool)
+        if not (comma.any() or dms.any()):
+            continue
+        text = text.copy()
+        rows = odd[comma]
+        text.iloc[rows] = cells[comma].str.replace(",", ".", regex=False).to_numpy()
+        note[rows] = np.where(note[rows] == "", "decimal comma read as a decimal point", note[rows])
+        if dms.any():
+            p = parts[dms]
+            value = p["d"].astype(float) + minutes[dms] / 60 + seconds[dms] / 3600
+            hemi = p["h1"].fillna(p["h2"]).fillna("").str.upper()
+            value = value.where(~hemi.isin(["S", "W"]), -value)
+            # Half the last unit written: a second of latitude is 30.9 m, a minute 1,852 m.
+            last = p["s"].where(p["s"].notna(), p["m"])
+            places = last.str.extract(r"[.,](\d+)$")[0].str.len().fillna(0).astype(float).to_numpy()
+            unit = np.where(p["s"].notna(), 30.9, 1852.0) * 0.5 * 10.0 ** (-places)
+            rows = odd[dms]
+            text.iloc[rows] = value.to_numpy().astype(str)
+            note[rows] = np.where(note[rows] == "", "degrees, minutes and seconds read as decimal degrees",
+                                  note[rows])
+            if dms_m is None:
+                dms_m = np.full(len(text), np.nan)
+            dms_m[rows] = np.fmax(dms_m[rows], np.maximum(unit, 1.0).round(1))
+        xs, ys = (text, ys) if col == "x" else (xs, text)
+    return xs, ys, dms_m
 
 
 def _decimal_precision(xs: pd.Series, ys: pd.Series) -> np.ndarray:
