@@ -110,9 +110,14 @@ def _coordinates(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
     out["columns"][:] = f"{cand['x']},{cand['y']}"
     present = ((xs != "") | (ys != "")).to_numpy()
     dms_m = None
-    if kind == "lonlat":
-        xs, ys, dms_m = _degrees_as_written(xs, ys, out["note"])
     xn, yn = numbers(xs), numbers(ys)
+    if kind == "lonlat":
+        with np.errstate(invalid="ignore"):
+            odd = ((np.isnan(xn) & (xs != "").to_numpy()) | (np.isnan(yn) & (ys != "").to_numpy())
+                   | (np.abs(xn) > 180) | (np.abs(yn) > 90))
+        if odd.any():   # a decimal comma ("51,501" reads as 51501) or degrees and minutes written
+            xs, ys, dms_m = _degrees_as_written(xs, ys, out["note"])
+            xn, yn = numbers(xs), numbers(ys)
     reason = out["reason"]
 
     def reject(mask, why):
@@ -162,7 +167,8 @@ def _degrees_as_written(xs: pd.Series, ys: pd.Series, note: np.ndarray
     """Longitude and latitude text with decimal commas and degrees-minutes-seconds read as decimal
     degrees (as text, for ``numbers``), each such row noted; and the metres the minutes or seconds
     written resolve (NaN elsewhere; None when no cell is written so). Only cells with some character
-    other than a digit, point, sign or space are looked at (1 M plain decimals: 1.3 s -> 0.04 s)."""
+    other than a digit, point, sign or space are looked at (1 M plain decimals: 1.3 s -> 0.14 s); the
+    caller asks only when some cell is no number or out of range."""
     import pyarrow as pa
     import pyarrow.compute as pc
     dms_m = None
