@@ -432,3 +432,24 @@ def test_a_swap_that_fails_leaves_the_previous_folder_and_says_so(tmp_path, monk
             fake_output(tmp, "second")
     assert (out / "map.html").read_text(encoding="utf-8") == "first"
     assert leftovers(out) == []
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_previous_outputs_that_cannot_be_deleted_are_named_not_left_hidden_in_silence(tmp_path, monkeypatch,
+                                                                                     exchange):
+    """A previous output the system will not delete (a file held open, a read-only mount: simulated, as
+    root deletes anything) stayed as a hidden folder beside the new one with no word. The run says
+    which folder holds it; the new outputs are in place all the same."""
+    out = tmp_path / "out"
+    with outdir.writing(out) as tmp:
+        fake_output(tmp, "first")
+    if not exchange:
+        monkeypatch.setattr(outdir, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(outdir.shutil, "rmtree", lambda path, ignore_errors=False: None)
+    with pytest.warns(HotspotsWarning, match=r"could not all be deleted .* hidden folder .*\.out\.hotspots-") as got:
+        with outdir.writing(out) as tmp:
+            fake_output(tmp, "second")
+    assert (out / "map.html").read_text(encoding="utf-8") == "second"
+    left = leftovers(out)
+    assert len(left) == 1 and left[0] in str(got[0].message)
+    assert (tmp_path / left[0] / "map.html").read_text(encoding="utf-8") == "first"

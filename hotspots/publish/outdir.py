@@ -426,7 +426,7 @@ def _swap_in(tmp: Path, out: Path, kind: str) -> None:
                       "folder is replaced whole by each run: keep other files elsewhere.", HotspotsWarning,
                       stacklevel=2)
     if _exchange(tmp, out):
-        shutil.rmtree(tmp, ignore_errors=True)   # now the previous output
+        _remove_previous(tmp, out)   # now the previous output
         return
     old = _scratch(out, "old")
     os.rename(out, old)
@@ -435,7 +435,19 @@ def _swap_in(tmp: Path, out: Path, kind: str) -> None:
     except BaseException:
         os.rename(old, out)   # put the previous output back
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    _remove_previous(old, out)
+
+
+def _remove_previous(folder: Path, out: Path) -> None:
+    """Delete the previous output, swapped out to ``folder``; where some of it cannot be deleted (a file
+    held open, a read-only mount), say where it is: a hidden folder of partner-tier outputs left with
+    no word until the next run would outlive what the analyst meant to replace."""
+    shutil.rmtree(folder, ignore_errors=True)
+    if folder.exists():
+        warnings.warn(f"the previous outputs in {out} could not all be deleted after the new ones replaced "
+                      f"them: what is left is in the hidden folder {folder}. Delete it by hand (it may hold "
+                      "partner-tier outputs); the next run on this folder tries again.", HotspotsWarning,
+                      stacklevel=3)
 
 
 @contextlib.contextmanager
