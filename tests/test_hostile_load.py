@@ -494,6 +494,17 @@ def test_a_stray_nul_byte_names_its_line_and_a_workbook_renamed_csv_is_called_a_
     msg = load_error(police(tmp_path, "m.csv"))
     assert f"file {tmp_path / 'm.csv'}: the file is CSV text but holds 1 NUL byte(s)" in msg
     assert "(the first on line 41)" in msg
+    # Past the first 64 KB, where the header's check does not read, the same (it was read as a character).
+    far = len(b"\n".join(lines[:41]))
+    assert far < 1 << 16
+    while len(b"\n".join(lines)) < 3 << 16:
+        lines[1:1] = lines[1:300]
+    k = next(i for i in range(len(lines)) if len(b"\n".join(lines[:i])) > 2 << 16)
+    lines = [ln.replace(b"\x00", b" ") for ln in lines]
+    lines[k] = lines[k].replace(b"On or near", b"On or\x00near", 1)
+    (tmp_path / "m.csv").write_bytes(b"\n".join(lines))
+    msg = load_error(police(tmp_path, "m.csv"))
+    assert f"the file is CSV text but holds 1 NUL byte(s), a character no text has (the first on line {k + 1:,})" in msg
     (tmp_path / "yos.csv").write_bytes(YOS_XLSX.read_bytes())
     msg = load_error(police(tmp_path, "yos.csv"))
     assert f"file {tmp_path / 'yos.csv'}: the file is a zip archive (an Excel .xlsx workbook" in msg

@@ -177,6 +177,13 @@ def utf16_text(path: Path) -> UserError:
                                           "schema's reader encoding to \"utf-16\".")
 
 
+def _nul_bytes(path: Path, nuls: int, line: int) -> UserError:
+    return UserError(f"the file is CSV text but holds {nuls} NUL byte(s), a character no text has (the "
+                     f"first on line {line:,}).", file=str(path),
+                     hint="Remove them (an editor shows them as NUL or ^@) and save the file again, or "
+                          "export it again from the partner's system.")
+
+
 def _csv_header(path: Path, spec: dict) -> list[str]:
     """The header row of a CSV (the first row with ``names``), read alone: the width is
     checked before pandas parses anything, and binary junk is refused by its NUL bytes."""
@@ -190,10 +197,7 @@ def _csv_header(path: Path, spec: dict) -> list[str]:
         # A few NUL bytes in lines of text are a damaged text file, not a binary one: say where the first is.
         nuls, line = head.count(b"\0"), head.count(b"\n", 0, head.index(b"\0")) + 1
         if nuls <= 8 and not any(b < 9 for b in head.replace(b"\0", b"\t")[:4096]):
-            raise UserError(f"the file is CSV text but holds {nuls} NUL byte(s), a character no text has (the "
-                            f"first on line {line}).", file=str(path),
-                            hint="Remove them (an editor shows them as NUL or ^@) and save the file again, or "
-                                 "export it again from the partner's system.")
+            raise _nul_bytes(path, nuls, line)
         if head.startswith(_ZIP_MAGIC):     # an .xlsx renamed .csv (or a zip of the exports)
             raise UserError("the file is a zip archive (an Excel .xlsx workbook, or a zip of files), not CSV text.",
                             file=str(path), hint="Export the sheet as CSV from Excel, or unzip it; an .xlsx "
@@ -269,6 +273,7 @@ _BLANK_LINES = (re.compile(rb"\n[ \t]*(?:\r?\n|\r)"), re.compile(rb"\r[ \t]*\r")
 
 def _scan(path: Path, encoding: str = "utf-8") -> tuple[bool, bool, int]:
     """One pass over the file's bytes: (an odd number of ``"``, a blank line somewhere, its lines).
+    A NUL byte past the first 64 KB (``_csv_header`` looks there) fails the file as one there does.
 
     An odd count is a quote left open (a partner typing ``"Cafe Nero`` at the start of the last cell),
     or a literal one in an unquoted value. pyarrow reads an open quote to the end of the file as one
@@ -291,6 +296,10 @@ def _scan(path: Path, encoding: str = "utf-8") -> tuple[bool, bool, int]:
         with open(path, "rb") as f:
             yield from iter(lambda: f.read(1 << 24), b"")
     for block in blocks():
+        if b"\0" in block and not _utf16(encoding):
+            nul = block.index(b"\0")
+            line = ends[0] + block.count(b"\n", 0, nul) + 1
+            raise _nul_bytes(path, block.count(b"\0"), line)
         quotes += block.count(b'"')
         ends[0] += block.count(b"\n")
         ends[1] += block.count(b"\r")
