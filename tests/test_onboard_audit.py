@@ -197,7 +197,7 @@ def test_degrees_with_decimal_commas_or_minutes_and_seconds_are_read_with_a_note
     degrees, minutes and seconds (a GPS unit): each was rejected 'unparseable coordinates', and '51,512'
     would read as 51512 were it taken for a thousands separator. Each is read at the place the decimal
     degrees give (pyproj from the same decimals: the same metres), with a note, and a precision from
-    the last unit written; '91°' and '12°75'' stay rejects."""
+    the last unit written; '91°', '0°75'' and '51 5145' (a slip, not 51°51'45") stay rejects."""
     from hotspots.crs import BNG, WGS84, transformer
     lon, lat = -0.0823, 51.5145
     written = [("-0,0823", "51,5145", "decimal comma"),
@@ -207,7 +207,8 @@ def test_degrees_with_decimal_commas_or_minutes_and_seconds_are_read_with_a_note
                ("-0.0823", "51.5145", "")]
     rows = ["Ref;Date;Type;Longitude;Latitude"]
     rows += [f"R{k};03/04/2019;Fighting;{x};{y}" for k, (x, y, _) in enumerate(written)]
-    rows += ["R8;03/04/2019;Fighting;0°4'56\"W;91°30'52\"N", "R9;03/04/2019;Fighting;0°75'W;51°30'N"]
+    rows += ["R8;03/04/2019;Fighting;0°4'56\"W;91°30'52\"N", "R9;03/04/2019;Fighting;0°75'W;51°30'N",
+             "R10;03/04/2019;Fighting;-0.0823;51 5145"]
     path = tmp_path / "gps.csv"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     got = _load(tmp_path, path, {"name": "gps", "extends": "partner_generic",
@@ -227,4 +228,4 @@ def test_degrees_with_decimal_commas_or_minutes_and_seconds_are_read_with_a_note
     # a hundredth of a minute 9.3 m.
     assert inc["location_precision_m"].tolist() == [5.6, 1.5, 9.3, 1.5, 5.6]
     rej = got.ledger.rejects.set_index("row")["reason"]
-    assert rej.to_dict() == {6: "coordinates out of range", 7: "unparseable coordinates"}
+    assert rej.to_dict() == {6: "coordinates out of range", 7: "unparseable coordinates", 8: "unparseable coordinates"}

@@ -156,10 +156,12 @@ def _coordinates(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
 # its decimals, so this is never a thousands separator (``numbers`` would read "51,512" as 51512).
 _DECIMAL_COMMA = r"[+-]?\d{1,3},\d+"
 # Degrees, minutes and seconds (or degrees and decimal minutes) with a hemisphere letter before or after,
-# as GPS units and some partner systems write them: 51°29'26.2"N, N 51 29.437, 0d10m46.6sW.
+# as GPS units and some partner systems write them: 51°29'26.2"N, N 51 29.437, 0d10m46.6sW. Seconds follow
+# a minute mark or a space: "51 5145" (a slip in a decimal) is no 51°51'45".
 _DMS = re.compile(r"""^\s*(?P<h1>[NSEWnsew])?\s*(?P<d>\d{1,3})\s*(?:°|º|d|\s)\s*
-                      (?P<m>\d{1,2}(?:[.,]\d+)?)\s*(?:'|′|’|m)?\s*
-                      (?:(?P<s>\d{1,2}(?:[.,]\d+)?)\s*(?:"|″|”|''|s)?)?\s*(?P<h2>[NSEWnsew])?\s*$""", re.X)
+                      (?P<m>\d{1,2}(?:[.,]\d+)?)(?P<mm>\s*(?:'|′|’|m))?
+                      (?:(?(mm)\s*|\s+)(?P<s>\d{1,2}(?:[.,]\d+)?)\s*(?:"|″|”|''|s)?)?\s*(?P<h2>[NSEWnsew])?\s*$""",
+                  re.X)
 
 
 def _degrees_as_written(xs: pd.Series, ys: pd.Series, note: np.ndarray
