@@ -41,6 +41,7 @@ from hotspots.errors import UserError
 from hotspots.load.dates import ISO_STAMPED_TIME, parse_date_text, with_times
 from hotspots.load.personal import PLACE_WORDS as _PLACE_WORDS, names_place, personal_header, words as _words
 from hotspots.load.geocode import compact_postcode, is_postcode, looks_like_gridref, parse_gridref
+from hotspots.load.location import degrees
 from hotspots.load.readers import AUTO_FORMATS, check_workbook, numbers, read_source, utf16_text
 from hotspots.schema import CATEGORY_MAPS, TAXONOMY, source_schema
 
@@ -307,6 +308,7 @@ def _numeric(v: pd.Series) -> pd.Series:
 _PLACEHOLDERS = {"n/a", "na", "-", "--", "none", "null", "nil", "unknown", "n/k", "nk", "?", "tbc"}
 # Header words that name a coordinate column whatever its cells hold.
 _COORD_WORDS = {"lon", "lng", "longitude", "lat", "latitude", "easting", "eastings", "northing", "northings"}
+_DEGREE_WORDS = {"lon", "lng", "long", "longitude", "lat", "latitude"}
 
 
 def _coordinate_pairs(raw: pd.DataFrame, cols: list[str]) -> list[dict]:
@@ -319,7 +321,9 @@ def _coordinate_pairs(raw: pd.DataFrame, cols: list[str]) -> list[dict]:
     for c in cols:
         v = _values(raw[c])
         v = v[~v.str.lower().isin(_PLACEHOLDERS)]
-        n = _numeric(v)
+        # A column its header names a longitude or latitude is read as the loader reads one: decimal
+        # commas ('51,5145') and degrees-minutes-seconds too (its number alone reads '51,501' as 51501).
+        n = pd.Series(degrees(v), index=v.index) if _words(c) & _DEGREE_WORDS else _numeric(v)
         need = 0.5 if _words(c) & _COORD_WORDS else 0.9
         if len(v) and _share(n.notna()) > need:
             nums[c] = n.dropna()
@@ -531,11 +535,14 @@ def draft_mapping(path: str | Path, sheet=None) -> Draft:
             if cand["kind"] in ("lonlat", "en"):
                 cells = pd.concat([_all(raw[cand["x"]]), _all(raw[cand["y"]])])
                 cells = cells[~cells.str.lower().isin(_PLACEHOLDERS)]
-                bad = int(_numeric(cells).isna().sum())
+                lonlat = cand["kind"] == "lonlat"   # read as the loader reads degrees (a comma, DMS) or numbers
+                bad = int(np.isnan(degrees(cells)).sum() if lonlat else _numeric(cells).isna().sum())
                 if bad:
                     todo.append(f"location.{cand['kind']}: {bad:,} cell(s) of {cand['x']} / {cand['y']} are not "
-                                "plain numbers (degrees-minutes-seconds, a decimal comma, a letter): those rows are "
-                                "rejected, or placed by a later candidate; correct them in the file or accept it")
+                                + ("degrees the loader reads (a decimal, a decimal comma or degrees-minutes-seconds"
+                                   " with N/S/E/W)" if lonlat else "plain numbers (a letter, a unit)")
+                                + ": those rows are rejected, or placed by a later candidate; correct them in the "
+                                  "file or accept it")
     else:
         mapping["location"] = {"kind": TODO, "column": TODO}
         todo.append("location: no coordinates, postcode, grid reference or place column found; set the kind "

@@ -70,14 +70,16 @@ def test_draft_keeps_named_coordinate_columns_with_messy_cells(tmp_path):
     rows = ["Report ID,Submitted,What happened,Longitude,Latitude,Where"]
     cells = [("-0.0808", "51.5180"), ("51.5155", "-0.0925"), ("0°05'10.1\"W", "51°31'02.5\"N"),
              ("N/A", "N/A"), ("-0.0779", "51.5155"), ("51.5136", "-0.0890"), ("\"-0,0850\"", "\"51,5170\""),
-             ("-0.0850 W", "51.5170 N"), ("-0.0850", "51.5170"), ("-0.0921", "51.5201")]
+             ("-0.0850 W", "51.5170 N"), ("-0.0850", "51.5170"), ("-0.0921", "51.5201"), ("see notes", "see notes")]
     for k, (x, y) in enumerate(cells * 3):
         rows.append(f"CR{k},2019-04-0{1 + k % 9} 21:00,Fighting,{x},{y},near Moorgate {k}")
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     draft = draft_mapping(path)
     first = draft.mapping["location"][0]
     assert first == {"kind": "lonlat", "x": "Longitude", "y": "Latitude", "fix_swapped": True}
-    assert [t.split(" cell")[0] for t in draft.todo if t.startswith("location.")] == ["location.lonlat: 18"]
+    # Degrees-minutes-seconds, decimal commas and hemisphere letters are read as the loader reads them: only
+    # 'see notes' is said to be no degree (they were 18 cells 'not plain numbers').
+    assert [t.split(" cell")[0] for t in draft.todo if t.startswith("location.")] == ["location.lonlat: 6"]
 
     asb = tmp_path / "asb.csv"
     en = [("532,754", "181,859"), ("532657.0", "181476.0"), ("N/A", "N/A"), ("-", "-"), ("533309", "181308"),
@@ -203,6 +205,7 @@ def test_degrees_with_decimal_commas_or_minutes_and_seconds_are_read_with_a_note
     written = [("-0,0823", "51,5145", "decimal comma"),
                ("0°4'56.28\"W", "51°30'52.2\"N", "degrees, minutes and seconds"),
                ("W 0 4.938", "N 51 30.87", "degrees, minutes and seconds"),
+               ("0.0823 W", "51.5145N", "a hemisphere letter"),
                ("0d4m56.28sW", "51d30m52.2sN", "degrees, minutes and seconds"),
                ("-0.0823", "51.5145", "")]
     rows = ["Ref;Date;Type;Longitude;Latitude"]
@@ -217,15 +220,16 @@ def test_degrees_with_decimal_commas_or_minutes_and_seconds_are_read_with_a_note
                                  "date": {"column": "Date"},
                                  "location": {"kind": "lonlat", "x": "Longitude", "y": "Latitude"}})
     inc = got.incidents.sort_values("_row")
-    assert inc["_row"].tolist() == [1, 2, 3, 4, 5]
+    assert inc["_row"].tolist() == [1, 2, 3, 4, 5, 6]
     ex, ey = transformer(WGS84, BNG).transform(lon, lat)
     assert abs(inc["x"] - ex).max() < 0.5 and abs(inc["y"] - ey).max() < 0.5
     notes = got.ledger.notes.set_index("row")["note"]
     assert notes.get(1) == "decimal comma read as a decimal point"
-    assert [notes.get(k) for k in (2, 3, 4)] == ["degrees, minutes and seconds read as decimal degrees"] * 3
-    assert 5 not in notes.index
+    assert [notes.get(k) for k in (2, 3, 5)] == ["degrees, minutes and seconds read as decimal degrees"] * 3
+    assert notes.get(4) == "a hemisphere letter read as the sign"
+    assert 6 not in notes.index
     # Half the last unit, the coarser coordinate's: 4 decimals of a degree 5.6 m; a tenth of a second 1.5 m;
     # a hundredth of a minute 9.3 m.
-    assert inc["location_precision_m"].tolist() == [5.6, 1.5, 9.3, 1.5, 5.6]
+    assert inc["location_precision_m"].tolist() == [5.6, 1.5, 9.3, 5.6, 1.5, 5.6]
     rej = got.ledger.rejects.set_index("row")["reason"]
-    assert rej.to_dict() == {6: "coordinates out of range", 7: "unparseable coordinates", 8: "unparseable coordinates"}
+    assert rej.to_dict() == {7: "coordinates out of range", 8: "unparseable coordinates", 9: "unparseable coordinates"}

@@ -164,53 +164,76 @@ _DMS = re.compile(r"""^\s*(?P<h1>[NSEWnsew])?\s*(?P<d>\d{1,3})\s*(?:°|º|d|\s)\
                   re.X)
 
 
+# Decimal degrees with a hemisphere letter before or after ("51.5170 N", "W 0.0850", "-0.0850 W").
+_DECIMAL_HEMISPHERE = re.compile(r"^\s*(?P<h1>[NSEWnsew])?\s*(?P<sign>[+-])?(?P<v>\d{1,3}(?:[.,]\d+)?)\s*°?\s*"
+                                 r"(?P<h2>[NSEWnsew])?\s*$")
+
+
 def _degrees_as_written(xs: pd.Series, ys: pd.Series, note: np.ndarray
                         ) -> tuple[pd.Series, pd.Series, np.ndarray | None]:
     """Longitude and latitude text with decimal commas and degrees-minutes-seconds read as decimal
     degrees (as text, for ``numbers``), each such row noted; and the metres the minutes or seconds
-    written resolve (NaN elsewhere; None when no cell is written so). Only cells with some character
-    other than a digit, point, sign or space are looked at (1 M plain decimals: 1.3 s -> 0.14 s); the
+    written resolve, the coarser coordinate's (NaN elsewhere; None when no cell is written so). The
     caller asks only when some cell is no number or out of range."""
+    xs, x_m = _column_degrees(xs, note)
+    ys, y_m = _column_degrees(ys, note)
+    return xs, ys, (x_m if y_m is None else y_m if x_m is None else np.fmax(x_m, y_m))
+
+
+def degrees(text: pd.Series) -> np.ndarray:
+    """Decimal degrees of one longitude or latitude column as the loader reads it (a decimal comma,
+    degrees-minutes-seconds), NaN where a cell is none: what ``draft-mapping`` judges a column by."""
+    text = text.fillna("").astype(str).str.strip()
+    return numbers(_column_degrees(text, np.full(len(text), "", dtype=object))[0])
+
+
+def _column_degrees(text: pd.Series, note: np.ndarray) -> tuple[pd.Series, np.ndarray | None]:
+    """``_degrees_as_written`` of one column. Only cells with some character other than a digit, point,
+    sign or space are looked at (1 M plain decimals: 1.3 s -> 0.14 s)."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    dms_m = None
-    for col, text in (("x", xs), ("y", ys)):
-        arr = pa.array(text.to_numpy(object), type=pa.string()) if text.dtype == object else pa.array(text)
-        odd = np.flatnonzero(pc.fill_null(pc.match_substring_regex(arr, r"[^0-9.+\-\s]"), False)
-                             .to_numpy(zero_copy_only=False))
-        if not len(odd):
+    arr = pa.array(text.to_numpy(object), type=pa.string()) if text.dtype == object else pa.array(text)
+    odd = np.flatnonzero(pc.fill_null(pc.match_substring_regex(arr, r"[^0-9.+\-\s]"), False)
+                         .to_numpy(zero_copy_only=False))
+    if not len(odd):
+        return text, None
+    cells = text.iloc[odd]
+    comma = cells.str.fullmatch(_DECIMAL_COMMA).fillna(False).to_numpy(bool)
+    parts = cells.str.extract(_DMS)
+    dms = ~comma & parts["d"].notna().to_numpy() & (parts["h1"].isna() | parts["h2"].isna()).to_numpy()
+    minutes = parts["m"].str.replace(",", ".").astype(float)
+    seconds = parts["s"].fillna("0").str.replace(",", ".").astype(float)
+    dms &= ((minutes < 60) & (seconds < 60)).fillna(False).to_numpy(bool)
+    hemi = cells.str.extract(_DECIMAL_HEMISPHERE)
+    letter = hemi["h1"].fillna(hemi["h2"]).str.upper()
+    # One letter, and a sign that does not contradict it ("-0.085 E" is refused, not guessed).
+    decimal = (~comma & ~dms & hemi["v"].notna().to_numpy() & (hemi["h1"].isna() ^ hemi["h2"].isna()).to_numpy()
+               & ~((hemi["sign"] == "-") & letter.isin(["N", "E"])).to_numpy())
+    if not (comma.any() or dms.any() or decimal.any()):
+        return text, None
+    text = text.copy()
+    rows = odd[comma]
+    text.iloc[rows] = cells[comma].str.replace(",", ".", regex=False).to_numpy()
+    note[rows] = np.where(note[rows] == "", "decimal comma read as a decimal point", note[rows])
+    metres = np.full(len(text), np.nan)
+    for mask, value, last, unit_m, said in (
+            (dms, parts["d"].astype(float) + minutes / 60 + seconds / 3600,
+             parts["s"].where(parts["s"].notna(), parts["m"]), np.where(parts["s"].notna(), 30.9, 1852.0),
+             "degrees, minutes and seconds read as decimal degrees"),
+            (decimal, hemi["v"].str.replace(",", ".").astype(float), hemi["v"], 111_000.0,
+             "a hemisphere letter read as the sign")):
+        if not mask.any():
             continue
-        cells = text.iloc[odd]
-        comma = cells.str.fullmatch(_DECIMAL_COMMA).fillna(False).to_numpy(bool)
-        parts = cells.str.extract(_DMS)
-        dms = ~comma & parts["d"].notna().to_numpy() & (parts["h1"].isna() | parts["h2"].isna()).to_numpy()
-        minutes = parts["m"].str.replace(",", ".").astype(float)
-        seconds = parts["s"].fillna("0").str.replace(",", ".").astype(float)
-        dms &= ((minutes < 60) & (seconds < 60)).fillna(False).to_numpy(bool)
-        if not (comma.any() or dms.any()):
-            continue
-        text = text.copy()
-        rows = odd[comma]
-        text.iloc[rows] = cells[comma].str.replace(",", ".", regex=False).to_numpy()
-        note[rows] = np.where(note[rows] == "", "decimal comma read as a decimal point", note[rows])
-        if dms.any():
-            p = parts[dms]
-            value = p["d"].astype(float) + minutes[dms] / 60 + seconds[dms] / 3600
-            hemi = p["h1"].fillna(p["h2"]).fillna("").str.upper()
-            value = value.where(~hemi.isin(["S", "W"]), -value)
-            # Half the last unit written: a second of latitude is 30.9 m, a minute 1,852 m.
-            last = p["s"].where(p["s"].notna(), p["m"])
-            places = last.str.extract(r"[.,](\d+)$")[0].str.len().fillna(0).astype(float).to_numpy()
-            unit = np.where(p["s"].notna(), 30.9, 1852.0) * 0.5 * 10.0 ** (-places)
-            rows = odd[dms]
-            text.iloc[rows] = value.to_numpy().astype(str)
-            note[rows] = np.where(note[rows] == "", "degrees, minutes and seconds read as decimal degrees",
-                                  note[rows])
-            if dms_m is None:
-                dms_m = np.full(len(text), np.nan)
-            dms_m[rows] = np.fmax(dms_m[rows], np.maximum(unit, 1.0).round(1))
-        xs, ys = (text, ys) if col == "x" else (xs, text)
-    return xs, ys, dms_m
+        west = (parts["h1"].fillna(parts["h2"]).str.upper() if mask is dms else letter).isin(["S", "W"])
+        value = value.where(~west, -value)[mask]
+        # Half the last unit written: a second of latitude is 30.9 m, a minute 1,852 m, a degree 111 km.
+        places = last[mask].str.extract(r"[.,](\d+)$")[0].str.len().fillna(0).astype(float).to_numpy()
+        unit = (unit_m[mask] if np.ndim(unit_m) else unit_m) * 0.5 * 10.0 ** (-places)
+        rows = odd[mask]
+        text.iloc[rows] = value.to_numpy().astype(str)
+        note[rows] = np.where(note[rows] == "", said, note[rows])
+        metres[rows] = np.maximum(unit, 1.0).round(1)
+    return text, (metres if (dms | decimal).any() else None)
 
 
 def _decimal_precision(xs: pd.Series, ys: pd.Series) -> np.ndarray:
