@@ -4,7 +4,10 @@
 ``{"group", "title", "detail", "bounds"}`` (bounds ``[[south, west], [north,
 east]]`` in WGS84). Regions rank by their weighted incidents (R1 the
 strongest, as ``regions.rank``); buildings by their rank in ``buildings.csv``
-(relative risk with confidence), the top ``TOP_BUILDINGS``. The public tier
+(relative risk with confidence), the top ``TOP_BUILDINGS``, each saying its q and
+whether it is significant against comparable places (the rank follows the Poisson
+interval, which does not allow for overdispersion: in the example the top ten all
+have q >= 0.69, and a bare "relative risk 7.13" read as a finding). The public tier
 lists regions only, with its counts suppressed and rounded. Text is plain:
 the map sets it with ``textContent``.
 """
@@ -15,6 +18,7 @@ import pandas as pd
 
 from hotspots.crs import BNG, WGS84, transformer
 from hotspots.detect.spacetime import trending
+from hotspots.publish.map_buildings import risk_band
 from hotspots.tiers import public_count
 from hotspots.weight import is_risk
 
@@ -132,6 +136,16 @@ def _region_entries(result, public: bool) -> list[dict]:
     return out
 
 
+def _sureness(b: pd.Series, lab: str) -> str:
+    """", q 0.76: not significant against comparable places" (or "significant", the map's "high" band),
+    for a building's entry at radius ``lab``; "" where it has no q."""
+    q = b.get(f"q_{lab}")
+    if q is None or pd.isna(q):
+        return ""
+    said = "significant" if risk_band(b, [lab]) == "high" else "not significant"
+    return f", q {'<0.001' if q < 0.001 else f'{q:.3f}'}: {said} against comparable places"
+
+
 def _building_entries(result) -> list[dict]:
     table = result.buildings
     if table is None or not len(table) or "rank" not in table:
@@ -144,7 +158,8 @@ def _building_entries(result) -> list[dict]:
         if lab and f"n_{lab}" in b:
             # Expected is in weighted incidents: against the weighted count (its ratio is the relative risk).
             detail += (f"; {b[f'weighted_{lab}']:,.1f} weighted incidents ({int(b[f'n_{lab}']):,} records) within "
-                       f"{lab} m against {b[f'expected_{lab}']:,.1f} expected (relative risk {b[f'rr_{lab}']:.2f})")
+                       f"{lab} m against {b[f'expected_{lab}']:,.1f} expected (relative risk {b[f'rr_{lab}']:.2f}"
+                       + _sureness(b, lab) + ")")
         if b.get("region_id"):
             detail += f"; in hotspot region {b['region_id']}"
         r = float(lab) if lab else 250.0
