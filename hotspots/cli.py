@@ -334,6 +334,11 @@ def cmd_draft_mapping(args) -> int:
     from hotspots.draft import draft_mapping
 
     draft = draft_mapping(args.file, sheet=args.sheet)
+    config = draft.mapping["_draft"]["config"]
+    if args.out:
+        # The config lines kept in the file name the mapping as written (--out), as the lines printed do: the
+        # file said schema = "<name>.json" while the terminal said the --out name.
+        config[:] = [line.replace(f'"{draft.mapping["name"]}.json"', f'"{Path(args.out).name}"') for line in config]
     text = json.dumps(draft.mapping, indent=2, ensure_ascii=False) + "\n"
     report = sys.stdout if args.out else sys.stderr
     print("\n".join(draft.summary), file=report)
@@ -349,8 +354,7 @@ def cmd_draft_mapping(args) -> int:
     except OSError as exc:
         raise UserError(f"the mapping cannot be written ({exc.strerror}).", file=str(out)) from None
     print(f"\nwrote {out}: fill each TODO, add the source to the config, e.g.", file=report)
-    print("\n".join("  " + line for line in draft.mapping["_draft"]["config"]).replace(
-        f'"{draft.mapping["name"]}.json"', f'"{out.name}"'), file=report)
+    print("\n".join("  " + line for line in config), file=report)
     print("then run 'hotspots validate CONFIG.toml'. The format: docs/mappings.md.", file=report)
     return 0
 

@@ -157,6 +157,10 @@ def test_draft_mapping_command_writes_a_mapping_and_never_overwrites(tmp_path, c
     assert "left out as personal data: Complainant Name, Complainant Tel, Officer Notes" in shown
     assert "Graffiti" in shown and "criminal-damage-arson" in shown
     assert json.loads(out.read_text(encoding="utf-8"))["location"]["kind"] == "postcode"
+    # The config lines in the file and on the terminal name the mapping as written (the file said
+    # schema = "council_asb_log.json" while the terminal said "asb.json").
+    assert '  schema = "asb.json"' in shown.splitlines()
+    assert 'schema = "asb.json"' in json.loads(out.read_text(encoding="utf-8"))["_draft"]["config"]
     assert main(["draft-mapping", str(path), "--out", str(out)]) == 1
     assert "does not overwrite" in capsys.readouterr().err
     assert main(["draft-mapping", str(path)]) == 0          # to standard output
