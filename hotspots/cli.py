@@ -43,6 +43,8 @@ def _print_accounting(summary, out=None) -> None:
         print("  ".join(cells), file=out)
         if rec.get("top_reject_reasons"):
             print(f"    top reject reasons: {rec['top_reject_reasons']}", file=out)
+        if rec.get("top_filter_reasons"):
+            print(f"    top filter reasons: {rec['top_filter_reasons']}", file=out)
 
 
 def default_out_folder(shared: Path, agency: str | None) -> Path:
