@@ -315,3 +315,20 @@ def test_building_expected_is_read_against_the_weighted_count_it_was_computed_fo
     numbers = [float(v.replace(",", "")) for v in re.findall(r"\d[\d,]*\.?\d*", detail)]
     assert 839.6 in numbers and 32.7 in numbers and 25.69 in numbers
     assert "839.6 weighted incidents" in detail and "against 32.7 expected" in detail
+
+
+def test_a_regions_incidents_and_its_evidence_mix_say_what_each_counts(demo_out, example_result):
+    """A user audit: R1 read "Incidents 511" beside an evidence mix summing to 709 (stop and search, a
+    context layer, and records linked as duplicates are in the mix, not in the incidents), and "Supported
+    by" a source with no record inside the region. Both labels say what they count, in the briefing and
+    the map's region popup."""
+    from hotspots.detect.counts import count_columns
+    from hotspots.publish.where import MIX_LABEL, SUPPORT_LABEL
+    reg = example_result.regions.set_index("region_id").loc["R1"]
+    assert reg[count_columns(example_result.regions)].sum() > reg["n"]       # the two count different things
+    html = (demo_out[2] / "briefing.html").read_text(encoding="utf-8")
+    assert "<th>Incidents (risk records)</th>" in html
+    assert html.count(f"<th>{MIX_LABEL}</th>") == len(example_result.regions)
+    assert f"<th>{SUPPORT_LABEL.replace(chr(39), '&#x27;')}</th>" in html
+    page = (demo_out[2] / "map.html").read_text(encoding="utf-8")
+    assert MIX_LABEL in page and "Incidents (counted as risk)" in page

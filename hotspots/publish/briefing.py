@@ -34,7 +34,8 @@ from hotspots.errors import UserError
 from hotspots.publish import charts
 from hotspots.publish.escape import esc
 from hotspots.publish.palette import TAB10
-from hotspots.publish.where import RECORD_COLUMNS, clock, peak_window, region_records, rows_by_region
+from hotspots.publish.where import (MIX_LABEL, RECORD_COLUMNS, SUPPORT_LABEL, clock, peak_window, region_records,
+                                    rows_by_region)
 from hotspots.tiers import PUBLIC, RULES_TEXT, SUPPRESSED, public_count
 from hotspots.weight import risk
 
@@ -176,10 +177,10 @@ def _region_section(result, reg, public: bool, drawn: _RegionCharts) -> str:
     name = getattr(reg, "name", "") or reg.areas
     rows = [("Incidents (risk records)", count(reg.n)), ("Cells", f"{int(reg.cells):,}"),
             ("Areas", reg.areas.replace(";", ", ")), ("Crosses a boundary", "yes" if reg.cross_boundary else "no"),
-            ("Evidence mix", mix)]
+            (MIX_LABEL, mix)]
     support = getattr(reg, "support", "")
     if isinstance(support, str) and support:
-        rows.append(("Supported by", support.replace(";", ", ")))
+        rows.append((SUPPORT_LABEL, support.replace(";", ", ")))
     if not public:
         rows.insert(1, ("Weighted incidents", f"{reg.weighted:,.1f}"))
         rows.append(("Peak hours", peak or "no times of day in these records"))

@@ -38,7 +38,7 @@ from hotspots.detect.spacetime import month_index, trending
 from hotspots.publish.map_buildings import LABEL_ZOOM, buildings_layers, buildings_legend_html
 from hotspots.publish.escape import HtmlBlock, esc, render_once, short
 from hotspots.publish.map_controls import CellLayer, LegendSwitch, MonthSlider, WhereToAct, ZoomLabels
-from hotspots.publish.where import where_to_act
+from hotspots.publish.where import MIX_LABEL, SUPPORT_LABEL, where_to_act
 from hotspots.publish import palette
 from hotspots.publish.offline import make_self_contained
 from hotspots.tiers import RULES_TEXT, public_count, public_counts, public_coverage
@@ -231,8 +231,8 @@ def _regions_layer(regions: gpd.GeoDataFrame, public: bool) -> folium.FeatureGro
                               if "support" in reg else "")
         fields = ["region_id", "name", "cells", "incidents", "weighted_txt", "peak", "evidence_mix", "support_txt",
                   "areas", "crosses"]
-        aliases = ["Region", "Place", "Cells", "Incidents", "Weighted", "Peak z", "Evidence", "Made hot by", "Areas",
-                   "Crosses a boundary"]
+        aliases = ["Region", "Place", "Cells", "Incidents (counted as risk)", "Weighted", "Peak z", MIX_LABEL,
+                   SUPPORT_LABEL, "Areas", "Crosses a boundary"]
     data = _web(reg, fields)
     folium.GeoJson(
         data, name="regions",

@@ -22,6 +22,11 @@ from hotspots.publish.map_buildings import risk_band
 from hotspots.tiers import public_count
 from hotspots.weight import is_risk
 
+# What a region's evidence mix counts, and what its support means (a user audit: R1's "Incidents 511" beside a
+# mix summing to 709, and a region "made hot by" a source with no record inside it). Shared with the briefing.
+MIX_LABEL = "Records by evidence (context layers and records linked as duplicates included)"
+SUPPORT_LABEL = "Made hot by (each source's own Gi*: its records in and around the region)"
+
 TOP_BUILDINGS = 10
 
 
