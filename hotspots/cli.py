@@ -221,8 +221,8 @@ def cmd_validate(args) -> int:
         except UserError as exc:
             grid_problem = str(exc)
     _print_accounting(loaded.ledger.summary(acc))
-    print("\n(The counts are run's, but for one step: validate does not clip to the study area, so run may "
-          "reject more rows as 'outside study area'.)")
+    print("\n(These are the counts run makes, except that validate does not clip the records to the study area: "
+          "run may reject more rows, as 'outside study area'.)")
     for sid, message in loaded.ledger.failures.items():
         print(f"\nsource '{sid}' FAILED: {message}")
     if grid_problem:

@@ -375,7 +375,10 @@ def _location(raw: pd.DataFrame, cols: list[str], vector: bool) -> tuple[list[di
             posts.append({"kind": "postcode", "column": c})
         elif words & _PLACE_WORDS and not words & {"type", "category", "kind", "class"} and \
                 v.nunique() > min(20, 0.1 * len(v)):
-            free.append({"kind": "freetext", "column": c})
+            # A column its header calls a station ('Station', 'Station name'): a transport police log names
+            # stations there, and unhinted 'Liverpool Street' is the street (a user audit).
+            free.append({"kind": "freetext", "column": c,
+                         **({"gazetteer": ["stations"]} if words & {"station", "stations"} else {})})
     cands += grid + posts + free[:1]
     return cands, [c for cand in cands for c in (cand.get("x"), cand.get("y"), cand.get("column")) if c]
 
@@ -622,6 +625,16 @@ def draft_mapping(path: str | Path, sheet=None) -> Draft:
     config = [f'[[sources]]', f'id = "{name}"', f'path = "{path.name}"', f'schema = "{name}.json"',
               f'evidence = "{mapping["evidence"]}"', 'weight = 1.0',
               'coverage = ["TODO: the boundary areas this partner covers"]']
+    codes = [] if not ccol else list(dict.fromkeys(
+        code for val, code in sorted(fields["category"]["map"].items(), key=lambda kv: -values_seen.get(kv[0], 0))
+        if code != TODO))
+    if codes:
+        # Without a categories line every record the mapping keeps counts as risk: a council log's noise and
+        # begging doubled a hotspot region in a user audit. The codes are listed for the analyst to trim.
+        config.append("categories = [" + ", ".join(f'"{c}"' for c in codes) + "]   # TODO: keep the risk ones")
+        todo.append(f"categories: the [[sources]] line lists every code the mapping gives ({len(codes)}); keep "
+                    "only those that count as risk for this partnership (anti-social behaviour covers noise and "
+                    "begging): without the line, every record counts")
     if needs & {"postcode", "freetext"}:
         config.append("# and [geocoding] postcodes = \"<Code-Point Open CSVs>\" in the config")
     todo.append("evidence: check the evidence class (recorded_crime, health, partner_record, intelligence, "

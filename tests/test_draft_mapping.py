@@ -139,7 +139,13 @@ def test_draft_of_an_unseen_council_asb_log_loads_every_row(tmp_path):
         "Graffiti": "criminal-damage-arson", "Threatening behaviour": "public-order"}
     assert set(m["_draft"]["left_out"]) == {"Complainant Name", "Complainant Tel", "Officer Notes"}
     assert m["dedupe"] == {"column": "Case Ref", "scope": "council_asb_log"}
-    assert len(draft.todo) == 1 and draft.todo[0].startswith("evidence")   # nothing else left undecided
+    # Nothing else left undecided but which categories count as risk: every code the map gives is listed in
+    # the suggested [[sources]] for the analyst to trim (a user audit: without the line, a council log's
+    # noise and begging counted as risk and doubled a region).
+    assert [t.split(":")[0] for t in draft.todo] == ["categories", "evidence"]
+    line = next(c for c in m["_draft"]["config"] if c.startswith("categories = "))
+    listed = line.split("]")[0].split("[")[1]
+    assert sorted(c.strip(' "') for c in listed.split(",")) == sorted(set(m["fields"]["category"]["map"].values()))
     got = account(tmp_path, path, str(write(tmp_path, m, "asb")))
     assert (got["rows_read"], got["rows_loaded"], got["rows_rejected"]) == (60, 60, 0)
     inc = got["incidents"].sort_values("occurred_from")
@@ -291,3 +297,18 @@ def test_a_late_cp1252_byte_and_unreadable_files(tmp_path):
                       ("missing.csv", "does not exist"), ("notes.docx", "cannot tell the format")):
         with pytest.raises(UserError, match=why):
             draft_mapping(tmp_path / name)
+
+
+def test_a_column_headed_station_is_drafted_as_stations_only(tmp_path):
+    """A transport police log's 'Station' column: drafted as free text over the whole gazetteer, 'Liverpool
+    Street' was the street (150-241 m precision) in a user audit; a station column names stations."""
+    path = tmp_path / "btp.csv"
+    stations = ["Liverpool Street", "Moorgate", "Bank", "Aldgate East", "Old Street", "Barbican", "Farringdon",
+                "Whitechapel", "Shoreditch High Street", "Cannon Street", "Monument", "St. Paul's", "Angel",
+                "Blackfriars", "Mansion House", "Tower Hill", "Aldgate", "Chancery Lane", "Holborn", "Euston",
+                "King's Cross St. Pancras"]
+    rows = ["Crime Ref,Date,Offence,Station"] + [f"BTP{k:04d},0{1 + k % 9}/04/2019,Robbery,{stations[k % 21]}"
+                                                 for k in range(63)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    draft = draft_mapping(path)
+    assert draft.mapping["location"] == {"kind": "freetext", "column": "Station", "gazetteer": ["stations"]}
