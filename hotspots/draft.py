@@ -154,6 +154,19 @@ def _header_index(rows: list[list[str]]) -> int | None:
     return None
 
 
+def _two_row_header(rows: list[list[str]], at: int) -> bool:
+    """Whether the header found at ``at`` is the upper of two header rows: group labels over gaps (a
+    spreadsheet's merged cells, "Incident" over "Date" and "Time") that the next row fills with names,
+    every one of them a label, not data."""
+    if at + 2 >= len(rows):
+        return False
+    upper, lower = ([str(c).strip() for c in r] for r in (rows[at], rows[at + 1]))
+    named = [k for k, c in enumerate(lower) if c]
+    gaps = [k for k in named if k < len(upper) and not upper[k] and any(upper[:k])]
+    labels = all(not re.fullmatch(r"[\d\s.,:/\-+£$%]+", lower[k]) and len(lower[k]) <= 80 for k in named)
+    return bool(gaps) and labels and len(named) >= 2 and len(set(lower[k] for k in named)) == len(named)
+
+
 def _read(path: Path, sheet) -> tuple[dict, pd.DataFrame, list[str], list[str]]:
     """(reader entry, the table as strings, header, todo) of the file."""
     fmt = AUTO_FORMATS.get(path.suffix.lower())
@@ -179,6 +192,8 @@ def _read(path: Path, sheet) -> tuple[dict, pd.DataFrame, list[str], list[str]]:
         if at is None:
             at = 0
             todo.append("reader.header_row: no header row found; set it (1-based), or 'names' for a file without one")
+        if at and _two_row_header(rows, at):
+            reader["group_row"], at = at + 1, at + 1
         if at:
             reader["header_row"] = at + 1
     elif fmt == "excel":
@@ -200,6 +215,8 @@ def _read(path: Path, sheet) -> tuple[dict, pd.DataFrame, list[str], list[str]]:
         if at is None:
             at = 0
             todo.append("reader.header_row: no header row found on the sheet; set it (1-based, as Excel shows it)")
+        if _two_row_header(rows, at):
+            reader["group_row"], at = at + 1, at + 1
         reader["header_row"] = at + 1
     table = read_source(path, reader)
     return reader, table.rows, [c for c in table.columns if c != "_row"], todo
@@ -534,7 +551,7 @@ def draft_mapping(path: str | Path, sheet=None) -> Draft:
                 if bad and not any(c.get("column") == cand["column"] and c["kind"] == "gridref" for c in cands):
                     todo.append(f"location.postcode: {bad:,} cell(s) of {cand['column']} are not full postcodes "
                                 "(a district 'EC2A', a sector 'E1 6', a typo): those rows are placed by a later "
-                                "candidate, or rejected 'not a valid postcode'")
+                                "candidate, or rejected ('partial postcode' or 'not a valid postcode')")
             if cand["kind"] in ("lonlat", "en"):
                 cells = pd.concat([_all(raw[cand["x"]]), _all(raw[cand["y"]])])
                 cells = cells[~cells.str.lower().isin(_PLACEHOLDERS)]
@@ -654,7 +671,8 @@ def _summary(m: dict) -> list[str]:
              + (f", encoding {r['encoding']}" if "encoding" in r else "")
              + (f", delimiter {r['delimiter']!r}" if "delimiter" in r else "")
              + (f", sheet '{r['sheet']}'" if "sheet" in r else "")
-             + f", header on row {r.get('header_row', 1)}"]
+             + f", header on row {r.get('header_row', 1)}"
+             + (f" under group labels on row {r['group_row']}" if "group_row" in r else "")]
     date = m["date"]
     if date.get("column") != TODO:
         lines.append(f"date: '{date['column']}'" + (f" with time '{date['time_column']}'" if "time_column" in date

@@ -312,3 +312,62 @@ def test_a_column_headed_station_is_drafted_as_stations_only(tmp_path):
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     draft = draft_mapping(path)
     assert draft.mapping["location"] == {"kind": "freetext", "column": "Station", "gazetteer": ["stations"]}
+
+
+def _two_row_log(tmp: Path, n: int = 40, excel: bool = True) -> Path:
+    """A council log whose header is two rows: group labels merged over their columns ("Incident" over
+    "Date" and "Time", "Location" over "Street" and "Postcode"), single columns merged down both rows."""
+    pcs = pd.read_csv(DATA / "postcodes" / "ec.csv", header=None, usecols=[0], dtype=str)[0].iloc[::97].tolist()
+    upper = ["Case Ref", "Incident", "", "Type", "Location", "", "Complainant"]
+    lower = ["", "Date", "Time", "", "Street", "Postcode", ""]
+    data = [[f"ASB/{k:04d}", f"{1 + k % 28:02d}/{1 + k % 11:02d}/2019", f"{8 + k % 14:02d}:{(7 * k) % 60:02d}",
+             ASB_TYPES[k % len(ASB_TYPES)], "Wormwood Street", pcs[k % len(pcs)], f"Mrs Smith {k}"] for k in range(n)]
+    if not excel:
+        path = tmp / "two_rows.csv"
+        lines = ["Case log export,,,,,,", *(",".join(r) for r in (upper, lower, *data))]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+    from openpyxl import Workbook
+    wb = Workbook()
+    ws = wb.active
+    ws["A1"] = "Case log export"
+    for col, (u, w) in enumerate(zip(upper, lower), start=1):
+        ws.cell(3, col, u or None)
+        ws.cell(4, col, w or None)
+    for rng in ("A3:A4", "B3:C3", "D3:D4", "E3:F3", "G3:G4"):
+        ws.merge_cells(rng)
+    for r in data:
+        ws.append(r)
+    path = tmp / "two_rows.xlsx"
+    wb.save(path)
+    return path
+
+
+@pytest.mark.parametrize("excel", [True, False])
+def test_a_header_of_two_rows_is_read_as_one_name_a_column(tmp_path, excel):
+    """A user audit: a workbook whose header is two rows (merged group labels over names) was drafted with
+    the group row as the header: the times' column 'Unnamed: 2' (not used: every record a day wide), the
+    second header row a row of data rejected 'no category'. The draft finds both rows (group_row,
+    header_row); the reader names each column by both ('Incident Time'); every row loads with its time."""
+    path = _two_row_log(tmp_path, excel=excel)
+    draft = draft_mapping(path)
+    m = draft.mapping
+    first = 3 if excel else 2           # CSV rows count the non-blank lines, as header_row does
+    assert (m["reader"]["group_row"], m["reader"]["header_row"]) == (first, first + 1)
+    assert m["date"]["column"] == "Incident Date" and m["date"]["time_column"] == "Incident Time"
+    assert m["location"] == {"kind": "postcode", "column": "Location Postcode"}
+    assert m["fields"]["category"]["column"] == "Type"
+    assert "Complainant" in m["_draft"]["left_out"]
+    got = account(tmp_path, path, str(write(tmp_path, fill(m), "two")))
+    assert (got["rows_read"], got["rows_loaded"], got["rows_rejected"]) == (40, 40, 0)
+    inc = got["incidents"]
+    assert (inc["date_precision"] == "minute").all()
+    assert inc["occurred_from"].min() == pd.Timestamp("2019-01-01 08:00")
+
+
+def test_a_group_row_below_the_header_is_a_config_error(tmp_path):
+    from hotspots.errors import UserError
+    from hotspots.load.readers import read_source
+    path = _two_row_log(tmp_path)
+    with pytest.raises(UserError, match=r"group_row \(4\) must be above its header_row \(3\)"):
+        read_source(path, {"format": "excel", "header_row": 3, "group_row": 4})

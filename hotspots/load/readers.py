@@ -122,25 +122,32 @@ def header_further_down(path: Path, reader: dict, names: list[str], rows: int = 
     that names at least half of ``names``, when the reader takes another row as the header; else None.
     For the message on a header that matches nothing: title rows above it ("Council ASB log", "Extract
     of ...") are the usual cause, and the fix is one key."""
+    found = _top_rows(path, reader, rows)
+    if found is None:
+        return None
+    want = set(names)
+    for k, row in enumerate(found):
+        if k != _header(reader) and len(want & {str(c).strip() for c in row}) * 2 >= len(want):
+            return k + 1
+    return None
+
+
+def _top_rows(path: Path, reader: dict, rows: int) -> list[list[str]] | None:
+    """The first ``rows`` non-blank rows of a CSV or a workbook's sheet as lists of cell text, numbered as
+    ``header_row`` counts them; None for other formats or a file that cannot be read (its reader says why)."""
     fmt = reader.get("format", "csv")
     if fmt == "auto":
         fmt = AUTO_FORMATS.get(path.suffix.lower(), "")
     try:
         if fmt == "csv" and not _utf16(reader.get("encoding", "utf-8-sig")):
             with open(path, encoding=reader.get("encoding", "utf-8-sig"), errors="replace", newline="") as fh:
-                found = [row for _, row in zip(range(rows), (r for r in csv.reader(
+                return [row for _, row in zip(range(rows), (r for r in csv.reader(
                     fh, delimiter=reader.get("delimiter", ",")) if r))]
-        elif fmt == "excel":
-            found = pd.read_excel(path, sheet_name=reader.get("sheet", 0), header=None, nrows=rows,
-                                  dtype=str).fillna("").values.tolist()
-        else:
-            return None
+        if fmt == "excel":
+            return pd.read_excel(path, sheet_name=reader.get("sheet", 0), header=None, nrows=rows,
+                                 dtype=str).fillna("").values.tolist()
     except Exception:   # only a hint: a file that cannot be read has its own message
         return None
-    want = set(names)
-    for k, row in enumerate(found):
-        if k != _header(reader) and len(want & {str(c).strip() for c in row}) * 2 >= len(want):
-            return k + 1
     return None
 
 
@@ -666,12 +673,46 @@ def read_source(path: Path, reader: dict, keep: set[str] | None = None) -> RawTa
             raise UserError("this is not a regular file (a folder, a pipe or a device).", file=str(path),
                             hint="Point the source's path at the partner's files themselves.")
         raise UserError("the file does not exist.", file=str(path))
+    if "group_row" in reader:
+        return _grouped(path, reader, fmt)
     if fmt == "csv":
         # Its blank lines are skipped by the parsers; a row of empty cells (,,,) is a row, as it may hold
         # data in the columns ``keep`` left unread (a review: dropping it then lost the row uncounted).
         return _read_csv(path, reader, keep)
     table = READERS[fmt](path, reader)
     return table._replace(rows=_without_blank_rows(table.rows))
+
+
+def _grouped(path: Path, reader: dict, fmt: str) -> RawTable:
+    """A header of two rows (a spreadsheet's merged group labels, "Incident" over "Date" and "Time"): the
+    table read with ``header_row`` as its header, each column named by the ``group_row`` label above it and
+    its own, "Incident Date", "Incident Time" (a user audit: read with the group row as the header, the
+    times' column was "Unnamed: 2" and the second header row a row of data). A blank group cell takes the
+    label to its left while the header cell below it holds a name (a merged cell keeps its label in its
+    first cell only); a column with no header cell is named by its group label alone."""
+    if fmt not in ("csv", "excel"):
+        raise UserError(f"the reader's group_row is read for CSV and Excel files, not '{fmt}'.", file=str(path))
+    at, group = int(reader["group_row"]) - 1, _header(reader)
+    if at >= group:
+        raise UserError(f"the reader's group_row ({at + 1}) must be above its header_row ({group + 1}).",
+                        file=str(path), hint="group_row is the row of labels over the header's names.")
+    table = READERS[fmt](path, reader) if fmt == "excel" else _read_csv(path, reader)
+    found = (_top_rows(path, {**reader, "format": fmt}, at + 1) or [])[at:at + 1]
+    labels = [str(c).strip() for c in (found[0] if found else [])]
+    names, out, left = table.columns, [], ""
+    for k, name in enumerate(names):
+        own = "" if re.fullmatch(r"Unnamed: \d+", name) else name.strip()
+        label = labels[k] if k < len(labels) else ""
+        left = label or (left if own else "")
+        out.append(" ".join(p for p in (left, own) if p) or name)
+    if len(set(out)) != len(out):
+        twice = sorted({n for n in out if out.count(n) > 1})
+        raise UserError(f"the two header rows give the name {twice[0]!r} to more than one column.", file=str(path),
+                        hint="Check group_row and header_row, or rename a column in the file.")
+    # By position: pandas names a blank header cell "Unnamed: k" where the CSV's own header reads "".
+    cells = [c for c in table.rows.columns if c != "_row"]
+    rows = table.rows.rename(columns=dict(zip(cells, out)))
+    return RawTable(_without_blank_rows(rows) if fmt == "excel" else rows, out, table.note)
 
 
 def _without_blank_rows(rows: pd.DataFrame) -> pd.DataFrame:

@@ -53,6 +53,7 @@ SPEC = Table({
         "format": Text(("auto", *READERS)), "encoding": Encoding(),
         "delimiter": DELIMITER,
         "header": Number(lo=0, integer=True), "header_row": Number(lo=1, integer=True),
+        "group_row": Number(lo=1, integer=True),
         "names": ListOf(Text()), "records": Text(), "sheet": Either((Text(), Number(lo=0, integer=True))),
         "layer": Text(),
     }),
