@@ -173,6 +173,9 @@ def test_partner_tier_shows_cell_display_sites_only_by_their_cell(demo_out, exam
         for where, text in partner.items():
             assert site["name"] not in text and site["urn"] not in text, where
     assert partner["map.html"].count("A sensitive site in this cell") >= 6
+    # The legend says what the dashed squares are (a user audit: a meeting could not tell).
+    assert "A protected site (a children&#x27;s home, ...) shown by its grid cell only" in partner["map.html"] or \
+        "A protected site (a children's home, ...) shown by its grid cell only" in partner["map.html"]
     # Care homes are not sensitive: named as loaded.
     assert "Canal View Care Centre (simulated)" in partner["buildings.csv"]
 

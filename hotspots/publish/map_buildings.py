@@ -167,8 +167,12 @@ def buildings_layers(buildings_table: pd.DataFrame, time_note: str = "", map_nam
 LABEL_ZOOM = 16   # building and street names appear from this zoom on (about 1:8,000)
 
 
-def buildings_legend_html() -> str:
-    """The legend of the building risk bands (a block of the map's legend panel)."""
+def buildings_legend_html(sensitive: bool = False) -> str:
+    """The legend of the building risk bands (a block of the map's legend panel); with ``sensitive`` (some
+    site is shown only by its cell), what the dashed squares are (a user audit: nothing said so)."""
     rows = "".join(f'<div><span class="hs-swatch" style="background:{c};border-radius:50%"></span>{esc(label)}</div>'
                    for c, label in BANDS.values())
+    if sensitive:
+        rows += ('<div><span class="hs-swatch" style="border:2px dashed #222222"></span>A protected site (a '
+                 'children\'s home, ...) shown by its grid cell only, coloured by its band</div>')
     return f'<b>Key buildings (relative risk at the rank radius)</b>{rows}'
