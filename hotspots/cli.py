@@ -187,6 +187,15 @@ def cmd_validate(args) -> int:
     from hotspots.config import load_config
     from hotspots.load import load_sources
 
+    if getattr(args, "rejects", None):
+        out = Path(args.rejects)
+        if out.suffix.lower() != ".csv" or out.is_dir():
+            raise UserError("--rejects names the CSV file to write (FILE.csv).", file=str(out))
+        if out.exists() and not _written_rejects(out):
+            # Only a rejects file is replaced: never a partner's extract, a building list or a boundary file.
+            raise UserError("--rejects names a file that exists and is not a rejects file: it would be "
+                            "overwritten.", file=str(out),
+                            hint="Write the rejects to a file of their own, e.g. --rejects rejects.csv.")
     cfg = load_config(args.config)
     if "public" in cfg.tiers:
         from hotspots.tiers import check_public
@@ -223,11 +232,31 @@ def cmd_validate(args) -> int:
     _print_accounting(loaded.ledger.summary(acc))
     print("\n(These are the counts run makes, except that validate does not clip the records to the study area: "
           "run may reject more rows, as 'outside study area'.)")
+    if getattr(args, "rejects", None):
+        # Every rejected row, as run writes them (never whole rows): an analyst onboarding a partner reads
+        # them without running the analysis (a user audit: only the top three reasons were shown).
+        from hotspots.publish.exports import write_csv
+        out = Path(args.rejects)
+        try:
+            write_csv(loaded.ledger.rejects, out)
+        except OSError as exc:
+            raise UserError(f"the rejects cannot be written ({exc.strerror}).", file=str(out)) from None
+        print(f"\n{len(loaded.ledger.rejects):,} rejected rows written to {out}")
     for sid, message in loaded.ledger.failures.items():
         print(f"\nsource '{sid}' FAILED: {message}")
     if grid_problem:
         print(f"\nthe analysis would FAIL: {grid_problem}")
     return 1 if loaded.ledger.failures or grid_problem else 0
+
+
+def _written_rejects(path: Path) -> bool:
+    """Whether ``path`` is a rejects file (its header is ``REJECT_COLUMNS``), which --rejects may replace."""
+    from hotspots.load.ledger import REJECT_COLUMNS
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return fh.readline().rstrip("\r\n") == ",".join(REJECT_COLUMNS)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _check_grid(cfg, incidents, boundaries) -> None:
@@ -395,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="load and check every source without analysing")
     p.add_argument("config", help="the partnership's TOML config")
+    p.add_argument("--rejects", metavar="FILE.csv",
+                   help="also write every rejected row (source_id, file, row, reason, columns), as run's rejects.csv")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("evaluate", help="fit on some months, score on the next: hit rate, PAI, PEI, RRI")

@@ -328,3 +328,25 @@ def test_a_librarys_warning_is_one_line_naming_the_library(monkeypatch, capsys):
     assert main(["schemas"]) == 0
     assert capsys.readouterr().err == ("hotspots: warning from numpy: Mean of empty slice\n"
                                        "hotspots: warning from numpy: invalid value encountered in scalar divide\n")
+
+
+def test_validate_writes_every_rejected_row_on_request_and_never_over_an_input(tmp_path, capsys):
+    """A user audit: validate showed each source's top three reject reasons only; the rows were in run's
+    rejects.csv alone. --rejects writes them as run does; an existing file that is not a rejects file (a
+    partner's extract, the key buildings' list) is never overwritten, and is refused before anything is read."""
+    cfg = EXAMPLE / "partnership.toml"
+    out = tmp_path / "rejects.csv"
+    assert main(["validate", str(cfg), "--rejects", str(out)]) == 0
+    said = capsys.readouterr().out
+    rejects = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(rejects.columns) == ["source_id", "file", "row", "reason", "columns"]
+    assert f"\n{len(rejects):,} rejected rows written to {out}" in said
+    table = {ln.split()[0]: ln.split()[1:] for ln in said.splitlines() if ln and not ln.startswith((" ", "\n"))}
+    for sid, n in rejects["source_id"].value_counts().items():
+        assert int(table[sid][-1].replace(",", "")) == n, sid          # each source's rejected column
+    assert main(["validate", str(cfg), "--rejects", str(out)]) == 0          # its own file, replaced
+    for partner in (p for p in (EXAMPLE / "data" / "partners").iterdir() if p.suffix == ".csv"):
+        before = partner.read_bytes()                     # an extract, and the key buildings' list
+        assert main(["validate", str(cfg), "--rejects", str(partner)]) == 1
+        assert "--rejects names a file that exists and is not a rejects file" in capsys.readouterr().err
+        assert partner.read_bytes() == before
