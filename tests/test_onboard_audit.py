@@ -233,3 +233,22 @@ def test_degrees_with_decimal_commas_or_minutes_and_seconds_are_read_with_a_note
     assert inc["location_precision_m"].tolist() == [5.6, 1.5, 9.3, 5.6, 1.5, 5.6]
     rej = got.ledger.rejects.set_index("row")["reason"]
     assert rej.to_dict() == {7: "coordinates out of range", 8: "unparseable coordinates", 9: "unparseable coordinates"}
+
+
+def test_a_long_run_of_spaces_in_a_coordinate_cell_does_not_stall_the_load():
+    """A lon/lat cell of a digit, a long run of spaces and a letter ('51' + 2,000 spaces + 'x') took 15 s
+    in the degree patterns (their runs of optional spaces backtrack, cubic in the run): a few such cells in
+    a hostile or badly padded export held the load for hours. It is read (or refused) at once."""
+    import time
+
+    import numpy as np
+
+    from hotspots.load.location import _column_degrees
+    cells = pd.Series(["51" + " " * 2000 + "x", "N" + " " * 2000 + "51" + " " * 2000 + "x",
+                       "51" + " " * 2000 + "5" + " " * 2000 + "x", "51.5145" + " " * 3000 + "N", "0.0823 W"])
+    note = np.full(len(cells), "", dtype=object)
+    start = time.perf_counter()
+    text, _ = _column_degrees(cells, note)
+    assert time.perf_counter() - start < 1.0
+    assert text.iloc[4] == "-0.0823" and note[4] == "a hemisphere letter read as the sign"
+    assert list(note[:3]) == ["", "", ""]

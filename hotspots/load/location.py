@@ -197,7 +197,9 @@ def _column_degrees(text: pd.Series, note: np.ndarray) -> tuple[pd.Series, np.nd
                          .to_numpy(zero_copy_only=False))
     if not len(odd):
         return text, None
-    cells = text.iloc[odd]
+    # Each run of spaces as one: the patterns' optional spaces around a mark backtrack over a long run
+    # ('51' + 2,000 spaces + 'x' took 15 s, cubic in the run); what they read is the same.
+    cells = text.iloc[odd].str.replace(r"\s+", " ", regex=True)
     comma = cells.str.fullmatch(_DECIMAL_COMMA).fillna(False).to_numpy(bool)
     parts = cells.str.extract(_DMS)
     dms = ~comma & parts["d"].notna().to_numpy() & (parts["h1"].isna() | parts["h2"].isna()).to_numpy()
