@@ -252,3 +252,30 @@ def test_a_long_run_of_spaces_in_a_coordinate_cell_does_not_stall_the_load():
     assert time.perf_counter() - start < 1.0
     assert text.iloc[4] == "-0.0823" and note[4] == "a hemisphere letter read as the sign"
     assert list(note[:3]) == ["", "", ""]
+
+
+def test_a_hemisphere_letter_of_the_other_coordinate_is_refused_not_read_as_a_sign(tmp_path):
+    """'0.0823 S' in the longitude column was read as 0.0823 W, and 0°4'56"N as east, each with the note
+    'a hemisphere letter read as the sign': N and S say nothing of east or west, so the row went 11 km
+    either side of the meridian on a guess. They are rejected with their own reason; a pair whose letters
+    are both the other axis's (the columns swapped) is still put back by fix_swapped."""
+    rows = ["Ref;Date;Type;Longitude;Latitude",
+            "R1;03/04/2019;Fighting;0.0823 S;51.5145 N",
+            "R2;03/04/2019;Fighting;0.0823 W;51.5145 E",
+            "R3;03/04/2019;Fighting;0°4'56\"N;51°30'52\"N",
+            "R4;03/04/2019;Fighting;51.5145 N;0.0823 W",
+            "R5;03/04/2019;Fighting;0.0823 W;51.5145 N"]
+    path = tmp_path / "gps.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    got = _load(tmp_path, path, {"name": "gps", "extends": "partner_generic",
+                                 "reader": {"format": "csv", "delimiter": ";"},
+                                 "fields": {"category": {"column": "Type", "map": {"Fighting": "violent-crime"}}},
+                                 "date": {"column": "Date"},
+                                 "location": {"kind": "lonlat", "x": "Longitude", "y": "Latitude",
+                                              "fix_swapped": True}})
+    assert sorted(got.incidents["_row"]) == [4, 5]
+    from hotspots.load.location import WRONG_HEMISPHERE
+    assert got.ledger.rejects.set_index("row")["reason"].to_dict() == {1: WRONG_HEMISPHERE, 2: WRONG_HEMISPHERE,
+                                                                       3: WRONG_HEMISPHERE}
+    inc = got.incidents.sort_values("_row")
+    assert abs(inc["x"].iloc[0] - inc["x"].iloc[1]) < 0.5 and abs(inc["y"].iloc[0] - inc["y"].iloc[1]) < 0.5

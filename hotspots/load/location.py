@@ -109,14 +109,14 @@ def _coordinates(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
     out = _blank(len(raw))
     out["columns"][:] = f"{cand['x']},{cand['y']}"
     present = ((xs != "") | (ys != "")).to_numpy()
-    dms_m = None
+    dms_m, wrong = None, None
     xn, yn = numbers(xs), numbers(ys)
     if kind == "lonlat":
         with np.errstate(invalid="ignore"):
             odd = ((np.isnan(xn) & (xs != "").to_numpy()) | (np.isnan(yn) & (ys != "").to_numpy())
                    | (np.abs(xn) > 180) | (np.abs(yn) > 90))
         if odd.any():   # a decimal comma ("51,501" reads as 51501) or degrees and minutes written
-            xs, ys, dms_m = _degrees_as_written(xs, ys, out["note"])
+            xs, ys, dms_m, wrong = _degrees_as_written(xs, ys, out["note"])
             xn, yn = numbers(xs), numbers(ys)
     reason = out["reason"]
 
@@ -124,6 +124,8 @@ def _coordinates(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
         reason[np.asarray(mask) & (reason == "")] = why
 
     reject(((xs == "") | (ys == "")).to_numpy(), "no coordinates")
+    if wrong is not None:
+        reject(wrong, WRONG_HEMISPHERE)
     reject(np.isnan(xn) | np.isnan(yn), "unparseable coordinates")
     # A zeroed location: (0, 0) in lon/lat (longitude 0 alone is the Greenwich meridian,
     # a real place in London); either coordinate 0 in eastings/northings.
@@ -155,6 +157,7 @@ def _coordinates(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
 # A degree written with a decimal comma ("51,5123", "-0,0823"): a degree has at most three digits before
 # its decimals, so this is never a thousands separator (``numbers`` would read "51,512" as 51512).
 _DECIMAL_COMMA = r"[+-]?\d{1,3},\d+"
+WRONG_HEMISPHERE = "hemisphere letter of the other coordinate (N or S with a longitude, E or W with a latitude)"
 # Degrees, minutes and seconds (or degrees and decimal minutes) with a hemisphere letter before or after,
 # as GPS units and some partner systems write them: 51°29'26.2"N, N 51 29.437, 0d10m46.6sW. Seconds follow
 # a minute mark or a space: "51 5145" (a slip in a decimal) is no 51°51'45".
@@ -170,14 +173,20 @@ _DECIMAL_HEMISPHERE = re.compile(r"^\s*(?P<h1>[NSEWnsew])?\s*(?P<sign>[+-])?(?P<
 
 
 def _degrees_as_written(xs: pd.Series, ys: pd.Series, note: np.ndarray
-                        ) -> tuple[pd.Series, pd.Series, np.ndarray | None]:
+                        ) -> tuple[pd.Series, pd.Series, np.ndarray | None, np.ndarray]:
     """Longitude and latitude text with decimal commas and degrees-minutes-seconds read as decimal
     degrees (as text, for ``numbers``), each such row noted; and the metres the minutes or seconds
-    written resolve, the coarser coordinate's (NaN elsewhere; None when no cell is written so). The
-    caller asks only when some cell is no number or out of range."""
-    xs, x_m = _column_degrees(xs, note)
-    ys, y_m = _column_degrees(ys, note)
-    return xs, ys, (x_m if y_m is None else y_m if x_m is None else np.fmax(x_m, y_m))
+    written resolve, the coarser coordinate's (NaN elsewhere; None when no cell is written so); and the
+    rows whose hemisphere letter belongs to the other coordinate (``WRONG_HEMISPHERE``). The caller asks
+    only when some cell is no number or out of range."""
+    xl, yl = np.full(len(xs), "", dtype=object), np.full(len(ys), "", dtype=object)
+    xs, x_m = _column_degrees(xs, note, xl)
+    ys, y_m = _column_degrees(ys, note, yl)
+    # 'S' says nothing of east or west: "0.0823 S" in the longitude column was read as 0.0823 W, and
+    # 0°4'56"N as east. Both letters of the other axis is a swapped pair ("51.51 N" and "0.08 W"): read, for
+    # fix_swapped to put back or the Great Britain check to refuse.
+    xw, yw = np.isin(xl, ["N", "S"]), np.isin(yl, ["E", "W"])
+    return xs, ys, (x_m if y_m is None else y_m if x_m is None else np.fmax(x_m, y_m)), (xw | yw) & ~(xw & yw)
 
 
 def degrees(text: pd.Series) -> np.ndarray:
@@ -187,9 +196,11 @@ def degrees(text: pd.Series) -> np.ndarray:
     return numbers(_column_degrees(text, np.full(len(text), "", dtype=object))[0])
 
 
-def _column_degrees(text: pd.Series, note: np.ndarray) -> tuple[pd.Series, np.ndarray | None]:
-    """``_degrees_as_written`` of one column. Only cells with some character other than a digit, point,
-    sign or space are looked at (1 M plain decimals: 1.3 s -> 0.14 s)."""
+def _column_degrees(text: pd.Series, note: np.ndarray, letters: np.ndarray | None = None
+                    ) -> tuple[pd.Series, np.ndarray | None]:
+    """``_degrees_as_written`` of one column; ``letters`` (when given) takes each row's hemisphere letter,
+    upper case. Only cells with some character other than a digit, point, sign or space are looked at
+    (1 M plain decimals: 1.3 s -> 0.14 s)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     arr = pa.array(text.to_numpy(object), type=pa.string()) if text.dtype == object else pa.array(text)
@@ -226,7 +237,8 @@ def _column_degrees(text: pd.Series, note: np.ndarray) -> tuple[pd.Series, np.nd
              "a hemisphere letter read as the sign")):
         if not mask.any():
             continue
-        west = (parts["h1"].fillna(parts["h2"]).str.upper() if mask is dms else letter).isin(["S", "W"])
+        said_letter = parts["h1"].fillna(parts["h2"]).str.upper() if mask is dms else letter
+        west = said_letter.isin(["S", "W"])
         value = value.where(~west, -value)[mask]
         # Half the last unit written: a second of latitude is 30.9 m, a minute 1,852 m, a degree 111 km.
         places = last[mask].str.extract(r"[.,](\d+)$")[0].str.len().fillna(0).astype(float).to_numpy()
@@ -235,6 +247,8 @@ def _column_degrees(text: pd.Series, note: np.ndarray) -> tuple[pd.Series, np.nd
         text.iloc[rows] = value.to_numpy().astype(str)
         note[rows] = np.where(note[rows] == "", said, note[rows])
         metres[rows] = np.maximum(unit, 1.0).round(1)
+        if letters is not None:
+            letters[rows] = said_letter[mask].fillna("").to_numpy(object)
     return text, (metres if (dms | decimal).any() else None)
 
 
