@@ -189,10 +189,11 @@ def _read(path: Path, sheet) -> tuple[dict, pd.DataFrame, list[str], list[str]]:
         rows = [r for r in csv.reader(io.StringIO("\n".join(lines[:40])), delimiter=delim) if r]
         at = _header_index(rows)
         reader.update({"encoding": enc, "delimiter": delim})
+        found = at is not None   # a group row on line 1 is the first row found, 0 (it was taken for not found)
         if at is None:
             at = 0
             todo.append("reader.header_row: no header row found; set it (1-based), or 'names' for a file without one")
-        if at and _two_row_header(rows, at):
+        if found and _two_row_header(rows, at):
             reader["group_row"], at = at + 1, at + 1
         if at:
             reader["header_row"] = at + 1

@@ -371,3 +371,14 @@ def test_a_group_row_below_the_header_is_a_config_error(tmp_path):
     path = _two_row_log(tmp_path)
     with pytest.raises(UserError, match=r"group_row \(4\) must be above its header_row \(3\)"):
         read_source(path, {"format": "excel", "header_row": 3, "group_row": 4})
+
+
+def test_a_csv_whose_group_labels_are_on_its_first_line_is_drafted(tmp_path):
+    """The two-row header was looked for only below line 1 of a CSV (a header found on line 1 is row 0,
+    taken for 'not found'): the same log as _two_row_log's without its title line failed with 'internal
+    error (KeyError: '')', its blank group cells read as the header."""
+    path = _two_row_log(tmp_path, excel=False)
+    path.write_text(path.read_text(encoding="utf-8").split("\n", 1)[1], encoding="utf-8")
+    draft = draft_mapping(path)
+    assert (draft.mapping["reader"]["group_row"], draft.mapping["reader"]["header_row"]) == (1, 2)
+    assert (draft.mapping["date"]["column"], draft.mapping["date"]["time_column"]) == ("Incident Date", "Incident Time")
