@@ -1106,3 +1106,21 @@ def test_two_quotes_left_open_are_said_though_their_count_is_even(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", HotspotsWarning)
         assert len(load_sources(load_config(police(tmp_path, "m.csv"))).incidents) == 100
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_a_line_of_spaces_above_the_header_is_skipped_as_the_parsers_skip_it(tmp_path, group):
+    """A review: with a line of spaces between the title and the header, the header's own read counted it
+    and the parser did not, so the header was taken one row too early: the columns were named 'Date',
+    'Time', 'PC' but the rows came keyed by the first data row's values, and that row was lost with no
+    word (with group_row: no rows at all). Both now skip it; header_row counts the lines that are not blank."""
+    lines = ["Log of incidents,,", "   \t", *(["Incident,,Location"] if group else []), "Date,Time,PC",
+             "01/04/2019,10:00,EC2M 7PY", "02/04/2019,11:00,EC2M 7PY"]
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spec = {"format": "csv", "header_row": 3 if group else 2, **({"group_row": 2} if group else {})}
+    got = readers.read_source(path, spec)
+    names = ["Incident Date", "Incident Time", "Location PC"] if group else ["Date", "Time", "PC"]
+    assert got.columns == names
+    assert got.rows[names[0]].tolist() == ["01/04/2019", "02/04/2019"]
+    assert got.rows["_row"].tolist() == [1, 2]

@@ -142,7 +142,7 @@ def _top_rows(path: Path, reader: dict, rows: int) -> list[list[str]] | None:
         if fmt == "csv" and not _utf16(reader.get("encoding", "utf-8-sig")):
             with open(path, encoding=reader.get("encoding", "utf-8-sig"), errors="replace", newline="") as fh:
                 return [row for _, row in zip(range(rows), (r for r in csv.reader(
-                    fh, delimiter=reader.get("delimiter", ",")) if r))]
+                    fh, delimiter=reader.get("delimiter", ",")) if not _blank_record(r)))]
         if fmt == "excel":
             return pd.read_excel(path, sheet_name=reader.get("sheet", 0), header=None, nrows=rows,
                                  dtype=str).fillna("").values.tolist()
@@ -216,7 +216,7 @@ def _csv_header(path: Path, spec: dict) -> list[str]:
     try:
         with open(path, encoding=encoding, newline="") as fh:
             # Blank lines do not count, as in pandas (skip_blank_lines).
-            rows = (row for row in csv.reader(fh, delimiter=spec.get("delimiter", ",")) if row)
+            rows = (row for row in csv.reader(fh, delimiter=spec.get("delimiter", ",")) if not _blank_record(row))
             for i, row in enumerate(rows):
                 if i == at:
                     _check_width(path, len(row))
@@ -323,6 +323,14 @@ def _scan(path: Path, encoding: str = "utf-8") -> tuple[bool, bool, int]:
     return quotes % 2 == 1, blank, lines
 
 
+def _blank_record(row: list[str]) -> bool:
+    """A CSV line the parsers skip: empty, or spaces and tabs alone (not ",,": a row of empty cells). The
+    header's and the title rows' count must skip what they skip (a review: a line of spaces above
+    ``header_row`` made the header read one row too early; the first data row then named the columns
+    and was lost, with no word)."""
+    return not row or (len(row) == 1 and not row[0].strip(" \t"))
+
+
 def _csv_records(path: Path, spec: dict):
     """(row number, fields) of each data record after the header, by Python's csv module: numbered as a
     spreadsheet shows the rows (blank lines after the header count; they are not yielded), the header
@@ -333,7 +341,7 @@ def _csv_records(path: Path, spec: dict):
     try:
         with open(path, encoding=spec.get("encoding", "utf-8-sig"), newline="") as fh:
             for row in csv.reader(fh, delimiter=spec.get("delimiter", ",")):
-                empty = not row or (len(row) == 1 and not row[0].strip(" \t"))
+                empty = _blank_record(row)
                 if seen <= skip:
                     seen += not empty
                     continue
