@@ -220,7 +220,14 @@ def _read(path: Path, sheet) -> tuple[dict, pd.DataFrame, list[str], list[str]]:
             reader["group_row"], at = at + 1, at + 1
         reader["header_row"] = at + 1
     table = read_source(path, reader)
-    return reader, table.rows, [c for c in table.columns if c != "_row"], todo
+    # A column with no name in the header (a blank cell; pandas' "Unnamed: 2") cannot be named by a mapping:
+    # said, and left out of the draft (it failed 'internal error (KeyError: '')').
+    header = [c for c in table.columns if c != "_row"]
+    blank = [k + 1 for k, c in enumerate(header) if not str(c).strip() or re.fullmatch(r"Unnamed: \d+", str(c))]
+    if blank:
+        todo.append(f"reader: column(s) {', '.join(map(str, blank))} have no name in the header row: not drafted; "
+                    "give them a name in the file to use them")
+    return reader, table.rows, [c for k, c in enumerate(header) if k + 1 not in blank], todo
 
 
 # ----------------------------------------------------------------------------- columns

@@ -382,3 +382,18 @@ def test_a_csv_whose_group_labels_are_on_its_first_line_is_drafted(tmp_path):
     draft = draft_mapping(path)
     assert (draft.mapping["reader"]["group_row"], draft.mapping["reader"]["header_row"]) == (1, 2)
     assert (draft.mapping["date"]["column"], draft.mapping["date"]["time_column"]) == ("Incident Date", "Incident Time")
+
+
+def test_a_column_with_no_header_name_is_said_and_left_out(tmp_path):
+    """A review: a CSV whose header has a blank cell ('Ref,Date,,Type,Postcode') failed draft-mapping with
+    'internal error (KeyError: '')'. The column is left out with a TODO naming its position; the rest drafts
+    and loads."""
+    path = tmp_path / "blank_header.csv"
+    rows = ["Ref,Date,,Type,Postcode"] + [f"R{k},0{1 + k % 9}/04/2019,10:{k:02d},Fighting,EC2M 7PY" for k in range(30)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert main(["draft-mapping", str(path), "--out", str(tmp_path / "m.json")]) == 0
+    m = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
+    assert any(t.startswith("reader: column(s) 3 have no name in the header row") for t in m["_draft"]["todo"])
+    assert m["date"]["column"] == "Date" and m["location"] == {"kind": "postcode", "column": "Postcode"}
+    got = account(tmp_path, path, str(write(tmp_path, fill(m), "blank")))
+    assert (got["rows_read"], got["rows_loaded"]) == (30, 30)

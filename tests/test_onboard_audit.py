@@ -20,6 +20,16 @@ def _load(tmp: Path, data: Path, mapping: dict):
     return load_sources(load_config(cfg))
 
 
+def _load_lonlat(tmp: Path, rows: list[str], **location):
+    """Load ``rows`` (a semicolon CSV: Ref;Date;Type;Longitude;Latitude) with a lon/lat mapping."""
+    path = tmp / "gps.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return _load(tmp, path, {"name": "gps", "extends": "partner_generic", "reader": {"format": "csv", "delimiter": ";"},
+                             "fields": {"category": {"column": "Type", "map": {"Fighting": "violent-crime"}}},
+                             "date": {"column": "Date"},
+                             "location": {"kind": "lonlat", "x": "Longitude", "y": "Latitude", **location}})
+
+
 def _youth_club(tmp: Path, stamps: list[str]) -> Path:
     feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [-0.09 + k * 1e-4, 51.52]},
               "properties": {"when": s, "what": "fight"}} for k, s in enumerate(stamps)]
@@ -212,13 +222,7 @@ def test_degrees_with_decimal_commas_or_minutes_and_seconds_are_read_with_a_note
     rows += [f"R{k};03/04/2019;Fighting;{x};{y}" for k, (x, y, _) in enumerate(written)]
     rows += ["R8;03/04/2019;Fighting;0°4'56\"W;91°30'52\"N", "R9;03/04/2019;Fighting;0°75'W;51°30'N",
              "R10;03/04/2019;Fighting;-0.0823;51 5145"]
-    path = tmp_path / "gps.csv"
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    got = _load(tmp_path, path, {"name": "gps", "extends": "partner_generic",
-                                 "reader": {"format": "csv", "delimiter": ";"},
-                                 "fields": {"category": {"column": "Type", "map": {"Fighting": "violent-crime"}}},
-                                 "date": {"column": "Date"},
-                                 "location": {"kind": "lonlat", "x": "Longitude", "y": "Latitude"}})
+    got = _load_lonlat(tmp_path, rows)
     inc = got.incidents.sort_values("_row")
     assert inc["_row"].tolist() == [1, 2, 3, 4, 5, 6]
     ex, ey = transformer(WGS84, BNG).transform(lon, lat)
@@ -265,17 +269,30 @@ def test_a_hemisphere_letter_of_the_other_coordinate_is_refused_not_read_as_a_si
             "R3;03/04/2019;Fighting;0°4'56\"N;51°30'52\"N",
             "R4;03/04/2019;Fighting;51.5145 N;0.0823 W",
             "R5;03/04/2019;Fighting;0.0823 W;51.5145 N"]
-    path = tmp_path / "gps.csv"
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    got = _load(tmp_path, path, {"name": "gps", "extends": "partner_generic",
-                                 "reader": {"format": "csv", "delimiter": ";"},
-                                 "fields": {"category": {"column": "Type", "map": {"Fighting": "violent-crime"}}},
-                                 "date": {"column": "Date"},
-                                 "location": {"kind": "lonlat", "x": "Longitude", "y": "Latitude",
-                                              "fix_swapped": True}})
+    got = _load_lonlat(tmp_path, rows, fix_swapped=True)
     assert sorted(got.incidents["_row"]) == [4, 5]
     from hotspots.load.location import WRONG_HEMISPHERE
     assert got.ledger.rejects.set_index("row")["reason"].to_dict() == {1: WRONG_HEMISPHERE, 2: WRONG_HEMISPHERE,
                                                                        3: WRONG_HEMISPHERE}
     inc = got.incidents.sort_values("_row")
     assert abs(inc["x"].iloc[0] - inc["x"].iloc[1]) < 0.5 and abs(inc["y"].iloc[0] - inc["y"].iloc[1]) < 0.5
+
+
+def test_a_longitude_in_degrees_and_minutes_needs_a_letter_or_a_sign(tmp_path):
+    """A review: 0°4'56" with no letter was read as east, 11 km from the same place written west, with only
+    a note. A longitude so written is rejected; a minus sign says west; a latitude needs no letter in
+    Great Britain; a sign that contradicts its letter is refused."""
+    from hotspots.crs import BNG, WGS84, transformer
+    from hotspots.load.location import UNSIGNED_LONGITUDE
+    rows = ["Ref;Date;Type;Longitude;Latitude",
+            "R1;03/04/2019;Fighting;0°4'56.28\";51°30'52.2\"N",        # no letter, no sign: rejected
+            "R2;03/04/2019;Fighting;-0°4'56.28\";51°30'52.2\"",        # a sign: west; a latitude alone: north
+            "R3;03/04/2019;Fighting;-0°4'56.28\"W;51°30'52.2\"N",      # sign and letter agree
+            "R4;03/04/2019;Fighting;-0°4'56.28\"E;51°30'52.2\"N"]      # they disagree: refused
+    got = _load_lonlat(tmp_path, rows)
+    inc = got.incidents.sort_values("_row")
+    assert inc["_row"].tolist() == [2, 3]
+    ex, ey = transformer(WGS84, BNG).transform(-0.0823, 51.5145)
+    assert abs(inc["x"] - ex).max() < 0.5 and abs(inc["y"] - ey).max() < 0.5
+    rej = got.ledger.rejects.set_index("row")["reason"]
+    assert rej.to_dict() == {1: UNSIGNED_LONGITUDE, 4: "unparseable coordinates"}

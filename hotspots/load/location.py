@@ -116,7 +116,7 @@ def _coordinates(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
             odd = ((np.isnan(xn) & (xs != "").to_numpy()) | (np.isnan(yn) & (ys != "").to_numpy())
                    | (np.abs(xn) > 180) | (np.abs(yn) > 90))
         if odd.any():   # a decimal comma ("51,501" reads as 51501) or degrees and minutes written
-            xs, ys, dms_m, wrong = _degrees_as_written(xs, ys, out["note"])
+            xs, ys, dms_m, wrong, unsigned = _degrees_as_written(xs, ys, out["note"])
             xn, yn = numbers(xs), numbers(ys)
     reason = out["reason"]
 
@@ -126,6 +126,7 @@ def _coordinates(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
     reject(((xs == "") | (ys == "")).to_numpy(), "no coordinates")
     if wrong is not None:
         reject(wrong, WRONG_HEMISPHERE)
+        reject(unsigned, UNSIGNED_LONGITUDE)
     reject(np.isnan(xn) | np.isnan(yn), "unparseable coordinates")
     # A zeroed location: (0, 0) in lon/lat (longitude 0 alone is the Greenwich meridian,
     # a real place in London); either coordinate 0 in eastings/northings.
@@ -157,11 +158,13 @@ def _coordinates(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
 # A degree written with a decimal comma ("51,5123", "-0,0823"): a degree has at most three digits before
 # its decimals, so this is never a thousands separator (``numbers`` would read "51,512" as 51512).
 _DECIMAL_COMMA = r"[+-]?\d{1,3},\d+"
+# 0°4'56" with no E, W or sign: 11 km east or west of Greenwich, in London either (a review: read as east).
+UNSIGNED_LONGITUDE = "longitude in degrees and minutes with no E, W or sign: east or west cannot be told"
 WRONG_HEMISPHERE = "hemisphere letter of the other coordinate (N or S with a longitude, E or W with a latitude)"
 # Degrees, minutes and seconds (or degrees and decimal minutes) with a hemisphere letter before or after,
 # as GPS units and some partner systems write them: 51°29'26.2"N, N 51 29.437, 0d10m46.6sW. Seconds follow
 # a minute mark or a space: "51 5145" (a slip in a decimal) is no 51°51'45".
-_DMS = re.compile(r"""^\s*(?P<h1>[NSEWnsew])?\s*(?P<d>\d{1,3})\s*(?:°|º|d|\s)\s*
+_DMS = re.compile(r"""^\s*(?P<h1>[NSEWnsew])?\s*(?P<sign>[+-])?(?P<d>\d{1,3})\s*(?:°|º|d|\s)\s*
                       (?P<m>\d{1,2}(?:[.,]\d+)?)(?P<mm>\s*(?:'|′|’|m))?
                       (?:(?(mm)\s*|\s+)(?P<s>\d{1,2}(?:[.,]\d+)?)\s*(?:"|″|”|''|s)?)?\s*(?P<h2>[NSEWnsew])?\s*$""",
                   re.X)
@@ -177,7 +180,8 @@ def _degrees_as_written(xs: pd.Series, ys: pd.Series, note: np.ndarray
     """Longitude and latitude text with decimal commas and degrees-minutes-seconds read as decimal
     degrees (as text, for ``numbers``), each such row noted; and the metres the minutes or seconds
     written resolve, the coarser coordinate's (NaN elsewhere; None when no cell is written so); and the
-    rows whose hemisphere letter belongs to the other coordinate (``WRONG_HEMISPHERE``). The caller asks
+    rows whose hemisphere letter belongs to the other coordinate (``WRONG_HEMISPHERE``); and the rows whose
+    longitude is in degrees and minutes with no letter or sign (``UNSIGNED_LONGITUDE``). The caller asks
     only when some cell is no number or out of range."""
     xl, yl = np.full(len(xs), "", dtype=object), np.full(len(ys), "", dtype=object)
     xs, x_m = _column_degrees(xs, note, xl)
@@ -186,7 +190,8 @@ def _degrees_as_written(xs: pd.Series, ys: pd.Series, note: np.ndarray
     # 0°4'56"N as east. Both letters of the other axis is a swapped pair ("51.51 N" and "0.08 W"): read, for
     # fix_swapped to put back or the Great Britain check to refuse.
     xw, yw = np.isin(xl, ["N", "S"]), np.isin(yl, ["E", "W"])
-    return xs, ys, (x_m if y_m is None else y_m if x_m is None else np.fmax(x_m, y_m)), (xw | yw) & ~(xw & yw)
+    return (xs, ys, (x_m if y_m is None else y_m if x_m is None else np.fmax(x_m, y_m)), (xw | yw) & ~(xw & yw),
+            xl == "?")
 
 
 def degrees(text: pd.Series) -> np.ndarray:
@@ -217,6 +222,9 @@ def _column_degrees(text: pd.Series, note: np.ndarray, letters: np.ndarray | Non
     minutes = parts["m"].str.replace(",", ".").astype(float)
     seconds = parts["s"].fillna("0").str.replace(",", ".").astype(float)
     dms &= ((minutes < 60) & (seconds < 60)).fillna(False).to_numpy(bool)
+    # A sign and a letter that disagree ("-0°4'56\"E") are refused, not guessed.
+    dms_letter = parts["h1"].fillna(parts["h2"]).str.upper()
+    dms &= ~((parts["sign"] == "-") & dms_letter.isin(["N", "E"])).to_numpy()
     hemi = cells.str.extract(_DECIMAL_HEMISPHERE)
     letter = hemi["h1"].fillna(hemi["h2"]).str.upper()
     # One letter, and a sign that does not contradict it ("-0.085 E" is refused, not guessed).
@@ -237,8 +245,10 @@ def _column_degrees(text: pd.Series, note: np.ndarray, letters: np.ndarray | Non
              "a hemisphere letter read as the sign")):
         if not mask.any():
             continue
-        said_letter = parts["h1"].fillna(parts["h2"]).str.upper() if mask is dms else letter
-        west = said_letter.isin(["S", "W"])
+        said_letter = dms_letter if mask is dms else letter
+        west = said_letter.isin(["S", "W"]) | ((parts["sign"] == "-") if mask is dms else False)
+        if mask is dms:     # no letter and no sign: '?' (a longitude so written says not east or west)
+            said_letter = said_letter.where(said_letter.notna() | parts["sign"].notna(), "?")
         value = value.where(~west, -value)[mask]
         # Half the last unit written: a second of latitude is 30.9 m, a minute 1,852 m, a degree 111 km.
         places = last[mask].str.extract(r"[.,](\d+)$")[0].str.len().fillna(0).astype(float).to_numpy()
