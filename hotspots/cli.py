@@ -191,6 +191,8 @@ def cmd_validate(args) -> int:
         out = Path(args.rejects)
         if out.suffix.lower() != ".csv" or out.is_dir():
             raise UserError("--rejects names the CSV file to write (FILE.csv).", file=str(out))
+        if not out.parent.is_dir():     # said before the load, not after it
+            raise UserError("--rejects names a file in a folder that does not exist.", file=str(out))
         if out.exists() and not _written_rejects(out):
             # Only a rejects file is replaced: never a partner's extract, a building list or a boundary file.
             raise UserError("--rejects names a file that exists and is not a rejects file: it would be "

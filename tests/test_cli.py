@@ -345,6 +345,8 @@ def test_validate_writes_every_rejected_row_on_request_and_never_over_an_input(t
     for sid, n in rejects["source_id"].value_counts().items():
         assert int(table[sid][-1].replace(",", "")) == n, sid          # each source's rejected column
     assert main(["validate", str(cfg), "--rejects", str(out)]) == 0          # its own file, replaced
+    assert main(["validate", str(cfg), "--rejects", str(tmp_path / "no" / "r.csv")]) == 1
+    assert "a folder that does not exist" in capsys.readouterr().err
     for partner in (p for p in (EXAMPLE / "data" / "partners").iterdir() if p.suffix == ".csv"):
         before = partner.read_bytes()                     # an extract, and the key buildings' list
         assert main(["validate", str(cfg), "--rejects", str(partner)]) == 1
