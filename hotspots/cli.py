@@ -187,8 +187,8 @@ def cmd_validate(args) -> int:
     from hotspots.config import load_config
     from hotspots.load import load_sources
 
-    if getattr(args, "rejects", None):
-        out = Path(args.rejects)
+    out = Path(args.rejects) if getattr(args, "rejects", None) else None
+    if out is not None:
         if out.suffix.lower() != ".csv" or out.is_dir():
             raise UserError("--rejects names the CSV file to write (FILE.csv).", file=str(out))
         if not out.parent.is_dir():     # said before the load, not after it
@@ -234,11 +234,10 @@ def cmd_validate(args) -> int:
     _print_accounting(loaded.ledger.summary(acc))
     print("\n(These are the counts run makes, except that validate does not clip the records to the study area: "
           "run may reject more rows, as 'outside study area'.)")
-    if getattr(args, "rejects", None):
+    if out is not None:
         # Every rejected row, as run writes them (never whole rows): an analyst onboarding a partner reads
         # them without running the analysis (a user audit: only the top three reasons were shown).
         from hotspots.publish.exports import write_csv
-        out = Path(args.rejects)
         try:
             write_csv(loaded.ledger.rejects, out)
         except OSError as exc:

@@ -213,10 +213,11 @@ def _read(path: Path, sheet) -> tuple[dict, pd.DataFrame, list[str], list[str]]:
         rows = top.astype(str).values.tolist()
         at = _header_index(rows)
         reader["sheet"] = str(sheet)
+        found = at is not None
         if at is None:
             at = 0
             todo.append("reader.header_row: no header row found on the sheet; set it (1-based, as Excel shows it)")
-        if _two_row_header(rows, at):
+        if found and _two_row_header(rows, at):
             reader["group_row"], at = at + 1, at + 1
         reader["header_row"] = at + 1
     table = read_source(path, reader)

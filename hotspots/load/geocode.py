@@ -147,8 +147,8 @@ class PostcodeLookup:
 
     def locate(self, text: pd.Series) -> pd.DataFrame:
         """Columns ``x``, ``y``, ``postcode`` (compact) and ``reason``: "" when located, else
-        "not a valid postcode", ``PARTIAL_POSTCODE`` (a district or sector), "postcode not found" or "postcode has no coordinates" (the value
-        is never quoted: a postcode column may hold free text)."""
+        "not a valid postcode", ``PARTIAL_POSTCODE`` (a district or sector), "postcode not found" or
+        "postcode has no coordinates" (the value is never quoted: a postcode column may hold free text)."""
         compact = compact_postcode(text)
         valid = is_postcode(compact)
         # Positions in the table by its index's own hash table, built once per table (``isin`` hashed

@@ -109,7 +109,7 @@ def _coordinates(raw: pd.DataFrame, cand: dict) -> tuple[np.ndarray, dict]:
     out = _blank(len(raw))
     out["columns"][:] = f"{cand['x']},{cand['y']}"
     present = ((xs != "") | (ys != "")).to_numpy()
-    dms_m, wrong = None, None
+    dms_m, wrong, unsigned = None, None, None
     xn, yn = numbers(xs), numbers(ys)
     if kind == "lonlat":
         with np.errstate(invalid="ignore"):
@@ -176,7 +176,7 @@ _DECIMAL_HEMISPHERE = re.compile(r"^\s*(?P<h1>[NSEWnsew])?\s*(?P<sign>[+-])?(?P<
 
 
 def _degrees_as_written(xs: pd.Series, ys: pd.Series, note: np.ndarray
-                        ) -> tuple[pd.Series, pd.Series, np.ndarray | None, np.ndarray]:
+                        ) -> tuple[pd.Series, pd.Series, np.ndarray | None, np.ndarray, np.ndarray]:
     """Longitude and latitude text with decimal commas and degrees-minutes-seconds read as decimal
     degrees (as text, for ``numbers``), each such row noted; and the metres the minutes or seconds
     written resolve, the coarser coordinate's (NaN elsewhere; None when no cell is written so); and the
@@ -222,14 +222,13 @@ def _column_degrees(text: pd.Series, note: np.ndarray, letters: np.ndarray | Non
     minutes = parts["m"].str.replace(",", ".").astype(float)
     seconds = parts["s"].fillna("0").str.replace(",", ".").astype(float)
     dms &= ((minutes < 60) & (seconds < 60)).fillna(False).to_numpy(bool)
-    # A sign and a letter that disagree ("-0°4'56\"E") are refused, not guessed.
     dms_letter = parts["h1"].fillna(parts["h2"]).str.upper()
-    dms &= ~((parts["sign"] == "-") & dms_letter.isin(["N", "E"])).to_numpy()
+    dms &= ~_contradicts(parts["sign"], dms_letter)
     hemi = cells.str.extract(_DECIMAL_HEMISPHERE)
     letter = hemi["h1"].fillna(hemi["h2"]).str.upper()
-    # One letter, and a sign that does not contradict it ("-0.085 E" is refused, not guessed).
+    # One letter, and a sign that does not contradict it.
     decimal = (~comma & ~dms & hemi["v"].notna().to_numpy() & (hemi["h1"].isna() ^ hemi["h2"].isna()).to_numpy()
-               & ~((hemi["sign"] == "-") & letter.isin(["N", "E"])).to_numpy())
+               & ~_contradicts(hemi["sign"], letter))
     if not (comma.any() or dms.any() or decimal.any()):
         return text, None
     text = text.copy()
@@ -260,6 +259,11 @@ def _column_degrees(text: pd.Series, note: np.ndarray, letters: np.ndarray | Non
         if letters is not None:
             letters[rows] = said_letter[mask].fillna("").to_numpy(object)
     return text, (metres if (dms | decimal).any() else None)
+
+
+def _contradicts(sign: pd.Series, letter: pd.Series) -> np.ndarray:
+    """A minus sign with N or E ("-0.085 E", "-0°4'56\"E"): refused, not guessed."""
+    return ((sign == "-") & letter.isin(["N", "E"])).to_numpy(bool)
 
 
 def _decimal_precision(xs: pd.Series, ys: pd.Series) -> np.ndarray:

@@ -704,7 +704,7 @@ def _grouped(path: Path, reader: dict, fmt: str) -> RawTable:
     if at >= group:
         raise UserError(f"the reader's group_row ({at + 1}) must be above its header_row ({group + 1}).",
                         file=str(path), hint="group_row is the row of labels over the header's names.")
-    table = READERS[fmt](path, reader) if fmt == "excel" else _read_csv(path, reader)
+    table = READERS[fmt](path, reader)      # every column: the mapping names them as combined below
     found = (_top_rows(path, {**reader, "format": fmt}, at + 1) or [])[at:at + 1]
     labels = [str(c).strip() for c in (found[0] if found else [])]
     names, out, left = table.columns, [], ""

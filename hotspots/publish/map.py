@@ -971,9 +971,9 @@ def build_map(result, tier: str = "partner") -> str:
         groups = buildings_layers(result.buildings, _time_note(result), m.get_name())
         for group in groups:
             group.add_to(m)
-        cells = result.buildings["cell_id"] if "cell_id" in result.buildings else pd.Series([], dtype=str)
-        legends.append(("hs-buildings-legend", buildings_legend_html(bool(cells.fillna("").astype(str).ne("").any())),
-                        groups))
+        by_cell = result.buildings["cell_id"] if "cell_id" in result.buildings else pd.Series([], dtype=str)
+        legends.append(("hs-buildings-legend",
+                        buildings_legend_html(bool(by_cell.fillna("").astype(str).ne("").any())), groups))
     folium.LayerControl(collapsed=True).add_to(m)
     WhereToAct(m.get_name(), where_to_act(result, public)).add_to(m)
     LegendSwitch(m.get_name(), [(eid, layers) for eid, _, layers in legends]).add_to(m)
