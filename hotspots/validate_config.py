@@ -122,52 +122,60 @@ class Text(Rule):
 
 
 @dataclass(frozen=True)
-class Encoding(Text):
-    """A text encoding Python knows: another ('utf8 bom', a typo) stopped the run with an internal error."""
+class _Known(Text):
+    """Text that a library must also know (``unknown`` says why it does not): a value it refuses stopped the run
+    with an internal error where it was first used, so it is a config error instead."""
     def problems(self, value, where):
         found = super().problems(value, where)
         if found:
             return found
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            return [f"{where} = {_show(value)} is not a text encoding (e.g. utf-8-sig, cp1252, latin-1, utf-16)."]
-        return []
+        why = self.unknown(value)
+        return [f"{where} = {_show(value)} {why}"] if why else []
+
+    def unknown(self, value: str) -> str | None:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
-class Crs(Text):
+class Encoding(_Known):
+    """A text encoding Python knows: another ('utf8 bom', a typo) stopped the run with an internal error."""
+    def unknown(self, value):
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            return "is not a text encoding (e.g. utf-8-sig, cp1252, latin-1, utf-16)."
+        return None
+
+
+@dataclass(frozen=True)
+class Crs(_Known):
     """A coordinate reference system pyproj knows ("EPSG:27700", "EPSG:4326", a PROJ string): a typo
     ('EPSG:277000') stopped the run with an internal error (pyproj's CRSError) at the first file."""
-    def problems(self, value, where):
-        found = super().problems(value, where)
-        if found:
-            return found
+    def unknown(self, value):
         from pyproj import CRS
         from pyproj.exceptions import CRSError
         try:
             CRS.from_user_input(value)
         except CRSError:
-            return [f"{where} = {_show(value)} is not a coordinate reference system (e.g. \"EPSG:27700\" for "
-                    "eastings and northings, \"EPSG:4326\" for longitude and latitude)."]
-        return []
+            return ("is not a coordinate reference system (e.g. \"EPSG:27700\" for eastings and northings, "
+                    "\"EPSG:4326\" for longitude and latitude).")
+        return None
 
 
 @dataclass(frozen=True)
-class DateFormat(Text):
+class DateFormat(_Known):
     """A date or time format pandas can read with ("%d/%m/%Y", "ISO8601"): a typo ('%Q', a stray '%') stopped
     validate and run with an internal error where the first cell was read."""
-    def problems(self, value, where):
-        found = super().problems(value, where)
-        if found or value == "ISO8601":
-            return found
+    def unknown(self, value):
+        if value == "ISO8601":
+            return None
         import pandas as pd
         try:
             pd.to_datetime(pd.Series(["2000-01-01"]), format=value, errors="coerce")
         except ValueError as exc:
-            return [f"{where} = {_show(value)} is not a date format ({exc}); formats are written as "
-                    "Python's strftime, e.g. \"%d/%m/%Y %H:%M\"."]
-        return []
+            return (f"is not a date format ({exc}); formats are written as Python's strftime, e.g. "
+                    "\"%d/%m/%Y %H:%M\".")
+        return None
 
 
 # A CSV delimiter: one character (';;' or '' stopped the run with an internal error, the csv module's TypeError).

@@ -108,14 +108,20 @@ def test_a_renamed_header_names_the_missing_column_even_in_a_file_without_rows(t
         assert name in msg and "column 'Crime type'" in msg and "Offence" in msg
 
 
-def test_a_header_below_title_rows_is_found_and_its_row_given(tmp_path):
-    # Hostile audit: a council log exported with a title and a date line above its header said only "no
-    # column of the file is one that schema reads (the file has: Council ASB log, , ...)": nothing said the
-    # header was there, two rows down, nor the one key that reads it.
+def _log_schema(tmp_path) -> dict:
+    """log.json (returned): a partner log of dates, eastings and northings, every row violent crime."""
     schema = {"name": "log", "extends": "partner_generic", "reader": {"format": "csv"},
               "fields": {"category": {"value": "violent-crime"}}, "date": {"column": "Date"},
               "location": {"kind": "en", "x": "Easting", "y": "Northing"}}
     (tmp_path / "log.json").write_text(json.dumps(schema), encoding="utf-8")
+    return schema
+
+
+def test_a_header_below_title_rows_is_found_and_its_row_given(tmp_path):
+    # Hostile audit: a council log exported with a title and a date line above its header said only "no
+    # column of the file is one that schema reads (the file has: Council ASB log, , ...)": nothing said the
+    # header was there, two rows down, nor the one key that reads it.
+    schema = _log_schema(tmp_path)
     (tmp_path / "log.csv").write_text("Council ASB log,,\nExported 02/01/2019,,\nDate,Easting,Northing\n" + "".join(
         f"05/01/2018,{532000 + k},181300\n" for k in range(30)), encoding="utf-8")
     cfg = write_config(tmp_path, [{"id": "log", "path": "log.csv", "schema": "log.json",
@@ -591,10 +597,7 @@ def test_points_in_calais_are_rejected_outside_great_britain_with_their_columns(
 def _log_in_manchester(tmp_path) -> list[dict]:
     """The City police's month and a partner log of 30 records in Manchester (eastings and northings): the
     config's sources."""
-    schema = {"name": "log", "extends": "partner_generic", "reader": {"format": "csv"},
-              "fields": {"category": {"value": "violent-crime"}}, "date": {"column": "Date"},
-              "location": {"kind": "en", "x": "Easting", "y": "Northing"}}
-    (tmp_path / "log.json").write_text(json.dumps(schema), encoding="utf-8")
+    _log_schema(tmp_path)
     (tmp_path / "log.csv").write_text("Date,Easting,Northing\n" + "".join(
         f"05/01/2018,{383000 + 40 * (k % 6)},{398000 + 40 * (k // 6)}\n" for k in range(30)), encoding="utf-8")
     sources = [{"id": "city", "path": MONTH.as_posix(), "schema": "police_uk_street"},
