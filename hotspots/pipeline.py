@@ -28,11 +28,11 @@ from hotspots.detect.clusters import collapse_points, find_clusters
 from hotspots.detect.counts import hotspot_count
 from hotspots import coverage as covermod
 from hotspots.detect import combine as combmod
-from hotspots.detect.inference import DEFAULT_DRAWS, merged_places, reusing_tables
+from hotspots.detect.inference import DEFAULT_DRAWS, chunk_rows, merged_places, reusing_tables
 from hotspots.detect.kde import choose_bandwidth, kde_grid
 from hotspots.detect.spacetime import emerging_classes, emerging_classes_by_source, month_index, space_time_cube
 from hotspots.errors import UserError
-from hotspots.frames import release_freed_memory, take_by_column, text_codes
+from hotspots.frames import release_freed_memory, small_codes, take_by_column, text_codes
 from hotspots.load import IDENTIFIERS, LoadOptions, finish, load_sources
 from hotspots.load.buildings import load_buildings
 from hotspots.load.ledger import Ledger
@@ -731,58 +731,82 @@ def _find_clusters(cfg: Config, incidents: pd.DataFrame, places: np.ndarray, are
 def _start_trends(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: pd.DataFrame, w, alpha: float,
                   seed: int, params: dict, by_source: tuple | None = None):
     """Start the emerging hot spot classes per cell from monthly Gi* on the second core (their
-    permutations, 1 s of a small partnership's run, need only the cells x months cube built here);
-    ``_finish_trends`` collects them. The result is the same either way (same cube, same seed).
+    permutations, 1 s of a small partnership's run, need only the cells x months cubes, ``trend_cubes``);
+    ``_finish_trends`` collects them. The result is the same either way (same cubes, same seed).
     With ``by_source`` ((coverage, study area, source weights), as ``combine = "sources"``) each source
     has its own cube on the cells it covers, combined month by month (``emerging_classes_by_source``)."""
-    risk = weight.risk(incidents, [c for c in ("source_id", "cell", "occurred_from", "weight", "x", "y")
-                                   if c in incidents])
+    idx, cubes, partial, n_periods = trend_cubes(cfg, incidents, grid, cells, by_source and by_source[:2])
+    sub = sp.csr_matrix(w)[idx][:, idx]
+    if by_source is not None:
+        sweights = by_source[2]
+        job = background.start(functools.partial(emerging_classes_by_source, seed=seed), cubes, sub,
+                               {sid: sweights.get(sid, 0.0) for sid in cubes}, alpha, what="trends")
+        how = ("monthly Gi* of each source on the cells it covers (randomisation p), combined per cell and month "
+               "by weighted Stouffer as the map, BH per month, Mann-Kendall trend of each cell's combined Z, "
+               "classes after ArcGIS Pro's Emerging Hot Spot Analysis; no trend where no source covers")
+    else:
+        job = background.start(functools.partial(emerging_classes, inference="permutation", seed=seed), cubes, sub,
+                               alpha, what="trends")
+        how = ("monthly Gi* (randomisation p, BH per month) over the cells its sources cover, Mann-Kendall trend of "
+               "each cell's z, classes after ArcGIS Pro's Emerging Hot Spot Analysis; no trend where no source covers")
+    _trend_how(params, how, partial, n_periods)
+    return job, idx
+
+
+def trend_cubes(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells: pd.DataFrame,
+                by_source: tuple | None = None) -> tuple[np.ndarray, dict | np.ndarray, list[str], int]:
+    """The trends' weighted counts per cell and month, over the cells some source of them covers (``idx``,
+    grid cell numbers): (idx, cubes, the sources left out as covering part of the period, months). With
+    ``by_source`` ((coverage, study area)) a (covered, cube) pair per source: its records inside its
+    coverage, by density on its covered cells (as the map's Gi*); without, one pooled (len(idx), months) cube."""
+    # The risk rows a chunk at a time (``chunk_rows``), not a copy of their six columns (with the codes and
+    # months made of them, 65 bytes a row: 1.9 GB at 30 M incidents, the run's peak): each cube is the sum
+    # of its chunks' (the same to round-off; one chunk, the same bits).
+    codes, names = small_codes(incidents["source_id"])
     # A source covering part of the period only would read as a trend where it starts or stops.
     partial = sorted(weight.period_scales(cfg))
-    risk = risk[~risk["source_id"].isin(partial)]
+    counted = ~np.asarray(names.isin(partial), dtype=bool)
     n_periods = int(month_index(pd.Series([cfg.end - pd.Timedelta(seconds=1)]), cfg.start)[0]) + 1
-    period = month_index(risk["occurred_from"], cfg.start)
+    is_risk = weight.is_risk(incidents)
+    present = np.zeros(len(names), dtype=bool)
+    for rows in chunk_rows(len(incidents)):
+        present[codes[rows][is_risk[rows]]] = True
+    used = {str(names[j]) for j in np.flatnonzero(present & counted)}
     # Only the cells some source of the cube covers (as for the map's Gi*): a cell no source covers has
     # no trend, and takes no part in any month's mean, variance or BH (audit finding: 327 of the
     # example's 468 cells with no record in any month had a trend p <= 0.05).
-    used = set(pd.unique(risk["source_id"]).astype(str))
     covered = np.array([bool(used & set(str(v).split(";"))) for v in cells["covered_by"].fillna("")], dtype=bool)
     idx = np.nonzero(covered)[0]
     at = np.full(grid.n, -1, dtype=np.int64)
     at[idx] = np.arange(len(idx))
-    cell = at[risk["cell"].to_numpy()]
-    keep = cell >= 0
-    sub = sp.csr_matrix(w)[idx][:, idx]
-    if by_source is not None:
-        coverage, area, sweights = by_source
-        sids = sorted(used)
-        shares = covermod.cell_shares(grid, area, coverage, sids)[idx]
-        # Source codes, not a Python string a row (1.8 GB at 30 M incidents), and each source's rows only.
-        codes, names = text_codes(risk["source_id"])
-        x, y, wt = risk["x"].to_numpy(), risk["y"].to_numpy(), risk["weight"].to_numpy()
-        cubes = {}
+    cell_of, when = incidents["cell"].to_numpy(), incidents["occurred_from"]
+    months = when.to_numpy() if isinstance(when.dtype, np.dtype) else None     # a view (naive datetimes)
+    x, y, wt = incidents["x"].to_numpy(), incidents["y"].to_numpy(), incidents["weight"].to_numpy()
+
+    def risk_chunks():
+        """(rows, their cell among ``idx``, their month) of the counted risk rows in those cells, a chunk at a time."""
+        for rows in chunk_rows(len(incidents)):
+            r = rows.start + np.flatnonzero(is_risk[rows] & counted[codes[rows]])
+            cell = at[cell_of[r]]
+            r, cell = r[cell >= 0], cell[cell >= 0]
+            yield r, cell, month_index(months[r] if months is not None else when.iloc[r], cfg.start)
+
+    if by_source is None:
+        cube = np.zeros((len(idx), n_periods))
+        for r, cell, period in risk_chunks():
+            cube += space_time_cube(cell, period, wt[r], len(idx), n_periods)
+        return idx, cube, partial, n_periods
+    coverage, area = by_source
+    sids = sorted(used)
+    shares = covermod.cell_shares(grid, area, coverage, sids)[idx]
+    sums = {sid: np.zeros((len(idx), n_periods)) for sid in sids}
+    for r, cell, period in risk_chunks():
         for j, sid in enumerate(sids):
-            # As the map's Gi*: the source's records inside its coverage, by density on its covered cells.
-            rows = np.flatnonzero(keep & (codes == names.get_loc(sid)))
-            rows = rows[covermod.inside_coverage(coverage, sid, shares[:, j], cell[rows], x[rows], y[rows])]
-            cube = space_time_cube(cell[rows], period[rows], wt[rows], len(idx), n_periods)
-            cubes[sid] = (covermod.covered(shares[:, j]), cube / np.maximum(shares[:, j], 1e-9)[:, None])
-        del risk, codes, x, y, wt, period
-        job = background.start(functools.partial(emerging_classes_by_source, seed=seed), cubes, sub,
-                               {sid: sweights.get(sid, 0.0) for sid in sids}, alpha, what="trends")
-        how = ("monthly Gi* of each source on the cells it covers (randomisation p), combined per cell and month "
-               "by weighted Stouffer as the map, BH per month, Mann-Kendall trend of each cell's combined Z, "
-               "classes after ArcGIS Pro's Emerging Hot Spot Analysis; no trend where no source covers")
-        _trend_how(params, how, partial, n_periods)
-        return job, idx
-    cube = space_time_cube(cell[keep], period[keep], risk["weight"].to_numpy()[keep], len(idx), n_periods)
-    del risk, period
-    how = ("monthly Gi* (randomisation p, BH per month) over the cells its sources cover, Mann-Kendall trend of "
-           "each cell's z, classes after ArcGIS Pro's Emerging Hot Spot Analysis; no trend where no source covers")
-    _trend_how(params, how, partial, n_periods)
-    job = background.start(functools.partial(emerging_classes, inference="permutation", seed=seed), cube, sub, alpha,
-                           what="trends")
-    return job, idx
+            mine = np.flatnonzero(codes[r] == names.get_loc(sid))
+            mine = mine[covermod.inside_coverage(coverage, sid, shares[:, j], cell[mine], x[r[mine]], y[r[mine]])]
+            sums[sid] += space_time_cube(cell[mine], period[mine], wt[r[mine]], len(idx), n_periods)
+    return idx, {sid: (covermod.covered(shares[:, j]), sums[sid] / np.maximum(shares[:, j], 1e-9)[:, None])
+                 for j, sid in enumerate(sids)}, partial, n_periods
 
 
 def _trend_how(params: dict, how: str, partial: list, n_periods: int) -> None:

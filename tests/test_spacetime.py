@@ -377,3 +377,41 @@ def test_example_trends_are_each_sources_own_and_the_city_is_not_persistent_for_
     classes = cells["trend_class"].dropna()
     assert len(classes) == 850                                  # the cells the partner sources cover
     assert not classes.isin(HOT_CLASSES[2:5]).any()
+
+
+def test_the_trend_cubes_are_the_risk_records_per_covered_cell_and_month_chunk_by_chunk(example_result, monkeypatch):
+    """The trends' cubes are counted a chunk of rows at a time (a copy of the risk rows' columns was the 30 M
+    benchmark's peak): the pooled cube recomputed with pandas from the example's records (weight above zero,
+    the sources covering the whole period, the cells they cover), and every cube the same to round-off in
+    chunks of 997 rows as in one chunk."""
+    from hotspots import pipeline, weight
+    from hotspots.detect import inference
+    r = example_result
+    one = pipeline.trend_cubes(r.cfg, r.incidents, r.grid, r.cells)
+    by_one = pipeline.trend_cubes(r.cfg, r.incidents, r.grid, r.cells, (r.coverage, r.study_area))
+    monkeypatch.setattr(inference, "PLACE_CHUNK", 997)
+    assert len(r.incidents) > 5 * 997
+    chunked = pipeline.trend_cubes(r.cfg, r.incidents, r.grid, r.cells)
+    by_chunked = pipeline.trend_cubes(r.cfg, r.incidents, r.grid, r.cells, (r.coverage, r.study_area))
+
+    idx, n_months = one[0], one[3]
+    partial = set(weight.period_scales(r.cfg))
+    assert partial and one[2] == sorted(partial) and n_months == 24
+    risk = r.incidents[(r.incidents["weight"] > 0) & ~r.incidents["source_id"].astype(str).isin(partial)]
+    risk = risk[risk["cell"].isin(idx)]
+    when = risk["occurred_from"]
+    month = (when.dt.year - r.cfg.start.year) * 12 + when.dt.month - r.cfg.start.month
+    want = np.zeros((len(idx), n_months))
+    row_of = {c: i for i, c in enumerate(idx)}
+    for (c, m), v in risk.groupby([risk["cell"], month])["weight"].sum().items():
+        want[row_of[c], m] = v
+    assert want.sum() > 1000
+    np.testing.assert_allclose(one[1], want, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(chunked[1], want, rtol=1e-12, atol=1e-9)
+    assert np.array_equal(chunked[0], idx) and np.array_equal(by_chunked[0], by_one[0])
+
+    assert list(by_one[1]) == list(by_chunked[1]) == sorted(set(risk["source_id"].astype(str)))
+    for sid, (covered, cube) in by_one[1].items():
+        assert np.array_equal(covered, by_chunked[1][sid][0])
+        assert cube.sum() > 0
+        np.testing.assert_allclose(by_chunked[1][sid][1], cube, rtol=1e-12, atol=1e-9)
