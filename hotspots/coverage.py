@@ -41,6 +41,7 @@ import shapely
 from hotspots.config import Config
 from hotspots.crs import BNG
 from hotspots.errors import UserError
+from hotspots.frames import chunk_rows, small_codes
 
 MOST = 0.5              # a cell is covered when more than half of it lies inside
 DEFAULT_REACH_M = 300.0
@@ -127,6 +128,49 @@ def inside_coverage(coverage: gpd.GeoDataFrame | None, source: str, shares: np.n
         shapely.prepare(geom)
         keep[test] = shapely.intersects_xy(geom, np.asarray(x, float)[test], np.asarray(y, float)[test])
     return keep
+
+
+def risk_sources(incidents: pd.DataFrame) -> list[str]:
+    """The sources with a risk record (weight above zero), in the order of their first one ("all" for a table
+    without ``source_id``); read a chunk of rows at a time (``risk_rows_inside``)."""
+    codes, names = _source_codes(incidents)
+    risk = incidents["weight"].to_numpy() > 0
+    first = np.full(len(names), len(incidents))
+    for rows in chunk_rows(len(incidents)):
+        found, at = np.unique(codes[rows][risk[rows]], return_index=True)
+        at = rows.start + np.flatnonzero(risk[rows])[at]
+        first[found] = np.minimum(first[found], at)
+    return [str(names[k]) for k in np.argsort(first, kind="stable") if first[k] < len(incidents)]
+
+
+def risk_rows_inside(incidents: pd.DataFrame, sources: list[str], shares: np.ndarray,
+                     coverage: gpd.GeoDataFrame | None):
+    """The risk records (weight above zero) of each of ``sources`` inside its coverage (``inside_coverage``;
+    ``shares``: (grid cells, sources), ``cell_shares``), a chunk of rows at a time (``chunk_rows``): for each
+    chunk, one array of row positions per source, in row order. The table's own arrays are read, not a
+    copy of the risk rows' columns (40 bytes a row and more: gigabytes at 30 M incidents)."""
+    codes, names = _source_codes(incidents)
+    wanted = [names.get_loc(s) if s in names else -1 for s in sources]
+    risk = incidents["weight"].to_numpy() > 0
+    cell = incidents["cell"].to_numpy(np.int64)
+    x = incidents["x"].to_numpy(float) if "x" in incidents else None
+    y = incidents["y"].to_numpy(float) if "y" in incidents else None
+    for rows in chunk_rows(len(incidents)):
+        r = rows.start + np.flatnonzero(risk[rows])
+        code = codes[r]
+        out = []
+        for j, (sid, k) in enumerate(zip(sources, wanted)):
+            mine = r[code == k]
+            out.append(mine[inside_coverage(coverage, sid, shares[:, j], cell[mine], None if x is None else x[mine],
+                                            None if y is None else y[mine])])
+        yield out
+
+
+def _source_codes(incidents: pd.DataFrame) -> tuple[np.ndarray, pd.Index]:
+    """``small_codes`` of ``source_id``; one source "all" without the column."""
+    if "source_id" in incidents:
+        return small_codes(incidents["source_id"])
+    return np.zeros(len(incidents), dtype=np.int8), pd.Index(["all"], dtype=object)
 
 
 def covered(shares: np.ndarray) -> np.ndarray:

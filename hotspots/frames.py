@@ -179,6 +179,16 @@ def text_codes(series: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes, values
 
 
+CHUNK_ROWS = 1 << 21      # rows a step that works a chunk at a time reads at once (``chunk_rows``)
+
+
+def chunk_rows(n: int, size: int | None = None):
+    """Slices of ``size`` (``CHUNK_ROWS``) rows covering ``range(n)``: a step over millions of rows that works
+    a chunk at a time holds a chunk's arrays, not a copy of the rows' columns."""
+    size = size or CHUNK_ROWS
+    return (slice(k0, min(n, k0 + size)) for k0 in range(0, n, size))
+
+
 def small_codes(series: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """``text_codes`` without a code made for each row where the column is of categories: its own codes
     (one or two bytes a row, missing values the code of ""), and its categories as text. Read a slice

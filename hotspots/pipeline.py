@@ -28,11 +28,11 @@ from hotspots.detect.clusters import collapse_points, find_clusters
 from hotspots.detect.counts import hotspot_count
 from hotspots import coverage as covermod
 from hotspots.detect import combine as combmod
-from hotspots.detect.inference import DEFAULT_DRAWS, chunk_rows, merged_places, reusing_tables
+from hotspots.detect.inference import DEFAULT_DRAWS, merged_places, reusing_tables
 from hotspots.detect.kde import choose_bandwidth, kde_grid
 from hotspots.detect.spacetime import emerging_classes, emerging_classes_by_source, month_index, space_time_cube
 from hotspots.errors import UserError
-from hotspots.frames import release_freed_memory, small_codes, take_by_column, text_codes
+from hotspots.frames import release_freed_memory, take_by_column, text_codes
 from hotspots.load import IDENTIFIERS, LoadOptions, finish, load_sources
 from hotspots.load.buildings import load_buildings
 from hotspots.load.ledger import Ledger
@@ -373,20 +373,17 @@ def hotspot_grid(incidents: pd.DataFrame, grid: gridmod.Grid, dist: float, alpha
     counts = hotspot_count(incidents, grid.n)
     rows, cols = grid.rows_cols
     w = grid.neighbours(dist)
-    risk = weight.risk(incidents, [c for c in ("cell", "weight", "source_id", "x", "y") if c in incidents])
-    sid_col = risk["source_id"] if "source_id" in risk else pd.Series("all", index=risk.index)
-    sids = [str(s) for s in pd.unique(sid_col)]
+    sids = covermod.risk_sources(incidents)
     shares = covermod.cell_shares(grid, area, coverage, sids)
-    cell = risk["cell"].to_numpy(np.int64)
-    wt = risk["weight"].to_numpy(float)
-    values = {}
-    for j, sid in enumerate(sids):
-        # A partly covered cell is compared by its density, count / covered share: only the source's
-        # records inside its coverage count there, on the footprint of the share (audit finding: 24 of
-        # a City cell's 27 City police records lay outside the City, a density 9 times too high).
-        mine = (sid_col == sid).to_numpy() & covermod.inside_coverage(coverage, sid, shares[:, j], cell,
-                                                                      risk.get("x"), risk.get("y"))
-        values[sid] = np.bincount(cell[mine], weights=wt[mine], minlength=grid.n)
+    cell, wt = incidents["cell"].to_numpy(np.int64), incidents["weight"].to_numpy(float)
+    # A partly covered cell is compared by its density, count / covered share: only the source's
+    # records inside its coverage count there, on the footprint of the share (audit finding: 24 of
+    # a City cell's 27 City police records lay outside the City, a density 9 times too high).
+    # Summed a chunk of rows at a time: the same to round-off; one chunk, the same bits.
+    values = {sid: np.zeros(grid.n) for sid in sids}
+    for chunk in covermod.risk_rows_inside(incidents, sids, shares, coverage):
+        for sid, mine in zip(sids, chunk):
+            values[sid] += np.bincount(cell[mine], weights=wt[mine], minlength=grid.n)
     evidence = None
     if combine == "pooled":
         stats = combmod.pooled(counts["weighted"].to_numpy(), covermod.covered(shares).any(axis=1), w, alpha,
@@ -762,16 +759,10 @@ def trend_cubes(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells:
     # The risk rows a chunk at a time (``chunk_rows``), not a copy of their six columns (with the codes and
     # months made of them, 65 bytes a row: 1.9 GB at 30 M incidents, the run's peak): each cube is the sum
     # of its chunks' (the same to round-off; one chunk, the same bits).
-    codes, names = small_codes(incidents["source_id"])
     # A source covering part of the period only would read as a trend where it starts or stops.
     partial = sorted(weight.period_scales(cfg))
-    counted = ~np.asarray(names.isin(partial), dtype=bool)
+    used = set(covermod.risk_sources(incidents)) - set(partial)
     n_periods = int(month_index(pd.Series([cfg.end - pd.Timedelta(seconds=1)]), cfg.start)[0]) + 1
-    is_risk = weight.is_risk(incidents)
-    present = np.zeros(len(names), dtype=bool)
-    for rows in chunk_rows(len(incidents)):
-        present[codes[rows][is_risk[rows]]] = True
-    used = {str(names[j]) for j in np.flatnonzero(present & counted)}
     # Only the cells some source of the cube covers (as for the map's Gi*): a cell no source covers has
     # no trend, and takes no part in any month's mean, variance or BH (audit finding: 327 of the
     # example's 468 cells with no record in any month had a trend p <= 0.05).
@@ -779,32 +770,30 @@ def trend_cubes(cfg: Config, incidents: pd.DataFrame, grid: gridmod.Grid, cells:
     idx = np.nonzero(covered)[0]
     at = np.full(grid.n, -1, dtype=np.int64)
     at[idx] = np.arange(len(idx))
-    cell_of, when = incidents["cell"].to_numpy(), incidents["occurred_from"]
+    cell_of, wt, when = incidents["cell"].to_numpy(np.int64), incidents["weight"].to_numpy(float), incidents["occurred_from"]
     months = when.to_numpy() if isinstance(when.dtype, np.dtype) else None     # a view (naive datetimes)
-    x, y, wt = incidents["x"].to_numpy(), incidents["y"].to_numpy(), incidents["weight"].to_numpy()
 
-    def risk_chunks():
-        """(rows, their cell among ``idx``, their month) of the counted risk rows in those cells, a chunk at a time."""
-        for rows in chunk_rows(len(incidents)):
-            r = rows.start + np.flatnonzero(is_risk[rows] & counted[codes[rows]])
-            cell = at[cell_of[r]]
-            r, cell = r[cell >= 0], cell[cell >= 0]
-            yield r, cell, month_index(months[r] if months is not None else when.iloc[r], cfg.start)
+    def add(cube: np.ndarray, rows: np.ndarray) -> None:
+        """``rows``' weights into ``cube`` by cell among ``idx`` (rows in other cells left out) and month."""
+        cell = at[cell_of[rows]]
+        rows, cell = rows[cell >= 0], cell[cell >= 0]
+        period = month_index(months[rows] if months is not None else when.iloc[rows], cfg.start)
+        cube += space_time_cube(cell, period, wt[rows], len(idx), n_periods)
 
+    sids = sorted(used)
     if by_source is None:
         cube = np.zeros((len(idx), n_periods))
-        for r, cell, period in risk_chunks():
-            cube += space_time_cube(cell, period, wt[r], len(idx), n_periods)
+        for chunk in covermod.risk_rows_inside(incidents, sids, np.ones((grid.n, len(sids))), None):
+            # Every source's rows of the chunk in row order, as one table's (the pooled cube sums them alike).
+            add(cube, np.sort(np.concatenate([np.zeros(0, np.int64), *chunk])))
         return idx, cube, partial, n_periods
     coverage, area = by_source
-    sids = sorted(used)
-    shares = covermod.cell_shares(grid, area, coverage, sids)[idx]
+    shares = covermod.cell_shares(grid, area, coverage, sids)
     sums = {sid: np.zeros((len(idx), n_periods)) for sid in sids}
-    for r, cell, period in risk_chunks():
-        for j, sid in enumerate(sids):
-            mine = np.flatnonzero(codes[r] == names.get_loc(sid))
-            mine = mine[covermod.inside_coverage(coverage, sid, shares[:, j], cell[mine], x[r[mine]], y[r[mine]])]
-            sums[sid] += space_time_cube(cell[mine], period[mine], wt[r[mine]], len(idx), n_periods)
+    for chunk in covermod.risk_rows_inside(incidents, sids, shares, coverage):
+        for sid, rows in zip(sids, chunk):
+            add(sums[sid], rows)
+    shares = shares[idx]
     return idx, {sid: (covermod.covered(shares[:, j]), sums[sid] / np.maximum(shares[:, j], 1e-9)[:, None])
                  for j, sid in enumerate(sids)}, partial, n_periods
 

@@ -384,12 +384,11 @@ def test_the_trend_cubes_are_the_risk_records_per_covered_cell_and_month_chunk_b
     benchmark's peak): the pooled cube recomputed with pandas from the example's records (weight above zero,
     the sources covering the whole period, the cells they cover), and every cube the same to round-off in
     chunks of 997 rows as in one chunk."""
-    from hotspots import pipeline, weight
-    from hotspots.detect import inference
+    from hotspots import frames, pipeline, weight
     r = example_result
     one = pipeline.trend_cubes(r.cfg, r.incidents, r.grid, r.cells)
     by_one = pipeline.trend_cubes(r.cfg, r.incidents, r.grid, r.cells, (r.coverage, r.study_area))
-    monkeypatch.setattr(inference, "PLACE_CHUNK", 997)
+    monkeypatch.setattr(frames, "CHUNK_ROWS", 997)
     assert len(r.incidents) > 5 * 997
     chunked = pipeline.trend_cubes(r.cfg, r.incidents, r.grid, r.cells)
     by_chunked = pipeline.trend_cubes(r.cfg, r.incidents, r.grid, r.cells, (r.coverage, r.study_area))

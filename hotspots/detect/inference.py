@@ -258,14 +258,7 @@ def place_codes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return code, ux.view(float)[keys // len(uy)], uy.view(float)[keys % len(uy)]
 
 
-PLACE_CHUNK = 1 << 21     # rows ``merged_places`` (and ``chunk_rows``' callers) read at a time
-
-
-def chunk_rows(n: int, size: int | None = None):
-    """Slices of ``size`` rows covering ``range(n)``: a step that works on millions of rows a chunk at a
-    time holds a chunk's arrays, not the rows'."""
-    size = size or PLACE_CHUNK
-    return (slice(k0, min(n, k0 + size)) for k0 in range(0, n, size))
+PLACE_CHUNK = 1 << 21     # rows ``merged_places`` reads at a time
 
 
 def merged_places(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None,
