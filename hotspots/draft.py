@@ -554,6 +554,12 @@ def draft_mapping(path: str | Path, sheet=None) -> Draft:
                     todo.append(f"location.geometry: {len(shapes):,} feature(s) are not points ({kinds}): those rows "
                                 "are rejected 'not a point', or placed by a later candidate; export the incidents "
                                 "as points, or name a column that places them")
+            if cand.get("gazetteer") == ["stations"]:
+                # A police log's 'Station' can be the station that recorded the incident: every record would be
+                # placed at the tube stop of that name, a hotspot that is only a police station's workload.
+                todo.append(f"location.freetext: '{cand['column']}' is read as rail and tube station names only; "
+                            "check that it says where the incident happened, not the police station or office that "
+                            "recorded it (then map another column), and drop the gazetteer line if it holds streets")
             if cand["kind"] == "postcode":
                 cells = _all(raw[cand["column"]])
                 bad = int((~is_postcode(compact_postcode(cells))).sum())

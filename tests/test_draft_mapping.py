@@ -312,6 +312,9 @@ def test_a_column_headed_station_is_drafted_as_stations_only(tmp_path):
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     draft = draft_mapping(path)
     assert draft.mapping["location"] == {"kind": "freetext", "column": "Station", "gazetteer": ["stations"]}
+    # Which station is for the analyst to say: the one the incident happened at, or the one that recorded it.
+    assert any(t.startswith("location.freetext: 'Station' is read as rail and tube station names only") and
+               "not the police station" in t for t in draft.todo)
 
 
 def _two_row_log(tmp: Path, n: int = 40, excel: bool = True) -> Path:

@@ -1127,3 +1127,28 @@ def test_a_line_of_spaces_above_the_header_is_skipped_as_the_parsers_skip_it(tmp
     assert got.columns == names
     assert got.rows[names[0]].tolist() == ["01/04/2019", "02/04/2019"]
     assert got.rows["_row"].tolist() == [1, 2]
+
+
+def test_an_export_s_totals_rows_are_rejected_as_such_and_an_incident_naming_a_total_is_not(tmp_path):
+    # User audit: a council export's footer "Total cases,,,412" was rejected "no category" (the first field it
+    # lacked): the analyst had to open the file to see it was the totals line. A row merely mentioning a total
+    # ("Total loss of vehicle") is an incident like any other.
+    schema = {"name": "asb", "extends": "partner_generic", "reader": {"format": "csv"},
+              "fields": {"category": {"column": "Type", "map": {"Criminal damage": "criminal-damage-arson",
+                                                                "Total loss of vehicle": "criminal-damage-arson"}}},
+              "date": {"column": "Date"}, "location": {"kind": "en", "x": "Easting", "y": "Northing"}}
+    (tmp_path / "asb.json").write_text(json.dumps(schema), encoding="utf-8")
+    rows = [f"05/01/2018,Criminal damage,{532000 + k},181300" for k in range(20)]
+    rows += ["06/01/2018,Total loss of vehicle,532100,181300", "Sub-total:,,,21", ",Total loss of vehicle,,",
+             "Grand Total,,,22", "TOTAL CASES 22,,,"]
+    (tmp_path / "asb.csv").write_text("Date,Type,Easting,Northing\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    cfg = write_config(tmp_path, [{"id": "asb", "path": "asb.csv", "schema": "asb.json",
+                                   "evidence": "partner_record"}])
+    loaded = load_sources(load_config(cfg))
+    assert len(loaded.incidents) == 21
+    rejects = loaded.ledger.rejects.sort_values("row")
+    assert rejects[["row", "reason", "columns"]].values.tolist() == [
+        [22, "a totals row, not an incident", "Date"],
+        [23, "no date", "Date"],                        # blank date and place: not a totals line
+        [24, "a totals row, not an incident", "Date"],
+        [25, "a totals row, not an incident", "Date"]]

@@ -31,6 +31,7 @@ Schema entries used here:
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -257,6 +258,30 @@ def street_points_from(raw: pd.DataFrame, schema: dict, keep_index: bool = False
                          gz.get("strip", ""), keep_index)
 
 
+TOTALS_ROW = "a totals row, not an incident"
+# A cell that is a totals label and nothing more ('Total', 'Grand Total:', 'Sub-total 412', 'Total cases'), not
+# one that begins with the word ('Total loss of vehicle').
+_TOTALS = re.compile(r"\s*(?:grand\s*|sub\s*-?\s*)?totals?(?:\s+(?:cases|incidents|records|reports|rows))?"
+                     r"\s*[:=-]?\s*[\d,.]*\s*", re.IGNORECASE)
+
+
+def totals_rows(raw: pd.DataFrame, rejected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which of the ``rejected`` rows are an export's totals line (a cell of it reads 'Total', 'Grand total: 412'),
+    and the column of that cell: such a row lacks a date, a place or a category, and is said to be a totals row
+    rather than rejected for the first field it lacks (a user audit: a footer 'Total cases' was 'no category')."""
+    found = np.zeros(len(raw), dtype=bool)
+    label = np.full(len(raw), "", dtype=object)
+    rows = np.flatnonzero(rejected)
+    for col in [c for c in raw.columns if not str(c).startswith("_")] if len(rows) else []:
+        cells = raw[col].iloc[rows]
+        if cells.dtype != object and not pd.api.types.is_string_dtype(cells.dtype):
+            continue
+        hit = cells.fillna("").astype(str).str.fullmatch(_TOTALS).to_numpy(bool)
+        new = rows[hit & ~found[rows]]
+        found[new], label[new] = True, str(col)
+    return found, label
+
+
 def map_rows(raw: pd.DataFrame, schema: dict, source_id: str, evidence: str, path: str,
              geocoder=None, fixed_evidence: bool = False, header: list[str] | None = None) -> Mapped:
     """Map one file's raw rows onto the common schema; see the module docstring.
@@ -321,6 +346,8 @@ def map_rows(raw: pd.DataFrame, schema: dict, source_id: str, evidence: str, pat
         # Only a hash of the reference is kept, and only until loading ends.
         out["_dedupe_ref"] = ref.map(lambda r: hashlib.sha1(r.encode()).hexdigest()[:16] if r else "")
 
+    footer, label = totals_rows(raw, reason != "")
+    reason[footer], columns[footer] = TOTALS_ROW, label[footer]
     bad = pd.Series(reason != "", index=raw.index)
     rejects = pd.DataFrame({"_row": raw.loc[bad, "_row"].to_numpy(), "reason": reason[bad.to_numpy()],
                             "columns": columns[bad.to_numpy()]})
