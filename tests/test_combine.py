@@ -259,3 +259,41 @@ def test_a_partly_covered_cell_counts_only_the_records_inside_the_coverage():
     np.testing.assert_allclose(cells["z_a"].to_numpy()[idx], z, atol=1e-12)
     # Every record still counts in the cell's own figures.
     assert cells["n"].sum() == len(inc)
+
+
+def test_the_risk_records_inside_each_coverage_are_the_same_read_in_chunks(monkeypatch):
+    """``risk_sources`` and ``risk_rows_inside`` read the table a chunk of rows at a time (a copy of the risk
+    rows was gigabytes at 30 M incidents): in chunks of 37 rows as in one, and as found directly: the sources
+    in the order of their first risk record, and each source's risk rows less those in a partly covered cell
+    whose point lies outside its coverage (a cell mostly outside takes no part in the source's test at all;
+    a source without a coverage row keeps every row)."""
+    import geopandas as gpd
+
+    from hotspots import frames
+    area = shapely.box(0, 0, 1000, 1000)
+    g = gridmod.build_grid(area, 100.0)
+    cov = gpd.GeoDataFrame({"source_id": ["b"]}, geometry=[shapely.box(0, 0, 1000, 460)], crs="EPSG:27700")
+    rng = np.random.default_rng(8)
+    n = 2_000
+    inc = pd.DataFrame({"x": rng.uniform(0, 1000, n), "y": rng.uniform(0, 1000, n),
+                        "weight": rng.choice([0.0, 0.5, 1.0], n),
+                        "source_id": pd.Categorical(rng.choice(["c", "b", "a"], n), categories=["a", "b", "c", "d"])})
+    inc.loc[:40, "weight"] = 0.0                      # the first risk record comes some way in
+    inc["cell"] = g.assign(inc["x"].to_numpy(), inc["y"].to_numpy())
+    risk = inc["weight"].to_numpy() > 0
+    want_order = [str(s) for s in pd.unique(inc.loc[risk, "source_id"].astype(str))]
+    shares = covermod.cell_shares(g, area, cov, want_order)
+    # The cells 400-500 m high are 60 % covered by b's coverage: its records there above 460 m are left out.
+    y = inc["y"].to_numpy()
+    direct = {s: np.flatnonzero(risk & (inc["source_id"].astype(str) == s).to_numpy() &
+                                (~((y > 460) & (y < 500)) if s == "b" else True)) for s in want_order}
+    all_b = int((risk & (inc["source_id"].astype(str) == "b").to_numpy()).sum())
+    assert 10 < all_b - len(direct["b"]) < 50
+    for chunk in (None, 37):
+        if chunk:
+            monkeypatch.setattr(frames, "CHUNK_ROWS", chunk)
+        assert covermod.risk_sources(inc) == want_order
+        parts = list(covermod.risk_rows_inside(inc, want_order, shares, cov))
+        assert len(parts) == (1 if chunk is None else -(-n // chunk))
+        for j, s in enumerate(want_order):
+            assert np.array_equal(np.concatenate([p[j] for p in parts]), direct[s])
