@@ -166,6 +166,31 @@ def risk_rows_inside(incidents: pd.DataFrame, sources: list[str], shares: np.nda
         yield out
 
 
+def in_own_coverage(incidents: pd.DataFrame, grid, coverage: gpd.GeoDataFrame | None) -> np.ndarray:
+    """Per record, whether its point lies in its own source's coverage (True for a source without a coverage
+    row). Points are tested only in the cells the coverage cuts (``grid_shares`` between 0 and 1): a cell
+    wholly inside or wholly outside answers for its records. A chunk of rows at a time (``chunk_rows``)."""
+    keep = np.ones(len(incidents), dtype=bool)
+    if coverage is None or not len(coverage) or not len(incidents):
+        return keep
+    codes, names = _source_codes(incidents)
+    geoms = {str(s): g for s, g in zip(coverage["source_id"], coverage.geometry.values) if str(s) in names}
+    shares = {sid: grid_shares(grid, geom) for sid, geom in geoms.items()}
+    for geom in geoms.values():
+        shapely.prepare(geom)
+    cell = incidents["cell"].to_numpy(np.int64)
+    x, y = incidents["x"].to_numpy(float), incidents["y"].to_numpy(float)
+    for rows in chunk_rows(len(incidents)):
+        code = codes[rows]
+        for sid, geom in geoms.items():
+            mine = rows.start + np.flatnonzero(code == names.get_loc(sid))
+            share = shares[sid][cell[mine]]
+            keep[mine[share <= 0.0]] = False
+            test = mine[(share > 0.0) & (share < 1.0)]
+            keep[test] = shapely.intersects_xy(geom, x[test], y[test])
+    return keep
+
+
 def _source_codes(incidents: pd.DataFrame) -> tuple[np.ndarray, pd.Index]:
     """``small_codes`` of ``source_id``; one source "all" without the column."""
     if "source_id" in incidents:

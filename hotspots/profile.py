@@ -21,8 +21,11 @@ metres in the names, e.g. ``n_250``): ``n_R``, ``weighted_R``, ``expected_R``,
 Methods
 -------
 Risk incidents are those with ``weight > 0`` (stop and search and other
-context layers weigh 0 and never count). ``n_R`` counts them within R metres of
-the building (distance <= R), ``weighted_R`` sums their weights.
+context layers weigh 0 and never count); the pipeline hands each source's records
+inside its own coverage only (``coverage.in_own_coverage``), as its Gi* counts them,
+since its expected count below spreads its rate over its coverage alone. ``n_R``
+counts them within R metres of the building (distance <= R), ``weighted_R`` sums
+their weights.
 
 *Catchment.* The disc of radius R intersected with the study area; its area
 ``a_R`` is exact (pi R^2) for a disc wholly inside, otherwise the area of a
@@ -377,28 +380,30 @@ def _risk(incidents: pd.DataFrame) -> pd.DataFrame:
     return incidents.loc[ok, cols].reset_index(drop=True)
 
 
-def grouped_risk(incidents: pd.DataFrame) -> pd.DataFrame:
-    """The risk records grouped by every field the profiles read (place, evidence, location precision,
-    date, date precision, source): one row per group, ``weight`` summed and ``count`` records. Police.uk
-    records share snap points and month starts, so at 10 M incidents the profiles loop over a small
-    part of the rows; every count below is a sum of ``count`` and every figure equals the per-record one.
-    A table already grouped (it has ``count``) is returned as it is."""
+def grouped_risk(incidents: pd.DataFrame, keep: np.ndarray | None = None) -> pd.DataFrame:
+    """The risk records (among the rows ``keep``, every row when None) grouped by every field the profiles
+    read (place, evidence, location precision, date, date precision, source): one row per group, ``weight``
+    summed and ``count`` records. Police.uk records share snap points and month starts, so at 10 M incidents
+    the profiles loop over a small part of the rows; every count below is a sum of ``count`` and every figure
+    equals the per-record one. A table already grouped (it has ``count``) is returned as it is."""
     if "count" in incidents:
         return incidents
     # A chunk of rows at a time, the chunks' groups grouped again: the codes of the rows of one chunk
     # are held, not of every row (1.2 GB passing through at 30 M incidents). Weights summed per chunk,
     # then across chunks: the same to round-off; one chunk, the same bits.
-    parts = [_group_risk(incidents.iloc[k0:k0 + GROUP_CHUNK]) for k0 in range(0, max(len(incidents), 1), GROUP_CHUNK)]
+    parts = [_group_risk(incidents.iloc[k0:k0 + GROUP_CHUNK], keep=None if keep is None else keep[k0:k0 + GROUP_CHUNK])
+             for k0 in range(0, max(len(incidents), 1), GROUP_CHUNK)]
     return parts[0] if len(parts) == 1 else _group_risk(pd.concat(parts, ignore_index=True), counted=True)
 
 
 GROUP_CHUNK = 1 << 21       # rows ``grouped_risk`` groups at a time
 
 
-def _group_risk(incidents: pd.DataFrame, counted: bool = False) -> pd.DataFrame:
+def _group_risk(incidents: pd.DataFrame, counted: bool = False, keep: np.ndarray | None = None) -> pd.DataFrame:
     """``grouped_risk`` of one table; ``counted``: its rows are groups already (``count`` records each)."""
     w = pd.to_numeric(incidents["weight"], errors="coerce").fillna(0.0).to_numpy(float)
-    rows = np.flatnonzero((w > 0) & incidents["x"].notna().to_numpy() & incidents["y"].notna().to_numpy())
+    ok = (w > 0) & incidents["x"].notna().to_numpy() & incidents["y"].notna().to_numpy()
+    rows = np.flatnonzero(ok if keep is None else ok & keep)
     keys = [c for c in RISK_COLUMNS if c != "weight" and c in incidents]
 
     def key(col: str):      # the kept rows of one key column, made when ``row_groups`` comes to it

@@ -46,6 +46,19 @@ EXAMPLE_LAYERS = [
 ]
 
 
+
+def risk_in_own_coverage(result) -> pd.DataFrame:
+    """The run's risk records (weight above zero) whose point lies in their own source's coverage (every record
+    of a source without one): what the buildings are profiled on, found here point by point with shapely."""
+    risk = result.incidents[result.incidents["weight"] > 0].reset_index(drop=True)
+    geoms = dict(zip(result.coverage["source_id"].astype(str), result.coverage.geometry.values))
+    sid = risk["source_id"].astype(str).to_numpy()
+    own = np.ones(len(risk), dtype=bool)
+    for s in set(sid) & set(geoms):
+        m = sid == s
+        own[m] = shapely.intersects_xy(geoms[s], risk["x"].to_numpy()[m], risk["y"].to_numpy()[m])
+    return risk[own].reset_index(drop=True)
+
 def load(cfg, *layers: KeyBuildings):
     """load_buildings on ``cfg`` with only ``layers``; returns (buildings, accounting, ledger)."""
     ledger = Ledger()
@@ -809,7 +822,7 @@ def test_example_buildings_outside_police_coverage_are_not_low_for_want_of_polic
     had rr_high_100 < 1 (median relative risk 0.049), as their expected count took the police rate."""
     r = example_result
     b = r.buildings
-    risk = r.incidents[r.incidents["weight"] > 0]
+    risk = risk_in_own_coverage(r)
     geoms = dict(zip(r.coverage["source_id"], r.coverage.geometry.values))
     x, y = b["x"].to_numpy(float), b["y"].to_numpy(float)
     for radius in (100, 250):
@@ -855,16 +868,17 @@ def test_building_type_rate_ratio_weighs_each_source_over_the_area_it_covers():
 
 
 def test_example_building_types_are_compared_source_by_source(example_result):
-    """The example's building types at 250 m, recomputed here (discs of 1,024 segments): stations 2.42
-    and schools 0.84 against the rest of the study area, each source over the area it covers (one
-    study-area rate gave 3.44 and 0.65: stations lie in police coverage, schools mostly outside it)."""
+    """The example's building types at 250 m, recomputed here (discs of 1,024 segments): stations 2.49
+    and schools 0.83 against the rest of the study area, each source over the area it covers and on its
+    records there (one study-area rate gave 3.44 and 0.65: stations lie in police coverage, schools mostly
+    outside it; with the City police's records outside the City counted, 2.42 and 0.84)."""
     r = example_result
     b, types = r.buildings, r.building_types.set_index("type")
-    risk = r.incidents[r.incidents["weight"] > 0]
+    risk = risk_in_own_coverage(r)
     x, y, w = risk["x"].to_numpy(), risk["y"].to_numpy(), risk["weight"].to_numpy()
     sid = risk["source_id"].astype(str).to_numpy()
     geoms = dict(zip(r.coverage["source_id"], r.coverage.geometry.values))
-    for t, expected in (("station", 2.418), ("school", 0.835)):
+    for t, expected in (("station", 2.495), ("school", 0.831)):
         g = b[b["type"] == t]
         near = np.zeros(len(risk), bool)
         for gx, gy in zip(g["x"], g["y"]):
@@ -928,3 +942,37 @@ def test_category_counts_are_expected_over_the_recording_sources_coverage_only()
     assert out["expected_exploitation_250"].iloc[1] == 0
     assert np.isnan(out["q_exploitation_250"].iloc[1]) and np.isnan(out["rr_exploitation_250"].iloc[1])
     assert 0 < out["q_exploitation_250"].iloc[0] <= 1
+
+
+def test_a_source_s_records_outside_its_coverage_are_neither_observed_nor_expected(example_result):
+    """Statistics audit: 424 of the example's City police records lie outside the City (its declared coverage),
+    up to 3.9 km away. They counted around every building where they fell, while the expected count spread
+    the City police's rate over the City only: Aldgate East (1.2 % of its 250 m catchment in the City) read a
+    relative risk of 1.49 on 16 of them. Recomputed here from the records: each source's risk records inside
+    its own coverage, counted within 250 m and expected as the sum over sources of its weight over the part of
+    the study area it covers times the part of the catchment there (256-sided discs scaled to pi r^2)."""
+    from scipy.spatial import cKDTree
+    r = example_result
+    geoms = dict(zip(r.coverage["source_id"].astype(str), r.coverage.geometry.values))
+    kept = risk_in_own_coverage(r)
+    city = r.incidents[(r.incidents["weight"] > 0).to_numpy() & (r.incidents["source_id"] == "city_police").to_numpy()]
+    assert len(city) - int((kept["source_id"] == "city_police").sum()) > 300     # the audit's 424 of 4,225
+    b = r.buildings[np.isfinite(r.buildings["rr_250"].to_numpy(float))].reset_index(drop=True)
+    xy = b[["x", "y"]].to_numpy(float)
+    near = cKDTree(kept[["x", "y"]].to_numpy()).query_ball_point(xy, 250.0)
+    w = kept["weight"].to_numpy()
+    n = np.array([len(i) for i in near])
+    weighted = np.array([w[i].sum() for i in near])
+    discs = shapely.buffer(shapely.points(xy), 250.0, quad_segs=64)
+    scale = math.pi * 250.0 ** 2 / shapely.area(shapely.buffer(shapely.Point(0, 0), 250.0, quad_segs=64))
+    expected = np.zeros(len(b))
+    for s in set(kept["source_id"].astype(str)):
+        part = shapely.intersection(geoms[s], r.study_area) if s in geoms else r.study_area
+        total = w[(kept["source_id"].astype(str) == s).to_numpy()].sum()
+        expected += total / part.area * shapely.area(shapely.intersection(discs, part)) * scale
+    assert np.array_equal(b["n_250"].to_numpy(), n)
+    np.testing.assert_allclose(b["weighted_250"].to_numpy(float), weighted, rtol=1e-9)
+    np.testing.assert_allclose(b["expected_250"].to_numpy(float), expected, rtol=2e-3)
+    np.testing.assert_allclose(b["rr_250"].to_numpy(float), weighted / expected, rtol=2e-3)
+    aldgate = b["name"].eq("Aldgate East").to_numpy()
+    assert aldgate.sum() == 1 and 0.6 < float(b.loc[aldgate, "rr_250"].iloc[0]) < 0.7

@@ -261,9 +261,9 @@ def test_a_cell_display_sites_profile_is_measured_at_its_cell_centre(example_res
     open records, gave the place back to within 0-20 m for five of the six homes. Every count of a
     cell-display site is now the count around the cell centre it is shown at, as for any building at
     its own place (recounted here from the incidents)."""
-    from hotspots import weight
+    from tests.test_buildings import risk_in_own_coverage
     b = example_result.buildings
-    inc = weight.risk(example_result.incidents)
+    inc = risk_in_own_coverage(example_result)
     crime = inc[inc["evidence"].astype(str) == "recorded_crime"]
     x, y = crime["x"].to_numpy(float), crime["y"].to_numpy(float)
     homes = (b["type"] == "childrens_home").to_numpy()
