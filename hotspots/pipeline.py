@@ -39,7 +39,7 @@ from hotspots.load.ledger import Ledger
 from hotspots.profile import (category_counts, comparable_places, grouped_risk, options_from_config,
                               profile_buildings, type_profile)
 from hotspots.progress import Progress
-from hotspots.sensitivity import high_risk_scenario, weight_sensitivity
+from hotspots.sensitivity import evidence_records, high_risk_scenario, weight_sensitivity
 from hotspots.tiers import (PUBLIC, check_public, disclose, factual_mask, near_sensitive, public_accounting,
                             public_coverage)
 
@@ -308,7 +308,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         other_cls = hotspot_grid(incidents, grid, dist, alpha, inference, seed, coverage, area, other, sweights,
                                  draws)[0]["gi_class"].to_numpy(float)
         sens, sens_regions, classes = weight_sensitivity(table, grid.neighbours(grid.touch_distance), cells,
-                                                         classify, {other: other_cls})
+                                                         classify, {other: other_cls},
+                                                         evidence_records(incidents, grid.n))
         cells["gi_class_factual_only"] = classes["factual_only"]
         cells["gi_class_anecdotal_equal"] = classes["anecdotal_equal"]
         # Whose own evidence makes a cell hot does not depend on the weights: a cell whose only support
@@ -320,9 +321,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         row, high_cls = high_risk_scenario(
             incidents, thresholds.high_risk_mask(cfg, incidents), grid.neighbours(grid.touch_distance), cells,
             detect=lambda wts: hotspot_grid(incidents.assign(weight=wts), grid, dist, alpha, inference, seed, coverage,
-                                            area, combine, sweights, draws)[0]["gi_class"].to_numpy(float))
-        agreed = sens.loc[sens["scenario"] == "as_agreed", "anecdotal_weight"]
-        row["anecdotal_weight"] = float(agreed.iloc[0]) if len(agreed) else float("nan")
+                                            area, combine, sweights, draws)[0]["gi_class"].to_numpy(float),
+            table=table)
         sens = pd.concat([sens, pd.DataFrame([row])], ignore_index=True)
         cells["gi_class_high_risk"] = high_cls
 

@@ -81,6 +81,16 @@ def test_high_risk_scenario_and_layer(example_result):
     cls = example_result.cells["gi_class_high_risk"].to_numpy()
     assert sens.loc["high_risk_only", "hot_cells"] == int((cls >= 2).sum()) > 0
     assert sens.loc["high_risk_only", "anecdotal_weight"] == sens.loc["as_agreed", "anecdotal_weight"]
+    # Each anecdotal class's weight against recorded crime's, in its own column (a statistics audit: one
+    # column printed community reports' 0.3 as "the anecdotal weight" where intelligence weighed 0.5).
+    ev = example_result.weights["evidence"]
+    crime = ev["recorded_crime"]
+    for scenario in ("as_agreed", "pooled", "high_risk_only"):
+        assert sens.loc[scenario, "anecdotal_weight"] == round(ev["community_report"] / crime, 3)
+        assert sens.loc[scenario, "intelligence_weight"] == round(ev["intelligence"] / crime, 3)
+    assert ev["intelligence"] != ev["community_report"]
+    assert sens.loc["factual_only", ["anecdotal_weight", "intelligence_weight"]].tolist() == [0.0, 0.0]
+    assert sens.loc["anecdotal_equal", ["anecdotal_weight", "intelligence_weight"]].tolist() == [1.0, 1.0]
     # Hot where the partners' own high-risk records gather: the planted children's home's cell among them.
     g = example_result.grid
     cell = g.assign(np.array([531277.0]), np.array([183304.0]))[0]

@@ -864,14 +864,16 @@ def _sensitivity_html(result) -> str:
     sens = result.sensitivity
     if sens is None or not len(sens):
         return ""
-    rows = "".join(f"<tr><td>{esc(r.scenario)}</td><td>{r.anecdotal_weight:g}</td><td>{r.hot_cells}</td>"
+    rows = "".join(f"<tr><td>{esc(r.scenario)}</td><td>{r.anecdotal_weight:g}</td><td>{r.intelligence_weight:g}</td>"
+                   f"<td>{r.hot_cells}</td>"
                    f"<td>{r.regions}</td><td>{r.jaccard_with_agreed:.2f}</td></tr>" for r in sens.itertuples())
     dep = result.sensitivity_regions
     dep = dep[dep["depends_on_anecdotal"]]["region_id"].tolist() if dep is not None and len(dep) else []
     note = (f"Regions that depend on anecdotal sources alone: {esc(', '.join(dep))}." if dep
             else "No region depends on anecdotal sources alone.")
     return (f"<p><b>Effect of the weights</b> (community reports and intelligence against recorded crime):</p>"
-            f"<table><tr><th>Scenario</th><th>Anecdotal weight</th><th>Hot cells</th><th>Regions</th>"
+            f"<table><tr><th>Scenario</th><th>Community reports' weight</th><th>Intelligence's weight</th>"
+            f"<th>Hot cells</th><th>Regions</th>"
             f"<th>Overlap with agreed (Jaccard)</th></tr>{rows}</table><p>{note}</p>")
 
 
