@@ -1,7 +1,9 @@
 """The printable briefing: self-contained, one section per region and top building, public rules kept."""
 from __future__ import annotations
 
+import json
 import re
+from html import escape
 from html.parser import HTMLParser
 
 import numpy as np
@@ -25,7 +27,6 @@ def test_briefing_has_a_section_per_region_and_top_building(demo_out, example_re
     for b in top.itertuples():
         assert f"<h3>{int(b.rank)}. " in html
     # the summary table's figures are the manifest's
-    import json
     manifest = json.loads((demo_out[2] / "manifest.json").read_text())
     read: dict[str, int] = {}
     for entry in manifest["inputs"]:                                     # one entry per file
@@ -332,3 +333,25 @@ def test_a_regions_incidents_and_its_evidence_mix_say_what_each_counts(demo_out,
     assert f"<th>{SUPPORT_LABEL.replace(chr(39), '&#x27;')}</th>" in html
     page = (demo_out[2] / "map.html").read_text(encoding="utf-8")
     assert MIX_LABEL in page and "Incidents (counted as risk)" in page
+
+
+def test_poisson_intervals_are_said_not_to_be_the_test(demo_out, example_result):
+    """Statistics audit: the building types' "Rate ratio (95 % CI)" (care homes 0.42 (0.39-0.46), p 0.37) and
+    the top buildings' intervals (Winton Primary 7.13 (6.07-8.32), q 0.76) read as significant where their
+    own tests against comparable places are not. Both now say what the interval leaves out and which figure
+    is the test; the map's building types say which stand out (p at most 0.05)."""
+    from hotspots.publish.briefing import TOP_BUILDINGS
+    from hotspots.publish.where import INTERVAL_NOTE
+    html = (demo_out[2] / "briefing.html").read_text(encoding="utf-8")
+    top = example_result.buildings[example_result.buildings["rank"].notna()].sort_values("rank").head(TOP_BUILDINGS)
+    q = top[[c for c in top.columns if re.fullmatch(r"q_\d+", c)]].to_numpy(float)
+    assert q.shape == (TOP_BUILDINGS, 3)
+    standing = int((np.nan_to_num(q, nan=1.0) <= 0.05).any(axis=1).sum())
+    assert html.count(escape(INTERVAL_NOTE)) == 1
+    assert f"{standing} of these {TOP_BUILDINGS} buildings" in html and standing == 0
+    page = (demo_out[2] / "map.html").read_text(encoding="utf-8")
+    types = example_result.building_types
+    assert "Stands out" in page and len(types) >= 4
+    for r in types.itertuples():
+        cell = f"<td>{r.p_value:.2g}</td><td>{'yes' if r.p_value <= 0.05 else 'no'}</td>"
+        assert cell in page or escape(cell) in page or json.dumps(cell)[1:-1] in page, r.type

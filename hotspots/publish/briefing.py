@@ -19,6 +19,7 @@ when it is installed, and says clearly when it is not.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from datetime import datetime
@@ -34,8 +35,8 @@ from hotspots.errors import UserError
 from hotspots.publish import charts
 from hotspots.publish.escape import esc
 from hotspots.publish.palette import TAB10
-from hotspots.publish.where import (MIX_LABEL, RECORD_COLUMNS, SUPPORT_LABEL, clock, peak_window, region_records,
-                                    rows_by_region)
+from hotspots.publish.where import (INTERVAL_NOTE, MIX_LABEL, RECORD_COLUMNS, SUPPORT_LABEL, clock, peak_window,
+                                    region_records, rows_by_region)
 from hotspots.tiers import PUBLIC, RULES_TEXT, SUPPRESSED, public_count
 from hotspots.weight import risk
 
@@ -317,7 +318,12 @@ def build_briefing(result, tier: str = "partner") -> str:
     if not public and result.buildings is not None and len(result.buildings) and "rank" in result.buildings:
         top = result.buildings[result.buildings["rank"].notna()].sort_values("rank").head(TOP_BUILDINGS)
         if len(top):
+            q = top[[c for c in top.columns if re.fullmatch(r"q_\d+", c)]].to_numpy(float)     # all incidents
+            standing = int((np.nan_to_num(q, nan=1.0) <= 0.05).any(axis=1).sum())
             parts.append('<section class=page><h2>Key buildings with the highest relative risk</h2>'
+                         f"<p>Ranked by the lower end of the interval. {esc(INTERVAL_NOTE)} "
+                         f"{standing} of these {len(top)} buildings {'has' if standing == 1 else 'have'} "
+                         "a q at most 0.05 at some radius.</p>"
                          + "".join(_building_section(result, b) for _, b in top.iterrows()) + "</section>")
     if not public:
         parts.append(_thresholds_section(result))

@@ -38,7 +38,7 @@ from hotspots.detect.spacetime import month_index, trending
 from hotspots.publish.map_buildings import LABEL_ZOOM, buildings_layers, buildings_legend_html
 from hotspots.publish.escape import HtmlBlock, esc, render_once, short
 from hotspots.publish.map_controls import CellLayer, LegendSwitch, MonthSlider, WhereToAct, ZoomLabels
-from hotspots.publish.where import MIX_LABEL, SUPPORT_LABEL, where_to_act
+from hotspots.publish.where import INTERVAL_NOTE, MIX_LABEL, SUPPORT_LABEL, where_to_act
 from hotspots.publish import palette
 from hotspots.publish.offline import make_self_contained
 from hotspots.tiers import RULES_TEXT, public_count, public_counts, public_coverage
@@ -842,13 +842,15 @@ def _building_types_html(result) -> str:
     if types is None or not len(types):
         return ""
     rows = "".join(f"<tr><td>{esc(r.type)}</td><td>{r.buildings}</td><td>{r.radius_m:g} m</td><td>{r.n_near:,}</td>"
-                   f"<td>{r.rate_ratio:.2f} ({r.rr_low:.2f}-{r.rr_high:.2f})</td><td>{r.p_value:.2g}</td></tr>"
+                   f"<td>{r.rate_ratio:.2f} ({r.rr_low:.2f}-{r.rr_high:.2f})</td><td>{r.p_value:.2g}</td>"
+                   f"<td>{'yes' if r.p_value <= 0.05 else 'no'}</td></tr>"
                    for r in types.itertuples())
     note = _time_note(result)
     return ("<p><b>Risk by building type</b> (incidents within the radius of any building of the type, per km2, "
             "against elsewhere in the study area; in the manner of Risk Terrain Modeling):</p>"
             "<table><tr><th>Type</th><th>Buildings</th><th>Radius</th><th>Incidents near</th>"
-            f"<th>Rate ratio (95 % CI)</th><th>p</th></tr>{rows}</table>"
+            "<th>Rate ratio (95 % Poisson CI)</th><th>p (comparable places)</th><th>Stands out</th></tr>"
+            f"{rows}</table><p>{esc(INTERVAL_NOTE)}</p>"
             + (f"<p>{esc(note)}</p>" if note else ""))
 
 
