@@ -351,7 +351,11 @@ def test_poisson_intervals_are_said_not_to_be_the_test(demo_out, example_result)
     assert f"{standing} of these {TOP_BUILDINGS} buildings" in html and standing == 0
     page = (demo_out[2] / "map.html").read_text(encoding="utf-8")
     types = example_result.building_types
-    assert "Stands out" in page and len(types) >= 4
+    assert "Stands out (p &le; 0.05)" in page and len(types) >= 4
+    said = {}
     for r in types.itertuples():
-        cell = f"<td>{r.p_value:.2g}</td><td>{'yes' if r.p_value <= 0.05 else 'no'}</td>"
+        said[r.type] = ("higher" if r.rate_ratio > 1 else "lower") if r.p_value <= 0.05 else "no"
+        cell = f"<td>{r.p_value:.2g}</td><td>{said[r.type]}</td>"
         assert cell in page or escape(cell) in page or json.dumps(cell)[1:-1] in page, r.type
+    # The demo: stations higher, schools lower, care and children's homes not told apart from other places.
+    assert said == {"care_home": "no", "childrens_home": "no", "school": "lower", "station": "higher"}

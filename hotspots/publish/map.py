@@ -837,19 +837,25 @@ def _time_note(result) -> str:
     return result.buildings.attrs.get("time_note", "") if result.buildings is not None else ""
 
 
+def _stands_out(p: float, ratio: float) -> str:
+    """Whether a building type's two-sided test says it stands out: "higher" or "lower" risk, or "no"."""
+    return ("higher" if ratio > 1 else "lower") if p <= 0.05 else "no"
+
+
 def _building_types_html(result) -> str:
     types = result.building_types
     if types is None or not len(types):
         return ""
     rows = "".join(f"<tr><td>{esc(r.type)}</td><td>{r.buildings}</td><td>{r.radius_m:g} m</td><td>{r.n_near:,}</td>"
                    f"<td>{r.rate_ratio:.2f} ({r.rr_low:.2f}-{r.rr_high:.2f})</td><td>{r.p_value:.2g}</td>"
-                   f"<td>{'yes' if r.p_value <= 0.05 else 'no'}</td></tr>"
+                   f"<td>{_stands_out(r.p_value, r.rate_ratio)}</td></tr>"
                    for r in types.itertuples())
     note = _time_note(result)
     return ("<p><b>Risk by building type</b> (incidents within the radius of any building of the type, per km2, "
             "against elsewhere in the study area; in the manner of Risk Terrain Modeling):</p>"
             "<table><tr><th>Type</th><th>Buildings</th><th>Radius</th><th>Incidents near</th>"
-            "<th>Rate ratio (95 % Poisson CI)</th><th>p (comparable places)</th><th>Stands out</th></tr>"
+            "<th>Rate ratio (95 % Poisson CI)</th><th>p (comparable places)</th><th>Stands out (p &le; 0.05)</th>"
+            "</tr>"
             f"{rows}</table><p>{esc(INTERVAL_NOTE)}</p>"
             + (f"<p>{esc(note)}</p>" if note else ""))
 
