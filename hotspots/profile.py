@@ -742,7 +742,7 @@ def profile_buildings(buildings: gpd.GeoDataFrame, incidents: pd.DataFrame, stud
         p0_area = cnt[in_period & recent_all].sum() / max(cnt[in_period].sum(), 1)
     a0, a1 = parse_window(opts["after_school"])
     known = rdate.notna().to_numpy()
-    # Small integers, one to two bytes a group of records (10 M groups at 30 M incidents: 8 bytes each was 0.2 GB).
+    # Small integers: one or two bytes a group of records, not eight.
     minutes = (rdate.dt.hour * 60 + rdate.dt.minute).fillna(-1).astype(np.int16).to_numpy()
     weekday = rdate.dt.day_of_week.fillna(-1).astype(np.int8).to_numpy()
     hours = rdate.dt.hour.fillna(-1).astype(np.int8).to_numpy()
