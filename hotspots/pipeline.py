@@ -308,8 +308,8 @@ def analyse(cfg: Config, progress: Progress | None = None, agency: str | None = 
         other_cls = hotspot_grid(incidents, grid, dist, alpha, inference, seed, coverage, area, other, sweights,
                                  draws)[0]["gi_class"].to_numpy(float)
         sens, sens_regions, classes = weight_sensitivity(table, grid.neighbours(grid.touch_distance), cells,
-                                                         classify, {other: other_cls},
-                                                         evidence_records(incidents, grid.n))
+                                                         classify, evidence_records(incidents, grid.n),
+                                                         {other: other_cls})
         cells["gi_class_factual_only"] = classes["factual_only"]
         cells["gi_class_anecdotal_equal"] = classes["anecdotal_equal"]
         # Whose own evidence makes a cell hot does not depend on the weights: a cell whose only support

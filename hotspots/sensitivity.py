@@ -46,9 +46,8 @@ def scenario_tables(table: dict) -> dict[str, dict]:
     return out
 
 
-def weight_sensitivity(table: dict, touch, cells: pd.DataFrame, classify,
-                       other_rules: dict[str, np.ndarray] | None = None,
-                       records: dict[str, np.ndarray] | None = None
+def weight_sensitivity(table: dict, touch, cells: pd.DataFrame, classify, records: dict[str, np.ndarray],
+                       other_rules: dict[str, np.ndarray] | None = None
                        ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
     """Hot cells and regions under each scenario; returns (summary, regions, ``gi_class`` per scenario).
 
@@ -72,8 +71,8 @@ def weight_sensitivity(table: dict, touch, cells: pd.DataFrame, classify,
     region = cells["region_id"].to_numpy()
     for rid in [r for r in pd.unique(region) if r]:
         idx = np.nonzero(region == rid)[0]
-        n_fact, n_anec = (int(records[k][idx].sum()) if records is not None else 0 for k in ("factual", "anecdotal"))
-        recs.append({"region_id": rid, "cells": len(idx), "n_factual": n_fact, "n_anecdotal": n_anec,
+        recs.append({"region_id": rid, "cells": len(idx), "n_factual": int(records["factual"][idx].sum()),
+                     "n_anecdotal": int(records["anecdotal"][idx].sum()),
                      "hot_cells_factual_only": int(factual_hot[idx].sum()),
                      "depends_on_anecdotal": bool(factual_hot[idx].sum() == 0)})
     regions = pd.DataFrame(recs, columns=["region_id", "cells", "n_factual", "n_anecdotal",

@@ -19,7 +19,6 @@ when it is installed, and says clearly when it is not.
 """
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from datetime import datetime
@@ -35,6 +34,7 @@ from hotspots.errors import UserError
 from hotspots.publish import charts
 from hotspots.publish.escape import esc
 from hotspots.publish.palette import TAB10
+from hotspots.publish.map_buildings import Q_LEVEL
 from hotspots.publish.where import (INTERVAL_NOTE, MIX_LABEL, RECORD_COLUMNS, SUPPORT_LABEL, clock, peak_window,
                                     region_records, rows_by_region)
 from hotspots.tiers import PUBLIC, RULES_TEXT, SUPPRESSED, public_count
@@ -205,8 +205,13 @@ def _region_section(result, reg, public: bool, drawn: _RegionCharts) -> str:
             f'</section>')
 
 
+def _radius_labels(buildings: pd.DataFrame) -> list[str]:
+    """The buildings' radii as their columns name them ("100", "250", ...), smallest first."""
+    return sorted((c[len("rr_low_"):] for c in buildings.columns if c.startswith("rr_low_")), key=float)
+
+
 def _building_section(result, b: pd.Series) -> str:
-    labs = sorted((c[len("rr_low_"):] for c in result.buildings.columns if c.startswith("rr_low_")), key=float)
+    labs = _radius_labels(result.buildings)
     rows = "".join(
         f"<tr><td>{lab} m</td><td>{int(b[f'n_{lab}']):,}</td><td>{b[f'weighted_{lab}']:,.1f}</td>"
         f"<td>{b[f'expected_{lab}']:,.1f}</td>"
@@ -318,8 +323,8 @@ def build_briefing(result, tier: str = "partner") -> str:
     if not public and result.buildings is not None and len(result.buildings) and "rank" in result.buildings:
         top = result.buildings[result.buildings["rank"].notna()].sort_values("rank").head(TOP_BUILDINGS)
         if len(top):
-            q = top[[c for c in top.columns if re.fullmatch(r"q_\d+", c)]].to_numpy(float)     # all incidents
-            standing = int((np.nan_to_num(q, nan=1.0) <= 0.05).any(axis=1).sum())
+            q = top[[f"q_{lab}" for lab in _radius_labels(top)]].to_numpy(float)     # all incidents
+            standing = int((np.nan_to_num(q, nan=1.0) <= Q_LEVEL).any(axis=1).sum())
             parts.append('<section class=page><h2>Key buildings with the highest relative risk</h2>'
                          f"<p>Ranked by the lower end of the interval. {esc(INTERVAL_NOTE)} "
                          f"{standing} of these {len(top)} buildings {'has' if standing == 1 else 'have'} "

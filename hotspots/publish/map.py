@@ -35,7 +35,7 @@ from hotspots.crs import BNG, WGS84, transformer
 from hotspots.detect.counts import count_columns
 from hotspots.errors import UserError
 from hotspots.detect.spacetime import month_index, trending
-from hotspots.publish.map_buildings import LABEL_ZOOM, buildings_layers, buildings_legend_html
+from hotspots.publish.map_buildings import LABEL_ZOOM, Q_LEVEL, buildings_layers, buildings_legend_html
 from hotspots.publish.escape import HtmlBlock, esc, render_once, short
 from hotspots.publish.map_controls import CellLayer, LegendSwitch, MonthSlider, WhereToAct, ZoomLabels
 from hotspots.publish.where import INTERVAL_NOTE, MIX_LABEL, SUPPORT_LABEL, where_to_act
@@ -839,7 +839,7 @@ def _time_note(result) -> str:
 
 def _stands_out(p: float, ratio: float) -> str:
     """Whether a building type's two-sided test says it stands out: "higher" or "lower" risk, or "no"."""
-    return ("higher" if ratio > 1 else "lower") if p <= 0.05 else "no"
+    return ("higher" if ratio > 1 else "lower") if p <= Q_LEVEL else "no"
 
 
 def _building_types_html(result) -> str:
@@ -854,8 +854,8 @@ def _building_types_html(result) -> str:
     return ("<p><b>Risk by building type</b> (incidents within the radius of any building of the type, per km2, "
             "against elsewhere in the study area; in the manner of Risk Terrain Modeling):</p>"
             "<table><tr><th>Type</th><th>Buildings</th><th>Radius</th><th>Incidents near</th>"
-            "<th>Rate ratio (95 % Poisson CI)</th><th>p (comparable places)</th><th>Stands out (p &le; 0.05)</th>"
-            "</tr>"
+            "<th>Rate ratio (95 % Poisson CI)</th><th>p (comparable places)</th>"
+            f"<th>Stands out (p &le; {Q_LEVEL:g})</th></tr>"
             f"{rows}</table><p>{esc(INTERVAL_NOTE)}</p>"
             + (f"<p>{esc(note)}</p>" if note else ""))
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from hotspots.crs import BNG, WGS84, transformer
 from hotspots.detect.spacetime import trending
-from hotspots.publish.map_buildings import risk_band
+from hotspots.publish.map_buildings import Q_LEVEL, risk_band
 from hotspots.tiers import public_count
 from hotspots.weight import is_risk
 
@@ -30,8 +30,8 @@ SUPPORT_LABEL = "Made hot by (each source's own Gi*: its records in and around t
 # (0.39-0.46) read as significantly low where its own test gave p 0.37).
 INTERVAL_NOTE = ("The interval counts the incidents as Poisson against the expected count: it does not allow for "
                  "crime's overdispersion, so it is narrower than the uncertainty. Whether a building or a type stands "
-                 "out is said by its test against comparable places (random places in the covered area): p or q at "
-                 "most 0.05.")
+                 f"out is said by its test against comparable places (random places in the covered area): p or q at "
+                 f"most {Q_LEVEL:g}.")
 
 TOP_BUILDINGS = 10
 
